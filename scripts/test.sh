@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds shardlm (Release) and runs the whole test suite with ctest.
+# The shared test data comes from SHARDLM_TEST_DATA (default: ../shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SHARDLM_TEST_DATA="${SHARDLM_TEST_DATA:-$(cd .. && pwd)/shared}"
+BUILD_DIR="${BUILD_DIR:-build}"
+JOBS="${JOBS:-2}"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD_DIR" -j"$JOBS"
+cd "$BUILD_DIR"
+ctest --output-on-failure -j"$JOBS" --timeout 600 "$@"
