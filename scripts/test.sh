@@ -3,7 +3,8 @@
 # The shared test data comes from SHARDLM_TEST_DATA (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SHARDLM_TEST_DATA="${SHARDLM_TEST_DATA:-$(cd .. && pwd)/shared}"
+# Made absolute here because ctest runs the tests from the build folder.
+export SHARDLM_TEST_DATA="$(cd "${SHARDLM_TEST_DATA:-../shared}" && pwd)"
 BUILD_DIR="${BUILD_DIR:-build}"
 JOBS="${JOBS:-2}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
