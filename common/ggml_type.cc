@@ -53,7 +53,7 @@ std::optional<size_t> RowBytes(GgmlType type, int64_t n) {
 std::optional<GgmlType> ParseGgmlType(std::string_view name) {
   for (const auto& t : kTypes) {
     // Debian's abseil has its own string_view type, not std::string_view.
-    if (absl::EqualsIgnoreCase(absl::string_view(t.name.data(), t.name.size()),
+    if (absl::EqualsIgnoreCase(absl::string_view(t.name),
                                absl::string_view(name.data(), name.size()))) {
       return t.type;
     }

@@ -31,7 +31,9 @@ enum class GgmlType : uint32_t {
 
 struct GgmlTypeInfo {
   GgmlType type;
-  std::string_view name;  // as llama.cpp prints it: "q4_K", "f32"...
+  // As llama.cpp prints it: "q4_K", "f32"... (a C string: it then works with
+  // absl::StrCat, whose string_view on Debian is not std::string_view).
+  const char* name;
   int block_size;         // elements per block
   size_t block_bytes;     // bytes per block
 };
