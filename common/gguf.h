@@ -83,6 +83,14 @@ class GgufFile {
   // unknown tensor type, DATA_LOSS for truncation).
   static absl::StatusOr<std::unique_ptr<GgufFile>> Open(const std::string& path);
 
+  // Parses a GGUF image already in memory, with the same validation as Open.
+  // The bytes are not copied: they must outlive the returned file. `name`
+  // stands in for the path in error messages. Used by the fuzzer and by tests
+  // that feed corrupt headers without touching the disk.
+  static absl::StatusOr<std::unique_ptr<GgufFile>> OpenFromMemory(const uint8_t* data,
+                                                                  size_t size,
+                                                                  std::string name);
+
   ~GgufFile();
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
@@ -127,6 +135,7 @@ class GgufFile {
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   const uint8_t* map_ = nullptr;
+  bool owns_map_ = false;  // true when map_ is our own mmap (munmap in the destructor)
   std::vector<GgufKeyValue> metadata_;
   absl::flat_hash_map<std::string, size_t> metadata_index_;
   std::vector<GgufTensorInfo> tensors_;
