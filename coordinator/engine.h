@@ -1,0 +1,116 @@
+// The scheduler: continuous batching over a Pipeline. Every step advances
+// all active sequences in one batch — a decode token for each generating
+// sequence plus prompt chunks of the ones still prefilling, so a long prompt
+// never stalls running decodes. New requests join between steps; finished,
+// cancelled and expired ones leave and their KV is released on every stage.
+#ifndef SHARDLM_COORDINATOR_ENGINE_H_
+#define SHARDLM_COORDINATOR_ENGINE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/stream_detokenizer.h"
+#include "common/tokenizer.h"
+#include "coordinator/pipeline.h"
+#include "coordinator/sampler.h"
+#include "coordinator/stop_matcher.h"
+
+namespace shardlm {
+
+struct EngineOptions {
+  int max_active = 16;         // sequences in the running batch
+  int max_queued = 64;         // requests waiting for a slot; beyond: RESOURCE_EXHAUSTED
+  int prefill_chunk = 128;     // prompt tokens of one sequence per step
+  int max_batch_tokens = 256;  // tokens per step over all sequences
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;  // token ids, BOS included when wanted
+  SamplingParams params;
+  absl::Time deadline = absl::InfiniteFuture();
+  std::string request_id;  // for logs
+};
+
+struct GeneratedToken {
+  int32_t id = 0;
+  std::string text;  // complete UTF-8 released by this token (may be empty)
+  float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
+};
+
+enum class FinishReason { kLength, kStop, kEndOfText, kCancelled, kDeadline, kError };
+const char* FinishReasonName(FinishReason reason);
+
+struct GenerationStats {
+  int prompt_tokens = 0;
+  int generated_tokens = 0;
+  double time_to_first_token_ms = 0;  // submit -> first token sampled
+  double total_ms = 0;
+  double prompt_tokens_per_s = 0;      // prompt tokens / (first token - start of prefill)
+  double generation_tokens_per_s = 0;  // (generated - 1) / (last token - first token)
+};
+
+// Receives one request's events, in order, on the engine thread. It must not
+// block: hand the data to a queue or a gRPC reactor and return.
+class GenerationObserver {
+ public:
+  virtual ~GenerationObserver() = default;
+  virtual void OnToken(const GeneratedToken& token) = 0;
+  // The last call. `error` is OK unless reason is kError.
+  virtual void OnFinish(FinishReason reason, const GenerationStats& stats,
+                        const absl::Status& error) = 0;
+};
+
+class Engine {
+ public:
+  // `pipeline` and `tokenizer` must outlive the engine. Starts its thread.
+  Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions options);
+  ~Engine();  // cancels everything still running and joins the thread
+
+  // Queues a request. INVALID_ARGUMENT for bad input (naming the field),
+  // RESOURCE_EXHAUSTED when the queue is full. Returns the request's id.
+  absl::StatusOr<uint64_t> Submit(GenerationRequest request,
+                                  std::shared_ptr<GenerationObserver> observer);
+  // Ends a request (OnFinish kCancelled) and frees its KV; unknown ids are ignored.
+  void Cancel(uint64_t id);
+
+  int active() const;
+  int queued() const;
+
+ private:
+  struct Sequence;
+  void Loop();
+  // One scheduling step; false when there was nothing to do.
+  bool Step();
+  void Finish(Sequence* s, FinishReason reason, const absl::Status& error);
+  void EmitToken(Sequence* s, const SampledToken& sampled);
+
+  Pipeline* pipeline_;
+  const Tokenizer* tokenizer_;
+  EngineOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  uint64_t next_id_ = 1;
+  std::deque<std::unique_ptr<Sequence>> queue_;       // guarded by mu_
+  std::vector<uint64_t> cancel_requests_;             // guarded by mu_
+  std::vector<std::unique_ptr<Sequence>> active_;     // engine thread only
+  int active_count_ = 0;                              // guarded by mu_ (for active())
+
+  ForwardRequest batch_;  // reused each step
+  ForwardResult result_;
+  std::thread thread_;
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COORDINATOR_ENGINE_H_

@@ -1,0 +1,54 @@
+// Turns one row of logits into the next token: logit bias and penalties,
+// then (unless greedy) top-k, top-p, min-p, temperature and a draw from a
+// seeded generator — llama.cpp's default order.
+#ifndef SHARDLM_COORDINATOR_SAMPLER_H_
+#define SHARDLM_COORDINATOR_SAMPLER_H_
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
+#include "coordinator/sampling_params.h"
+
+namespace shardlm {
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+struct SampledToken {
+  int32_t token = 0;
+  float logprob = 0.0f;                    // of the model's distribution (raw logits)
+  std::vector<TokenLogprob> top_logprobs;  // params.top_logprobs best alternatives
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+
+  // Records tokens the penalties see (the prompt, then each sampled token).
+  void Accept(int32_t token);
+  // Samples from `logits` (n_vocab values; not modified).
+  SampledToken Sample(absl::Span<const float> logits);
+
+ private:
+  struct Candidate {
+    int32_t token;
+    float logit;
+  };
+  void ApplyPenalties(std::vector<Candidate>* c) const;
+  double NextUniform();  // [0, 1), 53 random bits
+
+  SamplingParams params_;
+  uint64_t rng_state_;
+  std::deque<int32_t> window_;
+  absl::flat_hash_map<int32_t, int> counts_;  // occurrences within window_
+  std::vector<Candidate> candidates_;         // reused across calls
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COORDINATOR_SAMPLER_H_

@@ -1,0 +1,196 @@
+#include "tools/generate_command.h"
+
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/cli_args.h"
+#include "common/gguf.h"
+#include "common/status_macros.h"
+#include "common/tokenizer.h"
+#include "coordinator/engine.h"
+#include "coordinator/pipeline.h"
+#include "tools/json_text.h"
+#include "worker/llama_stage.h"
+
+namespace shardlm {
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt;
+  std::string split;  // in-process stages, "0:2,2:5"
+  int threads = 0;
+  std::string kv_type = "f16";
+  int ctx = 0;
+  bool no_bos = false;
+  bool json = false;
+  SamplingParams sampling;
+};
+
+// Prints each event as it arrives; Wait() returns when the request ends.
+class PrintingObserver : public GenerationObserver {
+ public:
+  explicit PrintingObserver(bool json) : json_(json) {}
+
+  void OnToken(const GeneratedToken& t) override {
+    if (json_) {
+      if (t.id >= 0) {
+        std::printf("{\"id\":%d,\"piece\":%s,\"logprob\":%.6f}\n", t.id, JsonString(t.text).c_str(),
+                    t.logprob);
+      } else if (!t.text.empty()) {
+        std::printf("{\"piece\":%s}\n", JsonString(t.text).c_str());
+      }
+    } else {
+      std::fwrite(t.text.data(), 1, t.text.size(), stdout);
+    }
+    std::fflush(stdout);
+  }
+
+  void OnFinish(FinishReason reason, const GenerationStats& s, const absl::Status& error) override {
+    if (json_) {
+      std::printf(
+          "{\"finish_reason\":\"%s\",\"prompt_tokens\":%d,\"generated_tokens\":%d,"
+          "\"time_to_first_token_ms\":%.2f,\"prompt_tokens_per_s\":%.2f,"
+          "\"generation_tokens_per_s\":%.2f,\"total_ms\":%.2f%s}\n",
+          FinishReasonName(reason), s.prompt_tokens, s.generated_tokens, s.time_to_first_token_ms,
+          s.prompt_tokens_per_s, s.generation_tokens_per_s, s.total_ms,
+          error.ok() ? "" : absl::StrCat(",\"error\":", JsonString(std::string(error.message()))).c_str());
+    } else {
+      std::printf("\n");
+      std::fprintf(stderr,
+                   "\n[%s] prompt: %d tokens, %.1f tokens/s | generation: %d tokens, %.1f tokens/s "
+                   "| first token after %.1f ms\n",
+                   FinishReasonName(reason), s.prompt_tokens, s.prompt_tokens_per_s,
+                   s.generated_tokens, s.generation_tokens_per_s, s.time_to_first_token_ms);
+      if (!error.ok()) std::fprintf(stderr, "error: %s\n", std::string(error.message()).c_str());
+    }
+    std::fflush(stdout);
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    ok_ = error.ok();
+    cv_.notify_all();
+  }
+
+  bool Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+    return ok_;
+  }
+
+ private:
+  bool json_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, ok_ = true;
+};
+
+absl::StatusOr<std::vector<std::pair<int, int>>> ParseSplit(const std::string& text, int n_layer) {
+  std::vector<std::pair<int, int>> ranges;
+  if (text.empty()) return std::vector<std::pair<int, int>>{{0, n_layer}};
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    std::vector<std::string> ends = absl::StrSplit(part, ':');
+    int a, b;
+    if (ends.size() != 2 || !absl::SimpleAtoi(ends[0], &a) || !absl::SimpleAtoi(ends[1], &b)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--split: '", std::string(part), "' is not FIRST:LAST"));
+    }
+    ranges.push_back({a, b});
+  }
+  return ranges;
+}
+
+absl::Status RunLocal(const GenerateOptions& o) {
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> opened, GgufFile::Open(o.model));
+  std::shared_ptr<const GgufFile> file(std::move(opened));
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromGguf(*file));
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  ASSIGN_OR_RETURN(auto ranges, ParseSplit(o.split, config.n_layer));
+  std::vector<std::shared_ptr<Stage>> stages;
+  for (auto [first, last] : ranges) {
+    StageOptions so;
+    so.first_layer = first;
+    so.last_layer = last;
+    so.n_threads = o.threads;
+    so.n_ctx = o.ctx;
+    if (o.kv_type != "f16" && o.kv_type != "f32") {
+      return absl::InvalidArgumentError("--kv-type must be f16 or f32");
+    }
+    so.kv_type = o.kv_type == "f32" ? KvType::kF32 : KvType::kF16;
+    ASSIGN_OR_RETURN(std::unique_ptr<LlamaStage> stage, LlamaStage::Create(file, so));
+    stages.push_back(std::move(stage));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipeline, Pipeline::Create(std::move(stages)));
+  Engine engine(pipeline.get(), tokenizer.get(), EngineOptions{});
+  GenerationRequest request;
+  request.prompt = tokenizer->Encode(o.prompt, !o.no_bos, /*parse_special=*/false);
+  request.params = o.sampling;
+  request.request_id = "cli";
+  auto observer = std::make_shared<PrintingObserver>(o.json);
+  if (!o.json) {
+    std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
+    std::fflush(stdout);
+  }
+  RETURN_IF_ERROR(engine.Submit(std::move(request), observer).status());
+  if (!observer->Wait()) return absl::InternalError("generation failed");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunGenerateCommand(int argc, char** argv, int first) {
+  GenerateOptions o;
+  std::string stop_dummy;
+  CliArgs args("shardlm generate --model MODEL.gguf --prompt TEXT [-n N] [sampling flags]",
+               "Generates text from a prompt and streams it to stdout as it is produced, then\n"
+               "prints prompt and generation speed. --temp 0 is greedy decoding.");
+  args.AddString("-m,--model", &o.model, "GGUF model file (runs in this process)");
+  args.AddString("-p,--prompt", &o.prompt, "prompt text");
+  args.AddInt("-n,--max-tokens", &o.sampling.max_tokens, "tokens to generate at most");
+  args.AddFloat("--temp,--temperature", &o.sampling.temperature, "sampling temperature, 0 = greedy");
+  args.AddInt("--top-k", &o.sampling.top_k, "keep the k most likely tokens, 0 = off");
+  args.AddFloat("--top-p", &o.sampling.top_p, "nucleus sampling mass, 1 = off");
+  args.AddFloat("--min-p", &o.sampling.min_p, "drop tokens below min-p x the top probability");
+  args.AddFloat("--repeat-penalty", &o.sampling.repetition_penalty, "repetition penalty, 1 = off");
+  args.AddFloat("--presence-penalty", &o.sampling.presence_penalty, "presence penalty");
+  args.AddFloat("--frequency-penalty", &o.sampling.frequency_penalty, "frequency penalty");
+  args.AddInt("--repeat-last-n", &o.sampling.penalty_window, "tokens the penalties look back on");
+  int64_t seed = 0;
+  args.AddInt64("--seed", &seed, "random seed");
+  args.AddStringList("--stop", &o.sampling.stop, "stop string");
+  args.AddBool("--ignore-eos", &o.sampling.ignore_eos, "do not stop at end-of-text");
+  args.AddBool("--no-bos", &o.no_bos, "do not prepend BOS to the prompt");
+  args.AddBool("--json", &o.json, "one JSON object per token, then a stats object");
+  args.AddInt("-t,--threads", &o.threads, "compute threads, 0 = all cores");
+  args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
+  args.AddInt("--ctx", &o.ctx, "context size, 0 = the model's");
+  args.AddString("--split", &o.split, "run as in-process stages, e.g. 0:2,2:5");
+  if (absl::Status st = args.Parse(argc, argv, first); !st.ok()) {
+    std::fprintf(stderr, "shardlm generate: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
+  if (args.help_requested()) {
+    std::printf("%s", args.Usage().c_str());
+    return 0;
+  }
+  o.sampling.seed = static_cast<uint64_t>(seed);
+  if (o.model.empty()) {
+    std::fprintf(stderr, "shardlm generate: --model is required (see --help)\n");
+    return 2;
+  }
+  if (absl::Status st = RunLocal(o); !st.ok()) {
+    std::fprintf(stderr, "shardlm generate: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace shardlm

@@ -1,0 +1,34 @@
+// Causal grouped-query attention of one token over its sequence's cached
+// keys and values.
+#ifndef SHARDLM_WORKER_ATTENTION_H_
+#define SHARDLM_WORKER_ATTENTION_H_
+
+#include <vector>
+
+#include "worker/kv_cache.h"
+
+namespace shardlm {
+
+struct AttentionShape {
+  int n_head = 0;
+  int n_head_kv = 0;  // query head h reads key/value head h / (n_head / n_head_kv)
+  int head_dim = 0;
+};
+
+// out[h * head_dim + i] = sum_{j < n_pos} softmax_j(q_h . k_j / sqrt(head_dim)) v_j[i]
+// for query head `h` only; `keys`/`values` hold n_pos rows of
+// n_head_kv * head_dim elements of type `kv_type`.
+//
+// With an f16 cache the query and the attention weights are rounded to f16
+// before their products, as llama.cpp's mul_mat does with f16 operands, so
+// results track llama.cpp's default configuration.
+void AttendHead(const float* q, const void* keys, const void* values, KvType kv_type, int n_pos,
+                const AttentionShape& shape, int h, float* out, std::vector<float>* scratch);
+
+// Stores one position's key and value rows (n_head_kv * head_dim floats each)
+// into the cache rows `k_dst` / `v_dst` of type `kv_type`.
+void StoreKv(const float* k, const float* v, int n, KvType kv_type, void* k_dst, void* v_dst);
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_WORKER_ATTENTION_H_

@@ -1,0 +1,90 @@
+#include "worker/kv_cache.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace shardlm {
+
+KvCache::KvCache(int n_layers, int row, int n_ctx, KvType type, int64_t budget_bytes)
+    : n_layers_(n_layers), row_(row), n_ctx_(n_ctx), type_(type), budget_(budget_bytes) {}
+
+int64_t KvCache::BytesFor(int capacity) const {
+  return int64_t{2} * n_layers_ * capacity * row_ * static_cast<int64_t>(elem_bytes());
+}
+
+// Capacity grows geometrically (at least 64 positions) so a decode of n
+// tokens reallocates O(log n) times, capped at the context size.
+int KvCache::GrownCapacity(int current, int needed) const {
+  if (needed <= current) return current;
+  return std::min(n_ctx_, std::max({needed, 64, current * 2}));
+}
+
+absl::Status KvCache::CheckAppend(SeqId seq, int start, int count, int64_t* extra_bytes) const {
+  auto it = seqs_.find(seq);
+  const int length = it == seqs_.end() ? 0 : it->second.length;
+  const int capacity = it == seqs_.end() ? 0 : it->second.capacity;
+  if (start < 0 || start > length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence ", seq, ": position ", start, " is not contiguous with its ", length,
+                     " cached positions (replay the sequence from position <= ", length, ")"));
+  }
+  if (count < 0 || start + count > n_ctx_) {
+    return absl::InvalidArgumentError(absl::StrCat("sequence ", seq, ": positions up to ",
+                                                   start + count, " exceed the context size ",
+                                                   n_ctx_));
+  }
+  const int grown = GrownCapacity(capacity, start + count);
+  *extra_bytes += BytesFor(grown) - BytesFor(capacity);
+  if (budget_ > 0 && used_ + *extra_bytes > budget_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "KV cache budget exhausted: ", used_, " of ", budget_, " bytes in use, sequence ", seq,
+        " needs ", BytesFor(grown) - BytesFor(capacity), " more"));
+  }
+  return absl::OkStatus();
+}
+
+void KvCache::Prepare(SeqId seq, int start, int count) {
+  Sequence& s = seqs_[seq];
+  if (s.k.empty()) {
+    s.k.resize(n_layers_);
+    s.v.resize(n_layers_);
+  }
+  const int grown = GrownCapacity(s.capacity, start + count);
+  if (grown != s.capacity) {
+    used_ += BytesFor(grown) - BytesFor(s.capacity);
+    const size_t bytes = static_cast<size_t>(grown) * row_ * elem_bytes();
+    for (int l = 0; l < n_layers_; ++l) {
+      s.k[l].resize(bytes);
+      s.v[l].resize(bytes);
+    }
+    s.capacity = grown;
+  }
+  s.length = start + count;
+}
+
+void* KvCache::keys(SeqId seq, int layer) { return seqs_.at(seq).k[layer].data(); }
+void* KvCache::values(SeqId seq, int layer) { return seqs_.at(seq).v[layer].data(); }
+
+int KvCache::length(SeqId seq) const {
+  auto it = seqs_.find(seq);
+  return it == seqs_.end() ? 0 : it->second.length;
+}
+
+void KvCache::Release(SeqId seq) {
+  auto it = seqs_.find(seq);
+  if (it == seqs_.end()) return;
+  used_ -= BytesFor(it->second.capacity);
+  seqs_.erase(it);
+}
+
+KvStats KvCache::stats() const {
+  KvStats st;
+  st.sequences = static_cast<int64_t>(seqs_.size());
+  for (const auto& [id, s] : seqs_) st.tokens += s.length;
+  st.bytes_used = used_;
+  st.bytes_budget = budget_;
+  return st;
+}
+
+}  // namespace shardlm

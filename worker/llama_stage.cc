@@ -1,0 +1,235 @@
+#include "worker/llama_stage.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <cmath>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/attention.h"
+#include "worker/ops.h"
+
+namespace shardlm {
+
+absl::StatusOr<std::unique_ptr<LlamaStage>> LlamaStage::Open(const std::string& model_path,
+                                                             const StageOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(model_path));
+  return Create(std::shared_ptr<const GgufFile>(std::move(file)), options);
+}
+
+absl::StatusOr<std::unique_ptr<LlamaStage>> LlamaStage::Create(
+    std::shared_ptr<const GgufFile> file, const StageOptions& options) {
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  StageOptions o = options;
+  if (o.last_layer < 0) o.last_layer = config.n_layer;
+  if (o.n_ctx <= 0) o.n_ctx = config.n_ctx_train;
+  if (o.n_threads < 0) return absl::InvalidArgumentError("thread count must be >= 0");
+  ASSIGN_OR_RETURN(StageWeights weights,
+                   StageWeights::Load(*file, config, o.first_layer, o.last_layer));
+  return std::unique_ptr<LlamaStage>(
+      new LlamaStage(std::move(file), std::move(config), std::move(weights), o));
+}
+
+LlamaStage::LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config,
+                       StageWeights weights, const StageOptions& o)
+    : file_(std::move(file)),
+      config_(std::move(config)),
+      weights_(std::move(weights)),
+      arena_(o.n_threads > 0 ? o.n_threads : tbb::task_arena::automatic),
+      kv_(o.last_layer - o.first_layer, config_.n_embd_kv(), o.n_ctx, o.kv_type,
+          o.kv_budget_bytes) {
+  info_.first_layer = o.first_layer;
+  info_.last_layer = o.last_layer;
+  info_.n_layer = config_.n_layer;
+  info_.n_embd = config_.n_embd;
+  info_.n_vocab = config_.n_vocab;
+  info_.n_ctx = o.n_ctx;
+  info_.fingerprint = ModelFingerprint(*file_);
+}
+
+absl::Status LlamaStage::Validate(const ForwardRequest& r, std::vector<Run>* runs) const {
+  const size_t n = r.n_tokens();
+  if (n == 0) return absl::InvalidArgumentError("empty batch");
+  if (r.positions.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("batch has ", n, " sequence ids but ",
+                                                   r.positions.size(), " positions"));
+  }
+  if (info_.is_first()) {
+    if (r.tokens.size() != n) {
+      return absl::InvalidArgumentError(absl::StrCat("the first stage needs one token id per batch "
+                                                     "entry: got ", r.tokens.size(), " for ", n));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (r.tokens[i] < 0 || r.tokens[i] >= config_.n_vocab) {
+        return absl::InvalidArgumentError(absl::StrCat("token id ", r.tokens[i], " at batch index ",
+                                                       i, " is outside the vocabulary [0, ",
+                                                       config_.n_vocab, ")"));
+      }
+    }
+  } else {
+    if (r.hidden.size() != n * config_.n_embd) {
+      return absl::InvalidArgumentError(absl::StrCat("hidden states hold ", r.hidden.size(),
+                                                     " floats, expected ", n, " x ",
+                                                     config_.n_embd));
+    }
+    for (float f : r.hidden) {
+      if (!std::isfinite(f)) return absl::InvalidArgumentError("hidden states are not finite");
+    }
+  }
+  if (!r.want_logits.empty() && r.want_logits.size() != n) {
+    return absl::InvalidArgumentError("want_logits must be empty or have one flag per token");
+  }
+  runs->clear();
+  absl::flat_hash_set<SeqId> seen;
+  for (size_t i = 0; i < n; ++i) {
+    const bool continues = !runs->empty() && runs->back().seq == r.seq_ids[i];
+    if (continues) {
+      const Run& run = runs->back();
+      if (r.positions[i] != run.start_pos + run.count) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", r.seq_ids[i],
+                                                       ": positions must be consecutive (got ",
+                                                       r.positions[i], " after ",
+                                                       run.start_pos + run.count - 1, ")"));
+      }
+      ++runs->back().count;
+      continue;
+    }
+    if (!seen.insert(r.seq_ids[i]).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence ", r.seq_ids[i], " appears in two separate runs of the batch"));
+    }
+    runs->push_back(Run{r.seq_ids[i], static_cast<int>(i), 1, r.positions[i]});
+  }
+  int64_t extra = 0;
+  for (const Run& run : *runs) {
+    RETURN_IF_ERROR(kv_.CheckAppend(run.seq, run.start_pos, run.count, &extra));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LlamaStage::Forward(const ForwardRequest& request, ForwardResult* result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Run> runs;
+  RETURN_IF_ERROR(Validate(request, &runs));
+  for (const Run& run : runs) kv_.Prepare(run.seq, run.start_pos, run.count);
+
+  arena_.execute([&] {
+    Embed(request);
+    for (int l = 0; l < static_cast<int>(weights_.layers.size()); ++l) RunLayer(l, request, runs);
+    result->hidden.clear();
+    result->logits.clear();
+    result->logit_rows.clear();
+    if (info_.is_last()) {
+      ComputeLogits(request, runs, result);
+    } else {
+      result->hidden.assign(x_.begin(), x_.begin() + request.n_tokens() * config_.n_embd);
+    }
+  });
+  return absl::OkStatus();
+}
+
+void LlamaStage::Embed(const ForwardRequest& r) {
+  const int n = static_cast<int>(r.n_tokens()), d = config_.n_embd;
+  x_.resize(static_cast<size_t>(n) * d);
+  if (!info_.is_first()) {
+    std::copy(r.hidden.begin(), r.hidden.end(), x_.begin());
+    return;
+  }
+  for (int t = 0; t < n; ++t) DequantizeRow(weights_.token_embd, r.tokens[t], &x_[t * d]);
+}
+
+void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<Run>& runs) {
+  const LayerWeights& w = weights_.layers[local];
+  const ModelConfig& c = config_;
+  const int n = static_cast<int>(r.n_tokens()), d = c.n_embd;
+  const int n_q = c.n_head * c.head_dim, n_kv = c.n_embd_kv();
+  xn_.resize(x_.size());
+  q_.resize(static_cast<size_t>(n) * n_q);
+  k_.resize(static_cast<size_t>(n) * n_kv);
+  v_.resize(static_cast<size_t>(n) * n_kv);
+  attn_.resize(q_.size());
+
+  // Attention: x += Wo · attn(RoPE(Wq·rms(x)), RoPE(Wk·rms(x)), Wv·rms(x))
+  for (int t = 0; t < n; ++t) RmsNorm(&x_[t * d], w.attn_norm.data(), d, c.rms_eps, &xn_[t * d]);
+  MatMul(w.wq, xn_.data(), n, q_.data(), &mm_);
+  MatMul(w.wk, xn_.data(), n, k_.data(), &mm_);
+  MatMul(w.wv, xn_.data(), n, v_.data(), &mm_);
+  for (int t = 0; t < n; ++t) {
+    Rope(&q_[t * n_q], c.n_head, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
+    Rope(&k_[t * n_kv], c.n_head_kv, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
+  }
+  const size_t kv_row_bytes = static_cast<size_t>(n_kv) * kv_.elem_bytes();
+  for (const Run& run : runs) {
+    auto* keys = static_cast<uint8_t*>(kv_.keys(run.seq, local));
+    auto* values = static_cast<uint8_t*>(kv_.values(run.seq, local));
+    for (int i = 0; i < run.count; ++i) {
+      const int t = run.begin + i, pos = run.start_pos + i;
+      StoreKv(&k_[t * n_kv], &v_[t * n_kv], n_kv, kv_.type(), keys + pos * kv_row_bytes,
+              values + pos * kv_row_bytes);
+    }
+  }
+  const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
+  std::vector<std::pair<const Run*, int>> token_run(n);
+  for (const Run& run : runs) {
+    for (int i = 0; i < run.count; ++i) token_run[run.begin + i] = {&run, i};
+  }
+  tbb::parallel_for(tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
+    std::vector<float>& scratch = attn_scratch_.local();
+    for (int idx = br.begin(); idx < br.end(); ++idx) {
+      const int t = idx / c.n_head, h = idx % c.n_head;
+      const Run& run = *token_run[t].first;
+      const int n_pos = run.start_pos + token_run[t].second + 1;  // causal: up to itself
+      AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
+                 n_pos, shape, h, &attn_[t * n_q], &scratch);
+    }
+  });
+  tmp_.resize(x_.size());
+  MatMul(w.wo, attn_.data(), n, tmp_.data(), &mm_);
+  AddInPlace(x_.data(), tmp_.data(), n * d);
+
+  // Feed-forward: x += Wdown · (silu(Wgate·rms(x)) ⊙ Wup·rms(x))
+  for (int t = 0; t < n; ++t) RmsNorm(&x_[t * d], w.ffn_norm.data(), d, c.rms_eps, &xn_[t * d]);
+  gate_.resize(static_cast<size_t>(n) * c.n_ff);
+  up_.resize(gate_.size());
+  MatMul(w.ffn_gate, xn_.data(), n, gate_.data(), &mm_);
+  MatMul(w.ffn_up, xn_.data(), n, up_.data(), &mm_);
+  SwiGlu(gate_.data(), up_.data(), n * c.n_ff);
+  MatMul(w.ffn_down, gate_.data(), n, tmp_.data(), &mm_);
+  AddInPlace(x_.data(), tmp_.data(), n * d);
+}
+
+void LlamaStage::ComputeLogits(const ForwardRequest& r, const std::vector<Run>& runs,
+                               ForwardResult* result) {
+  const int d = config_.n_embd;
+  if (r.want_logits.empty()) {
+    for (const Run& run : runs) result->logit_rows.push_back(run.begin + run.count - 1);
+  } else {
+    for (size_t i = 0; i < r.n_tokens(); ++i) {
+      if (r.want_logits[i]) result->logit_rows.push_back(static_cast<int32_t>(i));
+    }
+  }
+  const int rows = static_cast<int>(result->logit_rows.size());
+  if (rows == 0) return;
+  xn_.resize(static_cast<size_t>(rows) * d);
+  for (int i = 0; i < rows; ++i) {
+    RmsNorm(&x_[result->logit_rows[i] * d], weights_.output_norm.data(), d, config_.rms_eps,
+            &xn_[i * d]);
+  }
+  result->logits.resize(static_cast<size_t>(rows) * config_.n_vocab);
+  MatMul(weights_.output, xn_.data(), rows, result->logits.data(), &mm_);
+}
+
+absl::Status LlamaStage::Release(SeqId seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  kv_.Release(seq);
+  return absl::OkStatus();
+}
+
+KvStats LlamaStage::kv_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return kv_.stats();
+}
+
+}  // namespace shardlm

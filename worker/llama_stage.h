@@ -1,0 +1,85 @@
+// LlamaStage: the in-process Stage. It runs the Llama block over its layer
+// range for a batch of tokens from any number of sequences, keeping each
+// sequence's keys and values in its KvCache.
+#ifndef SHARDLM_WORKER_LLAMA_STAGE_H_
+#define SHARDLM_WORKER_LLAMA_STAGE_H_
+
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/task_arena.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/gguf.h"
+#include "common/model_config.h"
+#include "worker/kv_cache.h"
+#include "worker/llama_weights.h"
+#include "worker/stage.h"
+
+namespace shardlm {
+
+struct StageOptions {
+  int first_layer = 0;
+  int last_layer = -1;          // -1: through the last layer of the model
+  int n_threads = 0;            // 0: all cores oneTBB sees
+  KvType kv_type = KvType::kF16;
+  int64_t kv_budget_bytes = 0;  // 0: unlimited
+  int n_ctx = 0;                // 0: the model's training context
+};
+
+class LlamaStage : public Stage {
+ public:
+  // Opens `model_path` and binds this stage's tensors.
+  static absl::StatusOr<std::unique_ptr<LlamaStage>> Open(const std::string& model_path,
+                                                          const StageOptions& options);
+  // Shares an already opened file (several stages of one process).
+  static absl::StatusOr<std::unique_ptr<LlamaStage>> Create(std::shared_ptr<const GgufFile> file,
+                                                            const StageOptions& options);
+
+  const ShardInfo& info() const override { return info_; }
+  absl::Status Forward(const ForwardRequest& request, ForwardResult* result) override;
+  absl::Status Release(SeqId seq) override;
+  KvStats kv_stats() const override;
+
+  const ModelConfig& config() const { return config_; }
+  int64_t weight_bytes() const { return weights_.bytes(); }
+
+ private:
+  // A run of consecutive batch entries of one sequence.
+  struct Run {
+    SeqId seq;
+    int begin;  // batch index of its first token
+    int count;
+    int start_pos;
+  };
+
+  LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config, StageWeights weights,
+             const StageOptions& options);
+  absl::Status Validate(const ForwardRequest& request, std::vector<Run>* runs) const;
+  void Embed(const ForwardRequest& request);
+  void RunLayer(int local_layer, const ForwardRequest& request, const std::vector<Run>& runs);
+  void ComputeLogits(const ForwardRequest& request, const std::vector<Run>& runs,
+                     ForwardResult* result);
+
+  std::shared_ptr<const GgufFile> file_;
+  ModelConfig config_;
+  StageWeights weights_;
+  ShardInfo info_;
+  tbb::task_arena arena_;
+
+  // One Forward at a time: the caches and the scratch below are per stage.
+  mutable std::mutex mu_;
+  KvCache kv_;
+  // Activations of the current batch, reused across calls so the decode
+  // loop allocates nothing once warm.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, gate_, up_;
+  MatMulScratch mm_;
+  tbb::enumerable_thread_specific<std::vector<float>> attn_scratch_;
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_WORKER_LLAMA_STAGE_H_

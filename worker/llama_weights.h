@@ -1,0 +1,46 @@
+// Views of the GGUF tensors one stage needs: its layers [first, last), plus
+// the token embedding on the first stage and the final norm and output head
+// on the last. Shapes and types are validated against the hyper-parameters
+// before anything is computed; only these tensors are paged in.
+#ifndef SHARDLM_WORKER_LLAMA_WEIGHTS_H_
+#define SHARDLM_WORKER_LLAMA_WEIGHTS_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/gguf.h"
+#include "common/model_config.h"
+#include "worker/matmul.h"
+
+namespace shardlm {
+
+struct LayerWeights {
+  std::vector<float> attn_norm;  // [n_embd]
+  WeightMatrix wq;               // [n_embd] -> [n_head * head_dim]
+  WeightMatrix wk;               // [n_embd] -> [n_head_kv * head_dim]
+  WeightMatrix wv;               // [n_embd] -> [n_head_kv * head_dim]
+  WeightMatrix wo;               // [n_head * head_dim] -> [n_embd]
+  std::vector<float> ffn_norm;   // [n_embd]
+  WeightMatrix ffn_gate;         // [n_embd] -> [n_ff]
+  WeightMatrix ffn_up;           // [n_embd] -> [n_ff]
+  WeightMatrix ffn_down;         // [n_ff] -> [n_embd]
+};
+
+struct StageWeights {
+  WeightMatrix token_embd;          // [n_embd] x n_vocab rows; first stage only
+  std::vector<LayerWeights> layers;  // layers[i] is model layer first + i
+  std::vector<float> output_norm;   // [n_embd]; last stage only
+  WeightMatrix output;              // [n_embd] -> [n_vocab]; last stage only
+
+  // Binds the tensors of layers [first, last) and asks the kernel to page
+  // them in. Errors name the missing or mis-shaped tensor, or an unsupported
+  // tensor type.
+  static absl::StatusOr<StageWeights> Load(const GgufFile& file, const ModelConfig& config,
+                                           int first, int last);
+  // Bytes of mapped weights this stage reads.
+  int64_t bytes() const;
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_WORKER_LLAMA_WEIGHTS_H_

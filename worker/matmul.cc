@@ -1,0 +1,67 @@
+#include "worker/matmul.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/tensor_format.h"
+
+namespace shardlm {
+namespace {
+
+// Rows per task: big enough to amortise scheduling, small enough that two
+// threads balance on the 64-row matrices of small models.
+constexpr int64_t kRowGrain = 16;
+// Activation rows processed against one weight row before moving on: keeps
+// that slice of quantized activations hot in L1/L2 for large batches.
+constexpr int kTokenTile = 64;
+
+}  // namespace
+
+void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMulScratch* scratch) {
+  const TensorFormat& wf = Format(w.type);
+  const GgmlType act_type = wf.vec_dot_type;
+  const uint8_t* act = nullptr;
+  size_t act_row_bytes = 0;
+  if (act_type == GgmlType::kF32) {
+    act = reinterpret_cast<const uint8_t*>(x);
+    act_row_bytes = w.cols * sizeof(float);
+  } else {
+    const TensorFormat& af = Format(act_type);
+    act_row_bytes = *RowBytes(act_type, w.cols);
+    scratch->quantized.resize(act_row_bytes * n_tokens);
+    uint8_t* q = scratch->quantized.data();
+    auto quantize_rows = [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) af.quantize(x + t * w.cols, q + t * act_row_bytes, w.cols);
+    };
+    if (n_tokens > 1) {
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_tokens, 4),
+                        [&](const tbb::blocked_range<int64_t>& r) { quantize_rows(r.begin(), r.end()); });
+    } else {
+      quantize_rows(0, n_tokens);
+    }
+    act = q;
+  }
+  const VecDotFn dot = wf.vec_dot;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.rows, kRowGrain),
+                    [&](const tbb::blocked_range<int64_t>& range) {
+                      for (int t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+                        const int t1 = std::min(n_tokens, t0 + kTokenTile);
+                        for (int64_t r = range.begin(); r < range.end(); ++r) {
+                          const uint8_t* wr = w.row(r);
+                          for (int t = t0; t < t1; ++t) {
+                            y[static_cast<int64_t>(t) * w.rows + r] =
+                                dot(w.cols, wr, act + t * act_row_bytes);
+                          }
+                        }
+                      }
+                    });
+}
+
+void DequantizeRow(const WeightMatrix& w, int64_t r, float* out) {
+  Format(w.type).dequantize(w.row(r), out, w.cols);
+}
+
+}  // namespace shardlm

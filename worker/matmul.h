@@ -1,0 +1,41 @@
+// Quantized matrix products: y = W x for a batch of activation rows, with the
+// activations quantized to the weight type's partner format first (q8_0 for
+// q4_0/q5_0/q8_0, q8_1 for q4_1/q5_1, q8_K for K-quants, f16 for f16), as
+// llama.cpp does, so the results track its results closely.
+#ifndef SHARDLM_WORKER_MATMUL_H_
+#define SHARDLM_WORKER_MATMUL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/ggml_type.h"
+
+namespace shardlm {
+
+// A 2-D weight tensor inside the mapped GGUF: `rows` rows of `cols` elements.
+struct WeightMatrix {
+  const uint8_t* data = nullptr;
+  GgmlType type = GgmlType::kF32;
+  int64_t cols = 0;  // ne[0]: the input dimension
+  int64_t rows = 0;  // ne[1]: the output dimension
+  size_t row_bytes = 0;
+  const uint8_t* row(int64_t r) const { return data + r * row_bytes; }
+};
+
+// Reusable buffers so the decode loop does not allocate per token.
+struct MatMulScratch {
+  std::vector<uint8_t> quantized;  // activation rows in the partner format
+};
+
+// y[t * w.rows + r] = dot(W[r, :], x[t * w.cols : ...]) for t < n_tokens.
+// Runs in parallel over rows in the calling oneTBB arena; each weight row is
+// read once for the whole batch.
+void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMulScratch* scratch);
+
+// Dequantizes row r of `w` into `out` (w.cols floats): embedding lookups.
+void DequantizeRow(const WeightMatrix& w, int64_t r, float* out);
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_WORKER_MATMUL_H_
