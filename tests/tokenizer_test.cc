@@ -1,0 +1,247 @@
+// The tokenizer against llama.cpp's, SentencePiece's and llama2.c's expected
+// ids on the real vocabularies in shared/ (see shared/models/SOURCES.md).
+#include "common/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/gguf.h"
+#include "common/utf8.h"
+#include "tests/test_data.h"
+
+namespace shardlm {
+namespace {
+
+// Loads (once per process) the tokenizer of a GGUF under shared/.
+const Tokenizer& LoadTokenizer(const std::string& relative) {
+  static auto* cache = new std::map<std::string, std::unique_ptr<Tokenizer>>();
+  auto& slot = (*cache)[relative];
+  if (slot == nullptr) {
+    auto gguf = GgufFile::Open(testing::TestDataPath(relative));
+    if (!gguf.ok()) {
+      std::cerr << gguf.status() << "\n";
+      std::abort();
+    }
+    auto tokenizer = Tokenizer::FromGguf(**gguf);
+    if (!tokenizer.ok()) {
+      std::cerr << tokenizer.status() << "\n";
+      std::abort();
+    }
+    slot = std::move(tokenizer).value();
+  }
+  return *slot;
+}
+
+struct Case {
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+// llama.cpp's .inp/.out pairs: inputs separated by "\n__ggml_vocab_test__\n",
+// one line of ids (without BOS) per input.
+std::vector<Case> ReadVocabTest(const std::string& base) {
+  const std::string inp = testing::ReadFileOrDie(testing::TestDataPath(base + ".inp"));
+  const std::string out = testing::ReadFileOrDie(testing::TestDataPath(base + ".out"));
+  std::vector<std::string> texts = absl::StrSplit(inp, "\n__ggml_vocab_test__\n");
+  if (!texts.empty() && texts.back().empty()) texts.pop_back();
+  std::vector<std::string> lines = absl::StrSplit(out, '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();
+  EXPECT_EQ(texts.size(), lines.size()) << base;
+  std::vector<Case> cases;
+  for (size_t i = 0; i < texts.size() && i < lines.size(); ++i) {
+    Case c{texts[i], {}};
+    std::istringstream in(lines[i]);
+    for (int32_t id; in >> id;) c.ids.push_back(id);
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+// Minimal JSON reading for the two fixed-format files we need: a string value
+// (with escapes) and an integer array, starting at `pos`.
+std::string JsonString(const std::string& json, size_t* pos) {
+  size_t i = json.find('"', *pos) + 1;
+  std::string out;
+  while (i < json.size() && json[i] != '"') {
+    if (json[i] != '\\') {
+      out.push_back(json[i++]);
+      continue;
+    }
+    const char e = json[i + 1];
+    i += 2;
+    switch (e) {
+      case 'n': out.push_back('\n'); break;
+      case 't': out.push_back('\t'); break;
+      case 'r': out.push_back('\r'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'u': {
+        uint32_t cp = std::stoul(json.substr(i, 4), nullptr, 16);
+        i += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && json.compare(i, 2, "\\u") == 0) {
+          const uint32_t lo = std::stoul(json.substr(i + 2, 4), nullptr, 16);
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          i += 6;
+        }
+        AppendCodePoint(cp, &out);
+        break;
+      }
+      default: out.push_back(e);
+    }
+  }
+  *pos = i + 1;
+  return out;
+}
+
+std::vector<int32_t> JsonIntArray(const std::string& json, size_t* pos) {
+  const size_t open = json.find('[', *pos);
+  const size_t close = json.find(']', open);
+  std::vector<int32_t> ids;
+  for (absl::string_view part :
+       absl::StrSplit(json.substr(open + 1, close - open - 1), ',', absl::SkipWhitespace())) {
+    ids.push_back(std::stoi(std::string(part)));
+  }
+  *pos = close + 1;
+  return ids;
+}
+
+// Runs every case and reports "N/M cases" for the file.
+void ExpectAllCases(const Tokenizer& t, const std::string& name, const std::vector<Case>& cases,
+                    bool add_bos, bool parse_special) {
+  ASSERT_FALSE(cases.empty()) << name;
+  int passed = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::vector<int32_t> got = t.Encode(cases[i].text, add_bos, parse_special);
+    EXPECT_EQ(got, cases[i].ids) << name << " case " << i << ": \"" << cases[i].text << "\"";
+    passed += got == cases[i].ids;
+  }
+  std::cout << "[ vectors  ] " << name << ": " << passed << "/" << cases.size()
+            << " cases pass\n";
+}
+
+// Decode(Encode(s)) == s under the leading-space rule of tokenizer.h.
+void ExpectRoundTrips(const Tokenizer& t, const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    for (bool add_bos : {true, false}) {
+      const std::vector<int32_t> ids = t.Encode(c.text, add_bos, /*parse_special=*/false);
+      EXPECT_EQ(t.Decode(ids, {.strip_leading_space = true}), c.text) << c.text;
+    }
+  }
+}
+
+TEST(TokenizerVectorsTest, LlamaSpmVocabMatchesLlamaCpp) {
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-llama-spm.gguf");
+  EXPECT_EQ(t.n_vocab(), 32000);
+  EXPECT_EQ(t.bos_id(), 1);
+  EXPECT_EQ(t.eos_id(), 2);
+  EXPECT_TRUE(t.add_bos());
+  EXPECT_FALSE(t.add_eos());
+  const std::vector<Case> cases = ReadVocabTest("tokenizer/ggml-vocab-llama-spm.gguf");
+  EXPECT_EQ(cases.size(), 46u);
+  ExpectAllCases(t, "ggml-vocab-llama-spm", cases, false, true);
+  ExpectRoundTrips(t, cases);
+}
+
+TEST(TokenizerVectorsTest, Stories260KVocabMatchesSentencePiece) {
+  const Tokenizer& t = LoadTokenizer("models/stories260K.gguf");
+  EXPECT_EQ(t.n_vocab(), 512);
+  const std::vector<Case> cases = ReadVocabTest("tokenizer/stories260K.gguf");
+  EXPECT_EQ(cases.size(), 60u);
+  ExpectAllCases(t, "stories260K", cases, false, true);
+  ExpectRoundTrips(t, cases);
+}
+
+TEST(TokenizerVectorsTest, TinyLlamaSpecialTokenParsing) {
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-llama-spm.gguf");
+  const std::vector<Case> cases = ReadVocabTest("tokenizer/ggml-vocab-tinyllama.gguf");
+  EXPECT_EQ(cases.size(), 11u);
+  ExpectAllCases(t, "ggml-vocab-tinyllama (</s> parsed)", cases, false, true);
+  ExpectRoundTrips(t, cases);  // without special parsing "</s>" is plain text
+  // Not parsed, "</s>" never becomes token 2.
+  for (const Case& c : cases) {
+    for (int32_t id : t.Encode(c.text, false, false)) EXPECT_NE(id, 2) << c.text;
+  }
+}
+
+TEST(TokenizerVectorsTest, Llama2cPromptsWithBos) {
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-llama-spm.gguf");
+  const std::string json =
+      testing::ReadFileOrDie(testing::TestDataPath("tokenizer/llama2c-test.c-vectors.json"));
+  std::vector<Case> cases;
+  for (size_t pos = json.find("\"text\":"); pos != std::string::npos;
+       pos = json.find("\"text\":", pos)) {
+    pos += 7;
+    Case c;
+    c.text = JsonString(json, &pos);
+    pos = json.find("\"ids\":", pos);
+    c.ids = JsonIntArray(json, &pos);
+    cases.push_back(std::move(c));
+  }
+  EXPECT_EQ(cases.size(), 5u);
+  ExpectAllCases(t, "llama2c-test.c-vectors", cases, true, false);
+  ExpectRoundTrips(t, cases);
+}
+
+TEST(TokenizerVectorsTest, GoldenPromptTokens) {
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(testing::TestDataPath("golden"))) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  ASSERT_FALSE(files.empty());
+  int passed = 0;
+  for (const std::string& file : files) {
+    const std::string json = testing::ReadFileOrDie(file);
+    size_t pos = json.find("\"model_file\":") + 13;
+    const std::string model = JsonString(json, &pos);
+    pos = json.find("\"prompt\":") + 9;
+    const std::string prompt = JsonString(json, &pos);
+    pos = json.find("\"prompt_tokens\":");
+    const std::vector<int32_t> expected = JsonIntArray(json, &pos);
+    const Tokenizer& t = LoadTokenizer("models/" + model);
+    const std::vector<int32_t> got = t.Encode(prompt, /*add_bos=*/true, /*parse_special=*/false);
+    EXPECT_EQ(got, expected) << file;
+    passed += got == expected;
+    EXPECT_EQ(t.Decode(got, {.strip_leading_space = true}), prompt) << file;
+  }
+  std::cout << "[ vectors  ] golden prompts: " << passed << "/" << files.size()
+            << " files pass\n";
+}
+
+TEST(TokenizerVectorsTest, Stories260KGreedyTextDecodesLikeLlama2c) {
+  const Tokenizer& t = LoadTokenizer("models/stories260K.gguf");
+  const std::string json =
+      testing::ReadFileOrDie(testing::TestDataPath("golden/stories260K.bos.json"));
+  size_t pos = json.find("\"greedy_tokens\":");
+  std::vector<int32_t> ids = {t.bos_id()};
+  for (int32_t id : JsonIntArray(json, &pos)) ids.push_back(id);
+  ASSERT_EQ(ids.size(), 201u);
+  const std::string expected =
+      testing::ReadFileOrDie(testing::TestDataPath("models/stories260K.expected_greedy.txt"));
+  EXPECT_EQ(t.Decode(ids, {.strip_leading_space = true}), expected);
+}
+
+TEST(TokenizerVectorsTest, OtherTokenizerModelsAreRefusedByName) {
+  auto gguf = GgufFile::Open(testing::TestDataPath("tokenizer/ggml-vocab-llama-spm.gguf"));
+  ASSERT_TRUE(gguf.ok()) << gguf.status();
+  auto vocab = Vocabulary::FromGguf(**gguf);
+  ASSERT_TRUE(vocab.ok()) << vocab.status();
+  EXPECT_EQ(vocab->pre, "default");
+  vocab->model = "bert";
+  auto t = Tokenizer::Create(*std::move(vocab));
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(std::string(t.status().message()).find("\"bert\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shardlm
