@@ -5,7 +5,8 @@
 //   padding to general.alignment, then the data section.
 // string = u64 length + bytes; array = u32 elem_type + u64 count + elements.
 // Every count and length is bounded by the bytes left in the file before
-// anything is allocated, and every tensor's extent is checked against the
+// anything is allocated (a count that cannot fit is DATA_LOSS, like any other
+// read past the end: the two are indistinguishable), and every tensor's extent is checked against the
 // file size before TensorData can hand out a pointer.
 #include "common/gguf.h"
 
@@ -318,12 +319,12 @@ absl::Status GgufParser::Parse() {
   RETURN_IF_ERROR(ReadScalar(&n_tensors, "tensor count"));
   RETURN_IF_ERROR(ReadScalar(&n_kv, "metadata count"));
   if (n_kv > cur_.remaining() / kMinKvBytes) {
-    return Invalid(absl::StrCat("absurd metadata count ", n_kv, ": only ", cur_.remaining(),
-                                " bytes remain in the file"));
+    return absl::DataLossError(absl::StrCat(file_->path_, ": absurd metadata count ", n_kv, ": only ",
+                                            cur_.remaining(), " bytes remain in the file"));
   }
   if (n_tensors > cur_.remaining() / kMinTensorInfoBytes) {
-    return Invalid(absl::StrCat("absurd tensor count ", n_tensors, ": only ", cur_.remaining(),
-                                " bytes remain in the file"));
+    return absl::DataLossError(absl::StrCat(file_->path_, ": absurd tensor count ", n_tensors,
+                                            ": only ", cur_.remaining(), " bytes remain in the file"));
   }
 
   file_->metadata_.reserve(n_kv);
