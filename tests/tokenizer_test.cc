@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <queue>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -135,6 +138,90 @@ void ExpectRoundTrips(const Tokenizer& t, const std::vector<Case>& cases) {
     for (bool add_bos : {true, false}) {
       const std::vector<int32_t> ids = t.Encode(c.text, add_bos, /*parse_special=*/false);
       EXPECT_EQ(t.Decode(ids, {.strip_leading_space = true}), c.text) << c.text;
+    }
+  }
+}
+
+// llama.cpp's llm_tokenizer_spm_session, ported as literally as possible: one
+// heap over the whole fragment, std::string keys, no word splitting. The
+// optimised encoder must give the same ids on any input.
+std::vector<int32_t> ReferenceSpmEncode(const Vocabulary& v,
+                                        const std::map<std::string, int32_t>& text_to_id,
+                                        std::string_view raw) {
+  std::string text = "\xE2\x96\x81";
+  for (char c : raw) text += c == ' ' ? std::string("\xE2\x96\x81") : std::string(1, c);
+  struct Sym { int prev, next; const char* text; size_t n; };
+  struct Big { int left, right; float score; size_t size; };
+  auto cmp = [](const Big& l, const Big& r) {
+    return l.score < r.score || (l.score == r.score && l.left > r.left);
+  };
+  std::priority_queue<Big, std::vector<Big>, decltype(cmp)> queue(cmp);
+  std::vector<Sym> syms;
+  for (size_t offs = 0; offs < text.size();) {
+    const size_t n = std::min(Utf8LeadLength(static_cast<uint8_t>(text[offs])), text.size() - offs);
+    const int index = static_cast<int>(syms.size());
+    syms.push_back({index - 1, offs + n == text.size() ? -1 : index + 1, text.data() + offs, n});
+    offs += n;
+  }
+  auto try_add = [&](int l, int r) {
+    if (l == -1 || r == -1) return;
+    auto it = text_to_id.find(std::string(syms[l].text, syms[l].n + syms[r].n));
+    if (it == text_to_id.end()) return;
+    queue.push({l, r, v.scores[it->second], syms[l].n + syms[r].n});
+  };
+  for (int i = 1; i < static_cast<int>(syms.size()); ++i) try_add(i - 1, i);
+  while (!queue.empty()) {
+    const Big b = queue.top();
+    queue.pop();
+    Sym& l = syms[b.left];
+    Sym& r = syms[b.right];
+    if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;
+    l.n += r.n;
+    r.n = 0;
+    l.next = r.next;
+    if (r.next >= 0) syms[r.next].prev = b.left;
+    try_add(l.prev, b.left);
+    try_add(b.left, l.next);
+  }
+  std::vector<int32_t> out;
+  for (int i = 0; i != -1 && !syms.empty(); i = syms[i].next) {
+    auto it = text_to_id.find(std::string(syms[i].text, syms[i].n));
+    if (it != text_to_id.end()) {
+      out.push_back(it->second);
+      continue;
+    }
+    for (size_t j = 0; j < syms[i].n; ++j) {
+      char name[8];
+      std::snprintf(name, sizeof(name), "<0x%02X>", static_cast<uint8_t>(syms[i].text[j]));
+      out.push_back(text_to_id.at(name));
+    }
+  }
+  return out;
+}
+
+TEST(TokenizerVectorsTest, SameIdsAsAnUnsplitReferenceOnRandomText) {
+  // Random texts from vocabulary pieces, spaces, punctuation and raw bytes,
+  // so that merges across "▁" and odd byte splits are exercised.
+  for (const char* model : {"tokenizer/ggml-vocab-llama-spm.gguf", "models/stories260K.gguf"}) {
+    const Tokenizer& t = LoadTokenizer(model);
+    std::map<std::string, int32_t> text_to_id;
+    for (int32_t i = 0; i < t.n_vocab(); ++i) text_to_id[t.TokenText(i)] = i;
+    std::mt19937 rng(3);
+    for (int round = 0; round < 2000; ++round) {
+      std::string text;
+      const int parts = 1 + rng() % 30;
+      for (int p = 0; p < parts; ++p) {
+        switch (rng() % 5) {
+          case 0: text += std::string(1 + rng() % 3, ' '); break;
+          case 1: text += static_cast<char>(rng() % 256); break;
+          case 2: text += ".,!?\n\t'\"-"[rng() % 10]; break;
+          default: {
+            text += t.TokenPiece(static_cast<int32_t>(rng() % t.n_vocab()));
+          }
+        }
+      }
+      ASSERT_EQ(t.Encode(text, false, false), ReferenceSpmEncode(t.vocabulary(), text_to_id, text))
+          << model << " round " << round;
     }
   }
 }
