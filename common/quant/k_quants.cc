@@ -1,0 +1,213 @@
+// Scalar reference dequantize / vec_dot of the K-quants (q2_K..q6_K) and the
+// q8_K activation format (its quantizer included: it runs every matmul).
+//
+// Every K-quant super-block of 256 is reduced by a per-type Unpack to one
+// form: unsigned levels u_i, sixteen integer sub-block scales s_j and mins m_j
+// (one per 16 elements; the 32-element sub-blocks of q4_K/q5_K repeat theirs),
+// and two float scales, with
+//     x_i = d * s_j * u_i - dmin * m_j        (q2_K, q4_K, q5_K)
+//     x_i = d * s_j * (u_i - kOffset)         (q3_K: 4, q6_K: 32)
+// The offset types are the second form with dmin = d and m_j = kOffset * s_j.
+// Against q8_K activations a_i = d_a * q_i with bsum_j = sum of q over
+// sub-block j, one super-block contributes
+//     d d_a sum_j s_j (u . q)_j - dmin d_a sum_j m_j bsum_j,
+// all integer arithmetic except the two final products (for the offset types
+// the two integer sums are subtracted first: exact).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "common/fp16.h"
+#include "common/quant/blocks.h"
+#include "common/quant/kernels.h"
+
+namespace shardlm::quant::ref {
+namespace {
+
+struct KValues {
+  uint8_t u[kQKK];
+  int s[16];
+  int m[16];
+  float d;
+  float dmin;
+};
+
+struct Q2K {
+  using Block = BlockQ2_K;
+  static constexpr int kOffset = 0;
+  static void Unpack(const Block& b, KValues* v) {
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k)
+        for (int l = 0; l < 32; ++l) v->u[128 * h + 32 * k + l] = (b.qs[32 * h + l] >> (2 * k)) & 3;
+    for (int j = 0; j < 16; ++j) {
+      v->s[j] = b.scales[j] & 0xF;
+      v->m[j] = b.scales[j] >> 4;
+    }
+    v->d = Fp16ToFp32(b.d);
+    v->dmin = Fp16ToFp32(b.dmin);
+  }
+};
+
+struct Q3K {
+  using Block = BlockQ3_K;
+  static constexpr int kOffset = 4;
+  static void Unpack(const Block& b, KValues* v) {
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k)
+        for (int l = 0; l < 32; ++l) {
+          const int lo = (b.qs[32 * h + l] >> (2 * k)) & 3;
+          const int hi = (b.hmask[l] >> (4 * h + k)) & 1;
+          v->u[128 * h + 32 * k + l] = static_cast<uint8_t>(lo | (hi << 2));
+        }
+    int8_t sc[16];
+    UnpackScalesQ3K(b.scales, sc);
+    for (int j = 0; j < 16; ++j) {
+      v->s[j] = sc[j];
+      v->m[j] = kOffset * sc[j];
+    }
+    v->d = v->dmin = Fp16ToFp32(b.d);
+  }
+};
+
+// q4_K and q5_K: nibbles of qs, plus bit c of qh[l] as bit 4 of element
+// 32c + l for q5_K.
+template <class B, bool kFifthBit>
+struct Q45K {
+  using Block = B;
+  static constexpr int kOffset = 0;
+  static void Unpack(const Block& b, KValues* v) {
+    for (int g = 0; g < 4; ++g)
+      for (int l = 0; l < 32; ++l) {
+        v->u[64 * g + l] = b.qs[32 * g + l] & 0xF;
+        v->u[64 * g + 32 + l] = b.qs[32 * g + l] >> 4;
+      }
+    if constexpr (kFifthBit) {
+      for (int c = 0; c < 8; ++c)
+        for (int l = 0; l < 32; ++l) v->u[32 * c + l] |= ((b.qh[l] >> c) & 1) << 4;
+    }
+    uint8_t sc[8], m[8];
+    UnpackScaleMinK4(b.scales, sc, m);
+    for (int j = 0; j < 16; ++j) {
+      v->s[j] = sc[j / 2];
+      v->m[j] = m[j / 2];
+    }
+    v->d = Fp16ToFp32(b.d);
+    v->dmin = Fp16ToFp32(b.dmin);
+  }
+};
+using Q4K = Q45K<BlockQ4_K, false>;
+using Q5K = Q45K<BlockQ5_K, true>;
+
+struct Q6K {
+  using Block = BlockQ6_K;
+  static constexpr int kOffset = 32;
+  static void Unpack(const Block& b, KValues* v) {
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k)
+        for (int l = 0; l < 32; ++l) {
+          const int lo = (b.ql[64 * h + l + 32 * (k & 1)] >> (4 * (k >> 1))) & 0xF;
+          const int hi = (b.qh[32 * h + l] >> (2 * k)) & 3;
+          v->u[128 * h + 32 * k + l] = static_cast<uint8_t>(lo | (hi << 4));
+        }
+    for (int j = 0; j < 16; ++j) {
+      v->s[j] = b.scales[j];
+      v->m[j] = kOffset * b.scales[j];
+    }
+    v->d = v->dmin = Fp16ToFp32(b.d);
+  }
+};
+
+// Evaluated as ggml does: dl = d * s_j first, then dl * level (- dmin * m_j).
+template <class T>
+void Dequantize(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const typename T::Block*>(src);
+  KValues v;
+  for (int64_t i = 0; i < n / kQKK; ++i, dst += kQKK) {
+    T::Unpack(blocks[i], &v);
+    for (int j = 0; j < 16; ++j) {
+      const float dl = v.d * static_cast<float>(v.s[j]);
+      const float ml = v.dmin * static_cast<float>(v.m[j]);
+      for (int l = 16 * j; l < 16 * j + 16; ++l) {
+        dst[l] = T::kOffset != 0 ? dl * static_cast<float>(v.u[l] - T::kOffset)
+                                 : dl * static_cast<float>(v.u[l]) - ml;
+      }
+    }
+  }
+}
+
+template <class T>
+float VecDot(int64_t n, const void* w, const void* a) {
+  const auto* wb = static_cast<const typename T::Block*>(w);
+  const auto* ab = static_cast<const BlockQ8_K*>(a);
+  KValues v;
+  float sum = 0;
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    T::Unpack(wb[i], &v);
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 16; ++j) {
+      int32_t dot = 0;
+      for (int l = 16 * j; l < 16 * j + 16; ++l) dot += v.u[l] * ab[i].qs[l];
+      isum += v.s[j] * dot;
+      msum += v.m[j] * ab[i].bsums[j];
+    }
+    if constexpr (T::kOffset != 0) {
+      sum += v.d * ab[i].d * static_cast<float>(isum - msum);
+    } else {
+      sum += v.d * ab[i].d * static_cast<float>(isum) - v.dmin * ab[i].d * static_cast<float>(msum);
+    }
+  }
+  return sum;
+}
+
+}  // namespace
+
+void DequantizeQ2_K(const void* src, float* dst, int64_t n) { Dequantize<Q2K>(src, dst, n); }
+void DequantizeQ3_K(const void* src, float* dst, int64_t n) { Dequantize<Q3K>(src, dst, n); }
+void DequantizeQ4_K(const void* src, float* dst, int64_t n) { Dequantize<Q4K>(src, dst, n); }
+void DequantizeQ5_K(const void* src, float* dst, int64_t n) { Dequantize<Q5K>(src, dst, n); }
+void DequantizeQ6_K(const void* src, float* dst, int64_t n) { Dequantize<Q6K>(src, dst, n); }
+
+float VecDotQ2_K(int64_t n, const void* w, const void* a) { return VecDot<Q2K>(n, w, a); }
+float VecDotQ3_K(int64_t n, const void* w, const void* a) { return VecDot<Q3K>(n, w, a); }
+float VecDotQ4_K(int64_t n, const void* w, const void* a) { return VecDot<Q4K>(n, w, a); }
+float VecDotQ5_K(int64_t n, const void* w, const void* a) { return VecDot<Q5K>(n, w, a); }
+float VecDotQ6_K(int64_t n, const void* w, const void* a) { return VecDot<Q6K>(n, w, a); }
+
+void DequantizeQ8_K(const void* src, float* dst, int64_t n) {
+  const auto* blocks = static_cast<const BlockQ8_K*>(src);
+  for (int64_t i = 0; i < n / kQKK; ++i)
+    for (int j = 0; j < kQKK; ++j) dst[i * kQKK + j] = blocks[i].d * blocks[i].qs[j];
+}
+
+// quantize_row_q8_K_ref: iscale = -127 / max with max the signed value of
+// largest magnitude (the first one on ties), q = min(127, nearest(iscale x)),
+// d = 1 / iscale, bsums = sums of 16. An all-zero block gets d = 0 and zero
+// sums (ggml leaves its bsums unset there).
+void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_K*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    float max = 0, amax = 0;
+    for (int j = 0; j < kQKK; ++j) {
+      const float ax = std::fabs(x[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = x[j];
+      }
+    }
+    if (amax == 0) {
+      std::memset(&y[i], 0, sizeof(y[i]));
+      continue;
+    }
+    const float iscale = -127.f / max;
+    for (int j = 0; j < kQKK; ++j) y[i].qs[j] = static_cast<int8_t>(std::min(127, NearestInt(iscale * x[j])));
+    for (int j = 0; j < kQKK / 16; ++j) {
+      int sum = 0;
+      for (int l = 0; l < 16; ++l) sum += y[i].qs[16 * j + l];
+      y[i].bsums[j] = static_cast<int16_t>(sum);
+    }
+    y[i].d = 1 / iscale;
+  }
+}
+
+}  // namespace shardlm::quant::ref

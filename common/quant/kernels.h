@@ -1,0 +1,100 @@
+// Kernel entry points, one per (type, operation, kernel set), with the
+// registry's signatures (common/tensor_format.h). Only tensor_format.cc, the
+// tests and the benchmarks call these by name; everyone else goes through
+// Format(type).
+//
+// Preconditions (our own invariants, not checked in the hot path): n is a
+// multiple of the type's block size; activation rows come from this engine's
+// q8 quantizers, whose values lie in [-127, 127] (the SIMD dot products rely
+// on |a| <= 127; weights may use the full int8 range).
+#ifndef SHARDLM_COMMON_QUANT_KERNELS_H_
+#define SHARDLM_COMMON_QUANT_KERNELS_H_
+
+#include <cstdint>
+
+namespace shardlm::quant {
+
+// Plain scalar C++: the definition of correct (ggml's reference semantics).
+namespace ref {
+
+void DequantizeF32(const void* src, float* dst, int64_t n);
+void DequantizeF16(const void* src, float* dst, int64_t n);
+void DequantizeBF16(const void* src, float* dst, int64_t n);
+void QuantizeF32(const float* src, void* dst, int64_t n);
+void QuantizeF16(const float* src, void* dst, int64_t n);
+void QuantizeBF16(const float* src, void* dst, int64_t n);
+float VecDotF32(int64_t n, const void* w, const void* a);
+float VecDotF16(int64_t n, const void* w, const void* a);
+float VecDotBF16(int64_t n, const void* w, const void* a);
+
+void DequantizeQ4_0(const void* src, float* dst, int64_t n);
+void DequantizeQ4_1(const void* src, float* dst, int64_t n);
+void DequantizeQ5_0(const void* src, float* dst, int64_t n);
+void DequantizeQ5_1(const void* src, float* dst, int64_t n);
+void DequantizeQ8_0(const void* src, float* dst, int64_t n);
+void DequantizeQ8_1(const void* src, float* dst, int64_t n);
+void QuantizeQ4_0(const float* src, void* dst, int64_t n);
+void QuantizeQ4_1(const float* src, void* dst, int64_t n);
+void QuantizeQ5_0(const float* src, void* dst, int64_t n);
+void QuantizeQ5_1(const float* src, void* dst, int64_t n);
+void QuantizeQ8_0(const float* src, void* dst, int64_t n);
+void QuantizeQ8_1(const float* src, void* dst, int64_t n);
+float VecDotQ4_0(int64_t n, const void* w, const void* a);  // a: q8_0
+float VecDotQ4_1(int64_t n, const void* w, const void* a);  // a: q8_1
+float VecDotQ5_0(int64_t n, const void* w, const void* a);  // a: q8_0
+float VecDotQ5_1(int64_t n, const void* w, const void* a);  // a: q8_1
+float VecDotQ8_0(int64_t n, const void* w, const void* a);  // a: q8_0
+
+void DequantizeQ2_K(const void* src, float* dst, int64_t n);
+void DequantizeQ3_K(const void* src, float* dst, int64_t n);
+void DequantizeQ4_K(const void* src, float* dst, int64_t n);
+void DequantizeQ5_K(const void* src, float* dst, int64_t n);
+void DequantizeQ6_K(const void* src, float* dst, int64_t n);
+void DequantizeQ8_K(const void* src, float* dst, int64_t n);
+void QuantizeQ2_K(const float* src, void* dst, int64_t n);
+void QuantizeQ3_K(const float* src, void* dst, int64_t n);
+void QuantizeQ4_K(const float* src, void* dst, int64_t n);
+void QuantizeQ5_K(const float* src, void* dst, int64_t n);
+void QuantizeQ6_K(const float* src, void* dst, int64_t n);
+void QuantizeQ8_K(const float* src, void* dst, int64_t n);
+float VecDotQ2_K(int64_t n, const void* w, const void* a);  // a: q8_K
+float VecDotQ3_K(int64_t n, const void* w, const void* a);
+float VecDotQ4_K(int64_t n, const void* w, const void* a);
+float VecDotQ5_K(int64_t n, const void* w, const void* a);
+float VecDotQ6_K(int64_t n, const void* w, const void* a);
+
+}  // namespace ref
+
+// AVX2 + FMA + F16C (x86-64 only; SHARDLM_HAVE_AVX2_KERNELS is defined when
+// they are compiled in). Call only when the CPU has all three.
+namespace avx2 {
+
+void DequantizeF16(const void* src, float* dst, int64_t n);
+void DequantizeBF16(const void* src, float* dst, int64_t n);
+void QuantizeF16(const float* src, void* dst, int64_t n);
+float VecDotF32(int64_t n, const void* w, const void* a);
+float VecDotF16(int64_t n, const void* w, const void* a);
+float VecDotBF16(int64_t n, const void* w, const void* a);
+
+void DequantizeQ4_0(const void* src, float* dst, int64_t n);
+void DequantizeQ8_0(const void* src, float* dst, int64_t n);
+void QuantizeQ8_0(const float* src, void* dst, int64_t n);
+void QuantizeQ8_1(const float* src, void* dst, int64_t n);
+float VecDotQ4_0(int64_t n, const void* w, const void* a);
+float VecDotQ4_1(int64_t n, const void* w, const void* a);
+float VecDotQ5_0(int64_t n, const void* w, const void* a);
+float VecDotQ5_1(int64_t n, const void* w, const void* a);
+float VecDotQ8_0(int64_t n, const void* w, const void* a);
+
+void QuantizeQ8_K(const float* src, void* dst, int64_t n);
+float VecDotQ2_K(int64_t n, const void* w, const void* a);
+float VecDotQ3_K(int64_t n, const void* w, const void* a);
+float VecDotQ4_K(int64_t n, const void* w, const void* a);
+float VecDotQ5_K(int64_t n, const void* w, const void* a);
+float VecDotQ6_K(int64_t n, const void* w, const void* a);
+
+}  // namespace avx2
+
+}  // namespace shardlm::quant
+
+#endif  // SHARDLM_COMMON_QUANT_KERNELS_H_

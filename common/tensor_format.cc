@@ -1,0 +1,128 @@
+// The tensor-format registry: one row per type with its reference kernels
+// and, where one exists, the AVX2 kernel that replaces each of them in the
+// kBest set. This file is the single dispatch point: the CPU is checked once,
+// and everything else calls through Format(type).
+#include "common/tensor_format.h"
+
+#include <array>
+
+#include "common/logging.h"
+#include "common/quant/kernels.h"
+
+namespace shardlm {
+namespace {
+
+namespace ref = quant::ref;
+
+#if defined(SHARDLM_HAVE_AVX2_KERNELS)
+#define SHARDLM_AVX2(fn) &quant::avx2::fn
+#else
+#define SHARDLM_AVX2(fn) nullptr
+#endif
+
+struct KernelRow {
+  GgmlType type;
+  GgmlType vec_dot_type;
+  DequantizeRowFn dequantize;
+  QuantizeRowFn quantize;
+  VecDotFn vec_dot;
+  // AVX2 + FMA + F16C replacements; null keeps the reference kernel.
+  DequantizeRowFn dequantize_avx2;
+  QuantizeRowFn quantize_avx2;
+  VecDotFn vec_dot_avx2;
+};
+
+using T = GgmlType;
+// vec_dot_type pairs as llama.cpp does (see TensorFormat::vec_dot_type).
+constexpr KernelRow kRows[] = {
+    {T::kF32, T::kF32, ref::DequantizeF32, ref::QuantizeF32, ref::VecDotF32,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotF32)},
+    {T::kF16, T::kF16, ref::DequantizeF16, ref::QuantizeF16, ref::VecDotF16,  //
+     SHARDLM_AVX2(DequantizeF16), SHARDLM_AVX2(QuantizeF16), SHARDLM_AVX2(VecDotF16)},
+    {T::kBF16, T::kBF16, ref::DequantizeBF16, ref::QuantizeBF16, ref::VecDotBF16,  //
+     SHARDLM_AVX2(DequantizeBF16), nullptr, SHARDLM_AVX2(VecDotBF16)},
+    {T::kQ4_0, T::kQ8_0, ref::DequantizeQ4_0, ref::QuantizeQ4_0, ref::VecDotQ4_0,  //
+     SHARDLM_AVX2(DequantizeQ4_0), nullptr, SHARDLM_AVX2(VecDotQ4_0)},
+    {T::kQ4_1, T::kQ8_1, ref::DequantizeQ4_1, ref::QuantizeQ4_1, ref::VecDotQ4_1,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_1)},
+    {T::kQ5_0, T::kQ8_0, ref::DequantizeQ5_0, ref::QuantizeQ5_0, ref::VecDotQ5_0,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_0)},
+    {T::kQ5_1, T::kQ8_1, ref::DequantizeQ5_1, ref::QuantizeQ5_1, ref::VecDotQ5_1,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_1)},
+    {T::kQ8_0, T::kQ8_0, ref::DequantizeQ8_0, ref::QuantizeQ8_0, ref::VecDotQ8_0,  //
+     SHARDLM_AVX2(DequantizeQ8_0), SHARDLM_AVX2(QuantizeQ8_0), SHARDLM_AVX2(VecDotQ8_0)},
+    {T::kQ8_1, T::kQ8_1, ref::DequantizeQ8_1, ref::QuantizeQ8_1, nullptr,  //
+     nullptr, SHARDLM_AVX2(QuantizeQ8_1), nullptr},
+    {T::kQ2_K, T::kQ8_K, ref::DequantizeQ2_K, ref::QuantizeQ2_K, ref::VecDotQ2_K,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ2_K)},
+    {T::kQ3_K, T::kQ8_K, ref::DequantizeQ3_K, ref::QuantizeQ3_K, ref::VecDotQ3_K,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ3_K)},
+    {T::kQ4_K, T::kQ8_K, ref::DequantizeQ4_K, ref::QuantizeQ4_K, ref::VecDotQ4_K,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_K)},
+    {T::kQ5_K, T::kQ8_K, ref::DequantizeQ5_K, ref::QuantizeQ5_K, ref::VecDotQ5_K,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_K)},
+    {T::kQ6_K, T::kQ8_K, ref::DequantizeQ6_K, ref::QuantizeQ6_K, ref::VecDotQ6_K,  //
+     nullptr, nullptr, SHARDLM_AVX2(VecDotQ6_K)},
+    {T::kQ8_K, T::kQ8_K, ref::DequantizeQ8_K, ref::QuantizeQ8_K, nullptr,  //
+     nullptr, SHARDLM_AVX2(QuantizeQ8_K), nullptr},
+};
+#undef SHARDLM_AVX2
+
+constexpr size_t kNumRows = sizeof(kRows) / sizeof(kRows[0]);
+constexpr size_t kMaxTypeId = 31;  // GgmlType values are < 31
+
+bool CpuHasAvx2() {
+#if defined(SHARDLM_HAVE_AVX2_KERNELS)
+  // GCC's cpu model also checks that the OS saves the YMM state (XGETBV).
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+class Registry {
+ public:
+  Registry() : use_avx2_(CpuHasAvx2()) {
+    index_.fill(-1);
+    for (size_t i = 0; i < kNumRows; ++i) {
+      const KernelRow& r = kRows[i];
+      const auto id = static_cast<size_t>(r.type);
+      SHARDLM_CHECK(id < kMaxTypeId && index_[id] == -1);
+      index_[id] = static_cast<int>(i);
+      reference_[i] = {TypeInfo(r.type), r.dequantize, r.quantize, r.vec_dot, r.vec_dot_type};
+      best_[i] = reference_[i];
+      if (use_avx2_) {
+        if (r.dequantize_avx2 != nullptr) best_[i].dequantize = r.dequantize_avx2;
+        if (r.quantize_avx2 != nullptr) best_[i].quantize = r.quantize_avx2;
+        if (r.vec_dot_avx2 != nullptr) best_[i].vec_dot = r.vec_dot_avx2;
+      }
+    }
+  }
+
+  const TensorFormat& Get(GgmlType type, KernelSet set) const {
+    const auto id = static_cast<size_t>(type);
+    SHARDLM_CHECK(id < kMaxTypeId && index_[id] >= 0);  // an impossible enum value is our bug
+    return set == KernelSet::kReference ? reference_[index_[id]] : best_[index_[id]];
+  }
+
+  std::string_view best_name() const { return use_avx2_ ? "avx2" : "scalar"; }
+
+ private:
+  bool use_avx2_;
+  std::array<int, kMaxTypeId> index_;
+  std::array<TensorFormat, kNumRows> reference_;
+  std::array<TensorFormat, kNumRows> best_;
+};
+
+const Registry& GetRegistry() {
+  static const Registry* const registry = new Registry();
+  return *registry;
+}
+
+}  // namespace
+
+const TensorFormat& Format(GgmlType type, KernelSet set) { return GetRegistry().Get(type, set); }
+
+std::string_view BestKernelName() { return GetRegistry().best_name(); }
+
+}  // namespace shardlm
