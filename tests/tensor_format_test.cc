@@ -1,0 +1,442 @@
+// Tensor-format registry and kernels: layouts, round-trip error bounds per
+// type, vec_dot against the float dot of the dequantized rows, and every fast
+// kernel against its scalar reference.
+#include "common/tensor_format.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/fp16.h"
+#include "common/quant/blocks.h"
+
+namespace shardlm {
+namespace {
+
+using quant::BlockQ2_K;
+using quant::BlockQ3_K;
+using quant::BlockQ4_0;
+using quant::BlockQ4_1;
+using quant::BlockQ4_K;
+using quant::BlockQ5_0;
+using quant::BlockQ5_1;
+using quant::BlockQ5_K;
+using quant::BlockQ6_K;
+using quant::BlockQ8_0;
+using quant::BlockQ8_1;
+
+constexpr GgmlType kAllTypes[] = {
+    GgmlType::kF32,  GgmlType::kF16,  GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1,
+    GgmlType::kQ5_0, GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ2_K,
+    GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_K,
+};
+
+bool IsActivationOnly(GgmlType t) { return t == GgmlType::kQ8_1 || t == GgmlType::kQ8_K; }
+std::string Name(GgmlType t) { return std::string(TypeInfo(t).name); }
+int BlockSize(GgmlType t) { return TypeInfo(t).block_size; }
+
+// Rows of different character: the kernels must hold on all of them.
+enum class Dist { kGauss, kUniform, kOutliers, kShifted, kZeros, kConstant, kTiny, kHuge, kMixedScale };
+constexpr Dist kDists[] = {Dist::kGauss,    Dist::kUniform, Dist::kOutliers, Dist::kShifted,   Dist::kZeros,
+                           Dist::kConstant, Dist::kTiny,    Dist::kHuge,     Dist::kMixedScale};
+
+std::vector<float> RandomRow(int64_t n, Dist dist, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> gauss(0.f, 1.f);
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  std::vector<float> x(n);
+  for (int64_t i = 0; i < n; ++i) {
+    switch (dist) {
+      case Dist::kGauss: x[i] = gauss(rng); break;
+      case Dist::kUniform: x[i] = uni(rng); break;
+      case Dist::kOutliers: x[i] = gauss(rng) * (i % 37 == 5 ? 40.f : 1.f); break;
+      case Dist::kShifted: x[i] = 3.f + 0.5f * gauss(rng); break;
+      case Dist::kZeros: x[i] = 0.f; break;
+      case Dist::kConstant: x[i] = -0.75f; break;
+      case Dist::kTiny: x[i] = 1e-4f * gauss(rng); break;
+      case Dist::kHuge: x[i] = 1e4f * gauss(rng); break;
+      case Dist::kMixedScale: x[i] = gauss(rng) * ((i / 32) % 2 ? 1e3f : 1e-3f); break;
+    }
+  }
+  return x;
+}
+
+std::vector<uint8_t> Quantize(GgmlType t, KernelSet set, const std::vector<float>& x) {
+  std::vector<uint8_t> q(*RowBytes(t, static_cast<int64_t>(x.size())));
+  Format(t, set).quantize(x.data(), q.data(), static_cast<int64_t>(x.size()));
+  return q;
+}
+
+std::vector<float> Dequantize(GgmlType t, KernelSet set, const std::vector<uint8_t>& q, int64_t n) {
+  std::vector<float> y(n);
+  Format(t, set).dequantize(q.data(), y.data(), n);
+  return y;
+}
+
+// Byte ranges holding the integer levels of one block, and the f16 fields.
+struct Layout {
+  size_t level_offset, level_bytes;
+  std::vector<size_t> f16_fields;
+};
+
+Layout LayoutOf(GgmlType t) {
+  switch (t) {
+    case GgmlType::kQ4_0: return {offsetof(BlockQ4_0, qs), 16, {offsetof(BlockQ4_0, d)}};
+    case GgmlType::kQ4_1: return {offsetof(BlockQ4_1, qs), 16, {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}};
+    case GgmlType::kQ5_0: return {offsetof(BlockQ5_0, qh), 20, {offsetof(BlockQ5_0, d)}};
+    case GgmlType::kQ5_1: return {offsetof(BlockQ5_1, qh), 20, {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}};
+    case GgmlType::kQ8_0: return {offsetof(BlockQ8_0, qs), 32, {offsetof(BlockQ8_0, d)}};
+    case GgmlType::kQ2_K: return {offsetof(BlockQ2_K, qs), 64, {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)}};
+    case GgmlType::kQ3_K: return {offsetof(BlockQ3_K, hmask), 96, {offsetof(BlockQ3_K, d)}};
+    case GgmlType::kQ4_K: return {offsetof(BlockQ4_K, qs), 128, {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}};
+    case GgmlType::kQ5_K: return {offsetof(BlockQ5_K, qh), 160, {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}};
+    case GgmlType::kQ6_K: return {offsetof(BlockQ6_K, ql), 192, {offsetof(BlockQ6_K, d)}};
+    default: return {0, TypeInfo(t).block_bytes, {}};  // float formats: the value is the level
+  }
+}
+
+// Random bytes for a weight row, with every f16 scale replaced by a finite
+// value in [-2, 2] (random bits would give inf / NaN scales). Float formats
+// get random finite values.
+std::vector<uint8_t> RandomWeightBytes(GgmlType t, int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uni(-2.f, 2.f);
+  if (t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16) {
+    std::vector<float> x(n);
+    for (float& v : x) v = uni(rng);
+    return Quantize(t, KernelSet::kReference, x);
+  }
+  std::vector<uint8_t> q(*RowBytes(t, n));
+  for (uint8_t& b : q) b = static_cast<uint8_t>(rng());
+  const Layout layout = LayoutOf(t);
+  for (size_t off = 0; off < q.size(); off += TypeInfo(t).block_bytes) {
+    for (size_t f : layout.f16_fields) {
+      const uint16_t h = Fp32ToFp16(uni(rng));
+      std::memcpy(&q[off + f], &h, sizeof(h));
+    }
+  }
+  return q;
+}
+
+// Magnitude against which a dot product's rounding is judged: sum over i of
+// |a_i| (|w_i - c_i| + |c_i|), where c_i is what w_i decodes to with its
+// levels zeroed (the min / offset part of x = d s u - dmin m). The kernels
+// add those two parts separately, so their rounding scales with both.
+double DotMagnitude(GgmlType wt, const std::vector<uint8_t>& w, const std::vector<float>& a) {
+  const int64_t n = static_cast<int64_t>(a.size());
+  std::vector<uint8_t> zeroed = w;
+  const Layout layout = LayoutOf(wt);
+  for (size_t off = 0; off < w.size(); off += TypeInfo(wt).block_bytes) {
+    std::memset(&zeroed[off + layout.level_offset], 0, layout.level_bytes);
+  }
+  const std::vector<float> wf = Dequantize(wt, KernelSet::kReference, w, n);
+  const std::vector<float> cf = Dequantize(wt, KernelSet::kReference, zeroed, n);
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m += std::fabs(a[i]) * (std::fabs(wf[i] - cf[i]) + std::fabs(cf[i]));
+  return m;
+}
+
+TEST(TensorFormatTest, RegistryHasOneConsistentRowPerType) {
+  for (GgmlType t : kAllTypes) {
+    for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+      const TensorFormat& f = Format(t, set);
+      SCOPED_TRACE(Name(t));
+      EXPECT_EQ(f.info.type, t);
+      EXPECT_EQ(f.info.block_bytes, TypeInfo(t).block_bytes);
+      EXPECT_NE(f.dequantize, nullptr);
+      EXPECT_NE(f.quantize, nullptr);  // every type, q2_K/q3_K included
+      EXPECT_EQ(f.vec_dot == nullptr, IsActivationOnly(t));
+    }
+  }
+  const std::pair<GgmlType, GgmlType> pairs[] = {
+      {GgmlType::kF32, GgmlType::kF32},   {GgmlType::kF16, GgmlType::kF16},   {GgmlType::kBF16, GgmlType::kBF16},
+      {GgmlType::kQ4_0, GgmlType::kQ8_0}, {GgmlType::kQ5_0, GgmlType::kQ8_0}, {GgmlType::kQ8_0, GgmlType::kQ8_0},
+      {GgmlType::kQ4_1, GgmlType::kQ8_1}, {GgmlType::kQ5_1, GgmlType::kQ8_1}, {GgmlType::kQ2_K, GgmlType::kQ8_K},
+      {GgmlType::kQ3_K, GgmlType::kQ8_K}, {GgmlType::kQ4_K, GgmlType::kQ8_K}, {GgmlType::kQ5_K, GgmlType::kQ8_K},
+      {GgmlType::kQ6_K, GgmlType::kQ8_K},
+  };
+  for (auto [w, a] : pairs) EXPECT_EQ(Format(w).vec_dot_type, a) << Name(w);
+}
+
+TEST(TensorFormatTest, BestKernelSetMatchesCpu) {
+#if defined(__x86_64__)
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  EXPECT_EQ(BestKernelName(), avx2 ? "avx2" : "scalar");
+#endif
+}
+
+TEST(Fp16Test, EveryHalfRoundTripsAndMatchesTheBestRowKernel) {
+  std::vector<uint16_t> all(1 << 16);
+  for (int i = 0; i < (1 << 16); ++i) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> best(all.size());
+  Format(GgmlType::kF16).dequantize(all.data(), best.data(), static_cast<int64_t>(all.size()));
+  for (int i = 0; i < (1 << 16); ++i) {
+    const float f = Fp16ToFp32(all[i]);
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(best[i]));
+      EXPECT_TRUE(std::isnan(Fp16ToFp32(Fp32ToFp16(f))));
+      continue;
+    }
+    ASSERT_EQ(Fp32ToFp16(f), all[i]) << i;
+    ASSERT_EQ(std::bit_cast<uint32_t>(best[i]), std::bit_cast<uint32_t>(f)) << i;
+  }
+}
+
+TEST(Fp16Test, RoundsToNearestEvenLikeTheHardware) {
+  EXPECT_EQ(Fp32ToFp16(1.0f), 0x3C00);
+  EXPECT_EQ(Fp32ToFp16(-2.0f), 0xC000);
+  EXPECT_EQ(Fp32ToFp16(65504.f), 0x7BFF);
+  EXPECT_EQ(Fp32ToFp16(65519.f), 0x7BFF);
+  EXPECT_EQ(Fp32ToFp16(65520.f), 0x7C00);             // the tie rounds to even: inf
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -25)), 0x0000);  // tie to even: 0
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -26)), 0x0001);
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -25)), 0x0002);  // 1.5 ulp: tie to even 2
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.f, -11)), 0x3C00);  // tie, even stays
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(3.f, -11)), 0x3C02);  // tie, odd rounds up
+  // Random bit patterns: the reference row kernel and the best one agree.
+  std::mt19937 rng(7);
+  std::vector<float> x(4099);
+  for (float& v : x) {
+    do v = std::bit_cast<float>(static_cast<uint32_t>(rng()) >> (rng() % 4)); while (std::isnan(v));
+  }
+  EXPECT_EQ(Quantize(GgmlType::kF16, KernelSet::kBest, x), Quantize(GgmlType::kF16, KernelSet::kReference, x));
+}
+
+TEST(Fp16Test, Bf16RoundsToNearestEvenAndKeepsNanQuiet) {
+  EXPECT_EQ(Fp32ToBf16(1.0f), 0x3F80);
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808000u)), 0x3F80);  // tie, even kept
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F818000u)), 0x3F82);  // tie, odd rounds up
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808001u)), 0x3F81);
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x7F800001u)) & 0x7FC0, 0x7FC0);  // quiet NaN
+  EXPECT_EQ(Bf16ToFp32(0xC040), -3.0f);
+}
+
+// The classic bug: q4_0 stores element j in the low nibble of qs[j] and
+// element j + 16 in the high nibble, not two consecutive elements per byte.
+TEST(TensorFormatTest, Q4_0NibbleOrder) {
+  BlockQ4_0 b;
+  b.d = Fp32ToFp16(0.5f);
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+    float y[32];
+    Format(GgmlType::kQ4_0, set).dequantize(&b, y, 32);
+    for (int j = 0; j < 16; ++j) {
+      EXPECT_EQ(y[j], 0.5f * (j - 8)) << j;
+      EXPECT_EQ(y[j + 16], 0.5f * (7 - j)) << j;
+    }
+  }
+}
+
+// q5_0: bit 4 of element j is bit j of qh (little-endian uint32).
+TEST(TensorFormatTest, Q5_0HighBitOrder) {
+  BlockQ5_0 b;
+  b.d = Fp32ToFp16(1.0f);
+  std::memset(b.qs, 0, sizeof(b.qs));
+  const uint32_t qh = (1u << 3) | (1u << 20);
+  std::memcpy(b.qh, &qh, 4);
+  float y[32];
+  Format(GgmlType::kQ5_0).dequantize(&b, y, 32);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], (j == 3 || j == 20) ? 0.f : -16.f) << j;
+}
+
+// Largest allowed |x - dequantize(quantize(x))| for the elements of one
+// block (x: that block), with why. F16Err(v) is the rounding of a scale or
+// min v stored as f16: half an ulp, relative 2^-11, but absolute 2^-25 in
+// the subnormal range (tiny blocks).
+double F16Err(double v) { return std::max(std::fabs(v) * std::ldexp(1.0, -11), std::ldexp(1.0, -25)); }
+
+double RoundTripBound(GgmlType t, const float* x, int n) {
+  double amax = 0, lo = x[0], hi = x[0];
+  for (int i = 0; i < n; ++i) {
+    amax = std::max<double>(amax, std::fabs(x[i]));
+    lo = std::min<double>(lo, x[i]);
+    hi = std::max<double>(hi, x[i]);
+  }
+  const double range = hi - lo, slack = 1e-6 * amax;
+  if (amax == 0) return 0;  // zeros must come back exactly
+  switch (t) {
+    case GgmlType::kF32: return 0;
+    case GgmlType::kF16: return F16Err(amax);             // half an ulp
+    case GgmlType::kBF16: return amax * std::ldexp(1.0, -8);  // half an ulp of 8 bits
+    // d = amax / 127: rounding costs d/2 (amax / 254), plus |q| <= 127 times
+    // f16(d)'s error.
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ8_1: return amax / 254 + 127 * F16Err(amax / 127) + slack;
+    case GgmlType::kQ8_K: return amax / 254 * (1 + 1e-5);  // float d (1e-5: float rounding)
+    // d = max / -8 maps max (the signed value of largest magnitude) to level
+    // 0; the levels reach only 7|d| on the other side, so a value of opposite
+    // sign near amax loses up to |d| = amax / 8 (|d| / 2 elsewhere), plus
+    // |level - 8| <= 8 times f16(d)'s error. q5_0 likewise with 16.
+    case GgmlType::kQ4_0: return amax / 8 + 8 * F16Err(amax / 8) + slack;
+    case GgmlType::kQ5_0: return amax / 16 + 16 * F16Err(amax / 16) + slack;
+    // d = range / 15 (31), m = min: d/2 from rounding, plus the f16 errors of
+    // m and of d times at most 15 (31) levels.
+    case GgmlType::kQ4_1: return range / 30 + 15 * F16Err(range / 15) + F16Err(lo) + slack;
+    case GgmlType::kQ5_1: return range / 62 + 31 * F16Err(range / 31) + F16Err(lo) + slack;
+    // K-quants: per-sub-block scales (and mins) quantized to 4-8 bits of the
+    // super-block's largest, found by a least-squares search that may trade a
+    // few clamped elements for a better fit. Bounds: a fraction of the
+    // super-block's amax, about one level step (amax / levels) with margin
+    // for the scale quantization (measured worst cases over the test rows:
+    // 75-85% of it), plus, for tiny blocks whose f16 d / dmin are subnormal
+    // (absolute error 2^-25), that error times the largest scale * level and
+    // min they multiply.
+    case GgmlType::kQ2_K: return amax * 0.45 + (15 * 3 + 15) * F16Err(0);  // 2-bit levels, 4-bit scales
+    case GgmlType::kQ3_K: return amax * 0.30 + 32 * 4 * F16Err(0);         // 3-bit levels, 6-bit scales
+    case GgmlType::kQ4_K: return amax * 0.12 + (63 * 15 + 63) * F16Err(0);  // 4-bit levels, 6-bit scales, mins
+    case GgmlType::kQ5_K: return amax * 0.06 + (63 * 31 + 63) * F16Err(0);
+    case GgmlType::kQ6_K: return amax * 0.03 + 128 * 32 * F16Err(0);  // 6-bit levels, 8-bit scales
+    default: return 0;
+  }
+}
+
+TEST(TensorFormatTest, RoundTripWithinTypeBound) {
+  for (GgmlType t : kAllTypes) {
+    const int bs = t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16 ? 32 : BlockSize(t);
+    // Bounds are per block of 32 for the float formats (any grouping works).
+    double worst_of_type = 0;
+    for (Dist dist : kDists) {
+      const int64_t n = 8 * std::max(bs, BlockSize(t));
+      const std::vector<float> x = RandomRow(n, dist, 100 + static_cast<int>(dist));
+      const std::vector<float> y = Dequantize(t, KernelSet::kReference, Quantize(t, KernelSet::kReference, x), n);
+      double worst = 0;  // error / bound over the row
+      for (int64_t b = 0; b < n; b += bs) {
+        const double bound = RoundTripBound(t, &x[b], bs);
+        for (int64_t i = b; i < b + bs; ++i) {
+          const double err = std::fabs(static_cast<double>(x[i]) - y[i]);
+          ASSERT_LE(err, bound) << Name(t) << " dist " << static_cast<int>(dist) << " i " << i << " x " << x[i];
+          if (bound > 0) worst = std::max(worst, err / bound);
+        }
+      }
+      worst_of_type = std::max(worst_of_type, worst);
+    }
+    // Shows how tight each bound is (error / bound, worst element).
+    RecordProperty("worst_" + Name(t), std::to_string(worst_of_type));
+    std::printf("round trip %-5s worst error / bound = %.3f\n", Name(t).c_str(), worst_of_type);
+  }
+}
+
+// Relative rounding allowed between two evaluations of one dot product, of
+// DotMagnitude: float sums of up to ~100 block terms in a different order.
+constexpr double kDotRelTol = 1e-5;
+
+TEST(TensorFormatTest, VecDotEqualsFloatDotOfDequantizedRows) {
+  for (GgmlType wt : kAllTypes) {
+    if (IsActivationOnly(wt)) continue;
+    const GgmlType at = Format(wt).vec_dot_type;
+    const int bs = std::max(BlockSize(wt), BlockSize(at));
+    for (int nb : {1, 3, 8}) {
+      for (Dist dist : {Dist::kGauss, Dist::kOutliers, Dist::kShifted, Dist::kMixedScale}) {
+        const int64_t n = static_cast<int64_t>(nb) * bs;
+        const std::vector<uint8_t> w = Quantize(wt, KernelSet::kReference, RandomRow(n, dist, 1 + nb));
+        const std::vector<uint8_t> a = Quantize(at, KernelSet::kReference, RandomRow(n, Dist::kGauss, 2 + nb));
+        const std::vector<float> wf = Dequantize(wt, KernelSet::kReference, w, n);
+        const std::vector<float> af = Dequantize(at, KernelSet::kReference, a, n);
+        double exact = 0;
+        for (int64_t i = 0; i < n; ++i) exact += static_cast<double>(wf[i]) * af[i];
+        double tol = kDotRelTol * DotMagnitude(wt, w, af) + 1e-30;
+        if (at == GgmlType::kQ8_1) {
+          // The kernel uses q8_1's stored s = f16(d_a sum q_a) for the min
+          // term m_w sum a: off by up to |m_w| |s| 2^-11 per block.
+          for (int64_t b = 0; b < n / 32; ++b) {
+            const auto& ab = reinterpret_cast<const BlockQ8_1*>(a.data())[b];
+            const uint16_t m_bits = wt == GgmlType::kQ4_1 ? reinterpret_cast<const BlockQ4_1*>(w.data())[b].m
+                                                          : reinterpret_cast<const BlockQ5_1*>(w.data())[b].m;
+            tol += std::fabs(Fp16ToFp32(m_bits) * Fp16ToFp32(ab.s)) * std::ldexp(1.0, -10);
+          }
+        }
+        for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+          const float got = Format(wt, set).vec_dot(n, w.data(), a.data());
+          EXPECT_NEAR(got, exact, tol) << Name(wt) << " n " << n << " dist " << static_cast<int>(dist)
+                                       << (set == KernelSet::kBest ? " best" : " reference");
+        }
+      }
+    }
+  }
+}
+
+std::vector<int64_t> TestSizes(GgmlType t) {
+  if (BlockSize(t) == 1) return {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000, 2048};
+  std::vector<int64_t> sizes;
+  for (int nb : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 64}) sizes.push_back(static_cast<int64_t>(nb) * BlockSize(t));
+  return sizes;
+}
+
+TEST(TensorFormatTest, FastVecDotMatchesReference) {
+  for (GgmlType wt : kAllTypes) {
+    if (IsActivationOnly(wt)) continue;
+    const GgmlType at = Format(wt).vec_dot_type;
+    for (int64_t n : TestSizes(wt)) {
+      if (n % BlockSize(at) != 0) continue;
+      for (int source = 0; source < 4; ++source) {
+        const uint32_t seed = static_cast<uint32_t>(n * 10 + source);
+        // 0, 1: random bytes (every bit pattern of levels and sub-scales);
+        // 2: quantized outliers; 3: zeros against random activations.
+        const std::vector<uint8_t> w =
+            source < 2 ? RandomWeightBytes(wt, n, seed)
+                       : Quantize(wt, KernelSet::kReference, RandomRow(n, source == 2 ? Dist::kOutliers : Dist::kZeros, seed));
+        const std::vector<uint8_t> a =
+            Quantize(at, KernelSet::kReference, RandomRow(n, source == 1 ? Dist::kMixedScale : Dist::kGauss, seed + 1));
+        const float ref = Format(wt, KernelSet::kReference).vec_dot(n, w.data(), a.data());
+        const float best = Format(wt, KernelSet::kBest).vec_dot(n, w.data(), a.data());
+        const double tol = kDotRelTol * DotMagnitude(wt, w, Dequantize(at, KernelSet::kReference, a, n)) + 1e-30;
+        ASSERT_NEAR(best, ref, tol) << Name(wt) << " n " << n << " source " << source;
+        if (source == 3) {
+          EXPECT_EQ(best, 0.0f);
+        }
+      }
+    }
+  }
+}
+
+TEST(TensorFormatTest, FastQuantizeIsBitExact) {
+  for (GgmlType t : kAllTypes) {
+    for (int64_t n : TestSizes(t)) {
+      for (Dist dist : kDists) {
+        const std::vector<float> x = RandomRow(n, dist, static_cast<uint32_t>(n + 31 * static_cast<int>(dist)));
+        ASSERT_EQ(Quantize(t, KernelSet::kBest, x), Quantize(t, KernelSet::kReference, x))
+            << Name(t) << " n " << n << " dist " << static_cast<int>(dist);
+      }
+    }
+  }
+  // Exact ties: amax 127 makes d = 1, so k + 0.5 must round away from zero
+  // (roundf) in q8_0/q8_1 and to even (nearest_int) in q8_K; the first of
+  // +-amax decides q8_K's sign.
+  std::vector<float> ties(256);
+  for (int i = 0; i < 256; ++i) ties[i] = (i % 32 == 0) ? (i % 64 ? -127.f : 127.f) : (i % 7 - 3) + 0.5f;
+  ties[100] = -127.f;
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K}) {
+    EXPECT_EQ(Quantize(t, KernelSet::kBest, ties), Quantize(t, KernelSet::kReference, ties)) << Name(t);
+  }
+  const std::vector<uint8_t> q = Quantize(GgmlType::kQ8_0, KernelSet::kReference, ties);
+  EXPECT_EQ(reinterpret_cast<const BlockQ8_0*>(q.data())->qs[3], 1);   // 0.5 -> 1
+  EXPECT_EQ(reinterpret_cast<const BlockQ8_0*>(q.data())->qs[1], -2);  // -1.5 -> -2
+}
+
+TEST(TensorFormatTest, FastDequantizeIsBitExact) {
+  for (GgmlType t : kAllTypes) {
+    for (int64_t n : TestSizes(t)) {
+      const std::vector<uint8_t> q = IsActivationOnly(t) ? Quantize(t, KernelSet::kReference, RandomRow(n, Dist::kGauss, 5))
+                                                         : RandomWeightBytes(t, n, static_cast<uint32_t>(n));
+      const std::vector<float> best = Dequantize(t, KernelSet::kBest, q, n);
+      const std::vector<float> ref = Dequantize(t, KernelSet::kReference, q, n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(best[i]), std::bit_cast<uint32_t>(ref[i])) << Name(t) << " n " << n << " i " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm
