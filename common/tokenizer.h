@@ -24,8 +24,10 @@
 // are skipped over. This undoes the dummy prefix of step 2, so
 //   Decode(Encode(s, add_bos, /*parse_special=*/false), {strip}) == s
 // for any valid UTF-8 s without a literal "▁" (SentencePiece cannot tell it
-// from ' '; and an invalid lead byte right before a space swallows its "▁"
-// in llama.cpp's character split, which we copy to keep the ids identical).
+// from ' ') and without user-defined token text (the text after such a token
+// gets a dummy prefix, as in llama.cpp). Invalid UTF-8 round-trips too,
+// except that an invalid lead byte right before a space swallows its "▁" in
+// llama.cpp's character split, which we copy to keep the ids identical.
 // It is llama2.c's "strip the space after BOS" and llama.cpp's
 // `remove_space` with the difference that llama.cpp only ever looks at the
 // very first token. Use it when decoding from the start of a sequence, never
