@@ -1,0 +1,202 @@
+// The scheduler end to end in one process: stories260K's greedy story equal
+// to llama2.c's expected text, concurrent requests equal to lone ones,
+// cancellation, queue limits and validation.
+#include "coordinator/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include "common/gguf.h"
+#include "common/tokenizer.h"
+#include "tests/golden.h"
+#include "tests/test_data.h"
+
+namespace shardlm::testing {
+namespace {
+
+class Collector : public GenerationObserver {
+ public:
+  void OnToken(const GeneratedToken& t) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (t.id >= 0) ids_.push_back(t.id);
+    text_ += t.text;
+    if (cancel_after_ > 0 && static_cast<int>(ids_.size()) == cancel_after_) cancel_now_ = true;
+    cv_.notify_all();
+  }
+  void OnFinish(FinishReason reason, const GenerationStats& stats, const absl::Status& error) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    reason_ = reason;
+    stats_ = stats;
+    error_ = error;
+    done_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(120), [&] { return done_; }));
+  }
+  void WaitForTokens(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(60), [&] { return done_ || static_cast<int>(ids_.size()) >= n; });
+  }
+  std::vector<int32_t> ids_;
+  std::string text_;
+  FinishReason reason_ = FinishReason::kError;
+  GenerationStats stats_;
+  absl::Status error_;
+  bool done_ = false;
+  int cancel_after_ = 0;
+  bool cancel_now_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void Open(const std::string& model, std::vector<std::pair<int, int>> split, EngineOptions eo = {}) {
+    auto file = GgufFile::Open(model);
+    ASSERT_TRUE(file.ok()) << file.status();
+    file_ = std::shared_ptr<const GgufFile>(std::move(*file));
+    auto tok = Tokenizer::FromGguf(*file_);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tokenizer_ = std::move(*tok);
+    std::vector<std::shared_ptr<Stage>> stages;
+    for (auto [a, b] : split) {
+      StageOptions so;
+      so.first_layer = a;
+      so.last_layer = b;
+      so.kv_type = KvType::kF32;
+      auto st = LlamaStage::Create(file_, so);
+      ASSERT_TRUE(st.ok()) << st.status();
+      stages.push_back(std::move(*st));
+    }
+    auto p = Pipeline::Create(std::move(stages));
+    ASSERT_TRUE(p.ok()) << p.status();
+    pipeline_ = std::move(*p);
+    engine_ = std::make_unique<Engine>(pipeline_.get(), tokenizer_.get(), eo);
+  }
+  std::shared_ptr<Collector> Run(const std::vector<int32_t>& prompt, SamplingParams params) {
+    auto c = std::make_shared<Collector>();
+    auto id = engine_->Submit(GenerationRequest{prompt, params}, c);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return c;
+  }
+  std::shared_ptr<const GgufFile> file_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, StoriesGreedy200TokensIsLlama2cExpectedText) {
+  Open(TestDataPath("models/stories260K.gguf"), {{0, 5}});
+  SamplingParams p = SamplingParams::Greedy();
+  p.max_tokens = 200;
+  auto c = Run({1}, p);
+  c->Wait();
+  EXPECT_EQ(c->reason_, FinishReason::kLength);
+  EXPECT_EQ(c->ids_.size(), 200u);
+  EXPECT_EQ(c->text_, ReadFileOrDie(TestDataPath("models/stories260K.expected_greedy.txt")));
+  EXPECT_EQ(pipeline_->stages()[0]->kv_stats().sequences, 0);  // released at the end
+}
+
+TEST_F(EngineTest, ConcurrentRequestsEqualLoneOnesThroughAPipeline) {
+  EngineOptions eo;
+  eo.prefill_chunk = 3;  // prompts arrive in chunks beside running decodes
+  Open(TestDataPath("models/nano-q4_k_m.gguf"), {{0, 1}, {1, 4}}, eo);
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily saw a big red ball",
+                                            "The little bird sat on the tree and sang", "Hi"};
+  SamplingParams p = SamplingParams::Greedy();
+  p.max_tokens = 24;
+  p.ignore_eos = true;
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& text : prompts) {
+    auto c = Run(tokenizer_->Encode(text, true, false), p);
+    c->Wait();
+    alone.push_back(c->ids_);
+  }
+  std::vector<std::shared_ptr<Collector>> together;
+  for (const auto& text : prompts) together.push_back(Run(tokenizer_->Encode(text, true, false), p));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    together[i]->Wait();
+    EXPECT_EQ(together[i]->ids_, alone[i]) << prompts[i];
+  }
+  for (const auto& s : pipeline_->stages()) EXPECT_EQ(s->kv_stats().sequences, 0);
+}
+
+TEST_F(EngineTest, CancelEndsTheStreamAndFreesKv) {
+  Open(TestDataPath("models/stories260K.gguf"), {{0, 2}, {2, 5}});
+  SamplingParams p = SamplingParams::Greedy();
+  p.max_tokens = 1000;
+  p.ignore_eos = true;
+  auto c = std::make_shared<Collector>();
+  auto id = engine_->Submit(GenerationRequest{{1}, p}, c);
+  ASSERT_TRUE(id.ok());
+  c->WaitForTokens(5);
+  engine_->Cancel(*id);
+  c->Wait();
+  EXPECT_EQ(c->reason_, FinishReason::kCancelled);
+  EXPECT_LT(c->ids_.size(), 1000u);
+  for (const auto& s : pipeline_->stages()) EXPECT_EQ(s->kv_stats().sequences, 0);
+}
+
+TEST_F(EngineTest, StopStringEndsGenerationWithoutEmittingIt) {
+  Open(TestDataPath("models/stories260K.gguf"), {{0, 5}});
+  SamplingParams p = SamplingParams::Greedy();
+  p.max_tokens = 200;
+  p.stop = {"Lily"};
+  auto c = Run({1}, p);
+  c->Wait();
+  EXPECT_EQ(c->reason_, FinishReason::kStop);
+  EXPECT_EQ(c->text_, "Once upon a time, there was a little girl named ");
+}
+
+TEST_F(EngineTest, InvalidRequestsAndFullQueueAreRefused) {
+  EngineOptions eo;
+  eo.max_active = 1;
+  eo.max_queued = 1;
+  Open(TestDataPath("models/stories260K.gguf"), {{0, 5}}, eo);
+  auto c = std::make_shared<Collector>();
+  SamplingParams p = SamplingParams::Greedy();
+  EXPECT_EQ(engine_->Submit(GenerationRequest{{}, p}, c).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Submit(GenerationRequest{{1, 9999}, p}, c).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  SamplingParams bad = p;
+  bad.top_p = 2;
+  EXPECT_EQ(engine_->Submit(GenerationRequest{{1}, bad}, c).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Fill the running slot and the queue, then one more is refused.
+  p.max_tokens = 100000;
+  p.ignore_eos = true;
+  std::vector<std::shared_ptr<Collector>> held;
+  std::vector<uint64_t> ids;
+  absl::Status last;
+  for (int i = 0; i < 4 && last.ok(); ++i) {
+    held.push_back(std::make_shared<Collector>());
+    auto id = engine_->Submit(GenerationRequest{{1}, p}, held.back());
+    last = id.status();
+    if (id.ok()) ids.push_back(*id);
+  }
+  EXPECT_EQ(last.code(), absl::StatusCode::kResourceExhausted) << last;
+  for (uint64_t id : ids) engine_->Cancel(id);
+  for (size_t i = 0; i < ids.size(); ++i) held[i]->Wait();
+}
+
+TEST_F(EngineTest, DeadlineEndsTheRequest) {
+  Open(TestDataPath("models/stories260K.gguf"), {{0, 5}});
+  SamplingParams p = SamplingParams::Greedy();
+  p.max_tokens = 100000;
+  p.ignore_eos = true;
+  auto c = std::make_shared<Collector>();
+  GenerationRequest r{{1}, p};
+  r.deadline = absl::Now() + absl::Milliseconds(200);
+  ASSERT_TRUE(engine_->Submit(std::move(r), c).ok());
+  c->Wait();
+  EXPECT_EQ(c->reason_, FinishReason::kDeadline);
+  EXPECT_EQ(pipeline_->stages()[0]->kv_stats().sequences, 0);
+}
+
+}  // namespace
+}  // namespace shardlm::testing

@@ -1,0 +1,210 @@
+// The forward pass on stories260K (a real trained model) against llama2.c's
+// expected text and an independent float64 reference, and the properties
+// that catch KV-cache bugs: incremental decoding equals a full recompute,
+// batched equals unbatched, a layer split equals the whole model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "tests/golden.h"
+#include "tests/test_data.h"
+
+namespace shardlm::testing {
+namespace {
+
+std::string Stories() { return TestDataPath("models/stories260K.gguf"); }
+
+nlohmann::json Reference() {
+  return nlohmann::json::parse(ReadFileOrDie(TestDataPath("models/stories260K.reference.json")));
+}
+
+TEST(ForwardTest, StoriesLogitsMatchFloat64Reference) {
+  auto stage = OpenStage(Stories(), KvType::kF32);
+  ASSERT_NE(stage, nullptr);
+  const auto ref = Reference();
+  const auto expected = ref.at("full_logits_first_steps").at("logits").get<std::vector<std::vector<float>>>();
+  const std::vector<int32_t> inputs = {1, 403, 407, 261};  // BOS + the first greedy tokens
+  std::vector<float> logits = ChunkedLogits(stage.get(), 1, inputs, 1);
+  const int v = stage->info().n_vocab;
+  for (size_t step = 0; step < expected.size(); ++step) {
+    // The reference is float64 rounded to 6 significant digits (|logit| < 20:
+    // rounding error < 1e-4 / 2), float32 arithmetic adds ~2e-5.
+    EXPECT_LE(MaxAbsDiff(&logits[step * v], expected[step].data(), v), 1e-4f) << "step " << step;
+  }
+}
+
+TEST(ForwardTest, StoriesHiddenStatesAfterEveryBlockMatchReference) {
+  const auto ref = Reference().at("residual_after_each_block");
+  const auto tokens = ref.at("input_tokens").get<std::vector<int32_t>>();
+  const auto x = ref.at("x").get<std::vector<std::vector<std::vector<float>>>>();  // [pos][layer][64]
+  ASSERT_EQ(x.size(), tokens.size());
+  for (int layer = 0; layer + 1 < static_cast<int>(x[0].size()); ++layer) {
+    // A stage of layers [0, layer+1) that is not the last returns the
+    // residual stream (the last block's output is covered by the logits).
+    auto stage = OpenStage(Stories(), KvType::kF32, 0, layer + 1);
+    ASSERT_NE(stage, nullptr);
+    ForwardRequest r;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      r.seq_ids.push_back(7);
+      r.positions.push_back(static_cast<int32_t>(i));
+      r.tokens.push_back(tokens[i]);
+    }
+    ForwardResult res;
+    ASSERT_TRUE(stage->Forward(r, &res).ok());
+    ASSERT_EQ(res.hidden.size(), tokens.size() * 64);
+    for (size_t p = 0; p < tokens.size(); ++p) {
+      EXPECT_LE(MaxAbsDiff(&res.hidden[p * 64], x[p][layer].data(), 64), 1e-4f)
+          << "layer " << layer << " position " << p;
+    }
+  }
+}
+
+// Incremental decoding equals full recompute, the bug behind
+// "ragmentragment...": logits at every position of a 40-token sequence fed
+// one token at a time and in chunks of 7 equal one batched forward of it.
+void ExpectIncrementalEqualsFull(const std::string& model, KvType kv) {
+  auto stage = OpenStage(model, kv);
+  ASSERT_NE(stage, nullptr);
+  const auto ids = Reference().at("greedy_token_ids").at("ids").get<std::vector<int32_t>>();
+  std::vector<int32_t> tokens = {1};
+  tokens.insert(tokens.end(), ids.begin(), ids.begin() + 39);
+  const std::vector<float> full = BatchLogits(stage.get(), 1, tokens);
+  const int v = stage->info().n_vocab;
+  for (int chunk : {1, 7}) {
+    const std::vector<float> inc = ChunkedLogits(stage.get(), 100 + chunk, tokens, chunk);
+    ASSERT_EQ(inc.size(), full.size());
+    for (size_t p = 0; p < tokens.size(); ++p) {
+      for (int i = 0; i < v; ++i) {
+        const float a = inc[p * v + i], b = full[p * v + i];
+        ASSERT_LE(std::fabs(a - b), 1e-4f * std::max(1.0f, std::fabs(b)))
+            << "chunk " << chunk << " position " << p << " token " << i;
+      }
+    }
+  }
+}
+
+TEST(ForwardTest, IncrementalEqualsFullRecomputeF32) {
+  ExpectIncrementalEqualsFull(Stories(), KvType::kF32);
+}
+
+TEST(ForwardTest, IncrementalEqualsFullRecomputeQuantizedF16Cache) {
+  ExpectIncrementalEqualsFull(TestDataPath("models/nano-q4_k_m.gguf"), KvType::kF16);
+}
+
+// Three sequences of different lengths decoded together in shared batches
+// give each one the tokens it gets alone.
+TEST(ForwardTest, BatchedEqualsUnbatched) {
+  auto stage = OpenStage(TestDataPath("models/nano-q4_0.gguf"), KvType::kF32);
+  ASSERT_NE(stage, nullptr);
+  const int v = stage->info().n_vocab;
+  const std::vector<std::vector<int32_t>> prompts = {
+      {1, 403, 407, 261, 378}, {1, 317}, {1, 317, 394, 261, 370, 352, 266, 268, 388}};
+  constexpr int kSteps = 12;
+  auto greedy_alone = [&](SeqId seq, const std::vector<int32_t>& prompt) {
+    std::vector<float> l = BatchLogits(stage.get(), seq, prompt);
+    std::vector<int32_t> out = {Argmax(&l[(prompt.size() - 1) * v], v)};
+    for (int s = 1; s < kSteps; ++s) {
+      ForwardRequest r{{seq}, {static_cast<int32_t>(prompt.size() + s - 1)}, {out.back()}, {}, {}};
+      ForwardResult res;
+      EXPECT_TRUE(stage->Forward(r, &res).ok());
+      out.push_back(Argmax(res.logits.data(), v));
+    }
+    return out;
+  };
+  std::vector<std::vector<int32_t>> alone;
+  for (size_t i = 0; i < prompts.size(); ++i) alone.push_back(greedy_alone(10 + i, prompts[i]));
+
+  // Together: one batch holding all three prompts, then one decode token each per step.
+  ForwardRequest r;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    for (size_t p = 0; p < prompts[i].size(); ++p) {
+      r.seq_ids.push_back(20 + i);
+      r.positions.push_back(static_cast<int32_t>(p));
+      r.tokens.push_back(prompts[i][p]);
+    }
+  }
+  std::vector<std::vector<int32_t>> together(prompts.size());
+  for (int s = 0; s < kSteps; ++s) {
+    ForwardResult res;
+    ASSERT_TRUE(stage->Forward(r, &res).ok());
+    ASSERT_EQ(res.logit_rows.size(), prompts.size());
+    r = ForwardRequest{};
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      together[i].push_back(Argmax(&res.logits[i * v], v));
+      r.seq_ids.push_back(20 + i);
+      r.positions.push_back(static_cast<int32_t>(prompts[i].size() + s));
+      r.tokens.push_back(together[i].back());
+    }
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
+}
+
+// A pipeline of in-process stages equals the whole model: the hidden state
+// handed from stage to stage is all a later stage needs.
+TEST(ForwardTest, SplitStagesEqualWholeModel) {
+  auto whole = OpenStage(Stories(), KvType::kF32);
+  auto a = OpenStage(Stories(), KvType::kF32, 0, 1);
+  auto b = OpenStage(Stories(), KvType::kF32, 1, 5);
+  ASSERT_TRUE(whole && a && b);
+  const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 432};
+  const std::vector<float> expected = BatchLogits(whole.get(), 1, tokens);
+  ForwardRequest r;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    r.seq_ids.push_back(1);
+    r.positions.push_back(static_cast<int32_t>(i));
+    r.tokens.push_back(tokens[i]);
+    r.want_logits.push_back(1);
+  }
+  ForwardResult mid, out;
+  ASSERT_TRUE(a->Forward(r, &mid).ok());
+  r.tokens.clear();
+  r.hidden = mid.hidden;
+  ASSERT_TRUE(b->Forward(r, &out).ok());
+  ASSERT_EQ(out.logits.size(), expected.size());
+  EXPECT_EQ(MaxAbsDiff(out.logits.data(), expected.data(), static_cast<int>(expected.size())), 0.0f);
+}
+
+TEST(ForwardTest, MalformedBatchesAreRejectedWithoutHarm) {
+  auto stage = OpenStage(Stories(), KvType::kF32);
+  ASSERT_NE(stage, nullptr);
+  ForwardResult res;
+  ForwardRequest ok{{1, 1}, {0, 1}, {1, 403}, {}, {}};
+  ASSERT_TRUE(stage->Forward(ok, &res).ok());
+  const KvStats before = stage->kv_stats();
+  const std::vector<ForwardRequest> bad = {
+      {{}, {}, {}, {}, {}},                   // empty
+      {{1}, {5}, {403}, {}, {}},              // gap after 2 cached positions
+      {{2}, {0}, {512}, {}, {}},              // token outside the vocabulary
+      {{2, 2}, {0, 2}, {1, 2}, {}, {}},       // positions not consecutive
+      {{2, 3, 2}, {0, 0, 1}, {1, 1, 1}, {}, {}},  // sequence split in two runs
+      {{2}, {0}, {}, {}, {}},                 // no token ids on the first stage
+      {{2}, {-1}, {1}, {}, {}},               // negative position
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    absl::Status st = stage->Forward(bad[i], &res);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << "case " << i << ": " << st;
+  }
+  const KvStats after = stage->kv_stats();
+  EXPECT_EQ(after.tokens, before.tokens);
+  EXPECT_EQ(after.sequences, before.sequences);
+}
+
+TEST(ForwardTest, KvBudgetIsEnforcedAndReleased) {
+  StageOptions o;
+  o.kv_type = KvType::kF32;
+  // One sequence grows to 64 positions first: 2 (K,V) x 5 layers x 64 x 32 x 4 bytes = 81920.
+  o.kv_budget_bytes = 100000;  // room for one sequence, not two
+  auto stage = LlamaStage::Open(Stories(), o);
+  ASSERT_TRUE(stage.ok()) << stage.status();
+  ForwardResult res;
+  ASSERT_TRUE((*stage)->Forward({{1}, {0}, {1}, {}, {}}, &res).ok());
+  absl::Status st = (*stage)->Forward({{2}, {0}, {1}, {}, {}}, &res);
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  ASSERT_TRUE((*stage)->Release(1).ok());
+  EXPECT_EQ((*stage)->kv_stats().bytes_used, 0);
+  EXPECT_TRUE((*stage)->Forward({{2}, {0}, {1}, {}, {}}, &res).ok());
+}
+
+}  // namespace
+}  // namespace shardlm::testing

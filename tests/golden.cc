@@ -1,0 +1,88 @@
+#include "tests/golden.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "tests/test_data.h"
+
+namespace shardlm::testing {
+
+std::vector<std::string> GoldenNames() {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(TestDataPath("golden"))) {
+    const std::string file = e.path().filename().string();
+    if (file.size() > 5 && file.ends_with(".json")) names.push_back(file.substr(0, file.size() - 5));
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Golden LoadGolden(const std::string& name) {
+  Golden g;
+  g.name = name;
+  const auto j = nlohmann::json::parse(ReadFileOrDie(TestDataPath("golden/" + name + ".json")));
+  g.model_path = TestDataPath("models/" + j.at("model_file").get<std::string>());
+  g.prompt = j.at("prompt").get<std::string>();
+  g.kv_cache = j.at("settings").at("kv_cache").get<std::string>();
+  g.prompt_tokens = j.at("prompt_tokens").get<std::vector<int32_t>>();
+  g.greedy_tokens = j.at("greedy_tokens").get<std::vector<int32_t>>();
+  g.greedy_margins = j.at("greedy_margins").get<std::vector<double>>();
+  g.last_logits = ReadFloats(TestDataPath("golden/" + j.at("logits_bin").at("file").get<std::string>()));
+  g.n_vocab = static_cast<int>(g.last_logits.size());
+  if (j.contains("prompt_logits_bin")) {
+    g.prompt_logits =
+        ReadFloats(TestDataPath("golden/" + j.at("prompt_logits_bin").at("file").get<std::string>()));
+  }
+  return g;
+}
+
+std::unique_ptr<LlamaStage> OpenStage(const std::string& model_path, KvType kv, int first,
+                                      int last) {
+  StageOptions o;
+  o.kv_type = kv;
+  o.first_layer = first;
+  o.last_layer = last;
+  auto stage = LlamaStage::Open(model_path, o);
+  EXPECT_TRUE(stage.ok()) << stage.status();
+  return stage.ok() ? std::move(*stage) : nullptr;
+}
+
+std::vector<float> ChunkedLogits(Stage* stage, SeqId seq, const std::vector<int32_t>& tokens,
+                                 int chunk) {
+  const int n_vocab = stage->info().n_vocab;
+  std::vector<float> out(tokens.size() * n_vocab);
+  for (size_t begin = 0; begin < tokens.size(); begin += chunk) {
+    const size_t end = std::min(tokens.size(), begin + chunk);
+    ForwardRequest r;
+    for (size_t i = begin; i < end; ++i) {
+      r.seq_ids.push_back(seq);
+      r.positions.push_back(static_cast<int32_t>(i));
+      r.tokens.push_back(tokens[i]);
+      r.want_logits.push_back(1);
+    }
+    ForwardResult res;
+    absl::Status st = stage->Forward(r, &res);
+    EXPECT_TRUE(st.ok()) << st;
+    if (!st.ok()) return {};
+    std::copy(res.logits.begin(), res.logits.end(), out.begin() + begin * n_vocab);
+  }
+  return out;
+}
+
+std::vector<float> BatchLogits(Stage* stage, SeqId seq, const std::vector<int32_t>& tokens) {
+  return ChunkedLogits(stage, seq, tokens, static_cast<int>(tokens.size()));
+}
+
+int Argmax(const float* row, int n) { return static_cast<int>(std::max_element(row, row + n) - row); }
+
+float MaxAbsDiff(const float* a, const float* b, int n) {
+  float m = 0;
+  for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace shardlm::testing
