@@ -6,8 +6,8 @@
 // The vocabularies come from $SHARDLM_TEST_DATA (default ../shared).
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <iterator>
 #include <map>
@@ -55,17 +55,18 @@ const Tokenizer* Get(const std::string& relative) {
 // the text is not one repeated string, with punctuation, quotes, numbers,
 // newlines and a few non-ASCII words.
 std::string StoryText(size_t bytes) {
-  static const char* kNames[] = {"Lily", "Tom", "Ben", "Sue", "the old man", "a little girl",
-                                 "the dog", "Mia", "Grandpa", "the teacher", "Zoë", "José"};
-  static const char* kVerbs[] = {"saw", "found", "wanted", "liked", "painted", "carried",
-                                 "followed", "remembered", "shared", "lost", "built", "fixed"};
-  static const char* kAdjs[] = {"big", "red", "shiny", "tiny", "happy", "strange", "wooden",
-                                "broken", "beautiful", "quiet", "sparkly", "enormous"};
-  static const char* kNouns[] = {"ball", "tree", "house", "boat", "kite", "cake", "river",
-                                 "garden", "castle", "bird", "lighthouse", "café"};
-  static const char* kTails[] = {" in the park", " near the river", " after school",
-                                 " on a sunny day", " with a friend", "", " at 7 o'clock",
-                                 " for 3 hours", " by the sea"};
+  static const char* kNames[] = {"Lily",        "Tom",           "Ben",     "Sue",
+                                 "the old man", "a little girl", "the dog", "Mia",
+                                 "Grandpa",     "the teacher",   "Zoë",     "José"};
+  static const char* kVerbs[] = {"saw",      "found",      "wanted", "liked", "painted", "carried",
+                                 "followed", "remembered", "shared", "lost",  "built",   "fixed"};
+  static const char* kAdjs[] = {"big",    "red",    "shiny",     "tiny",  "happy",   "strange",
+                                "wooden", "broken", "beautiful", "quiet", "sparkly", "enormous"};
+  static const char* kNouns[] = {"ball",  "tree",   "house",  "boat", "kite",       "cake",
+                                 "river", "garden", "castle", "bird", "lighthouse", "café"};
+  static const char* kTails[] = {" in the park",    " near the river", " after school",
+                                 " on a sunny day", " with a friend",  "",
+                                 " at 7 o'clock",   " for 3 hours",    " by the sea"};
   std::mt19937 rng(42);
   auto pick = [&](const auto& list) { return list[rng() % std::size(list)]; };
   std::string text;
@@ -75,10 +76,18 @@ std::string StoryText(size_t bytes) {
                     pick(kNouns) + pick(kTails);
     s[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(s[0])));
     switch (rng() % 6) {
-      case 0: text += "\"" + s + "!\" she said. "; break;
-      case 1: text += s + ", and it was fun. "; break;
-      case 2: text += s + ".\n"; break;
-      default: text += s + ". "; break;
+      case 0:
+        text += "\"" + s + "!\" she said. ";
+        break;
+      case 1:
+        text += s + ", and it was fun. ";
+        break;
+      case 2:
+        text += s + ".\n";
+        break;
+      default:
+        text += s + ". ";
+        break;
     }
   }
   return text;

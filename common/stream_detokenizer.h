@@ -44,8 +44,8 @@ class StreamDetokenizer {
  private:
   const Tokenizer* tokenizer_;
   DecodeOptions options_;
-  bool strip_;            // the leading-space rule still applies
-  std::string pending_;   // an incomplete but still possible character
+  bool strip_;           // the leading-space rule still applies
+  std::string pending_;  // an incomplete but still possible character
 };
 
 }  // namespace shardlm

@@ -18,7 +18,8 @@ constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";
 // A symbol of up to 4 bytes packed with its length, for joins_before_space_.
 uint64_t SymbolKey(const char* p, size_t n) {
   uint64_t key = n << 32;
-  for (size_t i = 0; i < n; ++i) key |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  for (size_t i = 0; i < n; ++i)
+    key |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
   return key;
 }
 
@@ -46,7 +47,7 @@ int ParseByteToken(const std::string& text) {
 // One initial character, later a merged run, of the SentencePiece encoder.
 // `next`/`prev` chain the live symbols; a merged-away symbol has n == 0.
 struct Symbol {
-  uint32_t start;
+  size_t start;
   uint32_t n;
   int32_t prev;
   int32_t next;
@@ -94,20 +95,19 @@ absl::Status Tokenizer::Init() {
                      "\" is not supported (supported: \"llama\", SentencePiece BPE)"));
   }
   if (v.tokens.empty() || v.tokens.size() > static_cast<size_t>(INT32_MAX)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("vocabulary has ", v.tokens.size(), " tokens"));
+    return absl::InvalidArgumentError(absl::StrCat("vocabulary has ", v.tokens.size(), " tokens"));
   }
   const size_t n = v.tokens.size();
   if (v.scores.empty()) v.scores.assign(n, 0.0f);
   if (v.types.empty()) v.types.assign(n, TokenType::kNormal);
   if (v.scores.size() != n || v.types.size() != n) {
     return absl::InvalidArgumentError(absl::StrCat("vocabulary has ", n, " tokens but ",
-                                                   v.scores.size(), " scores and ",
-                                                   v.types.size(), " token types"));
+                                                   v.scores.size(), " scores and ", v.types.size(),
+                                                   " token types"));
   }
-  const std::pair<const char*, int32_t> ids[] = {{"bos", v.bos_id}, {"eos", v.eos_id},
+  const std::pair<const char*, int32_t> ids[] = {{"bos", v.bos_id},     {"eos", v.eos_id},
                                                  {"unknown", v.unk_id}, {"padding", v.pad_id},
-                                                 {"eot", v.eot_id}, {"eom", v.eom_id}};
+                                                 {"eot", v.eot_id},     {"eom", v.eom_id}};
   for (const auto& [name, id] : ids) {
     if (id != kNoToken && !IsValidId(id)) {
       return absl::InvalidArgumentError(
@@ -160,9 +160,8 @@ absl::Status Tokenizer::Init() {
     const int32_t id = LookupToken(name);
     byte_to_token_[b] = id != kNoToken ? id : single_byte_token[b];
   }
-  std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [&](int32_t a, int32_t b) {
-    return v.tokens[a].size() > v.tokens[b].size();
-  });
+  std::stable_sort(special_tokens_.begin(), special_tokens_.end(),
+                   [&](int32_t a, int32_t b) { return v.tokens[a].size() > v.tokens[b].size(); });
   return absl::OkStatus();
 }
 
@@ -316,7 +315,7 @@ void Tokenizer::EncodeFragment(std::string_view raw, bool add_prefix,
       }
     }
     const int32_t index = static_cast<int32_t>(symbols.size());
-    symbols.push_back({static_cast<uint32_t>(offset), n, index - 1, index + 1});
+    symbols.push_back({offset, n, index - 1, index + 1});
     offset += n;
   }
   merge_word();
@@ -388,8 +387,7 @@ absl::Status Tokenizer::CheckIds(absl::Span<const int32_t> ids) const {
 }
 
 bool Tokenizer::IsEndOfGeneration(int32_t id) const {
-  return id != kNoToken &&
-         (id == vocab_.eos_id || id == vocab_.eot_id || id == vocab_.eom_id);
+  return id != kNoToken && (id == vocab_.eos_id || id == vocab_.eot_id || id == vocab_.eom_id);
 }
 
 }  // namespace shardlm

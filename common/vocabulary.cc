@@ -36,9 +36,8 @@ absl::Status ReadFlag(const GgufFile& gguf, std::string_view key, bool* flag) {
 }
 
 absl::Status LengthMismatch(const GgufFile& gguf, std::string_view key, size_t got, size_t want) {
-  return absl::InvalidArgumentError(absl::StrCat(gguf.path(), ": ", std::string(key), " has ",
-                                                 got, " entries but tokenizer.ggml.tokens has ",
-                                                 want));
+  return absl::InvalidArgumentError(absl::StrCat(gguf.path(), ": ", std::string(key), " has ", got,
+                                                 " entries but tokenizer.ggml.tokens has ", want));
 }
 
 }  // namespace
@@ -72,8 +71,8 @@ absl::StatusOr<Vocabulary> Vocabulary::FromGguf(const GgufFile& gguf) {
   ASSIGN_OR_RETURN(const std::vector<std::string>* tokens,
                    gguf.GetStringArray("tokenizer.ggml.tokens"));
   if (tokens->empty() || tokens->size() > static_cast<size_t>(INT32_MAX)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        gguf.path(), ": tokenizer.ggml.tokens has ", tokens->size(), " entries"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(gguf.path(), ": tokenizer.ggml.tokens has ", tokens->size(), " entries"));
   }
   vocab.tokens = *tokens;
   const size_t n = vocab.tokens.size();
@@ -111,10 +110,8 @@ absl::StatusOr<Vocabulary> Vocabulary::FromGguf(const GgufFile& gguf) {
   const int32_t n_tokens = static_cast<int32_t>(n);
   RETURN_IF_ERROR(ReadSpecialId(gguf, "tokenizer.ggml.bos_token_id", n_tokens, &vocab.bos_id));
   RETURN_IF_ERROR(ReadSpecialId(gguf, "tokenizer.ggml.eos_token_id", n_tokens, &vocab.eos_id));
-  RETURN_IF_ERROR(
-      ReadSpecialId(gguf, "tokenizer.ggml.unknown_token_id", n_tokens, &vocab.unk_id));
-  RETURN_IF_ERROR(
-      ReadSpecialId(gguf, "tokenizer.ggml.padding_token_id", n_tokens, &vocab.pad_id));
+  RETURN_IF_ERROR(ReadSpecialId(gguf, "tokenizer.ggml.unknown_token_id", n_tokens, &vocab.unk_id));
+  RETURN_IF_ERROR(ReadSpecialId(gguf, "tokenizer.ggml.padding_token_id", n_tokens, &vocab.pad_id));
   RETURN_IF_ERROR(ReadSpecialId(gguf, "tokenizer.ggml.eot_token_id", n_tokens, &vocab.eot_id));
   RETURN_IF_ERROR(ReadSpecialId(gguf, "tokenizer.ggml.eom_token_id", n_tokens, &vocab.eom_id));
   // Defaults that point past a tiny vocabulary are dropped, not kept dangling.

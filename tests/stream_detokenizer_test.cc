@@ -58,8 +58,8 @@ TEST(StreamDetokenizerTest, ImpossibleBytesComeOutAsReplacementAtOnce) {
   EXPECT_EQ(s.Push(Byte(0xFF)), kFffd);  // can never start a character
   EXPECT_EQ(s.Push(Byte(0xE2)), "");
   EXPECT_EQ(s.Push(Byte('A')), kFffd + "A");  // E2 then ASCII: E2 is dead
-  EXPECT_EQ(s.Push(Byte(0x80)), kFffd);        // stray continuation byte
-  EXPECT_EQ(s.Push(261), kFffd);               // an invalid NORMAL token
+  EXPECT_EQ(s.Push(Byte(0x80)), kFffd);       // stray continuation byte
+  EXPECT_EQ(s.Push(261), kFffd);              // an invalid NORMAL token
   EXPECT_EQ(s.Push(260), "\xC3\xA9");
 }
 

@@ -48,12 +48,11 @@ std::unique_ptr<Tokenizer> Make(Vocabulary v) {
 const std::string kS = "\xE2\x96\x81";
 
 TEST(TokenizerCoreTest, MergesHighestScoreFirst) {
-  auto t = Make(SmallVocab({{kS, -5}, {"a", -5}, {"b", -5}, {"c", -5}, {kS + "a", -1},
-                            {"bc", -2}, {"ab", -0.5}}));
+  auto t = Make(SmallVocab(
+      {{kS, -5}, {"a", -5}, {"b", -5}, {"c", -5}, {kS + "a", -1}, {"bc", -2}, {"ab", -0.5}}));
   // "▁abc": ab (-0.5) is the best pair and merges first; that makes the
   // queued ▁a and bc stale, and neither "▁ab" nor "abc" is a token.
-  EXPECT_THAT(t->Encode("abc", false, false),
-              ElementsAre(kFirst + 0, kFirst + 6, kFirst + 3));
+  EXPECT_THAT(t->Encode("abc", false, false), ElementsAre(kFirst + 0, kFirst + 6, kFirst + 3));
 }
 
 TEST(TokenizerCoreTest, TiesGoToTheLeftmostPair) {
@@ -118,8 +117,7 @@ TEST(TokenizerCoreTest, DecodeRules) {
   const std::vector<int32_t> ids = {1, kFirst + 2, kFirst + 2, Byte('!'), 2};
   EXPECT_EQ(t->Decode(ids), " a a!");
   EXPECT_EQ(t->Decode(ids, {.strip_leading_space = true}), "a a!");
-  EXPECT_EQ(t->Decode(ids, {.strip_leading_space = true, .render_special = true}),
-            "<s> a a!</s>");
+  EXPECT_EQ(t->Decode(ids, {.strip_leading_space = true, .render_special = true}), "<s> a a!</s>");
   EXPECT_EQ(t->TokenPiece(0), "<unk>");
   EXPECT_EQ(t->TokenPiece(Byte(0xFF)), "\xFF");
   EXPECT_EQ(t->TokenPiece(-1), "");

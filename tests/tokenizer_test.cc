@@ -83,11 +83,21 @@ std::string JsonString(const std::string& json, size_t* pos) {
     const char e = json[i + 1];
     i += 2;
     switch (e) {
-      case 'n': out.push_back('\n'); break;
-      case 't': out.push_back('\t'); break;
-      case 'r': out.push_back('\r'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
       case 'u': {
         uint32_t cp = std::stoul(json.substr(i, 4), nullptr, 16);
         i += 4;
@@ -99,7 +109,8 @@ std::string JsonString(const std::string& json, size_t* pos) {
         AppendCodePoint(cp, &out);
         break;
       }
-      default: out.push_back(e);
+      default:
+        out.push_back(e);
     }
   }
   *pos = i + 1;
@@ -128,8 +139,7 @@ void ExpectAllCases(const Tokenizer& t, const std::string& name, const std::vect
     EXPECT_EQ(got, cases[i].ids) << name << " case " << i << ": \"" << cases[i].text << "\"";
     passed += got == cases[i].ids;
   }
-  std::cout << "[ vectors  ] " << name << ": " << passed << "/" << cases.size()
-            << " cases pass\n";
+  std::cout << "[ vectors  ] " << name << ": " << passed << "/" << cases.size() << " cases pass\n";
 }
 
 // Decode(Encode(s)) == s under the leading-space rule of tokenizer.h.
@@ -150,8 +160,16 @@ std::vector<int32_t> ReferenceSpmEncode(const Vocabulary& v,
                                         std::string_view raw) {
   std::string text = "\xE2\x96\x81";
   for (char c : raw) text += c == ' ' ? std::string("\xE2\x96\x81") : std::string(1, c);
-  struct Sym { int prev, next; const char* text; size_t n; };
-  struct Big { int left, right; float score; size_t size; };
+  struct Sym {
+    int prev, next;
+    const char* text;
+    size_t n;
+  };
+  struct Big {
+    int left, right;
+    float score;
+    size_t size;
+  };
   auto cmp = [](const Big& l, const Big& r) {
     return l.score < r.score || (l.score == r.score && l.left > r.left);
   };
@@ -212,9 +230,15 @@ TEST(TokenizerVectorsTest, SameIdsAsAnUnsplitReferenceOnRandomText) {
       const int parts = 1 + rng() % 30;
       for (int p = 0; p < parts; ++p) {
         switch (rng() % 5) {
-          case 0: text += std::string(1 + rng() % 3, ' '); break;
-          case 1: text += static_cast<char>(rng() % 256); break;
-          case 2: text += ".,!?\n\t'\"-"[rng() % 10]; break;
+          case 0:
+            text += std::string(1 + rng() % 3, ' ');
+            break;
+          case 1:
+            text += static_cast<char>(rng() % 256);
+            break;
+          case 2:
+            text += ".,!?\n\t'\"-"[rng() % 10];
+            break;
           default: {
             text += t.TokenPiece(static_cast<int32_t>(rng() % t.n_vocab()));
           }
@@ -301,8 +325,7 @@ TEST(TokenizerVectorsTest, GoldenPromptTokens) {
     passed += got == expected;
     EXPECT_EQ(t.Decode(got, {.strip_leading_space = true}), prompt) << file;
   }
-  std::cout << "[ vectors  ] golden prompts: " << passed << "/" << files.size()
-            << " files pass\n";
+  std::cout << "[ vectors  ] golden prompts: " << passed << "/" << files.size() << " files pass\n";
 }
 
 TEST(TokenizerVectorsTest, Stories260KGreedyTextDecodesLikeLlama2c) {

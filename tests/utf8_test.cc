@@ -30,7 +30,9 @@ TEST(Utf8Test, MaximalSubpartsFollowTheUnicodeStandard) {
   // Surrogate: ED allows only 80-9F next, so ED, A0 and 80 are each invalid.
   EXPECT_EQ(Sanitized("\xED\xA0\x80"), kFffd + kFffd + kFffd);
   // Truncated 3-byte character followed by ASCII: one U+FFFD, then the ASCII.
-  EXPECT_EQ(Sanitized("\xE2\x82" "A"), kFffd + "A");
+  EXPECT_EQ(Sanitized("\xE2\x82"
+                      "A"),
+            kFffd + "A");
   // F4 90 is above U+10FFFF.
   EXPECT_EQ(Sanitized("\xF4\x90\x80\x80"), kFffd + kFffd + kFffd + kFffd);
   // E0 80 is an overlong prefix.

@@ -40,10 +40,10 @@ std::unique_ptr<Tokenizer> MakeTokenizer() {
   }
   v.scores.assign(v.tokens.size(), 0.0f);
   const std::pair<std::string, float> pieces[] = {
-      {s, -1},        {"a", -2},       {"b", -2},         {"c", -2},      {s + "a", -1},
-      {"ab", -1},     {"abc", -0.5f},  {"a" + s, -1.5f},  {s + s, -3},    {"\xC3\xA9", -2},
-      {"e\xCC\x81", -2}, {"\xFF", -4}, {s + "the", -0.1f}, {"th", -3},    {"he", -3},
-      {"t", -4},      {"h", -4},       {"e", -4},         {s + "t", -3}};
+      {s, -1},           {"a", -2},      {"b", -2},          {"c", -2},    {s + "a", -1},
+      {"ab", -1},        {"abc", -0.5f}, {"a" + s, -1.5f},   {s + s, -3},  {"\xC3\xA9", -2},
+      {"e\xCC\x81", -2}, {"\xFF", -4},   {s + "the", -0.1f}, {"th", -3},   {"he", -3},
+      {"t", -4},         {"h", -4},      {"e", -4},          {s + "t", -3}};
   for (const auto& [text, score] : pieces) {
     v.tokens.push_back(text);
     v.types.push_back(TokenType::kNormal);
