@@ -1,0 +1,109 @@
+// Kernel micro-benchmarks: one matrix-vector product per weight type (every
+// row's vec_dot against one quantized activation row), reference vs best
+// kernel set, reported as GB/s of weights streamed; and the activation
+// quantizers (q8_0, q8_1, q8_K, f16) in GB/s of floats read.
+//
+// Matrices are 2048 columns x {2048, 16384} rows: 2048 rows is 1.2-8.4 MB of
+// weights depending on the type (past the 1 MB L2, inside a 32 MB L3); 16384
+// rows (9-67 MB) mostly streams from DRAM, the decode regime. Decode reads
+// every weight once per token, so GB/s here bounds tokens/s directly.
+//
+//   build-quant/bench/shardlm_kernels_bench --benchmark_filter=vec_dot
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/tensor_format.h"
+
+namespace shardlm {
+namespace {
+
+constexpr int64_t kCols = 2048;
+constexpr int kDistinctRows = 64;  // quantized once, then tiled to fill the matrix
+
+std::vector<float> Gaussian(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> gauss;
+  std::vector<float> x(n);
+  for (float& v : x) v = gauss(rng);
+  return x;
+}
+
+std::string SetName(KernelSet set) {
+  return set == KernelSet::kReference ? "reference" : std::string(BestKernelName());
+}
+
+void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set) {
+  const int64_t rows = state.range(0);
+  const TensorFormat& f = Format(type, set);
+  const size_t row_bytes = *RowBytes(type, kCols);
+  // Weights: kDistinctRows quantized rows repeated; every row still has its
+  // own addresses, so the memory traffic is that of a real matrix.
+  std::vector<uint8_t> distinct(row_bytes * kDistinctRows);
+  const std::vector<float> w = Gaussian(kCols * kDistinctRows, 1);
+  Format(type, KernelSet::kReference).quantize(w.data(), distinct.data(), kCols * kDistinctRows);
+  std::vector<uint8_t> matrix(row_bytes * rows);
+  for (int64_t r = 0; r < rows; r += kDistinctRows) {
+    std::memcpy(&matrix[r * row_bytes], distinct.data(), row_bytes * std::min<int64_t>(kDistinctRows, rows - r));
+  }
+  std::vector<uint8_t> act(*RowBytes(f.vec_dot_type, kCols));
+  const std::vector<float> x = Gaussian(kCols, 2);
+  Format(f.vec_dot_type, KernelSet::kReference).quantize(x.data(), act.data(), kCols);
+  std::vector<float> y(rows);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < rows; ++r) y[r] = f.vec_dot(kCols, &matrix[r * row_bytes], act.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * rows * static_cast<int64_t>(row_bytes));
+  state.counters["MB_weights"] = static_cast<double>(rows * row_bytes) / 1e6;
+}
+
+void BM_Quantize(benchmark::State& state, GgmlType type, KernelSet set) {
+  const int64_t n = state.range(0);
+  const TensorFormat& f = Format(type, set);
+  const std::vector<float> x = Gaussian(n, 3);
+  std::vector<uint8_t> out(*RowBytes(type, n));
+  for (auto _ : state) {
+    f.quantize(x.data(), out.data(), n);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * n * static_cast<int64_t>(sizeof(float)));
+}
+
+void RegisterAll() {
+  const GgmlType weights[] = {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0, GgmlType::kQ5_1,
+                              GgmlType::kQ8_0, GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K,
+                              GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16,  GgmlType::kBF16,
+                              GgmlType::kF32};
+  for (GgmlType t : weights) {
+    for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+      const std::string name = "vec_dot/" + std::string(TypeInfo(t).name) + "/" + SetName(set);
+      benchmark::RegisterBenchmark(name.c_str(), BM_VecDot, t, set)->Arg(2048)->Arg(16384)->Unit(benchmark::kMicrosecond);
+    }
+  }
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K, GgmlType::kF16}) {
+    for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+      const std::string name = "quantize/" + std::string(TypeInfo(t).name) + "/" + SetName(set);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Quantize, t, set)->Arg(kCols)->Arg(5632);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardlm
+
+int main(int argc, char** argv) {
+  shardlm::RegisterAll();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
