@@ -5,9 +5,9 @@
 //     d d_a sum_j s_j (u . q)_j  -  dmin d_a sum_j m_j bsum_j
 // with unsigned levels u, sixteen sub-block scales s_j (one per 16 elements)
 // and mins m_j (for q3_K/q6_K: m_j = offset * s_j, dmin = d). Each type only
-// supplies Levels() (eight registers of 32 levels, elements in order),
-// Scales() (16 int8) and, for the min types, Mins() (16 int16); the dot loop
-// is written once:
+// supplies Levels<h>() (four registers of 32 levels: elements 128h..128h+127
+// in order), Scales() (16 int8) and, for the min types, Mins() (16 int16);
+// the dot loop is written once:
 //   maddubs(u, q)   -> 16 int16 pair sums, lanes 0-7 from sub-block 2c and
 //                      lanes 8-15 from sub-block 2c + 1 (u <= 63, |q| <= 127:
 //                      no saturation),
@@ -25,25 +25,39 @@ namespace {
 
 inline __m256i Load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-// Bits [shift, shift + width) of every byte, moved to bit `to`. Shifting 16-bit
-// lanes drags bits across bytes; the mask removes them.
+// The bits `kMask << kShift` of every byte, moved down to bit kTo: one shift
+// of the 16-bit lanes and one AND (the shift drags bits across neighbouring
+// bytes; the mask removes them).
 template <int kShift, int kMask, int kTo = 0>
 inline __m256i Field(__m256i v) {
-  const __m256i f = _mm256_and_si256(_mm256_srli_epi16(v, kShift), _mm256_set1_epi8(kMask));
-  return kTo == 0 ? f : _mm256_slli_epi16(f, kTo);
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>(kMask << kTo));
+  if constexpr (kShift == kTo) return _mm256_and_si256(v, mask);
+  if constexpr (kShift > kTo) return _mm256_and_si256(_mm256_srli_epi16(v, kShift - kTo), mask);
+  return _mm256_and_si256(_mm256_slli_epi16(v, kTo - kShift), mask);
+}
+
+// Each type: Levels<kH>(block, u) fills u[0..3] with the levels of elements
+// 128 kH .. 128 kH + 127 (four chunks of 32, in order), Scales() gives the 16
+// sub-block scales as int8, Mins() (min types) the 16 mins as int16.
+
+// 12 bytes (8 + 4, never reading past the field) as the low three uint32
+// lanes of a vector.
+inline __m128i Load12(const uint8_t* p) {
+  uint32_t w2;
+  std::memcpy(&w2, p + 8, sizeof(w2));
+  return _mm_insert_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), static_cast<int>(w2), 2);
 }
 
 struct Q2K {
   using Block = BlockQ2_K;
   static constexpr int kOffsetShift = -1;  // has mins
+  template <int kH>
   static void Levels(const Block& b, __m256i* u) {
-    for (int h = 0; h < 2; ++h) {
-      const __m256i q = Load256(b.qs + 32 * h);
-      u[4 * h + 0] = Field<0, 3>(q);
-      u[4 * h + 1] = Field<2, 3>(q);
-      u[4 * h + 2] = Field<4, 3>(q);
-      u[4 * h + 3] = Field<6, 3>(q);
-    }
+    const __m256i q = Load256(b.qs + 32 * kH);
+    u[0] = Field<0, 3>(q);
+    u[1] = Field<2, 3>(q);
+    u[2] = Field<4, 3>(q);
+    u[3] = Field<6, 3>(q);
   }
   static __m128i Scales(const Block& b) {
     return _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)), _mm_set1_epi8(0xF));
@@ -59,66 +73,64 @@ struct Q2K {
 struct Q3K {
   using Block = BlockQ3_K;
   static constexpr int kOffsetShift = 2;  // offset 4
+  // Bit 2 of element 128h + 32k + l is bit 4h + k of hmask[l].
+  template <int kH>
   static void Levels(const Block& b, __m256i* u) {
+    const __m256i q = Load256(b.qs + 32 * kH);
     const __m256i hm = Load256(b.hmask);
-    for (int h = 0; h < 2; ++h) {
-      const __m256i q = Load256(b.qs + 32 * h);
-      // bit 2 of element 128h + 32k + l is bit 4h + k of hmask[l]
-      u[4 * h + 0] = _mm256_or_si256(Field<0, 3>(q), h ? Field<4, 1, 2>(hm) : Field<0, 1, 2>(hm));
-      u[4 * h + 1] = _mm256_or_si256(Field<2, 3>(q), h ? Field<5, 1, 2>(hm) : Field<1, 1, 2>(hm));
-      u[4 * h + 2] = _mm256_or_si256(Field<4, 3>(q), h ? Field<6, 1, 2>(hm) : Field<2, 1, 2>(hm));
-      u[4 * h + 3] = _mm256_or_si256(Field<6, 3>(q), h ? Field<7, 1, 2>(hm) : Field<3, 1, 2>(hm));
-    }
+    u[0] = _mm256_or_si256(Field<0, 3>(q), Field<4 * kH + 0, 1, 2>(hm));
+    u[1] = _mm256_or_si256(Field<2, 3>(q), Field<4 * kH + 1, 1, 2>(hm));
+    u[2] = _mm256_or_si256(Field<4, 3>(q), Field<4 * kH + 2, 1, 2>(hm));
+    u[3] = _mm256_or_si256(Field<6, 3>(q), Field<4 * kH + 3, 1, 2>(hm));
   }
-  // The 12-byte layout of UnpackScalesQ3K, four scales per uint32: low
-  // nibbles from bytes 0-7, the two high bits from bytes 8-11.
+  // The UnpackScalesQ3K layout four scales per uint32 lane w0 w1 w2:
+  //   lane 0: w0 & 0x0F.. | ((w2 >> 0) & 3..) << 4     (scales 0-3)
+  //   lane 1: w1 & 0x0F.. | ((w2 >> 2) & 3..) << 4     (scales 4-7)
+  //   lane 2: (w0 >> 4) & 0x0F.. | ((w2 >> 4) & 3..) << 4
+  //   lane 3: (w1 >> 4) & 0x0F.. | ((w2 >> 6) & 3..) << 4
+  // then minus 32.
   static __m128i Scales(const Block& b) {
-    uint32_t aux[3], out[4];
-    std::memcpy(aux, b.scales, 12);
-    constexpr uint32_t kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
-    out[0] = (aux[0] & kLow4) | (((aux[2] >> 0) & kLow2) << 4);
-    out[1] = (aux[1] & kLow4) | (((aux[2] >> 2) & kLow2) << 4);
-    out[2] = ((aux[0] >> 4) & kLow4) | (((aux[2] >> 4) & kLow2) << 4);
-    out[3] = ((aux[1] >> 4) & kLow4) | (((aux[2] >> 6) & kLow2) << 4);
-    return _mm_sub_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(out)), _mm_set1_epi8(32));
+    const __m128i v = Load12(b.scales);
+    const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 1, 0)), _mm_setr_epi32(0, 0, 4, 4)),
+                                      _mm_set1_epi8(0x0F));
+    const __m128i high = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 2, 2, 2)), _mm_setr_epi32(0, 2, 4, 6)),
+                                       _mm_set1_epi8(0x03));
+    return _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi32(high, 4)), _mm_set1_epi8(32));
   }
 };
 
 // q4_K / q5_K: 32-element sub-blocks, so every 6-bit scale and min serves two
-// 16-element sub-blocks. ScalesAndMins: bytes 0-7 scales, 8-15 mins (the
-// UnpackScaleMinK4 layout computed four at a time in uint32 words).
+// 16-element sub-blocks. Returns bytes 0-7 scales, 8-15 mins (the
+// UnpackScaleMinK4 layout), from the uint32 words w0 w1 w2 of the 12 bytes:
+//   scales 0-3 = w0 & 0x3F..         scales 4-7 = (w2 & 0x0F..) | ((w0 >> 6) & 3..) << 4
+//   mins 0-3   = w1 & 0x3F..         mins 4-7   = ((w2 >> 4) & 0x0F..) | ((w1 >> 6) & 3..) << 4
+// ((w >> 6) & 3) << 4 per byte is (w >> 2) & 0x30.
 inline __m128i ScalesAndMinsK4(const uint8_t* scales) {
-  uint32_t w[4];
-  std::memcpy(w, scales, 12);
-  constexpr uint32_t kLow6 = 0x3F3F3F3F, kLow4 = 0x0F0F0F0F, kLow2 = 0x03030303;
-  w[3] = ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kLow2) << 4);  // mins 4-7
-  const uint32_t mins_0_3 = w[1] & kLow6;
-  w[1] = (w[2] & kLow4) | (((w[0] >> 6) & kLow2) << 4);  // scales 4-7
-  w[2] = mins_0_3;
-  w[0] &= kLow6;  // scales 0-3
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+  const __m128i v = Load12(scales);
+  const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+                                    _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+  const __m128i high = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                                     _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(low, high);
 }
 
 template <class B, bool kFifthBit>
 struct Q45K {
   using Block = B;
   static constexpr int kOffsetShift = -1;
+  template <int kH>
   static void Levels(const Block& b, __m256i* u) {
-    for (int g = 0; g < 4; ++g) {
-      const __m256i q = Load256(b.qs + 32 * g);
-      u[2 * g] = Field<0, 0xF>(q);
-      u[2 * g + 1] = Field<4, 0xF>(q);
-    }
+    const __m256i q0 = Load256(b.qs + 64 * kH), q1 = Load256(b.qs + 64 * kH + 32);
+    u[0] = Field<0, 0xF>(q0);
+    u[1] = Field<4, 0xF>(q0);
+    u[2] = Field<0, 0xF>(q1);
+    u[3] = Field<4, 0xF>(q1);
     if constexpr (kFifthBit) {  // bit c of qh[l] is bit 4 of element 32c + l
       const __m256i hb = Load256(b.qh);
-      u[0] = _mm256_or_si256(u[0], Field<0, 1, 4>(hb));
-      u[1] = _mm256_or_si256(u[1], Field<1, 1, 4>(hb));
-      u[2] = _mm256_or_si256(u[2], Field<2, 1, 4>(hb));
-      u[3] = _mm256_or_si256(u[3], Field<3, 1, 4>(hb));
-      u[4] = _mm256_or_si256(u[4], Field<4, 1, 4>(hb));
-      u[5] = _mm256_or_si256(u[5], Field<5, 1, 4>(hb));
-      u[6] = _mm256_or_si256(u[6], Field<6, 1, 4>(hb));
-      u[7] = _mm256_or_si256(u[7], Field<7, 1, 4>(hb));
+      u[0] = _mm256_or_si256(u[0], Field<4 * kH + 0, 1, 4>(hb));
+      u[1] = _mm256_or_si256(u[1], Field<4 * kH + 1, 1, 4>(hb));
+      u[2] = _mm256_or_si256(u[2], Field<4 * kH + 2, 1, 4>(hb));
+      u[3] = _mm256_or_si256(u[3], Field<4 * kH + 3, 1, 4>(hb));
     }
   }
   static __m128i Scales(const Block& b) {
@@ -137,15 +149,14 @@ using Q5K = Q45K<BlockQ5_K, true>;
 struct Q6K {
   using Block = BlockQ6_K;
   static constexpr int kOffsetShift = 5;  // offset 32
+  template <int kH>
   static void Levels(const Block& b, __m256i* u) {
-    for (int h = 0; h < 2; ++h) {
-      const __m256i l0 = Load256(b.ql + 64 * h), l1 = Load256(b.ql + 64 * h + 32);
-      const __m256i hh = Load256(b.qh + 32 * h);
-      u[4 * h + 0] = _mm256_or_si256(Field<0, 0xF>(l0), Field<0, 3, 4>(hh));
-      u[4 * h + 1] = _mm256_or_si256(Field<0, 0xF>(l1), Field<2, 3, 4>(hh));
-      u[4 * h + 2] = _mm256_or_si256(Field<4, 0xF>(l0), Field<4, 3, 4>(hh));
-      u[4 * h + 3] = _mm256_or_si256(Field<4, 0xF>(l1), Field<6, 3, 4>(hh));
-    }
+    const __m256i l0 = Load256(b.ql + 64 * kH), l1 = Load256(b.ql + 64 * kH + 32);
+    const __m256i hh = Load256(b.qh + 32 * kH);
+    u[0] = _mm256_or_si256(Field<0, 0xF>(l0), Field<0, 3, 4>(hh));
+    u[1] = _mm256_or_si256(Field<0, 0xF>(l1), Field<2, 3, 4>(hh));
+    u[2] = _mm256_or_si256(Field<4, 0xF>(l0), Field<4, 3, 4>(hh));
+    u[3] = _mm256_or_si256(Field<4, 0xF>(l1), Field<6, 3, 4>(hh));
   }
   static __m128i Scales(const Block& b) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)); }
 };
@@ -159,6 +170,20 @@ inline __m256i ScalePairShuffle(int k) {
   return _mm256_set_m128i(h, l);
 }
 
+// One half (128 elements, sub-blocks 8 kH .. 8 kH + 7) of a super-block:
+// `s` holds those eight int16 scales in both 128-bit lanes.
+template <class T, int kH>
+inline __m256i Half(const typename T::Block& b, const BlockQ8_K& y, __m256i s, const __m256i* shuffle) {
+  __m256i u[4];
+  T::template Levels<kH>(b, u);
+  __m256i sum = _mm256_setzero_si256();
+  for (int c = 0; c < 4; ++c) {
+    const __m256i p = _mm256_maddubs_epi16(u[c], Load256(y.qs + 128 * kH + 32 * c));
+    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(s, shuffle[c])));
+  }
+  return sum;
+}
+
 template <class T>
 float VecDot(int64_t n, const void* w, const void* a) {
   const auto* wb = static_cast<const typename T::Block*>(w);
@@ -169,18 +194,10 @@ float VecDot(int64_t n, const void* w, const void* a) {
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const auto& b = wb[i];
     const BlockQ8_K& y = ab[i];
-    __m256i u[8];
-    T::Levels(b, u);
     const __m256i s16 = _mm256_cvtepi8_epi16(T::Scales(b));
-    const __m256i s_lo = _mm256_permute4x64_epi64(s16, 0x44);  // s0..s7 in both lanes
-    const __m256i s_hi = _mm256_permute4x64_epi64(s16, 0xEE);  // s8..s15 in both lanes
-    __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-    for (int c = 0; c < 8; ++c) {
-      const __m256i p = _mm256_maddubs_epi16(u[c], Load256(y.qs + 32 * c));
-      const __m256i s = _mm256_shuffle_epi8(c < 4 ? s_lo : s_hi, shuffle[c & 3]);
-      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
-    }
+    // sum over the 8 chunks of madd(maddubs(u, q), scales of the chunk)
+    __m256i isum = _mm256_add_epi32(Half<T, 0>(b, y, _mm256_permute4x64_epi64(s16, 0x44), shuffle),
+                                    Half<T, 1>(b, y, _mm256_permute4x64_epi64(s16, 0xEE), shuffle));
     const __m256i bsums = Load256(y.bsums);
     if constexpr (T::kOffsetShift >= 0) {
       // sum_j s_j (u - off) . q = sum_j s_j u . q - off sum_j s_j bsum_j, exact in int32.

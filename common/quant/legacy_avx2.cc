@@ -5,9 +5,9 @@
 // One block of any weight type becomes 32 int8 levels in a register (a
 // per-type Levels()); the dot product is written once: maddubs forms
 // u8 x s8 pair sums, madd widens them to 8 int32, and one FMA per block adds
-// (d_w d_a) * sum to a float accumulator. Two blocks per iteration keep two
-// independent FMA chains in flight, so the loop streams weights instead of
-// waiting on FMA latency.
+// (d_w d_a) * sum to a float accumulator. Four blocks per iteration share one
+// f16 -> f32 conversion of their scales and alternate between two FMA
+// chains, so the loop is bound by the integer multiply units, not latency.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -60,6 +60,15 @@ struct Q8_0 {
   static __m256i Levels(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
 };
 
+// Four f16 fields (one per block, `stride` bytes apart) -> 4 floats with one
+// VCVTPH2PS instead of four scalar conversions.
+template <class B>
+inline __m128 FourHalves(const B* blocks, uint16_t B::*field) {
+  return _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(blocks[0].*field), static_cast<int16_t>(blocks[1].*field),
+                                     static_cast<int16_t>(blocks[2].*field), static_cast<int16_t>(blocks[3].*field),
+                                     0, 0, 0, 0));
+}
+
 template <class T>
 float VecDot(int64_t n, const void* w, const void* a) {
   using Act = std::conditional_t<T::kSigned, BlockQ8_0, BlockQ8_1>;
@@ -67,22 +76,37 @@ float VecDot(int64_t n, const void* w, const void* a) {
   const auto* ab = static_cast<const Act*>(a);
   const int64_t nb = n / kQK;
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  float min_sum = 0;  // sum of m_w * s_a (types with a min)
-  auto block = [&](int64_t ib, __m256& sum) {
+  auto block = [&](int64_t ib, __m256 scale, __m256& sum) {
     const __m256i q = T::Levels(wb[ib]);
     const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
     const __m256i dot = T::kSigned ? DotI8I8(q, y) : DotU8I8(q, y);
-    const __m256 scale = _mm256_set1_ps(F16(wb[ib].d) * F16(ab[ib].d));
     sum = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), sum);
-    if constexpr (!T::kSigned) min_sum += F16(wb[ib].m) * F16(ab[ib].s);
   };
+  // Four blocks per iteration: their d_w * d_a (and m_w * s_a) come from one
+  // conversion and one multiply; each block's product is then broadcast from
+  // memory (a plain load on current x86 cores).
+  __m128 min_acc = _mm_setzero_ps();  // m_w * s_a, types with a min
   int64_t ib = 0;
-  for (; ib + 1 < nb; ib += 2) {
-    block(ib, acc[0]);
-    block(ib + 1, acc[1]);
+  for (; ib + 4 <= nb; ib += 4) {
+    using WB = typename T::Block;
+    alignas(16) float scale[4];
+    _mm_store_ps(scale, _mm_mul_ps(FourHalves<WB>(wb + ib, &WB::d), FourHalves<Act>(ab + ib, &Act::d)));
+    if constexpr (!T::kSigned) {
+      min_acc = _mm_fmadd_ps(FourHalves<WB>(wb + ib, &WB::m), FourHalves<Act>(ab + ib, &Act::s), min_acc);
+    }
+    block(ib, _mm256_broadcast_ss(&scale[0]), acc[0]);
+    block(ib + 1, _mm256_broadcast_ss(&scale[1]), acc[1]);
+    block(ib + 2, _mm256_broadcast_ss(&scale[2]), acc[0]);
+    block(ib + 3, _mm256_broadcast_ss(&scale[3]), acc[1]);
   }
-  if (ib < nb) block(ib, acc[0]);
-  return HorizontalSum(_mm256_add_ps(acc[0], acc[1])) + min_sum;
+  float min_sum = 0;
+  for (; ib < nb; ++ib) {
+    block(ib, _mm256_set1_ps(F16(wb[ib].d) * F16(ab[ib].d)), acc[0]);
+    if constexpr (!T::kSigned) min_sum += F16(wb[ib].m) * F16(ab[ib].s);
+  }
+  __m128 m = _mm_add_ps(min_acc, _mm_movehl_ps(min_acc, min_acc));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return HorizontalSum(_mm256_add_ps(acc[0], acc[1])) + (_mm_cvtss_f32(m) + min_sum);
 }
 
 // x = d * level for the signed types: int8 -> int32 -> float, times d (the

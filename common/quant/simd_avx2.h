@@ -37,11 +37,13 @@ inline float HorizontalMax(__m256 v) {
 inline __m256 Abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
 // 16 packed bytes -> 32 bytes: the low nibbles of bytes 0..15 in bytes 0..15
-// and their high nibbles in bytes 16..31 (the legacy q4 element order).
+// and their high nibbles in bytes 16..31 (the legacy q4 element order). The
+// 16 bytes are loaded into both 128-bit lanes (a broadcast load, no shuffle
+// uop) and only the upper lane is shifted right by 4.
 inline __m256i NibblesToBytes(const uint8_t* p) {
-  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
 }
 
 // 32 bits (little-endian uint32 at p) -> 32 bytes, 0xFF where bit j is set.
