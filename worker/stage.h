@@ -68,6 +68,8 @@ class Stage {
   // Frees the sequence's KV; releasing an unknown sequence is not an error.
   virtual absl::Status Release(SeqId seq) = 0;
   virtual KvStats kv_stats() const = 0;
+  // Where this stage runs, for messages and status pages.
+  virtual std::string name() const { return "in-process"; }
 };
 
 }  // namespace shardlm

@@ -1,0 +1,65 @@
+// shardlm-coordinator: the public gRPC endpoint in front of a pipeline of
+// shardlm-worker processes.
+#include <csignal>
+#include <cstdio>
+
+#include "absl/strings/str_split.h"
+#include "common/cli_args.h"
+#include "coordinator/coordinator_server.h"
+
+int main(int argc, char** argv) {
+  shardlm::CoordinatorOptions o;
+  std::string workers;
+  int wait_s = 600, timeout_s = 30;
+  shardlm::CliArgs args(
+      "shardlm-coordinator --model MODEL.gguf --workers HOST:PORT,HOST:PORT,... [--listen HOST:PORT]",
+      "Serves the public ShardLM gRPC API (Generate, Tokenize, Detokenize, GetModelInfo, health,\n"
+      "reflection) over a pipeline of shardlm-worker processes. Reads only the model's metadata\n"
+      "and vocabulary; checks that the workers' layer ranges are contiguous, cover the model\n"
+      "and serve the same file, waiting for workers that are still loading.");
+  args.AddString("-m,--model", &o.model_path, "GGUF model file (metadata and vocabulary only)");
+  args.AddString("--workers", &workers, "worker addresses in pipeline order, comma-separated");
+  args.AddString("--listen", &o.listen, "address to serve on");
+  args.AddInt("--max-active", &o.engine.max_active, "sequences decoded together");
+  args.AddInt("--max-queued", &o.engine.max_queued, "requests waiting beyond that");
+  args.AddInt("--prefill-chunk", &o.engine.prefill_chunk, "prompt tokens per sequence per step");
+  args.AddInt("--max-batch-tokens", &o.engine.max_batch_tokens, "tokens per step");
+  args.AddInt("--worker-wait", &wait_s, "seconds to wait for workers still loading");
+  args.AddInt("--call-timeout", &timeout_s, "seconds before a worker call fails");
+  args.AddString("--hidden-dtype", &o.hidden_dtype, "hidden states between workers: f32, f16, bf16");
+  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
+    std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
+  if (args.help_requested()) {
+    std::printf("%s", args.Usage().c_str());
+    return 0;
+  }
+  if (o.model_path.empty() || workers.empty()) {
+    std::fprintf(stderr, "shardlm-coordinator: --model and --workers are required (see --help)\n");
+    return 2;
+  }
+  o.workers = absl::StrSplit(workers, ',', absl::SkipEmpty());
+  o.worker_wait = absl::Seconds(wait_s);
+  o.call_timeout = absl::Seconds(timeout_s);
+
+  // Block the stop signals before any thread starts; wait for them below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  auto server = shardlm::CoordinatorServer::Start(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  std::printf("LISTENING %s\n", (*server)->address().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::fprintf(stderr, "shardlm-coordinator: signal %d, shutting down\n", sig);
+  (*server)->Shutdown();
+  return 0;
+}

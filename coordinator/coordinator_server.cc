@@ -1,0 +1,109 @@
+#include "coordinator/coordinator_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/gguf.h"
+#include "common/logging.h"
+#include "common/model_config.h"
+#include "common/rpc/grpc_settings.h"
+#include "common/status_macros.h"
+#include "common/tokenizer.h"
+#include "coordinator/pipeline.h"
+#include "coordinator/remote_stage.h"
+#include "coordinator/shardlm_service.h"
+
+namespace shardlm {
+
+// Declaration order is teardown order reversed: the server stops first,
+// then the engine (cancelling streams), then the pipeline and the model.
+struct CoordinatorServer::State {
+  std::unique_ptr<GgufFile> file;
+  ModelConfig config;
+  std::string fingerprint;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<ShardLmService> service;
+  std::unique_ptr<grpc::Server> server;
+  bool shut_down = false;
+};
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    const CoordinatorOptions& options) {
+  auto status = options.on_status ? options.on_status : [](const std::string& line) {
+    SHARDLM_LOG(kInfo, "%s", line);
+  };
+  auto st = std::make_unique<State>();
+  ASSIGN_OR_RETURN(st->file, GgufFile::Open(options.model_path));
+  ASSIGN_OR_RETURN(st->config, ModelConfig::FromGguf(*st->file));
+  st->fingerprint = ModelFingerprint(*st->file);
+  ASSIGN_OR_RETURN(st->tokenizer, Tokenizer::FromGguf(*st->file));
+  if (options.workers.empty()) {
+    return absl::InvalidArgumentError("no workers given (--workers HOST:PORT,HOST:PORT,...)");
+  }
+
+  std::vector<std::shared_ptr<Stage>> stages;
+  for (const std::string& address : options.workers) {
+    RemoteStageOptions ro;
+    ro.call_timeout = options.call_timeout;
+    ro.wait_for_ready = options.worker_wait;
+    ro.hidden_dtype = options.hidden_dtype;
+    ro.on_waiting = [status, address](const std::string& why) {
+      status(absl::StrCat("waiting for worker ", address, ": ", why));
+    };
+    ASSIGN_OR_RETURN(std::unique_ptr<RemoteStage> stage, RemoteStage::Connect(address, ro));
+    const ShardInfo& info = stage->info();
+    if (info.fingerprint != st->fingerprint) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", address, " (layers ", info.first_layer, ":", info.last_layer,
+          ") serves a different model: fingerprint ", info.fingerprint, ", but ",
+          options.model_path, " has ", st->fingerprint));
+    }
+    status(absl::StrCat("worker ", address, " ready: layers ", info.first_layer, ":",
+                        info.last_layer, " of ", info.n_layer));
+    stages.push_back(std::move(stage));
+  }
+  ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(stages)));
+  st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
+  st->service = std::make_unique<ShardLmService>(st->engine.get(), st->tokenizer.get(),
+                                                 st->pipeline.get(), &st->config, st->fingerprint);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  ApplyServerSettings(builder);
+  builder.RegisterService(st->service.get());
+  st->server = builder.BuildAndStart();
+  if (st->server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
+                                               " (address in use or not local?)"));
+  }
+  st->server->GetHealthCheckService()->SetServingStatus(true);
+  auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(st)));
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  server->address_ = absl::StrCat(host, ":", port);
+  return server;
+}
+
+CoordinatorServer::CoordinatorServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+void CoordinatorServer::Shutdown() {
+  if (state_->shut_down) return;
+  state_->shut_down = true;
+  state_->server->GetHealthCheckService()->SetServingStatus(false);
+  // Ends streams still running (their Engine requests are cancelled by the
+  // calls' OnCancel) after a short grace period.
+  // The engine stays up meanwhile so cancelled streams can finish.
+  state_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  state_->server->Wait();
+  state_->engine.reset();
+}
+
+}  // namespace shardlm

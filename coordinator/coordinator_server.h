@@ -1,0 +1,56 @@
+// A running coordinator: the model's metadata and vocabulary, a pipeline of
+// workers checked for coverage and model identity, the scheduler, and the
+// public gRPC server (ShardLM + health + reflection).
+#ifndef SHARDLM_COORDINATOR_COORDINATOR_SERVER_H_
+#define SHARDLM_COORDINATOR_COORDINATOR_SERVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coordinator/engine.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace shardlm {
+
+struct CoordinatorOptions {
+  std::string model_path;            // read for metadata and vocabulary only
+  std::vector<std::string> workers;  // host:port, in pipeline order
+  std::string listen = "127.0.0.1:50051";
+  EngineOptions engine;
+  absl::Duration worker_wait = absl::Minutes(10);  // for workers still loading
+  absl::Duration call_timeout = absl::Seconds(30);
+  std::string hidden_dtype = "f32";  // hidden states between workers: f32|f16|bf16
+  // Progress lines ("waiting for worker ... (loading)"); default: the log.
+  std::function<void(const std::string&)> on_status;
+};
+
+class CoordinatorServer {
+ public:
+  // Connects to every worker (waiting for those still loading), validates
+  // the topology and starts serving. Errors name the gap, the overlap or the
+  // mismatched worker.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const CoordinatorOptions& options);
+  ~CoordinatorServer();
+
+  // The address actually bound (resolves port 0).
+  const std::string& address() const { return address_; }
+  // Stops accepting calls, ends running streams (cancelled) and waits.
+  void Shutdown();
+
+ private:
+  struct State;
+  explicit CoordinatorServer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+  std::string address_;
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COORDINATOR_COORDINATOR_SERVER_H_

@@ -1,0 +1,170 @@
+#include "tools/serve_command.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/cli_args.h"
+#include "common/gguf.h"
+#include "common/model_config.h"
+#include "common/status_macros.h"
+#include "common/subprocess.h"
+#include "coordinator/coordinator_server.h"
+
+namespace shardlm {
+namespace {
+
+struct ServeOptions {
+  std::string model;
+  int workers = 2;
+  std::string split;
+  int threads = 0;
+  std::string kv_budget;
+  std::string kv_type = "f16";
+  CoordinatorOptions coordinator;
+};
+
+// Layer ranges: --split as given, or n_layer divided as evenly as possible.
+absl::StatusOr<std::vector<std::pair<int, int>>> LayerRanges(const ServeOptions& o, int n_layer) {
+  std::vector<std::pair<int, int>> ranges;
+  if (!o.split.empty()) {
+    for (absl::string_view part : absl::StrSplit(o.split, ',')) {
+      std::vector<std::string> ends = absl::StrSplit(part, ':');
+      int a, b;
+      if (ends.size() != 2 || !absl::SimpleAtoi(ends[0], &a) || !absl::SimpleAtoi(ends[1], &b)) {
+        return absl::InvalidArgumentError(absl::StrCat("--split: '", std::string(part),
+                                                       "' is not FIRST:LAST"));
+      }
+      ranges.push_back({a, b});
+    }
+    return ranges;
+  }
+  if (o.workers < 1 || o.workers > n_layer) {
+    return absl::InvalidArgumentError(absl::StrCat("--workers must be between 1 and the model's ",
+                                                   n_layer, " layers"));
+  }
+  int first = 0;
+  for (int i = 0; i < o.workers; ++i) {
+    const int count = n_layer / o.workers + (i < n_layer % o.workers ? 1 : 0);
+    ranges.push_back({first, first + count});
+    first += count;
+  }
+  return ranges;
+}
+
+absl::Status Serve(ServeOptions o) {
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(o.model));
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  file.reset();
+  ASSIGN_OR_RETURN(auto ranges, LayerRanges(o, config.n_layer));
+  const int n = static_cast<int>(ranges.size());
+  int threads = o.threads;
+  if (threads <= 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);
+
+  // Stop signals are handled here by sigwait, not by default handlers.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  const std::string worker_bin = ExecutableDir() + "/shardlm-worker";
+  std::vector<std::unique_ptr<Subprocess>> workers;
+  for (int i = 0; i < n; ++i) {
+    std::vector<std::string> argv = {worker_bin,  "--model",   o.model,
+                                     "--layers",  absl::StrCat(ranges[i].first, ":", ranges[i].second),
+                                     "--listen",  "127.0.0.1:0",
+                                     "--threads", std::to_string(threads),
+                                     "--kv-type", o.kv_type};
+    if (!o.kv_budget.empty()) {
+      argv.push_back("--kv-budget");
+      argv.push_back(o.kv_budget);
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> p, Subprocess::Start(argv));
+    ASSIGN_OR_RETURN(std::string address, p->WaitForLine("LISTENING ", absl::Seconds(60)));
+    std::fprintf(stderr, "shardlm serve: worker %d (layers %d:%d, %d threads) on %s, pid %d\n", i,
+                 ranges[i].first, ranges[i].second, threads, address.c_str(), p->pid());
+    o.coordinator.workers.push_back(address);
+    workers.push_back(std::move(p));
+  }
+  o.coordinator.model_path = o.model;
+  o.coordinator.on_status = [](const std::string& line) {
+    std::fprintf(stderr, "shardlm serve: %s\n", line.c_str());
+  };
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(o.coordinator);
+  absl::Status result = server.status();
+  if (server.ok()) {
+    std::fprintf(stderr, "shardlm serve: serving %s on %s with %d workers (Ctrl-C stops)\n",
+                 o.model.c_str(), (*server)->address().c_str(), n);
+    std::printf("SERVING %s\n", (*server)->address().c_str());
+    std::fflush(stdout);
+    // Wait for a stop signal, checking on the workers once a second.
+    timespec tick{1, 0};
+    std::vector<bool> reported(n, false);
+    while (sigtimedwait(&stop, nullptr, &tick) < 0) {
+      for (int i = 0; i < n; ++i) {
+        if (!reported[i] && !workers[i]->running()) {
+          reported[i] = true;
+          std::fprintf(stderr, "shardlm serve: worker %d (pid %d) exited\n", i, workers[i]->pid());
+        }
+      }
+    }
+    std::fprintf(stderr, "shardlm serve: stopping\n");
+    (*server)->Shutdown();
+  }
+  for (auto& w : workers) w->Signal(SIGTERM);
+  for (auto& w : workers) {
+    if (!w->Wait(absl::Seconds(10)).has_value()) {
+      w->Signal(SIGKILL);
+      w->Wait(absl::Seconds(5));
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+int RunServeCommand(int argc, char** argv, int first) {
+  ServeOptions o;
+  o.coordinator.listen = "127.0.0.1:50051";
+  CliArgs args("shardlm serve --model MODEL.gguf [--workers N | --split 0:8,8:16,16:22] [--listen HOST:PORT]",
+               "Starts N shardlm-worker processes on loopback, each with a contiguous share of the\n"
+               "model's layers, and a coordinator serving the ShardLM gRPC API in front of them.\n"
+               "Prints SERVING <address> once ready; Ctrl-C or SIGTERM stops everything.");
+  args.AddString("-m,--model", &o.model, "GGUF model file");
+  args.AddInt("--workers", &o.workers, "number of workers (even layer split)");
+  args.AddString("--split", &o.split, "explicit layer ranges, one per worker");
+  args.AddString("--listen", &o.coordinator.listen, "coordinator address");
+  args.AddInt("-t,--threads", &o.threads, "threads per worker, 0 = cores / workers");
+  args.AddString("--kv-budget", &o.kv_budget, "KV-cache budget per worker, e.g. 2G");
+  args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
+  args.AddInt("--max-active", &o.coordinator.engine.max_active, "sequences decoded together");
+  args.AddInt("--max-queued", &o.coordinator.engine.max_queued, "requests waiting beyond that");
+  args.AddString("--hidden-dtype", &o.coordinator.hidden_dtype, "hidden states between workers: f32, f16, bf16");
+  if (absl::Status st = args.Parse(argc, argv, first); !st.ok()) {
+    std::fprintf(stderr, "shardlm serve: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
+  if (args.help_requested()) {
+    std::printf("%s", args.Usage().c_str());
+    return 0;
+  }
+  if (o.model.empty()) {
+    std::fprintf(stderr, "shardlm serve: --model is required (see --help)\n");
+    return 2;
+  }
+  if (absl::Status st = Serve(o); !st.ok()) {
+    std::fprintf(stderr, "shardlm serve: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace shardlm
