@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -77,7 +78,18 @@ void PutValue(std::string* out, const GgufValue& v) {
 
 GgufWriter::GgufWriter(uint64_t alignment) : alignment_(alignment) {
   SHARDLM_CHECK(alignment != 0 && (alignment & (alignment - 1)) == 0);
-  if (alignment != kDefaultAlignment) SetUint32("general.alignment", static_cast<uint32_t>(alignment));
+}
+
+// general.alignment as the caller set it (any integer type), or nullopt.
+std::optional<uint64_t> GgufWriter::AlignmentKey() const {
+  for (const auto& kv : metadata_) {
+    if (kv.key != "general.alignment") continue;
+    return kv.value.type == GgufValueType::kInt8 || kv.value.type == GgufValueType::kInt16 ||
+                   kv.value.type == GgufValueType::kInt32 || kv.value.type == GgufValueType::kInt64
+               ? static_cast<uint64_t>(kv.value.i)
+               : kv.value.u;
+  }
+  return std::nullopt;
 }
 
 GgufWriter::~GgufWriter() {
@@ -185,10 +197,20 @@ absl::Status GgufWriter::AddTensorInfo(std::string_view name, GgmlType type,
 }
 
 std::string GgufWriter::SerializeHeader() const {
+  // A non-default alignment must be recorded; it goes first unless the
+  // caller placed general.alignment themselves (copying a file keeps order).
+  const bool add_alignment = alignment_ != kDefaultAlignment && !AlignmentKey().has_value();
   std::string out = "GGUF";
   Put<uint32_t>(&out, kVersion);
   Put<uint64_t>(&out, tensors_.size());
-  Put<uint64_t>(&out, metadata_.size());
+  Put<uint64_t>(&out, metadata_.size() + (add_alignment ? 1 : 0));
+  if (add_alignment) {
+    PutString(&out, "general.alignment");
+    GgufValue v;
+    v.type = GgufValueType::kUint32;
+    v.u = alignment_;
+    PutValue(&out, v);
+  }
   for (const auto& kv : metadata_) {
     PutString(&out, kv.key);
     PutValue(&out, kv.value);
@@ -232,8 +254,18 @@ absl::Status GgufWriter::WritePadding(uint64_t n) {
   return absl::OkStatus();
 }
 
+absl::Status GgufWriter::CheckAlignmentKey() const {
+  const std::optional<uint64_t> key = AlignmentKey();
+  if (key.has_value() && *key != alignment_) {
+    return absl::FailedPreconditionError(absl::StrCat("general.alignment is set to ", *key,
+                                                      " but the writer aligns to ", alignment_));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GgufWriter::Open(const std::string& path) {
   if (opened_) return absl::FailedPreconditionError("GgufWriter opened twice");
+  RETURN_IF_ERROR(CheckAlignmentKey());
   path_ = path;
   tmp_path_ = path + ".tmp";
   file_ = std::fopen(tmp_path_.c_str(), "wb");
@@ -248,6 +280,7 @@ absl::Status GgufWriter::Open(const std::string& path) {
 
 absl::Status GgufWriter::OpenInMemory(std::string* out) {
   if (opened_) return absl::FailedPreconditionError("GgufWriter opened twice");
+  RETURN_IF_ERROR(CheckAlignmentKey());
   memory_ = out;
   memory_->clear();
   opened_ = true;

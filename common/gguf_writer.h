@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,7 +32,8 @@ namespace shardlm {
 class GgufWriter {
  public:
   // `alignment` must be a power of two; a value other than GGUF's default 32
-  // is recorded as general.alignment.
+  // is recorded as general.alignment (first, unless the caller sets that key
+  // itself, to the same value, e.g. when copying another file's metadata).
   explicit GgufWriter(uint64_t alignment = 32);
   ~GgufWriter();  // an unfinished file is removed
   GgufWriter(const GgufWriter&) = delete;
@@ -86,6 +88,8 @@ class GgufWriter {
 
  private:
   GgufValue& Slot(std::string_view key);
+  std::optional<uint64_t> AlignmentKey() const;
+  absl::Status CheckAlignmentKey() const;
   absl::Status Write(const void* data, size_t n);
   absl::Status WritePadding(uint64_t n);
   absl::Status Fail(absl::Status status);

@@ -132,7 +132,7 @@ std::string WeightMixNames() {
 absl::StatusOr<WeightMix> ParseWeightMix(std::string_view name) {
   const std::string lower = absl::AsciiStrToLower(absl::string_view(name.data(), name.size()));
   for (const auto& m : kMixes) {
-    if (m.name == lower) return m;
+    if (lower == m.name) return m;
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown weight type '", lower, "' (valid: ", WeightMixNames(), ")"));

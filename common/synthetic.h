@@ -60,7 +60,7 @@ absl::StatusOr<SyntheticVocab> MakeSyntheticVocab(int64_t n_vocab);
 
 // The --type values: a base tensor type plus llama.cpp's per-tensor rules.
 struct WeightMix {
-  std::string name;        // "q4_k_m"
+  const char* name;        // "q4_k_m"
   GgmlType base;           // type of most matrices
   uint32_t file_type;      // general.file_type (llama_ftype)
   bool more_bits_k_m;      // *_K_M: Q6_K for attn_v / ffn_down of some layers

@@ -179,6 +179,23 @@ TEST(GgufWriterTest, EnforcesOrderAndSizesAndLeavesNoPartialFile) {
   EXPECT_FALSE(std::filesystem::exists(path3));
 }
 
+TEST(GgufWriterTest, AlignmentKeyKeepsItsPlaceAndMustAgree) {
+  GgufWriter copy(64);
+  copy.SetString("general.architecture", "llama");
+  copy.SetUint32("general.alignment", 64);  // as a copied file would have it
+  std::string out;
+  ASSERT_TRUE(copy.OpenInMemory(&out).ok());
+  ASSERT_TRUE(copy.Finish().ok());
+  auto f = GgufFile::OpenFromMemory(reinterpret_cast<const uint8_t*>(out.data()), out.size(), "copy");
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_EQ((*f)->metadata().size(), 2u);
+  EXPECT_EQ((*f)->metadata()[1].key, "general.alignment");
+
+  GgufWriter liar(64);
+  liar.SetUint32("general.alignment", 32);
+  EXPECT_THAT(std::string(liar.OpenInMemory(&out).message()), HasSubstr("general.alignment is set to 32"));
+}
+
 TEST(GgufWriterTest, OpenFailsCleanlyOnBadPath) {
   GgufWriter w;
   auto s = w.Open("/nonexistent-dir/x.gguf");
