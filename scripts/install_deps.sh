@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Installs everything shardlm needs to build and test, from Debian 12 packages.
+# With --if-missing it does nothing when every package is already installed
+# (the quick-start scripts call it that way).
 set -euo pipefail
+PACKAGES=(
+  cmake ninja-build g++ pkg-config git ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libtbb-dev libtbbmalloc2 libtbbbind-2-5 nlohmann-json3-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev python3 python3-grpcio iproute2 openssl procps
+)
+if [ "${1:-}" = "--if-missing" ]; then
+  installed=$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -c 'install ok installed' || true)
+  [ "$installed" = "${#PACKAGES[@]}" ] && exit 0
+fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
+echo "installing build dependencies (Debian packages)..." >&2
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
-  cmake ninja-build g++ pkg-config git ca-certificates \
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
-  libabsl-dev libtbb-dev libtbbmalloc2 libtbbbind-2-5 nlohmann-json3-dev libcpp-httplib-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev \
-  clang libclang-rt-14-dev python3 python3-grpcio iproute2 openssl \
-  >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null

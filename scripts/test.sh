@@ -3,6 +3,7 @@
 # The shared test data comes from SHARDLM_TEST_DATA (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install_deps.sh --if-missing
 # Made absolute here because ctest runs the tests from the build folder.
 export SHARDLM_TEST_DATA="$(cd "${SHARDLM_TEST_DATA:-../shared}" && pwd)"
 BUILD_DIR="${BUILD_DIR:-build}"
