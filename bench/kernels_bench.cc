@@ -49,7 +49,8 @@ void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set) {
   Format(type, KernelSet::kReference).quantize(w.data(), distinct.data(), kCols * kDistinctRows);
   std::vector<uint8_t> matrix(row_bytes * rows);
   for (int64_t r = 0; r < rows; r += kDistinctRows) {
-    std::memcpy(&matrix[r * row_bytes], distinct.data(), row_bytes * std::min<int64_t>(kDistinctRows, rows - r));
+    std::memcpy(&matrix[r * row_bytes], distinct.data(),
+                row_bytes * std::min<int64_t>(kDistinctRows, rows - r));
   }
   std::vector<uint8_t> act(*RowBytes(f.vec_dot_type, kCols));
   const std::vector<float> x = Gaussian(kCols, 2);
@@ -60,7 +61,8 @@ void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set) {
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * rows * static_cast<int64_t>(row_bytes));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * rows *
+                          static_cast<int64_t>(row_bytes));
   state.counters["MB_weights"] = static_cast<double>(rows * row_bytes) / 1e6;
 }
 
@@ -74,7 +76,8 @@ void BM_Quantize(benchmark::State& state, GgmlType type, KernelSet set) {
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * n * static_cast<int64_t>(sizeof(float)));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * n *
+                          static_cast<int64_t>(sizeof(float)));
 }
 
 void RegisterAll() {
@@ -85,7 +88,10 @@ void RegisterAll() {
   for (GgmlType t : weights) {
     for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
       const std::string name = "vec_dot/" + std::string(TypeInfo(t).name) + "/" + SetName(set);
-      benchmark::RegisterBenchmark(name.c_str(), BM_VecDot, t, set)->Arg(2048)->Arg(16384)->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(name.c_str(), BM_VecDot, t, set)
+          ->Arg(2048)
+          ->Arg(16384)
+          ->Unit(benchmark::kMicrosecond);
     }
   }
   for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K, GgmlType::kF16}) {

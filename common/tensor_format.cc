@@ -74,7 +74,8 @@ constexpr size_t kMaxTypeId = 31;  // GgmlType values are < 31
 bool CpuHasAvx2() {
 #if defined(SHARDLM_HAVE_AVX2_KERNELS)
   // GCC's cpu model also checks that the OS saves the YMM state (XGETBV).
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
 #else
   return false;
 #endif

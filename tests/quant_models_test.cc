@@ -72,7 +72,8 @@ TEST(QuantModelsTest, EveryTensorOfEveryModelDequantizesToFiniteValues) {
       const std::vector<float> best = DequantizeTensor(*file, t, KernelSet::kBest);
       for (size_t i = 0; i < ref.size(); ++i) {
         ASSERT_TRUE(std::isfinite(ref[i])) << "element " << i;
-        ASSERT_EQ(std::bit_cast<uint32_t>(ref[i]), std::bit_cast<uint32_t>(best[i])) << "element " << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(ref[i]), std::bit_cast<uint32_t>(best[i]))
+            << "element " << i;
       }
       ++tensors;
     }
@@ -94,21 +95,32 @@ TEST(QuantModelsTest, EveryTensorOfEveryModelDequantizesToFiniteValues) {
 // signal) fails while llama.cpp's own rounding passes.
 double RelRmsBound(GgmlType t) {
   switch (t) {
-    case GgmlType::kQ8_0: return 0.006;
-    case GgmlType::kQ6_K: return 0.02;
-    case GgmlType::kQ5_K: return 0.042;
-    case GgmlType::kQ5_0: return 0.05;
-    case GgmlType::kQ4_K: return 0.085;
-    case GgmlType::kQ4_1: return 0.09;
-    case GgmlType::kQ4_0: return 0.10;
-    case GgmlType::kQ3_K: return 0.18;
-    case GgmlType::kQ2_K: return 0.35;
-    default: return 0;  // f32 tensors must match exactly
+    case GgmlType::kQ8_0:
+      return 0.006;
+    case GgmlType::kQ6_K:
+      return 0.02;
+    case GgmlType::kQ5_K:
+      return 0.042;
+    case GgmlType::kQ5_0:
+      return 0.05;
+    case GgmlType::kQ4_K:
+      return 0.085;
+    case GgmlType::kQ4_1:
+      return 0.09;
+    case GgmlType::kQ4_0:
+      return 0.10;
+    case GgmlType::kQ3_K:
+      return 0.18;
+    case GgmlType::kQ2_K:
+      return 0.35;
+    default:
+      return 0;  // f32 tensors must match exactly
   }
 }
 
-constexpr const char* kQuantizedNanos[] = {"nano-q8_0",  "nano-q6_k", "nano-q5_k_m", "nano-q5_0", "nano-q4_1",
-                                           "nano-q4_k_m", "nano-q4_0", "nano-q3_k_m", "nano-q2_k"};
+constexpr const char* kQuantizedNanos[] = {"nano-q8_0", "nano-q6_k",   "nano-q5_k_m",
+                                           "nano-q5_0", "nano-q4_1",   "nano-q4_k_m",
+                                           "nano-q4_0", "nano-q3_k_m", "nano-q2_k"};
 
 TEST(QuantModelsTest, NanoMatricesAreWithinTheirTypeErrorOfF32) {
   auto f32 = OpenOrFail(TestDataPath("models/nano-f32.gguf"));
@@ -138,7 +150,8 @@ TEST(QuantModelsTest, NanoMatricesAreWithinTheirTypeErrorOfF32) {
     }
     EXPECT_EQ(matrices, 30) << name;
   }
-  for (const auto& [type, rel] : worst) std::printf("worst relative rms error %-5s %.4f\n", type.c_str(), rel);
+  for (const auto& [type, rel] : worst)
+    std::printf("worst relative rms error %-5s %.4f\n", type.c_str(), rel);
 }
 
 // llama-quantize without an importance matrix runs ggml's quantize_row_*_ref,

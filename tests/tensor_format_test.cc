@@ -9,8 +9,8 @@
 #include <bit>
 #include <cmath>
 #include <cstddef>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -46,9 +46,20 @@ std::string Name(GgmlType t) { return std::string(TypeInfo(t).name); }
 int BlockSize(GgmlType t) { return TypeInfo(t).block_size; }
 
 // Rows of different character: the kernels must hold on all of them.
-enum class Dist { kGauss, kUniform, kOutliers, kShifted, kZeros, kConstant, kTiny, kHuge, kMixedScale };
-constexpr Dist kDists[] = {Dist::kGauss,    Dist::kUniform, Dist::kOutliers, Dist::kShifted,   Dist::kZeros,
-                           Dist::kConstant, Dist::kTiny,    Dist::kHuge,     Dist::kMixedScale};
+enum class Dist {
+  kGauss,
+  kUniform,
+  kOutliers,
+  kShifted,
+  kZeros,
+  kConstant,
+  kTiny,
+  kHuge,
+  kMixedScale
+};
+constexpr Dist kDists[] = {Dist::kGauss,   Dist::kUniform, Dist::kOutliers,
+                           Dist::kShifted, Dist::kZeros,   Dist::kConstant,
+                           Dist::kTiny,    Dist::kHuge,    Dist::kMixedScale};
 
 std::vector<float> RandomRow(int64_t n, Dist dist, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -57,15 +68,33 @@ std::vector<float> RandomRow(int64_t n, Dist dist, uint32_t seed) {
   std::vector<float> x(n);
   for (int64_t i = 0; i < n; ++i) {
     switch (dist) {
-      case Dist::kGauss: x[i] = gauss(rng); break;
-      case Dist::kUniform: x[i] = uni(rng); break;
-      case Dist::kOutliers: x[i] = gauss(rng) * (i % 37 == 5 ? 40.f : 1.f); break;
-      case Dist::kShifted: x[i] = 3.f + 0.5f * gauss(rng); break;
-      case Dist::kZeros: x[i] = 0.f; break;
-      case Dist::kConstant: x[i] = -0.75f; break;
-      case Dist::kTiny: x[i] = 1e-4f * gauss(rng); break;
-      case Dist::kHuge: x[i] = 1e4f * gauss(rng); break;
-      case Dist::kMixedScale: x[i] = gauss(rng) * ((i / 32) % 2 ? 1e3f : 1e-3f); break;
+      case Dist::kGauss:
+        x[i] = gauss(rng);
+        break;
+      case Dist::kUniform:
+        x[i] = uni(rng);
+        break;
+      case Dist::kOutliers:
+        x[i] = gauss(rng) * (i % 37 == 5 ? 40.f : 1.f);
+        break;
+      case Dist::kShifted:
+        x[i] = 3.f + 0.5f * gauss(rng);
+        break;
+      case Dist::kZeros:
+        x[i] = 0.f;
+        break;
+      case Dist::kConstant:
+        x[i] = -0.75f;
+        break;
+      case Dist::kTiny:
+        x[i] = 1e-4f * gauss(rng);
+        break;
+      case Dist::kHuge:
+        x[i] = 1e4f * gauss(rng);
+        break;
+      case Dist::kMixedScale:
+        x[i] = gauss(rng) * ((i / 32) % 2 ? 1e3f : 1e-3f);
+        break;
     }
   }
   return x;
@@ -91,17 +120,28 @@ struct Layout {
 
 Layout LayoutOf(GgmlType t) {
   switch (t) {
-    case GgmlType::kQ4_0: return {offsetof(BlockQ4_0, qs), 16, {offsetof(BlockQ4_0, d)}};
-    case GgmlType::kQ4_1: return {offsetof(BlockQ4_1, qs), 16, {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}};
-    case GgmlType::kQ5_0: return {offsetof(BlockQ5_0, qh), 20, {offsetof(BlockQ5_0, d)}};
-    case GgmlType::kQ5_1: return {offsetof(BlockQ5_1, qh), 20, {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}};
-    case GgmlType::kQ8_0: return {offsetof(BlockQ8_0, qs), 32, {offsetof(BlockQ8_0, d)}};
-    case GgmlType::kQ2_K: return {offsetof(BlockQ2_K, qs), 64, {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)}};
-    case GgmlType::kQ3_K: return {offsetof(BlockQ3_K, hmask), 96, {offsetof(BlockQ3_K, d)}};
-    case GgmlType::kQ4_K: return {offsetof(BlockQ4_K, qs), 128, {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}};
-    case GgmlType::kQ5_K: return {offsetof(BlockQ5_K, qh), 160, {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}};
-    case GgmlType::kQ6_K: return {offsetof(BlockQ6_K, ql), 192, {offsetof(BlockQ6_K, d)}};
-    default: return {0, TypeInfo(t).block_bytes, {}};  // float formats: the value is the level
+    case GgmlType::kQ4_0:
+      return {offsetof(BlockQ4_0, qs), 16, {offsetof(BlockQ4_0, d)}};
+    case GgmlType::kQ4_1:
+      return {offsetof(BlockQ4_1, qs), 16, {offsetof(BlockQ4_1, d), offsetof(BlockQ4_1, m)}};
+    case GgmlType::kQ5_0:
+      return {offsetof(BlockQ5_0, qh), 20, {offsetof(BlockQ5_0, d)}};
+    case GgmlType::kQ5_1:
+      return {offsetof(BlockQ5_1, qh), 20, {offsetof(BlockQ5_1, d), offsetof(BlockQ5_1, m)}};
+    case GgmlType::kQ8_0:
+      return {offsetof(BlockQ8_0, qs), 32, {offsetof(BlockQ8_0, d)}};
+    case GgmlType::kQ2_K:
+      return {offsetof(BlockQ2_K, qs), 64, {offsetof(BlockQ2_K, d), offsetof(BlockQ2_K, dmin)}};
+    case GgmlType::kQ3_K:
+      return {offsetof(BlockQ3_K, hmask), 96, {offsetof(BlockQ3_K, d)}};
+    case GgmlType::kQ4_K:
+      return {offsetof(BlockQ4_K, qs), 128, {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)}};
+    case GgmlType::kQ5_K:
+      return {offsetof(BlockQ5_K, qh), 160, {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)}};
+    case GgmlType::kQ6_K:
+      return {offsetof(BlockQ6_K, ql), 192, {offsetof(BlockQ6_K, d)}};
+    default:
+      return {0, TypeInfo(t).block_bytes, {}};  // float formats: the value is the level
   }
 }
 
@@ -142,7 +182,8 @@ double DotMagnitude(GgmlType wt, const std::vector<uint8_t>& w, const std::vecto
   const std::vector<float> wf = Dequantize(wt, KernelSet::kReference, w, n);
   const std::vector<float> cf = Dequantize(wt, KernelSet::kReference, zeroed, n);
   double m = 0;
-  for (int64_t i = 0; i < n; ++i) m += std::fabs(a[i]) * (std::fabs(wf[i] - cf[i]) + std::fabs(cf[i]));
+  for (int64_t i = 0; i < n; ++i)
+    m += std::fabs(a[i]) * (std::fabs(wf[i] - cf[i]) + std::fabs(cf[i]));
   return m;
 }
 
@@ -159,10 +200,12 @@ TEST(TensorFormatTest, RegistryHasOneConsistentRowPerType) {
     }
   }
   const std::pair<GgmlType, GgmlType> pairs[] = {
-      {GgmlType::kF32, GgmlType::kF32},   {GgmlType::kF16, GgmlType::kF16},   {GgmlType::kBF16, GgmlType::kBF16},
-      {GgmlType::kQ4_0, GgmlType::kQ8_0}, {GgmlType::kQ5_0, GgmlType::kQ8_0}, {GgmlType::kQ8_0, GgmlType::kQ8_0},
-      {GgmlType::kQ4_1, GgmlType::kQ8_1}, {GgmlType::kQ5_1, GgmlType::kQ8_1}, {GgmlType::kQ2_K, GgmlType::kQ8_K},
-      {GgmlType::kQ3_K, GgmlType::kQ8_K}, {GgmlType::kQ4_K, GgmlType::kQ8_K}, {GgmlType::kQ5_K, GgmlType::kQ8_K},
+      {GgmlType::kF32, GgmlType::kF32},   {GgmlType::kF16, GgmlType::kF16},
+      {GgmlType::kBF16, GgmlType::kBF16}, {GgmlType::kQ4_0, GgmlType::kQ8_0},
+      {GgmlType::kQ5_0, GgmlType::kQ8_0}, {GgmlType::kQ8_0, GgmlType::kQ8_0},
+      {GgmlType::kQ4_1, GgmlType::kQ8_1}, {GgmlType::kQ5_1, GgmlType::kQ8_1},
+      {GgmlType::kQ2_K, GgmlType::kQ8_K}, {GgmlType::kQ3_K, GgmlType::kQ8_K},
+      {GgmlType::kQ4_K, GgmlType::kQ8_K}, {GgmlType::kQ5_K, GgmlType::kQ8_K},
       {GgmlType::kQ6_K, GgmlType::kQ8_K},
   };
   for (auto [w, a] : pairs) EXPECT_EQ(Format(w).vec_dot_type, a) << Name(w);
@@ -170,7 +213,8 @@ TEST(TensorFormatTest, RegistryHasOneConsistentRowPerType) {
 
 TEST(TensorFormatTest, BestKernelSetMatchesCpu) {
 #if defined(__x86_64__)
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
   EXPECT_EQ(BestKernelName(), avx2 ? "avx2" : "scalar");
 #endif
 }
@@ -197,20 +241,22 @@ TEST(Fp16Test, RoundsToNearestEvenLikeTheHardware) {
   EXPECT_EQ(Fp32ToFp16(-2.0f), 0xC000);
   EXPECT_EQ(Fp32ToFp16(65504.f), 0x7BFF);
   EXPECT_EQ(Fp32ToFp16(65519.f), 0x7BFF);
-  EXPECT_EQ(Fp32ToFp16(65520.f), 0x7C00);             // the tie rounds to even: inf
+  EXPECT_EQ(Fp32ToFp16(65520.f), 0x7C00);               // the tie rounds to even: inf
   EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -24)), 0x0001);  // smallest subnormal
   EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -25)), 0x0000);  // tie to even: 0
   EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -26)), 0x0001);
-  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -25)), 0x0002);  // 1.5 ulp: tie to even 2
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -25)), 0x0002);         // 1.5 ulp: tie to even 2
   EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.f, -11)), 0x3C00);  // tie, even stays
   EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(3.f, -11)), 0x3C02);  // tie, odd rounds up
   // Random bit patterns: the reference row kernel and the best one agree.
   std::mt19937 rng(7);
   std::vector<float> x(4099);
   for (float& v : x) {
-    do v = std::bit_cast<float>(static_cast<uint32_t>(rng()) >> (rng() % 4)); while (std::isnan(v));
+    do v = std::bit_cast<float>(static_cast<uint32_t>(rng()) >> (rng() % 4));
+    while (std::isnan(v));
   }
-  EXPECT_EQ(Quantize(GgmlType::kF16, KernelSet::kBest, x), Quantize(GgmlType::kF16, KernelSet::kReference, x));
+  EXPECT_EQ(Quantize(GgmlType::kF16, KernelSet::kBest, x),
+            Quantize(GgmlType::kF16, KernelSet::kReference, x));
 }
 
 TEST(Fp16Test, Bf16RoundsToNearestEvenAndKeepsNanQuiet) {
@@ -254,7 +300,9 @@ TEST(TensorFormatTest, Q5_0HighBitOrder) {
 // block (x: that block), with why. F16Err(v) is the rounding of a scale or
 // min v stored as f16: half an ulp, relative 2^-11, but absolute 2^-25 in
 // the subnormal range (tiny blocks).
-double F16Err(double v) { return std::max(std::fabs(v) * std::ldexp(1.0, -11), std::ldexp(1.0, -25)); }
+double F16Err(double v) {
+  return std::max(std::fabs(v) * std::ldexp(1.0, -11), std::ldexp(1.0, -25));
+}
 
 double RoundTripBound(GgmlType t, const float* x, int n) {
   double amax = 0, lo = x[0], hi = x[0];
@@ -266,24 +314,33 @@ double RoundTripBound(GgmlType t, const float* x, int n) {
   const double range = hi - lo, slack = 1e-6 * amax;
   if (amax == 0) return 0;  // zeros must come back exactly
   switch (t) {
-    case GgmlType::kF32: return 0;
-    case GgmlType::kF16: return F16Err(amax);             // half an ulp
-    case GgmlType::kBF16: return amax * std::ldexp(1.0, -8);  // half an ulp of 8 bits
+    case GgmlType::kF32:
+      return 0;
+    case GgmlType::kF16:
+      return F16Err(amax);  // half an ulp
+    case GgmlType::kBF16:
+      return amax * std::ldexp(1.0, -8);  // half an ulp of 8 bits
     // d = amax / 127: rounding costs d/2 (amax / 254), plus |q| <= 127 times
     // f16(d)'s error.
     case GgmlType::kQ8_0:
-    case GgmlType::kQ8_1: return amax / 254 + 127 * F16Err(amax / 127) + slack;
-    case GgmlType::kQ8_K: return amax / 254 * (1 + 1e-5);  // float d (1e-5: float rounding)
+    case GgmlType::kQ8_1:
+      return amax / 254 + 127 * F16Err(amax / 127) + slack;
+    case GgmlType::kQ8_K:
+      return amax / 254 * (1 + 1e-5);  // float d (1e-5: float rounding)
     // d = max / -8 maps max (the signed value of largest magnitude) to level
     // 0; the levels reach only 7|d| on the other side, so a value of opposite
     // sign near amax loses up to |d| = amax / 8 (|d| / 2 elsewhere), plus
     // |level - 8| <= 8 times f16(d)'s error. q5_0 likewise with 16.
-    case GgmlType::kQ4_0: return amax / 8 + 8 * F16Err(amax / 8) + slack;
-    case GgmlType::kQ5_0: return amax / 16 + 16 * F16Err(amax / 16) + slack;
+    case GgmlType::kQ4_0:
+      return amax / 8 + 8 * F16Err(amax / 8) + slack;
+    case GgmlType::kQ5_0:
+      return amax / 16 + 16 * F16Err(amax / 16) + slack;
     // d = range / 15 (31), m = min: d/2 from rounding, plus the f16 errors of
     // m and of d times at most 15 (31) levels.
-    case GgmlType::kQ4_1: return range / 30 + 15 * F16Err(range / 15) + F16Err(lo) + slack;
-    case GgmlType::kQ5_1: return range / 62 + 31 * F16Err(range / 31) + F16Err(lo) + slack;
+    case GgmlType::kQ4_1:
+      return range / 30 + 15 * F16Err(range / 15) + F16Err(lo) + slack;
+    case GgmlType::kQ5_1:
+      return range / 62 + 31 * F16Err(range / 31) + F16Err(lo) + slack;
     // K-quants: per-sub-block scales (and mins) quantized to 4-8 bits of the
     // super-block's largest, found by a least-squares search that may trade a
     // few clamped elements for a better fit. Bounds: a fraction of the
@@ -292,30 +349,39 @@ double RoundTripBound(GgmlType t, const float* x, int n) {
     // 75-85% of it), plus, for tiny blocks whose f16 d / dmin are subnormal
     // (absolute error 2^-25), that error times the largest scale * level and
     // min they multiply.
-    case GgmlType::kQ2_K: return amax * 0.45 + (15 * 3 + 15) * F16Err(0);  // 2-bit levels, 4-bit scales
-    case GgmlType::kQ3_K: return amax * 0.30 + 32 * 4 * F16Err(0);         // 3-bit levels, 6-bit scales
-    case GgmlType::kQ4_K: return amax * 0.12 + (63 * 15 + 63) * F16Err(0);  // 4-bit levels, 6-bit scales, mins
-    case GgmlType::kQ5_K: return amax * 0.06 + (63 * 31 + 63) * F16Err(0);
-    case GgmlType::kQ6_K: return amax * 0.03 + 128 * 32 * F16Err(0);  // 6-bit levels, 8-bit scales
-    default: return 0;
+    case GgmlType::kQ2_K:
+      return amax * 0.45 + (15 * 3 + 15) * F16Err(0);  // 2-bit levels, 4-bit scales
+    case GgmlType::kQ3_K:
+      return amax * 0.30 + 32 * 4 * F16Err(0);  // 3-bit levels, 6-bit scales
+    case GgmlType::kQ4_K:
+      return amax * 0.12 + (63 * 15 + 63) * F16Err(0);  // 4-bit levels, 6-bit scales, mins
+    case GgmlType::kQ5_K:
+      return amax * 0.06 + (63 * 31 + 63) * F16Err(0);
+    case GgmlType::kQ6_K:
+      return amax * 0.03 + 128 * 32 * F16Err(0);  // 6-bit levels, 8-bit scales
+    default:
+      return 0;
   }
 }
 
 TEST(TensorFormatTest, RoundTripWithinTypeBound) {
   for (GgmlType t : kAllTypes) {
-    const int bs = t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16 ? 32 : BlockSize(t);
+    const int bs =
+        t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16 ? 32 : BlockSize(t);
     // Bounds are per block of 32 for the float formats (any grouping works).
     double worst_of_type = 0;
     for (Dist dist : kDists) {
       const int64_t n = 8 * std::max(bs, BlockSize(t));
       const std::vector<float> x = RandomRow(n, dist, 100 + static_cast<int>(dist));
-      const std::vector<float> y = Dequantize(t, KernelSet::kReference, Quantize(t, KernelSet::kReference, x), n);
+      const std::vector<float> y =
+          Dequantize(t, KernelSet::kReference, Quantize(t, KernelSet::kReference, x), n);
       double worst = 0;  // error / bound over the row
       for (int64_t b = 0; b < n; b += bs) {
         const double bound = RoundTripBound(t, &x[b], bs);
         for (int64_t i = b; i < b + bs; ++i) {
           const double err = std::fabs(static_cast<double>(x[i]) - y[i]);
-          ASSERT_LE(err, bound) << Name(t) << " dist " << static_cast<int>(dist) << " i " << i << " x " << x[i];
+          ASSERT_LE(err, bound) << Name(t) << " dist " << static_cast<int>(dist) << " i " << i
+                                << " x " << x[i];
           if (bound > 0) worst = std::max(worst, err / bound);
         }
       }
@@ -339,8 +405,10 @@ TEST(TensorFormatTest, VecDotEqualsFloatDotOfDequantizedRows) {
     for (int nb : {1, 3, 8}) {
       for (Dist dist : {Dist::kGauss, Dist::kOutliers, Dist::kShifted, Dist::kMixedScale}) {
         const int64_t n = static_cast<int64_t>(nb) * bs;
-        const std::vector<uint8_t> w = Quantize(wt, KernelSet::kReference, RandomRow(n, dist, 1 + nb));
-        const std::vector<uint8_t> a = Quantize(at, KernelSet::kReference, RandomRow(n, Dist::kGauss, 2 + nb));
+        const std::vector<uint8_t> w =
+            Quantize(wt, KernelSet::kReference, RandomRow(n, dist, 1 + nb));
+        const std::vector<uint8_t> a =
+            Quantize(at, KernelSet::kReference, RandomRow(n, Dist::kGauss, 2 + nb));
         const std::vector<float> wf = Dequantize(wt, KernelSet::kReference, w, n);
         const std::vector<float> af = Dequantize(at, KernelSet::kReference, a, n);
         double exact = 0;
@@ -351,15 +419,17 @@ TEST(TensorFormatTest, VecDotEqualsFloatDotOfDequantizedRows) {
           // term m_w sum a: off by up to |m_w| |s| 2^-11 per block.
           for (int64_t b = 0; b < n / 32; ++b) {
             const auto& ab = reinterpret_cast<const BlockQ8_1*>(a.data())[b];
-            const uint16_t m_bits = wt == GgmlType::kQ4_1 ? reinterpret_cast<const BlockQ4_1*>(w.data())[b].m
-                                                          : reinterpret_cast<const BlockQ5_1*>(w.data())[b].m;
+            const uint16_t m_bits = wt == GgmlType::kQ4_1
+                                        ? reinterpret_cast<const BlockQ4_1*>(w.data())[b].m
+                                        : reinterpret_cast<const BlockQ5_1*>(w.data())[b].m;
             tol += std::fabs(Fp16ToFp32(m_bits) * Fp16ToFp32(ab.s)) * std::ldexp(1.0, -10);
           }
         }
         for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
           const float got = Format(wt, set).vec_dot(n, w.data(), a.data());
-          EXPECT_NEAR(got, exact, tol) << Name(wt) << " n " << n << " dist " << static_cast<int>(dist)
-                                       << (set == KernelSet::kBest ? " best" : " reference");
+          EXPECT_NEAR(got, exact, tol)
+              << Name(wt) << " n " << n << " dist " << static_cast<int>(dist)
+              << (set == KernelSet::kBest ? " best" : " reference");
         }
       }
     }
@@ -367,9 +437,11 @@ TEST(TensorFormatTest, VecDotEqualsFloatDotOfDequantizedRows) {
 }
 
 std::vector<int64_t> TestSizes(GgmlType t) {
-  if (BlockSize(t) == 1) return {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000, 2048};
+  if (BlockSize(t) == 1)
+    return {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000, 2048};
   std::vector<int64_t> sizes;
-  for (int nb : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 64}) sizes.push_back(static_cast<int64_t>(nb) * BlockSize(t));
+  for (int nb : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 64})
+    sizes.push_back(static_cast<int64_t>(nb) * BlockSize(t));
   return sizes;
 }
 
@@ -385,12 +457,15 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
         // 2: quantized outliers; 3: zeros against random activations.
         const std::vector<uint8_t> w =
             source < 2 ? RandomWeightBytes(wt, n, seed)
-                       : Quantize(wt, KernelSet::kReference, RandomRow(n, source == 2 ? Dist::kOutliers : Dist::kZeros, seed));
+                       : Quantize(wt, KernelSet::kReference,
+                                  RandomRow(n, source == 2 ? Dist::kOutliers : Dist::kZeros, seed));
         const std::vector<uint8_t> a =
-            Quantize(at, KernelSet::kReference, RandomRow(n, source == 1 ? Dist::kMixedScale : Dist::kGauss, seed + 1));
+            Quantize(at, KernelSet::kReference,
+                     RandomRow(n, source == 1 ? Dist::kMixedScale : Dist::kGauss, seed + 1));
         const float ref = Format(wt, KernelSet::kReference).vec_dot(n, w.data(), a.data());
         const float best = Format(wt, KernelSet::kBest).vec_dot(n, w.data(), a.data());
-        const double tol = kDotRelTol * DotMagnitude(wt, w, Dequantize(at, KernelSet::kReference, a, n)) + 1e-30;
+        const double tol =
+            kDotRelTol * DotMagnitude(wt, w, Dequantize(at, KernelSet::kReference, a, n)) + 1e-30;
         ASSERT_NEAR(best, ref, tol) << Name(wt) << " n " << n << " source " << source;
         if (source == 3) {
           EXPECT_EQ(best, 0.0f);
@@ -404,7 +479,8 @@ TEST(TensorFormatTest, FastQuantizeIsBitExact) {
   for (GgmlType t : kAllTypes) {
     for (int64_t n : TestSizes(t)) {
       for (Dist dist : kDists) {
-        const std::vector<float> x = RandomRow(n, dist, static_cast<uint32_t>(n + 31 * static_cast<int>(dist)));
+        const std::vector<float> x =
+            RandomRow(n, dist, static_cast<uint32_t>(n + 31 * static_cast<int>(dist)));
         ASSERT_EQ(Quantize(t, KernelSet::kBest, x), Quantize(t, KernelSet::kReference, x))
             << Name(t) << " n " << n << " dist " << static_cast<int>(dist);
       }
@@ -414,10 +490,12 @@ TEST(TensorFormatTest, FastQuantizeIsBitExact) {
   // (roundf) in q8_0/q8_1 and to even (nearest_int) in q8_K; the first of
   // +-amax decides q8_K's sign.
   std::vector<float> ties(256);
-  for (int i = 0; i < 256; ++i) ties[i] = (i % 32 == 0) ? (i % 64 ? -127.f : 127.f) : (i % 7 - 3) + 0.5f;
+  for (int i = 0; i < 256; ++i)
+    ties[i] = (i % 32 == 0) ? (i % 64 ? -127.f : 127.f) : (i % 7 - 3) + 0.5f;
   ties[100] = -127.f;
   for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K}) {
-    EXPECT_EQ(Quantize(t, KernelSet::kBest, ties), Quantize(t, KernelSet::kReference, ties)) << Name(t);
+    EXPECT_EQ(Quantize(t, KernelSet::kBest, ties), Quantize(t, KernelSet::kReference, ties))
+        << Name(t);
   }
   const std::vector<uint8_t> q = Quantize(GgmlType::kQ8_0, KernelSet::kReference, ties);
   EXPECT_EQ(reinterpret_cast<const BlockQ8_0*>(q.data())->qs[3], 1);   // 0.5 -> 1
@@ -427,12 +505,14 @@ TEST(TensorFormatTest, FastQuantizeIsBitExact) {
 TEST(TensorFormatTest, FastDequantizeIsBitExact) {
   for (GgmlType t : kAllTypes) {
     for (int64_t n : TestSizes(t)) {
-      const std::vector<uint8_t> q = IsActivationOnly(t) ? Quantize(t, KernelSet::kReference, RandomRow(n, Dist::kGauss, 5))
-                                                         : RandomWeightBytes(t, n, static_cast<uint32_t>(n));
+      const std::vector<uint8_t> q =
+          IsActivationOnly(t) ? Quantize(t, KernelSet::kReference, RandomRow(n, Dist::kGauss, 5))
+                              : RandomWeightBytes(t, n, static_cast<uint32_t>(n));
       const std::vector<float> best = Dequantize(t, KernelSet::kBest, q, n);
       const std::vector<float> ref = Dequantize(t, KernelSet::kReference, q, n);
       for (int64_t i = 0; i < n; ++i) {
-        ASSERT_EQ(std::bit_cast<uint32_t>(best[i]), std::bit_cast<uint32_t>(ref[i])) << Name(t) << " n " << n << " i " << i;
+        ASSERT_EQ(std::bit_cast<uint32_t>(best[i]), std::bit_cast<uint32_t>(ref[i]))
+            << Name(t) << " n " << n << " i " << i;
       }
     }
   }

@@ -13,8 +13,8 @@
 
 namespace shardlm::quant {
 
-constexpr int kQK = 32;    // legacy block size
-constexpr int kQKK = 256;  // K-quant super-block size
+constexpr int kQK = 32;           // legacy block size
+constexpr int kQKK = 256;         // K-quant super-block size
 constexpr int kKScaleBytes = 12;  // 8 scales + 8 mins of 6 bits (q4_K, q5_K)
 
 // q4_0: x = d * (q - 8), q in [0, 15]; element j in the low nibble of qs[j],

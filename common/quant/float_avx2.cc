@@ -29,7 +29,8 @@ struct F16Format {
 struct BF16Format {
   using Elem = uint16_t;
   static __m256 Load8(const Elem* p) {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m256i wide =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
   }
   static float Load1(const Elem* p) {
@@ -44,7 +45,8 @@ template <class F>
 float Dot(int64_t n, const void* w, const void* a) {
   const auto* x = static_cast<const typename F::Elem*>(w);
   const auto* y = static_cast<const typename F::Elem*>(a);
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     for (int k = 0; k < 4; ++k) {
@@ -52,7 +54,8 @@ float Dot(int64_t n, const void* w, const void* a) {
     }
   }
   for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(F::Load8(x + i), F::Load8(y + i), acc[0]);
-  float sum = HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  float sum =
+      HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (; i < n; ++i) sum += F::Load1(x + i) * F::Load1(y + i);
   return sum;
 }

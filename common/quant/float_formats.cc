@@ -37,10 +37,14 @@ void FromFloat(const float* src, void* dst, int64_t n) {
 
 }  // namespace
 
-void DequantizeF32(const void* src, float* dst, int64_t n) { std::memcpy(dst, src, n * sizeof(float)); }
+void DequantizeF32(const void* src, float* dst, int64_t n) {
+  std::memcpy(dst, src, n * sizeof(float));
+}
 void DequantizeF16(const void* src, float* dst, int64_t n) { ToFloat<LoadF16>(src, dst, n); }
 void DequantizeBF16(const void* src, float* dst, int64_t n) { ToFloat<LoadBF16>(src, dst, n); }
-void QuantizeF32(const float* src, void* dst, int64_t n) { std::memcpy(dst, src, n * sizeof(float)); }
+void QuantizeF32(const float* src, void* dst, int64_t n) {
+  std::memcpy(dst, src, n * sizeof(float));
+}
 void QuantizeF16(const float* src, void* dst, int64_t n) { FromFloat<Fp32ToFp16>(src, dst, n); }
 void QuantizeBF16(const float* src, void* dst, int64_t n) { FromFloat<Fp32ToBf16>(src, dst, n); }
 float VecDotF32(int64_t n, const void* w, const void* a) { return Dot<LoadF32>(n, w, a); }

@@ -200,7 +200,8 @@ void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
       continue;
     }
     const float iscale = -127.f / max;
-    for (int j = 0; j < kQKK; ++j) y[i].qs[j] = static_cast<int8_t>(std::min(127, NearestInt(iscale * x[j])));
+    for (int j = 0; j < kQKK; ++j)
+      y[i].qs[j] = static_cast<int8_t>(std::min(127, NearestInt(iscale * x[j])));
     for (int j = 0; j < kQKK / 16; ++j) {
       int sum = 0;
       for (int l = 0; l < 16; ++l) sum += y[i].qs[16 * j + l];

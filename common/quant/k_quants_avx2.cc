@@ -45,7 +45,8 @@ inline __m256i Field(__m256i v) {
 inline __m128i Load12(const uint8_t* p) {
   uint32_t w2;
   std::memcpy(&w2, p + 8, sizeof(w2));
-  return _mm_insert_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), static_cast<int>(w2), 2);
+  return _mm_insert_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)),
+                          static_cast<int>(w2), 2);
 }
 
 struct Q2K {
@@ -60,11 +61,13 @@ struct Q2K {
     u[3] = Field<6, 3>(q);
   }
   static __m128i Scales(const Block& b) {
-    return _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)), _mm_set1_epi8(0xF));
+    return _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)),
+                         _mm_set1_epi8(0xF));
   }
   static __m256i Mins(const Block& b) {
-    const __m128i m = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)), 4),
-                                    _mm_set1_epi8(0xF));
+    const __m128i m = _mm_and_si128(
+        _mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)), 4),
+        _mm_set1_epi8(0xF));
     return _mm256_cvtepu8_epi16(m);
   }
   static float Dmin(const Block& b) { return F16(b.dmin); }
@@ -91,10 +94,12 @@ struct Q3K {
   // then minus 32.
   static __m128i Scales(const Block& b) {
     const __m128i v = Load12(b.scales);
-    const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 1, 0)), _mm_setr_epi32(0, 0, 4, 4)),
-                                      _mm_set1_epi8(0x0F));
-    const __m128i high = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 2, 2, 2)), _mm_setr_epi32(0, 2, 4, 6)),
-                                       _mm_set1_epi8(0x03));
+    const __m128i low = _mm_and_si128(
+        _mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 1, 0)), _mm_setr_epi32(0, 0, 4, 4)),
+        _mm_set1_epi8(0x0F));
+    const __m128i high = _mm_and_si128(
+        _mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 2, 2, 2)), _mm_setr_epi32(0, 2, 4, 6)),
+        _mm_set1_epi8(0x03));
     return _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi32(high, 4)), _mm_set1_epi8(32));
   }
 };
@@ -107,10 +112,12 @@ struct Q3K {
 // ((w >> 6) & 3) << 4 per byte is (w >> 2) & 0x30.
 inline __m128i ScalesAndMinsK4(const uint8_t* scales) {
   const __m128i v = Load12(scales);
-  const __m128i low = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
-                                    _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
-  const __m128i high = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
-                                     _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  const __m128i low = _mm_and_si128(
+      _mm_srlv_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)), _mm_setr_epi32(0, 0, 0, 4)),
+      _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+  const __m128i high =
+      _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+                    _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
   return _mm_or_si128(low, high);
 }
 
@@ -158,7 +165,9 @@ struct Q6K {
     u[2] = _mm256_or_si256(Field<4, 0xF>(l0), Field<4, 3, 4>(hh));
     u[3] = _mm256_or_si256(Field<4, 0xF>(l1), Field<6, 3, 4>(hh));
   }
-  static __m128i Scales(const Block& b) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)); }
+  static __m128i Scales(const Block& b) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+  }
 };
 
 // Shuffle picking int16 word 2k in the low lane and word 2k + 1 in the high
@@ -173,7 +182,8 @@ inline __m256i ScalePairShuffle(int k) {
 // One half (128 elements, sub-blocks 8 kH .. 8 kH + 7) of a super-block:
 // `s` holds those eight int16 scales in both 128-bit lanes.
 template <class T, int kH>
-inline __m256i Half(const typename T::Block& b, const BlockQ8_K& y, __m256i s, const __m256i* shuffle) {
+inline __m256i Half(const typename T::Block& b, const BlockQ8_K& y, __m256i s,
+                    const __m256i* shuffle) {
   __m256i u[4];
   T::template Levels<kH>(b, u);
   __m256i sum = _mm256_setzero_si256();
@@ -188,7 +198,8 @@ template <class T>
 float VecDot(int64_t n, const void* w, const void* a) {
   const auto* wb = static_cast<const typename T::Block*>(w);
   const auto* ab = static_cast<const BlockQ8_K*>(a);
-  const __m256i shuffle[4] = {ScalePairShuffle(0), ScalePairShuffle(1), ScalePairShuffle(2), ScalePairShuffle(3)};
+  const __m256i shuffle[4] = {ScalePairShuffle(0), ScalePairShuffle(1), ScalePairShuffle(2),
+                              ScalePairShuffle(3)};
   __m256 acc = _mm256_setzero_ps();
   __m256 acc_min = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
@@ -201,12 +212,14 @@ float VecDot(int64_t n, const void* w, const void* a) {
     const __m256i bsums = Load256(y.bsums);
     if constexpr (T::kOffsetShift >= 0) {
       // sum_j s_j (u - off) . q = sum_j s_j u . q - off sum_j s_j bsum_j, exact in int32.
-      isum = _mm256_sub_epi32(isum, _mm256_madd_epi16(bsums, _mm256_slli_epi16(s16, T::kOffsetShift)));
+      isum =
+          _mm256_sub_epi32(isum, _mm256_madd_epi16(bsums, _mm256_slli_epi16(s16, T::kOffsetShift)));
       acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b.d) * y.d), _mm256_cvtepi32_ps(isum), acc);
     } else {
       acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b.d) * y.d), _mm256_cvtepi32_ps(isum), acc);
       const __m256i msum = _mm256_madd_epi16(bsums, T::Mins(b));
-      acc_min = _mm256_fmadd_ps(_mm256_set1_ps(T::Dmin(b) * y.d), _mm256_cvtepi32_ps(msum), acc_min);
+      acc_min =
+          _mm256_fmadd_ps(_mm256_set1_ps(T::Dmin(b) * y.d), _mm256_cvtepi32_ps(msum), acc_min);
     }
   }
   return HorizontalSum(_mm256_sub_ps(acc, acc_min));
@@ -246,7 +259,8 @@ void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
     float max = amax;
     const __m256 target = _mm256_set1_ps(amax);
     for (int k = 0; k < 32; ++k) {
-      const int mask = _mm256_movemask_ps(_mm256_cmp_ps(Abs(_mm256_loadu_ps(x + 8 * k)), target, _CMP_EQ_OQ));
+      const int mask =
+          _mm256_movemask_ps(_mm256_cmp_ps(Abs(_mm256_loadu_ps(x + 8 * k)), target, _CMP_EQ_OQ));
       if (mask != 0) {
         max = x[8 * k + __builtin_ctz(mask)];
         break;
@@ -265,9 +279,11 @@ void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
       for (int h = 0; h < 2; ++h) {
         const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[4 * h], q[4 * h + 1]),
                                              _mm256_packs_epi32(q[4 * h + 2], q[4 * h + 3]));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + 64 * g + 32 * h), _mm256_permutevar8x32_epi32(p, idx));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + 64 * g + 32 * h),
+                            _mm256_permutevar8x32_epi32(p, idx));
       }
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(y[i].bsums + 4 * g), _mm_packs_epi32(Sums16(q), Sums16(q)));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y[i].bsums + 4 * g),
+                       _mm_packs_epi32(Sums16(q), Sums16(q)));
     }
     y[i].d = 1 / iscale;
   }

@@ -128,8 +128,9 @@ float MakeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
 // for (scale, min) in closed form (Cramer's rule on the 2x2 normal
 // equations, D = sum_w sum_wl2 - sum_wl^2) and keeps the lowest weighted
 // error (|diff| if use_mad, else diff^2). Returns scale; *the_min = -min.
-float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
-                     uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad) {
+float MakeQkx2Quants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
+                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep,
+                     bool use_mad) {
   float min = x[0], max = x[0];
   float sum_w = weights[0];
   float sum_x = sum_w * x[0];
@@ -218,15 +219,16 @@ void QuantizeSuperBlockK45(const float* x, int nmax, float rmin, float rdelta, i
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = MakeQkx2Quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta,
-                               nstep, false);
+    scales[j] = MakeQkx2Quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin,
+                               rdelta, nstep, false);
     max_scale = std::max(max_scale, scales[j]);
     max_min = std::max(max_min, mins[j]);
   }
   const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
   const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
   for (int j = 0; j < 8; ++j) {
-    const uint8_t ls = std::min<uint8_t>(63, static_cast<uint8_t>(NearestInt(inv_scale * scales[j])));
+    const uint8_t ls =
+        std::min<uint8_t>(63, static_cast<uint8_t>(NearestInt(inv_scale * scales[j])));
     const uint8_t lm = std::min<uint8_t>(63, static_cast<uint8_t>(NearestInt(inv_min * mins[j])));
     if (j < 4) {
       y->scales[j] = ls;
@@ -246,7 +248,8 @@ void QuantizeSuperBlockK45(const float* x, int nmax, float rmin, float rdelta, i
     if (d == 0) continue;
     const float dm = Fp16ToFp32(y->dmin) * m[j];
     for (int ii = 0; ii < 32; ++ii) {
-      L[32 * j + ii] = static_cast<uint8_t>(std::clamp(NearestInt((x[32 * j + ii] + dm) / d), 0, nmax));
+      L[32 * j + ii] =
+          static_cast<uint8_t>(std::clamp(NearestInt((x[32 * j + ii] + dm) / d), 0, nmax));
     }
   }
 }
@@ -262,13 +265,15 @@ void QuantizeQ2_K(const float* x, void* dst, int64_t n) {
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 16; ++j) {
       for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-      scales[j] = MakeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+      scales[j] = MakeQkx2Quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f,
+                                 0.1f, 15, true);
       max_scale = std::max(max_scale, scales[j]);
       max_min = std::max(max_min, mins[j]);
     }
     if (max_scale > 0) {
       const float iscale = q4scale / max_scale;
-      for (int j = 0; j < 16; ++j) y[i].scales[j] = static_cast<uint8_t>(NearestInt(iscale * scales[j]));
+      for (int j = 0; j < 16; ++j)
+        y[i].scales[j] = static_cast<uint8_t>(NearestInt(iscale * scales[j]));
       y[i].d = Fp32ToFp16(max_scale / q4scale);
     } else {
       std::fill(y[i].scales, y[i].scales + 16, 0);
@@ -276,7 +281,8 @@ void QuantizeQ2_K(const float* x, void* dst, int64_t n) {
     }
     if (max_min > 0) {
       const float iscale = q4scale / max_min;
-      for (int j = 0; j < 16; ++j) y[i].scales[j] |= static_cast<uint8_t>(NearestInt(iscale * mins[j]) << 4);
+      for (int j = 0; j < 16; ++j)
+        y[i].scales[j] |= static_cast<uint8_t>(NearestInt(iscale * mins[j]) << 4);
       y[i].dmin = Fp32ToFp16(max_min / q4scale);
     } else {
       y[i].dmin = Fp32ToFp16(0.f);
@@ -286,7 +292,8 @@ void QuantizeQ2_K(const float* x, void* dst, int64_t n) {
       if (d == 0) continue;
       const float dm = Fp16ToFp32(y[i].dmin) * (y[i].scales[j] >> 4);
       for (int ii = 0; ii < 16; ++ii) {
-        L[16 * j + ii] = static_cast<uint8_t>(std::clamp(NearestInt((x[16 * j + ii] + dm) / d), 0, 3));
+        L[16 * j + ii] =
+            static_cast<uint8_t>(std::clamp(NearestInt((x[16 * j + ii] + dm) / d), 0, 3));
       }
     }
     Pack2Bit(L, y[i].qs);
@@ -313,7 +320,9 @@ void QuantizeQ3_K(const float* x, void* dst, int64_t n) {
       // top two bits in bytes 8-11 (the layout UnpackScalesQ3K reads).
       const float iscale = -32.f / max_scale;
       for (int j = 0; j < 16; ++j) {
-        int l = std::clamp(static_cast<int>(static_cast<int8_t>(NearestInt(iscale * scales[j]))), -32, 31) + 32;
+        int l = std::clamp(static_cast<int>(static_cast<int8_t>(NearestInt(iscale * scales[j]))),
+                           -32, 31) +
+                32;
         if (j < 8) {
           y[i].scales[j] = static_cast<uint8_t>(l & 0xF);
         } else {
@@ -354,7 +363,8 @@ void QuantizeQ4_K(const float* x, void* dst, int64_t n) {
     std::memset(&y[i], 0, sizeof(y[i]));
     QuantizeSuperBlockK45(x, 15, -1.f, 0.1f, 20, &y[i], L);
     for (int g = 0; g < 4; ++g)
-      for (int l = 0; l < 32; ++l) y[i].qs[32 * g + l] = static_cast<uint8_t>(L[64 * g + l] | (L[64 * g + 32 + l] << 4));
+      for (int l = 0; l < 32; ++l)
+        y[i].qs[32 * g + l] = static_cast<uint8_t>(L[64 * g + l] | (L[64 * g + 32 + l] << 4));
   }
 }
 
@@ -369,7 +379,8 @@ void QuantizeQ5_K(const float* x, void* dst, int64_t n) {
       for (int l = 0; l < 32; ++l) y[i].qh[l] |= static_cast<uint8_t>((L[32 * c + l] >> 4) << c);
     for (int g = 0; g < 4; ++g)
       for (int l = 0; l < 32; ++l) {
-        y[i].qs[32 * g + l] = static_cast<uint8_t>((L[64 * g + l] & 0xF) | ((L[64 * g + 32 + l] & 0xF) << 4));
+        y[i].qs[32 * g + l] =
+            static_cast<uint8_t>((L[64 * g + l] & 0xF) | ((L[64 * g + 32 + l] & 0xF) << 4));
       }
   }
 }
@@ -392,12 +403,14 @@ void QuantizeQ6_K(const float* x, void* dst, int64_t n) {
     if (max_abs_scale < kGroupMaxEps) continue;  // all-zero block, d = 0
     const float iscale = -128.f / max_scale;
     y[i].d = Fp32ToFp16(1 / iscale);
-    for (int ib = 0; ib < 16; ++ib) y[i].scales[ib] = static_cast<int8_t>(std::min(127, NearestInt(iscale * scales[ib])));
+    for (int ib = 0; ib < 16; ++ib)
+      y[i].scales[ib] = static_cast<int8_t>(std::min(127, NearestInt(iscale * scales[ib])));
     for (int j = 0; j < 16; ++j) {
       const float d = Fp16ToFp32(y[i].d) * y[i].scales[j];
       if (d == 0) continue;
       for (int ii = 0; ii < 16; ++ii) {
-        L[16 * j + ii] = static_cast<int8_t>(std::clamp(NearestInt(x[16 * j + ii] / d), -32, 31) + 32);
+        L[16 * j + ii] =
+            static_cast<int8_t>(std::clamp(NearestInt(x[16 * j + ii] / d), -32, 31) + 32);
       }
     }
     // Inverse of the BlockQ6_K layout: low nibbles of elements 32k + l into
@@ -406,9 +419,11 @@ void QuantizeQ6_K(const float* x, void* dst, int64_t n) {
       const int8_t* Lh = L + 128 * h;
       for (int l = 0; l < 32; ++l) {
         y[i].ql[64 * h + l] = static_cast<uint8_t>((Lh[l] & 0xF) | ((Lh[l + 64] & 0xF) << 4));
-        y[i].ql[64 * h + l + 32] = static_cast<uint8_t>((Lh[l + 32] & 0xF) | ((Lh[l + 96] & 0xF) << 4));
-        y[i].qh[32 * h + l] = static_cast<uint8_t>((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) |
-                                                   ((Lh[l + 64] >> 4) << 4) | ((Lh[l + 96] >> 4) << 6));
+        y[i].ql[64 * h + l + 32] =
+            static_cast<uint8_t>((Lh[l + 32] & 0xF) | ((Lh[l + 96] & 0xF) << 4));
+        y[i].qh[32 * h + l] =
+            static_cast<uint8_t>((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) |
+                                 ((Lh[l + 64] >> 4) << 4) | ((Lh[l + 96] >> 4) << 6));
       }
     }
   }

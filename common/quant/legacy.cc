@@ -105,8 +105,8 @@ void Dequantize(const void* src, float* dst, int64_t n) {
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
     T::Unpack(blocks[ib], &v);
     for (int j = 0; j < kQK; ++j) {
-      dst[ib * kQK + j] = T::kHasMin ? static_cast<float>(v.q[j]) * v.d + v.m
-                                     : static_cast<float>(v.q[j]) * v.d;
+      dst[ib * kQK + j] =
+          T::kHasMin ? static_cast<float>(v.q[j]) * v.d + v.m : static_cast<float>(v.q[j]) * v.d;
     }
   }
 }
@@ -217,7 +217,8 @@ void QuantizeQ8(const float* x, void* dst, int64_t n) {
       y[ib].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
       sum += y[ib].qs[j];
     }
-    if constexpr (std::is_same_v<Block, BlockQ8_1>) y[ib].s = Fp32ToFp16(static_cast<float>(sum) * d);
+    if constexpr (std::is_same_v<Block, BlockQ8_1>)
+      y[ib].s = Fp32ToFp16(static_cast<float>(sum) * d);
   }
 }
 
@@ -227,13 +228,25 @@ void DequantizeQ4_0(const void* src, float* dst, int64_t n) { Dequantize<Q4_0>(s
 void DequantizeQ4_1(const void* src, float* dst, int64_t n) { Dequantize<Q4_1>(src, dst, n); }
 void DequantizeQ5_0(const void* src, float* dst, int64_t n) { Dequantize<Q5_0>(src, dst, n); }
 void DequantizeQ5_1(const void* src, float* dst, int64_t n) { Dequantize<Q5_1>(src, dst, n); }
-void DequantizeQ8_0(const void* src, float* dst, int64_t n) { Dequantize<Q8<BlockQ8_0>>(src, dst, n); }
-void DequantizeQ8_1(const void* src, float* dst, int64_t n) { Dequantize<Q8<BlockQ8_1>>(src, dst, n); }
+void DequantizeQ8_0(const void* src, float* dst, int64_t n) {
+  Dequantize<Q8<BlockQ8_0>>(src, dst, n);
+}
+void DequantizeQ8_1(const void* src, float* dst, int64_t n) {
+  Dequantize<Q8<BlockQ8_1>>(src, dst, n);
+}
 
-void QuantizeQ4_0(const float* src, void* dst, int64_t n) { QuantizeSymmetric<BlockQ4_0, 4>(src, dst, n); }
-void QuantizeQ5_0(const float* src, void* dst, int64_t n) { QuantizeSymmetric<BlockQ5_0, 5>(src, dst, n); }
-void QuantizeQ4_1(const float* src, void* dst, int64_t n) { QuantizeMinMax<BlockQ4_1, 4>(src, dst, n); }
-void QuantizeQ5_1(const float* src, void* dst, int64_t n) { QuantizeMinMax<BlockQ5_1, 5>(src, dst, n); }
+void QuantizeQ4_0(const float* src, void* dst, int64_t n) {
+  QuantizeSymmetric<BlockQ4_0, 4>(src, dst, n);
+}
+void QuantizeQ5_0(const float* src, void* dst, int64_t n) {
+  QuantizeSymmetric<BlockQ5_0, 5>(src, dst, n);
+}
+void QuantizeQ4_1(const float* src, void* dst, int64_t n) {
+  QuantizeMinMax<BlockQ4_1, 4>(src, dst, n);
+}
+void QuantizeQ5_1(const float* src, void* dst, int64_t n) {
+  QuantizeMinMax<BlockQ5_1, 5>(src, dst, n);
+}
 void QuantizeQ8_0(const float* src, void* dst, int64_t n) { QuantizeQ8<BlockQ8_0>(src, dst, n); }
 void QuantizeQ8_1(const float* src, void* dst, int64_t n) { QuantizeQ8<BlockQ8_1>(src, dst, n); }
 

@@ -43,7 +43,8 @@ struct Q4_1 {
 // Bit 4 of each level from qh: 0x10 in the bytes whose bit is set.
 template <class Block>
 inline __m256i FiveBitLevels(const Block& b) {
-  return _mm256_or_si256(NibblesToBytes(b.qs), _mm256_and_si256(BitsToBytes(b.qh), _mm256_set1_epi8(0x10)));
+  return _mm256_or_si256(NibblesToBytes(b.qs),
+                         _mm256_and_si256(BitsToBytes(b.qh), _mm256_set1_epi8(0x10)));
 }
 
 struct Q5_0 {
@@ -64,7 +65,9 @@ struct Q8_0 {
   using Block = BlockQ8_0;
   static constexpr bool kSigned = true, kHasMin = false;
   static constexpr int kOffset = 0;
-  static __m256i Levels(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+  static __m256i Levels(const Block& b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
 };
 
 // 8 int32 partial sums of sum_j (level_j - offset) a_j.
@@ -80,9 +83,9 @@ inline __m256i BlockDot(__m256i q, __m256i a) {
 // VCVTPH2PS instead of four scalar conversions.
 template <class B>
 inline __m128 FourHalves(const B* blocks, uint16_t B::*field) {
-  return _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(blocks[0].*field), static_cast<int16_t>(blocks[1].*field),
-                                     static_cast<int16_t>(blocks[2].*field), static_cast<int16_t>(blocks[3].*field),
-                                     0, 0, 0, 0));
+  return _mm_cvtph_ps(_mm_setr_epi16(
+      static_cast<int16_t>(blocks[0].*field), static_cast<int16_t>(blocks[1].*field),
+      static_cast<int16_t>(blocks[2].*field), static_cast<int16_t>(blocks[3].*field), 0, 0, 0, 0));
 }
 
 template <class T>
@@ -106,9 +109,11 @@ float VecDot(int64_t n, const void* w, const void* a) {
   for (; ib + 4 <= nb; ib += 4) {
     using WB = typename T::Block;
     alignas(16) float scale[4];
-    _mm_store_ps(scale, _mm_mul_ps(FourHalves<WB>(wb + ib, &WB::d), FourHalves<Act>(ab + ib, &Act::d)));
+    _mm_store_ps(scale,
+                 _mm_mul_ps(FourHalves<WB>(wb + ib, &WB::d), FourHalves<Act>(ab + ib, &Act::d)));
     if constexpr (T::kHasMin) {
-      min_acc = _mm_fmadd_ps(FourHalves<WB>(wb + ib, &WB::m), FourHalves<Act>(ab + ib, &Act::s), min_acc);
+      min_acc =
+          _mm_fmadd_ps(FourHalves<WB>(wb + ib, &WB::m), FourHalves<Act>(ab + ib, &Act::s), min_acc);
     }
     block(ib, _mm256_broadcast_ss(&scale[0]), acc[0]);
     block(ib + 1, _mm256_broadcast_ss(&scale[1]), acc[1]);
@@ -137,7 +142,8 @@ void Dequantize(const void* src, float* dst, int64_t n) {
     const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
     const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
     for (int k = 0; k < 4; ++k) {
-      _mm256_storeu_ps(dst + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k])), d));
+      _mm256_storeu_ps(dst + 8 * k,
+                       _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k])), d));
     }
   }
 }
@@ -167,16 +173,19 @@ void QuantizeQ8(const float* x, void* dst, int64_t n) {
   for (int64_t ib = 0; ib < n / kQK; ++ib, x += kQK) {
     __m256 v[4];
     for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
-    const __m256 amax4 = _mm256_max_ps(_mm256_max_ps(Abs(v[0]), Abs(v[1])), _mm256_max_ps(Abs(v[2]), Abs(v[3])));
+    const __m256 amax4 =
+        _mm256_max_ps(_mm256_max_ps(Abs(v[0]), Abs(v[1])), _mm256_max_ps(Abs(v[2]), Abs(v[3])));
     const float amax = HorizontalMax(amax4);
     const float d = amax / 127;
     const __m256 id = _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f);
     y[ib].d = ToF16(d);
     __m256i q[4];
     for (int k = 0; k < 4; ++k) q[k] = _mm256_cvttps_epi32(RoundHalfAway(_mm256_mul_ps(v[k], id)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[ib].qs), PackInt32ToInt8(q[0], q[1], q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[ib].qs),
+                        PackInt32ToInt8(q[0], q[1], q[2], q[3]));
     if constexpr (std::is_same_v<Block, BlockQ8_1>) {
-      const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+      const __m256i s =
+          _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
       __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
       s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));

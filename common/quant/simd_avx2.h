@@ -41,7 +41,8 @@ inline __m256 Abs(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
 // 16 bytes are loaded into both 128-bit lanes (a broadcast load, no shuffle
 // uop) and only the upper lane is shifted right by 4.
 inline __m256i NibblesToBytes(const uint8_t* p) {
-  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i both =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   const __m256i shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
   return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
 }
@@ -52,8 +53,8 @@ inline __m256i BitsToBytes(const uint8_t* p) {
   int32_t bits;
   __builtin_memcpy(&bits, p, sizeof(bits));
   const __m256i spread = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(bits),
-      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
+      _mm256_set1_epi32(bits), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                 0x0101010101010101, 0x0000000000000000));
   const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
   return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
 }
