@@ -1,0 +1,70 @@
+// The gRPC settings every shardlm server and channel share: one message-size
+// limit, keepalive, the protocol version of the stage API, and the single
+// place where absl::Status and grpc::Status are converted into each other
+// (at the edge, codes preserved). Kept out of shardlm_common so that library
+// code without RPCs never links gRPC.
+#ifndef SHARDLM_COMMON_RPC_GRPC_SETTINGS_H_
+#define SHARDLM_COMMON_RPC_GRPC_SETTINGS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace shardlm {
+
+// Version of the internal stage protocol (shardlm.v1.Stage). Bump it when a
+// field changes meaning; peers with another version fail fast with
+// FAILED_PRECONDITION instead of computing garbage.
+inline constexpr uint32_t kProtocolVersion = 1;
+
+// Largest message any shardlm server or channel sends or receives. gRPC's
+// default receive limit (4 MiB) is already hit by a 512-token f32 prefill of
+// a 2048-wide model; 64 MiB covers 4096 tokens x 2048 x f32 (32 MiB) with
+// room, and longer batches are chunked by the sender (RemoteStage).
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
+// Client keepalive: ping every 10 s even without calls, declare the peer dead
+// after 5 s without an answer, so a worker that vanished (node lost, no FIN)
+// is noticed within ~15 s instead of the TCP timeout of minutes.
+inline constexpr int kKeepaliveTimeMs = 10'000;
+inline constexpr int kKeepaliveTimeoutMs = 5'000;
+
+// Server side: accept the client pings above (by default a server answers
+// pings more often than every 5 min without data with GOAWAY
+// "too_many_pings").
+void ApplyServerSettings(grpc::ServerBuilder& builder, int max_message_bytes = kMaxMessageBytes);
+
+// Channel arguments for every client channel: message limits, keepalive.
+grpc::ChannelArguments ClientChannelArguments(int max_message_bytes = kMaxMessageBytes);
+
+// An insecure channel to `address` ("host:port") with ClientChannelArguments.
+std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& address,
+                                                   int max_message_bytes = kMaxMessageBytes);
+
+// absl -> gRPC, code and message unchanged (the codes are the same enum).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// gRPC -> absl, code preserved, message "<context>: <CODE>: <message>" so a
+// log line says which peer failed and how (e.g. "worker 10.0.0.5:5001
+// (layers 0:11): UNAVAILABLE: failed to connect"). Empty context: no prefix.
+absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& context);
+
+// Deadline `timeout` from now, as gRPC wants it.
+std::chrono::system_clock::time_point DeadlineIn(absl::Duration timeout);
+
+// grpc.health.v1.Health/Check on `channel` for `service` ("" = the whole
+// server), through a generic call: Debian ships no generated health stubs.
+// Returns true for SERVING, false for NOT_SERVING / UNKNOWN / SERVICE_UNKNOWN,
+// an error when the call fails (NOT_FOUND: no such service registered).
+absl::StatusOr<bool> CheckHealth(grpc::Channel* channel, const std::string& service,
+                                 absl::Duration timeout);
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COMMON_RPC_GRPC_SETTINGS_H_

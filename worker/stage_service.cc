@@ -1,0 +1,243 @@
+#include "worker/stage_service.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/rpc/grpc_settings.h"
+#include "common/status_macros.h"
+
+namespace shardlm {
+
+// Request/response pairs for Forward, recycled across calls: gRPC parses
+// each request into a pooled message whose strings and repeated fields keep
+// their capacity after Clear(), so the hidden-state bytes of a decode step
+// land in memory that is already mapped (fresh multi-MB buffers per call
+// cost page faults). Holders with very large buffers are not kept, so one
+// long prefill does not pin its memory forever.
+class ForwardMessagePool final
+    : public grpc::MessageAllocator<v1::ForwardRequest, v1::ForwardResponse> {
+ public:
+  ~ForwardMessagePool() override {
+    for (Holder* h : free_) delete h;
+  }
+
+  grpc::MessageHolder<v1::ForwardRequest, v1::ForwardResponse>* AllocateMessages() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        Holder* h = free_.back();
+        free_.pop_back();
+        return h;
+      }
+    }
+    return new Holder(this);
+  }
+
+ private:
+  static constexpr int kMaxFree = 8;
+  static constexpr size_t kMaxKeptBytes = 8 << 20;
+
+  class Holder final : public grpc::MessageHolder<v1::ForwardRequest, v1::ForwardResponse> {
+   public:
+    explicit Holder(ForwardMessagePool* pool) : pool_(pool) {
+      set_request(&request_);
+      set_response(&response_);
+    }
+    void Release() override { pool_->Recycle(this); }
+    size_t buffer_bytes() const {
+      return request_.hidden().data().capacity() + response_.hidden().data().capacity() +
+             response_.logits().data().capacity();
+    }
+    void Clear() {
+      request_.Clear();
+      response_.Clear();
+    }
+
+   private:
+    ForwardMessagePool* pool_;
+    v1::ForwardRequest request_;
+    v1::ForwardResponse response_;
+  };
+
+  void Recycle(Holder* h) {
+    if (h->buffer_bytes() <= kMaxKeptBytes) {
+      h->Clear();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (static_cast<int>(free_.size()) < kMaxFree) {
+        free_.push_back(h);
+        return;
+      }
+    }
+    delete h;
+  }
+
+  std::mutex mu_;
+  std::vector<Holder*> free_;
+};
+
+StageService::StageService(StageServiceOptions options)
+    : options_(std::move(options)),
+      pool_(std::make_unique<ForwardMessagePool>()),
+      address_(options_.address),
+      queue_(options_.max_queued_calls) {
+  SetMessageAllocatorFor_Forward(pool_.get());
+}
+
+StageService::~StageService() { StopCompute(); }
+
+void StageService::SetStage(std::shared_ptr<Stage> stage, StageDetails details) {
+  SHARDLM_CHECK(stage != nullptr && !ready());
+  stage_ = std::move(stage);
+  info_ = stage_->info();
+  details_ = std::move(details);
+  RefreshKvStats();
+  ready_.store(true, std::memory_order_release);
+}
+
+void StageService::set_address(std::string address) {
+  std::lock_guard<std::mutex> lock(state_mu_);
+  address_ = std::move(address);
+}
+
+void StageService::StopCompute() { queue_.Stop(); }
+
+void StageService::RefreshKvStats() {
+  const KvStats kv = stage_->kv_stats();
+  std::lock_guard<std::mutex> lock(state_mu_);
+  kv_ = kv;
+}
+
+absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
+                                         v1::ForwardResponse* response) {
+  if (!ready()) return absl::UnavailableError("worker is still loading its model");
+  std::lock_guard<std::mutex> lock(compute_mu_);
+  const absl::Time start = absl::Now();
+  v1::DType hidden_dtype;
+  RETURN_IF_ERROR(ResponseHiddenDType(request, &hidden_dtype));
+  RETURN_IF_ERROR(DecodeForwardRequest(request, info_, options_.max_batch_tokens, &request_));
+  const absl::Status status = stage_->Forward(request_, &result_);
+  RefreshKvStats();
+  RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(
+      EncodeForwardResult(result_, info_, request_.n_tokens(), hidden_dtype, response));
+  response->set_compute_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status StageService::HandleRelease(const v1::ReleaseRequest& request) {
+  if (request.seq_ids_size() > options_.max_release_ids) {
+    return absl::InvalidArgumentError(absl::StrCat("seq_ids: ", request.seq_ids_size(),
+                                                   " ids in one Release, at most ",
+                                                   options_.max_release_ids));
+  }
+  // Nothing is cached before the stage exists: releasing is then a no-op.
+  if (!ready()) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(compute_mu_);
+  absl::Status first_error;
+  for (uint64_t id : request.seq_ids()) {
+    absl::Status st = stage_->Release(id);
+    if (!st.ok() && first_error.ok()) first_error = st;
+  }
+  RefreshKvStats();
+  return first_error;
+}
+
+void StageService::FillShardInfo(v1::ShardInfo* out) const {
+  out->set_protocol_version(kProtocolVersion);
+  KvStats kv;
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    out->set_address(address_);
+    kv = kv_;
+  }
+  const bool is_ready = ready();
+  out->set_ready(is_ready);
+  if (!is_ready) return;
+  out->set_model_fingerprint(info_.fingerprint);
+  out->set_model_name(details_.model_name);
+  out->set_first_layer(info_.first_layer);
+  out->set_last_layer(info_.last_layer);
+  out->set_n_layer(info_.n_layer);
+  out->set_n_embd(info_.n_embd);
+  out->set_n_vocab(info_.n_vocab);
+  out->set_n_ctx(info_.n_ctx);
+  out->set_weight_bytes(details_.weight_bytes);
+  v1::KvCacheStats* k = out->mutable_kv();
+  k->set_sequences(kv.sequences);
+  k->set_tokens(kv.tokens);
+  k->set_bytes_used(kv.bytes_used);
+  k->set_bytes_budget(kv.bytes_budget);
+}
+
+void StageService::RunOnComputeThread(grpc::CallbackServerContext* context,
+                                      grpc::ServerUnaryReactor* reactor,
+                                      std::function<absl::Status()> work) {
+  const bool queued = queue_.Push([context, reactor, work = std::move(work)] {
+    // Work nobody waits for any more is skipped: a cancelled or expired
+    // call would only delay the calls behind it.
+    if (context->IsCancelled()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled while queued"));
+      return;
+    }
+    if (context->deadline() < std::chrono::system_clock::now()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                   "deadline passed while the call was queued"));
+      return;
+    }
+    reactor->Finish(ToGrpcStatus(work()));
+  });
+  if (!queued && queue_.stopped()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
+  } else if (!queued) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("worker busy: ", options_.max_queued_calls, " calls already queued")));
+  }
+}
+
+grpc::ServerUnaryReactor* StageService::Forward(grpc::CallbackServerContext* context,
+                                                const v1::ForwardRequest* request,
+                                                v1::ForwardResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!ready()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                 "worker is still loading its model"));
+    return reactor;
+  }
+  // Reject the obvious mismatches without queueing behind real work.
+  if (absl::Status st = CheckForwardHeader(*request, info_, options_.max_batch_tokens);
+      !st.ok()) {
+    reactor->Finish(ToGrpcStatus(st));
+    return reactor;
+  }
+  RunOnComputeThread(context, reactor,
+                     [this, request, response] { return HandleForward(*request, response); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StageService::Release(grpc::CallbackServerContext* context,
+                                                const v1::ReleaseRequest* request,
+                                                v1::ReleaseResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!ready()) {
+    reactor->Finish(ToGrpcStatus(HandleRelease(*request)));
+    return reactor;
+  }
+  // The stage's Release waits for a running Forward: not on this thread.
+  RunOnComputeThread(context, reactor, [this, request] { return HandleRelease(*request); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StageService::GetShardInfo(grpc::CallbackServerContext* context,
+                                                     const v1::GetShardInfoRequest* /*request*/,
+                                                     v1::ShardInfo* response) {
+  FillShardInfo(response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace shardlm

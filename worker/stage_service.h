@@ -1,0 +1,109 @@
+// The shardlm.v1.Stage gRPC service over any Stage (callback API).
+//
+// Handlers do only O(1) work on gRPC's callback threads: the readiness,
+// protocol, fingerprint and batch-size checks, then hand the call to the
+// ComputeQueue and return. The queue's thread decodes (straight into reused
+// buffers), validates every size a peer controls, runs the stage, encodes
+// the answer and finishes the reactor. GetShardInfo is answered inline from
+// state the compute thread keeps current, so status probes never wait
+// behind a long prefill.
+//
+// The service exists before the model is loaded: the server listens at once
+// (health NOT_SERVING, Forward UNAVAILABLE "still loading") and the stage is
+// plugged in with SetStage when it is loaded and checked.
+#ifndef SHARDLM_WORKER_STAGE_SERVICE_H_
+#define SHARDLM_WORKER_STAGE_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "shardlm/v1/stage.grpc.pb.h"
+#include "worker/compute_queue.h"
+#include "worker/forward_codec.h"
+#include "worker/stage.h"
+
+namespace shardlm {
+
+struct StageServiceOptions {
+  int max_batch_tokens = kDefaultMaxBatchTokens;  // tokens per Forward call
+  int max_queued_calls = 64;      // beyond: RESOURCE_EXHAUSTED "busy"
+  int max_release_ids = 1 << 16;  // sequence ids per Release call
+  std::string address;            // reported in ShardInfo.address
+};
+
+// What the service reports about the loaded stage besides Stage::info().
+struct StageDetails {
+  std::string model_name;
+  int64_t weight_bytes = 0;
+};
+
+class ForwardMessagePool;
+
+class StageService final : public v1::Stage::CallbackService {
+ public:
+  explicit StageService(StageServiceOptions options);
+  ~StageService() override;
+
+  // Plugs in the loaded and checked stage; call once. Until then Forward
+  // answers UNAVAILABLE and GetShardInfo says ready = false.
+  void SetStage(std::shared_ptr<Stage> stage, StageDetails details);
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  void set_address(std::string address);
+  // Runs the calls already queued, then refuses new ones (UNAVAILABLE).
+  // Call after grpc::Server::Shutdown and before destroying the service.
+  void StopCompute();
+
+  // The handlers' logic, synchronous, on the calling thread (the reactors
+  // run these on the compute thread; tests and the fuzzer call them
+  // directly). Calls are serialized.
+  absl::Status HandleForward(const v1::ForwardRequest& request, v1::ForwardResponse* response);
+  absl::Status HandleRelease(const v1::ReleaseRequest& request);
+  void FillShardInfo(v1::ShardInfo* info) const;
+
+  // gRPC entry points.
+  grpc::ServerUnaryReactor* Forward(grpc::CallbackServerContext* context,
+                                    const v1::ForwardRequest* request,
+                                    v1::ForwardResponse* response) override;
+  grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
+                                    const v1::ReleaseRequest* request,
+                                    v1::ReleaseResponse* response) override;
+  grpc::ServerUnaryReactor* GetShardInfo(grpc::CallbackServerContext* context,
+                                         const v1::GetShardInfoRequest* request,
+                                         v1::ShardInfo* response) override;
+
+ private:
+  // Queues `work` (which returns the call's status) on the compute thread,
+  // unless the call was cancelled or its deadline passed by then.
+  void RunOnComputeThread(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                          std::function<absl::Status()> work);
+  void RefreshKvStats();
+
+  const StageServiceOptions options_;
+  std::unique_ptr<ForwardMessagePool> pool_;
+
+  // Written once by SetStage before ready_ is set, read-only afterwards.
+  std::atomic<bool> ready_{false};
+  std::shared_ptr<Stage> stage_;
+  ShardInfo info_;
+  StageDetails details_;
+
+  mutable std::mutex state_mu_;  // guards the fields below
+  std::string address_;
+  KvStats kv_;                   // as of the last Forward / Release
+
+  // Scratch of HandleForward, reused so a warm decode step allocates
+  // nothing: the converted request and the stage's result.
+  std::mutex compute_mu_;
+  ForwardRequest request_;
+  ForwardResult result_;
+
+  ComputeQueue queue_;  // last: its thread stops first
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_WORKER_STAGE_SERVICE_H_

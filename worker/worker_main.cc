@@ -1,0 +1,220 @@
+// shardlm-worker: serves one contiguous layer range of a GGUF model over
+// gRPC (shardlm.v1.Stage, grpc.health.v1, reflection).
+//
+// It listens before loading, so launchers learn the port at once. Machine-
+// readable lines on stdout (flushed), for `shardlm serve` and the tests:
+//   LISTENING <host:port>   bound (health NOT_SERVING, Forward UNAVAILABLE)
+//   READY                   weights loaded and checked (health SERVING)
+// Everything else goes to stderr. SIGINT / SIGTERM stop it cleanly: running
+// calls get a few seconds to finish; exit code 0. Load errors exit with 1.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <atomic>
+#include <thread>
+#include <tuple>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "common/cli_args.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "worker/llama_stage.h"
+#include "worker/stage_server.h"
+
+namespace shardlm {
+namespace {
+
+struct WorkerOptions {
+  std::string model;
+  std::string layers;  // "FIRST:LAST", LAST empty = through the last layer
+  std::string listen = "127.0.0.1:5001";
+  int threads = 0;
+  std::string kv_budget = "0";
+  std::string kv_type = "f16";
+  int ctx = 0;
+  int max_batch = kDefaultMaxBatchTokens;
+  std::string max_message = "64M";
+  int shutdown_grace_s = 5;
+};
+
+absl::Status ParseLayers(const std::string& text, StageOptions* o) {
+  if (text.empty()) return absl::OkStatus();  // the whole model
+  std::vector<std::string> ends = absl::StrSplit(text, ':');
+  int last = -1;
+  if (ends.size() != 2 || !absl::SimpleAtoi(ends[0], &o->first_layer) ||
+      (!ends[1].empty() && !absl::SimpleAtoi(ends[1], &last))) {
+    return absl::InvalidArgumentError(absl::StrCat("--layers: '", text, "' is not FIRST:LAST"));
+  }
+  o->last_layer = last;
+  return absl::OkStatus();
+}
+
+// Resident set size of this process in bytes (VmRSS), 0 if unknown.
+int64_t ResidentBytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t kb = 0;
+    if (line.rfind("VmRSS:", 0) == 0 &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")), &kb)) {
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+// Prints a protocol line on stdout and flushes it at once: the launcher
+// reads it through a pipe, where stdout is otherwise block-buffered.
+void Announce(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+// Set once the stage serves; a signal before that exits without waiting for
+// the loading thread (which may be in the middle of a file).
+std::atomic<bool> g_serving{false};
+
+// Waits for SIGINT / SIGTERM (blocked in every thread, see main) and shuts
+// the server down.
+void WaitForSignalAndStop(StageServer* server, absl::Duration grace) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  SHARDLM_LOG(kInfo, "%s received: shutting down (grace %s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+              absl::FormatDuration(grace));
+  server->Shutdown(grace);
+  if (!g_serving.load()) {
+    SHARDLM_LOG(kInfo, "stopped while loading");
+    std::fflush(stderr);
+    std::_Exit(0);
+  }
+}
+
+int Run(const WorkerOptions& o) {
+  StageOptions so;
+  if (absl::Status st = ParseLayers(o.layers, &so); !st.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(st.message()));
+    return 2;
+  }
+  so.n_threads = o.threads;
+  so.n_ctx = o.ctx;
+  if (o.kv_type != "f16" && o.kv_type != "f32") {
+    SHARDLM_LOG(kError, "--kv-type must be f16 or f32, not '%s'", o.kv_type);
+    return 2;
+  }
+  so.kv_type = o.kv_type == "f32" ? KvType::kF32 : KvType::kF16;
+  int64_t max_message = 0;
+  for (auto [flag, text, out] : {std::tuple{"--kv-budget", &o.kv_budget, &so.kv_budget_bytes},
+                                 std::tuple{"--max-message-size", &o.max_message, &max_message}}) {
+    if (absl::Status st = ParseByteSize(*text, out); !st.ok()) {
+      SHARDLM_LOG(kError, "%s: %s", flag, std::string(st.message()));
+      return 2;
+    }
+  }
+  if (max_message < (1 << 20) || max_message > (1 << 30) || o.max_batch < 1) {
+    SHARDLM_LOG(kError, "--max-message-size must be in [1M, 1G] and --max-batch >= 1");
+    return 2;
+  }
+
+  StageServerOptions server_options;
+  server_options.listen_address = o.listen;
+  server_options.max_message_bytes = static_cast<int>(max_message);
+  server_options.service.max_batch_tokens = o.max_batch;
+  absl::StatusOr<std::unique_ptr<StageServer>> server = StageServer::Start(server_options);
+  if (!server.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(server.status().message()));
+    return 1;
+  }
+  Announce(absl::StrCat("LISTENING ", (*server)->address()));
+  const std::string range =
+      o.layers.empty() ? std::string("all layers") : absl::StrCat("layers ", o.layers);
+  SHARDLM_LOG(kInfo, "listening on %s; loading %s of %s ...", (*server)->address(), range, o.model);
+
+  // Signals end the process at any time, loading included.
+  std::thread signals(WaitForSignalAndStop, server->get(), absl::Seconds(o.shutdown_grace_s));
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<LlamaStage>> stage = LlamaStage::Open(o.model, so);
+  absl::Status checked = stage.ok() ? WarmUpStage(stage->get()) : stage.status();
+  if (!checked.ok()) {
+    SHARDLM_LOG(kError, "cannot serve %s of %s: %s", range, o.model, std::string(checked.message()));
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  const ShardInfo& info = (*stage)->info();
+  const int64_t weight_bytes = (*stage)->weight_bytes();
+  StageDetails details{(*stage)->config().name, weight_bytes};
+  (*server)->SetStage(std::shared_ptr<Stage>(std::move(*stage)), std::move(details));
+  g_serving.store(true);
+  SHARDLM_LOG(kInfo,
+              "ready in %.2f s: layers %d:%d of %d%s%s, %.1f MiB of weights, context %d, "
+              "RSS %.1f MiB",
+              absl::ToDoubleSeconds(absl::Now() - start), info.first_layer, info.last_layer,
+              info.n_layer, info.is_first() ? " + embedding" : "", info.is_last() ? " + head" : "",
+              weight_bytes / 1048576.0, info.n_ctx, ResidentBytes() / 1048576.0);
+  Announce("READY");
+
+  signals.join();  // returns once a signal has shut the server down
+  SHARDLM_LOG(kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace shardlm
+
+int main(int argc, char** argv) {
+  using namespace shardlm;
+  WorkerOptions o;
+  CliArgs args(
+      "shardlm-worker --model MODEL.gguf --layers FIRST:LAST --listen HOST:PORT [options]",
+      "Serves transformer layers [FIRST, LAST) of a GGUF model to a shardlm coordinator over\n"
+      "gRPC (shardlm.v1.Stage). The first stage also owns the token embedding, the last the\n"
+      "final norm and output head. Prints 'LISTENING HOST:PORT' once bound (port 0 picks a\n"
+      "free port) and 'READY' once the weights are loaded and checked; SIGINT/SIGTERM stop it.");
+  args.AddString("-m,--model", &o.model, "GGUF model file (memory-mapped; only this stage's "
+                                         "tensors are read)");
+  args.AddString("--layers", &o.layers, "layer range FIRST:LAST (LAST exclusive, empty = to the "
+                                        "end); default: the whole model");
+  args.AddString("--listen", &o.listen, "address to serve on, HOST:PORT");
+  args.AddInt("-t,--threads", &o.threads, "compute threads, 0 = all cores oneTBB sees (set it "
+                                          "explicitly in containers)");
+  args.AddString("--kv-budget", &o.kv_budget, "KV cache memory budget, e.g. 512M or 2G; 0 = "
+                                              "unlimited");
+  args.AddString("--kv-type", &o.kv_type, "KV cache element type: f16 or f32");
+  args.AddInt("--ctx", &o.ctx, "positions per sequence, 0 = the model's training context");
+  args.AddInt("--max-batch", &o.max_batch, "most tokens accepted in one Forward call");
+  args.AddString("--max-message-size", &o.max_message, "gRPC message limit (send and receive)");
+  args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
+  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
+    std::fprintf(stderr, "shardlm-worker: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
+  if (args.help_requested()) {
+    std::printf("%s", args.Usage().c_str());
+    return 0;
+  }
+  if (o.model.empty()) {
+    std::fprintf(stderr, "shardlm-worker: --model is required (see --help)\n");
+    return 2;
+  }
+  // Block the stop signals before any thread exists (gRPC's, oneTBB's) so
+  // they inherit the mask and only sigwait() in the signal thread sees them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return Run(o);
+}
