@@ -48,6 +48,16 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cmake --build "$BUILD_DIR" -j"$JOBS" --target $(printf '%s\n' "${build_targets[@]}" | sort -u)
 fi
 
+# Path of built executable $1 (bin/ if CMAKE_RUNTIME_OUTPUT_DIRECTORY is set,
+# else its source folder's build folder).
+find_binary() {
+  local name="$1" candidate
+  for candidate in "$BUILD_DIR/bin/$name" "$BUILD_DIR/tests/fuzz/$name" "$BUILD_DIR/tools/$name"; do
+    if [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
+  done
+  find "$BUILD_DIR" -type f -name "$name" -perm -u+x | head -n 1
+}
+
 # Fills corpus dir $2 from seeds file $1 and prints the libFuzzer options.
 prepare_seeds() {
   local seeds="$1" corpus="$2" n=0 kind rest path bytes target
@@ -66,7 +76,7 @@ prepare_seeds() {
         n=$((n + 1))
         read -r target rest <<<"$rest"
         local tool
-        tool="$(find "$BUILD_DIR" -type f -name "$target" -perm -u+x | head -n 1)"
+        tool="$(find_binary "$target")"
         [ -n "$tool" ] || { echo "seed tool $target not built" >&2; return 1; }
         # shellcheck disable=SC2086 # the arguments are meant to split
         "$tool" ${rest//\{\}/$corpus/seed-$n-$target} >&2
@@ -88,7 +98,13 @@ for name in "${targets[@]}"; do
   [ -f "tests/fuzz/$name.dict" ] && options+=("-dict=$ROOT/tests/fuzz/$name.dict")
   log="$BUILD_DIR/fuzz-artifacts/$name.log"
   echo "== $name: ${SECONDS_EACH}s, $(ls "$corpus" | wc -l) corpus files, ${options[*]}"
-  if "$BUILD_DIR/tests/fuzz/$name" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+  bin="$(find_binary "$name")"
+  if [ -z "$bin" ]; then
+    echo "!! $name: not built"
+    failed+=("$name")
+    continue
+  fi
+  if "$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$BUILD_DIR/fuzz-artifacts/$name-" "${options[@]}" \
       "$corpus" > "$log" 2>&1; then
     grep -E "^stat::number_of_executed_units|^Done" "$log" || true
