@@ -9,14 +9,14 @@
 #define SHARDLM_WORKER_FORWARD_CODEC_H_
 
 #include "absl/status/status.h"
+#include "common/rpc/grpc_settings.h"
 #include "shardlm/v1/stage.pb.h"
 #include "worker/stage.h"
 
 namespace shardlm {
 
-// Largest batch (tokens) one Forward call may carry by default: 4096 x 2048
-// x f32 = 32 MiB of hidden states, half the message limit.
-inline constexpr int kDefaultMaxBatchTokens = 4096;
+// Largest batch (tokens) one Forward call may carry by default.
+inline constexpr int kDefaultMaxBatchTokens = kMaxForwardTokens;
 
 // The O(1) checks, cheap enough for the gRPC callback thread: protocol
 // version, fingerprint, batch size.

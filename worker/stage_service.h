@@ -31,7 +31,7 @@ namespace shardlm {
 struct StageServiceOptions {
   int max_batch_tokens = kDefaultMaxBatchTokens;  // tokens per Forward call
   int max_queued_calls = 64;      // beyond: RESOURCE_EXHAUSTED "busy"
-  int max_release_ids = 1 << 16;  // sequence ids per Release call
+  int max_release_ids = kMaxReleaseIds;  // sequence ids per Release call
   std::string address;            // reported in ShardInfo.address
 };
 

@@ -29,6 +29,12 @@ inline constexpr uint32_t kProtocolVersion = 1;
 // room, and longer batches are chunked by the sender (RemoteStage).
 inline constexpr int kMaxMessageBytes = 64 << 20;
 
+// Protocol limits both sides know: tokens per Forward call (4096 x 2048 x
+// f32 = 32 MiB of hidden states, half the message limit) and sequence ids
+// per Release call. A worker may be configured lower; senders chunk.
+inline constexpr int kMaxForwardTokens = 4096;
+inline constexpr int kMaxReleaseIds = 1 << 16;
+
 // Client keepalive: ping every 10 s even without calls, declare the peer dead
 // after 5 s without an answer, so a worker that vanished (node lost, no FIN)
 // is noticed within ~15 s instead of the TCP timeout of minutes.

@@ -1,0 +1,335 @@
+#include "coordinator/remote_stage.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/rpc/tensor_codec.h"
+#include "common/status_macros.h"
+
+namespace shardlm {
+namespace {
+
+// Bytes of a Forward message that do not scale with the batch (fingerprint,
+// field tags, tensor shape), with a wide margin, and an upper bound of the
+// per-token varints (seq id <= 10, position <= 10, token id <= 10, flag 1).
+constexpr int64_t kMessageOverhead = 4096;
+constexpr int64_t kPerTokenScalars = 32;
+
+bool IsTransient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+ShardInfo ToShardInfo(const v1::ShardInfo& s) {
+  ShardInfo info;
+  info.first_layer = s.first_layer();
+  info.last_layer = s.last_layer();
+  info.n_layer = s.n_layer();
+  info.n_embd = s.n_embd();
+  info.n_vocab = s.n_vocab();
+  info.n_ctx = s.n_ctx();
+  info.fingerprint = s.model_fingerprint();
+  return info;
+}
+
+absl::Status CheckShardInfo(const v1::ShardInfo& s, const std::string& who) {
+  if (s.protocol_version() != kProtocolVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(who, " speaks stage protocol version ", s.protocol_version(),
+                     ", this coordinator speaks version ", kProtocolVersion));
+  }
+  if (s.n_layer() <= 0 || s.first_layer() < 0 || s.first_layer() >= s.last_layer() ||
+      s.last_layer() > s.n_layer() || s.n_embd() <= 0 || s.n_vocab() <= 0 || s.n_ctx() <= 0 ||
+      s.model_fingerprint().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, " reported an inconsistent shard: layers ", s.first_layer(), ":", s.last_layer(),
+        " of ", s.n_layer(), ", n_embd ", s.n_embd(), ", n_vocab ", s.n_vocab(), ", n_ctx ",
+        s.n_ctx(), ", fingerprint '", s.model_fingerprint(), "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct RemoteStage::Call {
+  v1::ForwardRequest request;
+  v1::ForwardResponse response;
+  std::vector<size_t> ends;
+};
+
+absl::StatusOr<std::unique_ptr<RemoteStage>> RemoteStage::Connect(
+    const std::string& address, const RemoteStageOptions& options) {
+  const std::string who = absl::StrCat("worker ", address);
+  if (DTypeBytes(options.hidden_dtype) == 0) {
+    return absl::InvalidArgumentError("RemoteStageOptions.hidden_dtype must be f32, f16 or bf16");
+  }
+  std::shared_ptr<grpc::Channel> channel = CreateClientChannel(address, options.max_message_bytes);
+  std::unique_ptr<v1::Stage::Stub> stub = v1::Stage::NewStub(channel);
+  const absl::Time start = absl::Now();
+  const absl::Time give_up = start + options.connect_timeout;
+  for (int attempt = 1;; ++attempt) {
+    const absl::Time attempt_start = absl::Now();
+    grpc::ClientContext context;
+    // Wait for the connection within the attempt instead of failing fast, so
+    // a worker that is still starting is simply not there yet.
+    context.set_wait_for_ready(true);
+    context.set_deadline(absl::ToChronoTime(
+        std::min(give_up, attempt_start + std::max(options.retry_interval, absl::Seconds(1)))));
+    v1::ShardInfo shard;
+    const grpc::Status status = stub->GetShardInfo(&context, v1::GetShardInfoRequest(), &shard);
+    ConnectWait wait;
+    wait.address = address;
+    wait.attempt = attempt;
+    if (status.ok()) {
+      if (shard.protocol_version() != kProtocolVersion || shard.ready()) {
+        RETURN_IF_ERROR(CheckShardInfo(shard, who));
+        return std::unique_ptr<RemoteStage>(
+            new RemoteStage(address, options, std::move(channel), std::move(shard)));
+      }
+      wait.loading = true;
+    } else if (!IsTransient(status.error_code())) {
+      return FromGrpcStatus(status, who);
+    } else {
+      wait.last_error = FromGrpcStatus(status, "");
+    }
+    const absl::Time now = absl::Now();
+    wait.waited = now - start;
+    if (now >= give_up) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          who, " not ready after ", absl::FormatDuration(wait.waited), ": ",
+          wait.loading ? "still loading its model" : std::string(wait.last_error.message())));
+    }
+    if (options.on_wait) {
+      options.on_wait(wait);
+    } else {
+      SHARDLM_LOG(kInfo, "waiting for worker %s (%s) ...", address,
+                  wait.loading ? std::string("loading")
+                               : std::string(wait.last_error.message()));
+    }
+    const absl::Time next = std::min(give_up, attempt_start + options.retry_interval);
+    if (next > absl::Now()) absl::SleepFor(next - absl::Now());
+  }
+}
+
+RemoteStage::RemoteStage(std::string address, RemoteStageOptions options,
+                         std::shared_ptr<grpc::Channel> channel, v1::ShardInfo shard_info)
+    : address_(std::move(address)),
+      options_(std::move(options)),
+      channel_(std::move(channel)),
+      stub_(v1::Stage::NewStub(channel_)),
+      shard_info_(std::move(shard_info)),
+      info_(ToShardInfo(shard_info_)),
+      name_(absl::StrCat("worker ", address_, " (layers ", info_.first_layer, ":",
+                         info_.last_layer, ")")) {
+  const v1::KvCacheStats& kv = shard_info_.kv();
+  last_kv_ = KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
+}
+
+RemoteStage::~RemoteStage() = default;
+
+absl::Status RemoteStage::CheckRequest(const ForwardRequest& r) const {
+  const size_t n = r.n_tokens();
+  std::string problem;
+  if (n == 0) {
+    problem = "empty batch";
+  } else if (r.positions.size() != n) {
+    problem = absl::StrCat(r.positions.size(), " positions for ", n, " tokens");
+  } else if (info_.is_first() && r.tokens.size() != n) {
+    problem = absl::StrCat(r.tokens.size(), " token ids for ", n, " tokens");
+  } else if (!info_.is_first() && r.hidden.size() != n * info_.n_embd) {
+    problem = absl::StrCat(r.hidden.size(), " hidden floats for ", n, " x ", info_.n_embd);
+  } else if (!r.want_logits.empty() && r.want_logits.size() != n) {
+    problem = absl::StrCat(r.want_logits.size(), " want_logits flags for ", n, " tokens");
+  }
+  if (problem.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(name_, ": malformed batch: ", problem));
+}
+
+bool RemoteStage::WantsLogits(const ForwardRequest& r, size_t i) const {
+  if (!info_.is_last()) return false;
+  if (!r.want_logits.empty()) return r.want_logits[i] != 0;
+  // Empty flags mean the last token of each sequence's run.
+  return i + 1 == r.n_tokens() || r.seq_ids[i + 1] != r.seq_ids[i];
+}
+
+void RemoteStage::PlanChunks(const ForwardRequest& r, std::vector<size_t>* ends) const {
+  ends->clear();
+  const int64_t budget = options_.max_message_bytes - kMessageOverhead;
+  const int64_t hidden_bytes = static_cast<int64_t>(info_.n_embd) * DTypeBytes(options_.hidden_dtype);
+  const int64_t request_per_token = kPerTokenScalars + (info_.is_first() ? 0 : hidden_bytes);
+  int64_t request = 0, response = 0, count = 0;
+  for (size_t i = 0; i < r.n_tokens(); ++i) {
+    const int64_t response_per_token =
+        info_.is_last() ? (WantsLogits(r, i) ? int64_t{info_.n_vocab} * 4 + 10 : 0) : hidden_bytes;
+    if (count > 0 && (count >= options_.max_tokens_per_call || request + request_per_token > budget ||
+                      response + response_per_token > budget)) {
+      ends->push_back(i);
+      request = response = count = 0;
+    }
+    request += request_per_token;
+    response += response_per_token;
+    ++count;
+  }
+  ends->push_back(r.n_tokens());
+}
+
+absl::Status RemoteStage::Forward(const ForwardRequest& request, ForwardResult* result) {
+  RETURN_IF_ERROR(CheckRequest(request));
+  result->hidden.clear();
+  result->logits.clear();
+  result->logit_rows.clear();
+  if (!info_.is_last()) result->hidden.resize(request.n_tokens() * info_.n_embd);
+  std::unique_ptr<Call> call = AcquireCall();
+  PlanChunks(request, &call->ends);
+  // Split batches carry explicit logits flags: "last token of each
+  // sequence" must mean the whole batch's, not each chunk's.
+  const bool explicit_logits = call->ends.size() > 1 && info_.is_last();
+  absl::Status status;
+  size_t begin = 0;
+  double compute_ms = 0;
+  for (size_t end : call->ends) {
+    status = ForwardChunk(request, begin, end, explicit_logits, call.get(), result);
+    if (!status.ok()) break;
+    compute_ms += call->response.compute_ms();
+    begin = end;
+  }
+  ReturnCall(std::move(call));
+  if (status.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_compute_ms_ = compute_ms;
+  }
+  return status;
+}
+
+absl::Status RemoteStage::ForwardChunk(const ForwardRequest& r, size_t begin, size_t end,
+                                       bool explicit_logits, Call* call, ForwardResult* result) {
+  const int64_t count = static_cast<int64_t>(end - begin);
+  const int64_t d = info_.n_embd;
+  // Refill the reused message: Clear() on repeated fields and strings keeps
+  // their capacity, so a warm decode step allocates nothing here.
+  v1::ForwardRequest& m = call->request;
+  m.set_protocol_version(kProtocolVersion);
+  m.set_model_fingerprint(info_.fingerprint);
+  m.mutable_seq_ids()->Clear();
+  m.mutable_seq_ids()->Add(r.seq_ids.begin() + begin, r.seq_ids.begin() + end);
+  m.mutable_positions()->Clear();
+  m.mutable_positions()->Add(r.positions.begin() + begin, r.positions.begin() + end);
+  m.mutable_tokens()->Clear();
+  m.mutable_want_logits()->Clear();
+  if (explicit_logits) {
+    for (size_t i = begin; i < end; ++i) m.add_want_logits(WantsLogits(r, i));
+  } else if (!r.want_logits.empty()) {
+    for (size_t i = begin; i < end; ++i) m.add_want_logits(r.want_logits[i] != 0);
+  }
+  m.set_hidden_dtype(options_.hidden_dtype);
+  if (info_.is_first()) {
+    m.mutable_tokens()->Add(r.tokens.begin() + begin, r.tokens.begin() + end);
+    m.clear_hidden();
+  } else {
+    const int64_t shape[] = {count, d};
+    absl::Status st = EncodeTensor(absl::MakeConstSpan(r.hidden.data() + begin * d, count * d),
+                                   shape, options_.hidden_dtype, "hidden", m.mutable_hidden());
+    if (!st.ok()) return absl::Status(st.code(), absl::StrCat(name_, ": ", st.message()));
+  }
+
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(options_.call_timeout));
+  const grpc::Status status = stub_->Forward(&context, m, &call->response);
+  if (!status.ok()) return FromGrpcStatus(status, name_);
+
+  const v1::ForwardResponse& resp = call->response;
+  absl::Status bad;
+  if (!info_.is_last()) {
+    const int64_t shape[] = {count, d};
+    bad = CheckTensorShape(resp.hidden(), shape, "hidden");
+    if (bad.ok()) {
+      bad = DecodeTensorInto(resp.hidden(), "hidden", result->hidden.data() + begin * d, count * d);
+    }
+  } else {
+    const int64_t rows = resp.logit_rows_size();
+    const int64_t shape[] = {rows, info_.n_vocab};
+    bad = CheckTensorShape(resp.logits(), shape, "logits");
+    for (int64_t i = 0; bad.ok() && i < rows; ++i) {
+      const int32_t row = resp.logit_rows(static_cast<int>(i));
+      if (row < 0 || row >= count) {
+        bad = absl::InvalidArgumentError(absl::StrCat("logit_rows[", i, "] = ", row,
+                                                      " is outside the batch of ", count));
+      }
+    }
+    if (bad.ok()) {
+      const size_t old = result->logits.size();
+      result->logits.resize(old + rows * info_.n_vocab);
+      bad = DecodeTensorInto(resp.logits(), "logits", result->logits.data() + old,
+                             rows * info_.n_vocab);
+      for (int i = 0; bad.ok() && i < rows; ++i) {
+        result->logit_rows.push_back(static_cast<int32_t>(begin) + resp.logit_rows(i));
+      }
+    }
+  }
+  if (!bad.ok()) {
+    return absl::InternalError(absl::StrCat(name_, ": malformed Forward response: ", bad.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoteStage::Release(SeqId seq) { return Release(absl::MakeConstSpan(&seq, 1)); }
+
+absl::Status RemoteStage::Release(absl::Span<const SeqId> seqs) {
+  for (size_t begin = 0; begin < seqs.size(); begin += kMaxReleaseIds) {
+    const size_t end = std::min(seqs.size(), begin + kMaxReleaseIds);
+    v1::ReleaseRequest request;
+    request.mutable_seq_ids()->Add(seqs.begin() + begin, seqs.begin() + end);
+    v1::ReleaseResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineIn(options_.call_timeout));
+    const grpc::Status status = stub_->Release(&context, request, &response);
+    if (!status.ok()) return FromGrpcStatus(status, name_);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ShardInfo> RemoteStage::FetchShardInfo(absl::Duration timeout) const {
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(timeout));
+  v1::ShardInfo shard;
+  const grpc::Status status = stub_->GetShardInfo(&context, v1::GetShardInfoRequest(), &shard);
+  if (!status.ok()) return FromGrpcStatus(status, name_);
+  return shard;
+}
+
+KvStats RemoteStage::kv_stats() const {
+  absl::StatusOr<v1::ShardInfo> shard =
+      FetchShardInfo(std::min(options_.call_timeout, absl::Seconds(5)));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shard.ok()) {
+    const v1::KvCacheStats& kv = shard->kv();
+    last_kv_ = KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
+  } else {
+    SHARDLM_LOG(kDebug, "%s; reporting the last known KV stats", std::string(shard.status().message()));
+  }
+  return last_kv_;
+}
+
+double RemoteStage::last_compute_ms() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_compute_ms_;
+}
+
+std::unique_ptr<RemoteStage::Call> RemoteStage::AcquireCall() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (free_calls_.empty()) return std::make_unique<Call>();
+  std::unique_ptr<Call> call = std::move(free_calls_.back());
+  free_calls_.pop_back();
+  return call;
+}
+
+void RemoteStage::ReturnCall(std::unique_ptr<Call> call) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // A few calls in flight at most (micro-batches); keep that many warm.
+  if (free_calls_.size() < 4) free_calls_.push_back(std::move(call));
+}
+
+}  // namespace shardlm
