@@ -45,14 +45,27 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     return absl::InvalidArgumentError("no workers given (--workers HOST:PORT,HOST:PORT,...)");
   }
 
+  v1::DType hidden_dtype;
+  if (options.hidden_dtype == "f32") {
+    hidden_dtype = v1::DTYPE_F32;
+  } else if (options.hidden_dtype == "f16") {
+    hidden_dtype = v1::DTYPE_F16;
+  } else if (options.hidden_dtype == "bf16") {
+    hidden_dtype = v1::DTYPE_BF16;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("hidden dtype '", options.hidden_dtype,
+                                                   "' is not one of f32, f16, bf16"));
+  }
   std::vector<std::shared_ptr<Stage>> stages;
   for (const std::string& address : options.workers) {
     RemoteStageOptions ro;
     ro.call_timeout = options.call_timeout;
-    ro.wait_for_ready = options.worker_wait;
-    ro.hidden_dtype = options.hidden_dtype;
-    ro.on_waiting = [status, address](const std::string& why) {
-      status(absl::StrCat("waiting for worker ", address, ": ", why));
+    ro.connect_timeout = options.worker_wait;
+    ro.hidden_dtype = hidden_dtype;
+    ro.on_wait = [status](const ConnectWait& w) {
+      status(absl::StrCat("waiting for worker ", w.address, " (",
+                          w.loading ? "loading" : std::string(w.last_error.message()), ", ",
+                          absl::FormatDuration(absl::Trunc(w.waited, absl::Seconds(1))), ")"));
     };
     ASSIGN_OR_RETURN(std::unique_ptr<RemoteStage> stage, RemoteStage::Connect(address, ro));
     const ShardInfo& info = stage->info();

@@ -12,12 +12,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include <grpcpp/grpcpp.h>
+
 #include "common/cli_args.h"
+#include "common/rpc/grpc_settings.h"
 #include "common/gguf.h"
 #include "common/status_macros.h"
 #include "common/tokenizer.h"
 #include "coordinator/engine.h"
 #include "coordinator/pipeline.h"
+#include "shardlm/v1/shardlm.grpc.pb.h"
 #include "tools/json_text.h"
 #include "worker/llama_stage.h"
 
@@ -26,6 +30,7 @@ namespace {
 
 struct GenerateOptions {
   std::string model;
+  std::string server;  // host:port of a coordinator
   std::string prompt;
   std::string split;  // in-process stages, "0:2,2:5"
   int threads = 0;
@@ -144,15 +149,78 @@ absl::Status RunLocal(const GenerateOptions& o) {
   return absl::OkStatus();
 }
 
+// The same generation from a coordinator over gRPC: the flags map onto the
+// public API's SamplingParams and events onto the same printer.
+absl::Status RunRemote(const GenerateOptions& o) {
+  auto channel = grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(),
+                                           ClientChannelArguments());
+  auto stub = v1::ShardLM::NewStub(channel);
+  v1::GenerateRequest request;
+  request.set_prompt(o.prompt);
+  request.set_add_bos(!o.no_bos);
+  v1::SamplingParams* p = request.mutable_sampling();
+  const SamplingParams& s = o.sampling;
+  p->set_temperature(s.temperature);
+  p->set_top_k(s.top_k);
+  p->set_top_p(s.top_p);
+  p->set_min_p(s.min_p);
+  p->set_repetition_penalty(s.repetition_penalty);
+  p->set_presence_penalty(s.presence_penalty);
+  p->set_frequency_penalty(s.frequency_penalty);
+  p->set_penalty_window(s.penalty_window);
+  p->set_seed(s.seed);
+  p->set_max_tokens(s.max_tokens);
+  for (const std::string& stop : s.stop) p->add_stop(stop);
+  p->set_ignore_eos(s.ignore_eos);
+  grpc::ClientContext context;
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", o.server));
+  }
+  PrintingObserver printer(o.json);
+  if (!o.json) {
+    std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
+    std::fflush(stdout);
+  }
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = stub->Generate(&context, request);
+  v1::GenerateResponse response;
+  bool summarized = false;
+  while (reader->Read(&response)) {
+    if (response.has_chunk()) {
+      const v1::GeneratedChunk& c = response.chunk();
+      printer.OnToken(GeneratedToken{c.token_id(), c.text(), c.logprob(), {}});
+    } else if (response.has_summary()) {
+      const v1::GenerationSummary& m = response.summary();
+      GenerationStats st;
+      st.prompt_tokens = m.prompt_tokens();
+      st.generated_tokens = m.generated_tokens();
+      st.time_to_first_token_ms = m.time_to_first_token_ms();
+      st.prompt_tokens_per_s = m.prompt_tokens_per_second();
+      st.generation_tokens_per_s = m.generation_tokens_per_second();
+      st.total_ms = m.total_ms();
+      static constexpr FinishReason kReasons[] = {FinishReason::kError, FinishReason::kLength,
+                                                  FinishReason::kStop, FinishReason::kEndOfText,
+                                                  FinishReason::kCancelled};
+      const int r = m.finish_reason();
+      printer.OnFinish(r >= 0 && r <= 4 ? kReasons[r] : FinishReason::kError, st, absl::OkStatus());
+      summarized = true;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpcStatus(status, o.server);
+  if (!summarized) return absl::DataLossError("the stream ended without a summary");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int RunGenerateCommand(int argc, char** argv, int first) {
   GenerateOptions o;
   std::string stop_dummy;
-  CliArgs args("shardlm generate --model MODEL.gguf --prompt TEXT [-n N] [sampling flags]",
+  CliArgs args("shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
                "Generates text from a prompt and streams it to stdout as it is produced, then\n"
                "prints prompt and generation speed. --temp 0 is greedy decoding.");
   args.AddString("-m,--model", &o.model, "GGUF model file (runs in this process)");
+  args.AddString("--server", &o.server, "coordinator HOST:PORT (instead of --model)");
   args.AddString("-p,--prompt", &o.prompt, "prompt text");
   args.AddInt("-n,--max-tokens", &o.sampling.max_tokens, "tokens to generate at most");
   args.AddFloat("--temp,--temperature", &o.sampling.temperature, "sampling temperature, 0 = greedy");
@@ -182,11 +250,11 @@ int RunGenerateCommand(int argc, char** argv, int first) {
     return 0;
   }
   o.sampling.seed = static_cast<uint64_t>(seed);
-  if (o.model.empty()) {
-    std::fprintf(stderr, "shardlm generate: --model is required (see --help)\n");
+  if (o.model.empty() == o.server.empty()) {
+    std::fprintf(stderr, "shardlm generate: give either --model or --server (see --help)\n");
     return 2;
   }
-  if (absl::Status st = RunLocal(o); !st.ok()) {
+  if (absl::Status st = o.server.empty() ? RunLocal(o) : RunRemote(o); !st.ok()) {
     std::fprintf(stderr, "shardlm generate: %s\n", std::string(st.message()).c_str());
     return 1;
   }
