@@ -282,6 +282,44 @@ class EchoStage : public Stage {
   ShardInfo info_;
 };
 
+// Forward takes `delay`, then echoes.
+class SlowEchoStage : public EchoStage {
+ public:
+  explicit SlowEchoStage(absl::Duration delay) : delay_(delay) {}
+  absl::Status Forward(const ForwardRequest& r, ForwardResult* out) override {
+    absl::SleepFor(delay_);
+    return EchoStage::Forward(r, out);
+  }
+
+ private:
+  absl::Duration delay_;
+};
+
+// Shutdown lets a running call finish within the grace period, refuses new
+// ones, and does not wait for idle connected clients.
+TEST(RemoteStageTest, ShutdownDrainsRunningCallsAndIsPrompt) {
+  auto server = StageServer::Start(StageServerOptions{});
+  ASSERT_TRUE(server.ok());
+  (*server)->SetStage(std::make_shared<SlowEchoStage>(absl::Milliseconds(400)), StageDetails{});
+  auto idle = ConnectTo(**server);  // connected, no call in flight
+  auto busy = ConnectTo(**server);
+  ASSERT_NE(busy, nullptr);
+  ForwardRequest r{{1}, {0}, {}, std::vector<float>(2048, 0.25f), {}};
+  absl::Status running;
+  std::thread call([&] {
+    ForwardResult res;
+    running = busy->Forward(r, &res);
+  });
+  absl::SleepFor(absl::Milliseconds(100));  // the call is on the compute thread now
+  const absl::Time start = absl::Now();
+  (*server)->Shutdown(absl::Seconds(5));
+  call.join();
+  EXPECT_TRUE(running.ok()) << running;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  ForwardResult res;
+  EXPECT_EQ(busy->Forward(r, &res).code(), absl::StatusCode::kUnavailable);
+}
+
 TEST(RemoteStageTest, DecodeRoundTripLatency) {
   auto server = StageServer::Start(StageServerOptions{});
   ASSERT_TRUE(server.ok());

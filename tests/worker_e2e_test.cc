@@ -148,10 +148,13 @@ TEST(WorkerE2eTest, TwoWorkerProcessesDecodeLikeOneStageAndStopOnSigterm) {
   std::printf("[rss] stories260K worker 0:2 %lld KiB, 2:5 %lld KiB\n",
               static_cast<long long>(w0.ResidentKiB()), static_cast<long long>(w1.ResidentKiB()));
 
+  // Connected (idle) clients must not hold the shutdown for its grace.
+  const absl::Time stop = absl::Now();
   ASSERT_EQ(kill(w0.pid(), SIGTERM), 0);
   ASSERT_EQ(kill(w1.pid(), SIGINT), 0);
   EXPECT_EQ(w0.WaitExit(absl::Seconds(15)), 0);
   EXPECT_EQ(w1.WaitExit(absl::Seconds(15)), 0);
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(3));
 }
 
 TEST(WorkerE2eTest, LoadFailureExitsWithOneAfterListening) {

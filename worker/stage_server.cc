@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -52,9 +53,21 @@ void StageServer::SetStage(std::shared_ptr<Stage> stage, StageDetails details) {
 
 void StageServer::Shutdown(absl::Duration grace) {
   std::call_once(shutdown_once_, [&] {
-    // Health turns NOT_SERVING, new calls are refused; calls in the compute
-    // queue still finish (the queue runs until StopCompute).
-    server_->Shutdown(DeadlineIn(grace));
+    // Drain first, then shut the server down almost at once. Why not just
+    // Server::Shutdown(now + grace): it also waits for every client to
+    // close its connection after GOAWAY, and an idle gRPC client only
+    // notices that on its backup poll (every 5 s), so a connected but idle
+    // coordinator would hold every shutdown for the whole grace period.
+    const absl::Time deadline = absl::Now() + grace;
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    service_->StartDraining();
+    if (!service_->WaitIdle(deadline)) {
+      SHARDLM_LOG(kWarning, "calls still running after the %s grace period: cancelling them",
+                  absl::FormatDuration(grace));
+    }
+    // A moment for the last responses to be flushed, then cancel the rest.
+    server_->Shutdown(DeadlineIn(std::min(absl::Milliseconds(250),
+                                          std::max(absl::ZeroDuration(), deadline - absl::Now()))));
     service_->StopCompute();
     server_->Wait();
   });

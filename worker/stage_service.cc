@@ -102,6 +102,16 @@ void StageService::set_address(std::string address) {
   address_ = std::move(address);
 }
 
+void StageService::StartDraining() {
+  std::lock_guard<std::mutex> lock(state_mu_);
+  draining_ = true;
+}
+
+bool StageService::WaitIdle(absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(state_mu_);
+  return idle_cv_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return in_flight_ == 0; });
+}
+
 void StageService::StopCompute() { queue_.Stop(); }
 
 void StageService::RefreshKvStats() {
@@ -175,20 +185,32 @@ void StageService::FillShardInfo(v1::ShardInfo* out) const {
 void StageService::RunOnComputeThread(grpc::CallbackServerContext* context,
                                       grpc::ServerUnaryReactor* reactor,
                                       std::function<absl::Status()> work) {
-  const bool queued = queue_.Push([context, reactor, work = std::move(work)] {
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (draining_) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
+      return;
+    }
+    ++in_flight_;
+  }
+  auto done = [this] {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (--in_flight_ == 0) idle_cv_.notify_all();
+  };
+  const bool queued = queue_.Push([context, reactor, work = std::move(work), done] {
     // Work nobody waits for any more is skipped: a cancelled or expired
     // call would only delay the calls behind it.
     if (context->IsCancelled()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled while queued"));
-      return;
-    }
-    if (context->deadline() < std::chrono::system_clock::now()) {
+    } else if (context->deadline() < std::chrono::system_clock::now()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                    "deadline passed while the call was queued"));
-      return;
+    } else {
+      reactor->Finish(ToGrpcStatus(work()));
     }
-    reactor->Finish(ToGrpcStatus(work()));
+    done();
   });
+  if (!queued) done();
   if (!queued && queue_.stopped()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
   } else if (!queued) {

@@ -15,12 +15,14 @@
 #define SHARDLM_WORKER_STAGE_SERVICE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "shardlm/v1/stage.grpc.pb.h"
 #include "worker/compute_queue.h"
 #include "worker/forward_codec.h"
@@ -53,8 +55,14 @@ class StageService final : public v1::Stage::CallbackService {
   void SetStage(std::shared_ptr<Stage> stage, StageDetails details);
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   void set_address(std::string address);
-  // Runs the calls already queued, then refuses new ones (UNAVAILABLE).
-  // Call after grpc::Server::Shutdown and before destroying the service.
+  // Shutdown, step 1: Forward and Release calls arriving from now on get
+  // UNAVAILABLE "shutting down"; GetShardInfo still answers.
+  void StartDraining();
+  // Step 2: waits until no Forward / Release is queued or running, at most
+  // until `deadline`; true if idle.
+  bool WaitIdle(absl::Time deadline);
+  // Step 3: runs the calls still queued, then refuses new ones. Call after
+  // grpc::Server::Shutdown and before destroying the service.
   void StopCompute();
 
   // The handlers' logic, synchronous, on the calling thread (the reactors
@@ -94,6 +102,9 @@ class StageService final : public v1::Stage::CallbackService {
   mutable std::mutex state_mu_;  // guards the fields below
   std::string address_;
   KvStats kv_;                   // as of the last Forward / Release
+  bool draining_ = false;
+  int in_flight_ = 0;            // Forward / Release calls queued or running
+  std::condition_variable idle_cv_;
 
   // Scratch of HandleForward, reused so a warm decode step allocates
   // nothing: the converted request and the stage's result.
