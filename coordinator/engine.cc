@@ -43,9 +43,46 @@ struct Engine::Sequence {
   int generated() const { return static_cast<int>(tokens.size()) - n_prompt; }
 };
 
+// A micro-batch: its sequences and the route (a replica per range) their
+// KV lives on. Only the group's own thread runs its batches, so a sequence
+// is never in flight twice.
+struct Engine::Group {
+  int index = 0;
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  Route route;
+  // Pipeline::epoch of each routed replica when this group last synced with
+  // it: a different epoch means the replica went down meanwhile (and may
+  // have restarted without our KV), so the group replays.
+  std::vector<uint64_t> epochs;
+  absl::Time stalled_since;  // when it lost its last replica of some range
+};
+
+// One step's batch of a group and what it needs to apply the result.
+struct Engine::Batch {
+  ForwardRequest request;
+  ForwardResult result;
+  std::vector<Sequence*> seqs;
+  std::vector<int> counts;  // tokens of each sequence in the batch
+};
+
 Engine::Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions options)
     : pipeline_(pipeline), tokenizer_(tokenizer), options_(options) {
-  thread_ = std::thread([this] { Loop(); });
+  int groups = options_.micro_batches;
+  if (groups <= 0) groups = std::max(pipeline_->n_ranges(), pipeline_->max_replicas());
+  for (int g = 0; g < groups; ++g) {
+    auto group = std::make_unique<Group>();
+    group->index = g;
+    // Spread groups over replicas: group g starts on replica g of each range.
+    for (int k = 0; k < pipeline_->n_ranges(); ++k) {
+      group->route.push_back(g % pipeline_->n_replicas(k));
+      group->epochs.push_back(pipeline_->epoch(k, group->route.back()));
+    }
+    groups_.push_back(std::move(group));
+  }
+  orphans_.resize(pipeline_->n_ranges());
+  for (int k = 0; k < pipeline_->n_ranges(); ++k) orphans_[k].resize(pipeline_->n_replicas(k));
+  for (int g = 0; g < groups; ++g) threads_.emplace_back([this, g] { GroupLoop(g); });
+  if (options_.health_interval > absl::ZeroDuration()) threads_.emplace_back([this] { HealthLoop(); });
 }
 
 Engine::~Engine() {
@@ -54,7 +91,16 @@ Engine::~Engine() {
     stopping_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (std::thread& t : threads_) t.join();
+  // Everything still here ends as cancelled.
+  std::unique_lock<std::mutex> lock(mu_);
+  for (auto& s : queue_) FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus());
+  queue_.clear();
+  for (auto& group : groups_) {
+    for (auto& s : group->seqs) FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus());
+    group->seqs.clear();
+  }
+  DrainReleases(lock);
 }
 
 absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
@@ -89,7 +135,7 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
     std::lock_guard<std::mutex> lock(mu_);
     if (static_cast<int>(queue_.size()) >= options_.max_queued) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "server busy: ", active_count_, " sequences running and ", queue_.size(),
+          "server busy: ", options_.max_active, " sequences running and ", queue_.size(),
           " requests already waiting (the queue holds ", options_.max_queued, "); retry later"));
     }
     id = seq->id = next_id_++;
@@ -100,16 +146,25 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
 }
 
 void Engine::Cancel(uint64_t id) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cancel_requests_.push_back(id);
+  std::unique_lock<std::mutex> lock(mu_);
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if ((*it)->id == id) {
+      FinishLocked(it->get(), FinishReason::kCancelled, absl::OkStatus());
+      queue_.erase(it);
+      return;
+    }
   }
+  // Running: its group retires it before its next batch.
+  cancel_requests_.insert(id);
+  lock.unlock();
   cv_.notify_all();
 }
 
 int Engine::active() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return active_count_;
+  int n = 0;
+  for (const auto& g : groups_) n += static_cast<int>(g->seqs.size());
+  return n;
 }
 
 int Engine::queued() const {
@@ -117,35 +172,25 @@ int Engine::queued() const {
   return static_cast<int>(queue_.size());
 }
 
-void Engine::Loop() {
-  while (true) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] {
-        return stopping_ || !queue_.empty() || !cancel_requests_.empty() || !active_.empty();
-      });
-      if (stopping_) break;
+void Engine::AdmitLocked() {
+  int active = 0;
+  for (const auto& g : groups_) active += static_cast<int>(g->seqs.size());
+  bool admitted = false;
+  while (!queue_.empty() && active < options_.max_active) {
+    Group* least = groups_.front().get();
+    for (auto& g : groups_) {
+      if (g->seqs.size() < least->seqs.size()) least = g.get();
     }
-    Step();
+    least->seqs.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    ++active;
+    admitted = true;
   }
-  // Shutting down: everything still here ends as cancelled.
-  std::deque<std::unique_ptr<Sequence>> queued;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queued.swap(queue_);
-  }
-  for (auto& s : queued) Finish(s.get(), FinishReason::kCancelled, absl::OkStatus());
-  for (auto& s : active_) Finish(s.get(), FinishReason::kCancelled, absl::OkStatus());
-  active_.clear();
+  if (admitted) cv_.notify_all();
 }
 
-void Engine::Finish(Sequence* s, FinishReason reason, const absl::Status& error) {
-  if (s->n_cached > 0 || s->prefill_started != absl::Time()) {
-    if (absl::Status st = pipeline_->Release(s->id); !st.ok()) {
-      SHARDLM_LOG(kWarning, "request %s: releasing KV failed: %s", s->request.request_id,
-                  std::string(st.message()));
-    }
-  }
+void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error) {
+  if (s->prefill_started != absl::Time()) releases_.push_back(s->id);
   // Text held back for a possible stop string or an unfinished character.
   std::string tail = s->detokenizer.Flush();
   tail = s->stops.Push(tail) + s->stops.Flush();
@@ -165,6 +210,20 @@ void Engine::Finish(Sequence* s, FinishReason reason, const absl::Status& error)
   s->observer->OnFinish(reason, st, error);
 }
 
+void Engine::DrainReleases(std::unique_lock<std::mutex>& lock) {
+  if (releases_.empty()) return;
+  std::vector<SeqId> ids;
+  ids.swap(releases_);
+  lock.unlock();
+  for (SeqId id : ids) {
+    if (absl::Status st = pipeline_->Release(id); !st.ok()) {
+      SHARDLM_LOG(kWarning, "releasing the KV of sequence %d failed: %s", static_cast<int>(id),
+                  std::string(st.message()));
+    }
+  }
+  lock.lock();
+}
+
 void Engine::EmitToken(Sequence* s, const SampledToken& sampled) {
   const absl::Time now = absl::Now();
   if (s->first_token == absl::Time()) s->first_token = now;
@@ -178,56 +237,33 @@ void Engine::EmitToken(Sequence* s, const SampledToken& sampled) {
   s->observer->OnToken(out);
 }
 
-bool Engine::Step() {
-  // 1. Admit, cancel, expire.
-  std::vector<uint64_t> cancels;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cancels.swap(cancel_requests_);
-    while (!queue_.empty() && static_cast<int>(active_.size()) < options_.max_active) {
-      active_.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-  }
+void Engine::RetireEndedLocked(Group& group, const absl::flat_hash_set<uint64_t>& cancels) {
   const absl::Time now = absl::Now();
   auto ended = [&](const std::unique_ptr<Sequence>& s) {
-    if (std::find(cancels.begin(), cancels.end(), s->id) != cancels.end()) {
-      Finish(s.get(), FinishReason::kCancelled, absl::OkStatus());
+    if (cancels.contains(s->id)) {
+      FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus());
       return true;
     }
     if (now > s->request.deadline) {
-      Finish(s.get(), FinishReason::kDeadline, absl::DeadlineExceededError("deadline passed"));
+      FinishLocked(s.get(), FinishReason::kDeadline, absl::DeadlineExceededError("deadline passed"));
       return true;
     }
     return false;
   };
-  active_.erase(std::remove_if(active_.begin(), active_.end(), ended), active_.end());
-  {
-    // Cancels of requests still in the queue.
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = queue_.begin(); it != queue_.end();) {
-      if (std::find(cancels.begin(), cancels.end(), (*it)->id) != cancels.end()) {
-        Finish(it->get(), FinishReason::kCancelled, absl::OkStatus());
-        it = queue_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    active_count_ = static_cast<int>(active_.size());
-  }
-  if (active_.empty()) return false;
+  group.seqs.erase(std::remove_if(group.seqs.begin(), group.seqs.end(), ended), group.seqs.end());
+}
 
-  // 2. One batch: decode tokens first (they are cheap and latency-bound),
-  // then prompt chunks within the remaining token budget.
-  batch_.seq_ids.clear();
-  batch_.positions.clear();
-  batch_.tokens.clear();
-  batch_.want_logits.clear();
-  std::vector<Sequence*> in_batch;
-  std::vector<int> counts;
+bool Engine::BuildBatchLocked(Group& group, Batch* b) {
+  b->request.seq_ids.clear();
+  b->request.positions.clear();
+  b->request.tokens.clear();
+  b->request.want_logits.clear();
+  b->seqs.clear();
+  b->counts.clear();
   int budget = options_.max_batch_tokens;
+  // Decode tokens first (cheap, latency-bound), then prompt chunks.
   for (int pass = 0; pass < 2; ++pass) {
-    for (auto& s : active_) {
+    for (auto& s : group.seqs) {
       const int pending = static_cast<int>(s->tokens.size()) - s->n_cached;
       const bool decoding = pending == 1 && s->generated() > 0;
       if (pending <= 0 || decoding != (pass == 0) || budget <= 0) continue;
@@ -235,48 +271,32 @@ bool Engine::Step() {
       if (s->prefill_started == absl::Time()) s->prefill_started = absl::Now();
       for (int i = 0; i < take; ++i) {
         const int pos = s->n_cached + i;
-        batch_.seq_ids.push_back(s->id);
-        batch_.positions.push_back(pos);
-        batch_.tokens.push_back(s->tokens[pos]);
-        batch_.want_logits.push_back(i == take - 1 && take == pending);
+        b->request.seq_ids.push_back(s->id);
+        b->request.positions.push_back(pos);
+        b->request.tokens.push_back(s->tokens[pos]);
+        b->request.want_logits.push_back(i == take - 1 && take == pending);
       }
-      in_batch.push_back(s.get());
-      counts.push_back(take);
+      b->seqs.push_back(s.get());
+      b->counts.push_back(take);
       budget -= take;
     }
   }
-  if (in_batch.empty()) return false;
+  return !b->seqs.empty();
+}
 
-  // 3. Forward through every stage.
-  absl::Status st = pipeline_->Forward(batch_, &result_);
-  if (!st.ok()) {
-    SHARDLM_LOG(kError, "forward of %d tokens failed: %s", static_cast<int>(batch_.n_tokens()),
-                std::string(st.message()));
-    for (Sequence* s : in_batch) {
-      Finish(s, FinishReason::kError, st);
-      s->n_cached = -1;  // marks it for removal below
-    }
-    active_.erase(std::remove_if(active_.begin(), active_.end(),
-                                 [](const auto& s) { return s->n_cached < 0; }),
-                  active_.end());
-    return true;
-  }
-
-  // 4. Sample for every sequence whose chunk reached its last token.
+void Engine::ApplyResultLocked(Group& group, Batch& b) {
   const int n_vocab = pipeline_->model().n_vocab;
   size_t row = 0;
-  for (size_t i = 0; i < in_batch.size(); ++i) {
-    Sequence* s = in_batch[i];
-    s->n_cached += counts[i];
+  for (size_t i = 0; i < b.seqs.size(); ++i) {
+    Sequence* s = b.seqs[i];
+    s->n_cached += b.counts[i];
     if (s->n_cached != static_cast<int>(s->tokens.size())) continue;  // prompt not done yet
-    const float* logits = result_.logits.data() + row * n_vocab;
+    const float* logits = b.result.logits.data() + row * n_vocab;
     ++row;
     EmitToken(s, s->sampler.Sample(absl::MakeConstSpan(logits, n_vocab)));
   }
-
-  // 5. Retire finished sequences.
   auto done = [&](const std::unique_ptr<Sequence>& s) {
-    if (s->generated() == 0) return false;
+    if (s->generated() == 0 || s->n_cached != static_cast<int>(s->tokens.size()) - 1) return false;
     const SamplingParams& p = s->request.params;
     FinishReason reason;
     if (tokenizer_->IsEndOfGeneration(s->tokens.back()) && !p.ignore_eos) {
@@ -289,11 +309,153 @@ bool Engine::Step() {
     } else {
       return false;
     }
-    Finish(s.get(), reason, absl::OkStatus());
+    FinishLocked(s.get(), reason, absl::OkStatus());
     return true;
   };
-  active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+  group.seqs.erase(std::remove_if(group.seqs.begin(), group.seqs.end(), done), group.seqs.end());
+}
+
+// Errors that say the worker is gone or stuck, not that the batch was bad.
+bool IsStageFailure(const absl::Status& st) {
+  switch (st.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kInternal:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool Engine::RerouteLocked(Group& group, std::string* missing) {
+  for (int k = 0; k < pipeline_->n_ranges(); ++k) {
+    if (pipeline_->healthy(k, group.route[k])) continue;
+    const int old = group.route[k];
+    std::optional<int> r = pipeline_->PickReplica(k, old + 1);
+    if (!r.has_value()) {
+      *missing = pipeline_->RangeName(k);
+      return false;
+    }
+    // The group's KV on the dead replica is lost: rebuild it everywhere by
+    // replaying every sequence's tokens (positions from 0 rewind the KV the
+    // other stages hold, so the replay is idempotent).
+    for (auto& s : group.seqs) {
+      if (s->prefill_started != absl::Time()) orphans_[k][old].push_back(s->id);
+      s->n_cached = 0;
+    }
+    SHARDLM_LOG(kWarning, "micro-batch %d: %s moves from %s to %s, replaying %d sequences",
+                group.index, pipeline_->RangeName(k), pipeline_->stage(k, old).name(),
+                pipeline_->stage(k, *r).name(), static_cast<int>(group.seqs.size()));
+    group.route[k] = *r;
+  }
+  // A replica that failed and came back (same route) lost its KV if it
+  // restarted: replay too.
+  for (int k = 0; k < pipeline_->n_ranges(); ++k) {
+    const uint64_t epoch = pipeline_->epoch(k, group.route[k]);
+    if (epoch == group.epochs[k]) continue;
+    group.epochs[k] = epoch;
+    for (auto& s : group.seqs) s->n_cached = 0;
+  }
   return true;
+}
+
+void Engine::FailGroupLocked(Group& group, const absl::Status& status) {
+  for (auto& s : group.seqs) FinishLocked(s.get(), FinishReason::kError, status);
+  group.seqs.clear();
+}
+
+void Engine::HandleFailureLocked(Group& group, Batch& b, const absl::Status& status,
+                                 const StageFailure& failure) {
+  if (failure.range < 0 || !IsStageFailure(status)) {
+    // The batch itself was refused (bad input, KV budget): its sequences fail.
+    SHARDLM_LOG(kError, "micro-batch %d: forward of %d tokens failed: %s", group.index,
+                static_cast<int>(b.request.n_tokens()), std::string(status.message()));
+    for (Sequence* s : b.seqs) s->n_cached = -1;  // marks them
+    for (auto& s : group.seqs) {
+      if (s->n_cached < 0) FinishLocked(s.get(), FinishReason::kError, status);
+    }
+    group.seqs.erase(std::remove_if(group.seqs.begin(), group.seqs.end(),
+                                    [](const auto& s) { return s->n_cached < 0; }),
+                     group.seqs.end());
+    return;
+  }
+  SHARDLM_LOG(kWarning, "%s (%s) failed: %s", pipeline_->stage(failure.range, failure.replica).name(),
+              pipeline_->RangeName(failure.range), std::string(status.message()));
+  pipeline_->SetHealthy(failure.range, failure.replica, false);
+}
+
+void Engine::GroupLoop(int g) {
+  Group& group = *groups_[g];
+  Batch batch;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
+      return stopping_ || !queue_.empty() || !group.seqs.empty() || !releases_.empty();
+    });
+    if (stopping_) break;
+    AdmitLocked();
+    DrainReleases(lock);
+    if (stopping_) break;
+    absl::flat_hash_set<uint64_t> cancels;
+    for (auto& s : group.seqs) {
+      if (cancel_requests_.erase(s->id) > 0) cancels.insert(s->id);
+    }
+    RetireEndedLocked(group, cancels);
+    if (group.seqs.empty()) continue;
+    // Make sure every range of the route is alive (probes may have found a
+    // dead one before a call did); wait a bounded time for a replica.
+    std::string missing;
+    if (!RerouteLocked(group, &missing)) {
+      const absl::Time now = absl::Now();
+      if (group.stalled_since == absl::Time()) group.stalled_since = now;
+      if (now - group.stalled_since >= options_.failover_timeout) {
+        FailGroupLocked(group, absl::UnavailableError(absl::StrCat(
+                                   "no live worker serves ", missing, " (waited ",
+                                   absl::FormatDuration(options_.failover_timeout), ")")));
+        group.stalled_since = absl::Time();
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(50));  // not a busy wait
+      continue;
+    }
+    group.stalled_since = absl::Time();
+    if (!BuildBatchLocked(group, &batch)) continue;
+    const Route route = group.route;
+    lock.unlock();
+    StageFailure failure;
+    absl::Status st = pipeline_->Forward(batch.request, &batch.result, route, &failure);
+    lock.lock();
+    if (st.ok()) {
+      ApplyResultLocked(group, batch);
+    } else {
+      HandleFailureLocked(group, batch, st, failure);
+    }
+  }
+}
+
+void Engine::HealthLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.health_interval), [&] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    const std::vector<std::pair<int, int>> back = pipeline_->ProbeAll();
+    lock.lock();
+    for (auto [k, r] : back) {
+      // A replica that came back may still hold KV of sequences that moved
+      // away from it: free that before it is used again.
+      std::vector<SeqId> ids;
+      ids.swap(orphans_[k][r]);
+      SHARDLM_LOG(kInfo, "%s (%s) is back; releasing %d orphaned sequences",
+                  pipeline_->stage(k, r).name(), pipeline_->RangeName(k), static_cast<int>(ids.size()));
+      lock.unlock();
+      for (SeqId id : ids) pipeline_->Release(id, k, r).IgnoreError();
+      lock.lock();
+    }
+  }
 }
 
 }  // namespace shardlm

@@ -1,8 +1,19 @@
-// The scheduler: continuous batching over a Pipeline. Every step advances
-// all active sequences in one batch — a decode token for each generating
-// sequence plus prompt chunks of the ones still prefilling, so a long prompt
-// never stalls running decodes. New requests join between steps; finished,
-// cancelled and expired ones leave and their KV is released on every stage.
+// The scheduler: continuous batching over a Pipeline. Active sequences are
+// spread over a few micro-batches ("groups"), one per pipeline range by
+// default, each driven by its own thread: while one group's batch is in
+// stage 1, the next one's can be in stage 0, so all stages work at once.
+// Every step of a group advances all its sequences in one batch — a decode
+// token for each generating sequence plus prompt chunks of the ones still
+// prefilling, so a long prompt never stalls running decodes. New requests
+// join between steps; finished, cancelled and expired ones leave and their
+// KV is released on every stage.
+//
+// Failover: the coordinator keeps every sequence's tokens. When a stage
+// fails (connection lost, deadline passed), its replica is marked down, the
+// group moves to a healthy replica of that range and replays its sequences'
+// tokens to rebuild their KV; clients' streams just continue. Without a
+// replica for failover_timeout, the group's requests fail with UNAVAILABLE
+// naming the layer range.
 #ifndef SHARDLM_COORDINATOR_ENGINE_H_
 #define SHARDLM_COORDINATOR_ENGINE_H_
 
@@ -15,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/stream_detokenizer.h"
@@ -26,10 +38,13 @@
 namespace shardlm {
 
 struct EngineOptions {
-  int max_active = 16;         // sequences in the running batch
+  int max_active = 16;         // sequences being decoded; more wait in the queue
   int max_queued = 64;         // requests waiting for a slot; beyond: RESOURCE_EXHAUSTED
   int prefill_chunk = 128;     // prompt tokens of one sequence per step
-  int max_batch_tokens = 256;  // tokens per step over all sequences
+  int max_batch_tokens = 256;  // tokens per step of one micro-batch
+  int micro_batches = 0;       // 0: max(pipeline ranges, replicas per range)
+  absl::Duration failover_timeout = absl::Seconds(10);  // waiting for a live replica
+  absl::Duration health_interval = absl::Seconds(1);    // probing stages (0: never)
 };
 
 struct GenerationRequest {
@@ -71,7 +86,7 @@ class GenerationObserver {
 
 class Engine {
  public:
-  // `pipeline` and `tokenizer` must outlive the engine. Starts its thread.
+  // `pipeline` and `tokenizer` must outlive the engine. Starts its threads.
   Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions options);
   ~Engine();  // cancels everything still running and joins the thread
 
@@ -87,11 +102,26 @@ class Engine {
 
  private:
   struct Sequence;
-  void Loop();
-  // One scheduling step; false when there was nothing to do.
-  bool Step();
-  void Finish(Sequence* s, FinishReason reason, const absl::Status& error);
+  struct Group;
+  struct Batch;
+
+  void GroupLoop(int g);
+  void HealthLoop();
+  // All *Locked functions run with mu_ held.
+  void AdmitLocked();
+  void RetireEndedLocked(Group& group, const absl::flat_hash_set<uint64_t>& cancels);
+  // Builds the group's next batch; false when there is nothing to run.
+  bool BuildBatchLocked(Group& group, Batch* batch);
+  void ApplyResultLocked(Group& group, Batch& batch);
+  void HandleFailureLocked(Group& group, Batch& batch, const absl::Status& status,
+                           const StageFailure& failure);
+  // Points the group at healthy replicas; false (with the reason) if a range has none.
+  bool RerouteLocked(Group& group, std::string* missing);
+  void FailGroupLocked(Group& group, const absl::Status& status);
+  void FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error);
   void EmitToken(Sequence* s, const SampledToken& sampled);
+  // Sends the Release calls queued by FinishLocked (outside the lock).
+  void DrainReleases(std::unique_lock<std::mutex>& lock);
 
   Pipeline* pipeline_;
   const Tokenizer* tokenizer_;
@@ -101,14 +131,14 @@ class Engine {
   std::condition_variable cv_;
   bool stopping_ = false;
   uint64_t next_id_ = 1;
-  std::deque<std::unique_ptr<Sequence>> queue_;       // guarded by mu_
-  std::vector<uint64_t> cancel_requests_;             // guarded by mu_
-  std::vector<std::unique_ptr<Sequence>> active_;     // engine thread only
-  int active_count_ = 0;                              // guarded by mu_ (for active())
-
-  ForwardRequest batch_;  // reused each step
-  ForwardResult result_;
-  std::thread thread_;
+  std::deque<std::unique_ptr<Sequence>> queue_;
+  std::vector<std::unique_ptr<Group>> groups_;
+  absl::flat_hash_set<uint64_t> cancel_requests_;
+  std::vector<SeqId> releases_;  // finished sequences whose KV is still held
+  // KV left on a replica that went down, released when it comes back:
+  // orphans_[range][replica].
+  std::vector<std::vector<std::vector<SeqId>>> orphans_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace shardlm

@@ -5,19 +5,36 @@
 
 namespace shardlm {
 
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(std::vector<std::shared_ptr<Stage>> stages) {
+  std::vector<std::vector<std::shared_ptr<Stage>>> ranges;
+  for (auto& s : stages) ranges.push_back({std::move(s)});
+  return Create(std::move(ranges));
+}
+
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
-    std::vector<std::shared_ptr<Stage>> stages) {
-  if (stages.empty()) return absl::InvalidArgumentError("a pipeline needs at least one stage");
-  const ShardInfo& first = stages.front()->info();
+    std::vector<std::vector<std::shared_ptr<Stage>>> ranges) {
+  if (ranges.empty()) return absl::InvalidArgumentError("a pipeline needs at least one stage");
+  const ShardInfo& first = ranges.front().front()->info();
   int expected = 0;
-  for (size_t i = 0; i < stages.size(); ++i) {
-    const ShardInfo& s = stages[i]->info();
-    const std::string who = absl::StrCat("stage ", i, " (layers ", s.first_layer, ":", s.last_layer, ")");
-    if (s.fingerprint != first.fingerprint || s.n_layer != first.n_layer) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          who, " serves a different model (fingerprint ", s.fingerprint, ", ", s.n_layer,
-          " layers) than stage 0 (fingerprint ", first.fingerprint, ", ", first.n_layer, " layers)"));
+  for (size_t k = 0; k < ranges.size(); ++k) {
+    if (ranges[k].empty()) return absl::InvalidArgumentError("a layer range without any stage");
+    const ShardInfo& s = ranges[k].front()->info();
+    for (const auto& replica : ranges[k]) {
+      const ShardInfo& r = replica->info();
+      const std::string who = absl::StrCat(replica->name(), " (layers ", r.first_layer, ":", r.last_layer, ")");
+      if (r.fingerprint != first.fingerprint || r.n_layer != first.n_layer) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            who, " serves a different model (fingerprint ", r.fingerprint, ", ", r.n_layer,
+            " layers) than the first stage (fingerprint ", first.fingerprint, ", ", first.n_layer,
+            " layers)"));
+      }
+      if (r.first_layer != s.first_layer || r.last_layer != s.last_layer) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            who, " is listed as a replica of layers ", s.first_layer, ":", s.last_layer));
+      }
     }
+    const std::string who = absl::StrCat(ranges[k].front()->name(), " (layers ", s.first_layer,
+                                         ":", s.last_layer, ")");
     if (s.first_layer > expected) {
       return absl::FailedPreconditionError(absl::StrCat("layers ", expected, ":", s.first_layer,
                                                         " are served by no stage (gap before ", who, ")"));
@@ -34,31 +51,106 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
                                                       " are served by no stage (the last stage "
                                                       "ends at layer ", expected, ")"));
   }
-  return std::unique_ptr<Pipeline>(new Pipeline(std::move(stages)));
+  return std::unique_ptr<Pipeline>(new Pipeline(std::move(ranges)));
 }
 
-absl::Status Pipeline::Forward(const ForwardRequest& request, ForwardResult* result) {
-  if (stages_.size() == 1) return stages_[0]->Forward(request, result);
-  RETURN_IF_ERROR(stages_[0]->Forward(request, &mid_));
-  hop_.seq_ids = request.seq_ids;
-  hop_.positions = request.positions;
-  hop_.want_logits = request.want_logits;
-  hop_.tokens.clear();
-  for (size_t i = 1; i < stages_.size(); ++i) {
-    hop_.hidden.swap(mid_.hidden);
-    ForwardResult* out = i + 1 == stages_.size() ? result : &mid_;
-    RETURN_IF_ERROR(stages_[i]->Forward(hop_, out));
+Pipeline::Pipeline(std::vector<std::vector<std::shared_ptr<Stage>>> ranges)
+    : ranges_(std::move(ranges)) {
+  for (const auto& r : ranges_) {
+    health_.emplace_back();
+    for (size_t i = 0; i < r.size(); ++i) health_.back().push_back(std::make_unique<Health>());
+  }
+}
+
+int Pipeline::max_replicas() const {
+  size_t m = 0;
+  for (const auto& r : ranges_) m = std::max(m, r.size());
+  return static_cast<int>(m);
+}
+
+std::vector<std::shared_ptr<Stage>> Pipeline::stages() const {
+  std::vector<std::shared_ptr<Stage>> all;
+  for (const auto& r : ranges_) all.insert(all.end(), r.begin(), r.end());
+  return all;
+}
+
+std::string Pipeline::RangeName(int range) const {
+  const ShardInfo& s = ranges_[range].front()->info();
+  return absl::StrCat("layers ", s.first_layer, ":", s.last_layer);
+}
+
+absl::Status Pipeline::Forward(const ForwardRequest& request, ForwardResult* result,
+                               const Route& route, StageFailure* failure) const {
+  auto replica = [&](int k) { return route.empty() ? 0 : route[k]; };
+  auto fail = [&](int k, absl::Status st) {
+    if (failure != nullptr) *failure = StageFailure{k, replica(k)};
+    return st;
+  };
+  const int n = n_ranges();
+  if (n == 1) {
+    absl::Status st = ranges_[0][replica(0)]->Forward(request, result);
+    return st.ok() ? st : fail(0, st);
+  }
+  // Per-call buffers: concurrent micro-batches must not share them.
+  ForwardRequest hop;
+  ForwardResult mid;
+  if (absl::Status st = ranges_[0][replica(0)]->Forward(request, &mid); !st.ok()) return fail(0, st);
+  hop.seq_ids = request.seq_ids;
+  hop.positions = request.positions;
+  hop.want_logits = request.want_logits;
+  for (int k = 1; k < n; ++k) {
+    hop.hidden.swap(mid.hidden);
+    ForwardResult* out = k + 1 == n ? result : &mid;
+    if (absl::Status st = ranges_[k][replica(k)]->Forward(hop, out); !st.ok()) return fail(k, st);
   }
   return absl::OkStatus();
 }
 
-absl::Status Pipeline::Release(SeqId seq) {
+absl::Status Pipeline::Release(SeqId seq) const {
   absl::Status first_error;
-  for (auto& s : stages_) {
-    absl::Status st = s->Release(seq);
-    if (!st.ok() && first_error.ok()) first_error = st;
+  for (int k = 0; k < n_ranges(); ++k) {
+    for (int r = 0; r < n_replicas(k); ++r) {
+      if (!healthy(k, r)) continue;  // its KV is dropped when it comes back
+      absl::Status st = ranges_[k][r]->Release(seq);
+      if (!st.ok() && first_error.ok()) first_error = st;
+    }
   }
   return first_error;
+}
+
+absl::Status Pipeline::Release(SeqId seq, int range, int replica) const {
+  return ranges_[range][replica]->Release(seq);
+}
+
+bool Pipeline::healthy(int range, int replica) const { return health_[range][replica]->healthy.load(); }
+
+void Pipeline::SetHealthy(int range, int replica, bool healthy) {
+  Health& h = *health_[range][replica];
+  if (h.healthy.exchange(healthy) && !healthy) ++h.epoch;
+}
+
+uint64_t Pipeline::epoch(int range, int replica) const { return health_[range][replica]->epoch.load(); }
+
+std::optional<int> Pipeline::PickReplica(int range, int preferred) const {
+  const int n = n_replicas(range);
+  for (int i = 0; i < n; ++i) {
+    const int r = (preferred + i) % n;
+    if (healthy(range, r)) return r;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::pair<int, int>> Pipeline::ProbeAll() {
+  std::vector<std::pair<int, int>> back;
+  for (int k = 0; k < n_ranges(); ++k) {
+    for (int r = 0; r < n_replicas(k); ++r) {
+      const bool ok = ranges_[k][r]->Ping().ok();
+      const bool was = healthy(k, r);
+      SetHealthy(k, r, ok);
+      if (ok && !was) back.push_back({k, r});
+    }
+  }
+  return back;
 }
 
 }  // namespace shardlm

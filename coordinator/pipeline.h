@@ -1,10 +1,16 @@
-// A chain of stages covering layers [0, n_layer): a batch enters the first
-// stage as token ids, each stage's hidden states feed the next, and the last
-// returns logits. Stages may be in-process (LlamaStage) or remote workers.
+// A chain of layer ranges covering [0, n_layer), each served by one or more
+// replica stages (in-process LlamaStages or remote workers). A batch enters
+// the first range as token ids, each range's hidden states feed the next,
+// and the last returns logits. A Route picks one replica per range; the
+// pipeline tracks which replicas are healthy so callers can fail over.
 #ifndef SHARDLM_COORDINATOR_PIPELINE_H_
 #define SHARDLM_COORDINATOR_PIPELINE_H_
 
+#include <atomic>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -12,26 +18,66 @@
 
 namespace shardlm {
 
+// Replica index per range, in pipeline order.
+using Route = std::vector<int>;
+
+// Where a Forward failed: the range and the replica that did not answer.
+struct StageFailure {
+  int range = -1;
+  int replica = -1;
+};
+
 class Pipeline {
  public:
-  // Checks that the stages' layer ranges are contiguous, cover the model
-  // exactly and serve the same model (fingerprint); the error names the gap,
-  // the overlap or the mismatched stage.
+  // `ranges[k]` are the replicas of the k-th layer range. Checks that the
+  // ranges are contiguous, cover the model exactly, that replicas serve the
+  // same range, and that every stage serves the same model (fingerprint);
+  // the error names the gap, the overlap or the mismatched stage.
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Create(
+      std::vector<std::vector<std::shared_ptr<Stage>>> ranges);
+  // One replica per range.
   static absl::StatusOr<std::unique_ptr<Pipeline>> Create(std::vector<std::shared_ptr<Stage>> stages);
 
-  // Runs `request` (token ids) through every stage; `result` gets logits.
-  absl::Status Forward(const ForwardRequest& request, ForwardResult* result);
-  // Frees the sequence's KV on every stage (best effort, all stages tried).
-  absl::Status Release(SeqId seq);
+  // Runs `request` (token ids) through the replicas `route` picks (empty:
+  // replica 0 everywhere); `result` gets logits. Thread-safe: concurrent
+  // calls (micro-batches) may be in different stages at the same time. On
+  // an error, `failure` (if given) names the range and replica that failed.
+  absl::Status Forward(const ForwardRequest& request, ForwardResult* result,
+                       const Route& route = {}, StageFailure* failure = nullptr) const;
+  // Frees the sequence's KV on every replica of every range (best effort).
+  absl::Status Release(SeqId seq) const;
+  // Frees it on one replica only.
+  absl::Status Release(SeqId seq, int range, int replica) const;
 
-  const ShardInfo& model() const { return stages_.back()->info(); }
-  const std::vector<std::shared_ptr<Stage>>& stages() const { return stages_; }
+  int n_ranges() const { return static_cast<int>(ranges_.size()); }
+  int n_replicas(int range) const { return static_cast<int>(ranges_[range].size()); }
+  int max_replicas() const;
+  const Stage& stage(int range, int replica) const { return *ranges_[range][replica]; }
+  // Every stage, replicas included (status pages, tests).
+  std::vector<std::shared_ptr<Stage>> stages() const;
+  const ShardInfo& model() const { return ranges_.back().front()->info(); }
+  std::string RangeName(int range) const;
+
+  // Health, as the last calls and probes saw it.
+  bool healthy(int range, int replica) const;
+  // Marking a replica down starts a new epoch of it: callers that last saw
+  // an older epoch must assume its KV is gone.
+  void SetHealthy(int range, int replica, bool healthy);
+  uint64_t epoch(int range, int replica) const;
+  // A healthy replica of `range`, preferring `preferred`; nullopt if none.
+  std::optional<int> PickReplica(int range, int preferred) const;
+  // Probes every replica (Stage::Ping) and updates health; returns the
+  // replicas that came back since the last probe as (range, replica).
+  std::vector<std::pair<int, int>> ProbeAll();
 
  private:
-  explicit Pipeline(std::vector<std::shared_ptr<Stage>> stages) : stages_(std::move(stages)) {}
-  std::vector<std::shared_ptr<Stage>> stages_;
-  ForwardRequest hop_;  // reused between stages
-  ForwardResult mid_;
+  explicit Pipeline(std::vector<std::vector<std::shared_ptr<Stage>>> ranges);
+  std::vector<std::vector<std::shared_ptr<Stage>>> ranges_;
+  struct Health {
+    std::atomic<bool> healthy{true};
+    std::atomic<uint64_t> epoch{0};
+  };
+  std::vector<std::vector<std::unique_ptr<Health>>> health_;
 };
 
 }  // namespace shardlm

@@ -300,6 +300,20 @@ absl::StatusOr<v1::ShardInfo> RemoteStage::FetchShardInfo(absl::Duration timeout
   return shard;
 }
 
+absl::Status RemoteStage::Ping() {
+  absl::StatusOr<v1::ShardInfo> shard = FetchShardInfo(options_.ping_timeout);
+  if (!shard.ok()) return shard.status();
+  if (!shard->ready()) return absl::UnavailableError(absl::StrCat(name_, " is loading"));
+  // A different process may now listen at this address.
+  if (shard->model_fingerprint() != info_.fingerprint || shard->first_layer() != info_.first_layer ||
+      shard->last_layer() != info_.last_layer) {
+    return absl::FailedPreconditionError(absl::StrCat(name_, " now serves layers ",
+                                                      shard->first_layer(), ":", shard->last_layer(),
+                                                      " of model ", shard->model_fingerprint()));
+  }
+  return absl::OkStatus();
+}
+
 KvStats RemoteStage::kv_stats() const {
   absl::StatusOr<v1::ShardInfo> shard =
       FetchShardInfo(std::min(options_.call_timeout, absl::Seconds(5)));

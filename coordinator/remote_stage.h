@@ -40,6 +40,7 @@ struct ConnectWait {
 
 struct RemoteStageOptions {
   absl::Duration call_timeout = absl::Seconds(30);  // deadline of each RPC
+  absl::Duration ping_timeout = absl::Seconds(2);   // deadline of a health probe
   // How long Connect waits for the worker to be reachable and ready, and
   // how often it asks.
   absl::Duration connect_timeout = absl::Minutes(5);
@@ -74,6 +75,8 @@ class RemoteStage : public Stage {
   absl::Status Release(absl::Span<const SeqId> seqs);
   // A fresh GetShardInfo; on error the last known stats.
   KvStats kv_stats() const override;
+  // GetShardInfo within options.ping_timeout: ready, same model, same layers.
+  absl::Status Ping() override;
   // "worker 127.0.0.1:5001 (layers 0:11)".
   std::string name() const override { return name_; }
 

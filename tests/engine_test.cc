@@ -16,6 +16,13 @@
 namespace shardlm::testing {
 namespace {
 
+GenerationRequest Req(std::vector<int32_t> prompt, SamplingParams params) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.params = std::move(params);
+  return r;
+}
+
 class Collector : public GenerationObserver {
  public:
   void OnToken(const GeneratedToken& t) override {
@@ -79,7 +86,7 @@ class EngineTest : public ::testing::Test {
   }
   std::shared_ptr<Collector> Run(const std::vector<int32_t>& prompt, SamplingParams params) {
     auto c = std::make_shared<Collector>();
-    auto id = engine_->Submit(GenerationRequest{prompt, params}, c);
+    auto id = engine_->Submit(Req(prompt, params), c);
     EXPECT_TRUE(id.ok()) << id.status();
     return c;
   }
@@ -131,7 +138,7 @@ TEST_F(EngineTest, CancelEndsTheStreamAndFreesKv) {
   p.max_tokens = 1000;
   p.ignore_eos = true;
   auto c = std::make_shared<Collector>();
-  auto id = engine_->Submit(GenerationRequest{{1}, p}, c);
+  auto id = engine_->Submit(Req({1}, p), c);
   ASSERT_TRUE(id.ok());
   c->WaitForTokens(5);
   engine_->Cancel(*id);
@@ -159,13 +166,13 @@ TEST_F(EngineTest, InvalidRequestsAndFullQueueAreRefused) {
   Open(TestDataPath("models/stories260K.gguf"), {{0, 5}}, eo);
   auto c = std::make_shared<Collector>();
   SamplingParams p = SamplingParams::Greedy();
-  EXPECT_EQ(engine_->Submit(GenerationRequest{{}, p}, c).status().code(),
+  EXPECT_EQ(engine_->Submit(Req({}, p), c).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(engine_->Submit(GenerationRequest{{1, 9999}, p}, c).status().code(),
+  EXPECT_EQ(engine_->Submit(Req({1, 9999}, p), c).status().code(),
             absl::StatusCode::kInvalidArgument);
   SamplingParams bad = p;
   bad.top_p = 2;
-  EXPECT_EQ(engine_->Submit(GenerationRequest{{1}, bad}, c).status().code(),
+  EXPECT_EQ(engine_->Submit(Req({1}, bad), c).status().code(),
             absl::StatusCode::kInvalidArgument);
   // Fill the running slot and the queue, then one more is refused.
   p.max_tokens = 100000;
@@ -175,7 +182,7 @@ TEST_F(EngineTest, InvalidRequestsAndFullQueueAreRefused) {
   absl::Status last;
   for (int i = 0; i < 4 && last.ok(); ++i) {
     held.push_back(std::make_shared<Collector>());
-    auto id = engine_->Submit(GenerationRequest{{1}, p}, held.back());
+    auto id = engine_->Submit(Req({1}, p), held.back());
     last = id.status();
     if (id.ok()) ids.push_back(*id);
   }
@@ -190,7 +197,9 @@ TEST_F(EngineTest, DeadlineEndsTheRequest) {
   p.max_tokens = 100000;
   p.ignore_eos = true;
   auto c = std::make_shared<Collector>();
-  GenerationRequest r{{1}, p};
+  GenerationRequest r;
+  r.prompt = {1};
+  r.params = p;
   r.deadline = absl::Now() + absl::Milliseconds(200);
   ASSERT_TRUE(engine_->Submit(std::move(r), c).ok());
   c->Wait();

@@ -47,6 +47,7 @@ LlamaStage::LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config,
   info_.n_vocab = config_.n_vocab;
   info_.n_ctx = o.n_ctx;
   info_.fingerprint = ModelFingerprint(*file_);
+  stats_ = kv_.stats();
 }
 
 absl::Status LlamaStage::Validate(const ForwardRequest& r, std::vector<Run>* runs) const {
@@ -127,6 +128,9 @@ absl::Status LlamaStage::Forward(const ForwardRequest& request, ForwardResult* r
       result->hidden.assign(x_.begin(), x_.begin() + request.n_tokens() * config_.n_embd);
     }
   });
+  const KvStats stats = kv_.stats();
+  std::lock_guard<std::mutex> stats_lock(stats_mu_);
+  stats_ = stats;
   return absl::OkStatus();
 }
 
@@ -224,12 +228,15 @@ void LlamaStage::ComputeLogits(const ForwardRequest& r, const std::vector<Run>& 
 absl::Status LlamaStage::Release(SeqId seq) {
   std::lock_guard<std::mutex> lock(mu_);
   kv_.Release(seq);
+  const KvStats stats = kv_.stats();
+  std::lock_guard<std::mutex> stats_lock(stats_mu_);
+  stats_ = stats;
   return absl::OkStatus();
 }
 
 KvStats LlamaStage::kv_stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return kv_.stats();
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return stats_;
 }
 
 }  // namespace shardlm

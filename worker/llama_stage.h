@@ -73,6 +73,10 @@ class LlamaStage : public Stage {
   // One Forward at a time: the caches and the scratch below are per stage.
   mutable std::mutex mu_;
   KvCache kv_;
+  // kv_stats() answers from this snapshot so health probes never wait for
+  // a long prefill to finish.
+  mutable std::mutex stats_mu_;
+  KvStats stats_;
   // Activations of the current batch, reused across calls so the decode
   // loop allocates nothing once warm.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, gate_, up_;

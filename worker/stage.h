@@ -69,7 +69,10 @@ class Stage {
   virtual absl::Status Release(SeqId seq) = 0;
   virtual KvStats kv_stats() const = 0;
   // Where this stage runs, for messages and status pages.
-  virtual std::string name() const { return "in-process"; }
+  virtual std::string name() const { return "in-process stage"; }
+  // Cheap liveness check (remote stages ask the worker; a worker that came
+  // back after a restart answers again). OK for in-process stages.
+  virtual absl::Status Ping() { return absl::OkStatus(); }
 };
 
 }  // namespace shardlm
