@@ -6,6 +6,10 @@
 
 #include <array>
 
+#if defined(SHARDLM_HAVE_AVX2_KERNELS)
+#include <cpuid.h>
+#endif
+
 #include "common/logging.h"
 #include "common/quant/kernels.h"
 
@@ -74,8 +78,11 @@ constexpr size_t kMaxTypeId = 31;  // GgmlType values are < 31
 bool CpuHasAvx2() {
 #if defined(SHARDLM_HAVE_AVX2_KERNELS)
   // GCC's cpu model also checks that the OS saves the YMM state (XGETBV).
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  // F16C through CPUID leaf 1 (ECX bit 29): clang 14 (the fuzz build) has
+  // no "f16c" in __builtin_cpu_supports.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #else
   return false;
 #endif
