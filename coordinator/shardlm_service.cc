@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/utf8.h"
+#include "coordinator/chat_template.h"
 #include "coordinator/generate_call.h"
 
 namespace shardlm {
@@ -42,12 +43,13 @@ SamplingParams SamplingFromProto(const v1::SamplingParams& p) {
 
 ShardLmService::ShardLmService(Engine* engine, const Tokenizer* tokenizer,
                                const Pipeline* pipeline, const ModelConfig* config,
-                               std::string fingerprint)
+                               std::string fingerprint, std::string chat_template)
     : engine_(engine),
       tokenizer_(tokenizer),
       pipeline_(pipeline),
       config_(config),
-      fingerprint_(std::move(fingerprint)) {}
+      fingerprint_(std::move(fingerprint)),
+      chat_template_(std::move(chat_template)) {}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
@@ -72,6 +74,30 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(
   // GenerateCall submits (or finishes with the refusal) and owns itself.
   auto* call = new GenerateCall(engine_, tokenizer_, std::move(r), invalid);
   return call;
+}
+
+grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Chat(
+    grpc::CallbackServerContext* context, const v1::ChatRequest* request) {
+  GenerationRequest r;
+  r.request_id = request->request_id();
+  r.params = SamplingFromProto(request->sampling());
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    r.deadline = absl::FromChrono(context->deadline());
+  }
+  std::vector<ChatMessage> messages;
+  messages.reserve(request->messages_size());
+  for (const v1::ChatMessage& m : request->messages()) messages.push_back({m.role(), m.content()});
+  grpc::Status invalid;
+  absl::StatusOr<ChatPrompt> prompt =
+      BuildChatPrompt(*tokenizer_, chat_template_, request->template_(), messages, kMaxPromptBytes);
+  if (!prompt.ok()) {
+    invalid = ToGrpcStatus(prompt.status());
+  } else {
+    r.prompt = std::move(prompt->tokens);
+    MergeStops(prompt->stop, &r.params.stop);
+  }
+  // Same streaming path as Generate: GenerateCall submits and owns itself.
+  return new GenerateCall(engine_, tokenizer_, std::move(r), invalid);
 }
 
 grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* context,

@@ -1,5 +1,6 @@
 // The public `shardlm.v1.ShardLM` gRPC service (callback API): Generate
-// streams an Engine request's tokens to the client; Tokenize, Detokenize
+// streams an Engine request's tokens to the client, Chat does the same for a
+// conversation rendered with a chat template; Tokenize, Detokenize
 // and GetModelInfo answer from the tokenizer and the pipeline. Handlers
 // validate and return at once; generation runs on the Engine's thread.
 #ifndef SHARDLM_COORDINATOR_SHARDLM_SERVICE_H_
@@ -21,12 +22,16 @@ SamplingParams SamplingFromProto(const v1::SamplingParams& p);
 
 class ShardLmService final : public v1::ShardLM::CallbackService {
  public:
-  // All pointers must outlive the service.
+  // All pointers must outlive the service. `chat_template` is the model's
+  // tokenizer.chat_template (empty if it has none).
   ShardLmService(Engine* engine, const Tokenizer* tokenizer, const Pipeline* pipeline,
-                 const ModelConfig* config, std::string fingerprint);
+                 const ModelConfig* config, std::string fingerprint,
+                 std::string chat_template = "");
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
+  grpc::ServerWriteReactor<v1::GenerateResponse>* Chat(
+      grpc::CallbackServerContext* context, const v1::ChatRequest* request) override;
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
                                      const v1::TokenizeRequest* request,
                                      v1::TokenizeResponse* response) override;
@@ -47,6 +52,7 @@ class ShardLmService final : public v1::ShardLM::CallbackService {
   const Pipeline* pipeline_;
   const ModelConfig* config_;
   std::string fingerprint_;
+  std::string chat_template_;
 };
 
 }  // namespace shardlm

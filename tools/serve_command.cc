@@ -103,6 +103,11 @@ absl::Status Serve(ServeOptions o) {
   if (server.ok()) {
     std::fprintf(stderr, "shardlm serve: serving %s on %s with %d workers (Ctrl-C stops)\n",
                  o.model.c_str(), (*server)->address().c_str(), n);
+    if (!(*server)->http_address().empty()) {
+      std::fprintf(stderr, "shardlm serve: OpenAI-compatible HTTP API on http://%s/v1\n",
+                   (*server)->http_address().c_str());
+      std::printf("HTTP %s\n", (*server)->http_address().c_str());
+    }
     std::printf("SERVING %s\n", (*server)->address().c_str());
     std::fflush(stdout);
     // Wait for a stop signal, checking on the workers once a second.
@@ -137,7 +142,9 @@ int RunServeCommand(int argc, char** argv, int first) {
   CliArgs args("shardlm serve --model MODEL.gguf [--workers N | --split 0:8,8:16,16:22] [--listen HOST:PORT]",
                "Starts N shardlm-worker processes on loopback, each with a contiguous share of the\n"
                "model's layers, and a coordinator serving the ShardLM gRPC API in front of them.\n"
-               "Prints SERVING <address> once ready; Ctrl-C or SIGTERM stops everything.");
+               "With --http-listen it also serves the OpenAI-compatible HTTP API (docs/OPENAI.md).\n"
+               "Prints HTTP <address> (when on), then SERVING <address> once ready; Ctrl-C or\n"
+               "SIGTERM stops everything.");
   args.AddString("-m,--model", &o.model, "GGUF model file");
   args.AddInt("--workers", &o.workers, "number of workers (even layer split)");
   args.AddString("--split", &o.split, "explicit layer ranges, one per worker");
@@ -148,6 +155,13 @@ int RunServeCommand(int argc, char** argv, int first) {
   args.AddInt("--max-active", &o.coordinator.engine.max_active, "sequences decoded together");
   args.AddInt("--max-queued", &o.coordinator.engine.max_queued, "requests waiting beyond that");
   args.AddString("--hidden-dtype", &o.coordinator.hidden_dtype, "hidden states between workers: f32, f16, bf16");
+  args.AddString("--http-listen", &o.coordinator.http_listen,
+                 "also serve the OpenAI-compatible HTTP API here (HOST:PORT; off by default)");
+  std::vector<std::string> api_keys;
+  args.AddStringList("--api-key", &api_keys,
+                     "bearer token the HTTP API accepts (repeatable or comma-separated; none: no auth)");
+  args.AddString("--chat-template", &o.coordinator.chat_template,
+                 "chat template when a request names none: zephyr, llama2, chatml (default: the model's)");
   if (absl::Status st = args.Parse(argc, argv, first); !st.ok()) {
     std::fprintf(stderr, "shardlm serve: %s\n", std::string(st.message()).c_str());
     return 2;
@@ -159,6 +173,11 @@ int RunServeCommand(int argc, char** argv, int first) {
   if (o.model.empty()) {
     std::fprintf(stderr, "shardlm serve: --model is required (see --help)\n");
     return 2;
+  }
+  for (const std::string& k : api_keys) {
+    for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
+      o.coordinator.api_keys.push_back(std::string(part));
+    }
   }
   if (absl::Status st = Serve(o); !st.ok()) {
     std::fprintf(stderr, "shardlm serve: %s\n", std::string(st.message()).c_str());

@@ -1,0 +1,262 @@
+#include "coordinator/chat_template.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/tokenizer.h"
+
+namespace shardlm {
+namespace {
+
+// The official templates, as published in the models' tokenizer_config.json
+// (Hugging Face Jinja, rendered with trim_blocks/lstrip_blocks and
+// add_generation_prompt=True):
+//
+// Zephyr — HuggingFaceH4/zephyr-7b-beta, TinyLlama/TinyLlama-1.1B-Chat-v1.0:
+//   {% for message in messages %}
+//   {% if message['role'] == 'user' %}
+//   {{ '<|user|>\n' + message['content'] + eos_token }}
+//   {% elif message['role'] == 'system' %}
+//   {{ '<|system|>\n' + message['content'] + eos_token }}
+//   {% elif message['role'] == 'assistant' %}
+//   {{ '<|assistant|>\n'  + message['content'] + eos_token }}
+//   {% endif %}
+//   {% if loop.last and add_generation_prompt %}
+//   {{ '<|assistant|>' }}
+//   {% endif %}
+//   {% endfor %}
+// trim_blocks drops the newline after each `%}` but not after `}}`, so every
+// turn is "<|role|>\n" + content + "</s>\n" and the prompt ends "<|assistant|>\n".
+//
+// Llama-2 chat — meta-llama/Llama-2-7b-chat-hf:
+//   {% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}
+//   {% set system_message = messages[0]['content'] %}{% else %}
+//   {% set loop_messages = messages %}{% set system_message = false %}{% endif %}
+//   {% for message in loop_messages %}
+//   {% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+//   {{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
+//   {% endif %}
+//   {% if loop.index0 == 0 and system_message != false %}
+//   {% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}
+//   {% else %}{% set content = message['content'] %}{% endif %}
+//   {% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}
+//   {% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}
+//   {% endif %}{% endfor %}
+// (written on one line in the original). transformers' own test renders
+//   "<s>[INST] <<SYS>>\nSYS\n<</SYS>>\n\nHello [/INST] Hi </s><s>[INST] Again [/INST]".
+//
+// ChatML — teknium/OpenHermes-2.5-Mistral-7B (and Qwen, Yi, ...):
+//   {% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' +
+//   message['content'] + '<|im_end|>' + '\n'}}{% endfor %}
+//   {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
+// llama.cpp's tests/test-chat-template.cpp pins the same renderings.
+
+constexpr char kKnownNames[] = "zephyr, llama2, chatml";
+
+// Python's str.strip() on ASCII whitespace (what the Llama-2 template calls).
+std::string_view Strip(std::string_view s) {
+  const char* ws = " \t\n\r\f\v";
+  const size_t a = s.find_first_not_of(ws);
+  if (a == std::string_view::npos) return {};
+  const size_t b = s.find_last_not_of(ws);
+  return s.substr(a, b - a + 1);
+}
+
+bool Has(std::string_view text, std::string_view marker) {
+  return text.find(marker) != std::string_view::npos;
+}
+
+absl::Status CheckRoles(const std::vector<ChatMessage>& messages) {
+  if (messages.empty()) {
+    return absl::InvalidArgumentError("messages: empty (a chat needs at least one message)");
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const std::string& r = messages[i].role;
+    if (r != "system" && r != "user" && r != "assistant") {
+      return absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: '", r,
+                                                     "' is not one of system, user, assistant"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+RenderedChat RenderZephyr(const std::vector<ChatMessage>& messages) {
+  RenderedChat out;
+  for (const ChatMessage& m : messages) {
+    absl::StrAppend(&out.prompt, "<|", m.role, "|>\n", m.content, "</s>\n");
+  }
+  absl::StrAppend(&out.prompt, "<|assistant|>\n");
+  out.stop = {"</s>"};
+  return out;
+}
+
+absl::StatusOr<RenderedChat> RenderLlama2(const std::vector<ChatMessage>& messages) {
+  size_t first = 0;
+  std::string system;
+  bool has_system = false;
+  if (messages[0].role == "system") {
+    system = messages[0].content;
+    has_system = true;
+    first = 1;
+  }
+  if (first == messages.size()) {
+    return absl::InvalidArgumentError("messages: llama2 needs a user message after the system one");
+  }
+  RenderedChat out;
+  out.add_bos = false;  // the template spells "<s>" before every [INST]
+  for (size_t i = first; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    const bool want_user = (i - first) % 2 == 0;
+    if ((m.role == "user") != want_user || m.role == "system") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "messages[", i, "].role: '", m.role, "' — llama2 takes one optional system message ",
+          "first, then user and assistant messages alternating, starting with user"));
+    }
+    if (m.role == "user") {
+      std::string content = m.content;
+      if (i == first && has_system) {
+        content = absl::StrCat("<<SYS>>\n", system, "\n<</SYS>>\n\n", m.content);
+      }
+      absl::StrAppend(&out.prompt, "<s>[INST] ", std::string(Strip(content)), " [/INST]");
+    } else {
+      absl::StrAppend(&out.prompt, " ", std::string(Strip(m.content)), " </s>");
+    }
+  }
+  if (messages.back().role != "user") {
+    return absl::InvalidArgumentError(
+        "messages: llama2 needs the last message to be the user's (the answer follows [/INST])");
+  }
+  out.stop = {"</s>"};
+  return out;
+}
+
+RenderedChat RenderChatMl(const std::vector<ChatMessage>& messages) {
+  RenderedChat out;
+  for (const ChatMessage& m : messages) {
+    absl::StrAppend(&out.prompt, "<|im_start|>", m.role, "\n", m.content, "<|im_end|>\n");
+  }
+  absl::StrAppend(&out.prompt, "<|im_start|>assistant\n");
+  out.stop = {"<|im_end|>"};
+  return out;
+}
+
+// What a template we do not render looks like, for the error message.
+struct Lookalike {
+  const char* marker;
+  const char* family;
+};
+constexpr Lookalike kUnsupported[] = {
+    {"<|start_header_id|>", "Llama-3"},
+    {"<start_of_turn>", "Gemma"},
+    {"<|im_sep|>", "Phi-4"},
+    {"<|end|>", "Phi-3"},
+    {"<|START_OF_TURN_TOKEN|>", "Command-R"},
+    {"<|endoftext|>", "StableLM-Zephyr"},
+    {"[SYSTEM_PROMPT]", "Mistral v7"},
+    {"[INST]", "Mistral (no <<SYS>> block)"},
+};
+
+}  // namespace
+
+const char* ChatFamilyName(ChatFamily family) {
+  switch (family) {
+    case ChatFamily::kZephyr: return "zephyr";
+    case ChatFamily::kLlama2: return "llama2";
+    case ChatFamily::kChatMl: return "chatml";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ChatTemplate> ChatTemplate::FromName(std::string_view name) {
+  const std::string n = absl::AsciiStrToLower(std::string(name));
+  if (n == "zephyr" || n == "tinyllama") return ChatTemplate(ChatFamily::kZephyr);
+  if (n == "llama2" || n == "llama-2") return ChatTemplate(ChatFamily::kLlama2);
+  if (n == "chatml" || n == "chat-ml") return ChatTemplate(ChatFamily::kChatMl);
+  return absl::InvalidArgumentError(
+      absl::StrCat("template: '", std::string(name), "' is not a known chat template (known: ", kKnownNames, ")"));
+}
+
+absl::StatusOr<ChatTemplate> ChatTemplate::Detect(std::string_view jinja) {
+  // Markers that would make a look-alike match a supported family wrongly
+  // are checked inside each rule (Phi-4 uses <|im_start|> with <|im_sep|>,
+  // Phi-3 and StableLM-Zephyr use <|user|> with other end-of-turn texts).
+  if (Has(jinja, "<|im_start|>") && !Has(jinja, "<|im_sep|>")) {
+    return ChatTemplate(ChatFamily::kChatMl);
+  }
+  if (Has(jinja, "[INST]") && Has(jinja, "<<SYS>>")) return ChatTemplate(ChatFamily::kLlama2);
+  if (Has(jinja, "<|user|>") && Has(jinja, "<|assistant|>") &&
+      (Has(jinja, "eos_token") || Has(jinja, "</s>")) && !Has(jinja, "<|end|>") &&
+      !Has(jinja, "<|endoftext|>")) {
+    return ChatTemplate(ChatFamily::kZephyr);
+  }
+  std::string found;
+  for (const Lookalike& l : kUnsupported) {
+    if (Has(jinja, l.marker)) {
+      found = absl::StrCat(" It looks like ", l.family, " (it contains \"", l.marker, "\").");
+      break;
+    }
+  }
+  std::string head(jinja.substr(0, 60));
+  std::replace(head.begin(), head.end(), '\n', ' ');
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the model's chat template (tokenizer.chat_template, ", jinja.size(), " bytes, starting \"",
+      head, jinja.size() > 60 ? "..." : "", "\") is none of the supported families (", kKnownNames,
+      ").", found, " Name a template in the request to use one of those."));
+}
+
+absl::StatusOr<ChatTemplate> ChatTemplate::Resolve(std::string_view requested_name,
+                                                   std::string_view model_template) {
+  if (!requested_name.empty()) return FromName(requested_name);
+  if (model_template.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the model has no chat template (GGUF key tokenizer.chat_template): name one in the "
+        "request (",
+        kKnownNames, ")"));
+  }
+  // The server's --chat-template is a family name, not Jinja text.
+  if (absl::StatusOr<ChatTemplate> named = FromName(model_template); named.ok()) return named;
+  return Detect(model_template);
+}
+
+absl::StatusOr<RenderedChat> ChatTemplate::Render(const std::vector<ChatMessage>& messages) const {
+  if (absl::Status st = CheckRoles(messages); !st.ok()) return st;
+  switch (family_) {
+    case ChatFamily::kZephyr: return RenderZephyr(messages);
+    case ChatFamily::kLlama2: return RenderLlama2(messages);
+    case ChatFamily::kChatMl: return RenderChatMl(messages);
+  }
+  return absl::InternalError("unknown chat family");
+}
+
+absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
+                                           std::string_view model_template,
+                                           std::string_view requested_template,
+                                           const std::vector<ChatMessage>& messages,
+                                           size_t max_prompt_bytes) {
+  absl::StatusOr<ChatTemplate> t = ChatTemplate::Resolve(requested_template, model_template);
+  if (!t.ok()) return t.status();
+  absl::StatusOr<RenderedChat> r = t->Render(messages);
+  if (!r.ok()) return r.status();
+  if (r->prompt.size() > max_prompt_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("messages: the rendered prompt has ",
+                                                   r->prompt.size(), " bytes, over the limit of ",
+                                                   max_prompt_bytes));
+  }
+  ChatPrompt out;
+  out.tokens = tokenizer.Encode(r->prompt, r->add_bos, /*parse_special=*/true);
+  out.stop = std::move(r->stop);
+  out.template_name = t->name();
+  return out;
+}
+
+void MergeStops(const std::vector<std::string>& extra, std::vector<std::string>* stop) {
+  for (const std::string& s : extra) {
+    if (std::find(stop->begin(), stop->end(), s) == stop->end()) stop->push_back(s);
+  }
+}
+
+}  // namespace shardlm

@@ -1,0 +1,96 @@
+// Chat templates: role-tagged messages -> one prompt string, for the three
+// prompt families most Llama-family chat models use. We never run Jinja: a
+// GGUF's `tokenizer.chat_template` (Hugging Face Jinja text) is matched to a
+// family by its distinctive markers, or a family is named explicitly
+// (`zephyr`, `llama2`, `chatml`), and the family is rendered by hand exactly
+// as its official template renders with `add_generation_prompt=True` (the
+// templates are quoted in chat_template.cc, and the unit tests pin the
+// rendered text).
+//
+// The rendered text contains control-token text (`</s>`, `<s>`,
+// `<|im_start|>`): tokenize it with parse_special=true. Like llama.cpp's
+// server, message content is not escaped, so a message that spells such a
+// marker produces the marker's token.
+#ifndef SHARDLM_COORDINATOR_CHAT_TEMPLATE_H_
+#define SHARDLM_COORDINATOR_CHAT_TEMPLATE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace shardlm {
+
+class Tokenizer;
+
+struct ChatMessage {
+  std::string role;  // "system", "user" or "assistant"
+  std::string content;
+};
+
+enum class ChatFamily { kZephyr, kLlama2, kChatMl };
+
+// "zephyr", "llama2", "chatml".
+const char* ChatFamilyName(ChatFamily family);
+
+struct RenderedChat {
+  std::string prompt;  // ends with the assistant's turn opened
+  bool add_bos = true;  // let the tokenizer add BOS (false: the text spells it)
+  // The family's end-of-turn text: generation stops there (as a stop string;
+  // it is usually also the model's EOS token, which ends it anyway).
+  std::vector<std::string> stop;
+};
+
+class ChatTemplate {
+ public:
+  // By name: "zephyr", "llama2", "chatml" (case-insensitive; "llama-2",
+  // "tinyllama" and "chat-ml" are accepted too). INVALID_ARGUMENT naming the
+  // name and the known ones otherwise.
+  static absl::StatusOr<ChatTemplate> FromName(std::string_view name);
+  // From a model's Jinja template text, by its markers. FAILED_PRECONDITION
+  // naming what was found (e.g. Llama-3 or Mistral markers) when it is none
+  // of the supported families.
+  static absl::StatusOr<ChatTemplate> Detect(std::string_view jinja);
+  // The request's template name when given (FromName), else the server's
+  // default: a family name (the --chat-template flag) or the model's Jinja
+  // text (Detect); FAILED_PRECONDITION when there is none.
+  static absl::StatusOr<ChatTemplate> Resolve(std::string_view requested_name,
+                                              std::string_view model_template);
+
+  // INVALID_ARGUMENT for no messages, an unknown role or an order the family
+  // cannot express (Llama-2: one optional leading system message, then
+  // user/assistant alternating, ending with the user).
+  absl::StatusOr<RenderedChat> Render(const std::vector<ChatMessage>& messages) const;
+
+  ChatFamily family() const { return family_; }
+  const char* name() const { return ChatFamilyName(family_); }
+
+ private:
+  explicit ChatTemplate(ChatFamily family) : family_(family) {}
+  ChatFamily family_;
+};
+
+// A chat turned into engine input: prompt token ids (rendered, then encoded
+// with parse_special=true) and the stop strings to add to the request.
+struct ChatPrompt {
+  std::vector<int32_t> tokens;
+  std::vector<std::string> stop;
+  std::string template_name;
+};
+
+// Resolve + Render + Encode. `max_prompt_bytes` bounds the rendered text.
+absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
+                                           std::string_view model_template,
+                                           std::string_view requested_template,
+                                           const std::vector<ChatMessage>& messages,
+                                           size_t max_prompt_bytes);
+
+// Appends the stops not already present in `stop` (a user's own stop strings
+// come first).
+void MergeStops(const std::vector<std::string>& extra, std::vector<std::string>* stop);
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COORDINATOR_CHAT_TEMPLATE_H_

@@ -1,0 +1,532 @@
+#include "coordinator/openai_api.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/tokenizer.h"
+
+namespace shardlm {
+namespace {
+
+using nlohmann::json;
+
+absl::Status Bad(std::string_view param, std::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(std::string(param), ": ", std::string(message)));
+}
+
+// The field, or nullptr when absent or null (OpenAI treats null as unset).
+const json* Field(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+absl::Status GetNumber(const json& j, const char* key, float* out) {
+  const json* f = Field(j, key);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_number()) return Bad(key, "must be a number");
+  const double v = f->get<double>();
+  if (!std::isfinite(v)) return Bad(key, "must be finite");
+  *out = static_cast<float>(v);
+  return absl::OkStatus();
+}
+
+absl::Status GetInt(const json& j, const char* key, int64_t lo, int64_t hi, int64_t* out,
+                    bool* present = nullptr) {
+  const json* f = Field(j, key);
+  if (present != nullptr) *present = f != nullptr;
+  if (f == nullptr) return absl::OkStatus();
+  if (f->is_number_float()) {
+    const double d = f->get<double>();
+    if (d != std::floor(d)) return Bad(key, "must be an integer");
+    if (d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+      return Bad(key, absl::StrCat("must be between ", lo, " and ", hi));
+    }
+    *out = static_cast<int64_t>(d);
+    return absl::OkStatus();
+  }
+  if (!f->is_number_integer()) return Bad(key, "must be an integer");
+  int64_t v;
+  if (f->is_number_unsigned()) {
+    const uint64_t u = f->get<uint64_t>();
+    v = u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+            ? std::numeric_limits<int64_t>::max()
+            : static_cast<int64_t>(u);
+  } else {
+    v = f->get<int64_t>();
+  }
+  if (v < lo || v > hi) return Bad(key, absl::StrCat("must be between ", lo, " and ", hi));
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const json& j, const char* key, bool* out) {
+  const json* f = Field(j, key);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_boolean()) return Bad(key, "must be true or false");
+  *out = f->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status GetString(const json& j, const char* key, std::string* out) {
+  const json* f = Field(j, key);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_string()) return Bad(key, "must be a string");
+  *out = f->get<std::string>();
+  return absl::OkStatus();
+}
+
+// stop: a string or an array of strings.
+absl::Status GetStop(const json& j, std::vector<std::string>* out) {
+  const json* f = Field(j, "stop");
+  if (f == nullptr) return absl::OkStatus();
+  if (f->is_string()) {
+    out->push_back(f->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!f->is_array()) return Bad("stop", "must be a string or an array of strings");
+  for (const json& s : *f) {
+    if (!s.is_string()) return Bad("stop", "must be a string or an array of strings");
+    out->push_back(s.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+// logit_bias: {"token id": bias}.
+absl::Status GetLogitBias(const json& j, std::vector<std::pair<int32_t, float>>* out) {
+  const json* f = Field(j, "logit_bias");
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_object()) return Bad("logit_bias", "must map token ids to numbers");
+  for (auto it = f->begin(); it != f->end(); ++it) {
+    int32_t token;
+    if (!absl::SimpleAtoi(it.key(), &token) || !it.value().is_number()) {
+      return Bad("logit_bias", absl::StrCat("'", it.key(), "' must be a token id mapped to a number"));
+    }
+    out->push_back({token, it.value().get<float>()});
+  }
+  std::sort(out->begin(), out->end());
+  return absl::OkStatus();
+}
+
+// prompt: a string, or token ids, or a one-element array of either.
+absl::Status GetPrompt(const json& j, OpenAiRequest* r) {
+  const json* f = Field(j, "prompt");
+  if (f == nullptr) return Bad("prompt", "required");
+  const json* p = f;
+  if (f->is_array() && f->size() == 1 && ((*f)[0].is_string() || (*f)[0].is_array())) {
+    p = &(*f)[0];
+  } else if (f->is_array() && !f->empty() && !(*f)[0].is_number_integer()) {
+    return Bad("prompt", "only one prompt per request is supported (batch prompts are not)");
+  }
+  if (p->is_string()) {
+    r->prompt = p->get<std::string>();
+    return absl::OkStatus();
+  }
+  if (!p->is_array()) return Bad("prompt", "must be a string or an array of token ids");
+  for (const json& t : *p) {
+    if (!t.is_number_integer()) return Bad("prompt", "must be a string or an array of token ids");
+    const int64_t id = t.get<int64_t>();
+    if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
+      return Bad("prompt", absl::StrCat("token id ", id, " is out of range"));
+    }
+    r->prompt_tokens.push_back(static_cast<int32_t>(id));
+  }
+  r->has_prompt_tokens = true;
+  return absl::OkStatus();
+}
+
+// messages: [{role, content}], content a string or an array of text parts.
+absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
+  const json* f = Field(j, "messages");
+  if (f == nullptr) return Bad("messages", "required");
+  if (!f->is_array() || f->empty()) return Bad("messages", "must be a non-empty array");
+  for (size_t i = 0; i < f->size(); ++i) {
+    const json& m = (*f)[i];
+    const std::string where = absl::StrCat("messages[", i, "]");
+    if (!m.is_object()) return Bad("messages", absl::StrCat(where, " must be an object"));
+    ChatMessage msg;
+    const json* role = Field(m, "role");
+    if (role == nullptr || !role->is_string()) {
+      return Bad("messages", absl::StrCat(where, ".role must be a string"));
+    }
+    msg.role = role->get<std::string>();
+    if (msg.role == "developer") msg.role = "system";  // OpenAI's newer name for it
+    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
+      return Bad("messages", absl::StrCat(where, ".role '", msg.role,
+                                          "' is not supported (system, user, assistant)"));
+    }
+    const json* content = Field(m, "content");
+    if (content == nullptr) {
+      // An empty turn.
+    } else if (content->is_string()) {
+      msg.content = content->get<std::string>();
+    } else if (content->is_array()) {
+      for (const json& part : *content) {
+        const json* type = part.is_object() ? Field(part, "type") : nullptr;
+        const json* text = part.is_object() ? Field(part, "text") : nullptr;
+        if (type == nullptr || *type != "text" || text == nullptr || !text->is_string()) {
+          return Bad("messages", absl::StrCat(where, ".content: only text parts are supported"));
+        }
+        msg.content += text->get<std::string>();
+      }
+    } else {
+      return Bad("messages", absl::StrCat(where, ".content must be a string or an array of parts"));
+    }
+    out->push_back(std::move(msg));
+  }
+  return absl::OkStatus();
+}
+
+// Request parameters an error message may start with (for the `param` field).
+constexpr std::string_view kParams[] = {
+    "model", "prompt", "messages", "temperature", "top_p", "top_k", "min_p", "max_tokens",
+    "max_completion_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
+    "repetition_penalty", "penalty_window", "logprobs", "top_logprobs", "n", "stream",
+    "stream_options", "logit_bias", "template", "echo", "suffix", "best_of", "tools",
+    "functions", "response_format", "ignore_eos"};
+
+std::string ParamOf(std::string_view message) {
+  size_t n = 0;
+  while (n < message.size() && (std::islower(static_cast<unsigned char>(message[n])) || message[n] == '_')) ++n;
+  if (n == 0 || n == message.size()) return "";
+  const char next = message[n];
+  if (next != ':' && next != ' ' && next != '[' && next != '.') return "";
+  const std::string_view word = message.substr(0, n);
+  for (std::string_view p : kParams) {
+    if (p == word) return std::string(word);
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body) {
+  const json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError(
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+        "using your HTTP library correctly. The OpenAI API expects a JSON payload.)");
+  }
+  if (!j.is_object()) return absl::InvalidArgumentError("the request body must be a JSON object");
+  OpenAiRequest r;
+  r.kind = kind;
+  SamplingParams& p = r.params;
+  p.temperature = 1.0f;
+  p.top_p = 1.0f;
+  p.top_k = 0;
+  p.min_p = 0.0f;
+  p.max_tokens = kind == OpenAiKind::kCompletion ? 16 : (1 << 20);
+
+  RETURN_IF_ERROR(GetString(j, "model", &r.model));
+  if (kind == OpenAiKind::kCompletion) {
+    RETURN_IF_ERROR(GetPrompt(j, &r));
+  } else {
+    RETURN_IF_ERROR(GetMessages(j, &r.messages));
+    RETURN_IF_ERROR(GetString(j, "template", &r.chat_template));
+  }
+  RETURN_IF_ERROR(GetNumber(j, "temperature", &p.temperature));
+  RETURN_IF_ERROR(GetNumber(j, "top_p", &p.top_p));
+  RETURN_IF_ERROR(GetNumber(j, "min_p", &p.min_p));
+  RETURN_IF_ERROR(GetNumber(j, "presence_penalty", &p.presence_penalty));
+  RETURN_IF_ERROR(GetNumber(j, "frequency_penalty", &p.frequency_penalty));
+  RETURN_IF_ERROR(GetNumber(j, "repetition_penalty", &p.repetition_penalty));
+  int64_t v = 0;
+  bool present = false;
+  RETURN_IF_ERROR(GetInt(j, "top_k", 0, 1 << 20, &v, &present));
+  if (present) p.top_k = static_cast<int>(v);
+  RETURN_IF_ERROR(GetInt(j, "max_tokens", 1, 1 << 20, &v, &present));
+  if (present) p.max_tokens = static_cast<int>(v);
+  if (kind == OpenAiKind::kChat) {
+    RETURN_IF_ERROR(GetInt(j, "max_completion_tokens", 1, 1 << 20, &v, &present));
+    if (present) p.max_tokens = static_cast<int>(v);
+  }
+  RETURN_IF_ERROR(GetInt(j, "seed", std::numeric_limits<int64_t>::min(),
+                            std::numeric_limits<int64_t>::max(), &v, &present));
+  if (present) {
+    p.seed = static_cast<uint64_t>(v);
+  } else {
+    // Without a seed OpenAI samples afresh each time.
+    std::random_device rd;
+    p.seed = (static_cast<uint64_t>(rd()) << 32) | rd();
+  }
+  RETURN_IF_ERROR(GetInt(j, "n", 1, std::numeric_limits<int64_t>::max(), &v, &present));
+  if (present && v != 1) return Bad("n", "only n=1 is supported (one choice per request)");
+  RETURN_IF_ERROR(GetInt(j, "best_of", 1, std::numeric_limits<int64_t>::max(), &v, &present));
+  if (present && v != 1) return Bad("best_of", "only best_of=1 is supported");
+  RETURN_IF_ERROR(GetStop(j, &p.stop));
+  RETURN_IF_ERROR(GetLogitBias(j, &p.logit_bias));
+  RETURN_IF_ERROR(GetBool(j, "ignore_eos", &p.ignore_eos));
+  RETURN_IF_ERROR(GetBool(j, "stream", &r.stream));
+  if (const json* so = Field(j, "stream_options")) {
+    if (!so->is_object()) return Bad("stream_options", "must be an object");
+    RETURN_IF_ERROR(GetBool(*so, "include_usage", &r.include_usage));
+  }
+  if (kind == OpenAiKind::kCompletion) {
+    RETURN_IF_ERROR(GetInt(j, "logprobs", 0, 20, &v, &present));
+    if (present) r.logprobs = static_cast<int>(v);
+    bool echo = false;
+    RETURN_IF_ERROR(GetBool(j, "echo", &echo));
+    if (echo) return Bad("echo", "echo is not supported");
+    std::string suffix;
+    RETURN_IF_ERROR(GetString(j, "suffix", &suffix));
+    if (!suffix.empty()) return Bad("suffix", "suffix is not supported");
+  } else {
+    bool logprobs = false;
+    RETURN_IF_ERROR(GetBool(j, "logprobs", &logprobs));
+    RETURN_IF_ERROR(GetInt(j, "top_logprobs", 0, 20, &v, &present));
+    if (present && !logprobs) return Bad("top_logprobs", "requires logprobs to be true");
+    if (logprobs) r.logprobs = present ? static_cast<int>(v) : 0;
+    for (const char* unsupported : {"tools", "functions"}) {
+      const json* f = Field(j, unsupported);
+      if (f != nullptr && !(f->is_array() && f->empty())) {
+        return Bad(unsupported, "tool and function calling are not supported");
+      }
+    }
+    if (const json* rf = Field(j, "response_format")) {
+      const json* type = rf->is_object() ? Field(*rf, "type") : nullptr;
+      if (type == nullptr || *type != "text") {
+        return Bad("response_format", "only {\"type\": \"text\"} is supported");
+      }
+    }
+  }
+  p.top_logprobs = std::max(0, r.logprobs);
+  return r;
+}
+
+json OpenAiError::ToJson() const {
+  json e = {{"message", message},
+            {"type", type},
+            {"param", param.empty() ? json(nullptr) : json(param)},
+            {"code", code.empty() ? json(nullptr) : json(code)}};
+  return json{{"error", std::move(e)}};
+}
+
+OpenAiError ErrorFromStatus(const absl::Status& status) {
+  OpenAiError e;
+  e.message = std::string(status.message());
+  e.type = "server_error";
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      e.http_status = 400;
+      e.type = "invalid_request_error";
+      e.param = ParamOf(e.message);
+      break;
+    case absl::StatusCode::kUnauthenticated:
+      e.http_status = 401;
+      e.type = "invalid_request_error";
+      e.code = "invalid_api_key";
+      break;
+    case absl::StatusCode::kPermissionDenied:
+      e.http_status = 403;
+      e.type = "invalid_request_error";
+      break;
+    case absl::StatusCode::kNotFound:
+      e.http_status = 404;
+      e.type = "invalid_request_error";
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      e.http_status = 429;
+      e.type = "requests";
+      e.code = "rate_limit_exceeded";
+      break;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kCancelled:
+      e.http_status = 503;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      e.http_status = 504;
+      e.code = "timeout";
+      break;
+    default:
+      e.http_status = 500;
+      break;
+  }
+  return e;
+}
+
+std::string JsonText(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+const char* OpenAiFinishReason(FinishReason reason) {
+  return reason == FinishReason::kLength ? "length" : "stop";
+}
+
+absl::Status GenerationFailure(FinishReason reason, const absl::Status& error) {
+  switch (reason) {
+    case FinishReason::kCancelled:
+      return absl::UnavailableError("the request was cancelled (the server is shutting down)");
+    case FinishReason::kDeadline:
+      return absl::DeadlineExceededError("the request took longer than the server allows");
+    case FinishReason::kError:
+      return error.ok() ? absl::InternalError("generation failed") : error;
+    default:
+      return absl::OkStatus();
+  }
+}
+
+OpenAiResponder::OpenAiResponder(const OpenAiRequest& request, const Tokenizer* tokenizer,
+                                 std::string id, std::string model, int64_t created)
+    : kind_(request.kind),
+      include_usage_(request.include_usage),
+      logprobs_(request.logprobs),
+      ignore_eos_(request.params.ignore_eos),
+      tokenizer_(tokenizer),
+      id_(std::move(id)),
+      model_(std::move(model)),
+      created_(created) {
+  if (kind_ == OpenAiKind::kChat) {
+    logprobs_acc_ = json{{"content", json::array()}};
+  } else {
+    logprobs_acc_ = json{{"tokens", json::array()},
+                         {"token_logprobs", json::array()},
+                         {"top_logprobs", json::array()},
+                         {"text_offset", json::array()}};
+  }
+}
+
+std::string OpenAiResponder::Sse(const json& j) { return absl::StrCat("data: ", JsonText(j), "\n\n"); }
+
+json OpenAiResponder::ChunkBase() const {
+  return json{{"id", id_},
+              {"object", kind_ == OpenAiKind::kChat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created_},
+              {"model", model_},
+              {"system_fingerprint", nullptr}};
+}
+
+json OpenAiResponder::Usage(const GenerationStats& s) const {
+  return json{{"prompt_tokens", s.prompt_tokens},
+              {"completion_tokens", s.generated_tokens},
+              {"total_tokens", s.prompt_tokens + s.generated_tokens}};
+}
+
+bool OpenAiResponder::AppendLogprobs(const GeneratedToken& t, size_t text_offset, json* out) const {
+  if (logprobs_ < 0 || t.id < 0) return false;  // not asked for / text released at the end
+  if (!ignore_eos_ && tokenizer_->IsEndOfGeneration(t.id)) return false;  // not part of the text
+  const std::string piece = tokenizer_->TokenPiece(t.id);
+  if (kind_ == OpenAiKind::kChat) {
+    auto entry = [](const std::string& token, float logprob) {
+      json bytes = json::array();
+      for (unsigned char c : token) bytes.push_back(static_cast<int>(c));
+      return json{{"token", token}, {"logprob", logprob}, {"bytes", std::move(bytes)}};
+    };
+    json e = entry(piece, t.logprob);
+    json top = json::array();
+    for (const TokenLogprob& alt : t.top_logprobs) {
+      top.push_back(entry(tokenizer_->TokenPiece(alt.token), alt.logprob));
+    }
+    e["top_logprobs"] = std::move(top);
+    (*out)["content"].push_back(std::move(e));
+  } else {
+    (*out)["tokens"].push_back(piece);
+    (*out)["token_logprobs"].push_back(t.logprob);
+    if (logprobs_ > 0) {
+      json top = json::object();
+      for (const TokenLogprob& alt : t.top_logprobs) {
+        top[tokenizer_->TokenPiece(alt.token)] = alt.logprob;
+      }
+      (*out)["top_logprobs"].push_back(std::move(top));
+    } else {
+      (*out)["top_logprobs"].push_back(nullptr);
+    }
+    (*out)["text_offset"].push_back(text_offset);
+  }
+  return true;
+}
+
+std::string OpenAiResponder::StreamStart() {
+  if (kind_ != OpenAiKind::kChat) return "";
+  json c = ChunkBase();
+  c["choices"] = json::array({json{{"index", 0},
+                                   {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                   {"logprobs", nullptr},
+                                   {"finish_reason", nullptr}}});
+  return Sse(c);
+}
+
+std::string OpenAiResponder::StreamToken(const GeneratedToken& t) {
+  const size_t offset = text_.size();
+  text_ += t.text;
+  json lp = kind_ == OpenAiKind::kChat ? json{{"content", json::array()}}
+                                       : json{{"tokens", json::array()},
+                                              {"token_logprobs", json::array()},
+                                              {"top_logprobs", json::array()},
+                                              {"text_offset", json::array()}};
+  const bool has_lp = AppendLogprobs(t, offset, &lp);
+  if (t.text.empty() && !has_lp) return "";  // nothing to tell the client yet
+  json choice = {{"index", 0}, {"logprobs", has_lp ? lp : json(nullptr)}, {"finish_reason", nullptr}};
+  if (kind_ == OpenAiKind::kChat) {
+    choice["delta"] = json{{"content", t.text}};
+  } else {
+    choice["text"] = t.text;
+  }
+  json c = ChunkBase();
+  c["choices"] = json::array({std::move(choice)});
+  return Sse(c);
+}
+
+std::string OpenAiResponder::StreamFinish(FinishReason reason, const GenerationStats& stats,
+                                          const absl::Status& error) {
+  if (absl::Status failure = GenerationFailure(reason, error); !failure.ok()) {
+    return Sse(ErrorFromStatus(failure).ToJson());
+  }
+  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", OpenAiFinishReason(reason)}};
+  if (kind_ == OpenAiKind::kChat) {
+    choice["delta"] = json::object();
+  } else {
+    choice["text"] = "";
+  }
+  json c = ChunkBase();
+  c["choices"] = json::array({std::move(choice)});
+  std::string out = Sse(c);
+  if (include_usage_) {
+    json u = ChunkBase();
+    u["choices"] = json::array();
+    u["usage"] = Usage(stats);
+    out += Sse(u);
+  }
+  out += "data: [DONE]\n\n";
+  return out;
+}
+
+void OpenAiResponder::AddToken(const GeneratedToken& t) {
+  const size_t offset = text_.size();
+  text_ += t.text;
+  AppendLogprobs(t, offset, &logprobs_acc_);
+}
+
+int OpenAiResponder::Finish(FinishReason reason, const GenerationStats& stats,
+                            const absl::Status& error, json* body) {
+  if (absl::Status failure = GenerationFailure(reason, error); !failure.ok()) {
+    OpenAiError e = ErrorFromStatus(failure);
+    *body = e.ToJson();
+    return e.http_status;
+  }
+  json choice = {{"index", 0},
+                 {"logprobs", logprobs_ >= 0 ? logprobs_acc_ : json(nullptr)},
+                 {"finish_reason", OpenAiFinishReason(reason)}};
+  if (kind_ == OpenAiKind::kChat) {
+    choice["message"] = json{{"role", "assistant"}, {"content", text_}, {"refusal", nullptr}};
+  } else {
+    choice["text"] = text_;
+  }
+  *body = json{{"id", id_},
+               {"object", kind_ == OpenAiKind::kChat ? "chat.completion" : "text_completion"},
+               {"created", created_},
+               {"model", model_},
+               {"system_fingerprint", nullptr},
+               {"choices", json::array({std::move(choice)})},
+               {"usage", Usage(stats)}};
+  return 200;
+}
+
+}  // namespace shardlm

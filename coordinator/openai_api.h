@@ -1,0 +1,124 @@
+// The OpenAI wire format, without sockets: request JSON -> OpenAiRequest
+// (onto SamplingParams), engine events -> response JSON / server-sent
+// events, and absl::Status -> OpenAI-shaped errors. openai_http.cc serves
+// it; everything here is testable on its own.
+//
+// Shapes follow the OpenAI API reference for /v1/completions and
+// /v1/chat/completions (objects "text_completion", "chat.completion",
+// "chat.completion.chunk"; `usage`; errors as
+// {"error": {"message", "type", "param", "code"}}).
+#ifndef SHARDLM_COORDINATOR_OPENAI_API_H_
+#define SHARDLM_COORDINATOR_OPENAI_API_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "coordinator/chat_template.h"
+#include "coordinator/engine.h"
+#include "coordinator/sampling_params.h"
+
+namespace shardlm {
+
+enum class OpenAiKind { kCompletion, kChat };
+
+// One parsed request. Defaults are OpenAI's: temperature 1, top_p 1, no
+// top_k / min_p (extensions `top_k`, `min_p`, `repetition_penalty`,
+// `ignore_eos` are accepted as vLLM does), max_tokens 16 for completions and
+// "until the context is full" for chat, a random seed unless one is given.
+struct OpenAiRequest {
+  OpenAiKind kind = OpenAiKind::kCompletion;
+  std::string model;                  // as sent; we answer with ours
+  std::string prompt;                 // completion, as text
+  std::vector<int32_t> prompt_tokens; // completion, as token ids (then used instead)
+  bool has_prompt_tokens = false;
+  std::vector<ChatMessage> messages;  // chat
+  std::string chat_template;          // chat extension `template`: a family name
+  SamplingParams params;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  // -1: no logprobs. Completions: `logprobs` (alternatives per token, 0..20).
+  // Chat: `top_logprobs` when `logprobs` is true (0..20).
+  int logprobs = -1;
+};
+
+// INVALID_ARGUMENT naming the parameter ("n: ...", "stop: ...") for a body
+// that is not JSON, a field of the wrong type or value, n != 1, or a
+// feature we do not serve (echo, suffix, best_of > 1, tools).
+absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body);
+
+struct OpenAiError {
+  int http_status = 500;
+  std::string message;
+  std::string type;   // "invalid_request_error", "server_error", ...
+  std::string param;  // empty -> null
+  std::string code;   // empty -> null
+  nlohmann::json ToJson() const;  // {"error": {...}}
+};
+
+// INVALID_ARGUMENT / FAILED_PRECONDITION / OUT_OF_RANGE -> 400,
+// UNAUTHENTICATED -> 401, PERMISSION_DENIED -> 403, NOT_FOUND -> 404,
+// RESOURCE_EXHAUSTED -> 429, UNAVAILABLE / CANCELLED -> 503,
+// DEADLINE_EXCEEDED -> 504, anything else -> 500. `param` is taken from a
+// message that starts with a request parameter's name ("temperature = 5 ...").
+OpenAiError ErrorFromStatus(const absl::Status& status);
+
+// JSON text that never throws (invalid UTF-8 in a token piece is replaced).
+std::string JsonText(const nlohmann::json& j);
+
+// Turns one request's engine events into the response: server-sent events
+// when streaming, one JSON body otherwise.
+class OpenAiResponder {
+ public:
+  // `tokenizer` gives the text of logprob tokens. `id` like "cmpl-..." or
+  // "chatcmpl-...", `created` in Unix seconds.
+  OpenAiResponder(const OpenAiRequest& request, const Tokenizer* tokenizer, std::string id,
+                  std::string model, int64_t created);
+
+  // Streaming: the events to send (each "data: {...}\n\n"), possibly none.
+  std::string StreamStart();  // chat: the assistant-role chunk
+  std::string StreamToken(const GeneratedToken& token);
+  // The final chunk (finish_reason), the usage chunk when asked for, then
+  // "data: [DONE]"; or one error event when the generation failed.
+  std::string StreamFinish(FinishReason reason, const GenerationStats& stats,
+                           const absl::Status& error);
+
+  // Not streaming: collect tokens, then the whole response (or an error).
+  void AddToken(const GeneratedToken& token);
+  // Returns the HTTP status; sets `body`.
+  int Finish(FinishReason reason, const GenerationStats& stats, const absl::Status& error,
+             nlohmann::json* body);
+
+  const std::string& text() const { return text_; }
+
+ private:
+  nlohmann::json ChunkBase() const;
+  // Logprob entries of this token in the endpoint's format, appended to
+  // `out` (a chat "content" array or completion arrays); false if none.
+  bool AppendLogprobs(const GeneratedToken& token, size_t text_offset, nlohmann::json* out) const;
+  nlohmann::json Usage(const GenerationStats& stats) const;
+  static std::string Sse(const nlohmann::json& j);
+
+  OpenAiKind kind_;
+  bool include_usage_;
+  int logprobs_;
+  bool ignore_eos_;
+  const Tokenizer* tokenizer_;
+  std::string id_, model_;
+  int64_t created_;
+  std::string text_;        // everything generated so far
+  nlohmann::json logprobs_acc_;  // non-streaming accumulation
+};
+
+// "stop" or "length"; kCancelled/kDeadline/kError have none.
+const char* OpenAiFinishReason(FinishReason reason);
+// The error for a generation that ended without a normal finish.
+absl::Status GenerationFailure(FinishReason reason, const absl::Status& error);
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COORDINATOR_OPENAI_API_H_

@@ -1,0 +1,381 @@
+#include "coordinator/openai_http.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "coordinator/chat_template.h"
+#include "coordinator/openai_api.h"
+
+namespace shardlm {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxPromptBytes = 1 << 20;
+constexpr size_t kMaxBodyBytes = 8 << 20;
+// How often a waiting HTTP thread looks at the shutdown flag.
+constexpr absl::Duration kWaitSlice = absl::Milliseconds(200);
+
+struct Counters {
+  std::atomic<int64_t> requests{0};            // generations submitted
+  std::atomic<int64_t> completed{0};           // finished normally (stop / length)
+  std::atomic<int64_t> cancelled{0};           // ended by a cancel (client gone, shutdown)
+  std::atomic<int64_t> failed{0};              // deadline or error
+  std::atomic<int64_t> client_disconnects{0};  // streams whose client went away first
+};
+
+struct FinalEvent {
+  FinishReason reason = FinishReason::kError;
+  GenerationStats stats;
+  absl::Status error;
+};
+
+// One request's engine events, handed from the engine thread (which must
+// never block) to the HTTP thread through an unbounded queue: at most
+// max_tokens small entries.
+class HttpGeneration : public GenerationObserver {
+ public:
+  explicit HttpGeneration(Counters* counters) : counters_(counters) {}
+
+  void OnToken(const GeneratedToken& token) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tokens_.push_back(token);
+    }
+    cv_.notify_all();
+  }
+
+  void OnFinish(FinishReason reason, const GenerationStats& stats,
+                const absl::Status& error) override {
+    switch (reason) {
+      case FinishReason::kCancelled: ++counters_->cancelled; break;
+      case FinishReason::kDeadline:
+      case FinishReason::kError: ++counters_->failed; break;
+      default: ++counters_->completed; break;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      final_ = FinalEvent{reason, stats, error};
+      finished_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  // Waits until there is news or `timeout` passed; moves the queued tokens
+  // into `tokens`. Returns true (and sets `final`) once the request ended.
+  bool Wait(absl::Duration timeout, std::deque<GeneratedToken>* tokens, FinalEvent* final) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                 [&] { return finished_ || !tokens_.empty(); });
+    tokens->swap(tokens_);
+    tokens_.clear();
+    if (finished_) *final = final_;
+    return finished_;
+  }
+
+ private:
+  Counters* counters_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<GeneratedToken> tokens_;  // guarded by mu_
+  bool finished_ = false;              // guarded by mu_
+  FinalEvent final_;                   // guarded by mu_
+};
+
+void SendJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(JsonText(body), "application/json");
+}
+
+void SendError(httplib::Response& res, const OpenAiError& e) {
+  if (e.http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
+  SendJson(res, e.http_status, e.ToJson());
+}
+
+std::string RandomId(const char* prefix) {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
+}
+
+// Same bytes, compared in time independent of where they differ.
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+struct OpenAiHttpServer::Impl {
+  OpenAiHttpOptions options;
+  Engine* engine = nullptr;
+  const Tokenizer* tokenizer = nullptr;
+  httplib::Server server;
+  std::thread thread;
+  std::string address;
+  std::atomic<bool> stopping{false};
+  bool shut_down = false;
+  Counters counters;
+  int64_t started = absl::ToUnixSeconds(absl::Now());
+
+  // False (and the 401 set) when keys are configured and the request has
+  // none of them.
+  bool Authorized(const httplib::Request& req, httplib::Response& res) const {
+    if (options.api_keys.empty()) return true;
+    const std::string header = req.get_header_value("Authorization");
+    const std::string kBearer = "Bearer ";
+    if (header.compare(0, kBearer.size(), kBearer) != 0) {
+      SendError(res, ErrorFromStatus(absl::UnauthenticatedError(
+                         "You didn't provide an API key. You need to provide your API key in an "
+                         "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                         "YOUR_KEY).")));
+      return false;
+    }
+    const std::string key = header.substr(kBearer.size());
+    bool ok = false;
+    for (const std::string& k : options.api_keys) ok |= SameSecret(k, key);
+    if (!ok) SendError(res, ErrorFromStatus(absl::UnauthenticatedError("Incorrect API key provided.")));
+    return ok;
+  }
+
+  // The engine input for a parsed request.
+  absl::StatusOr<GenerationRequest> ToGeneration(const OpenAiRequest& r, const std::string& id) {
+    GenerationRequest g;
+    g.request_id = id;
+    g.params = r.params;
+    g.deadline = absl::Now() + options.request_timeout;
+    if (r.kind == OpenAiKind::kChat) {
+      absl::StatusOr<ChatPrompt> chat =
+          BuildChatPrompt(*tokenizer, options.chat_template, r.chat_template, r.messages, kMaxPromptBytes);
+      if (!chat.ok()) return chat.status();
+      g.prompt = std::move(chat->tokens);
+      MergeStops(chat->stop, &g.params.stop);
+    } else if (r.has_prompt_tokens) {
+      g.prompt = r.prompt_tokens;
+    } else {
+      if (r.prompt.size() > kMaxPromptBytes) {
+        return absl::InvalidArgumentError(absl::StrCat("prompt: ", r.prompt.size(),
+                                                       " bytes exceed the limit of ", kMaxPromptBytes));
+      }
+      g.prompt = tokenizer->Encode(r.prompt, /*add_bos=*/true, /*parse_special=*/false);
+    }
+    return g;
+  }
+
+  void HandleGenerate(OpenAiKind kind, const httplib::Request& req, httplib::Response& res) {
+    if (!Authorized(req, res)) return;
+    absl::StatusOr<OpenAiRequest> parsed = ParseOpenAiRequest(kind, req.body);
+    if (!parsed.ok()) return SendError(res, ErrorFromStatus(parsed.status()));
+    const std::string id = RandomId(kind == OpenAiKind::kChat ? "chatcmpl-" : "cmpl-");
+    absl::StatusOr<GenerationRequest> gen = ToGeneration(*parsed, id);
+    if (!gen.ok()) return SendError(res, ErrorFromStatus(gen.status()));
+    auto observer = std::make_shared<HttpGeneration>(&counters);
+    absl::StatusOr<uint64_t> engine_id = engine->Submit(std::move(*gen), observer);
+    if (!engine_id.ok()) return SendError(res, ErrorFromStatus(engine_id.status()));
+    ++counters.requests;
+    auto responder = std::make_shared<OpenAiResponder>(*parsed, tokenizer, id, options.model_id,
+                                                       absl::ToUnixSeconds(absl::Now()));
+    if (parsed->stream) {
+      Stream(std::move(observer), std::move(responder), *engine_id, res);
+    } else {
+      Collect(observer.get(), responder.get(), *engine_id, res);
+    }
+  }
+
+  // Not streaming: wait for the whole generation on this HTTP thread.
+  void Collect(HttpGeneration* gen, OpenAiResponder* responder, uint64_t engine_id,
+               httplib::Response& res) {
+    std::deque<GeneratedToken> tokens;
+    FinalEvent final;
+    while (true) {
+      const bool finished = gen->Wait(kWaitSlice, &tokens, &final);
+      for (const GeneratedToken& t : tokens) responder->AddToken(t);
+      tokens.clear();
+      if (finished) break;
+      if (stopping) engine->Cancel(engine_id);  // ends with kCancelled -> 503
+    }
+    json body;
+    const int status = responder->Finish(final.reason, final.stats, final.error, &body);
+    SendJson(res, status, body);
+  }
+
+  // Streaming: server-sent events from a chunked content provider that
+  // drains the queue on this HTTP thread.
+  void Stream(std::shared_ptr<HttpGeneration> gen, std::shared_ptr<OpenAiResponder> responder,
+              uint64_t engine_id, httplib::Response& res) {
+    struct State {
+      bool started = false;
+      bool done = false;  // [DONE] (or the error event) was written
+      absl::Time last_write = absl::Now();
+    };
+    auto state = std::make_shared<State>();
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, gen, responder, state](size_t, httplib::DataSink& sink) {
+          std::string out;
+          if (!state->started) {
+            state->started = true;
+            out = responder->StreamStart();
+          }
+          std::deque<GeneratedToken> tokens;
+          FinalEvent final;
+          const bool finished = gen->Wait(out.empty() ? kWaitSlice : absl::ZeroDuration(), &tokens, &final);
+          for (const GeneratedToken& t : tokens) out += responder->StreamToken(t);
+          if (finished) out += responder->StreamFinish(final.reason, final.stats, final.error);
+          const absl::Time now = absl::Now();
+          // An idle stream still writes now and then: that is how a client
+          // that went away is noticed (the write fails) while we wait.
+          if (out.empty() && now - state->last_write >= options.heartbeat) out = ": keep-alive\n\n";
+          if (!out.empty()) {
+            if (!sink.write(out.data(), out.size())) return false;
+            state->last_write = now;
+          }
+          if (finished) {
+            state->done = true;
+            sink.done();
+            return true;
+          }
+          return !stopping.load();
+        },
+        [this, state, engine_id](bool) {
+          // The response is over. Unless the stream reached its end, the
+          // client went away (or we are stopping): free the sequence.
+          if (!state->done) {
+            ++counters.client_disconnects;
+            engine->Cancel(engine_id);
+          }
+        });
+  }
+
+  json ModelJson() const {
+    return json{{"id", options.model_id}, {"object", "model"}, {"created", started}, {"owned_by", "shardlm"}};
+  }
+
+  void Routes() {
+    server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      HandleGenerate(OpenAiKind::kCompletion, req, res);
+    });
+    server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      HandleGenerate(OpenAiKind::kChat, req, res);
+    });
+    server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!Authorized(req, res)) return;
+      SendJson(res, 200, json{{"object", "list"}, {"data", json::array({ModelJson()})}});
+    });
+    server.Get("/v1/models/(.+)", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!Authorized(req, res)) return;
+      if (req.matches[1] != options.model_id) {
+        OpenAiError e = ErrorFromStatus(absl::NotFoundError(
+            absl::StrCat("The model '", std::string(req.matches[1]), "' does not exist")));
+        e.code = "model_not_found";
+        return SendError(res, e);
+      }
+      SendJson(res, 200, ModelJson());
+    });
+    server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      const bool up = !stopping.load();
+      SendJson(res, up ? 200 : 503,
+               json{{"status", up ? "ok" : "stopping"},
+                    {"model", options.model_id},
+                    {"engine", {{"active", engine->active()}, {"queued", engine->queued()}}},
+                    {"http",
+                     {{"requests", counters.requests.load()},
+                      {"completed", counters.completed.load()},
+                      {"cancelled", counters.cancelled.load()},
+                      {"failed", counters.failed.load()},
+                      {"client_disconnects", counters.client_disconnects.load()}}}});
+    });
+    // Any other error response without a body (unknown route, body too
+    // large) gets an OpenAI-shaped one.
+    server.set_error_handler(httplib::Server::HandlerWithResponse(
+        [](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      OpenAiError e = ErrorFromStatus(absl::InvalidArgumentError(""));
+      e.http_status = res.status;
+      e.message = res.status == 404 ? absl::StrCat("Invalid URL (", req.method, " ", req.path, ")")
+                                    : absl::StrCat("HTTP ", res.status);
+      if (res.status == 413) e.message = "the request body is too large";
+      SendJson(res, res.status, e.ToJson());
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "internal error";
+      try {
+        if (ep) std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      SendError(res, ErrorFromStatus(absl::InternalError(what)));
+    });
+  }
+};
+
+absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
+    const OpenAiHttpOptions& options, Engine* engine, const Tokenizer* tokenizer) {
+  const size_t colon = options.listen.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("HTTP listen address '", options.listen, "' is not HOST:PORT"));
+  }
+  std::string host = options.listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  // Writes to a client that closed its socket must fail, not kill us.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->engine = engine;
+  impl->tokenizer = tokenizer;
+  const int threads = std::max(1, options.threads);
+  impl->server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  impl->server.set_payload_max_length(kMaxBodyBytes);
+  impl->server.set_tcp_nodelay(true);  // small SSE events go out at once
+  impl->Routes();
+  const int bound = port == 0 ? impl->server.bind_to_any_port(host)
+                              : (impl->server.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ", options.listen,
+                                               " (address in use or not local?)"));
+  }
+  impl->address = absl::StrCat(options.listen.substr(0, colon), ":", bound);
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  // stop() only stops a server that runs: wait until it does.
+  for (int i = 0; i < 5000 && !impl->server.is_running(); ++i) absl::SleepFor(absl::Milliseconds(1));
+  return std::unique_ptr<OpenAiHttpServer>(new OpenAiHttpServer(std::move(impl)));
+}
+
+OpenAiHttpServer::OpenAiHttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+OpenAiHttpServer::~OpenAiHttpServer() { Shutdown(); }
+
+const std::string& OpenAiHttpServer::address() const { return impl_->address; }
+
+void OpenAiHttpServer::Shutdown() {
+  if (impl_->shut_down) return;
+  impl_->shut_down = true;
+  impl_->stopping = true;
+  // Streams notice `stopping` within one wait slice, their releasers cancel
+  // the engine requests; stop() then joins the HTTP threads.
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace shardlm

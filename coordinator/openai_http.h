@@ -1,0 +1,65 @@
+// An OpenAI-compatible HTTP API in front of the coordinator's Engine:
+//   POST /v1/completions, POST /v1/chat/completions (each with
+//   `"stream": true` as server-sent events ending in `data: [DONE]`),
+//   GET /v1/models, GET /health.
+// A thin layer: requests are parsed by openai_api.h and submitted to the
+// SAME Engine the gRPC API uses; an observer queues the engine's events
+// (the engine thread never waits for a client) and the HTTP worker thread
+// drains the queue into the response. A client that disconnects mid-stream
+// cancels its engine request, which frees its KV on every worker. HTTP is
+// served by Debian's cpp-httplib (plain HTTP: terminate TLS in front of it
+// for now).
+#ifndef SHARDLM_COORDINATOR_OPENAI_HTTP_H_
+#define SHARDLM_COORDINATOR_OPENAI_HTTP_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/tokenizer.h"
+#include "coordinator/engine.h"
+
+namespace shardlm {
+
+struct OpenAiHttpOptions {
+  std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free one
+  // Accepted bearer tokens (`Authorization: Bearer KEY`); empty: no auth.
+  // /health is always open (for probes).
+  std::vector<std::string> api_keys;
+  std::string model_id = "shardlm";  // reported by /v1/models and in responses
+  // The model's tokenizer.chat_template or a family name (see
+  // BuildChatPrompt); requests may name their own with `template`.
+  std::string chat_template;
+  int threads = 32;  // connections served at once (each stream holds one)
+  absl::Duration request_timeout = absl::Minutes(10);
+  absl::Duration heartbeat = absl::Seconds(2);  // SSE comment when a stream is idle
+};
+
+class OpenAiHttpServer {
+ public:
+  // Binds and starts serving. `engine` and `tokenizer` must outlive the
+  // server. The process ignores SIGPIPE from then on: a write to a client
+  // that went away must fail with EPIPE, not kill the process.
+  static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const OpenAiHttpOptions& options,
+                                                                 Engine* engine,
+                                                                 const Tokenizer* tokenizer);
+  ~OpenAiHttpServer();
+
+  // The address actually bound (port 0 resolved).
+  const std::string& address() const;
+  // Stops accepting, ends open streams (their engine requests are
+  // cancelled) and joins the server thread. Idempotent.
+  void Shutdown();
+
+  struct Impl;
+
+ private:
+  explicit OpenAiHttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COORDINATOR_OPENAI_HTTP_H_
