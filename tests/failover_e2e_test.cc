@@ -1,0 +1,161 @@
+// Failover with real worker processes: 2 layer ranges x 2 replicas, 8
+// concurrent greedy streams; one worker is SIGKILLed (or SIGSTOPped: a hang)
+// mid-way and every stream still completes with the tokens of an undisturbed
+// run. With no replica left, clients get UNAVAILABLE naming the layer range
+// within the configured time.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/subprocess.h"
+#include "coordinator/coordinator_server.h"
+#include "shardlm/v1/shardlm.grpc.pb.h"
+#include "tests/test_data.h"
+
+namespace shardlm::testing {
+namespace {
+
+constexpr int kStreams = 8;
+constexpr int kTokens = 48;
+
+struct Cluster {
+  std::vector<std::unique_ptr<Subprocess>> workers;
+  std::vector<std::string> addresses;
+  std::unique_ptr<CoordinatorServer> coordinator;
+};
+
+std::string Model() { return TestDataPath("models/stories260K.gguf"); }
+
+Cluster Start(const std::vector<std::pair<int, int>>& ranges, absl::Duration failover_timeout) {
+  Cluster c;
+  for (auto [a, b] : ranges) {
+    auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--model", Model(), "--layers",
+                                absl::StrCat(a, ":", b), "--listen", "127.0.0.1:0", "--threads", "1",
+                                "--kv-type", "f32"});
+    EXPECT_TRUE(p.ok()) << p.status();
+    auto address = (*p)->WaitForLine("LISTENING ", absl::Seconds(30));
+    EXPECT_TRUE(address.ok()) << address.status();
+    c.addresses.push_back(*address);
+    c.workers.push_back(std::move(*p));
+  }
+  CoordinatorOptions o;
+  o.model_path = Model();
+  o.workers = c.addresses;
+  o.listen = "127.0.0.1:0";
+  o.worker_wait = absl::Seconds(30);
+  o.call_timeout = absl::Seconds(2);  // a hung worker is noticed within this
+  o.engine.failover_timeout = failover_timeout;
+  o.engine.health_interval = absl::Milliseconds(200);
+  auto server = CoordinatorServer::Start(o);
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (server.ok()) c.coordinator = std::move(*server);
+  return c;
+}
+
+struct StreamResult {
+  std::vector<int32_t> tokens;
+  grpc::Status status;
+};
+
+// Runs kStreams greedy generations at once; `on_progress` is called from
+// stream 0 after each token (to inject a fault mid-way).
+std::vector<StreamResult> RunStreams(const std::string& address,
+                                     const std::function<void(int)>& on_progress = nullptr) {
+  auto stub = v1::ShardLM::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  const std::vector<std::string> prompts = {"Once upon a time", "Lily saw a big red ball",
+                                            "The little bird", "Tom and his dog",
+                                            "One day, a girl", "The sun was hot",
+                                            "Mom said", "A cat sat"};
+  std::vector<StreamResult> results(kStreams);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kStreams; ++i) {
+    threads.emplace_back([&, i] {
+      v1::GenerateRequest req;
+      req.set_prompt(prompts[i]);
+      req.mutable_sampling()->set_temperature(0);
+      req.mutable_sampling()->set_max_tokens(kTokens);
+      req.mutable_sampling()->set_ignore_eos(true);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      auto reader = stub->Generate(&ctx, req);
+      v1::GenerateResponse r;
+      while (reader->Read(&r)) {
+        if (r.has_chunk() && r.chunk().token_id() >= 0) {
+          results[i].tokens.push_back(r.chunk().token_id());
+          if (i == 0 && on_progress) on_progress(static_cast<int>(results[i].tokens.size()));
+        }
+      }
+      results[i].status = reader->Finish();
+    });
+  }
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+void ExpectSameAsUndisturbed(const std::vector<StreamResult>& got,
+                             const std::vector<StreamResult>& want) {
+  for (int i = 0; i < kStreams; ++i) {
+    EXPECT_TRUE(got[i].status.ok()) << "stream " << i << ": " << got[i].status.error_message();
+    EXPECT_EQ(got[i].tokens, want[i].tokens) << "stream " << i;
+  }
+}
+
+class FailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = Start({{0, 2}, {0, 2}, {2, 5}, {2, 5}}, absl::Seconds(10));
+    ASSERT_NE(cluster_.coordinator, nullptr);
+    undisturbed_ = RunStreams(cluster_.coordinator->address());
+    for (const auto& r : undisturbed_) {
+      ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+      ASSERT_EQ(r.tokens.size(), static_cast<size_t>(kTokens));
+    }
+  }
+  void TearDown() override {
+    for (auto& w : cluster_.workers) w->Signal(SIGCONT);  // a stopped one must be able to die
+    cluster_.coordinator.reset();
+  }
+  Cluster cluster_;
+  std::vector<StreamResult> undisturbed_;
+};
+
+TEST_F(FailoverTest, KilledWorkerMidStreamLosesNoRequest) {
+  std::atomic<bool> done{false};
+  auto got = RunStreams(cluster_.coordinator->address(), [&](int n) {
+    if (n == 8 && !done.exchange(true)) cluster_.workers[2]->Signal(SIGKILL);
+  });
+  ExpectSameAsUndisturbed(got, undisturbed_);
+  EXPECT_TRUE(done.load());
+}
+
+TEST_F(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
+  std::atomic<bool> done{false};
+  auto got = RunStreams(cluster_.coordinator->address(), [&](int n) {
+    if (n == 8 && !done.exchange(true)) cluster_.workers[1]->Signal(SIGSTOP);
+  });
+  ExpectSameAsUndisturbed(got, undisturbed_);
+}
+
+TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
+  Cluster c = Start({{0, 2}, {2, 5}}, absl::Seconds(2));
+  ASSERT_NE(c.coordinator, nullptr);
+  c.workers[1]->Signal(SIGKILL);
+  c.workers[1]->Wait(absl::Seconds(5));
+  const absl::Time start = absl::Now();
+  auto got = RunStreams(c.coordinator->address());
+  const absl::Duration took = absl::Now() - start;
+  for (const auto& r : got) {
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << r.status.error_message();
+    EXPECT_NE(r.status.error_message().find("layers 2:5"), std::string::npos)
+        << r.status.error_message();
+  }
+  // failover timeout 2 s + call timeout 2 s + probes, with margin.
+  EXPECT_LT(took, absl::Seconds(10));
+}
+
+}  // namespace
+}  // namespace shardlm::testing
