@@ -14,26 +14,24 @@ int main(int argc, char** argv) {
   shardlm::CliArgs args(
       "shardlm-coordinator --model MODEL.gguf --workers HOST:PORT,HOST:PORT,... [--listen HOST:PORT]",
       "Serves the public ShardLM gRPC API (Generate, Tokenize, Detokenize, GetModelInfo, health,\n"
-      "reflection) over a pipeline of shardlm-worker processes. Reads only the model's metadata\n"
+      "reflection) over a pipeline of shardlm-worker processes (replicas of a layer range share\n"
+      "the load and take over when one fails). Reads only the model's metadata\n"
       "and vocabulary; checks that the workers' layer ranges are contiguous, cover the model\n"
       "and serve the same file, waiting for workers that are still loading.");
   args.AddString("-m,--model", &o.model_path, "GGUF model file (metadata and vocabulary only)");
-  args.AddString("--workers", &workers, "worker addresses in pipeline order, comma-separated");
+  args.AddString("--workers", &workers,
+                 "worker addresses, comma-separated; workers of the same layers are replicas");
   args.AddString("--listen", &o.listen, "address to serve on");
   args.AddInt("--max-active", &o.engine.max_active, "sequences decoded together");
   args.AddInt("--max-queued", &o.engine.max_queued, "requests waiting beyond that");
   args.AddInt("--prefill-chunk", &o.engine.prefill_chunk, "prompt tokens per sequence per step");
   args.AddInt("--max-batch-tokens", &o.engine.max_batch_tokens, "tokens per step");
   args.AddInt("--worker-wait", &wait_s, "seconds to wait for workers still loading");
-  args.AddInt("--call-timeout", &timeout_s, "seconds before a worker call fails");
+  args.AddInt("--call-timeout", &timeout_s, "seconds before a worker call fails (then: failover)");
+  int failover_ms = 10000;
+  args.AddInt("--failover-timeout-ms", &failover_ms,
+              "how long requests wait for a live replica of a layer range before UNAVAILABLE");
   args.AddString("--hidden-dtype", &o.hidden_dtype, "hidden states between workers: f32, f16, bf16");
-  args.AddString("--http-listen", &o.http_listen,
-                 "also serve the OpenAI-compatible HTTP API here (HOST:PORT; off by default)");
-  std::vector<std::string> api_keys;
-  args.AddStringList("--api-key", &api_keys,
-                     "bearer token the HTTP API accepts (repeatable or comma-separated; none: no auth)");
-  args.AddString("--chat-template", &o.chat_template,
-                 "chat template when a request names none: zephyr, llama2, chatml (default: the model's)");
   if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
     std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(st.message()).c_str());
     return 2;
@@ -47,13 +45,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.workers = absl::StrSplit(workers, ',', absl::SkipEmpty());
-  for (const std::string& k : api_keys) {
-    for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
-      o.api_keys.push_back(std::string(part));
-    }
-  }
   o.worker_wait = absl::Seconds(wait_s);
   o.call_timeout = absl::Seconds(timeout_s);
+  o.engine.failover_timeout = absl::Milliseconds(failover_ms);
 
   // Block the stop signals before any thread starts; wait for them below.
   sigset_t stop;
@@ -67,7 +61,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(server.status().message()).c_str());
     return 1;
   }
-  if (!(*server)->http_address().empty()) std::printf("HTTP %s\n", (*server)->http_address().c_str());
   std::printf("LISTENING %s\n", (*server)->address().c_str());
   std::fflush(stdout);
   int sig = 0;

@@ -1,7 +1,6 @@
 // A running coordinator: the model's metadata and vocabulary, a pipeline of
 // workers checked for coverage and model identity, the scheduler, and the
-// public gRPC server (ShardLM + health + reflection), and optionally the
-// OpenAI-compatible HTTP API over the same engine.
+// public gRPC server (ShardLM + health + reflection).
 #ifndef SHARDLM_COORDINATOR_COORDINATOR_SERVER_H_
 #define SHARDLM_COORDINATOR_COORDINATOR_SERVER_H_
 
@@ -22,19 +21,14 @@ namespace shardlm {
 
 struct CoordinatorOptions {
   std::string model_path;            // read for metadata and vocabulary only
-  std::vector<std::string> workers;  // host:port, in pipeline order
+  // host:port of every worker, any order: workers serving the same layer
+  // range are replicas (the coordinator spreads sequences and fails over).
+  std::vector<std::string> workers;
   std::string listen = "127.0.0.1:50051";
   EngineOptions engine;
   absl::Duration worker_wait = absl::Minutes(10);  // for workers still loading
   absl::Duration call_timeout = absl::Seconds(30);
   std::string hidden_dtype = "f32";  // hidden states between workers: f32|f16|bf16
-  // OpenAI-compatible HTTP API (openai_http.h): off unless an address is given.
-  std::string http_listen;
-  std::vector<std::string> api_keys;  // HTTP bearer tokens; empty: no auth
-  // Chat template family ("zephyr", "llama2", "chatml") used by Chat and
-  // /v1/chat/completions when a request names none; empty: the model's own
-  // tokenizer.chat_template.
-  std::string chat_template;
   // Progress lines ("waiting for worker ... (loading)"); default: the log.
   std::function<void(const std::string&)> on_status;
 };
@@ -49,8 +43,6 @@ class CoordinatorServer {
 
   // The address actually bound (resolves port 0).
   const std::string& address() const { return address_; }
-  // The HTTP API's address, empty when it is off.
-  const std::string& http_address() const { return http_address_; }
   // Stops accepting calls, ends running streams (cancelled) and waits.
   void Shutdown();
 
@@ -59,7 +51,6 @@ class CoordinatorServer {
   explicit CoordinatorServer(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
   std::string address_;
-  std::string http_address_;
 };
 
 }  // namespace shardlm
