@@ -32,6 +32,13 @@ int main(int argc, char** argv) {
   args.AddInt("--failover-timeout-ms", &failover_ms,
               "how long requests wait for a live replica of a layer range before UNAVAILABLE");
   args.AddString("--hidden-dtype", &o.hidden_dtype, "hidden states between workers: f32, f16, bf16");
+  args.AddString("--http-listen", &o.http_listen,
+                 "also serve the OpenAI-compatible HTTP API here (HOST:PORT; off by default)");
+  std::vector<std::string> api_keys;
+  args.AddStringList("--api-key", &api_keys,
+                     "bearer token the HTTP API accepts (repeatable or comma-separated; none: no auth)");
+  args.AddString("--chat-template", &o.chat_template,
+                 "chat template when a request names none: zephyr, llama2, chatml (default: the model's)");
   if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
     std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(st.message()).c_str());
     return 2;
@@ -45,6 +52,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.workers = absl::StrSplit(workers, ',', absl::SkipEmpty());
+  for (const std::string& k : api_keys) {
+    for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
+      o.api_keys.push_back(std::string(part));
+    }
+  }
   o.worker_wait = absl::Seconds(wait_s);
   o.call_timeout = absl::Seconds(timeout_s);
   o.engine.failover_timeout = absl::Milliseconds(failover_ms);
@@ -61,6 +73,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(server.status().message()).c_str());
     return 1;
   }
+  if (!(*server)->http_address().empty()) std::printf("HTTP %s\n", (*server)->http_address().c_str());
   std::printf("LISTENING %s\n", (*server)->address().c_str());
   std::fflush(stdout);
   int sig = 0;

@@ -6,6 +6,7 @@
 
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/gguf.h"
 #include "common/logging.h"
@@ -13,6 +14,8 @@
 #include "common/rpc/grpc_settings.h"
 #include "common/status_macros.h"
 #include "common/tokenizer.h"
+#include "coordinator/chat_template.h"
+#include "coordinator/openai_http.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/remote_stage.h"
 #include "coordinator/shardlm_service.h"
@@ -28,6 +31,7 @@ struct CoordinatorServer::State {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Pipeline> pipeline;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<OpenAiHttpServer> http;  // stops before the engine
   std::unique_ptr<ShardLmService> service;
   std::unique_ptr<grpc::Server> server;
   bool shut_down = false;
@@ -43,6 +47,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   ASSIGN_OR_RETURN(st->config, ModelConfig::FromGguf(*st->file));
   st->fingerprint = ModelFingerprint(*st->file);
   ASSIGN_OR_RETURN(st->tokenizer, Tokenizer::FromGguf(*st->file));
+  // Chat template: the one named on the command line, else the model's.
+  std::string chat_template = options.chat_template;
+  if (!chat_template.empty()) {
+    RETURN_IF_ERROR(ChatTemplate::FromName(chat_template).status());
+  } else if (absl::StatusOr<std::string> t = st->file->GetString("tokenizer.chat_template"); t.ok()) {
+    chat_template = *t;
+    absl::StatusOr<ChatTemplate> family = ChatTemplate::Detect(chat_template);
+    status(family.ok() ? absl::StrCat("chat template: the model's (", family->name(), ")")
+                       : absl::StrCat("chat requests must name a template: ", family.status().message()));
+  }
   if (options.workers.empty()) {
     return absl::InvalidArgumentError("no workers given (--workers HOST:PORT,HOST:PORT,...)");
   }
@@ -58,6 +72,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     return absl::InvalidArgumentError(absl::StrCat("hidden dtype '", options.hidden_dtype,
                                                    "' is not one of f32, f16, bf16"));
   }
+  // Workers may be listed in any order; those serving the same layer range
+  // are replicas of it.
   std::map<std::pair<int, int>, std::vector<std::shared_ptr<Stage>>> by_range;
   for (const std::string& address : options.workers) {
     RemoteStageOptions ro;
@@ -86,7 +102,19 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
   st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
   st->service = std::make_unique<ShardLmService>(st->engine.get(), st->tokenizer.get(),
-                                                 st->pipeline.get(), &st->config, st->fingerprint);
+                                                 st->pipeline.get(), &st->config, st->fingerprint,
+                                                 chat_template);
+  if (!options.http_listen.empty()) {
+    OpenAiHttpOptions ho;
+    ho.listen = options.http_listen;
+    ho.api_keys = options.api_keys;
+    ho.chat_template = chat_template;
+    // The model's file name without folder and extension, e.g. "stories260K".
+    std::string id = options.model_path.substr(options.model_path.rfind('/') + 1);
+    if (absl::EndsWith(id, ".gguf")) id.resize(id.size() - 5);
+    ho.model_id = id.empty() ? "shardlm" : id;
+    ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->engine.get(), st->tokenizer.get()));
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -104,6 +132,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(st)));
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   server->address_ = absl::StrCat(host, ":", port);
+  if (server->state_->http) server->http_address_ = server->state_->http->address();
   return server;
 }
 
@@ -114,6 +143,8 @@ CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 void CoordinatorServer::Shutdown() {
   if (state_->shut_down) return;
   state_->shut_down = true;
+  // HTTP first: its open streams end and cancel their engine requests.
+  if (state_->http) state_->http->Shutdown();
   state_->server->GetHealthCheckService()->SetServingStatus(false);
   // Ends streams still running (their Engine requests are cancelled by the
   // calls' OnCancel) after a short grace period.

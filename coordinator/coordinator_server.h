@@ -1,6 +1,7 @@
 // A running coordinator: the model's metadata and vocabulary, a pipeline of
 // workers checked for coverage and model identity, the scheduler, and the
-// public gRPC server (ShardLM + health + reflection).
+// public gRPC server (ShardLM + health + reflection), and optionally the
+// OpenAI-compatible HTTP API over the same engine.
 #ifndef SHARDLM_COORDINATOR_COORDINATOR_SERVER_H_
 #define SHARDLM_COORDINATOR_COORDINATOR_SERVER_H_
 
@@ -29,6 +30,13 @@ struct CoordinatorOptions {
   absl::Duration worker_wait = absl::Minutes(10);  // for workers still loading
   absl::Duration call_timeout = absl::Seconds(30);
   std::string hidden_dtype = "f32";  // hidden states between workers: f32|f16|bf16
+  // OpenAI-compatible HTTP API (openai_http.h): off unless an address is given.
+  std::string http_listen;
+  std::vector<std::string> api_keys;  // HTTP bearer tokens; empty: no auth
+  // Chat template family ("zephyr", "llama2", "chatml") used by Chat and
+  // /v1/chat/completions when a request names none; empty: the model's own
+  // tokenizer.chat_template.
+  std::string chat_template;
   // Progress lines ("waiting for worker ... (loading)"); default: the log.
   std::function<void(const std::string&)> on_status;
 };
@@ -43,6 +51,8 @@ class CoordinatorServer {
 
   // The address actually bound (resolves port 0).
   const std::string& address() const { return address_; }
+  // The HTTP API's address, empty when it is off.
+  const std::string& http_address() const { return http_address_; }
   // Stops accepting calls, ends running streams (cancelled) and waits.
   void Shutdown();
 
@@ -51,6 +61,7 @@ class CoordinatorServer {
   explicit CoordinatorServer(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
   std::string address_;
+  std::string http_address_;
 };
 
 }  // namespace shardlm
