@@ -70,11 +70,15 @@ void CompareRemoteWithLocal(v1::DType dtype, float tolerance) {
   }
 }
 
-TEST(RemoteStageTest, F32HiddenStatesEqualLocalBitForBit) { CompareRemoteWithLocal(v1::DTYPE_F32, 0); }
+TEST(RemoteStageTest, F32HiddenStatesEqualLocalBitForBit) {
+  CompareRemoteWithLocal(v1::DTYPE_F32, 0);
+}
 
 // f16 rounds the hidden states (relative 2^-11) on the way in; logits of
 // stories260K move by a few 1e-3 at most.
-TEST(RemoteStageTest, F16HiddenStatesWithinTolerance) { CompareRemoteWithLocal(v1::DTYPE_F16, 2e-2f); }
+TEST(RemoteStageTest, F16HiddenStatesWithinTolerance) {
+  CompareRemoteWithLocal(v1::DTYPE_F16, 2e-2f);
+}
 
 TEST(RemoteStageTest, FirstStageHiddenOutputEqualsLocal) {
   auto local = LocalStage(NanoModel(), 0, 3);
@@ -246,7 +250,8 @@ TEST(RemoteStageTest, ErrorsKeepTheirCodeAndNameTheWorker) {
   absl::Status st = remote->Forward(TokenBatch(1, 0, {1, 600}), &res);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   const std::string who = "worker " + w.server->address() + " (layers 0:2)";
-  EXPECT_NE(st.message().find(who + ": INVALID_ARGUMENT: tokens[1]"), absl::string_view::npos) << st;
+  EXPECT_NE(st.message().find(who + ": INVALID_ARGUMENT: tokens[1]"), absl::string_view::npos)
+      << st;
 
   ASSERT_TRUE(remote->Forward(TokenBatch(1, 0, {1, 6}), &res).ok());
   const KvStats before = remote->kv_stats();

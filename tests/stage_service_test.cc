@@ -1,6 +1,7 @@
 // The worker's gRPC service on loopback: health before and after loading,
 // every malformed Forward gets the right code without touching any
 // sequence's cache, Release frees KV, GetShardInfo reports the shard.
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -105,6 +106,50 @@ TEST(StageServiceTest, HealthAndForwardBeforeAndAfterLoading) {
   EXPECT_FALSE(after.ok() && *after) << "still SERVING after shutdown";
 }
 
+// grpc.reflection.v1alpha list_services over a raw bidi call (Debian ships
+// no generated reflection client): the answer names our service.
+TEST(StageServiceTest, ReflectionListsTheStageService) {
+  TestWorker w = StartWorker(StoriesModel(), 0, 5);
+  ASSERT_NE(w.stage, nullptr);
+  grpc::GenericStub stub(CreateClientChannel(w.server->address()));
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(absl::Seconds(10)));
+  auto call = stub.PrepareCall(&context,
+                               "/grpc.reflection.v1alpha.ServerReflection/"
+                               "ServerReflectionInfo",
+                               &cq);
+  void* tag;
+  bool ok;
+  auto step = [&](intptr_t id) {
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(tag), id);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(step(1));
+  const std::string list_services("\x3a\x00", 2);  // field 7 (list_services) = ""
+  grpc::Slice slice(list_services);
+  call->Write(grpc::ByteBuffer(&slice, 1), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(step(2));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  ASSERT_TRUE(step(3));
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(step(4));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_NE(bytes.find("shardlm.v1.Stage"), std::string::npos);
+  EXPECT_NE(bytes.find("grpc.health.v1.Health"), std::string::npos);
+}
+
 struct BadCase {
   std::string name;
   std::function<void(v1::ForwardRequest*)> mutate;
@@ -130,14 +175,18 @@ TEST(StageServiceTest, MalformedForwardsGetTheRightCodeAndHarmNoSequence) {
   v1::ForwardResponse response;
   ASSERT_TRUE(CallForward(stub.get(), HiddenRequest(info, 1, 0, h1), &response).ok());
   ForwardResult expected;
-  ASSERT_TRUE(local->Forward(
-      ForwardRequest{std::vector<SeqId>(8, 1), {0, 1, 2, 3, 4, 5, 6, 7}, {}, h1, {}}, &expected).ok());
+  ASSERT_TRUE(
+      local
+          ->Forward(ForwardRequest{std::vector<SeqId>(8, 1), {0, 1, 2, 3, 4, 5, 6, 7}, {}, h1, {}},
+                    &expected)
+          .ok());
   EXPECT_EQ(Decoded(response.hidden()), expected.hidden);
 
   const int d = info.n_embd;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<BadCase> cases = {
-      {"byte count", [](auto* r) { r->mutable_hidden()->mutable_data()->resize(r->hidden().data().size() - 2); },
+      {"byte count",
+       [](auto* r) { r->mutable_hidden()->mutable_data()->resize(r->hidden().data().size() - 2); },
        grpc::StatusCode::INVALID_ARGUMENT, "bytes"},
       {"dtype unset", [](auto* r) { r->mutable_hidden()->set_dtype(v1::DTYPE_UNSPECIFIED); },
        grpc::StatusCode::INVALID_ARGUMENT, "hidden.dtype"},
@@ -145,13 +194,22 @@ TEST(StageServiceTest, MalformedForwardsGetTheRightCodeAndHarmNoSequence) {
        grpc::StatusCode::INVALID_ARGUMENT, "hidden.dtype"},
       {"dtype f16 for f32 bytes", [](auto* r) { r->mutable_hidden()->set_dtype(v1::DTYPE_F16); },
        grpc::StatusCode::INVALID_ARGUMENT, "hidden"},
-      {"shape", [d](auto* r) { r->mutable_hidden()->set_shape(0, 8); r->mutable_hidden()->set_shape(1, d / 2); },
+      {"shape",
+       [d](auto* r) {
+         r->mutable_hidden()->set_shape(0, 8);
+         r->mutable_hidden()->set_shape(1, d / 2);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "expected [4, 64]"},
       {"negative dim", [](auto* r) { r->mutable_hidden()->set_shape(0, -4); },
        grpc::StatusCode::INVALID_ARGUMENT, "negative"},
-      {"overflowing dims", [](auto* r) { r->mutable_hidden()->set_shape(0, int64_t{1} << 40); r->mutable_hidden()->set_shape(1, int64_t{1} << 40); },
+      {"overflowing dims",
+       [](auto* r) {
+         r->mutable_hidden()->set_shape(0, int64_t{1} << 40);
+         r->mutable_hidden()->set_shape(1, int64_t{1} << 40);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "does not match"},
-      {"NaN", [nan](auto* r) { std::memcpy(r->mutable_hidden()->mutable_data()->data() + 12, &nan, 4); },
+      {"NaN",
+       [nan](auto* r) { std::memcpy(r->mutable_hidden()->mutable_data()->data() + 12, &nan, 4); },
        grpc::StatusCode::INVALID_ARGUMENT, "not finite"},
       {"fingerprint", [](auto* r) { r->set_model_fingerprint("bogus"); },
        grpc::StatusCode::FAILED_PRECONDITION, "'bogus'"},
@@ -165,24 +223,47 @@ TEST(StageServiceTest, MalformedForwardsGetTheRightCodeAndHarmNoSequence) {
        grpc::StatusCode::INVALID_ARGUMENT, "positions[0]"},
       {"gap in positions", [](auto* r) { r->set_positions(2, 5); },
        grpc::StatusCode::INVALID_ARGUMENT, "positions[2]"},
-      {"start beyond the cache", [](auto* r) { for (int i = 0; i < 4; ++i) r->set_positions(i, 100 + i); },
+      {"start beyond the cache",
+       [](auto* r) {
+         for (int i = 0; i < 4; ++i) r->set_positions(i, 100 + i);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "sequence 1"},
       {"positions count", [](auto* r) { r->mutable_positions()->RemoveLast(); },
        grpc::StatusCode::INVALID_ARGUMENT, "positions"},
       {"want_logits count", [](auto* r) { r->add_want_logits(true); },
        grpc::StatusCode::INVALID_ARGUMENT, "want_logits"},
-      {"token ids to a hidden stage", [](auto* r) { for (int i = 0; i < 4; ++i) r->add_tokens(5); },
+      {"token ids to a hidden stage",
+       [](auto* r) {
+         for (int i = 0; i < 4; ++i) r->add_tokens(5);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "tokens"},
       {"hidden_dtype", [](auto* r) { r->set_hidden_dtype(static_cast<v1::DType>(9)); },
        grpc::StatusCode::INVALID_ARGUMENT, "hidden_dtype"},
-      {"two runs of one sequence", [](auto* r) { r->set_seq_ids(1, 2); r->set_seq_ids(2, 1); r->set_positions(1, 0); r->set_positions(2, 2); r->set_positions(3, 3); },
+      {"two runs of one sequence",
+       [](auto* r) {
+         r->set_seq_ids(1, 2);
+         r->set_seq_ids(2, 1);
+         r->set_positions(1, 0);
+         r->set_positions(2, 2);
+         r->set_positions(3, 3);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "sequence 1"},
-      {"empty batch", [](auto* r) { r->clear_seq_ids(); r->clear_positions(); r->clear_hidden(); },
+      {"empty batch",
+       [](auto* r) {
+         r->clear_seq_ids();
+         r->clear_positions();
+         r->clear_hidden();
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "empty"},
-      {"too many tokens", [d](auto* r) {
-         for (int i = 4; i < 17; ++i) { r->add_seq_ids(1); r->add_positions(i); }
+      {"too many tokens",
+       [d](auto* r) {
+         for (int i = 4; i < 17; ++i) {
+           r->add_seq_ids(1);
+           r->add_positions(i);
+         }
          r->mutable_hidden()->set_shape(0, 17);
-         r->mutable_hidden()->mutable_data()->resize(17 * d * 4); },
+         r->mutable_hidden()->mutable_data()->resize(17 * d * 4);
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "limit of 16"},
   };
   // Every case rewrites sequence 1 from position 0 (which would rewind its
@@ -234,7 +315,8 @@ TEST(StageServiceTest, FirstStageRejectsBadTokensAndHiddenStates) {
   v1::ForwardRequest with_hidden = request({1, 2});
   const int64_t shape[] = {2, info.n_embd};
   ASSERT_TRUE(EncodeTensor(std::vector<float>(2 * info.n_embd), shape, v1::DTYPE_F32, "hidden",
-                           with_hidden.mutable_hidden()).ok());
+                           with_hidden.mutable_hidden())
+                  .ok());
   EXPECT_EQ(CallForward(stub.get(), with_hidden, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(CallShardInfo(stub.get()).kv().sequences(), 0);

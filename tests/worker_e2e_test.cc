@@ -3,13 +3,13 @@
 // stays near its share of the weights in memory, and exits 0 on SIGTERM.
 // Every wait is bounded; only the processes started here are signalled.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
+#include <algorithm>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/rpc/tensor_codec.h"
 #include "tests/rpc_test_util.h"
 
 namespace shardlm::testing {
@@ -97,7 +98,8 @@ class WorkerProcess {
       int64_t kb;
       if (line.rfind("VmRSS:", 0) == 0) {
         std::string digits;
-        for (char c : line) if (c >= '0' && c <= '9') digits += c;
+        for (char c : line)
+          if (c >= '0' && c <= '9') digits += c;
         if (absl::SimpleAtoi(digits, &kb)) return kb;
       }
     }
@@ -120,8 +122,8 @@ std::string StartAndWaitReady(WorkerProcess* w) {
 }
 
 TEST(WorkerE2eTest, TwoWorkerProcessesDecodeLikeOneStageAndStopOnSigterm) {
-  const std::vector<std::string> common = {"--model", StoriesModel(), "--listen", "127.0.0.1:0",
-                                           "--threads", "1", "--kv-type", "f32"};
+  const std::vector<std::string> common = {
+      "--model", StoriesModel(), "--listen", "127.0.0.1:0", "--threads", "1", "--kv-type", "f32"};
   auto args = [&](const char* layers) {
     std::vector<std::string> a = common;
     a.insert(a.end(), {"--layers", layers});
@@ -172,6 +174,53 @@ TEST(WorkerE2eTest, HelpAndBadFlags) {
   EXPECT_EQ(bad.WaitExit(absl::Seconds(10)), 2);
   WorkerProcess kv({"--model", StoriesModel(), "--kv-budget", "lots"});
   EXPECT_EQ(kv.WaitExit(absl::Seconds(10)), 2);
+}
+
+}  // namespace
+}  // namespace shardlm::testing
+
+namespace shardlm::testing {
+namespace {
+
+// Measurement, not a check (run with --gtest_also_run_disabled_tests): the
+// transport cost of one decode hop between two processes, 2048-wide hidden
+// states. SHARDLM_HOP_MODEL must be a 2-layer model of n_embd 2048, e.g.
+//   shardlm-mkmodel --n-vocab 260 --n-embd 2048 --n-layer 2 --n-head 32
+//     --n-head-kv 4 --n-ff 64 --type q4_0 -o /tmp/wide2048.gguf
+// The worker serves layer 1 (+ head); round trip minus the worker's own
+// compute_ms is what the hop costs.
+TEST(WorkerE2eTest, DISABLED_DecodeHopLatencyBetweenProcesses) {
+  const char* model = getenv("SHARDLM_HOP_MODEL");
+  ASSERT_NE(model, nullptr);
+  WorkerProcess w(
+      {"--model", model, "--layers", "1:", "--listen", "127.0.0.1:0", "--threads", "1"});
+  const std::string address = StartAndWaitReady(&w);
+  for (v1::DType dtype : {v1::DTYPE_F32, v1::DTYPE_F16}) {
+    RemoteStageOptions options = FastConnectOptions();
+    options.hidden_dtype = dtype;
+    auto remote = RemoteStage::Connect(address, options);
+    ASSERT_TRUE(remote.ok()) << remote.status();
+    ASSERT_EQ((*remote)->info().n_embd, 2048);
+    std::vector<double> total, hop;
+    ForwardResult res;
+    for (int i = 0; i < 1000; ++i) {
+      // Position 0 every time: the cache rewinds, so each call is one token.
+      ForwardRequest r{{1}, {0}, {}, std::vector<float>(2048, 0.01f * (i % 13)), {}};
+      const absl::Time t = absl::Now();
+      ASSERT_TRUE((*remote)->Forward(r, &res).ok());
+      const double us = absl::ToDoubleMicroseconds(absl::Now() - t);
+      if (i < 100) continue;
+      total.push_back(us);
+      hop.push_back(us - 1000 * (*remote)->last_compute_ms());
+    }
+    std::sort(total.begin(), total.end());
+    std::sort(hop.begin(), hop.end());
+    std::printf("[latency] %s: round trip median %.0f us (p90 %.0f), of which transport %.0f us\n",
+                DTypeName(dtype), total[total.size() / 2], total[total.size() * 9 / 10],
+                hop[hop.size() / 2]);
+  }
+  kill(w.pid(), SIGTERM);
+  EXPECT_EQ(w.WaitExit(absl::Seconds(15)), 0);
 }
 
 }  // namespace

@@ -15,9 +15,9 @@ absl::Status CheckForwardHeader(const v1::ForwardRequest& r, const ShardInfo& in
                      ", this worker speaks version ", kProtocolVersion));
   }
   if (r.model_fingerprint() != info.fingerprint) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "request is for model fingerprint '", r.model_fingerprint(),
-        "', this worker serves model fingerprint '", info.fingerprint, "'"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("request is for model fingerprint '", r.model_fingerprint(),
+                     "', this worker serves model fingerprint '", info.fingerprint, "'"));
   }
   const int n = r.seq_ids_size();
   if (n == 0) return absl::InvalidArgumentError("seq_ids: empty batch");
@@ -32,8 +32,8 @@ absl::Status CheckForwardHeader(const v1::ForwardRequest& r, const ShardInfo& in
 absl::Status ResponseHiddenDType(const v1::ForwardRequest& r, v1::DType* dtype) {
   *dtype = r.hidden_dtype() == v1::DTYPE_UNSPECIFIED ? v1::DTYPE_F32 : r.hidden_dtype();
   if (DTypeBytes(*dtype) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("hidden_dtype: ", static_cast<int>(*dtype),
-                                                   " is not f32, f16 or bf16"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("hidden_dtype: ", static_cast<int>(*dtype), " is not f32, f16 or bf16"));
   }
   return absl::OkStatus();
 }
@@ -49,31 +49,33 @@ absl::Status DecodeForwardRequest(const v1::ForwardRequest& r, const ShardInfo& 
         absl::StrCat("positions: ", r.positions_size(), " entries for ", n, " sequence ids"));
   }
   if (r.want_logits_size() != 0 && r.want_logits_size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "want_logits: ", r.want_logits_size(), " flags for ", n, " tokens (want 0 or one per token)"));
+    return absl::InvalidArgumentError(absl::StrCat("want_logits: ", r.want_logits_size(),
+                                                   " flags for ", n,
+                                                   " tokens (want 0 or one per token)"));
   }
   for (int i = 0; i < n; ++i) {
     const int32_t p = r.positions(i);
     if (p < 0 || p >= info.n_ctx) {
-      return absl::InvalidArgumentError(absl::StrCat("positions[", i, "] = ", p,
-                                                     " is outside the context [0, ", info.n_ctx, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "positions[", i, "] = ", p, " is outside the context [0, ", info.n_ctx, ")"));
     }
     // A sequence's tokens form one run of consecutive positions (the stage
     // checks this too; doing it here protects any Stage implementation).
     if (i > 0 && r.seq_ids(i) == r.seq_ids(i - 1) && p != r.positions(i - 1) + 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "positions[", i, "] = ", p, " does not continue sequence ", r.seq_ids(i),
-          " (previous position ", r.positions(i - 1), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("positions[", i, "] = ", p, " does not continue sequence ", r.seq_ids(i),
+                       " (previous position ", r.positions(i - 1), ")"));
     }
   }
   if (info.is_first()) {
     if (r.tokens_size() != n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tokens: ", r.tokens_size(), " token ids for ", n,
-          " sequence ids (this worker serves layer 0 and takes token ids)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokens: ", r.tokens_size(), " token ids for ", n,
+                       " sequence ids (this worker serves layer 0 and takes token ids)"));
     }
     if (r.has_hidden() && (!r.hidden().data().empty() || r.hidden().shape_size() != 0)) {
-      return absl::InvalidArgumentError("hidden: the first stage takes token ids, not hidden states");
+      return absl::InvalidArgumentError(
+          "hidden: the first stage takes token ids, not hidden states");
     }
     for (int i = 0; i < n; ++i) {
       if (r.tokens(i) < 0 || r.tokens(i) >= info.n_vocab) {
@@ -84,9 +86,9 @@ absl::Status DecodeForwardRequest(const v1::ForwardRequest& r, const ShardInfo& 
     }
   } else {
     if (r.tokens_size() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tokens: this worker starts at layer ", info.first_layer,
-          " and takes hidden states, not token ids"));
+      return absl::InvalidArgumentError(absl::StrCat("tokens: this worker starts at layer ",
+                                                     info.first_layer,
+                                                     " and takes hidden states, not token ids"));
     }
     const int64_t shape[] = {n, info.n_embd};
     RETURN_IF_ERROR(CheckTensorShape(r.hidden(), shape, "hidden"));
@@ -122,8 +124,8 @@ absl::Status EncodeForwardResult(const ForwardResult& result, const ShardInfo& i
   response->clear_hidden();
   const size_t rows = result.logit_rows.size();
   if (result.logits.size() != rows * info.n_vocab) {
-    return absl::InternalError(absl::StrCat("stage returned ", result.logits.size(),
-                                            " logits for ", rows, " rows x ", info.n_vocab));
+    return absl::InternalError(absl::StrCat("stage returned ", result.logits.size(), " logits for ",
+                                            rows, " rows x ", info.n_vocab));
   }
   response->mutable_logit_rows()->Add(result.logit_rows.begin(), result.logit_rows.end());
   const int64_t shape[] = {static_cast<int64_t>(rows), info.n_vocab};

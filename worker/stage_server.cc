@@ -66,8 +66,8 @@ void StageServer::Shutdown(absl::Duration grace) {
                   absl::FormatDuration(grace));
     }
     // A moment for the last responses to be flushed, then cancel the rest.
-    server_->Shutdown(DeadlineIn(std::min(absl::Milliseconds(250),
-                                          std::max(absl::ZeroDuration(), deadline - absl::Now()))));
+    server_->Shutdown(DeadlineIn(
+        std::min(absl::Milliseconds(250), std::max(absl::ZeroDuration(), deadline - absl::Now()))));
     service_->StopCompute();
     server_->Wait();
   });
@@ -95,14 +95,14 @@ absl::Status WarmUpStage(Stage* stage) {
   const std::vector<float>& out = info.is_last() ? result.logits : result.hidden;
   const size_t expected = info.is_last() ? static_cast<size_t>(info.n_vocab) : info.n_embd;
   if (out.size() != expected) {
-    return absl::InternalError(absl::StrCat("warm-up forward returned ", out.size(),
-                                            " values, expected ", expected));
+    return absl::InternalError(
+        absl::StrCat("warm-up forward returned ", out.size(), " values, expected ", expected));
   }
   for (size_t i = 0; i < out.size(); ++i) {
     if (!std::isfinite(out[i])) {
-      return absl::DataLossError(absl::StrCat(
-          "warm-up forward produced a non-finite value at index ", i,
-          ": the weights of this layer range are corrupt or out of range"));
+      return absl::DataLossError(
+          absl::StrCat("warm-up forward produced a non-finite value at index ", i,
+                       ": the weights of this layer range are corrupt or out of range"));
     }
   }
   return absl::OkStatus();

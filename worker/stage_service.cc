@@ -131,8 +131,7 @@ absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
   const absl::Status status = stage_->Forward(request_, &result_);
   RefreshKvStats();
   RETURN_IF_ERROR(status);
-  RETURN_IF_ERROR(
-      EncodeForwardResult(result_, info_, request_.n_tokens(), hidden_dtype, response));
+  RETURN_IF_ERROR(EncodeForwardResult(result_, info_, request_.n_tokens(), hidden_dtype, response));
   response->set_compute_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
   return absl::OkStatus();
 }
@@ -225,13 +224,12 @@ grpc::ServerUnaryReactor* StageService::Forward(grpc::CallbackServerContext* con
                                                 v1::ForwardResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!ready()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                 "worker is still loading its model"));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is still loading its model"));
     return reactor;
   }
   // Reject the obvious mismatches without queueing behind real work.
-  if (absl::Status st = CheckForwardHeader(*request, info_, options_.max_batch_tokens);
-      !st.ok()) {
+  if (absl::Status st = CheckForwardHeader(*request, info_, options_.max_batch_tokens); !st.ok()) {
     reactor->Finish(ToGrpcStatus(st));
     return reactor;
   }

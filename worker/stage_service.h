@@ -32,9 +32,9 @@ namespace shardlm {
 
 struct StageServiceOptions {
   int max_batch_tokens = kDefaultMaxBatchTokens;  // tokens per Forward call
-  int max_queued_calls = 64;      // beyond: RESOURCE_EXHAUSTED "busy"
-  int max_release_ids = kMaxReleaseIds;  // sequence ids per Release call
-  std::string address;            // reported in ShardInfo.address
+  int max_queued_calls = 64;                      // beyond: RESOURCE_EXHAUSTED "busy"
+  int max_release_ids = kMaxReleaseIds;           // sequence ids per Release call
+  std::string address;                            // reported in ShardInfo.address
 };
 
 // What the service reports about the loaded stage besides Stage::info().
@@ -101,9 +101,9 @@ class StageService final : public v1::Stage::CallbackService {
 
   mutable std::mutex state_mu_;  // guards the fields below
   std::string address_;
-  KvStats kv_;                   // as of the last Forward / Release
+  KvStats kv_;  // as of the last Forward / Release
   bool draining_ = false;
-  int in_flight_ = 0;            // Forward / Release calls queued or running
+  int in_flight_ = 0;  // Forward / Release calls queued or running
   std::condition_variable idle_cv_;
 
   // Scratch of HandleForward, reused so a warm decode step allocates

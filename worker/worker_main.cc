@@ -10,12 +10,12 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
-#include <atomic>
 #include <thread>
 #include <tuple>
 
@@ -66,7 +66,8 @@ int64_t ResidentBytes() {
   while (std::getline(status, line)) {
     int64_t kb = 0;
     if (line.rfind("VmRSS:", 0) == 0 &&
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")), &kb)) {
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")),
+                         &kb)) {
       return kb * 1024;
     }
   }
@@ -149,7 +150,8 @@ int Run(const WorkerOptions& o) {
   absl::StatusOr<std::unique_ptr<LlamaStage>> stage = LlamaStage::Open(o.model, so);
   absl::Status checked = stage.ok() ? WarmUpStage(stage->get()) : stage.status();
   if (!checked.ok()) {
-    SHARDLM_LOG(kError, "cannot serve %s of %s: %s", range, o.model, std::string(checked.message()));
+    SHARDLM_LOG(kError, "cannot serve %s of %s: %s", range, o.model,
+                std::string(checked.message()));
     std::fflush(stderr);
     std::_Exit(1);
   }
@@ -183,15 +185,19 @@ int main(int argc, char** argv) {
       "gRPC (shardlm.v1.Stage). The first stage also owns the token embedding, the last the\n"
       "final norm and output head. Prints 'LISTENING HOST:PORT' once bound (port 0 picks a\n"
       "free port) and 'READY' once the weights are loaded and checked; SIGINT/SIGTERM stop it.");
-  args.AddString("-m,--model", &o.model, "GGUF model file (memory-mapped; only this stage's "
-                                         "tensors are read)");
-  args.AddString("--layers", &o.layers, "layer range FIRST:LAST (LAST exclusive, empty = to the "
-                                        "end); default: the whole model");
+  args.AddString("-m,--model", &o.model,
+                 "GGUF model file (memory-mapped; only this stage's "
+                 "tensors are read)");
+  args.AddString("--layers", &o.layers,
+                 "layer range FIRST:LAST (LAST exclusive, empty = to the "
+                 "end); default: the whole model");
   args.AddString("--listen", &o.listen, "address to serve on, HOST:PORT");
-  args.AddInt("-t,--threads", &o.threads, "compute threads, 0 = all cores oneTBB sees (set it "
-                                          "explicitly in containers)");
-  args.AddString("--kv-budget", &o.kv_budget, "KV cache memory budget, e.g. 512M or 2G; 0 = "
-                                              "unlimited");
+  args.AddInt("-t,--threads", &o.threads,
+              "compute threads, 0 = all cores oneTBB sees (set it "
+              "explicitly in containers)");
+  args.AddString("--kv-budget", &o.kv_budget,
+                 "KV cache memory budget, e.g. 512M or 2G; 0 = "
+                 "unlimited");
   args.AddString("--kv-type", &o.kv_type, "KV cache element type: f16 or f32");
   args.AddInt("--ctx", &o.ctx, "positions per sequence, 0 = the model's training context");
   args.AddInt("--max-batch", &o.max_batch, "most tokens accepted in one Forward call");

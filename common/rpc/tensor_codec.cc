@@ -39,10 +39,13 @@ std::string ShapeText(absl::Span<const int64_t> shape) {
 
 size_t DTypeBytes(v1::DType dtype) {
   switch (dtype) {
-    case v1::DTYPE_F32: return 4;
+    case v1::DTYPE_F32:
+      return 4;
     case v1::DTYPE_F16:
-    case v1::DTYPE_BF16: return 2;
-    default: return 0;
+    case v1::DTYPE_BF16:
+      return 2;
+    default:
+      return 0;
   }
 }
 
@@ -55,10 +58,14 @@ absl::StatusOr<v1::DType> ParseDType(const std::string& name) {
 
 const char* DTypeName(v1::DType dtype) {
   switch (dtype) {
-    case v1::DTYPE_F32: return "f32";
-    case v1::DTYPE_F16: return "f16";
-    case v1::DTYPE_BF16: return "bf16";
-    default: return "unspecified";
+    case v1::DTYPE_F32:
+      return "f32";
+    case v1::DTYPE_F16:
+      return "f16";
+    case v1::DTYPE_BF16:
+      return "bf16";
+    default:
+      return "unspecified";
   }
 }
 
@@ -66,8 +73,8 @@ absl::Status EncodeTensor(absl::Span<const float> values, absl::Span<const int64
                           v1::DType dtype, const std::string& field, v1::Tensor* out) {
   const size_t elem = DTypeBytes(dtype);
   if (elem == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": cannot encode dtype ",
-                                                   static_cast<int>(dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": cannot encode dtype ", static_cast<int>(dtype)));
   }
   out->set_dtype(dtype);
   out->mutable_shape()->Clear();
@@ -82,9 +89,9 @@ absl::Status EncodeTensor(absl::Span<const float> values, absl::Span<const int64
   auto* bits = reinterpret_cast<uint16_t*>(data->data());
   Format16(dtype).quantize(values.data(), bits, static_cast<int64_t>(values.size()));
   if (!All16Finite(bits, static_cast<int64_t>(values.size()), dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": a value is not finite or exceeds the range of ", DTypeName(dtype),
-        " (use f32 hidden states for this model)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": a value is not finite or exceeds the range of ", DTypeName(dtype),
+                     " (use f32 hidden states for this model)"));
   }
   return absl::OkStatus();
 }
@@ -92,9 +99,8 @@ absl::Status EncodeTensor(absl::Span<const float> values, absl::Span<const int64
 absl::StatusOr<int64_t> CheckTensor(const v1::Tensor& tensor, const std::string& field) {
   const size_t elem = DTypeBytes(tensor.dtype());
   if (elem == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ".dtype: ",
-                                                   static_cast<int>(tensor.dtype()),
-                                                   " is not f32, f16 or bf16"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".dtype: ", static_cast<int>(tensor.dtype()), " is not f32, f16 or bf16"));
   }
   const int64_t max_elems = static_cast<int64_t>(tensor.data().size() / elem);
   // Overflow-safe product: once it exceeds what the bytes can hold the
@@ -104,7 +110,8 @@ absl::StatusOr<int64_t> CheckTensor(const v1::Tensor& tensor, const std::string&
   for (int i = 0; i < tensor.shape_size(); ++i) {
     const int64_t d = tensor.shape(i);
     if (d < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(field, ".shape[", i, "] is negative (", d, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".shape[", i, "] is negative (", d, ")"));
     }
     if (d == 0) has_zero = true;
     if (!too_big && (__builtin_mul_overflow(count, d, &count) || count > max_elems)) too_big = true;
