@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Starts `shardlm serve` (2 workers, gRPC + OpenAI-compatible HTTP on
+# 127.0.0.1, an API key, the zephyr chat template) with stories260K and runs
+# Node test files against it:
+#   run_e2e.sh BIN_DIR TEST_DATA_DIR TEST.mjs...
+# SHARDLM_TEST_DATA overrides TEST_DATA_DIR. Installs the npm packages
+# (npm ci) when node_modules is missing. Exits 77 (skip) without node/npm.
+set -euo pipefail
+bin=$1
+data=${SHARDLM_TEST_DATA:-$2}
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "node and npm are needed for this test" >&2
+  exit 77
+fi
+if [ ! -d "$here/node_modules" ]; then
+  (cd "$here" && timeout 300 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+tmp=$(mktemp -d)
+export SHARDLM_API_KEY="sk-shardlm-test-$$"
+"$bin/shardlm" serve --model "$data/models/stories260K.gguf" --workers 2 --threads 1 \
+  --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --api-key "$SHARDLM_API_KEY" \
+  --chat-template zephyr >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+cleanup() {
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 600); do
+  grep -q '^SERVING ' "$tmp/out" && break
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "shardlm serve exited early:" >&2
+    cat "$tmp/err" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if ! grep -q '^SERVING ' "$tmp/out"; then
+  echo "shardlm serve did not come up within 60 s:" >&2
+  cat "$tmp/err" >&2
+  exit 1
+fi
+SHARDLM_HTTP=$(sed -n 's/^HTTP //p' "$tmp/out")
+SHARDLM_GRPC=$(sed -n 's/^SERVING //p' "$tmp/out")
+export SHARDLM_HTTP SHARDLM_GRPC
+echo "shardlm serve: HTTP $SHARDLM_HTTP, gRPC $SHARDLM_GRPC" >&2
+
+cd "$here"
+status=0
+timeout 240 node --test "$@" || status=$?
+if [ "$status" != 0 ]; then
+  echo "--- shardlm serve log ---" >&2
+  tail -50 "$tmp/err" >&2
+fi
+exit "$status"
