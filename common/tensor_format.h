@@ -21,12 +21,33 @@ using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 // Dot product of one weight row `w` (this format) with one activation row `a`
 // already quantized to this format's `vec_dot_type`; n elements.
 using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
+// The same for 8 weight rows `row_bytes` apart: out[r] = dot(row r, a).
+// `gemm`: the activation row is one of a group of 4 that llama.cpp
+// multiplies with its gemm kernel (all rows of a batch but the last
+// n_tokens % 4, when n_tokens >= 4), which rounds more often for K-quants.
+using VecDotX8Fn = void (*)(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
+                            bool gemm);
 
+// Every kernel computes what llama.cpp's CPU backend (v0.4.0, x86) computes,
+// float rounding for float rounding, so logits match llama.cpp's bit for bit;
+// the kReference and kBest kernels of a row agree to the bit as well.
 struct TensorFormat {
-  GgmlTypeInfo info;          // name, block size, bytes per block
+  GgmlTypeInfo info;           // name, block size, bytes per block
   DequantizeRowFn dequantize;  // always present
-  QuantizeRowFn quantize;      // null where this engine cannot write the type
-  VecDotFn vec_dot;            // null for activation-only formats (q8_1, q8_K)
+  // Weights: llama.cpp's quantize_row_*_ref (the bytes its quantizer
+  // writes). Null where this engine cannot write the type.
+  QuantizeRowFn quantize;
+  // Activations, in the formats that are some type's vec_dot_type: what
+  // llama.cpp's CPU backend quantizes a matmul input with (its from_float;
+  // q8_0 / q8_1 round differently from their weight quantizers). Null for
+  // f32 (used as is) and for the weight-only formats.
+  QuantizeRowFn quantize_activation;
+  VecDotFn vec_dot;  // null for activation-only formats (q8_1, q8_K)
+  // Where llama.cpp repacks the weights into 8-row interleaved blocks (x86:
+  // q4_0 and q4_K on AVX2 CPUs, q2_K on AVX-512 ones, when rows % 8 == 0) it
+  // sums in another order: this kernel reproduces that for 8 rows at once.
+  // Null elsewhere (vec_dot is then llama.cpp's kernel for every shape).
+  VecDotX8Fn vec_dot_x8;
   // The activation format vec_dot expects, as llama.cpp pairs them:
   // q4_0/q5_0/q8_0 -> q8_0, q4_1/q5_1 -> q8_1, K-quants -> q8_K,
   // f16 -> f16, bf16 -> bf16, f32 -> f32.

@@ -29,20 +29,45 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
     act = reinterpret_cast<const uint8_t*>(x);
     act_row_bytes = w.cols * sizeof(float);
   } else {
-    const TensorFormat& af = Format(act_type);
+    // llama.cpp's activation quantizer (its from_float), not the weight one.
+    const QuantizeRowFn quantize = Format(act_type).quantize_activation;
     act_row_bytes = *RowBytes(act_type, w.cols);
     scratch->quantized.resize(act_row_bytes * n_tokens);
     uint8_t* q = scratch->quantized.data();
     auto quantize_rows = [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) af.quantize(x + t * w.cols, q + t * act_row_bytes, w.cols);
+      for (int64_t t = begin; t < end; ++t) quantize(x + t * w.cols, q + t * act_row_bytes, w.cols);
     };
     if (n_tokens > 1) {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_tokens, 4),
-                        [&](const tbb::blocked_range<int64_t>& r) { quantize_rows(r.begin(), r.end()); });
+      tbb::parallel_for(
+          tbb::blocked_range<int64_t>(0, n_tokens, 4),
+          [&](const tbb::blocked_range<int64_t>& r) { quantize_rows(r.begin(), r.end()); });
     } else {
       quantize_rows(0, n_tokens);
     }
     act = q;
+  }
+  // llama.cpp repacks such weights 8 rows at a time only when every row has a
+  // group (ne[1] % 8 == 0); otherwise all rows take the plain vec_dot. Of a
+  // batch of n >= 4 tokens its gemm kernel takes the first n - n % 4.
+  if (wf.vec_dot_x8 != nullptr && w.rows % 8 == 0) {
+    const VecDotX8Fn dot8 = wf.vec_dot_x8;
+    const int gemm_tokens = n_tokens >= 4 ? n_tokens - n_tokens % 4 : 0;
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.rows / 8, kRowGrain / 8),
+                      [&](const tbb::blocked_range<int64_t>& range) {
+                        float out[8];
+                        for (int t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+                          const int t1 = std::min(n_tokens, t0 + kTokenTile);
+                          for (int64_t g = range.begin(); g < range.end(); ++g) {
+                            const uint8_t* wr = w.row(8 * g);
+                            for (int t = t0; t < t1; ++t) {
+                              dot8(w.cols, wr, w.row_bytes, act + t * act_row_bytes, out,
+                                   t < gemm_tokens);
+                              std::copy(out, out + 8, y + static_cast<int64_t>(t) * w.rows + 8 * g);
+                            }
+                          }
+                        }
+                      });
+    return;
   }
   const VecDotFn dot = wf.vec_dot;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.rows, kRowGrain),

@@ -6,7 +6,7 @@ namespace shardlm {
 
 void RmsNorm(const float* x, const float* weight, int n, float eps, float* out) {
   double sum = 0.0;
-  for (int i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  for (int i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
   const float mean = static_cast<float>(sum / n);
   const float scale = 1.0f / std::sqrt(mean + eps);
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
@@ -30,8 +30,10 @@ void Rope(float* x, int n_heads, int head_dim, int n_rot, int pos, float freq_ba
     for (int i = 0; i < pairs; ++i) {
       const float c = cache[2 * i], s = cache[2 * i + 1];
       const float x0 = v[2 * i], x1 = v[2 * i + 1];
-      v[2 * i] = x0 * c - x1 * s;
-      v[2 * i + 1] = x0 * s + x1 * c;
+      // ggml's rotate_pairs, as GCC contracts it: x0 c - x1 s and
+      // x0 s + x1 c with the first product fused.
+      v[2 * i] = std::fma(x0, c, -(x1 * s));
+      v[2 * i + 1] = std::fma(x0, s, x1 * c);
     }
   }
 }

@@ -10,9 +10,13 @@
 // The offset types are the second form with dmin = d and m_j = kOffset * s_j.
 // Against q8_K activations a_i = d_a * q_i with bsum_j = sum of q over
 // sub-block j, one super-block contributes
-//     d d_a sum_j s_j (u . q)_j - dmin d_a sum_j m_j bsum_j,
-// all integer arithmetic except the two final products (for the offset types
-// the two integer sums are subtracted first: exact).
+//     d d_a sum_j s_j (u . q)_j - dmin d_a sum_j m_j bsum_j.
+// The integer sums are exact; the float steps follow llama.cpp's x86 kernels
+// (ggml_vec_dot_*_q8_K for AVX2) so results match it bit for bit: 8 float
+// lanes, lane k collecting the integers of elements 4k..4k+3 of each 32-chunk
+// with one FMA per super-block, and each type's own handling of the min term
+// (see MinMode). Weights llama.cpp repacks (q4_K, and q2_K on AVX-512 CPUs)
+// follow its 8-row gemv instead (VecDotX8).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -20,6 +24,7 @@
 
 #include "common/fp16.h"
 #include "common/quant/blocks.h"
+#include "common/quant/ggml_order.h"
 #include "common/quant/kernels.h"
 
 namespace shardlm::quant::ref {
@@ -36,6 +41,8 @@ struct KValues {
 struct Q2K {
   using Block = BlockQ2_K;
   static constexpr int kOffset = 0;
+  static constexpr MinMode kMinMode = MinMode::kLanesFirst;
+  static constexpr int kGemmSteps = 2;  // ggml_gemm_q2_K_8x8: 128 elements
   static void Unpack(const Block& b, KValues* v) {
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k)
@@ -52,6 +59,7 @@ struct Q2K {
 struct Q3K {
   using Block = BlockQ3_K;
   static constexpr int kOffset = 4;
+  static constexpr MinMode kMinMode = MinMode::kSigned;
   static void Unpack(const Block& b, KValues* v) {
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k)
@@ -76,6 +84,8 @@ template <class B, bool kFifthBit>
 struct Q45K {
   using Block = B;
   static constexpr int kOffset = 0;
+  static constexpr MinMode kMinMode = kFifthBit ? MinMode::kScalar : MinMode::kLanes4;
+  static constexpr int kGemmSteps = 4;  // ggml_gemm_q4_K_8x8: 64 elements
   static void Unpack(const Block& b, KValues* v) {
     for (int g = 0; g < 4; ++g)
       for (int l = 0; l < 32; ++l) {
@@ -102,6 +112,7 @@ using Q5K = Q45K<BlockQ5_K, true>;
 struct Q6K {
   using Block = BlockQ6_K;
   static constexpr int kOffset = 32;
+  static constexpr MinMode kMinMode = MinMode::kIntLanes;
   static void Unpack(const Block& b, KValues* v) {
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k)
@@ -141,23 +152,77 @@ float VecDot(int64_t n, const void* w, const void* a) {
   const auto* wb = static_cast<const typename T::Block*>(w);
   const auto* ab = static_cast<const BlockQ8_K*>(a);
   KValues v;
-  float sum = 0;
+  float acc[8] = {}, acc_min[4] = {}, summs = 0;
   for (int64_t i = 0; i < n / kQKK; ++i) {
     T::Unpack(wb[i], &v);
-    int32_t isum = 0, msum = 0;
-    for (int j = 0; j < 16; ++j) {
-      int32_t dot = 0;
-      for (int l = 16 * j; l < 16 * j + 16; ++l) dot += v.u[l] * ab[i].qs[l];
-      isum += v.s[j] * dot;
-      msum += v.m[j] * ab[i].bsums[j];
+    const BlockQ8_K& y = ab[i];
+    int32_t lane[8] = {};
+    for (int e = 0; e < kQKK; ++e) {
+      const int level = T::kMinMode == MinMode::kSigned ? v.u[e] - T::kOffset : v.u[e];
+      lane[(e % 32) / 4] += v.s[e / 16] * level * y.qs[e];
     }
-    if constexpr (T::kOffset != 0) {
-      sum += v.d * ab[i].d * static_cast<float>(isum - msum);
-    } else {
-      sum += v.d * ab[i].d * static_cast<float>(isum) - v.dmin * ab[i].d * static_cast<float>(msum);
+    const float d = y.d * v.d;
+    const float neg_dmin = -y.d * v.dmin;
+    // sums of q over the 32-element sub-blocks, and the mins per 32
+    int32_t bsum32[8], min32[8];
+    for (int j = 0; j < 8; ++j) {
+      bsum32[j] = y.bsums[2 * j] + y.bsums[2 * j + 1];
+      min32[j] = v.m[2 * j];
     }
+    if constexpr (T::kMinMode == MinMode::kLanesFirst) {
+      for (int k = 0; k < 8; ++k) {
+        const int32_t m = v.m[2 * k] * y.bsums[2 * k] + v.m[2 * k + 1] * y.bsums[2 * k + 1];
+        acc[k] = std::fma(neg_dmin, static_cast<float>(m), acc[k]);
+      }
+    } else if constexpr (T::kMinMode == MinMode::kIntLanes) {
+      for (int k = 0; k < 8; ++k) {
+        lane[k] -= T::kOffset * (v.s[2 * k] * y.bsums[2 * k] + v.s[2 * k + 1] * y.bsums[2 * k + 1]);
+      }
+    } else if constexpr (T::kMinMode == MinMode::kLanes4) {
+      for (int k = 0; k < 4; ++k) {
+        const int32_t m = min32[2 * k] * bsum32[2 * k] + min32[2 * k + 1] * bsum32[2 * k + 1];
+        acc_min[k] = std::fma(neg_dmin, static_cast<float>(m), acc_min[k]);
+      }
+    } else if constexpr (T::kMinMode == MinMode::kScalar) {
+      int32_t m = 0;
+      for (int j = 0; j < 8; ++j) m += min32[j] * bsum32[j];
+      summs = std::fma(neg_dmin, static_cast<float>(m), summs);
+    }
+    for (int k = 0; k < 8; ++k) acc[k] = std::fma(d, static_cast<float>(lane[k]), acc[k]);
   }
-  return sum;
+  if constexpr (T::kMinMode == MinMode::kLanes4) return HsumLanes8(acc) + HsumLanes4(acc_min);
+  if constexpr (T::kMinMode == MinMode::kScalar) return HsumLanes8(acc) + summs;
+  return HsumLanes8(acc);
+}
+
+// Eight rows as llama.cpp's repacked 8-row kernels compute them
+// (ggml_gemv_q4_K_8x8_q8_K, q2_K_8x8): per step one exact integer scale sum
+// and one min sum, each feeding its own sequential FMA chain; the result is
+// their difference. A step is a super-block in the gemv kernels; the gemm
+// kernels (groups of 4 activation rows) take 4 steps of 64 (q4_K) or 2 of
+// 128 (q2_K) elements.
+template <class T>
+void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm) {
+  static_assert(T::kOffset == 0);
+  const int steps = gemm ? T::kGemmSteps : 1, step = kQKK / steps;
+  const auto* ab = static_cast<const BlockQ8_K*>(a);
+  KValues v;
+  for (int r = 0; r < 8; ++r) {
+    const auto* wb =
+        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    float acc = 0, acc_min = 0;
+    for (int64_t i = 0; i < n / kQKK; ++i) {
+      T::Unpack(wb[i], &v);
+      for (int e0 = 0; e0 < kQKK; e0 += step) {
+        int32_t isum = 0, imin = 0;
+        for (int e = e0; e < e0 + step; ++e) isum += v.s[e / 16] * v.u[e] * ab[i].qs[e];
+        for (int j = e0 / 16; j < (e0 + step) / 16; ++j) imin += v.m[j] * ab[i].bsums[j];
+        acc = std::fma(static_cast<float>(isum), v.d * ab[i].d, acc);
+        acc_min = std::fma(static_cast<float>(imin), v.dmin * ab[i].d, acc_min);
+      }
+    }
+    out[r] = acc - acc_min;
+  }
 }
 
 }  // namespace
@@ -173,6 +238,14 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a) { return VecDot<Q3K>(n
 float VecDotQ4_K(int64_t n, const void* w, const void* a) { return VecDot<Q4K>(n, w, a); }
 float VecDotQ5_K(int64_t n, const void* w, const void* a) { return VecDot<Q5K>(n, w, a); }
 float VecDotQ6_K(int64_t n, const void* w, const void* a) { return VecDot<Q6K>(n, w, a); }
+void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
+                  bool gemm) {
+  VecDotX8<Q2K>(n, w, row_bytes, a, out, gemm);
+}
+void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
+                  bool gemm) {
+  VecDotX8<Q4K>(n, w, row_bytes, a, out, gemm);
+}
 
 void DequantizeQ8_K(const void* src, float* dst, int64_t n) {
   const auto* blocks = static_cast<const BlockQ8_K*>(src);

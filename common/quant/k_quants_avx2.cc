@@ -4,19 +4,22 @@
 // Same algebra as the reference (common/quant/k_quants.cc): per super-block
 //     d d_a sum_j s_j (u . q)_j  -  dmin d_a sum_j m_j bsum_j
 // with unsigned levels u, sixteen sub-block scales s_j (one per 16 elements)
-// and mins m_j (for q3_K/q6_K: m_j = offset * s_j, dmin = d). Each type only
-// supplies Levels<h>() (four registers of 32 levels: elements 128h..128h+127
-// in order), Scales() (16 int8) and, for the min types, Mins() (16 int16);
-// the dot loop is written once:
+// and mins m_j. Each type only supplies Levels<h>() (four registers of 32
+// levels: elements 128h..128h+127 in order), Scales() (16 int8) and, for the
+// min types, Mins() (16 int16); the dot loop is written once:
 //   maddubs(u, q)   -> 16 int16 pair sums, lanes 0-7 from sub-block 2c and
 //                      lanes 8-15 from sub-block 2c + 1 (u <= 63, |q| <= 127:
 //                      no saturation),
 //   madd(., s)      -> 8 int32, each pair times its sub-block scale,
-// summed over the 8 chunks in int32, converted once per super-block.
+// summed over the 8 chunks in int32, converted once per super-block. The
+// float steps, and where the min / offset term enters (MinMode), are
+// llama.cpp's, so results equal the reference and llama.cpp to the bit.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
 #include "common/quant/blocks.h"
+#include "common/quant/ggml_order.h"
 #include "common/quant/kernels.h"
 #include "common/quant/simd_avx2.h"
 
@@ -51,7 +54,8 @@ inline __m128i Load12(const uint8_t* p) {
 
 struct Q2K {
   using Block = BlockQ2_K;
-  static constexpr int kOffsetShift = -1;  // has mins
+  static constexpr MinMode kMinMode = MinMode::kLanesFirst;
+  static constexpr int kGemmSteps = 2;  // ggml_gemm_q2_K_8x8: 128 elements
   template <int kH>
   static void Levels(const Block& b, __m256i* u) {
     const __m256i q = Load256(b.qs + 32 * kH);
@@ -75,7 +79,8 @@ struct Q2K {
 
 struct Q3K {
   using Block = BlockQ3_K;
-  static constexpr int kOffsetShift = 2;  // offset 4
+  static constexpr MinMode kMinMode = MinMode::kSigned;
+  static constexpr int kOffset = 4;
   // Bit 2 of element 128h + 32k + l is bit 4h + k of hmask[l].
   template <int kH>
   static void Levels(const Block& b, __m256i* u) {
@@ -124,7 +129,8 @@ inline __m128i ScalesAndMinsK4(const uint8_t* scales) {
 template <class B, bool kFifthBit>
 struct Q45K {
   using Block = B;
-  static constexpr int kOffsetShift = -1;
+  static constexpr MinMode kMinMode = kFifthBit ? MinMode::kScalar : MinMode::kLanes4;
+  static constexpr int kGemmSteps = 4;  // ggml_gemm_q4_K_8x8: 64 elements
   template <int kH>
   static void Levels(const Block& b, __m256i* u) {
     const __m256i q0 = Load256(b.qs + 64 * kH), q1 = Load256(b.qs + 64 * kH + 32);
@@ -148,6 +154,10 @@ struct Q45K {
     const __m128i sm = ScalesAndMinsK4(b.scales);
     return _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
   }
+  // The 8 mins (one per 32 elements) as int16.
+  static __m128i Mins8(const Block& b) {
+    return _mm_cvtepu8_epi16(_mm_srli_si128(ScalesAndMinsK4(b.scales), 8));
+  }
   static float Dmin(const Block& b) { return F16(b.dmin); }
 };
 using Q4K = Q45K<BlockQ4_K, false>;
@@ -155,6 +165,7 @@ using Q5K = Q45K<BlockQ5_K, true>;
 
 struct Q6K {
   using Block = BlockQ6_K;
+  static constexpr MinMode kMinMode = MinMode::kIntLanes;
   static constexpr int kOffsetShift = 5;  // offset 32
   template <int kH>
   static void Levels(const Block& b, __m256i* u) {
@@ -180,49 +191,161 @@ inline __m256i ScalePairShuffle(int k) {
 }
 
 // One half (128 elements, sub-blocks 8 kH .. 8 kH + 7) of a super-block:
-// `s` holds those eight int16 scales in both 128-bit lanes.
+// `s` holds those eight int16 scales in both 128-bit lanes. chunk[c] gets the
+// 8 int32 lanes of elements 128 kH + 32 c .. + 31, each times its scale.
 template <class T, int kH>
-inline __m256i Half(const typename T::Block& b, const BlockQ8_K& y, __m256i s,
-                    const __m256i* shuffle) {
+inline void HalfChunks(const typename T::Block& b, const BlockQ8_K& y, __m256i s,
+                       const __m256i* shuffle, __m256i* chunk) {
   __m256i u[4];
   T::template Levels<kH>(b, u);
-  __m256i sum = _mm256_setzero_si256();
   for (int c = 0; c < 4; ++c) {
-    const __m256i p = _mm256_maddubs_epi16(u[c], Load256(y.qs + 128 * kH + 32 * c));
-    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_shuffle_epi8(s, shuffle[c])));
+    const __m256i q = Load256(y.qs + 128 * kH + 32 * c);
+    __m256i p = _mm256_maddubs_epi16(u[c], q);
+    if constexpr (T::kMinMode == MinMode::kSigned) {  // (u - offset) q, per element
+      p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), q));
+    }
+    chunk[c] = _mm256_madd_epi16(p, _mm256_shuffle_epi8(s, shuffle[c]));
   }
-  return sum;
+}
+
+// The 8 chunks (32 elements each) of one super-block.
+template <class T>
+inline void ScaledChunks(const typename T::Block& b, const BlockQ8_K& y, const __m256i* shuffle,
+                         __m256i* chunk) {
+  const __m256i s16 = _mm256_cvtepi8_epi16(T::Scales(b));
+  HalfChunks<T, 0>(b, y, _mm256_permute4x64_epi64(s16, 0x44), shuffle, chunk);
+  HalfChunks<T, 1>(b, y, _mm256_permute4x64_epi64(s16, 0xEE), shuffle, chunk + 4);
+}
+
+inline __m256i SumOf(const __m256i* v, int count) {
+  __m256i s = v[0];
+  for (int i = 1; i < count; ++i) s = _mm256_add_epi32(s, v[i]);
+  return s;
+}
+
+inline void ScaleShuffles(__m256i* shuffle) {
+  for (int k = 0; k < 4; ++k) shuffle[k] = ScalePairShuffle(k);
 }
 
 template <class T>
 float VecDot(int64_t n, const void* w, const void* a) {
   const auto* wb = static_cast<const typename T::Block*>(w);
   const auto* ab = static_cast<const BlockQ8_K*>(a);
-  const __m256i shuffle[4] = {ScalePairShuffle(0), ScalePairShuffle(1), ScalePairShuffle(2),
-                              ScalePairShuffle(3)};
+  __m256i shuffle[4];
+  ScaleShuffles(shuffle);
   __m256 acc = _mm256_setzero_ps();
-  __m256 acc_min = _mm256_setzero_ps();
+  __m128 acc_min = _mm_setzero_ps();  // kLanes4
+  float summs = 0;                    // kScalar
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const auto& b = wb[i];
     const BlockQ8_K& y = ab[i];
-    const __m256i s16 = _mm256_cvtepi8_epi16(T::Scales(b));
-    // sum over the 8 chunks of madd(maddubs(u, q), scales of the chunk)
-    __m256i isum = _mm256_add_epi32(Half<T, 0>(b, y, _mm256_permute4x64_epi64(s16, 0x44), shuffle),
-                                    Half<T, 1>(b, y, _mm256_permute4x64_epi64(s16, 0xEE), shuffle));
+    __m256i chunk[8];
+    ScaledChunks<T>(b, y, shuffle, chunk);
+    __m256i isum = SumOf(chunk, 8);
     const __m256i bsums = Load256(y.bsums);
-    if constexpr (T::kOffsetShift >= 0) {
+    const float d = y.d * F16(b.d);
+    if constexpr (T::kMinMode == MinMode::kIntLanes) {
       // sum_j s_j (u - off) . q = sum_j s_j u . q - off sum_j s_j bsum_j, exact in int32.
+      const __m256i s16 = _mm256_cvtepi8_epi16(T::Scales(b));
       isum =
           _mm256_sub_epi32(isum, _mm256_madd_epi16(bsums, _mm256_slli_epi16(s16, T::kOffsetShift)));
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b.d) * y.d), _mm256_cvtepi32_ps(isum), acc);
-    } else {
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(b.d) * y.d), _mm256_cvtepi32_ps(isum), acc);
-      const __m256i msum = _mm256_madd_epi16(bsums, T::Mins(b));
-      acc_min =
-          _mm256_fmadd_ps(_mm256_set1_ps(T::Dmin(b) * y.d), _mm256_cvtepi32_ps(msum), acc_min);
+    } else if constexpr (T::kMinMode == MinMode::kLanesFirst) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(-y.d * T::Dmin(b)),
+                            _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, T::Mins(b))), acc);
+    } else if constexpr (T::kMinMode == MinMode::kLanes4 || T::kMinMode == MinMode::kScalar) {
+      // mins (one per 32) times the 32-element sums of q: 4 int32 lanes
+      const __m128i sums32 =
+          _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+      const __m128i prod = _mm_madd_epi16(T::Mins8(b), sums32);
+      const float neg_dmin = -y.d * T::Dmin(b);
+      if constexpr (T::kMinMode == MinMode::kLanes4) {
+        acc_min = _mm_fmadd_ps(_mm_set1_ps(neg_dmin), _mm_cvtepi32_ps(prod), acc_min);
+      } else {
+        __m128i h = _mm_add_epi32(prod, _mm_unpackhi_epi64(prod, prod));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+        summs = std::fma(neg_dmin, static_cast<float>(_mm_cvtsi128_si32(h)), summs);
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+  }
+  if constexpr (T::kMinMode == MinMode::kLanes4) {
+    acc_min = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
+    acc_min = _mm_add_ss(acc_min, _mm_movehdup_ps(acc_min));
+    return HorizontalSum(acc) + _mm_cvtss_f32(acc_min);
+  }
+  if constexpr (T::kMinMode == MinMode::kScalar) return HorizontalSum(acc) + summs;
+  return HorizontalSum(acc);
+}
+
+// Sums of the 8 int32 lanes of each of v[0..7] -> one vector, v[r]'s in lane r.
+inline __m256i SumLanesOf8(const __m256i* v) {
+  const __m256i h0 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i h1 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                          _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+// Eight rows as llama.cpp's repacked kernels compute them (k_quants.cc
+// VecDotX8): the rows' integer scale sums and min sums fill 8 lanes each, and
+// two FMA chains (scale, min) run over the steps for all rows at once. A step
+// is a super-block (gemv), or 256 / kGemmSteps elements (gemm).
+template <class T, int kSteps>
+void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
+  using WB = typename T::Block;
+  constexpr int kChunks = 8 / kSteps;  // 32-element chunks (and min lanes) per step
+  const auto* ab = static_cast<const BlockQ8_K*>(a);
+  const WB* rows[8];
+  for (int r = 0; r < 8; ++r)
+    rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+  __m256i shuffle[4];
+  ScaleShuffles(shuffle);
+  __m256i step_mask[kSteps];
+  for (int st = 0; st < kSteps; ++st) {
+    alignas(32) int32_t m[8];
+    for (int k = 0; k < 8; ++k) m[k] = k / kChunks == st ? -1 : 0;
+    step_mask[st] = Load256(m);
+  }
+  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    const BlockQ8_K& y = ab[i];
+    const __m256i bsums = Load256(y.bsums);
+    alignas(16) uint16_t d[8], dmin[8];
+    __m256i isum[kSteps][8], imin[kSteps][8];
+    for (int r = 0; r < 8; ++r) {
+      const WB& b = rows[r][i];
+      d[r] = b.d;
+      dmin[r] = b.dmin;
+      __m256i chunk[8];
+      ScaledChunks<T>(b, y, shuffle, chunk);
+      // lane k: the mins of elements 32k .. 32k + 31 times their sums of q
+      const __m256i mins = _mm256_madd_epi16(bsums, T::Mins(b));
+      for (int st = 0; st < kSteps; ++st) {
+        isum[st][r] = SumOf(chunk + st * kChunks, kChunks);
+        imin[st][r] = kSteps == 1 ? mins : _mm256_and_si256(mins, step_mask[st]);
+      }
+    }
+    const __m256 da = _mm256_set1_ps(y.d);
+    const __m256 dw =
+        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d))), da);
+    const __m256 dm =
+        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dmin))), da);
+    for (int st = 0; st < kSteps; ++st) {
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(isum[st])), dw, acc);
+      acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(imin[st])), dm, acc_min);
     }
   }
-  return HorizontalSum(_mm256_sub_ps(acc, acc_min));
+  _mm256_storeu_ps(out, _mm256_sub_ps(acc, acc_min));
+}
+
+template <class T>
+void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm) {
+  if (gemm) {
+    VecDotX8Steps<T, T::kGemmSteps>(n, w, row_bytes, a, out);
+  } else {
+    VecDotX8Steps<T, 1>(n, w, row_bytes, a, out);
+  }
 }
 
 // Sums of 16 consecutive int32 values of q[2g], q[2g + 1] for g = 0..3 (64
@@ -242,6 +365,14 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a) { return VecDot<Q3K>(n
 float VecDotQ4_K(int64_t n, const void* w, const void* a) { return VecDot<Q4K>(n, w, a); }
 float VecDotQ5_K(int64_t n, const void* w, const void* a) { return VecDot<Q5K>(n, w, a); }
 float VecDotQ6_K(int64_t n, const void* w, const void* a) { return VecDot<Q6K>(n, w, a); }
+void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
+                  bool gemm) {
+  VecDotX8<Q2K>(n, w, row_bytes, a, out, gemm);
+}
+void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
+                  bool gemm) {
+  VecDotX8<Q4K>(n, w, row_bytes, a, out, gemm);
+}
 
 // Bit-exact with ref::QuantizeQ8_K. max is the signed value of largest
 // magnitude, the first one on ties (found by scanning for |x| == amax);

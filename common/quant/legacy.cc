@@ -3,9 +3,11 @@
 //
 // Every type is reduced to one unpacked form, x_j = d * q_j + m (m = 0 for the
 // symmetric types), by a small per-type Unpack; dequantize and vec_dot are
-// written once over that form. The quantizers follow ggml's
+// written once over that form. The weight quantizers follow ggml's
 // quantize_row_*_ref exactly, so the blocks we write are the ones llama.cpp
-// writes.
+// writes; the activation quantizers and the dot products follow what
+// llama.cpp's x86 CPU backend computes (ggml-cpu/arch/x86), rounding for
+// rounding, so that logits match llama.cpp's bit for bit (ggml_order.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +16,7 @@
 
 #include "common/fp16.h"
 #include "common/quant/blocks.h"
+#include "common/quant/ggml_order.h"
 #include "common/quant/kernels.h"
 
 namespace shardlm::quant::ref {
@@ -114,21 +117,53 @@ void Dequantize(const void* src, float* dst, int64_t n) {
 // sum over blocks of d_w * d_a * sum_j(q_w[j] * q_a[j]), plus m_w * s_a for
 // the types with a min, where s_a = d_a * sum_j q_a[j] comes stored in q8_1:
 // sum_j (d_w q_w + m_w)(d_a q_a) = d_w d_a sum(q_w q_a) + m_w d_a sum(q_a).
+// In ggml's order (ggml_vec_dot_*_q8_* for AVX2, and tinyBLAS_Q0_AVX, which
+// computes the same): 8 float lanes, lane k += (d_w d_a) * (integer sum of
+// elements 4k..4k+3) with one FMA per block, reduced by hsum_float_8; the
+// min terms form their own FMA chain, added last.
 template <class T>
 float VecDot(int64_t n, const void* w, const void* a) {
   using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
   const auto* wb = static_cast<const typename T::Block*>(w);
   const auto* ab = static_cast<const Act*>(a);
   LegacyValues v;
-  float sum = 0;
+  float acc[8] = {};
+  float summs = 0;
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
     T::Unpack(wb[ib], &v);
-    int isum = 0;
-    for (int j = 0; j < kQK; ++j) isum += v.q[j] * ab[ib].qs[j];
-    sum += v.d * Fp16ToFp32(ab[ib].d) * static_cast<float>(isum);
-    if constexpr (T::kHasMin) sum += v.m * Fp16ToFp32(ab[ib].s);
+    const float d = v.d * Fp16ToFp32(ab[ib].d);
+    for (int k = 0; k < 8; ++k) {
+      int lane = 0;
+      for (int j = 4 * k; j < 4 * k + 4; ++j) lane += v.q[j] * ab[ib].qs[j];
+      acc[k] = std::fma(d, static_cast<float>(lane), acc[k]);
+    }
+    if constexpr (T::kHasMin) summs = std::fma(v.m, Fp16ToFp32(ab[ib].s), summs);
   }
-  return sum;
+  if constexpr (T::kHasMin) return HsumLanes8(acc) + summs;
+  return HsumLanes8(acc);
+}
+
+// Eight rows as llama.cpp computes weights it repacks into 8-row interleaved
+// blocks (q4_0 -> q4_0_8x8 on AVX2 CPUs; ggml_gemv/gemm_q4_0_8x8_q8_0, which
+// agree): one exact integer dot per block, then a sequential FMA chain over
+// the blocks, acc = fma(isum, d_w d_a, acc), one chain per row.
+template <class T>
+void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
+  static_assert(!T::kHasMin);
+  const auto* ab = static_cast<const BlockQ8_0*>(a);
+  LegacyValues v;
+  for (int r = 0; r < 8; ++r) {
+    const auto* wb =
+        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    float acc = 0;
+    for (int64_t ib = 0; ib < n / kQK; ++ib) {
+      T::Unpack(wb[ib], &v);
+      int isum = 0;
+      for (int j = 0; j < kQK; ++j) isum += v.q[j] * ab[ib].qs[j];
+      acc = std::fma(static_cast<float>(isum), v.d * Fp16ToFp32(ab[ib].d), acc);
+    }
+    out[r] = acc;
+  }
 }
 
 // Stores 32 levels (< 32) into the nibbles of qs and, for 5-bit types, bit 4
@@ -201,24 +236,29 @@ void QuantizeMinMax(const float* x, void* dst, int64_t n) {
   }
 }
 
-// quantize_row_q8_0_ref / q8_1_ref: d = amax / 127, q = roundf(x / d) (ties
-// away from zero); q8_1 also stores s = d * sum(q).
-template <class Block>
+// The q8 quantizers, two kinds. Weights (quantize_row_q8_0_ref / q8_1_ref):
+// d = amax / 127, q = roundf(x / d) (ties away from zero). Activations
+// (llama.cpp's x86 quantize_row_q8_0 / q8_1, and ggml_quantize_mat_q8_0_4x8,
+// which rounds the same): the levels use id = 127 / amax instead of 1 / d and
+// round to nearest even (_mm256_round_ps). Both store d as f16 and, for q8_1,
+// s = f16(d * sum q) with the unrounded d.
+template <class Block, bool kActivation>
 void QuantizeQ8(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<Block*>(dst);
   for (int64_t ib = 0; ib < n / kQK; ++ib, x += kQK) {
     float amax = 0;
     for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const float id = kActivation ? (amax != 0 ? 127.f / amax : 0.0f) : (d != 0 ? 1.0f / d : 0.0f);
     y[ib].d = Fp32ToFp16(d);
     int sum = 0;
     for (int j = 0; j < kQK; ++j) {
-      y[ib].qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+      y[ib].qs[j] = static_cast<int8_t>(kActivation ? NearestInt(x[j] * id)
+                                                    : static_cast<int>(std::round(x[j] * id)));
       sum += y[ib].qs[j];
     }
     if constexpr (std::is_same_v<Block, BlockQ8_1>)
-      y[ib].s = Fp32ToFp16(static_cast<float>(sum) * d);
+      y[ib].s = Fp32ToFp16(d * static_cast<float>(sum));
   }
 }
 
@@ -247,13 +287,27 @@ void QuantizeQ4_1(const float* src, void* dst, int64_t n) {
 void QuantizeQ5_1(const float* src, void* dst, int64_t n) {
   QuantizeMinMax<BlockQ5_1, 5>(src, dst, n);
 }
-void QuantizeQ8_0(const float* src, void* dst, int64_t n) { QuantizeQ8<BlockQ8_0>(src, dst, n); }
-void QuantizeQ8_1(const float* src, void* dst, int64_t n) { QuantizeQ8<BlockQ8_1>(src, dst, n); }
+void QuantizeQ8_0(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_0, false>(src, dst, n);
+}
+void QuantizeQ8_1(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_1, false>(src, dst, n);
+}
 
 float VecDotQ4_0(int64_t n, const void* w, const void* a) { return VecDot<Q4_0>(n, w, a); }
 float VecDotQ4_1(int64_t n, const void* w, const void* a) { return VecDot<Q4_1>(n, w, a); }
 float VecDotQ5_0(int64_t n, const void* w, const void* a) { return VecDot<Q5_0>(n, w, a); }
 float VecDotQ5_1(int64_t n, const void* w, const void* a) { return VecDot<Q5_1>(n, w, a); }
 float VecDotQ8_0(int64_t n, const void* w, const void* a) { return VecDot<Q8<BlockQ8_0>>(n, w, a); }
+void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
+                  bool /*gemm*/) {
+  VecDotX8<Q4_0>(n, w, row_bytes, a, out);
+}
+void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_0, true>(src, dst, n);
+}
+void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_1, true>(src, dst, n);
+}
 
 }  // namespace shardlm::quant::ref

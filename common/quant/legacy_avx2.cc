@@ -5,9 +5,9 @@
 // One block of any weight type becomes 32 int8 levels in a register (a
 // per-type Levels()); the dot product is written once: maddubs forms
 // u8 x s8 pair sums, madd widens them to 8 int32, and one FMA per block adds
-// (d_w d_a) * sum to a float accumulator. Four blocks per iteration share one
-// f16 -> f32 conversion of their scales and alternate between two FMA
-// chains, so the loop is bound by the integer multiply units, not latency.
+// (d_w d_a) * sum to the float lanes. The float steps are llama.cpp's (one
+// 8-lane accumulator, blocks in order, hsum_float_8; see legacy.cc), so the
+// results equal the reference kernels and llama.cpp to the bit.
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -79,55 +79,61 @@ inline __m256i BlockDot(__m256i q, __m256i a) {
   return PairSums(_mm256_sub_epi16(_mm256_maddubs_epi16(q, a), offset_dot));
 }
 
-// Four f16 fields (one per block, `stride` bytes apart) -> 4 floats with one
-// VCVTPH2PS instead of four scalar conversions.
-template <class B>
-inline __m128 FourHalves(const B* blocks, uint16_t B::*field) {
-  return _mm_cvtph_ps(_mm_setr_epi16(
-      static_cast<int16_t>(blocks[0].*field), static_cast<int16_t>(blocks[1].*field),
-      static_cast<int16_t>(blocks[2].*field), static_cast<int16_t>(blocks[3].*field), 0, 0, 0, 0));
-}
-
 template <class T>
 float VecDot(int64_t n, const void* w, const void* a) {
   using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
   const auto* wb = static_cast<const typename T::Block*>(w);
   const auto* ab = static_cast<const Act*>(a);
   const int64_t nb = n / kQK;
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  auto block = [&](int64_t ib, __m256 scale, __m256& sum) {
+  __m256 acc = _mm256_setzero_ps();
+  float summs = 0;  // m_w * s_a, types with a min
+  for (int64_t ib = 0; ib < nb; ++ib) {
     const __m256i q = T::Levels(wb[ib]);
     const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
-    const __m256i dot = BlockDot<T>(q, y);
-    sum = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), sum);
-  };
-  // Four blocks per iteration: their d_w * d_a (and m_w * s_a) come from one
-  // conversion and one multiply; each block's product is then broadcast from
-  // memory (a plain load on current x86 cores).
-  __m128 min_acc = _mm_setzero_ps();  // m_w * s_a, types with a min
-  int64_t ib = 0;
-  for (; ib + 4 <= nb; ib += 4) {
-    using WB = typename T::Block;
-    alignas(16) float scale[4];
-    _mm_store_ps(scale,
-                 _mm_mul_ps(FourHalves<WB>(wb + ib, &WB::d), FourHalves<Act>(ab + ib, &Act::d)));
-    if constexpr (T::kHasMin) {
-      min_acc =
-          _mm_fmadd_ps(FourHalves<WB>(wb + ib, &WB::m), FourHalves<Act>(ab + ib, &Act::s), min_acc);
+    const __m256 d = _mm256_set1_ps(F16(wb[ib].d) * F16(ab[ib].d));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(BlockDot<T>(q, y)), acc);
+    if constexpr (T::kHasMin) summs = std::fma(F16(wb[ib].m), F16(ab[ib].s), summs);
+  }
+  if constexpr (T::kHasMin) return HorizontalSum(acc) + summs;
+  return HorizontalSum(acc);
+}
+
+// Sums of the 8 int32 lanes of each of v[0..7] -> one vector, row r in lane r.
+inline __m256i SumLanesOf8(const __m256i* v) {
+  const __m256i h0 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+  const __m256i h1 =
+      _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  // h0 = [r0..r3 low halves | r0..r3 high halves], h1 likewise for r4..r7
+  return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                          _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+// Eight rows, each an FMA chain over its blocks (legacy.cc VecDotX8): the
+// rows' integer block sums fill the 8 lanes, so one FMA serves all 8.
+template <class T>
+void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
+  static_assert(!T::kHasMin);
+  using WB = typename T::Block;
+  const auto* ab = static_cast<const BlockQ8_0*>(a);
+  const WB* rows[8];
+  for (int r = 0; r < 8; ++r)
+    rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQK; ++ib) {
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
+    alignas(16) uint16_t dw[8];
+    __m256i dots[8];
+    for (int r = 0; r < 8; ++r) {
+      dw[r] = rows[r][ib].d;
+      dots[r] = BlockDot<T>(T::Levels(rows[r][ib]), y);
     }
-    block(ib, _mm256_broadcast_ss(&scale[0]), acc[0]);
-    block(ib + 1, _mm256_broadcast_ss(&scale[1]), acc[1]);
-    block(ib + 2, _mm256_broadcast_ss(&scale[2]), acc[0]);
-    block(ib + 3, _mm256_broadcast_ss(&scale[3]), acc[1]);
+    const __m256 scale =
+        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw))),
+                      _mm256_set1_ps(F16(ab[ib].d)));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(dots)), scale, acc);
   }
-  float min_sum = 0;
-  for (; ib < nb; ++ib) {
-    block(ib, _mm256_set1_ps(F16(wb[ib].d) * F16(ab[ib].d)), acc[0]);
-    if constexpr (T::kHasMin) min_sum += F16(wb[ib].m) * F16(ab[ib].s);
-  }
-  __m128 m = _mm_add_ps(min_acc, _mm_movehl_ps(min_acc, min_acc));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  return HorizontalSum(_mm256_add_ps(acc[0], acc[1])) + (_mm_cvtss_f32(m) + min_sum);
+  _mm256_storeu_ps(out, acc);
 }
 
 // x = d * (level - offset) for the types without a min: int8 -> int32 ->
@@ -148,6 +154,13 @@ void Dequantize(const void* src, float* dst, int64_t n) {
   }
 }
 
+// 4 x 8 int32 (elements 0..31 in order) -> 32 int8. packs interleaves the
+// 128-bit lanes; the final permute restores element order.
+inline __m256i PackInt32ToInt8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 // roundf(v): ties away from zero. trunc(v) + sign(v) where |v - trunc(v)| >=
 // 0.5 (v - trunc(v) is exact).
 inline __m256 RoundHalfAway(__m256 v) {
@@ -158,16 +171,11 @@ inline __m256 RoundHalfAway(__m256 v) {
   return _mm256_add_ps(t, bump);
 }
 
-// 4 x 8 int32 (elements 0..31 in order) -> 32 int8. packs interleaves the
-// 128-bit lanes; the final permute restores element order.
-inline __m256i PackInt32ToInt8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
-  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-}
-
-// Bit-exact with ref::QuantizeQ8_0 / QuantizeQ8_1: d = amax / 127,
-// id = 1 / d, q = roundf(x * id), s = fp16(d * sum q).
-template <class Block>
+// Bit-exact with the reference q8_0 / q8_1 quantizers, both kinds:
+// weights (quantize_row_q8_*_ref): id = 1 / d, q = roundf(x * id);
+// activations (llama.cpp's x86 quantize_row_q8_*): id = 127 / amax,
+// q = round-to-even(x * id). Both: d = f16(amax / 127), s = f16(d * sum q).
+template <class Block, bool kActivation>
 void QuantizeQ8(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<Block*>(dst);
   for (int64_t ib = 0; ib < n / kQK; ++ib, x += kQK) {
@@ -176,11 +184,17 @@ void QuantizeQ8(const float* x, void* dst, int64_t n) {
     const __m256 amax4 =
         _mm256_max_ps(_mm256_max_ps(Abs(v[0]), Abs(v[1])), _mm256_max_ps(Abs(v[2]), Abs(v[3])));
     const float amax = HorizontalMax(amax4);
-    const float d = amax / 127;
-    const __m256 id = _mm256_set1_ps(d != 0 ? 1.0f / d : 0.0f);
+    const float d = amax / 127.f;
+    const float inv = kActivation ? (amax != 0 ? 127.f / amax : 0.0f) : (d != 0 ? 1.0f / d : 0.0f);
+    const __m256 id = _mm256_set1_ps(inv);
     y[ib].d = ToF16(d);
     __m256i q[4];
-    for (int k = 0; k < 4; ++k) q[k] = _mm256_cvttps_epi32(RoundHalfAway(_mm256_mul_ps(v[k], id)));
+    for (int k = 0; k < 4; ++k) {
+      const __m256 scaled = _mm256_mul_ps(v[k], id);
+      q[k] = kActivation ? _mm256_cvtps_epi32(_mm256_round_ps(
+                               scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+                         : _mm256_cvttps_epi32(RoundHalfAway(scaled));
+    }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[ib].qs),
                         PackInt32ToInt8(q[0], q[1], q[2], q[3]));
     if constexpr (std::is_same_v<Block, BlockQ8_1>) {
@@ -189,7 +203,7 @@ void QuantizeQ8(const float* x, void* dst, int64_t n) {
       __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
       s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
       s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
-      y[ib].s = ToF16(static_cast<float>(_mm_cvtsi128_si32(s4)) * d);
+      y[ib].s = ToF16(d * static_cast<float>(_mm_cvtsi128_si32(s4)));
     }
   }
 }
@@ -203,7 +217,21 @@ float VecDotQ5_1(int64_t n, const void* w, const void* a) { return VecDot<Q5_1>(
 float VecDotQ8_0(int64_t n, const void* w, const void* a) { return VecDot<Q8_0>(n, w, a); }
 void DequantizeQ4_0(const void* src, float* dst, int64_t n) { Dequantize<Q4_0>(src, dst, n); }
 void DequantizeQ8_0(const void* src, float* dst, int64_t n) { Dequantize<Q8_0>(src, dst, n); }
-void QuantizeQ8_0(const float* src, void* dst, int64_t n) { QuantizeQ8<BlockQ8_0>(src, dst, n); }
-void QuantizeQ8_1(const float* src, void* dst, int64_t n) { QuantizeQ8<BlockQ8_1>(src, dst, n); }
+void QuantizeQ8_0(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_0, false>(src, dst, n);
+}
+void QuantizeQ8_1(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_1, false>(src, dst, n);
+}
+void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_0, true>(src, dst, n);
+}
+void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_1, true>(src, dst, n);
+}
+void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
+                  bool /*gemm*/) {
+  VecDotX8<Q4_0>(n, w, row_bytes, a, out);
+}
 
 }  // namespace shardlm::quant::avx2
