@@ -249,7 +249,15 @@ struct OpenAiHttpServer::Impl {
             sink.done();
             return true;
           }
-          return !stopping.load();
+          if (stopping) {
+            // Tell the client why its stream ends (the releaser cancels).
+            const std::string bye = absl::StrCat(
+                "data: ", JsonText(ErrorFromStatus(absl::UnavailableError("the server is shutting down")).ToJson()),
+                "\n\n");
+            sink.write(bye.data(), bye.size());
+            return false;
+          }
+          return true;
         },
         [this, state, engine_id](bool) {
           // The response is over. Unless the stream reached its end, the

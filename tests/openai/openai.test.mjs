@@ -163,6 +163,14 @@ test("an invalid request gets an OpenAI-style error", {timeout: 30_000}, async (
   await assert.rejects(
       client.completions.create({model, prompt: "x", temperature: 500}),
       (err) => err instanceof OpenAI.BadRequestError && err.param === "temperature");
+  await assert.rejects(
+      client.chat.completions.create({model, messages, template: "vicuna"}),
+      (err) => err instanceof OpenAI.BadRequestError && err.param === "template" && /vicuna/.test(err.message));
+  // The gRPC Chat refuses the same way, with INVALID_ARGUMENT.
+  await assert.rejects(grpcStream("Chat", {messages, template: "vicuna"}),
+                       (err) => err.code === grpc.status.INVALID_ARGUMENT && /vicuna/.test(err.details));
+  await assert.rejects(grpcStream("Chat", {messages: [{role: "tool", content: "x"}]}),
+                       (err) => err.code === grpc.status.INVALID_ARGUMENT && /role/.test(err.details));
   const stranger = new OpenAI({baseURL: `http://${http}/v1`, apiKey: "not-the-key", maxRetries: 0});
   await assert.rejects(stranger.models.list(), (err) => {
     assert.ok(err instanceof OpenAI.AuthenticationError, `got ${err}`);
