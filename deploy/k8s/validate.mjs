@@ -13,13 +13,31 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { parseAllDocuments } from "yaml";
 
-// Flags the binaries accept today (shardlm-worker --help, shardlm-coordinator
-// --help): a command with any other flag would not start.
-const WORKER_FLAGS = new Set(["--model", "-m", "--layers", "--listen", "--threads", "-t",
-  "--kv-budget", "--kv-type", "--ctx", "--max-batch", "--max-message-size", "--shutdown-grace"]);
-const COORDINATOR_FLAGS = new Set(["--model", "-m", "--workers", "--listen", "--max-active",
-  "--max-queued", "--prefill-chunk", "--max-batch-tokens", "--worker-wait", "--call-timeout",
-  "--hidden-dtype"]);
+// Flags the binaries accept: read from `BIN --help` when SHARDLM_BIN_DIR
+// names the build's bin/ (check.sh BIN_DIR, as ctest runs it), else this
+// copy of their --help. A command with any other flag would not start.
+const KNOWN_FLAGS = {
+  "shardlm-worker": ["--model", "-m", "--layers", "--listen", "--threads", "-t", "--kv-budget",
+    "--kv-type", "--ctx", "--max-batch", "--max-message-size", "--shutdown-grace"],
+  "shardlm-coordinator": ["--model", "-m", "--workers", "--listen", "--max-active", "--max-queued",
+    "--prefill-chunk", "--max-batch-tokens", "--worker-wait", "--call-timeout",
+    "--failover-timeout-ms", "--hidden-dtype", "--http-listen", "--api-key", "--chat-template"],
+};
+function flagsOf(binary) {
+  const dir = process.env.SHARDLM_BIN_DIR;
+  if (!dir) return new Set(KNOWN_FLAGS[binary]);
+  const r = spawnSync(join(dir, binary), ["--help"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${join(dir, binary)} --help failed: ${r.stderr}`);
+  // "  -m, --model V     help text" -> -m, --model
+  const flags = new Set();
+  for (const line of r.stdout.split("\n")) {
+    const m = /^ {2}(-[^ ]+(?:, -[^ ]+)*)/.exec(line);
+    if (m) for (const f of m[1].split(", ")) flags.add(f);
+  }
+  return flags;
+}
+const WORKER_FLAGS = flagsOf("shardlm-worker");
+const COORDINATOR_FLAGS = flagsOf("shardlm-coordinator");
 
 const problems = [];
 const fail = (where, what) => problems.push(`${where}: ${what}`);
@@ -205,21 +223,30 @@ function shardlmCheck(objects, where) {
     next = r.last;
   }
 
-  // The coordinator's --workers: the StatefulSet's DNS names, one per range,
-  // in layer order. (Listing replicas of a range needs the coordinator's
-  // failover work; today's binary rejects overlapping workers.)
+  // The coordinator's --workers: the StatefulSet's DNS names, every pod of
+  // the layout once (pods of the same range are replicas: the coordinator
+  // spreads sequences over them and fails over between them).
   const list = String(envValue(coordinator, "SHARDLM_WORKERS") ?? "").split(",");
   const nameRe = new RegExp(`^${sts.metadata.name}-(\\d+)\\.${sts.spec.serviceName}(\\.[a-z0-9.-]+)?:(\\d+)$`);
-  const listed = [];
+  const listed = new Set();
   for (const address of list) {
     const m = nameRe.exec(address);
     if (!m) fail(where, `worker address '${address}' is not <pod>.${sts.spec.serviceName}:${workerPort}`);
     else if (Number(m[3]) !== workerPort) fail(where, `worker address '${address}' has the wrong port`);
     else if (!layout.has(Number(m[1]))) fail(where, `worker address '${address}' names no pod of the layout`);
-    else listed.push(layout.get(Number(m[1])).text);
+    else if (listed.has(Number(m[1]))) fail(where, `worker address '${address}' is listed twice`);
+    else listed.add(Number(m[1]));
   }
-  if (listed.join(",") !== ranges.map((r) => r.text).join(",")) {
-    fail(where, `--workers covers ranges [${listed}] but the layout's ranges in order are [${ranges.map((r) => r.text)}]`);
+  for (const ordinal of layout.keys()) {
+    if (!listed.has(ordinal)) fail(where, `pod ${ordinal} of the layout is missing from the coordinator's --workers`);
+  }
+
+  // A voluntary disruption may take down at most (fewest replicas of a range - 1) pods.
+  const copies = Math.min(...ranges.map((r) => [...layout.values()].filter((x) => x.text === r.text).length));
+  for (const p of byKind("PodDisruptionBudget").filter((x) => matches(x.spec.selector?.matchLabels, pod.metadata.labels))) {
+    if (p.spec.maxUnavailable === undefined || typeof p.spec.maxUnavailable !== "number" || p.spec.maxUnavailable > copies - 1) {
+      fail(where, `PodDisruptionBudget ${p.metadata.name}: maxUnavailable must be a number <= ${copies - 1} (a range has ${copies} cop${copies === 1 ? "y" : "ies"})`);
+    }
   }
 
   // PodDisruptionBudget and NetworkPolicy select the workers.
