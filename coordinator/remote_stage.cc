@@ -106,8 +106,7 @@ absl::StatusOr<std::unique_ptr<RemoteStage>> RemoteStage::Connect(
       options.on_wait(wait);
     } else {
       SHARDLM_LOG(kInfo, "waiting for worker %s (%s) ...", address,
-                  wait.loading ? std::string("loading")
-                               : std::string(wait.last_error.message()));
+                  wait.loading ? std::string("loading") : std::string(wait.last_error.message()));
     }
     const absl::Time next = std::min(give_up, attempt_start + options.retry_interval);
     if (next > absl::Now()) absl::SleepFor(next - absl::Now());
@@ -122,8 +121,8 @@ RemoteStage::RemoteStage(std::string address, RemoteStageOptions options,
       stub_(v1::Stage::NewStub(channel_)),
       shard_info_(std::move(shard_info)),
       info_(ToShardInfo(shard_info_)),
-      name_(absl::StrCat("worker ", address_, " (layers ", info_.first_layer, ":",
-                         info_.last_layer, ")")) {
+      name_(absl::StrCat("worker ", address_, " (layers ", info_.first_layer, ":", info_.last_layer,
+                         ")")) {
   const v1::KvCacheStats& kv = shard_info_.kv();
   last_kv_ = KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
 }
@@ -158,14 +157,16 @@ bool RemoteStage::WantsLogits(const ForwardRequest& r, size_t i) const {
 void RemoteStage::PlanChunks(const ForwardRequest& r, std::vector<size_t>* ends) const {
   ends->clear();
   const int64_t budget = options_.max_message_bytes - kMessageOverhead;
-  const int64_t hidden_bytes = static_cast<int64_t>(info_.n_embd) * DTypeBytes(options_.hidden_dtype);
+  const int64_t hidden_bytes =
+      static_cast<int64_t>(info_.n_embd) * DTypeBytes(options_.hidden_dtype);
   const int64_t request_per_token = kPerTokenScalars + (info_.is_first() ? 0 : hidden_bytes);
   int64_t request = 0, response = 0, count = 0;
   for (size_t i = 0; i < r.n_tokens(); ++i) {
     const int64_t response_per_token =
         info_.is_last() ? (WantsLogits(r, i) ? int64_t{info_.n_vocab} * 4 + 10 : 0) : hidden_bytes;
-    if (count > 0 && (count >= options_.max_tokens_per_call || request + request_per_token > budget ||
-                      response + response_per_token > budget)) {
+    if (count > 0 &&
+        (count >= options_.max_tokens_per_call || request + request_per_token > budget ||
+         response + response_per_token > budget)) {
       ends->push_back(i);
       request = response = count = 0;
     }
@@ -255,8 +256,8 @@ absl::Status RemoteStage::ForwardChunk(const ForwardRequest& r, size_t begin, si
     for (int64_t i = 0; bad.ok() && i < rows; ++i) {
       const int32_t row = resp.logit_rows(static_cast<int>(i));
       if (row < 0 || row >= count) {
-        bad = absl::InvalidArgumentError(absl::StrCat("logit_rows[", i, "] = ", row,
-                                                      " is outside the batch of ", count));
+        bad = absl::InvalidArgumentError(
+            absl::StrCat("logit_rows[", i, "] = ", row, " is outside the batch of ", count));
       }
     }
     if (bad.ok()) {
@@ -270,7 +271,8 @@ absl::Status RemoteStage::ForwardChunk(const ForwardRequest& r, size_t begin, si
     }
   }
   if (!bad.ok()) {
-    return absl::InternalError(absl::StrCat(name_, ": malformed Forward response: ", bad.message()));
+    return absl::InternalError(
+        absl::StrCat(name_, ": malformed Forward response: ", bad.message()));
   }
   return absl::OkStatus();
 }
@@ -305,11 +307,11 @@ absl::Status RemoteStage::Ping() {
   if (!shard.ok()) return shard.status();
   if (!shard->ready()) return absl::UnavailableError(absl::StrCat(name_, " is loading"));
   // A different process may now listen at this address.
-  if (shard->model_fingerprint() != info_.fingerprint || shard->first_layer() != info_.first_layer ||
-      shard->last_layer() != info_.last_layer) {
-    return absl::FailedPreconditionError(absl::StrCat(name_, " now serves layers ",
-                                                      shard->first_layer(), ":", shard->last_layer(),
-                                                      " of model ", shard->model_fingerprint()));
+  if (shard->model_fingerprint() != info_.fingerprint ||
+      shard->first_layer() != info_.first_layer || shard->last_layer() != info_.last_layer) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name_, " now serves layers ", shard->first_layer(), ":", shard->last_layer(),
+                     " of model ", shard->model_fingerprint()));
   }
   return absl::OkStatus();
 }
@@ -322,7 +324,8 @@ KvStats RemoteStage::kv_stats() const {
     const v1::KvCacheStats& kv = shard->kv();
     last_kv_ = KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
   } else {
-    SHARDLM_LOG(kDebug, "%s; reporting the last known KV stats", std::string(shard.status().message()));
+    SHARDLM_LOG(kDebug, "%s; reporting the last known KV stats",
+                std::string(shard.status().message()));
   }
   return last_kv_;
 }
