@@ -77,8 +77,8 @@ absl::Status CheckRoles(const std::vector<ChatMessage>& messages) {
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& r = messages[i].role;
     if (r != "system" && r != "user" && r != "assistant") {
-      return absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: '", r,
-                                                     "' is not one of system, user, assistant"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].role: '", r, "' is not one of system, user, assistant"));
     }
   }
   return absl::OkStatus();
@@ -164,9 +164,12 @@ constexpr Lookalike kUnsupported[] = {
 
 const char* ChatFamilyName(ChatFamily family) {
   switch (family) {
-    case ChatFamily::kZephyr: return "zephyr";
-    case ChatFamily::kLlama2: return "llama2";
-    case ChatFamily::kChatMl: return "chatml";
+    case ChatFamily::kZephyr:
+      return "zephyr";
+    case ChatFamily::kLlama2:
+      return "llama2";
+    case ChatFamily::kChatMl:
+      return "chatml";
   }
   return "unknown";
 }
@@ -177,7 +180,8 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromName(std::string_view name) {
   if (n == "llama2" || n == "llama-2") return ChatTemplate(ChatFamily::kLlama2);
   if (n == "chatml" || n == "chat-ml") return ChatTemplate(ChatFamily::kChatMl);
   return absl::InvalidArgumentError(
-      absl::StrCat("template: '", std::string(name), "' is not a known chat template (known: ", kKnownNames, ")"));
+      absl::StrCat("template: '", std::string(name),
+                   "' is not a known chat template (known: ", kKnownNames, ")"));
 }
 
 absl::StatusOr<ChatTemplate> ChatTemplate::Detect(std::string_view jinja) {
@@ -225,9 +229,12 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Resolve(std::string_view requested_na
 absl::StatusOr<RenderedChat> ChatTemplate::Render(const std::vector<ChatMessage>& messages) const {
   if (absl::Status st = CheckRoles(messages); !st.ok()) return st;
   switch (family_) {
-    case ChatFamily::kZephyr: return RenderZephyr(messages);
-    case ChatFamily::kLlama2: return RenderLlama2(messages);
-    case ChatFamily::kChatMl: return RenderChatMl(messages);
+    case ChatFamily::kZephyr:
+      return RenderZephyr(messages);
+    case ChatFamily::kLlama2:
+      return RenderLlama2(messages);
+    case ChatFamily::kChatMl:
+      return RenderChatMl(messages);
   }
   return absl::InternalError("unknown chat family");
 }

@@ -36,7 +36,7 @@ enum class ChatFamily { kZephyr, kLlama2, kChatMl };
 const char* ChatFamilyName(ChatFamily family);
 
 struct RenderedChat {
-  std::string prompt;  // ends with the assistant's turn opened
+  std::string prompt;   // ends with the assistant's turn opened
   bool add_bos = true;  // let the tokenizer add BOS (false: the text spells it)
   // The family's end-of-turn text: generation stops there (as a stop string;
   // it is usually also the model's EOS token, which ends it anyway).

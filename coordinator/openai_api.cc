@@ -106,7 +106,8 @@ absl::Status GetLogitBias(const json& j, std::vector<std::pair<int32_t, float>>*
   for (auto it = f->begin(); it != f->end(); ++it) {
     int32_t token;
     if (!absl::SimpleAtoi(it.key(), &token) || !it.value().is_number()) {
-      return Bad("logit_bias", absl::StrCat("'", it.key(), "' must be a token id mapped to a number"));
+      return Bad("logit_bias",
+                 absl::StrCat("'", it.key(), "' must be a token id mapped to a number"));
     }
     out->push_back({token, it.value().get<float>()});
   }
@@ -184,16 +185,41 @@ absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
 }
 
 // Request parameters an error message may start with (for the `param` field).
-constexpr std::string_view kParams[] = {
-    "model", "prompt", "messages", "temperature", "top_p", "top_k", "min_p", "max_tokens",
-    "max_completion_tokens", "stop", "seed", "presence_penalty", "frequency_penalty",
-    "repetition_penalty", "penalty_window", "logprobs", "top_logprobs", "n", "stream",
-    "stream_options", "logit_bias", "template", "echo", "suffix", "best_of", "tools",
-    "functions", "response_format", "ignore_eos"};
+constexpr std::string_view kParams[] = {"model",
+                                        "prompt",
+                                        "messages",
+                                        "temperature",
+                                        "top_p",
+                                        "top_k",
+                                        "min_p",
+                                        "max_tokens",
+                                        "max_completion_tokens",
+                                        "stop",
+                                        "seed",
+                                        "presence_penalty",
+                                        "frequency_penalty",
+                                        "repetition_penalty",
+                                        "penalty_window",
+                                        "logprobs",
+                                        "top_logprobs",
+                                        "n",
+                                        "stream",
+                                        "stream_options",
+                                        "logit_bias",
+                                        "template",
+                                        "echo",
+                                        "suffix",
+                                        "best_of",
+                                        "tools",
+                                        "functions",
+                                        "response_format",
+                                        "ignore_eos"};
 
 std::string ParamOf(std::string_view message) {
   size_t n = 0;
-  while (n < message.size() && (std::islower(static_cast<unsigned char>(message[n])) || message[n] == '_')) ++n;
+  while (n < message.size() &&
+         (std::islower(static_cast<unsigned char>(message[n])) || message[n] == '_'))
+    ++n;
   if (n == 0 || n == message.size()) return "";
   const char next = message[n];
   if (next != ':' && next != ' ' && next != '[' && next != '.') return "";
@@ -247,7 +273,7 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
     if (present) p.max_tokens = static_cast<int>(v);
   }
   RETURN_IF_ERROR(GetInt(j, "seed", std::numeric_limits<int64_t>::min(),
-                            std::numeric_limits<int64_t>::max(), &v, &present));
+                         std::numeric_limits<int64_t>::max(), &v, &present));
   if (present) {
     p.seed = static_cast<uint64_t>(v);
   } else {
@@ -393,7 +419,9 @@ OpenAiResponder::OpenAiResponder(const OpenAiRequest& request, const Tokenizer* 
   }
 }
 
-std::string OpenAiResponder::Sse(const json& j) { return absl::StrCat("data: ", JsonText(j), "\n\n"); }
+std::string OpenAiResponder::Sse(const json& j) {
+  return absl::StrCat("data: ", JsonText(j), "\n\n");
+}
 
 json OpenAiResponder::ChunkBase() const {
   return json{{"id", id_},
@@ -463,7 +491,8 @@ std::string OpenAiResponder::StreamToken(const GeneratedToken& t) {
                                               {"text_offset", json::array()}};
   const bool has_lp = AppendLogprobs(t, offset, &lp);
   if (t.text.empty() && !has_lp) return "";  // nothing to tell the client yet
-  json choice = {{"index", 0}, {"logprobs", has_lp ? lp : json(nullptr)}, {"finish_reason", nullptr}};
+  json choice = {
+      {"index", 0}, {"logprobs", has_lp ? lp : json(nullptr)}, {"finish_reason", nullptr}};
   if (kind_ == OpenAiKind::kChat) {
     choice["delta"] = json{{"content", t.text}};
   } else {
@@ -479,7 +508,8 @@ std::string OpenAiResponder::StreamFinish(FinishReason reason, const GenerationS
   if (absl::Status failure = GenerationFailure(reason, error); !failure.ok()) {
     return Sse(ErrorFromStatus(failure).ToJson());
   }
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", OpenAiFinishReason(reason)}};
+  json choice = {
+      {"index", 0}, {"logprobs", nullptr}, {"finish_reason", OpenAiFinishReason(reason)}};
   if (kind_ == OpenAiKind::kChat) {
     choice["delta"] = json::object();
   } else {

@@ -11,11 +11,10 @@
 #define SHARDLM_COORDINATOR_OPENAI_API_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "coordinator/chat_template.h"
@@ -32,9 +31,9 @@ enum class OpenAiKind { kCompletion, kChat };
 // "until the context is full" for chat, a random seed unless one is given.
 struct OpenAiRequest {
   OpenAiKind kind = OpenAiKind::kCompletion;
-  std::string model;                  // as sent; we answer with ours
-  std::string prompt;                 // completion, as text
-  std::vector<int32_t> prompt_tokens; // completion, as token ids (then used instead)
+  std::string model;                   // as sent; we answer with ours
+  std::string prompt;                  // completion, as text
+  std::vector<int32_t> prompt_tokens;  // completion, as token ids (then used instead)
   bool has_prompt_tokens = false;
   std::vector<ChatMessage> messages;  // chat
   std::string chat_template;          // chat extension `template`: a family name
@@ -54,9 +53,9 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
 struct OpenAiError {
   int http_status = 500;
   std::string message;
-  std::string type;   // "invalid_request_error", "server_error", ...
-  std::string param;  // empty -> null
-  std::string code;   // empty -> null
+  std::string type;               // "invalid_request_error", "server_error", ...
+  std::string param;              // empty -> null
+  std::string code;               // empty -> null
   nlohmann::json ToJson() const;  // {"error": {...}}
 };
 
@@ -110,7 +109,7 @@ class OpenAiResponder {
   const Tokenizer* tokenizer_;
   std::string id_, model_;
   int64_t created_;
-  std::string text_;        // everything generated so far
+  std::string text_;             // everything generated so far
   nlohmann::json logprobs_acc_;  // non-streaming accumulation
 };
 

@@ -59,10 +59,16 @@ class HttpGeneration : public GenerationObserver {
   void OnFinish(FinishReason reason, const GenerationStats& stats,
                 const absl::Status& error) override {
     switch (reason) {
-      case FinishReason::kCancelled: ++counters_->cancelled; break;
+      case FinishReason::kCancelled:
+        ++counters_->cancelled;
+        break;
       case FinishReason::kDeadline:
-      case FinishReason::kError: ++counters_->failed; break;
-      default: ++counters_->completed; break;
+      case FinishReason::kError:
+        ++counters_->failed;
+        break;
+      default:
+        ++counters_->completed;
+        break;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -146,7 +152,8 @@ struct OpenAiHttpServer::Impl {
     const std::string key = header.substr(kBearer.size());
     bool ok = false;
     for (const std::string& k : options.api_keys) ok |= SameSecret(k, key);
-    if (!ok) SendError(res, ErrorFromStatus(absl::UnauthenticatedError("Incorrect API key provided.")));
+    if (!ok)
+      SendError(res, ErrorFromStatus(absl::UnauthenticatedError("Incorrect API key provided.")));
     return ok;
   }
 
@@ -157,8 +164,8 @@ struct OpenAiHttpServer::Impl {
     g.params = r.params;
     g.deadline = absl::Now() + options.request_timeout;
     if (r.kind == OpenAiKind::kChat) {
-      absl::StatusOr<ChatPrompt> chat =
-          BuildChatPrompt(*tokenizer, options.chat_template, r.chat_template, r.messages, kMaxPromptBytes);
+      absl::StatusOr<ChatPrompt> chat = BuildChatPrompt(
+          *tokenizer, options.chat_template, r.chat_template, r.messages, kMaxPromptBytes);
       if (!chat.ok()) return chat.status();
       g.prompt = std::move(chat->tokens);
       MergeStops(chat->stop, &g.params.stop);
@@ -166,8 +173,8 @@ struct OpenAiHttpServer::Impl {
       g.prompt = r.prompt_tokens;
     } else {
       if (r.prompt.size() > kMaxPromptBytes) {
-        return absl::InvalidArgumentError(absl::StrCat("prompt: ", r.prompt.size(),
-                                                       " bytes exceed the limit of ", kMaxPromptBytes));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "prompt: ", r.prompt.size(), " bytes exceed the limit of ", kMaxPromptBytes));
       }
       g.prompt = tokenizer->Encode(r.prompt, /*add_bos=*/true, /*parse_special=*/false);
     }
@@ -233,7 +240,8 @@ struct OpenAiHttpServer::Impl {
           }
           std::deque<GeneratedToken> tokens;
           FinalEvent final;
-          const bool finished = gen->Wait(out.empty() ? kWaitSlice : absl::ZeroDuration(), &tokens, &final);
+          const bool finished =
+              gen->Wait(out.empty() ? kWaitSlice : absl::ZeroDuration(), &tokens, &final);
           for (const GeneratedToken& t : tokens) out += responder->StreamToken(t);
           if (finished) out += responder->StreamFinish(final.reason, final.stats, final.error);
           const absl::Time now = absl::Now();
@@ -252,7 +260,9 @@ struct OpenAiHttpServer::Impl {
           if (stopping) {
             // Tell the client why its stream ends (the releaser cancels).
             const std::string bye = absl::StrCat(
-                "data: ", JsonText(ErrorFromStatus(absl::UnavailableError("the server is shutting down")).ToJson()),
+                "data: ",
+                JsonText(ErrorFromStatus(absl::UnavailableError("the server is shutting down"))
+                             .ToJson()),
                 "\n\n");
             sink.write(bye.data(), bye.size());
             return false;
@@ -270,16 +280,20 @@ struct OpenAiHttpServer::Impl {
   }
 
   json ModelJson() const {
-    return json{{"id", options.model_id}, {"object", "model"}, {"created", started}, {"owned_by", "shardlm"}};
+    return json{{"id", options.model_id},
+                {"object", "model"},
+                {"created", started},
+                {"owned_by", "shardlm"}};
   }
 
   void Routes() {
     server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
       HandleGenerate(OpenAiKind::kCompletion, req, res);
     });
-    server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      HandleGenerate(OpenAiKind::kChat, req, res);
-    });
+    server.Post("/v1/chat/completions",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  HandleGenerate(OpenAiKind::kChat, req, res);
+                });
     server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
       if (!Authorized(req, res)) return;
       SendJson(res, 200, json{{"object", "list"}, {"data", json::array({ModelJson()})}});
@@ -309,8 +323,8 @@ struct OpenAiHttpServer::Impl {
     });
     // Any other error response without a body (unknown route, body too
     // large) gets an OpenAI-shaped one.
-    server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [](const httplib::Request& req, httplib::Response& res) {
+    server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                     httplib::Response& res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       OpenAiError e = ErrorFromStatus(absl::InvalidArgumentError(""));
       e.http_status = res.status;
@@ -320,16 +334,17 @@ struct OpenAiHttpServer::Impl {
       SendJson(res, res.status, e.ToJson());
       return httplib::Server::HandlerResponse::Handled;
     }));
-    server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      SendError(res, ErrorFromStatus(absl::InternalError(what)));
-    });
+    server.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+          std::string what = "internal error";
+          try {
+            if (ep) std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          SendError(res, ErrorFromStatus(absl::InternalError(what)));
+        });
   }
 };
 
@@ -343,7 +358,8 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
         absl::StrCat("HTTP listen address '", options.listen, "' is not HOST:PORT"));
   }
   std::string host = options.listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   // Writes to a client that closed its socket must fail, not kill us.
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -366,7 +382,8 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
   // stop() only stops a server that runs: wait until it does.
-  for (int i = 0; i < 5000 && !impl->server.is_running(); ++i) absl::SleepFor(absl::Milliseconds(1));
+  for (int i = 0; i < 5000 && !impl->server.is_running(); ++i)
+    absl::SleepFor(absl::Milliseconds(1));
   return std::unique_ptr<OpenAiHttpServer>(new OpenAiHttpServer(std::move(impl)));
 }
 

@@ -34,11 +34,13 @@ constexpr char kLlama2Jinja[] =
     "endfor %}";
 constexpr char kChatMlJinja[] =
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] "
-    "+ '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' "
+    "+ '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|im_start|>assistant\\n' "
     "}}{% endif %}";
 constexpr char kLlama3Jinja[] =
     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
-    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + "
+    "'<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim "
+    "+ "
     "'<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ "
     "content }}{% endfor %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}";
 constexpr char kMistralJinja[] =
@@ -52,9 +54,12 @@ constexpr char kPhi3Jinja[] =
 
 // llama.cpp's tests/test-chat-template.cpp conversation.
 const Messages kConversation = {
-    {"system", "You are a helpful assistant"}, {"user", "Hello"},
-    {"assistant", "Hi there"},                 {"user", "Who are you"},
-    {"assistant", "   I am an assistant   "},  {"user", "Another question"},
+    {"system", "You are a helpful assistant"},
+    {"user", "Hello"},
+    {"assistant", "Hi there"},
+    {"user", "Who are you"},
+    {"assistant", "   I am an assistant   "},
+    {"user", "Another question"},
 };
 
 std::string Render(const char* name, const Messages& m) {
@@ -83,8 +88,9 @@ TEST(ChatTemplateTest, ZephyrMultiTurn) {
 
 TEST(ChatTemplateTest, Llama2MatchesTransformersRendering) {
   // transformers' test of the Llama-2 template (hf-internal-testing/llama-tokenizer).
-  EXPECT_EQ(Render("llama2", {{"system", "You are a friendly chatbot who always responds in the "
-                                         "style of a pirate"},
+  EXPECT_EQ(Render("llama2", {{"system",
+                               "You are a friendly chatbot who always responds in the "
+                               "style of a pirate"},
                               {"user", "Hello, how are you?"},
                               {"assistant", "I'm doing great. How can I help you today?"},
                               {"user", "I'd like to show off how chat templating works!"}}),
@@ -118,11 +124,12 @@ TEST(ChatTemplateTest, Llama2RefusesOrdersItCannotExpress) {
 }
 
 TEST(ChatTemplateTest, ChatMlMatchesOpenHermes) {
-  EXPECT_EQ(Render("chatml", kConversation),
-            "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHello<|im_"
-            "end|>\n<|im_start|>assistant\nHi there<|im_end|>\n<|im_start|>user\nWho are "
-            "you<|im_end|>\n<|im_start|>assistant\n   I am an assistant   "
-            "<|im_end|>\n<|im_start|>user\nAnother question<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(
+      Render("chatml", kConversation),
+      "<|im_start|>system\nYou are a helpful assistant<|im_end|>\n<|im_start|>user\nHello<|im_"
+      "end|>\n<|im_start|>assistant\nHi there<|im_end|>\n<|im_start|>user\nWho are "
+      "you<|im_end|>\n<|im_start|>assistant\n   I am an assistant   "
+      "<|im_end|>\n<|im_start|>user\nAnother question<|im_end|>\n<|im_start|>assistant\n");
   auto r = ChatTemplate::FromName("chatml")->Render({{"user", "x"}});
   EXPECT_EQ(r->stop, std::vector<std::string>{"<|im_end|>"});
 }
@@ -153,7 +160,8 @@ TEST(ChatTemplateTest, ResolvePrefersTheRequestThenTheServerDefault) {
   EXPECT_EQ(ChatTemplate::Resolve("", "llama2")->family(), ChatFamily::kLlama2);  // --chat-template
   auto none = ChatTemplate::Resolve("", "");
   EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(std::string(none.status().message()).find("tokenizer.chat_template"), std::string::npos);
+  EXPECT_NE(std::string(none.status().message()).find("tokenizer.chat_template"),
+            std::string::npos);
   auto unknown = ChatTemplate::Resolve("vicuna", kTinyLlamaJinja);
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(unknown.status().message()).find("'vicuna'"), std::string::npos);
@@ -179,11 +187,13 @@ TEST(ChatTemplateTest, PromptTokensParseTheMarkers) {
   EXPECT_EQ(std::count(zephyr->tokens.begin(), zephyr->tokens.end(), t.eos_id()), 1);  // the </s>
   EXPECT_EQ(zephyr->template_name, "zephyr");
   EXPECT_EQ(t.Decode(zephyr->tokens, {.render_special = true}),
-            t.Decode(t.Encode("<|user|>\nHi</s>\n<|assistant|>\n", true, true), {.render_special = true}));
+            t.Decode(t.Encode("<|user|>\nHi</s>\n<|assistant|>\n", true, true),
+                     {.render_special = true}));
   auto llama2 = BuildChatPrompt(t, "llama2", "", {{"user", "Hi"}}, 1 << 20);
   ASSERT_TRUE(llama2.ok()) << llama2.status();
   EXPECT_EQ(llama2->tokens.front(), t.bos_id());
-  EXPECT_EQ(std::count(llama2->tokens.begin(), llama2->tokens.end(), t.bos_id()), 1);  // not doubled
+  EXPECT_EQ(std::count(llama2->tokens.begin(), llama2->tokens.end(), t.bos_id()),
+            1);  // not doubled
   auto big = BuildChatPrompt(t, "", "zephyr", {{"user", std::string(100, 'x')}}, 50);
   EXPECT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
 }

@@ -96,7 +96,9 @@ TEST(OpenAiRequestTest, ChatFieldsMapOntoSamplingParams) {
   EXPECT_EQ(d.params.max_tokens, 1 << 20);  // until the context is full
   EXPECT_EQ(d.logprobs, -1);
   EXPECT_EQ(Parse(OpenAiKind::kChat, R"({"messages": [{"role": "user", "content": "x"}],
-      "logprobs": true})").logprobs, 0);
+      "logprobs": true})")
+                .logprobs,
+            0);
 }
 
 TEST(OpenAiRequestTest, RefusalsNameTheParameter) {
@@ -106,28 +108,34 @@ TEST(OpenAiRequestTest, RefusalsNameTheParameter) {
     const char* param;
   };
   const OpenAiKind C = OpenAiKind::kCompletion, H = OpenAiKind::kChat;
-  for (const Case& c : std::vector<Case>{
-           {C, R"({"prompt": "x", "n": 2})", "n"},
-           {H, R"({"messages": [{"role": "user", "content": "x"}], "n": 3})", "n"},
-           {C, R"({"prompt": "x", "temperature": "hot"})", "temperature"},
-           {C, R"({"prompt": "x", "max_tokens": 0})", "max_tokens"},
-           {C, R"({"prompt": "x", "max_tokens": 1.5})", "max_tokens"},
-           {C, R"({"prompt": "x", "stop": 3})", "stop"},
-           {C, R"({"prompt": "x", "stop": ["a", 1]})", "stop"},
-           {C, R"({})", "prompt"},
-           {C, R"({"prompt": ["a", "b"]})", "prompt"},
-           {C, R"({"prompt": "x", "echo": true})", "echo"},
-           {C, R"({"prompt": "x", "best_of": 2})", "best_of"},
-           {C, R"({"prompt": "x", "logprobs": 50})", "logprobs"},
-           {C, R"({"prompt": "x", "logit_bias": {"a": 1}})", "logit_bias"},
-           {H, R"({"messages": []})", "messages"},
-           {H, R"({"messages": [{"role": "tool", "content": "x"}]})", "messages"},
-           {H, R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "messages"},
-           {H, R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
-           {H, R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools"},
-           {H, R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
-            "response_format"},
-       }) {
+  for (
+      const Case& c : std::vector<Case>{
+          {C, R"({"prompt": "x", "n": 2})", "n"},
+          {H, R"({"messages": [{"role": "user", "content": "x"}], "n": 3})", "n"},
+          {C, R"({"prompt": "x", "temperature": "hot"})", "temperature"},
+          {C, R"({"prompt": "x", "max_tokens": 0})", "max_tokens"},
+          {C, R"({"prompt": "x", "max_tokens": 1.5})", "max_tokens"},
+          {C, R"({"prompt": "x", "stop": 3})", "stop"},
+          {C, R"({"prompt": "x", "stop": ["a", 1]})", "stop"},
+          {C, R"({})", "prompt"},
+          {C, R"({"prompt": ["a", "b"]})", "prompt"},
+          {C, R"({"prompt": "x", "echo": true})", "echo"},
+          {C, R"({"prompt": "x", "best_of": 2})", "best_of"},
+          {C, R"({"prompt": "x", "logprobs": 50})", "logprobs"},
+          {C, R"({"prompt": "x", "logit_bias": {"a": 1}})", "logit_bias"},
+          {H, R"({"messages": []})", "messages"},
+          {H, R"({"messages": [{"role": "tool", "content": "x"}]})", "messages"},
+          {H, R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})",
+           "messages"},
+          {H, R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})",
+           "top_logprobs"},
+          {H,
+           R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})",
+           "tools"},
+          {H,
+           R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
+           "response_format"},
+      }) {
     OpenAiError e = Refusal(c.kind, c.body);
     EXPECT_EQ(e.http_status, 400) << c.body;
     EXPECT_EQ(e.type, "invalid_request_error") << c.body;
@@ -158,9 +166,12 @@ TEST(OpenAiErrorTest, StatusCodesMapOntoHttp) {
   EXPECT_EQ(e.param, "temperature");
   const json j = e.ToJson();
   ASSERT_TRUE(j.contains("error"));
-  for (const char* key : {"message", "type", "param", "code"}) EXPECT_TRUE(j["error"].contains(key)) << key;
+  for (const char* key : {"message", "type", "param", "code"})
+    EXPECT_TRUE(j["error"].contains(key)) << key;
   EXPECT_TRUE(j["error"]["code"].is_null());
-  EXPECT_TRUE(ErrorFromStatus(absl::InvalidArgumentError("the model is sad")).ToJson()["error"]["param"].is_null());
+  EXPECT_TRUE(ErrorFromStatus(absl::InvalidArgumentError("the model is sad"))
+                  .ToJson()["error"]["param"]
+                  .is_null());
 }
 
 class OpenAiResponderTest : public ::testing::Test {
@@ -206,7 +217,8 @@ TEST_F(OpenAiResponderTest, CompletionBody) {
   EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(body["choices"][0]["logprobs"]["tokens"].size(), 1u);
   EXPECT_EQ(body["choices"][0]["logprobs"]["text_offset"][0], 0);
-  EXPECT_EQ(body["usage"], (json{{"prompt_tokens", 5}, {"completion_tokens", 2}, {"total_tokens", 7}}));
+  EXPECT_EQ(body["usage"],
+            (json{{"prompt_tokens", 5}, {"completion_tokens", 2}, {"total_tokens", 7}}));
 }
 
 TEST_F(OpenAiResponderTest, ChatStreamEvents) {
@@ -233,15 +245,19 @@ TEST_F(OpenAiResponderTest, ChatStreamEvents) {
 }
 
 TEST_F(OpenAiResponderTest, FailuresBecomeErrors) {
-  OpenAiRequest req = Parse(OpenAiKind::kChat, R"({"messages": [{"role": "user", "content": "x"}]})");
+  OpenAiRequest req =
+      Parse(OpenAiKind::kChat, R"({"messages": [{"role": "user", "content": "x"}]})");
   OpenAiResponder r(req, tokenizer_.get(), "chatcmpl-1", "m", 1);
   json body;
-  EXPECT_EQ(r.Finish(FinishReason::kError, stats_, absl::UnavailableError("worker down"), &body), 503);
+  EXPECT_EQ(r.Finish(FinishReason::kError, stats_, absl::UnavailableError("worker down"), &body),
+            503);
   EXPECT_EQ(body["error"]["message"], "worker down");
-  std::vector<std::string> ev = Events(r.StreamFinish(FinishReason::kDeadline, stats_, absl::OkStatus()));
+  std::vector<std::string> ev =
+      Events(r.StreamFinish(FinishReason::kDeadline, stats_, absl::OkStatus()));
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_TRUE(json::parse(ev[0]).contains("error"));
-  EXPECT_EQ(JsonText(json{{"t", std::string("\xff")}}), "{\"t\":\"\xEF\xBF\xBD\"}");  // never throws
+  EXPECT_EQ(JsonText(json{{"t", std::string("\xff")}}),
+            "{\"t\":\"\xEF\xBF\xBD\"}");  // never throws
 }
 
 }  // namespace
