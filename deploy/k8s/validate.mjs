@@ -31,7 +31,7 @@ function flagsOf(binary) {
   // "  -m, --model V     help text" -> -m, --model
   const flags = new Set();
   for (const line of r.stdout.split("\n")) {
-    const m = /^ {2}(-[^ ]+(?:, -[^ ]+)*)/.exec(line);
+    const m = /^ {2}(-[^ ,]+(?:, -[^ ,]+)*)/.exec(line);
     if (m) for (const f of m[1].split(", ")) flags.add(f);
   }
   return flags;

@@ -104,23 +104,56 @@ netns_make_hosts() {
   done
 }
 
+# netns_start_worker I BIN_DIR MODEL RANGE THREADS: shardlm-worker for layers
+# RANGE in NETNS_WORKERS[I] on 10.213.<I+1>.2:7001 (logs worker<I>.out/.err
+# in NETNS_DIR, appended to); sets NETNS_WORKER_PIDS[I]. Does not wait.
+netns_start_worker() {
+  local i="$1" bin="$2" model="$3" range="$4" threads="$5"
+  ip netns exec "${NETNS_WORKERS[$i]}" "$bin/shardlm-worker" --model "$model" --layers "$range" \
+    --listen "10.213.$((i + 1)).2:7001" --threads "$threads" \
+    >>"$NETNS_DIR/worker$i.out" 2>>"$NETNS_DIR/worker$i.err" &
+  NETNS_WORKER_PIDS[$i]=$!
+  NETNS_PIDS+=("$!")
+}
+
+# netns_wait_worker I: waits (120 s at most) for worker I's next READY line.
+netns_wait_worker() {
+  local i="$1"
+  netns_wait_line "$NETNS_DIR/worker$i.out" '^READY$' "${NETNS_WORKER_PIDS[$i]}" 120 || {
+    cat "$NETNS_DIR/worker$i.err" >&2
+    return 1
+  }
+}
+
+# netns_restart_worker I BIN_DIR MODEL RANGE THREADS: what a rolling update
+# does to one pod: SIGTERM (the worker drains its running calls), then the
+# same worker again on the same address, waiting until it is READY.
+netns_restart_worker() {
+  local i="$1"
+  netns_stop "${NETNS_WORKER_PIDS[$i]}"
+  : >"$NETNS_DIR/worker$i.out"
+  netns_start_worker "$@"
+  netns_wait_worker "$i"
+}
+
 # netns_start_pipeline BIN_DIR MODEL DELAY_MS THREADS RANGE...: worker i
 # (layers RANGE i) in NETNS_WORKERS[i] on 10.213.<i+1>.2:7001, a coordinator
-# in NETNS_COORD on 10.213.100.1:50051 (NETNS_SERVER). DELAY_MS "" connects the
-# coordinator to the workers directly; a number puts a delay_relay.py with that
-# one-way delay (0 = relay overhead only) on each link, in the coordinator's
-# namespace. Logs go to NETNS_DIR.
+# in NETNS_COORD on 10.213.100.1:50051 (NETNS_SERVER). Ranges may repeat: the
+# coordinator takes workers of the same layers as replicas. DELAY_MS ""
+# connects the coordinator to the workers directly; a number puts a
+# delay_relay.py with that one-way delay (0 = relay overhead only) on each
+# link, in the coordinator's namespace. Logs go to NETNS_DIR.
 netns_start_pipeline() {
-  local bin="$1" model="$2" delay="$3" threads="$4" i k workers="" address pids=()
+  local bin="$1" model="$2" delay="$3" threads="$4" i k workers="" address
   shift 4
-  local relay
+  local relay ranges=("$@")
   relay="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/delay_relay.py"
-  for ((i = 0; i < $#; ++i)); do
+  NETNS_WORKER_PIDS=()
+  for ((i = 0; i < ${#ranges[@]}; ++i)); do
     k=$((i + 1))
-    local range="${@:$((i + 1)):1}"
-    netns_spawn "${NETNS_WORKERS[$i]}" "$NETNS_DIR/worker$i" "$bin/shardlm-worker" --model "$model" \
-      --layers "$range" --listen "10.213.$k.2:7001" --threads "$threads"
-    pids+=("$NETNS_LAST_PID")
+    : >"$NETNS_DIR/worker$i.out"
+    : >"$NETNS_DIR/worker$i.err"
+    netns_start_worker "$i" "$bin" "$model" "${ranges[$i]}" "$threads"
     address="10.213.$k.2:7001"
     if [ -n "$delay" ]; then
       netns_spawn "$NETNS_COORD" "$NETNS_DIR/relay$i" python3 "$relay" --listen "10.213.$k.1:7101" \
@@ -130,11 +163,8 @@ netns_start_pipeline() {
     fi
     workers="${workers:+$workers,}$address"
   done
-  for ((i = 0; i < $#; ++i)); do
-    netns_wait_line "$NETNS_DIR/worker$i.out" '^READY$' "${pids[$i]}" 120 || {
-      cat "$NETNS_DIR/worker$i.err" >&2
-      return 1
-    }
+  for ((i = 0; i < ${#ranges[@]}; ++i)); do
+    netns_wait_worker "$i" || return 1
   done
   netns_spawn "$NETNS_COORD" "$NETNS_DIR/coordinator" "$bin/shardlm-coordinator" --model "$model" \
     --workers "$workers" --listen 10.213.100.1:50051 --worker-wait 60
@@ -145,10 +175,11 @@ netns_start_pipeline() {
   NETNS_SERVER=10.213.100.1:50051
 }
 
-# netns_stop PID...: SIGTERM, up to 5 s to exit, then SIGKILL. Only pids
-# this script started are ever passed here.
+# netns_stop PID...: SIGTERM, up to 5 s to exit, then SIGKILL; the pids are
+# reaped and dropped from NETNS_PIDS (so a reused pid is never signalled).
+# Only pids this script started are ever passed here.
 netns_stop() {
-  local pid i
+  local pid i keep=()
   for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "$@"; do
     for ((i = 0; i < 50; ++i)); do
@@ -158,12 +189,17 @@ netns_stop() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  for pid in "${NETNS_PIDS[@]}"; do
+    [[ " $* " == *" $pid "* ]] || keep+=("$pid")
+  done
+  NETNS_PIDS=("${keep[@]}")
 }
 
 # netns_stop_all: stops every process started so far (between scenarios).
 netns_stop_all() {
   [ "${#NETNS_PIDS[@]}" -gt 0 ] && netns_stop "${NETNS_PIDS[@]}"
   NETNS_PIDS=()
+  return 0
 }
 
 # netns_cleanup: the EXIT trap. Stops our processes, deletes our namespaces
