@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
   int failover_ms = 10000;
   args.AddInt("--failover-timeout-ms", &failover_ms,
               "how long requests wait for a live replica of a layer range before UNAVAILABLE");
+  args.AddString("--metrics-listen", &o.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
   args.AddString("--hidden-dtype", &o.hidden_dtype, "hidden states between workers: f32, f16, bf16");
   args.AddString("--http-listen", &o.http_listen,
                  "also serve the OpenAI-compatible HTTP API here (HOST:PORT; off by default)");
@@ -75,6 +77,9 @@ int main(int argc, char** argv) {
   }
   if (!(*server)->http_address().empty()) std::printf("HTTP %s\n", (*server)->http_address().c_str());
   std::printf("LISTENING %s\n", (*server)->address().c_str());
+  if (!(*server)->metrics_address().empty()) {
+    std::printf("METRICS %s\n", (*server)->metrics_address().c_str());
+  }
   std::fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);

@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/gguf.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "common/model_config.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/status_macros.h"
@@ -34,6 +36,7 @@ struct CoordinatorServer::State {
   std::unique_ptr<OpenAiHttpServer> http;  // stops before the engine
   std::unique_ptr<ShardLmService> service;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<MetricsServer> metrics;  // stops first
   bool shut_down = false;
 };
 
@@ -129,6 +132,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                                                " (address in use or not local?)"));
   }
   st->server->GetHealthCheckService()->SetServingStatus(true);
+  if (!options.metrics_listen.empty()) {
+    const Engine* engine = st->engine.get();
+    const Pipeline* pipeline = st->pipeline.get();
+    ASSIGN_OR_RETURN(st->metrics, MetricsServer::Start(options.metrics_listen, [engine, pipeline] {
+                       MetricsPage page;
+                       engine->RenderMetrics(&page);
+                       pipeline->RenderMetrics(&page);
+                       return page.text();
+                     }));
+  }
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(st)));
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   server->address_ = absl::StrCat(host, ":", port);
@@ -140,9 +153,15 @@ CoordinatorServer::CoordinatorServer(std::unique_ptr<State> state) : state_(std:
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
+const std::string& CoordinatorServer::metrics_address() const {
+  static const std::string kNone;
+  return state_->metrics ? state_->metrics->address() : kNone;
+}
+
 void CoordinatorServer::Shutdown() {
   if (state_->shut_down) return;
   state_->shut_down = true;
+  state_->metrics.reset();
   // HTTP first: its open streams end and cancel their engine requests.
   if (state_->http) state_->http->Shutdown();
   state_->server->GetHealthCheckService()->SetServingStatus(false);

@@ -37,6 +37,8 @@ struct CoordinatorOptions {
   // /v1/chat/completions when a request names none; empty: the model's own
   // tokenizer.chat_template.
   std::string chat_template;
+  // Prometheus text metrics over HTTP (GET /metrics); off when empty.
+  std::string metrics_listen;
   // Progress lines ("waiting for worker ... (loading)"); default: the log.
   std::function<void(const std::string&)> on_status;
 };
@@ -53,6 +55,8 @@ class CoordinatorServer {
   const std::string& address() const { return address_; }
   // The HTTP API's address, empty when it is off.
   const std::string& http_address() const { return http_address_; }
+  // The metrics page's address, empty when it is off.
+  const std::string& metrics_address() const;
   // Stops accepting calls, ends running streams (cancelled) and waits.
   void Shutdown();
 

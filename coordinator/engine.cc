@@ -117,7 +117,10 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
   if (absl::Status st = tokenizer_->CheckIds(request.prompt); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("prompt: ", st.message()));
   }
-  if (absl::Status st = request.params.Validate(tokenizer_->n_vocab()); !st.ok()) return st;
+  if (absl::Status st = request.params.Validate(tokenizer_->n_vocab()); !st.ok()) {
+    metrics_.rejected.Add();
+    return st;
+  }
   // With nothing but control tokens (BOS) before it, the first generated
   // piece starts the text: drop its SentencePiece space as llama2.c does.
   bool only_control = true;
@@ -134,12 +137,14 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (static_cast<int>(queue_.size()) >= options_.max_queued) {
+      metrics_.rejected.Add();
       return absl::ResourceExhaustedError(absl::StrCat(
           "server busy: ", options_.max_active, " sequences running and ", queue_.size(),
           " requests already waiting (the queue holds ", options_.max_queued, "); retry later"));
     }
     id = seq->id = next_id_++;
     queue_.push_back(std::move(seq));
+    metrics_.submitted.Add();
   }
   cv_.notify_all();
   return id;
@@ -165,6 +170,29 @@ int Engine::active() const {
   int n = 0;
   for (const auto& g : groups_) n += static_cast<int>(g->seqs.size());
   return n;
+}
+
+void Engine::RenderMetrics(MetricsPage* page) const {
+  const EngineMetrics& m = metrics_;
+  page->Counter("shardlm_requests_total", "Requests accepted", m.submitted.value());
+  page->Counter("shardlm_requests_rejected_total", "Requests refused at submit (invalid, queue full)",
+                m.rejected.value());
+  for (int r = 0; r < 6; ++r) {
+    page->Counter("shardlm_requests_finished_total", "Requests ended, by finish reason",
+                  m.finished[r].value(),
+                  absl::StrCat("reason=\"", FinishReasonName(static_cast<FinishReason>(r)), "\""));
+  }
+  page->Counter("shardlm_prompt_tokens_total", "Prompt tokens of ended requests", m.prompt_tokens.value());
+  page->Counter("shardlm_generated_tokens_total", "Generated tokens of ended requests",
+                m.generated_tokens.value());
+  page->Counter("shardlm_failovers_total", "Micro-batches moved to another replica", m.failovers.value());
+  page->Gauge("shardlm_queue_depth", "Requests waiting for a slot", queued());
+  page->Gauge("shardlm_active_sequences", "Sequences being decoded", active());
+  page->Histogram("shardlm_time_to_first_token_seconds", "Submit to first generated token",
+                  m.time_to_first_token);
+  page->Histogram("shardlm_inter_token_seconds", "Gap between consecutive tokens of a request",
+                  m.inter_token);
+  page->Histogram("shardlm_request_seconds", "Submit to end of request", m.request_seconds);
 }
 
 int Engine::queued() const {
@@ -207,6 +235,10 @@ void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& 
     const double decode_s = absl::ToDoubleSeconds(s->last_token - s->first_token);
     if (decode_s > 0) st.generation_tokens_per_s = (st.generated_tokens - 1) / decode_s;
   }
+  metrics_.finished[static_cast<int>(reason)].Add();
+  metrics_.prompt_tokens.Add(st.prompt_tokens);
+  metrics_.generated_tokens.Add(st.generated_tokens);
+  metrics_.request_seconds.Observe(st.total_ms / 1000);
   s->observer->OnFinish(reason, st, error);
 }
 
@@ -226,7 +258,12 @@ void Engine::DrainReleases(std::unique_lock<std::mutex>& lock) {
 
 void Engine::EmitToken(Sequence* s, const SampledToken& sampled) {
   const absl::Time now = absl::Now();
-  if (s->first_token == absl::Time()) s->first_token = now;
+  if (s->first_token == absl::Time()) {
+    s->first_token = now;
+    metrics_.time_to_first_token.Observe(absl::ToDoubleSeconds(now - s->submitted));
+  } else {
+    metrics_.inter_token.Observe(absl::ToDoubleSeconds(now - s->last_token));
+  }
   s->last_token = now;
   s->tokens.push_back(sampled.token);
   s->sampler.Accept(sampled.token);
@@ -351,6 +388,7 @@ bool Engine::RerouteLocked(Group& group, std::string* missing) {
                 group.index, pipeline_->RangeName(k), pipeline_->stage(k, old).name(),
                 pipeline_->stage(k, *r).name(), static_cast<int>(group.seqs.size()));
     group.route[k] = *r;
+    metrics_.failovers.Add();
   }
   // A replica that failed and came back (same route) lost its KV if it
   // restarted: replay too.

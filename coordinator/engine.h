@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "common/stream_detokenizer.h"
 #include "common/tokenizer.h"
 #include "coordinator/pipeline.h"
@@ -84,6 +85,19 @@ class GenerationObserver {
                         const absl::Status& error) = 0;
 };
 
+// What the engine counts, for the Prometheus page.
+struct EngineMetrics {
+  Counter submitted;     // requests accepted
+  Counter rejected;      // refused at submit (invalid, queue full)
+  Counter finished[6];   // by FinishReason
+  Counter prompt_tokens;
+  Counter generated_tokens;
+  Counter failovers;     // micro-batches moved to another replica
+  Histogram time_to_first_token{Histogram::LatencySeconds()};
+  Histogram inter_token{Histogram::LatencySeconds()};
+  Histogram request_seconds{Histogram::LatencySeconds()};
+};
+
 class Engine {
  public:
   // `pipeline` and `tokenizer` must outlive the engine. Starts its threads.
@@ -99,6 +113,8 @@ class Engine {
 
   int active() const;
   int queued() const;
+  // Counters, histograms, queue depth and active sequences as Prometheus text.
+  void RenderMetrics(MetricsPage* page) const;
 
  private:
   struct Sequence;
@@ -126,6 +142,7 @@ class Engine {
   Pipeline* pipeline_;
   const Tokenizer* tokenizer_;
   EngineOptions options_;
+  EngineMetrics metrics_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -1,6 +1,9 @@
 #include "coordinator/pipeline.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 
 namespace shardlm {
@@ -82,26 +85,38 @@ std::string Pipeline::RangeName(int range) const {
 absl::Status Pipeline::Forward(const ForwardRequest& request, ForwardResult* result,
                                const Route& route, StageFailure* failure) const {
   auto replica = [&](int k) { return route.empty() ? 0 : route[k]; };
+  // Times one stage call and records it.
+  auto call = [&](int k, const ForwardRequest& req, ForwardResult* out) {
+    const absl::Time t0 = absl::Now();
+    absl::Status st = ranges_[k][replica(k)]->Forward(req, out);
+    if (st.ok()) {
+      Health& h = *health_[k][replica(k)];
+      const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
+      h.forward_seconds.Observe(secs);
+      h.hop_seconds.Observe(std::max(0.0, secs - out->compute_ms / 1000));
+    }
+    return st;
+  };
   auto fail = [&](int k, absl::Status st) {
     if (failure != nullptr) *failure = StageFailure{k, replica(k)};
     return st;
   };
   const int n = n_ranges();
   if (n == 1) {
-    absl::Status st = ranges_[0][replica(0)]->Forward(request, result);
+    absl::Status st = call(0, request, result);
     return st.ok() ? st : fail(0, st);
   }
   // Per-call buffers: concurrent micro-batches must not share them.
   ForwardRequest hop;
   ForwardResult mid;
-  if (absl::Status st = ranges_[0][replica(0)]->Forward(request, &mid); !st.ok()) return fail(0, st);
+  if (absl::Status st = call(0, request, &mid); !st.ok()) return fail(0, st);
   hop.seq_ids = request.seq_ids;
   hop.positions = request.positions;
   hop.want_logits = request.want_logits;
   for (int k = 1; k < n; ++k) {
     hop.hidden.swap(mid.hidden);
     ForwardResult* out = k + 1 == n ? result : &mid;
-    if (absl::Status st = ranges_[k][replica(k)]->Forward(hop, out); !st.ok()) return fail(k, st);
+    if (absl::Status st = call(k, hop, out); !st.ok()) return fail(k, st);
   }
   return absl::OkStatus();
 }
@@ -151,6 +166,29 @@ std::vector<std::pair<int, int>> Pipeline::ProbeAll() {
     }
   }
   return back;
+}
+
+}  // namespace shardlm
+
+namespace shardlm {
+
+void Pipeline::RenderMetrics(MetricsPage* page) const {
+  for (int k = 0; k < n_ranges(); ++k) {
+    for (int r = 0; r < n_replicas(k); ++r) {
+      const Health& h = *health_[k][r];
+      const ShardInfo& info = ranges_[k][r]->info();
+      const std::string labels =
+          absl::StrCat("stage=\"", LabelValue(ranges_[k][r]->name()), "\",layers=\"", info.first_layer, ":",
+                       info.last_layer, "\"");
+      page->Gauge("shardlm_stage_healthy", "1 if the stage answers its health probes and calls",
+                  h.healthy.load() ? 1 : 0, labels);
+      page->Histogram("shardlm_stage_forward_seconds", "Forward call time per stage", h.forward_seconds,
+                      labels);
+      page->Histogram("shardlm_stage_hop_seconds",
+                      "Forward call time not spent computing (serialization, network, queueing)",
+                      h.hop_seconds, labels);
+    }
+  }
 }
 
 }  // namespace shardlm

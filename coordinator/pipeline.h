@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/metrics.h"
 #include "worker/stage.h"
 
 namespace shardlm {
@@ -69,6 +70,8 @@ class Pipeline {
   // Probes every replica (Stage::Ping) and updates health; returns the
   // replicas that came back since the last probe as (range, replica).
   std::vector<std::pair<int, int>> ProbeAll();
+  // Prometheus lines: health, forward time and hop latency per replica.
+  void RenderMetrics(MetricsPage* page) const;
 
  private:
   explicit Pipeline(std::vector<std::vector<std::shared_ptr<Stage>>> ranges);
@@ -76,6 +79,10 @@ class Pipeline {
   struct Health {
     std::atomic<bool> healthy{true};
     std::atomic<uint64_t> epoch{0};
+    // Whole Forward call, and the part of it not spent computing: the hop
+    // (serialization, network, queueing) — what splitting a model costs.
+    Histogram forward_seconds{Histogram::LatencySeconds()};
+    Histogram hop_seconds{Histogram::LatencySeconds()};
   };
   std::vector<std::vector<std::unique_ptr<Health>>> health_;
 };

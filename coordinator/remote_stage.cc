@@ -199,6 +199,7 @@ absl::Status RemoteStage::Forward(const ForwardRequest& request, ForwardResult* 
   }
   ReturnCall(std::move(call));
   if (status.ok()) {
+    result->compute_ms = compute_ms;
     std::lock_guard<std::mutex> lock(mu_);
     last_compute_ms_ = compute_ms;
   }

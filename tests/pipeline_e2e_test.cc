@@ -5,6 +5,7 @@
 // that name the problem.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <thread>
 
@@ -193,10 +194,63 @@ TEST(PipelineE2eFaultTest, BadTopologiesAreRefusedClearly) {
   ExpectRefused(stories, StartWorkers(stories, {{0, 3}, {2, 5}}), "layers 2:3 are served twice");
   ExpectRefused(stories, StartWorkers(stories, {{0, 2}, {2, 4}}), "layers 4:5 are served by no stage");
   ExpectRefused(stories, StartWorkers(nano, {{0, 4}}), "serves a different model");
-  // Nothing listens on this port (we bound and released it).
+  // Nothing listens on port 1.
   Workers down;
   down.addresses = {"127.0.0.1:1"};
   ExpectRefused(stories, down, "127.0.0.1:1");
+}
+
+}  // namespace
+}  // namespace shardlm::testing
+
+namespace shardlm::testing {
+namespace {
+
+// Pulls one sample's value out of a Prometheus page ("name{labels} value").
+double Sample(const std::string& page, const std::string& prefix) {
+  const size_t at = page.find("\n" + prefix);
+  if (at == std::string::npos) return -1;
+  const size_t begin = at + 1 + prefix.size();
+  return std::strtod(page.substr(begin, page.find('\n', begin) - begin).c_str(), nullptr);
+}
+
+TEST(PipelineE2eMetricsTest, CoordinatorAndWorkersExposePrometheusMetrics) {
+  const std::string model = TestDataPath("models/stories260K.gguf");
+  Workers w;
+  auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--model", model, "--layers", "0:5", "--listen",
+                              "127.0.0.1:0", "--threads", "1", "--metrics-listen", "127.0.0.1:0"});
+  ASSERT_TRUE(p.ok()) << p.status();
+  w.addresses.push_back(*(*p)->WaitForLine("LISTENING ", absl::Seconds(30)));
+  const std::string worker_metrics = *(*p)->WaitForLine("METRICS ", absl::Seconds(30));
+  w.procs.push_back(std::move(*p));
+  CoordinatorOptions o;
+  o.model_path = model;
+  o.workers = w.addresses;
+  o.listen = "127.0.0.1:0";
+  o.metrics_listen = "127.0.0.1:0";
+  auto server = CoordinatorServer::Start(o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = Client((*server)->address());
+  ASSERT_EQ(GreedyOverGrpc(stub.get(), {1, 403}, 10).size(), 10u);
+
+  auto scrape = [](const std::string& address) {
+    httplib::Client client("http://" + address);
+    auto res = client.Get("/metrics");
+    EXPECT_TRUE(res) << "no answer from " << address;
+    return res ? res->body : std::string();
+  };
+  const std::string coord = scrape((*server)->metrics_address());
+  EXPECT_EQ(Sample(coord, "shardlm_requests_total "), 1);
+  EXPECT_EQ(Sample(coord, "shardlm_generated_tokens_total "), 10);
+  EXPECT_EQ(Sample(coord, "shardlm_requests_finished_total{reason=\"length\"} "), 1);
+  EXPECT_EQ(Sample(coord, "shardlm_time_to_first_token_seconds_count "), 1);
+  EXPECT_EQ(Sample(coord, "shardlm_inter_token_seconds_count "), 9);
+  EXPECT_NE(coord.find("shardlm_stage_hop_seconds_bucket{stage="), std::string::npos);
+  EXPECT_NE(coord.find("shardlm_queue_depth 0"), std::string::npos);
+  const std::string worker = scrape(worker_metrics);
+  EXPECT_GE(Sample(worker, "shardlm_worker_tokens_total{layers=\"0:5\"} "), 11);
+  EXPECT_NE(worker.find("shardlm_worker_forward_seconds_count{layers=\"0:5\"}"), std::string::npos);
+  EXPECT_NE(worker.find("shardlm_worker_kv_bytes{layers=\"0:5\"}"), std::string::npos);
 }
 
 }  // namespace

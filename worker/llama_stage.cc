@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "worker/attention.h"
 #include "worker/ops.h"
@@ -116,6 +117,7 @@ absl::Status LlamaStage::Forward(const ForwardRequest& request, ForwardResult* r
   RETURN_IF_ERROR(Validate(request, &runs));
   for (const Run& run : runs) kv_.Prepare(run.seq, run.start_pos, run.count);
 
+  const absl::Time start = absl::Now();
   arena_.execute([&] {
     Embed(request);
     for (int l = 0; l < static_cast<int>(weights_.layers.size()); ++l) RunLayer(l, request, runs);
@@ -128,6 +130,9 @@ absl::Status LlamaStage::Forward(const ForwardRequest& request, ForwardResult* r
       result->hidden.assign(x_.begin(), x_.begin() + request.n_tokens() * config_.n_embd);
     }
   });
+  result->compute_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  forward_seconds_.Observe(result->compute_ms / 1000);
+  tokens_.Add(static_cast<double>(request.n_tokens()));
   const KvStats stats = kv_.stats();
   std::lock_guard<std::mutex> stats_lock(stats_mu_);
   stats_ = stats;
@@ -232,6 +237,19 @@ absl::Status LlamaStage::Release(SeqId seq) {
   std::lock_guard<std::mutex> stats_lock(stats_mu_);
   stats_ = stats;
   return absl::OkStatus();
+}
+
+void LlamaStage::RenderMetrics(MetricsPage* page) const {
+  const KvStats kv = kv_stats();
+  const std::string labels = absl::StrCat("layers=\"", info_.first_layer, ":", info_.last_layer, "\"");
+  page->Gauge("shardlm_worker_kv_sequences", "Sequences holding KV on this worker", kv.sequences, labels);
+  page->Gauge("shardlm_worker_kv_tokens", "Cached positions summed over sequences", kv.tokens, labels);
+  page->Gauge("shardlm_worker_kv_bytes", "Bytes allocated for keys and values", kv.bytes_used, labels);
+  page->Gauge("shardlm_worker_kv_budget_bytes", "KV budget (0: unlimited)", kv.bytes_budget, labels);
+  page->Gauge("shardlm_worker_weight_bytes", "Bytes of weights this worker serves", weights_.bytes(), labels);
+  page->Counter("shardlm_worker_tokens_total", "Tokens run through this worker's layers", tokens_.value(), labels);
+  page->Histogram("shardlm_worker_forward_seconds", "Compute time of a Forward batch", forward_seconds_,
+                  labels);
 }
 
 KvStats LlamaStage::kv_stats() const {

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/gguf.h"
+#include "common/metrics.h"
 #include "common/model_config.h"
 #include "worker/kv_cache.h"
 #include "worker/llama_weights.h"
@@ -45,6 +46,8 @@ class LlamaStage : public Stage {
   KvStats kv_stats() const override;
 
   const ModelConfig& config() const { return config_; }
+  // KV use, forward time and tokens processed, as Prometheus text.
+  void RenderMetrics(MetricsPage* page) const;
   int64_t weight_bytes() const { return weights_.bytes(); }
 
  private:
@@ -77,6 +80,8 @@ class LlamaStage : public Stage {
   // a long prefill to finish.
   mutable std::mutex stats_mu_;
   KvStats stats_;
+  Histogram forward_seconds_{Histogram::LatencySeconds()};
+  Counter tokens_;
   // Activations of the current batch, reused across calls so the decode
   // loop allocates nothing once warm.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, gate_, up_;

@@ -36,6 +36,7 @@ struct ForwardResult {
   std::vector<float> hidden;        // [n_tokens, n_embd] from a non-last stage
   std::vector<float> logits;        // [logit_rows.size(), n_vocab] from the last stage
   std::vector<int32_t> logit_rows;  // batch index of each logits row
+  double compute_ms = 0;            // time the stage spent computing (not travelling)
 };
 
 struct ShardInfo {

@@ -28,6 +28,8 @@
 #include "common/cli_args.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_server.h"
 
@@ -45,6 +47,7 @@ struct WorkerOptions {
   int max_batch = kDefaultMaxBatchTokens;
   std::string max_message = "64M";
   int shutdown_grace_s = 5;
+  std::string metrics_listen;  // Prometheus /metrics, off when empty
 };
 
 absl::Status ParseLayers(const std::string& text, StageOptions* o) {
@@ -158,7 +161,24 @@ int Run(const WorkerOptions& o) {
   const ShardInfo& info = (*stage)->info();
   const int64_t weight_bytes = (*stage)->weight_bytes();
   StageDetails details{(*stage)->config().name, weight_bytes};
-  (*server)->SetStage(std::shared_ptr<Stage>(std::move(*stage)), std::move(details));
+  std::shared_ptr<LlamaStage> served(std::move(*stage));
+  std::unique_ptr<MetricsServer> metrics;
+  if (!o.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> m =
+        MetricsServer::Start(o.metrics_listen, [served] {
+          MetricsPage page;
+          served->RenderMetrics(&page);
+          return page.text();
+        });
+    if (!m.ok()) {
+      SHARDLM_LOG(kError, "%s", std::string(m.status().message()));
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+    metrics = std::move(*m);
+    Announce("METRICS " + metrics->address());
+  }
+  (*server)->SetStage(served, std::move(details));
   g_serving.store(true);
   SHARDLM_LOG(kInfo,
               "ready in %.2f s: layers %d:%d of %d%s%s, %.1f MiB of weights, context %d, "
@@ -202,6 +222,8 @@ int main(int argc, char** argv) {
   args.AddInt("--ctx", &o.ctx, "positions per sequence, 0 = the model's training context");
   args.AddInt("--max-batch", &o.max_batch, "most tokens accepted in one Forward call");
   args.AddString("--max-message-size", &o.max_message, "gRPC message limit (send and receive)");
+  args.AddString("--metrics-listen", &o.metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
   if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
     std::fprintf(stderr, "shardlm-worker: %s\n", std::string(st.message()).c_str());
