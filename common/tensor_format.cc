@@ -32,55 +32,60 @@ struct KernelRow {
   QuantizeRowFn quantize_activation;
   VecDotFn vec_dot;
   VecDotX8Fn vec_dot_x8;
+  VecDotFn vec_dot_batch;
   // AVX2 + FMA + F16C replacements; null keeps the reference kernel.
   DequantizeRowFn dequantize_avx2;
   QuantizeRowFn quantize_avx2;
   QuantizeRowFn quantize_activation_avx2;
   VecDotFn vec_dot_avx2;
   VecDotX8Fn vec_dot_x8_avx2;
+  VecDotFn vec_dot_batch_avx2;
 };
 
 using T = GgmlType;
 // vec_dot_type pairs as llama.cpp does (see TensorFormat::vec_dot_type).
 // Columns: type, vec_dot_type; reference dequantize, quantize,
-// quantize_activation, vec_dot, vec_dot_x8; then the AVX2 ones.
+// quantize_activation, vec_dot, vec_dot_x8, vec_dot_batch; then the AVX2 ones.
 constexpr KernelRow kRows[] = {
     {T::kF32, T::kF32, ref::DequantizeF32, ref::QuantizeF32, nullptr, ref::VecDotF32, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotF32), nullptr},
+     ref::VecDotBatchF32, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotF32), nullptr,
+     SHARDLM_AVX2(VecDotBatchF32)},
     {T::kF16, T::kF16, ref::DequantizeF16, ref::QuantizeF16, ref::QuantizeF16, ref::VecDotF16,
-     nullptr, SHARDLM_AVX2(DequantizeF16), SHARDLM_AVX2(QuantizeF16), SHARDLM_AVX2(QuantizeF16),
-     SHARDLM_AVX2(VecDotF16), nullptr},
+     nullptr, ref::VecDotBatchF16, SHARDLM_AVX2(DequantizeF16), SHARDLM_AVX2(QuantizeF16),
+     SHARDLM_AVX2(QuantizeF16), SHARDLM_AVX2(VecDotF16), nullptr, SHARDLM_AVX2(VecDotBatchF16)},
     {T::kBF16, T::kBF16, ref::DequantizeBF16, ref::QuantizeBF16, ref::QuantizeBF16, ref::VecDotBF16,
-     nullptr, SHARDLM_AVX2(DequantizeBF16), nullptr, nullptr, SHARDLM_AVX2(VecDotBF16), nullptr},
-    {T::kQ4_0, T::kQ8_0, ref::DequantizeQ4_0, ref::QuantizeQ4_0, nullptr, ref::VecDotQ4_0,
-     ref::VecDotX8Q4_0, SHARDLM_AVX2(DequantizeQ4_0), nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_0),
-     SHARDLM_AVX2(VecDotX8Q4_0)},
-    {T::kQ4_1, T::kQ8_1, ref::DequantizeQ4_1, ref::QuantizeQ4_1, nullptr, ref::VecDotQ4_1, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_1), nullptr},
-    {T::kQ5_0, T::kQ8_0, ref::DequantizeQ5_0, ref::QuantizeQ5_0, nullptr, ref::VecDotQ5_0, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_0), nullptr},
-    {T::kQ5_1, T::kQ8_1, ref::DequantizeQ5_1, ref::QuantizeQ5_1, nullptr, ref::VecDotQ5_1, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_1), nullptr},
-    {T::kQ8_0, T::kQ8_0, ref::DequantizeQ8_0, ref::QuantizeQ8_0, ref::QuantizeActivationQ8_0,
-     ref::VecDotQ8_0, nullptr, SHARDLM_AVX2(DequantizeQ8_0), SHARDLM_AVX2(QuantizeQ8_0),
-     SHARDLM_AVX2(QuantizeActivationQ8_0), SHARDLM_AVX2(VecDotQ8_0), nullptr},
-    {T::kQ8_1, T::kQ8_1, ref::DequantizeQ8_1, ref::QuantizeQ8_1, ref::QuantizeActivationQ8_1,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_1), SHARDLM_AVX2(QuantizeActivationQ8_1),
+     nullptr, nullptr, SHARDLM_AVX2(DequantizeBF16), nullptr, nullptr, SHARDLM_AVX2(VecDotBF16),
      nullptr, nullptr},
+    {T::kQ4_0, T::kQ8_0, ref::DequantizeQ4_0, ref::QuantizeQ4_0, nullptr, ref::VecDotQ4_0,
+     ref::VecDotX8Q4_0, nullptr, SHARDLM_AVX2(DequantizeQ4_0), nullptr, nullptr,
+     SHARDLM_AVX2(VecDotQ4_0), SHARDLM_AVX2(VecDotX8Q4_0), nullptr},
+    {T::kQ4_1, T::kQ8_1, ref::DequantizeQ4_1, ref::QuantizeQ4_1, nullptr, ref::VecDotQ4_1, nullptr,
+     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_1), nullptr, nullptr},
+    {T::kQ5_0, T::kQ8_0, ref::DequantizeQ5_0, ref::QuantizeQ5_0, nullptr, ref::VecDotQ5_0, nullptr,
+     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_0), nullptr, nullptr},
+    {T::kQ5_1, T::kQ8_1, ref::DequantizeQ5_1, ref::QuantizeQ5_1, nullptr, ref::VecDotQ5_1, nullptr,
+     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_1), nullptr, nullptr},
+    {T::kQ8_0, T::kQ8_0, ref::DequantizeQ8_0, ref::QuantizeQ8_0, ref::QuantizeActivationQ8_0,
+     ref::VecDotQ8_0, nullptr, nullptr, SHARDLM_AVX2(DequantizeQ8_0), SHARDLM_AVX2(QuantizeQ8_0),
+     SHARDLM_AVX2(QuantizeActivationQ8_0), SHARDLM_AVX2(VecDotQ8_0), nullptr, nullptr},
+    {T::kQ8_1, T::kQ8_1, ref::DequantizeQ8_1, ref::QuantizeQ8_1, ref::QuantizeActivationQ8_1,
+     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_1),
+     SHARDLM_AVX2(QuantizeActivationQ8_1), nullptr, nullptr, nullptr},
     {T::kQ2_K, T::kQ8_K, ref::DequantizeQ2_K, ref::QuantizeQ2_K, nullptr, ref::VecDotQ2_K,
-     ref::VecDotX8Q2_K, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ2_K),
-     SHARDLM_AVX2(VecDotX8Q2_K)},
+     ref::VecDotX8Q2_K, nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ2_K),
+     SHARDLM_AVX2(VecDotX8Q2_K), nullptr},
     {T::kQ3_K, T::kQ8_K, ref::DequantizeQ3_K, ref::QuantizeQ3_K, nullptr, ref::VecDotQ3_K, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ3_K), nullptr},
+     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ3_K), nullptr, nullptr},
     {T::kQ4_K, T::kQ8_K, ref::DequantizeQ4_K, ref::QuantizeQ4_K, nullptr, ref::VecDotQ4_K,
-     ref::VecDotX8Q4_K, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_K),
-     SHARDLM_AVX2(VecDotX8Q4_K)},
+     ref::VecDotX8Q4_K, nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_K),
+     SHARDLM_AVX2(VecDotX8Q4_K), nullptr},
     {T::kQ5_K, T::kQ8_K, ref::DequantizeQ5_K, ref::QuantizeQ5_K, nullptr, ref::VecDotQ5_K, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_K), nullptr},
+     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_K), nullptr, nullptr},
     {T::kQ6_K, T::kQ8_K, ref::DequantizeQ6_K, ref::QuantizeQ6_K, nullptr, ref::VecDotQ6_K, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ6_K), nullptr},
+     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ6_K), nullptr, nullptr},
     {T::kQ8_K, T::kQ8_K, ref::DequantizeQ8_K, ref::QuantizeQ8_K, ref::QuantizeQ8_K, nullptr,
-     nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_K), SHARDLM_AVX2(QuantizeQ8_K), nullptr, nullptr},
+     nullptr, nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_K), SHARDLM_AVX2(QuantizeQ8_K), nullptr,
+     nullptr, nullptr},
 };
 #undef SHARDLM_AVX2
 
@@ -109,8 +114,8 @@ class Registry {
       const auto id = static_cast<size_t>(r.type);
       SHARDLM_CHECK(id < kMaxTypeId && index_[id] == -1);
       index_[id] = static_cast<int>(i);
-      reference_[i] = {TypeInfo(r.type), r.dequantize, r.quantize,    r.quantize_activation,
-                       r.vec_dot,        r.vec_dot_x8, r.vec_dot_type};
+      reference_[i] = {TypeInfo(r.type), r.dequantize, r.quantize,      r.quantize_activation,
+                       r.vec_dot,        r.vec_dot_x8, r.vec_dot_batch, r.vec_dot_type};
       best_[i] = reference_[i];
       if (use_avx2_) {
         auto pick = [](auto fast, auto& slot) {
@@ -121,6 +126,7 @@ class Registry {
         pick(r.quantize_activation_avx2, best_[i].quantize_activation);
         pick(r.vec_dot_avx2, best_[i].vec_dot);
         pick(r.vec_dot_x8_avx2, best_[i].vec_dot_x8);
+        pick(r.vec_dot_batch_avx2, best_[i].vec_dot_batch);
       }
     }
   }
@@ -132,6 +138,17 @@ class Registry {
   }
 
   std::string_view best_name() const { return use_avx2_ ? "avx2" : "scalar"; }
+
+  const ForwardKernels& forward(KernelSet set) const {
+    static constexpr ForwardKernels kReference = {ref::SwiGlu, ref::SoftmaxExp, ref::MixRowsF32,
+                                                  ref::MixRowsF16};
+#if defined(SHARDLM_HAVE_AVX2_KERNELS)
+    static constexpr ForwardKernels kAvx2 = {quant::avx2::SwiGlu, quant::avx2::SoftmaxExp,
+                                             quant::avx2::MixRowsF32, quant::avx2::MixRowsF16};
+    if (set == KernelSet::kBest && use_avx2_) return kAvx2;
+#endif
+    return kReference;
+  }
 
  private:
   bool use_avx2_;
@@ -148,6 +165,8 @@ const Registry& GetRegistry() {
 }  // namespace
 
 const TensorFormat& Format(GgmlType type, KernelSet set) { return GetRegistry().Get(type, set); }
+
+const ForwardKernels& Forward(KernelSet set) { return GetRegistry().forward(set); }
 
 std::string_view BestKernelName() { return GetRegistry().best_name(); }
 

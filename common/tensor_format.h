@@ -48,10 +48,32 @@ struct TensorFormat {
   // sums in another order: this kernel reproduces that for 8 rows at once.
   // Null elsewhere (vec_dot is then llama.cpp's kernel for every shape).
   VecDotX8Fn vec_dot_x8;
+  // What llama.cpp computes instead of vec_dot for a batch of >= 2 activation
+  // rows when its llamafile sgemm takes the matmul (f32 / f16 weights with
+  // rows % 4 == 0: one 16-lane FMA chain per output). Null: vec_dot.
+  VecDotFn vec_dot_batch;
   // The activation format vec_dot expects, as llama.cpp pairs them:
   // q4_0/q5_0/q8_0 -> q8_0, q4_1/q5_1 -> q8_1, K-quants -> q8_K,
   // f16 -> f16, bf16 -> bf16, f32 -> f32.
   GgmlType vec_dot_type;
+};
+
+// Weighted sum of n rows (`stride` elements apart, f32 or f16), as llama.cpp
+// sums softmax(KQ) V over the positions j: out[i] = sum_j p[j] rows[j][i],
+// one FMA chain per slot j % slots (16: its batched sgemm, 64: vec_dot's
+// 4 x 16 accumulators), reduced in its order. scratch: slots * dim floats.
+using MixRowsFn = void (*)(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim,
+                           int slots, float* scratch, float* out);
+
+// The float operations of the forward pass outside the matmuls, computed as
+// llama.cpp's CPU backend computes them in the build the goldens come from
+// (AVX-512: its 16-lane exp and sums); bit-exact between kernel sets.
+struct ForwardKernels {
+  // out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^-x) (ggml_vec_swiglu_f32)
+  void (*swiglu)(int64_t n, const float* gate, const float* up, float* out);
+  // y[i] = e^(x[i] - max); returns their sum as ggml_vec_soft_max_f32 adds it
+  double (*softmax_exp)(int64_t n, const float* x, float max, float* y);
+  MixRowsFn mix_rows_f32, mix_rows_f16;
 };
 
 enum class KernelSet {
@@ -61,6 +83,8 @@ enum class KernelSet {
 
 // The registry row for `type`; never null for a type LookupGgmlType knows.
 const TensorFormat& Format(GgmlType type, KernelSet set = KernelSet::kBest);
+
+const ForwardKernels& Forward(KernelSet set = KernelSet::kBest);
 
 // Name of the kernel set kBest resolved to on this CPU ("avx2", "scalar").
 std::string_view BestKernelName();

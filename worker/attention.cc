@@ -1,6 +1,21 @@
+// Attention of one query head, computed as llama.cpp's CPU backend computes
+// it without flash attention: kq = K q (one mul_mat over the cache view),
+// softmax(kq * scale) (ggml_soft_max_ext), then kqv = V^T softmax (another
+// mul_mat, V stored transposed). Which kernel ggml's mul_mat takes, and so
+// the summation order, depends on the cache type and on whether the batch
+// holds several tokens:
+//   kq,  f32 cache: ggml_vec_dot_f32 always (the permuted query is not
+//        contiguous, so llamafile's sgemm declines);
+//   kq,  f16 cache: query rounded to f16; sgemm (one 16-lane chain) for a
+//        batch, ggml_vec_dot_f16 for one token;
+//   kqv: sgemm (16 slots) for a batch, vec_dot (64 slots) for one token; with
+//        an f16 cache the probabilities are rounded to f16 first.
+// Positions past the sequence are masked to probability 0 in llama.cpp and
+// add exact zeros, so only the first n_pos enter here.
 #include "worker/attention.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "common/tensor_format.h"
 #include "worker/ops.h"
@@ -8,60 +23,51 @@
 namespace shardlm {
 namespace {
 
-// Rounds n floats through f16 (in place).
-void RoundToF16(float* x, int n, std::vector<uint16_t>* tmp) {
+// Rounds n floats through f16 (in place), keeping the f16 bits in `bits`.
+void RoundToF16(float* x, int n, std::vector<uint16_t>* bits) {
   const TensorFormat& f16 = Format(GgmlType::kF16);
-  tmp->resize(n);
-  f16.quantize(x, tmp->data(), n);
-  f16.dequantize(tmp->data(), x, n);
+  bits->resize(n);
+  f16.quantize(x, bits->data(), n);
+  f16.dequantize(bits->data(), x, n);
 }
 
 }  // namespace
 
 void AttendHead(const float* q, const void* keys, const void* values, KvType kv_type, int n_pos,
-                const AttentionShape& s, int h, float* out, std::vector<float>* scratch) {
+                const AttentionShape& s, int h, float* out, std::vector<float>* scratch,
+                bool batched) {
   const int hd = s.head_dim;
   const int kvh = h / (s.n_head / s.n_head_kv);
   const int64_t row = static_cast<int64_t>(s.n_head_kv) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  // scratch layout: [n_pos scores][hd query][hd key/value row]
-  scratch->resize(n_pos + 2 * hd);
+  const bool f16 = kv_type == KvType::kF16;
+  const int slots = batched ? 16 : 64;
+  // scratch layout: [n_pos scores][hd query][slots * hd mixing sums]
+  scratch->resize(n_pos + hd + static_cast<size_t>(slots) * hd);
   float* scores = scratch->data();
   float* qh = scores + n_pos;
-  float* tmp = qh + hd;
+  float* mix = qh + hd;
   for (int i = 0; i < hd; ++i) qh[i] = q[h * hd + i];
-  thread_local std::vector<uint16_t> f16_tmp;
-  if (kv_type == KvType::kF16) RoundToF16(qh, hd, &f16_tmp);
+  thread_local std::vector<uint16_t> q16, p16;
 
-  const TensorFormat& f16 = Format(GgmlType::kF16);
-  for (int j = 0; j < n_pos; ++j) {
-    const float* k;
-    if (kv_type == KvType::kF32) {
-      k = static_cast<const float*>(keys) + j * row + kvh * hd;
-    } else {
-      f16.dequantize(static_cast<const uint16_t*>(keys) + j * row + kvh * hd, tmp, hd);
-      k = tmp;
-    }
-    float dot = 0.0f;
-    for (int i = 0; i < hd; ++i) dot += qh[i] * k[i];
-    scores[j] = dot * scale;
+  VecDotFn dot = Format(GgmlType::kF32).vec_dot;
+  const void* qv = qh;
+  size_t elem = sizeof(float);
+  if (f16) {
+    RoundToF16(qh, hd, &q16);
+    const TensorFormat& f = Format(GgmlType::kF16);
+    dot = batched && f.vec_dot_batch != nullptr ? f.vec_dot_batch : f.vec_dot;
+    qv = q16.data();
+    elem = sizeof(uint16_t);
   }
+  const auto* k = static_cast<const uint8_t*>(keys) + kvh * hd * elem;
+  for (int j = 0; j < n_pos; ++j) scores[j] = dot(hd, k + j * row * elem, qv) * scale;
   Softmax(scores, n_pos);
-  if (kv_type == KvType::kF16) RoundToF16(scores, n_pos, &f16_tmp);
+  if (f16) RoundToF16(scores, n_pos, &p16);
 
-  float* o = out + h * hd;
-  for (int i = 0; i < hd; ++i) o[i] = 0.0f;
-  for (int j = 0; j < n_pos; ++j) {
-    const float* v;
-    if (kv_type == KvType::kF32) {
-      v = static_cast<const float*>(values) + j * row + kvh * hd;
-    } else {
-      f16.dequantize(static_cast<const uint16_t*>(values) + j * row + kvh * hd, tmp, hd);
-      v = tmp;
-    }
-    const float p = scores[j];
-    for (int i = 0; i < hd; ++i) o[i] += p * v[i];
-  }
+  const ForwardKernels& fk = Forward();
+  const auto* v = static_cast<const uint8_t*>(values) + kvh * hd * elem;
+  (f16 ? fk.mix_rows_f16 : fk.mix_rows_f32)(n_pos, scores, v, row, hd, slots, mix, out + h * hd);
 }
 
 void StoreKv(const float* k, const float* v, int n, KvType kv_type, void* k_dst, void* v_dst) {

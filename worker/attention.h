@@ -19,11 +19,14 @@ struct AttentionShape {
 // for query head `h` only; `keys`/`values` hold n_pos rows of
 // n_head_kv * head_dim elements of type `kv_type`.
 //
-// With an f16 cache the query and the attention weights are rounded to f16
-// before their products, as llama.cpp's mul_mat does with f16 operands, so
-// results track llama.cpp's default configuration.
+// Computed as llama.cpp computes it, rounding for rounding (attention.cc):
+// with an f16 cache the query and the attention weights are rounded to f16
+// before their products, as its mul_mat does with f16 operands; `batched`
+// (the forward pass holds more than one token) selects the summation order
+// its batched matmul kernels use.
 void AttendHead(const float* q, const void* keys, const void* values, KvType kv_type, int n_pos,
-                const AttentionShape& shape, int h, float* out, std::vector<float>* scratch);
+                const AttentionShape& shape, int h, float* out, std::vector<float>* scratch,
+                bool batched = false);
 
 // Stores one position's key and value rows (n_head_kv * head_dim floats each)
 // into the cache rows `k_dst` / `v_dst` of type `kv_type`.

@@ -191,7 +191,7 @@ void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<
       const Run& run = *token_run[t].first;
       const int n_pos = run.start_pos + token_run[t].second + 1;  // causal: up to itself
       AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
-                 n_pos, shape, h, &attn_[t * n_q], &scratch);
+                 n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/n > 1);
     }
   });
   tmp_.resize(x_.size());
@@ -204,7 +204,8 @@ void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<
   up_.resize(gate_.size());
   MatMul(w.ffn_gate, xn_.data(), n, gate_.data(), &mm_);
   MatMul(w.ffn_up, xn_.data(), n, up_.data(), &mm_);
-  SwiGlu(gate_.data(), up_.data(), n * c.n_ff);
+  // Row by row: llama.cpp's exp differs in the last n_ff % 16 columns.
+  for (int t = 0; t < n; ++t) SwiGlu(&gate_[t * c.n_ff], &up_[t * c.n_ff], c.n_ff);
   MatMul(w.ffn_down, gate_.data(), n, tmp_.data(), &mm_);
   AddInPlace(x_.data(), tmp_.data(), n * d);
 }

@@ -69,7 +69,10 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
                       });
     return;
   }
-  const VecDotFn dot = wf.vec_dot;
+  // llamafile's sgemm (f32 / f16) takes batches when rows % 4 == 0.
+  const VecDotFn dot = n_tokens >= 2 && wf.vec_dot_batch != nullptr && w.rows % 4 == 0
+                           ? wf.vec_dot_batch
+                           : wf.vec_dot;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.rows, kRowGrain),
                     [&](const tbb::blocked_range<int64_t>& range) {
                       for (int t0 = 0; t0 < n_tokens; t0 += kTokenTile) {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/tensor_format.h"
+
 namespace shardlm {
 
 void RmsNorm(const float* x, const float* weight, int n, float eps, float* out) {
@@ -38,21 +40,12 @@ void Rope(float* x, int n_heads, int head_dim, int n_rot, int pos, float freq_ba
   }
 }
 
-void SwiGlu(float* gate, const float* up, int n) {
-  for (int i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
+void SwiGlu(float* gate, const float* up, int n) { Forward().swiglu(n, gate, up, gate); }
 
 void Softmax(float* x, int n) {
   float max = x[0];
   for (int i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  double sum = 0.0;
-  for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
-  }
+  const double sum = Forward().softmax_exp(n, x, max, x);
   const float inv = static_cast<float>(1.0 / sum);
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }

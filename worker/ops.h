@@ -1,6 +1,8 @@
 // Element-wise and row-wise operations of the Llama block, each computed the
-// way llama.cpp computes it (sums of squares and softmax denominators in
-// double, as ggml's ggml_float) so our logits track its logits closely.
+// way llama.cpp's CPU backend computes it, rounding for rounding (sums of
+// squares and softmax denominators in double as ggml's ggml_float, its
+// vectorized exp; see common/tensor_format.h ForwardKernels), so our logits
+// equal its logits.
 #ifndef SHARDLM_WORKER_OPS_H_
 #define SHARDLM_WORKER_OPS_H_
 
@@ -19,10 +21,12 @@ inline constexpr int kMaxRopeDims = 512;
 // angle pos * base^(-2i / n_rot); values past n_rot are left alone.
 void Rope(float* x, int n_heads, int head_dim, int n_rot, int pos, float freq_base);
 
-// gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^-x).
+// gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^-x) (ggml's exp),
+// over one row of n values (ggml's exp differs in the last n % 16).
 void SwiGlu(float* gate, const float* up, int n);
 
-// In place: x = softmax(x) over n values.
+// In place: x = softmax(x) over n values (ggml_vec_soft_max_f32, then the
+// scale by 1 / sum).
 void Softmax(float* x, int n);
 
 // y += x over n values.

@@ -33,6 +33,16 @@ namespace shardlm::quant {
   return HsumLanes4(q);
 }
 
+// ggml_vec_dot_f32 / _f16 of the AVX-512 build keep 4 accumulators of 16
+// lanes (element i in accumulator (i / 16) % 4, lane i % 16, i.e. slot
+// i % 64) and reduce them pairwise (GGML_F32x16_REDUCE): (0+2) + (1+3),
+// then _mm512_reduce_add_ps.
+[[gnu::always_inline]] inline float HsumSlots64(const float* acc) {
+  float t[16];
+  for (int l = 0; l < 16; ++l) t[l] = (acc[l] + acc[32 + l]) + (acc[16 + l] + acc[48 + l]);
+  return HsumLanes16(t);
+}
+
 // How ggml's AVX2 vec_dot of each K-quant folds the min / offset term of
 // x = d s u - dmin m into its float accumulation (arch/x86/quants.c):
 enum class MinMode {

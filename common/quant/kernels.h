@@ -27,6 +27,16 @@ void QuantizeBF16(const float* src, void* dst, int64_t n);
 float VecDotF32(int64_t n, const void* w, const void* a);
 float VecDotF16(int64_t n, const void* w, const void* a);
 float VecDotBF16(int64_t n, const void* w, const void* a);
+float VecDotBatchF32(int64_t n, const void* w, const void* a);
+float VecDotBatchF16(int64_t n, const void* w, const void* a);
+// The forward pass's float operations (tensor_format.h ForwardKernels).
+float ExpGgml(float x);
+void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
+double SoftmaxExp(int64_t n, const float* x, float max, float* y);
+void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
+                float* scratch, float* out);
+void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
+                float* scratch, float* out);
 
 void DequantizeQ4_0(const void* src, float* dst, int64_t n);
 void DequantizeQ4_1(const void* src, float* dst, int64_t n);
@@ -83,6 +93,14 @@ void QuantizeF16(const float* src, void* dst, int64_t n);
 float VecDotF32(int64_t n, const void* w, const void* a);
 float VecDotF16(int64_t n, const void* w, const void* a);
 float VecDotBF16(int64_t n, const void* w, const void* a);
+float VecDotBatchF32(int64_t n, const void* w, const void* a);
+float VecDotBatchF16(int64_t n, const void* w, const void* a);
+void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
+double SoftmaxExp(int64_t n, const float* x, float max, float* y);
+void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
+                float* scratch, float* out);
+void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
+                float* scratch, float* out);
 
 void DequantizeQ4_0(const void* src, float* dst, int64_t n);
 void DequantizeQ8_0(const void* src, float* dst, int64_t n);
