@@ -143,6 +143,9 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
           " requests already waiting (the queue holds ", options_.max_queued, "); retry later"));
     }
     id = seq->id = next_id_++;
+    if (seq->request.request_id.empty()) seq->request.request_id = absl::StrCat("req-", id);
+    SHARDLM_LOG(kDebug, "request %s: queued, %d prompt tokens", seq->request.request_id,
+                seq->n_prompt);
     queue_.push_back(std::move(seq));
     metrics_.submitted.Add();
   }
@@ -235,6 +238,11 @@ void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& 
     const double decode_s = absl::ToDoubleSeconds(s->last_token - s->first_token);
     if (decode_s > 0) st.generation_tokens_per_s = (st.generated_tokens - 1) / decode_s;
   }
+  SHARDLM_LOG(kInfo, "request %s: %s after %d prompt + %d generated tokens, first token %.1f ms, %.1f "
+              "tokens/s%s",
+              s->request.request_id, FinishReasonName(reason), st.prompt_tokens, st.generated_tokens,
+              st.time_to_first_token_ms, st.generation_tokens_per_s,
+              error.ok() ? "" : absl::StrCat(": ", error.message()));
   metrics_.finished[static_cast<int>(reason)].Add();
   metrics_.prompt_tokens.Add(st.prompt_tokens);
   metrics_.generated_tokens.Add(st.generated_tokens);
