@@ -21,7 +21,7 @@ const [address, prompt, maxTokens = "64"] = args;
 
 const protoDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "protos");
 const definition = protoLoader.loadSync(join(protoDir, "shardlm/v1/shardlm.proto"), {
-  includeDirs: [protoDir], longs: String, enums: String, defaults: true, oneofs: true,
+  includeDirs: [protoDir], keepCase: true, longs: String, enums: String, defaults: true, oneofs: true,
 });
 const {shardlm} = grpc.loadPackageDefinition(definition);
 const client = new shardlm.v1.ShardLM(address, grpc.credentials.createInsecure());
