@@ -11,11 +11,14 @@
 # to OUT.md if given): decode tokens/s and ms/token for direct links, the relay
 # alone, and 1, 2, 5 ms one way. Every token crosses 2 round trips (coordinator
 # -> worker 0 -> coordinator -> worker 1 -> coordinator), so the expected
-# extra time per token is 4 x the one-way delay. Needs root. Env: THREADS
-# (per worker, default 1), TOKENS (default 64), DELAYS (default "0 1 2 5"),
-# REPS (measured runs per row, default 5: the table gives the best and the
-# median, as other work on a shared machine makes single runs noisy; the
-# best run is the one least disturbed, so ms/token and the added time use it).
+# extra time per token is 4 x the one-way delay.
+#
+# One pipeline per row runs side by side on the same hosts (other ports), all
+# idle but the one measured, and the rows are measured in turn, REPS rounds:
+# other work on a shared machine then disturbs every row alike. The table
+# gives the best and the median run of each row; ms/token and the added time
+# use the median. Needs root. Env: THREADS (per worker, default 1), TOKENS
+# (default 64), DELAYS (default "0 1 2 5"), REPS (default 5).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=../tests/netns/netns_lib.sh
@@ -27,8 +30,8 @@ model="${2:-/tmp/tl-q4_0.gguf}"
 out="${3:-}"
 threads="${THREADS:-1}"
 tokens="${TOKENS:-64}"
-delays="${DELAYS:-0 1 2 5}"
 reps="${REPS:-5}"
+read -r -a delays <<<"${DELAYS:-0 1 2 5}"
 prompt="Once upon a time"
 
 trap netns_cleanup EXIT
@@ -39,9 +42,9 @@ if ! netns_available; then
 fi
 if [ ! -f "$model" ]; then
   echo "making $model (TinyLlama 1.1B shape, Q4_0) ..." >&2
-  start=$(date +%s.%N)
+  start=$(date +%s)
   "$bin/shardlm-mkmodel" -q --preset tinyllama-1.1b --type q4_0 -o "$model"
-  echo "made in $(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo '?') s" >&2
+  echo "made in $(($(date +%s) - start)) s" >&2
 fi
 n_layer=$("$bin/shardlm-inspect" "$model" | awk '$3 == "llama.block_count" {print $4}')
 half=$((n_layer / 2))
@@ -56,42 +59,48 @@ generate() {
   timeout 600 "$@" --prompt "$prompt" -n "$n" --temp 0 --ignore-eos --json >"$file"
 }
 
-table="| link between hosts | one-way delay | decode tokens/s, best (median) | ms/token, best | added ms/token (expected 4 x delay) |
-|---|---|---|---|---|"
-generate "$NETNS_DIR/local.json" "$tokens" "$bin/shardlm" generate --model "$model" --threads "$((2 * threads))"
-local_tps=$(stat "$NETNS_DIR/local.json" generation_tokens_per_s)
-base_ms=""
-for delay in "" $delays; do
-  netns_start_pipeline "$bin" "$model" "$delay" "$threads" "0:$half" "$half:$n_layer"
-  # Warm-up (page cache, connections), then the measured run.
+# Row r: slot r; delay "" (direct) for row 0, then the relays.
+rows=("" "${delays[@]}")
+servers=()
+for ((r = 0; r < ${#rows[@]}; ++r)); do
+  NETNS_SLOT=$r netns_start_pipeline "$bin" "$model" "${rows[$r]}" "$threads" "0:$half" "$half:$n_layer"
+  servers+=("$NETNS_SERVER")
   generate "$NETNS_DIR/warm.json" 8 ip netns exec "$NETNS_CLIENT" "$bin/shardlm" generate --server "$NETNS_SERVER"
-  runs=()
-  for ((r = 0; r < reps; ++r)); do
-    generate "$NETNS_DIR/run.json" "$tokens" ip netns exec "$NETNS_CLIENT" "$bin/shardlm" generate --server "$NETNS_SERVER"
-    runs+=("$(stat "$NETNS_DIR/run.json" generation_tokens_per_s)")
+done
+for i in 0 1; do
+  echo "worker $i: $(grep -o 'RSS [0-9.]* MiB' "$NETNS_DIR/worker$i.err" | tail -1) at ready" >&2
+done
+declare -A runs
+for ((rep = 0; rep < reps; ++rep)); do
+  for ((r = 0; r < ${#rows[@]}; ++r)); do
+    generate "$NETNS_DIR/run.json" "$tokens" ip netns exec "$NETNS_CLIENT" "$bin/shardlm" generate --server "${servers[$r]}"
+    runs[$r]+="$(stat "$NETNS_DIR/run.json" generation_tokens_per_s) "
   done
-  median=$(printf '%s\n' "${runs[@]}" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-  tps=$(printf '%s\n' "${runs[@]}" | sort -g | tail -1)
-  echo "runs: ${runs[*]} tokens/s" >&2
-  ms=$(awk -v t="$tps" 'BEGIN { printf "%.1f", 1000 / t }')
+  echo "round $((rep + 1))/$reps done" >&2
+done
+generate "$NETNS_DIR/local.json" "$tokens" "$bin/shardlm" generate --model "$model" --threads "$threads"
+local_tps=$(stat "$NETNS_DIR/local.json" generation_tokens_per_s)
+
+table="| link between hosts | one-way delay | decode tokens/s: median (best) | ms/token (median) | added ms/token vs direct (expected 4 x delay) |
+|---|---|---|---|---|"
+base_ms=""
+for ((r = 0; r < ${#rows[@]}; ++r)); do
+  echo "row $r (${rows[$r]:-direct}): ${runs[$r]}tokens/s" >&2
+  median=$(tr ' ' '\n' <<<"${runs[$r]}" | grep . | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+  best=$(tr ' ' '\n' <<<"${runs[$r]}" | grep . | sort -g | tail -1)
+  ms=$(awk -v t="$median" 'BEGIN { printf "%.1f", 1000 / t }')
   [ -z "$base_ms" ] && base_ms=$ms
   added=$(awk -v a="$ms" -v b="$base_ms" 'BEGIN { printf "%+.1f", a - b }')
-  for i in 0 1; do
-    rss=$(grep -o 'RSS [0-9.]* MiB' "$NETNS_DIR/worker$i.err" | tail -1)
-    hwm=$(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/${NETNS_WORKER_PIDS[$i]}/status" 2>/dev/null || true)
-    echo "worker $i: $rss at ready, peak $hwm" >&2
-  done
+  delay="${rows[$r]}"
   if [ -z "$delay" ]; then
-    table+=$'\n'"| veth, direct | 0 | $tps ($median) | $ms | (baseline) |"
+    table+=$'\n'"| veth, direct | 0 | $median ($best) | $ms | (baseline) |"
   elif [ "$delay" = 0 ]; then
-    table+=$'\n'"| veth + relay | 0 | $tps ($median) | $ms | $added (relay alone) |"
+    table+=$'\n'"| veth + relay | 0 | $median ($best) | $ms | $added (0: the relay alone) |"
   else
-    table+=$'\n'"| veth + relay | $delay ms | $tps ($median) | $ms | $added ($((4 * delay))) |"
+    table+=$'\n'"| veth + relay | $delay ms | $median ($best) | $ms | $added ($(awk -v d="$delay" 'BEGIN { print 4 * d }')) |"
   fi
-  echo "$table" | tail -1 >&2
-  netns_stop_all
 done
-table+=$'\n\n'"$(basename "$model"): layers 0:$half and $half:$n_layer, $threads thread(s) per worker, $tokens greedy tokens, $reps runs per row; single process ($((2 * threads)) threads): $local_tps tokens/s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs."
+table+=$'\n\n'"$(basename "$model"): layers 0:$half and $half:$n_layer, $threads thread(s) per worker, $tokens greedy tokens, $reps rounds; single process ($threads thread(s)): $local_tps tokens/s; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs."
 echo "$table"
 [ -n "$out" ] && echo "$table" >"$out"
 exit 0

@@ -104,23 +104,34 @@ netns_make_hosts() {
   done
 }
 
+# Several pipelines can run side by side on the same hosts (bench/): each
+# uses slot NETNS_SLOT (default 0), i.e. worker port 7001+slot, relay port
+# 7101+slot, coordinator port 50051+slot, and log files NETNS_DIR/<name> for
+# slot 0, NETNS_DIR/s<slot>-<name> otherwise (netns_log NAME gives the path).
+netns_log() {
+  local slot="${NETNS_SLOT:-0}"
+  if [ "$slot" = 0 ]; then echo "$NETNS_DIR/$1"; else echo "$NETNS_DIR/s$slot-$1"; fi
+}
+
 # netns_start_worker I BIN_DIR MODEL RANGE THREADS: shardlm-worker for layers
-# RANGE in NETNS_WORKERS[I] on 10.213.<I+1>.2:7001 (logs worker<I>.out/.err
-# in NETNS_DIR, appended to); sets NETNS_WORKER_PIDS[I]. Does not wait.
+# RANGE in NETNS_WORKERS[I] on 10.213.<I+1>.2:<7001+slot> (logs worker<I>.out
+# and .err, appended to); sets NETNS_WORKER_PIDS[I]. Does not wait.
 netns_start_worker() {
-  local i="$1" bin="$2" model="$3" range="$4" threads="$5"
+  local i="$1" bin="$2" model="$3" range="$4" threads="$5" log
+  log=$(netns_log "worker$i")
   ip netns exec "${NETNS_WORKERS[$i]}" "$bin/shardlm-worker" --model "$model" --layers "$range" \
-    --listen "10.213.$((i + 1)).2:7001" --threads "$threads" \
-    >>"$NETNS_DIR/worker$i.out" 2>>"$NETNS_DIR/worker$i.err" &
+    --listen "10.213.$((i + 1)).2:$((7001 + ${NETNS_SLOT:-0}))" --threads "$threads" \
+    >>"$log.out" 2>>"$log.err" &
   NETNS_WORKER_PIDS[$i]=$!
   NETNS_PIDS+=("$!")
 }
 
 # netns_wait_worker I: waits (120 s at most) for worker I's next READY line.
 netns_wait_worker() {
-  local i="$1"
-  netns_wait_line "$NETNS_DIR/worker$i.out" '^READY$' "${NETNS_WORKER_PIDS[$i]}" 120 || {
-    cat "$NETNS_DIR/worker$i.err" >&2
+  local i="$1" log
+  log=$(netns_log "worker$i")
+  netns_wait_line "$log.out" '^READY$' "${NETNS_WORKER_PIDS[$i]}" 120 || {
+    cat "$log.err" >&2
     return 1
   }
 }
@@ -131,48 +142,52 @@ netns_wait_worker() {
 netns_restart_worker() {
   local i="$1"
   netns_stop "${NETNS_WORKER_PIDS[$i]}"
-  : >"$NETNS_DIR/worker$i.out"
+  : >"$(netns_log "worker$i").out"
   netns_start_worker "$@"
   netns_wait_worker "$i"
 }
 
 # netns_start_pipeline BIN_DIR MODEL DELAY_MS THREADS RANGE...: worker i
 # (layers RANGE i) in NETNS_WORKERS[i] on 10.213.<i+1>.2:7001, a coordinator
-# in NETNS_COORD on 10.213.100.1:50051 (NETNS_SERVER). Ranges may repeat: the
-# coordinator takes workers of the same layers as replicas. DELAY_MS ""
-# connects the coordinator to the workers directly; a number puts a
-# delay_relay.py with that one-way delay (0 = relay overhead only) on each
-# link, in the coordinator's namespace. Logs go to NETNS_DIR.
+# in NETNS_COORD on 10.213.100.1:50051 (NETNS_SERVER); ports plus NETNS_SLOT.
+# Ranges may repeat: the coordinator takes workers of the same layers as
+# replicas. DELAY_MS "" connects the coordinator to the workers directly; a
+# number puts a delay_relay.py with that one-way delay (0 = relay overhead
+# only) on each link, in the coordinator's namespace.
 netns_start_pipeline() {
-  local bin="$1" model="$2" delay="$3" threads="$4" i k workers="" address
+  local bin="$1" model="$2" delay="$3" threads="$4" i k workers="" address log
+  local slot="${NETNS_SLOT:-0}"
   shift 4
   local relay ranges=("$@")
   relay="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/delay_relay.py"
   NETNS_WORKER_PIDS=()
   for ((i = 0; i < ${#ranges[@]}; ++i)); do
     k=$((i + 1))
-    : >"$NETNS_DIR/worker$i.out"
-    : >"$NETNS_DIR/worker$i.err"
+    log=$(netns_log "worker$i")
+    : >"$log.out"
+    : >"$log.err"
     netns_start_worker "$i" "$bin" "$model" "${ranges[$i]}" "$threads"
-    address="10.213.$k.2:7001"
+    address="10.213.$k.2:$((7001 + slot))"
     if [ -n "$delay" ]; then
-      netns_spawn "$NETNS_COORD" "$NETNS_DIR/relay$i" python3 "$relay" --listen "10.213.$k.1:7101" \
-        --target "10.213.$k.2:7001" --delay-ms "$delay"
-      netns_wait_line "$NETNS_DIR/relay$i.out" '^RELAYING ' "$NETNS_LAST_PID" 20 || return 1
-      address="10.213.$k.1:7101"
+      log=$(netns_log "relay$i")
+      netns_spawn "$NETNS_COORD" "$log" python3 "$relay" --listen "10.213.$k.1:$((7101 + slot))" \
+        --target "$address" --delay-ms "$delay"
+      netns_wait_line "$log.out" '^RELAYING ' "$NETNS_LAST_PID" 20 || return 1
+      address="10.213.$k.1:$((7101 + slot))"
     fi
     workers="${workers:+$workers,}$address"
   done
   for ((i = 0; i < ${#ranges[@]}; ++i)); do
     netns_wait_worker "$i" || return 1
   done
-  netns_spawn "$NETNS_COORD" "$NETNS_DIR/coordinator" "$bin/shardlm-coordinator" --model "$model" \
-    --workers "$workers" --listen 10.213.100.1:50051 --worker-wait 60
-  netns_wait_line "$NETNS_DIR/coordinator.out" '^LISTENING ' "$NETNS_LAST_PID" 90 || {
-    cat "$NETNS_DIR/coordinator.err" >&2
+  log=$(netns_log coordinator)
+  netns_spawn "$NETNS_COORD" "$log" "$bin/shardlm-coordinator" --model "$model" \
+    --workers "$workers" --listen "10.213.100.1:$((50051 + slot))" --worker-wait 60
+  netns_wait_line "$log.out" '^LISTENING ' "$NETNS_LAST_PID" 90 || {
+    cat "$log.err" >&2
     return 1
   }
-  NETNS_SERVER=10.213.100.1:50051
+  NETNS_SERVER="10.213.100.1:$((50051 + slot))"
 }
 
 # netns_stop PID...: SIGTERM, up to 5 s to exit, then SIGKILL; the pids are
