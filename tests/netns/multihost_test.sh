@@ -8,7 +8,7 @@
 #   2. nano-q4_0 (4 layers) on 2 workers (0:2, 2:4) behind delaying TCP relays
 #      (delay_relay.py, 1 ms one way: this kernel has no netem);
 #   3. a rolling update without dropping the stream: stories260K as 2 ranges x
-#      2 replicas (0:2, 2:5, 0:2, 2:5; 5 ms relays so decoding takes seconds).
+#      2 replicas (0:2, 2:5, 0:2, 2:5; 5 ms relays, so 400 tokens take 10 s or more).
 #      Mid-stream, workers 0 and 1 get SIGTERM and are restarted; once they
 #      are back, workers 2 and 3 too. Whichever copies the sequence was on,
 #      it fails over at least once, and its greedy output must still equal
@@ -129,7 +129,7 @@ run_case() {
 # Each GROUP ("0,1") is a set of workers restarted one after the other;
 # the next group waits until the coordinator has had time to take them back.
 rolling_update() {
-  local name="$1" model="$2" groups="$3" n=300 client i group
+  local name="$1" model="$2" groups="$3" n=400 client i group
   shift 3
   local ranges=("$@")
   echo "== $name: $(basename "$model") on $# workers [${ranges[*]}], relays with 5 ms one-way" \
