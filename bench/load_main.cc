@@ -13,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "common/cli_args.h"
+#include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
   std::string server = "127.0.0.1:50051";
   int concurrency = 4, requests = 16, prompt_tokens = 32, max_tokens = 64;
   bool json = false;
+  TlsClientFlags tls;
+  tls.insecure = true;  // plaintext unless a --tls-* file is given
+  std::string auth_token;
   CliArgs args("shardlm-bench --server HOST:PORT [-c 4] [-n 16] [--prompt-tokens 32] [--max-tokens 64]",
                "Drives a coordinator with C concurrent greedy Generate streams until N requests\n"
                "are done; prints throughput and latency percentiles.");
@@ -48,6 +52,10 @@ int main(int argc, char** argv) {
   args.AddInt("--prompt-tokens", &prompt_tokens, "prompt length in tokens (BOS + pseudo-random ids)");
   args.AddInt("--max-tokens", &max_tokens, "tokens generated per request");
   args.AddBool("--json", &json, "print the summary as JSON");
+  args.AddString("--tls-ca", &tls.ca_file, "TLS, trusting this CA (PEM) for the coordinator");
+  args.AddString("--tls-cert", &tls.cert_file, "client certificate (PEM)");
+  args.AddString("--tls-key", &tls.key_file, "private key of --tls-cert");
+  args.AddString("--auth-token", &auth_token, "bearer token sent as 'authorization: Bearer TOKEN'");
   if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
     std::fprintf(stderr, "shardlm-bench: %s\n", std::string(st.message()).c_str());
     return 2;
@@ -56,12 +64,17 @@ int main(int argc, char** argv) {
     std::printf("%s", args.Usage().c_str());
     return 0;
   }
-  auto channel = grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(),
-                                           ClientChannelArguments());
+  auto credentials = MakeChannelCredentials(tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "shardlm-bench: %s\n", std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  auto channel = CreateClientChannel(server, *credentials, "");
   auto stub = v1::ShardLM::NewStub(channel);
   v1::ModelInfo info;
   {
     grpc::ClientContext ctx;
+    AddBearerToken(&ctx, auth_token);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc::Status st = stub->GetModelInfo(&ctx, v1::GetModelInfoRequest(), &info);
     if (!st.ok()) {
@@ -88,6 +101,7 @@ int main(int argc, char** argv) {
         req.mutable_sampling()->set_max_tokens(max_tokens);
         req.mutable_sampling()->set_ignore_eos(true);
         grpc::ClientContext ctx;
+        AddBearerToken(&ctx, auth_token);
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
         Sample& sample = samples[i];
         const absl::Time t0 = absl::Now();

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_split.h"
 #include "common/cli_args.h"
+#include "common/rpc/credentials.h"
 #include "coordinator/coordinator_server.h"
 
 int main(int argc, char** argv) {
@@ -41,6 +42,31 @@ int main(int argc, char** argv) {
                      "bearer token the HTTP API accepts (repeatable or comma-separated; none: no auth)");
   args.AddString("--chat-template", &o.chat_template,
                  "chat template when a request names none: zephyr, llama2, chatml (default: the model's)");
+  shardlm::TlsServerFlags tls;  // towards clients
+  tls.client_ca_flag = "--tls-client-ca";
+  shardlm::TlsClientFlags worker_tls;  // towards workers
+  worker_tls.flag_prefix = "--worker-tls-";
+  bool insecure = false;
+  std::string auth_token_file;
+  args.AddString("--tls-cert", &tls.cert_file, "server certificate chain (PEM) for clients");
+  args.AddString("--tls-key", &tls.key_file, "private key of --tls-cert (PEM)");
+  args.AddString("--tls-client-ca", &tls.client_ca_file,
+                 "require client certificates signed by this CA (PEM); default: none required");
+  args.AddString("--worker-tls-ca", &worker_tls.ca_file,
+                 "CA (PEM) that signed the workers' certificates");
+  args.AddString("--worker-tls-cert", &worker_tls.cert_file,
+                 "client certificate (PEM) presented to the workers (mutual TLS)");
+  args.AddString("--worker-tls-key", &worker_tls.key_file, "private key of --worker-tls-cert");
+  args.AddString("--worker-tls-server-name", &o.worker_tls_server_name,
+                 "name the workers' certificates carry, when not the host of their address");
+  args.AddBool("--insecure", &insecure,
+               "plaintext for whichever side has no TLS flags (clients and/or workers); "
+               "without it both sides need TLS");
+  args.AddString("--auth-token-file", &auth_token_file,
+                 "file of bearer tokens, one per line: every gRPC call (and HTTP request) must "
+                 "send 'authorization: Bearer TOKEN'");
+  args.AddString("--health-listen", &o.health_listen,
+                 "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for probes");
   if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
     std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(st.message()).c_str());
     return 2;
@@ -58,6 +84,27 @@ int main(int argc, char** argv) {
     for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
       o.api_keys.push_back(std::string(part));
     }
+  }
+  tls.insecure = insecure;
+  worker_tls.insecure = insecure;
+  auto server_credentials = shardlm::MakeServerCredentials(tls);
+  auto worker_credentials = server_credentials.ok()
+                                ? shardlm::MakeChannelCredentials(worker_tls)
+                                : server_credentials.status();
+  if (!worker_credentials.ok()) {
+    std::fprintf(stderr, "shardlm-coordinator: %s\n",
+                 std::string(worker_credentials.status().message()).c_str());
+    return 2;
+  }
+  o.server_credentials = *server_credentials;
+  o.worker_credentials = *worker_credentials;
+  if (!auth_token_file.empty()) {
+    auto tokens = shardlm::ReadTokenFile(auth_token_file);
+    if (!tokens.ok()) {
+      std::fprintf(stderr, "shardlm-coordinator: %s\n", std::string(tokens.status().message()).c_str());
+      return 2;
+    }
+    o.auth_tokens = std::move(*tokens);
   }
   o.worker_wait = absl::Seconds(wait_s);
   o.call_timeout = absl::Seconds(timeout_s);
@@ -77,6 +124,9 @@ int main(int argc, char** argv) {
   }
   if (!(*server)->http_address().empty()) std::printf("HTTP %s\n", (*server)->http_address().c_str());
   std::printf("LISTENING %s\n", (*server)->address().c_str());
+  if (!(*server)->health_address().empty()) {
+    std::printf("HEALTH %s\n", (*server)->health_address().c_str());
+  }
   if (!(*server)->metrics_address().empty()) {
     std::printf("METRICS %s\n", (*server)->metrics_address().c_str());
   }

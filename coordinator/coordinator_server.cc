@@ -13,7 +13,9 @@
 #include "common/metrics.h"
 #include "common/metrics_server.h"
 #include "common/model_config.h"
+#include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
+#include "common/rpc/health_server.h"
 #include "common/status_macros.h"
 #include "common/tokenizer.h"
 #include "coordinator/chat_template.h"
@@ -37,6 +39,7 @@ struct CoordinatorServer::State {
   std::unique_ptr<ShardLmService> service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<MetricsServer> metrics;  // stops first
+  std::unique_ptr<HealthServer> health;    // plaintext probes port, if any
   bool shut_down = false;
 };
 
@@ -83,6 +86,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     ro.call_timeout = options.call_timeout;
     ro.connect_timeout = options.worker_wait;
     ro.hidden_dtype = hidden_dtype;
+    ro.credentials = options.worker_credentials;
+    ro.tls_server_name = options.worker_tls_server_name;
     ro.on_wait = [status](const ConnectWait& w) {
       status(absl::StrCat("waiting for worker ", w.address, " (",
                           w.loading ? "loading" : std::string(w.last_error.message()), ", ",
@@ -106,11 +111,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
   st->service = std::make_unique<ShardLmService>(st->engine.get(), st->tokenizer.get(),
                                                  st->pipeline.get(), &st->config, st->fingerprint,
-                                                 chat_template);
+                                                 chat_template,
+                                                 BearerAuthenticator(options.auth_tokens));
   if (!options.http_listen.empty()) {
     OpenAiHttpOptions ho;
     ho.listen = options.http_listen;
     ho.api_keys = options.api_keys;
+    ho.api_keys.insert(ho.api_keys.end(), options.auth_tokens.begin(), options.auth_tokens.end());
     ho.chat_template = chat_template;
     // The model's file name without folder and extension, e.g. "stories260K".
     std::string id = options.model_path.substr(options.model_path.rfind('/') + 1);
@@ -123,7 +130,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.listen,
+                           options.server_credentials ? options.server_credentials
+                                                      : grpc::InsecureServerCredentials(),
+                           &port);
   ApplyServerSettings(builder);
   builder.RegisterService(st->service.get());
   st->server = builder.BuildAndStart();
@@ -132,6 +142,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                                                " (address in use or not local?)"));
   }
   st->server->GetHealthCheckService()->SetServingStatus(true);
+  if (!options.health_listen.empty()) {
+    ASSIGN_OR_RETURN(st->health, HealthServer::Start(options.health_listen));
+    st->health->SetServingStatus(v1::ShardLM::service_full_name(), true);
+    st->health->SetServingStatus(true);
+  }
   if (!options.metrics_listen.empty()) {
     const Engine* engine = st->engine.get();
     const Pipeline* pipeline = st->pipeline.get();
@@ -153,6 +168,11 @@ CoordinatorServer::CoordinatorServer(std::unique_ptr<State> state) : state_(std:
 
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
+const std::string& CoordinatorServer::health_address() const {
+  static const std::string kNone;
+  return state_->health ? state_->health->address() : kNone;
+}
+
 const std::string& CoordinatorServer::metrics_address() const {
   static const std::string kNone;
   return state_->metrics ? state_->metrics->address() : kNone;
@@ -165,12 +185,14 @@ void CoordinatorServer::Shutdown() {
   // HTTP first: its open streams end and cancel their engine requests.
   if (state_->http) state_->http->Shutdown();
   state_->server->GetHealthCheckService()->SetServingStatus(false);
+  if (state_->health) state_->health->SetServingStatus(false);
   // Ends streams still running (their Engine requests are cancelled by the
   // calls' OnCancel) after a short grace period.
   // The engine stays up meanwhile so cancelled streams can finish.
   state_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   state_->server->Wait();
   state_->engine.reset();
+  if (state_->health) state_->health->Shutdown();
 }
 
 }  // namespace shardlm

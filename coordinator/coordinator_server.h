@@ -16,6 +16,8 @@
 
 namespace grpc {
 class Server;
+class ServerCredentials;
+class ChannelCredentials;
 }
 
 namespace shardlm {
@@ -39,6 +41,17 @@ struct CoordinatorOptions {
   std::string chat_template;
   // Prometheus text metrics over HTTP (GET /metrics); off when empty.
   std::string metrics_listen;
+  // Transport security (common/rpc/credentials.h); null: plaintext. The
+  // server side faces clients; the worker side is the coordinator's client
+  // certificate and trusted CA towards the workers (mutual TLS).
+  std::shared_ptr<grpc::ServerCredentials> server_credentials;
+  std::shared_ptr<grpc::ChannelCredentials> worker_credentials;
+  std::string worker_tls_server_name;  // name on the workers' certificates, if not their host
+  // Plaintext grpc.health.v1-only port mirroring the main one; off when empty.
+  std::string health_listen;
+  // Bearer tokens every ShardLM RPC must carry (`authorization: Bearer T`),
+  // also accepted by the HTTP API; empty: no authentication.
+  std::vector<std::string> auth_tokens;
   // Progress lines ("waiting for worker ... (loading)"); default: the log.
   std::function<void(const std::string&)> on_status;
 };
@@ -57,6 +70,8 @@ class CoordinatorServer {
   const std::string& http_address() const { return http_address_; }
   // The metrics page's address, empty when it is off.
   const std::string& metrics_address() const;
+  // The plaintext health port's address, empty when it is off.
+  const std::string& health_address() const;
   // Stops accepting calls, ends running streams (cancelled) and waits.
   void Shutdown();
 

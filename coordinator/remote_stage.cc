@@ -66,7 +66,8 @@ absl::StatusOr<std::unique_ptr<RemoteStage>> RemoteStage::Connect(
   if (DTypeBytes(options.hidden_dtype) == 0) {
     return absl::InvalidArgumentError("RemoteStageOptions.hidden_dtype must be f32, f16 or bf16");
   }
-  std::shared_ptr<grpc::Channel> channel = CreateClientChannel(address, options.max_message_bytes);
+  std::shared_ptr<grpc::Channel> channel = CreateClientChannel(
+      address, options.credentials, options.tls_server_name, options.max_message_bytes);
   std::unique_ptr<v1::Stage::Stub> stub = v1::Stage::NewStub(channel);
   const absl::Time start = absl::Now();
   const absl::Time give_up = start + options.connect_timeout;

@@ -52,6 +52,11 @@ struct RemoteStageOptions {
   // to stay below it.
   int max_message_bytes = kMaxMessageBytes;
   int max_tokens_per_call = kMaxForwardTokens;
+  // Transport security towards the worker (common/rpc/credentials.h); null:
+  // plaintext. `tls_server_name`: the name the worker's certificate must
+  // carry when it is not the host of the address.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string tls_server_name;
   // Called after each unsuccessful Connect attempt; default: a log line.
   std::function<void(const ConnectWait&)> on_wait;
 };

@@ -43,16 +43,21 @@ SamplingParams SamplingFromProto(const v1::SamplingParams& p) {
 
 ShardLmService::ShardLmService(Engine* engine, const Tokenizer* tokenizer,
                                const Pipeline* pipeline, const ModelConfig* config,
-                               std::string fingerprint, std::string chat_template)
+                               std::string fingerprint, std::string chat_template,
+                               BearerAuthenticator authenticator)
     : engine_(engine),
       tokenizer_(tokenizer),
       pipeline_(pipeline),
       config_(config),
       fingerprint_(std::move(fingerprint)),
-      chat_template_(std::move(chat_template)) {}
+      chat_template_(std::move(chat_template)),
+      authenticator_(std::move(authenticator)) {}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return new GenerateCall(engine_, tokenizer_, GenerationRequest(), denied);
+  }
   GenerationRequest r;
   r.request_id = request->request_id();
   r.params = SamplingFromProto(request->sampling());
@@ -78,6 +83,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Chat(
     grpc::CallbackServerContext* context, const v1::ChatRequest* request) {
+  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return new GenerateCall(engine_, tokenizer_, GenerationRequest(), denied);
+  }
   GenerationRequest r;
   r.request_id = request->request_id();
   r.params = SamplingFromProto(request->sampling());
@@ -103,6 +111,9 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Chat(
 grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* context,
                                                    const v1::TokenizeRequest* request,
                                                    v1::TokenizeResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return FinishNow(context, denied);
+  }
   if (request->text().size() > kMaxPromptBytes) {
     return FinishNow(context, Invalid(absl::StrCat("text: more than ", kMaxPromptBytes, " bytes")));
   }
@@ -117,6 +128,9 @@ grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ShardLmService::Detokenize(grpc::CallbackServerContext* context,
                                                      const v1::DetokenizeRequest* request,
                                                      v1::DetokenizeResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return FinishNow(context, denied);
+  }
   std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
   if (absl::Status st = tokenizer_->CheckIds(ids); !st.ok()) {
     return FinishNow(context, Invalid(absl::StrCat("token_ids: ", st.message())));
@@ -130,6 +144,9 @@ grpc::ServerUnaryReactor* ShardLmService::Detokenize(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ShardLmService::GetModelInfo(grpc::CallbackServerContext* context,
                                                        const v1::GetModelInfoRequest*,
                                                        v1::ModelInfo* response) {
+  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return FinishNow(context, denied);
+  }
   response->set_model_name(config_->name);
   response->set_architecture(config_->architecture);
   response->set_model_fingerprint(fingerprint_);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/model_config.h"
+#include "common/rpc/credentials.h"
 #include "common/tokenizer.h"
 #include "coordinator/engine.h"
 #include "coordinator/pipeline.h"
@@ -26,7 +27,8 @@ class ShardLmService final : public v1::ShardLM::CallbackService {
   // tokenizer.chat_template (empty if it has none).
   ShardLmService(Engine* engine, const Tokenizer* tokenizer, const Pipeline* pipeline,
                  const ModelConfig* config, std::string fingerprint,
-                 std::string chat_template = "");
+                 std::string chat_template = "",
+                 BearerAuthenticator authenticator = BearerAuthenticator());
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
@@ -53,6 +55,7 @@ class ShardLmService final : public v1::ShardLM::CallbackService {
   const ModelConfig* config_;
   std::string fingerprint_;
   std::string chat_template_;
+  const BearerAuthenticator authenticator_;  // checked first by every RPC
 };
 
 }  // namespace shardlm

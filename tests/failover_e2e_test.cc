@@ -33,7 +33,7 @@ std::string Model() { return TestDataPath("models/stories260K.gguf"); }
 Cluster Start(const std::vector<std::pair<int, int>>& ranges, absl::Duration failover_timeout) {
   Cluster c;
   for (auto [a, b] : ranges) {
-    auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--model", Model(), "--layers",
+    auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--insecure", "--model", Model(), "--layers",
                                 absl::StrCat(a, ":", b), "--listen", "127.0.0.1:0", "--threads", "1",
                                 "--kv-type", "f32"});
     EXPECT_TRUE(p.ok()) << p.status();

@@ -33,7 +33,7 @@ struct Workers {
 Workers StartWorkers(const std::string& model, const Split& split) {
   Workers w;
   for (auto [a, b] : split) {
-    auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--model", model, "--layers",
+    auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--insecure", "--model", model, "--layers",
                                 absl::StrCat(a, ":", b), "--listen", "127.0.0.1:0", "--threads",
                                 "1", "--kv-type", "f32"});
     EXPECT_TRUE(p.ok()) << p.status();
@@ -217,7 +217,7 @@ double Sample(const std::string& page, const std::string& prefix) {
 TEST(PipelineE2eMetricsTest, CoordinatorAndWorkersExposePrometheusMetrics) {
   const std::string model = TestDataPath("models/stories260K.gguf");
   Workers w;
-  auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--model", model, "--layers", "0:5", "--listen",
+  auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--insecure", "--model", model, "--layers", "0:5", "--listen",
                               "127.0.0.1:0", "--threads", "1", "--metrics-listen", "127.0.0.1:0"});
   ASSERT_TRUE(p.ok()) << p.status();
   w.addresses.push_back(*(*p)->WaitForLine("LISTENING ", absl::Seconds(30)));

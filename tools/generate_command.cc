@@ -15,6 +15,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/cli_args.h"
+#include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/gguf.h"
 #include "common/status_macros.h"
@@ -39,6 +40,8 @@ struct GenerateOptions {
   bool no_bos = false;
   bool json = false;
   SamplingParams sampling;
+  TlsClientFlags tls;      // towards --server; plaintext when no file is given
+  std::string auth_token;  // sent as 'authorization: Bearer ...'
 };
 
 // Prints each event as it arrives; Wait() returns when the request ends.
@@ -152,8 +155,9 @@ absl::Status RunLocal(const GenerateOptions& o) {
 // The same generation from a coordinator over gRPC: the flags map onto the
 // public API's SamplingParams and events onto the same printer.
 absl::Status RunRemote(const GenerateOptions& o) {
-  auto channel = grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(),
-                                           ClientChannelArguments());
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                   MakeChannelCredentials(o.tls));
+  auto channel = CreateClientChannel(o.server, credentials, "");
   auto stub = v1::ShardLM::NewStub(channel);
   v1::GenerateRequest request;
   request.set_prompt(o.prompt);
@@ -173,6 +177,7 @@ absl::Status RunRemote(const GenerateOptions& o) {
   for (const std::string& stop : s.stop) p->add_stop(stop);
   p->set_ignore_eos(s.ignore_eos);
   grpc::ClientContext context;
+  AddBearerToken(&context, o.auth_token);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
     return absl::UnavailableError(absl::StrCat("cannot connect to ", o.server));
   }
@@ -241,6 +246,13 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
   args.AddInt("--ctx", &o.ctx, "context size, 0 = the model's");
   args.AddString("--split", &o.split, "run as in-process stages, e.g. 0:2,2:5");
+  args.AddString("--tls-ca", &o.tls.ca_file,
+                 "with --server: TLS, trusting this CA (PEM) for the coordinator's certificate");
+  args.AddString("--tls-cert", &o.tls.cert_file, "with --server: client certificate (PEM)");
+  args.AddString("--tls-key", &o.tls.key_file, "with --server: private key of --tls-cert");
+  args.AddString("--auth-token", &o.auth_token,
+                 "with --server: bearer token sent as 'authorization: Bearer TOKEN'");
+  o.tls.insecure = true;  // a client without TLS flags talks plaintext
   if (absl::Status st = args.Parse(argc, argv, first); !st.ok()) {
     std::fprintf(stderr, "shardlm generate: %s\n", std::string(st.message()).c_str());
     return 2;

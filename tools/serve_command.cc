@@ -8,12 +8,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/cli_args.h"
 #include "common/gguf.h"
 #include "common/model_config.h"
+#include "common/rpc/credentials.h"
 #include "common/status_macros.h"
 #include "common/subprocess.h"
 #include "coordinator/coordinator_server.h"
@@ -29,7 +31,38 @@ struct ServeOptions {
   std::string kv_budget;
   std::string kv_type = "f16";
   CoordinatorOptions coordinator;
+  TlsServerFlags tls;         // public side
+  TlsClientFlags worker_tls;  // the loopback hops: the workers' certificate too
+  std::string auth_token_file;
 };
+
+// Whether HOST:PORT is a loopback address (plaintext allowed without
+// --insecure: only local processes can connect).
+bool IsLoopback(const std::string& address) {
+  const std::string host = address.substr(0, address.rfind(':'));
+  return host == "localhost" || host == "[::1]" || absl::StartsWith(host, "127.");
+}
+
+// Credentials from the flags. Public side: TLS when --tls-cert is given,
+// else plaintext, which needs --insecure unless --listen is loopback.
+// Worker hops (loopback): plaintext unless --worker-tls-* are given, then
+// mutual TLS with one certificate that serves the workers and is the
+// coordinator's client certificate.
+absl::Status BuildCredentials(ServeOptions* o, bool insecure) {
+  o->tls.insecure = insecure || IsLoopback(o->coordinator.listen);
+  ASSIGN_OR_RETURN(o->coordinator.server_credentials, MakeServerCredentials(o->tls));
+  o->worker_tls.insecure = true;
+  if (WantsTls(o->worker_tls) && (o->worker_tls.cert_file.empty() || o->worker_tls.ca_file.empty())) {
+    return absl::InvalidArgumentError(
+        "--worker-tls-cert, --worker-tls-key and --worker-tls-ca go together (the certificate "
+        "serves the workers and is the coordinator's client certificate)");
+  }
+  ASSIGN_OR_RETURN(o->coordinator.worker_credentials, MakeChannelCredentials(o->worker_tls));
+  if (!o->auth_token_file.empty()) {
+    ASSIGN_OR_RETURN(o->coordinator.auth_tokens, ReadTokenFile(o->auth_token_file));
+  }
+  return absl::OkStatus();
+}
 
 // Layer ranges: --split as given, or n_layer divided as evenly as possible.
 absl::StatusOr<std::vector<std::pair<int, int>>> LayerRanges(const ServeOptions& o, int n_layer) {
@@ -87,6 +120,12 @@ absl::Status Serve(ServeOptions o) {
       argv.push_back("--kv-budget");
       argv.push_back(o.kv_budget);
     }
+    if (WantsTls(o.worker_tls)) {
+      argv.insert(argv.end(), {"--tls-cert", o.worker_tls.cert_file, "--tls-key",
+                               o.worker_tls.key_file, "--tls-ca", o.worker_tls.ca_file});
+    } else {
+      argv.push_back("--insecure");  // loopback only
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> p, Subprocess::Start(argv));
     ASSIGN_OR_RETURN(std::string address, p->WaitForLine("LISTENING ", absl::Seconds(60)));
     std::fprintf(stderr, "shardlm serve: worker %d (layers %d:%d, %d threads) on %s, pid %d\n", i,
@@ -107,6 +146,9 @@ absl::Status Serve(ServeOptions o) {
       std::fprintf(stderr, "shardlm serve: OpenAI-compatible HTTP API on http://%s/v1\n",
                    (*server)->http_address().c_str());
       std::printf("HTTP %s\n", (*server)->http_address().c_str());
+    }
+    if (!(*server)->health_address().empty()) {
+      std::printf("HEALTH %s\n", (*server)->health_address().c_str());
     }
     std::printf("SERVING %s\n", (*server)->address().c_str());
     std::fflush(stdout);
@@ -162,6 +204,25 @@ int RunServeCommand(int argc, char** argv, int first) {
                      "bearer token the HTTP API accepts (repeatable or comma-separated; none: no auth)");
   args.AddString("--chat-template", &o.coordinator.chat_template,
                  "chat template when a request names none: zephyr, llama2, chatml (default: the model's)");
+  bool insecure = false;
+  o.tls.client_ca_flag = "--tls-client-ca";
+  o.worker_tls.flag_prefix = "--worker-tls-";
+  args.AddString("--tls-cert", &o.tls.cert_file, "server certificate chain (PEM) for clients");
+  args.AddString("--tls-key", &o.tls.key_file, "private key of --tls-cert (PEM)");
+  args.AddString("--tls-client-ca", &o.tls.client_ca_file,
+                 "require client certificates signed by this CA (PEM)");
+  args.AddString("--worker-tls-cert", &o.worker_tls.cert_file,
+                 "mutual TLS on the loopback hops: certificate (PEM, SAN IP:127.0.0.1) the "
+                 "workers serve and the coordinator presents; default: plaintext on loopback");
+  args.AddString("--worker-tls-key", &o.worker_tls.key_file, "private key of --worker-tls-cert");
+  args.AddString("--worker-tls-ca", &o.worker_tls.ca_file, "CA (PEM) that signed --worker-tls-cert");
+  args.AddBool("--insecure", &insecure,
+               "serve clients in plaintext on a non-loopback --listen (loopback is always allowed)");
+  args.AddString("--auth-token-file", &o.auth_token_file,
+                 "file of bearer tokens, one per line, that every gRPC call (and HTTP request) "
+                 "must send as 'authorization: Bearer TOKEN'");
+  args.AddString("--health-listen", &o.coordinator.health_listen,
+                 "also serve grpc.health.v1 (only) in plaintext on HOST:PORT");
   if (absl::Status st = args.Parse(argc, argv, first); !st.ok()) {
     std::fprintf(stderr, "shardlm serve: %s\n", std::string(st.message()).c_str());
     return 2;
@@ -178,6 +239,10 @@ int RunServeCommand(int argc, char** argv, int first) {
     for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
       o.coordinator.api_keys.push_back(std::string(part));
     }
+  }
+  if (absl::Status st = BuildCredentials(&o, insecure); !st.ok()) {
+    std::fprintf(stderr, "shardlm serve: %s\n", std::string(st.message()).c_str());
+    return 2;
   }
   if (absl::Status st = Serve(o); !st.ok()) {
     std::fprintf(stderr, "shardlm serve: %s\n", std::string(st.message()).c_str());

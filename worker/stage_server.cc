@@ -22,7 +22,9 @@ absl::StatusOr<std::unique_ptr<StageServer>> StageServer::Start(const StageServe
   s->service_ = std::make_unique<StageService>(options.service);
   grpc::ServerBuilder builder;
   ApplyServerSettings(builder, options.max_message_bytes);
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &s->port_);
+  builder.AddListeningPort(
+      options.listen_address,
+      options.credentials ? options.credentials : grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
@@ -34,9 +36,10 @@ absl::StatusOr<std::unique_ptr<StageServer>> StageServer::Start(const StageServe
   // the server and the stage service until a stage is plugged in. (A probe
   // in the microseconds between start and here could still see SERVING;
   // launchers learn the port only after this, from LISTENING.)
-  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
-  health->SetServingStatus(v1::Stage::service_full_name(), false);
-  health->SetServingStatus(false);
+  if (!options.health_listen.empty()) {
+    ASSIGN_OR_RETURN(s->health_, HealthServer::Start(options.health_listen));
+  }
+  s->SetHealth(false);
 
   const size_t colon = options.listen_address.rfind(':');
   s->address_ = absl::StrCat(options.listen_address.substr(0, colon), ":", s->port_);
@@ -46,9 +49,21 @@ absl::StatusOr<std::unique_ptr<StageServer>> StageServer::Start(const StageServe
 
 StageServer::~StageServer() { Shutdown(absl::Seconds(5)); }
 
+std::string StageServer::health_address() const { return health_ ? health_->address() : ""; }
+
+void StageServer::SetHealth(bool serving) {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(v1::Stage::service_full_name(), serving);
+  health->SetServingStatus(serving);
+  if (health_) {
+    health_->SetServingStatus(v1::Stage::service_full_name(), serving);
+    health_->SetServingStatus(serving);
+  }
+}
+
 void StageServer::SetStage(std::shared_ptr<Stage> stage, StageDetails details) {
   service_->SetStage(std::move(stage), std::move(details));
-  server_->GetHealthCheckService()->SetServingStatus(true);
+  SetHealth(true);
 }
 
 void StageServer::Shutdown(absl::Duration grace) {
@@ -59,7 +74,7 @@ void StageServer::Shutdown(absl::Duration grace) {
     // notices that on its backup poll (every 5 s), so a connected but idle
     // coordinator would hold every shutdown for the whole grace period.
     const absl::Time deadline = absl::Now() + grace;
-    server_->GetHealthCheckService()->SetServingStatus(false);
+    SetHealth(false);
     service_->StartDraining();
     if (!service_->WaitIdle(deadline)) {
       SHARDLM_LOG(kWarning, "calls still running after the %s grace period: cancelling them",
@@ -70,6 +85,7 @@ void StageServer::Shutdown(absl::Duration grace) {
         std::min(absl::Milliseconds(250), std::max(absl::ZeroDuration(), deadline - absl::Now()))));
     service_->StopCompute();
     server_->Wait();
+    if (health_) health_->Shutdown();
   });
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/rpc/grpc_settings.h"
+#include "common/rpc/health_server.h"
 #include "worker/stage_service.h"
 
 namespace shardlm {
@@ -22,6 +23,12 @@ struct StageServerOptions {
   std::string listen_address = "127.0.0.1:0";  // port 0: any free port
   int max_message_bytes = kMaxMessageBytes;
   StageServiceOptions service;
+  // Transport security of the main port (common/rpc/credentials.h): mutual
+  // TLS in production; null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Plaintext grpc.health.v1-only port mirroring the main one (for probes
+  // that cannot present a client certificate); empty: none.
+  std::string health_listen;
 };
 
 class StageServer {
@@ -35,6 +42,8 @@ class StageServer {
   // "host:port" with the bound port (host as given to --listen).
   const std::string& address() const { return address_; }
   StageService& service() { return *service_; }
+  // The plaintext health port's "host:port", empty when there is none.
+  std::string health_address() const;
 
   // Plugs in the loaded and checked stage; health becomes SERVING.
   void SetStage(std::shared_ptr<Stage> stage, StageDetails details);
@@ -47,9 +56,12 @@ class StageServer {
 
  private:
   StageServer() = default;
+  // Serving state on the main server and the health port alike.
+  void SetHealth(bool serving);
 
   std::unique_ptr<StageService> service_;  // outlives server_
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HealthServer> health_;
   int port_ = 0;
   std::string address_;
   std::once_flag shutdown_once_;

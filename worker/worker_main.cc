@@ -4,7 +4,10 @@
 // It listens before loading, so launchers learn the port at once. Machine-
 // readable lines on stdout (flushed), for `shardlm serve` and the tests:
 //   LISTENING <host:port>   bound (health NOT_SERVING, Forward UNAVAILABLE)
+//   HEALTH <host:port>      the plaintext health port (--health-listen only)
 //   READY                   weights loaded and checked (health SERVING)
+// Plaintext needs --insecure; with --tls-cert/--tls-key/--tls-ca every
+// client must present a certificate signed by that CA (mutual TLS).
 // Everything else goes to stderr. SIGINT / SIGTERM stop it cleanly: running
 // calls get a few seconds to finish; exit code 0. Load errors exit with 1.
 #include <pthread.h>
@@ -30,6 +33,7 @@
 #include "common/status_macros.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
+#include "common/rpc/credentials.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_server.h"
 
@@ -48,6 +52,11 @@ struct WorkerOptions {
   std::string max_message = "64M";
   int shutdown_grace_s = 5;
   std::string metrics_listen;  // Prometheus /metrics, off when empty
+  // Mutual TLS: server certificate, its key, and the CA that signs the
+  // coordinators' client certificates; or explicitly plaintext.
+  std::string tls_cert, tls_key, tls_ca;
+  bool insecure = false;
+  std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
 };
 
 absl::Status ParseLayers(const std::string& text, StageOptions* o) {
@@ -133,8 +142,23 @@ int Run(const WorkerOptions& o) {
     return 2;
   }
 
+  TlsServerFlags tls;
+  tls.cert_file = o.tls_cert;
+  tls.key_file = o.tls_key;
+  tls.client_ca_file = o.tls_ca;
+  tls.client_ca_flag = "--tls-ca";
+  tls.require_client_ca = true;  // Forward only for authenticated coordinators
+  tls.insecure = o.insecure;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeServerCredentials(tls);
+  if (!credentials.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(credentials.status().message()));
+    return 2;
+  }
+
   StageServerOptions server_options;
   server_options.listen_address = o.listen;
+  server_options.credentials = *credentials;
+  server_options.health_listen = o.health_listen;
   server_options.max_message_bytes = static_cast<int>(max_message);
   server_options.service.max_batch_tokens = o.max_batch;
   absl::StatusOr<std::unique_ptr<StageServer>> server = StageServer::Start(server_options);
@@ -143,6 +167,7 @@ int Run(const WorkerOptions& o) {
     return 1;
   }
   Announce(absl::StrCat("LISTENING ", (*server)->address()));
+  if (!(*server)->health_address().empty()) Announce("HEALTH " + (*server)->health_address());
   const std::string range =
       o.layers.empty() ? std::string("all layers") : absl::StrCat("layers ", o.layers);
   SHARDLM_LOG(kInfo, "listening on %s; loading %s of %s ...", (*server)->address(), range, o.model);
@@ -224,6 +249,17 @@ int main(int argc, char** argv) {
   args.AddString("--max-message-size", &o.max_message, "gRPC message limit (send and receive)");
   args.AddString("--metrics-listen", &o.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
+  args.AddString("--tls-cert", &o.tls_cert, "server certificate chain (PEM) for mutual TLS");
+  args.AddString("--tls-key", &o.tls_key, "private key of --tls-cert (PEM)");
+  args.AddString("--tls-ca", &o.tls_ca,
+                 "CA certificate (PEM) that must have signed every client's certificate "
+                 "(coordinators); clients without one are refused");
+  args.AddBool("--insecure", &o.insecure,
+               "serve plaintext without TLS (only on trusted networks); required when no "
+               "--tls-* flags are given");
+  args.AddString("--health-listen", &o.health_listen,
+                 "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for "
+                 "Kubernetes probes; prints 'HEALTH HOST:PORT'");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
   if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
     std::fprintf(stderr, "shardlm-worker: %s\n", std::string(st.message()).c_str());

@@ -95,6 +95,15 @@ std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& address,
                                    ClientChannelArguments(max_message_bytes));
 }
 
+std::shared_ptr<grpc::Channel> CreateClientChannel(
+    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials,
+    const std::string& tls_server_name, int max_message_bytes) {
+  grpc::ChannelArguments args = ClientChannelArguments(max_message_bytes);
+  if (!tls_server_name.empty()) args.SetSslTargetNameOverride(tls_server_name);
+  return grpc::CreateCustomChannel(
+      address, credentials ? std::move(credentials) : grpc::InsecureChannelCredentials(), args);
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl::StatusCode and grpc::StatusCode share their numbering (both are

@@ -52,6 +52,12 @@ grpc::ChannelArguments ClientChannelArguments(int max_message_bytes = kMaxMessag
 // An insecure channel to `address` ("host:port") with ClientChannelArguments.
 std::shared_ptr<grpc::Channel> CreateClientChannel(const std::string& address,
                                                    int max_message_bytes = kMaxMessageBytes);
+// The same over `credentials` (null: insecure). `tls_server_name`, when not
+// empty, is the name the server's certificate must carry instead of the
+// host of `address` (e.g. one certificate for every worker pod).
+std::shared_ptr<grpc::Channel> CreateClientChannel(
+    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials,
+    const std::string& tls_server_name, int max_message_bytes = kMaxMessageBytes);
 
 // absl -> gRPC, code and message unchanged (the codes are the same enum).
 grpc::Status ToGrpcStatus(const absl::Status& status);

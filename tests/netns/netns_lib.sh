@@ -119,7 +119,7 @@ netns_log() {
 netns_start_worker() {
   local i="$1" bin="$2" model="$3" range="$4" threads="$5" log
   log=$(netns_log "worker$i")
-  ip netns exec "${NETNS_WORKERS[$i]}" "$bin/shardlm-worker" --model "$model" --layers "$range" \
+  ip netns exec "${NETNS_WORKERS[$i]}" "$bin/shardlm-worker" --insecure --model "$model" --layers "$range" \
     --listen "10.213.$((i + 1)).2:$((7001 + ${NETNS_SLOT:-0}))" --threads "$threads" \
     >>"$log.out" 2>>"$log.err" &
   NETNS_WORKER_PIDS[$i]=$!
@@ -181,7 +181,7 @@ netns_start_pipeline() {
     netns_wait_worker "$i" || return 1
   done
   log=$(netns_log coordinator)
-  netns_spawn "$NETNS_COORD" "$log" "$bin/shardlm-coordinator" --model "$model" \
+  netns_spawn "$NETNS_COORD" "$log" "$bin/shardlm-coordinator" --insecure --model "$model" \
     --workers "$workers" --listen "10.213.100.1:$((50051 + slot))" --worker-wait 60
   netns_wait_line "$log.out" '^LISTENING ' "$NETNS_LAST_PID" 90 || {
     cat "$log.err" >&2
