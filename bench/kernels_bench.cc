@@ -1,7 +1,8 @@
 // Kernel micro-benchmarks: one matrix-vector product per weight type (every
-// row's vec_dot against one quantized activation row), reference vs best
-// kernel set, reported as GB/s of weights streamed; and the activation
-// quantizers (q8_0, q8_1, q8_K, f16) in GB/s of floats read.
+// row's vec_dot against one quantized activation row; vec_dot_x8 over groups
+// of 8 rows for the types MatMul runs that way), reference vs best kernel
+// set, reported as GB/s of weights streamed; and the quantizers (q8_0, q8_1,
+// q8_K, f16; weight and activation kinds) in GB/s of floats read.
 //
 // Matrices are 2048 columns x {2048, 16384} rows: 2048 rows is 1.2-8.4 MB of
 // weights depending on the type (past the 1 MB L2, inside a 32 MB L3); 16384
@@ -38,7 +39,7 @@ std::string SetName(KernelSet set) {
   return set == KernelSet::kReference ? "reference" : std::string(BestKernelName());
 }
 
-void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set) {
+void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set, bool x8) {
   const int64_t rows = state.range(0);
   const TensorFormat& f = Format(type, set);
   const size_t row_bytes = *RowBytes(type, kCols);
@@ -54,10 +55,17 @@ void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set) {
   }
   std::vector<uint8_t> act(*RowBytes(f.vec_dot_type, kCols));
   const std::vector<float> x = Gaussian(kCols, 2);
-  Format(f.vec_dot_type, KernelSet::kReference).quantize(x.data(), act.data(), kCols);
+  const TensorFormat& af = Format(f.vec_dot_type, KernelSet::kReference);  // f32: as is
+  (af.quantize_activation ? af.quantize_activation : af.quantize)(x.data(), act.data(), kCols);
   std::vector<float> y(rows);
   for (auto _ : state) {
-    for (int64_t r = 0; r < rows; ++r) y[r] = f.vec_dot(kCols, &matrix[r * row_bytes], act.data());
+    if (x8) {
+      for (int64_t r = 0; r < rows; r += 8)
+        f.vec_dot_x8(kCols, &matrix[r * row_bytes], row_bytes, act.data(), &y[r], false);
+    } else {
+      for (int64_t r = 0; r < rows; ++r)
+        y[r] = f.vec_dot(kCols, &matrix[r * row_bytes], act.data());
+    }
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
@@ -66,13 +74,15 @@ void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set) {
   state.counters["MB_weights"] = static_cast<double>(rows * row_bytes) / 1e6;
 }
 
-void BM_Quantize(benchmark::State& state, GgmlType type, KernelSet set) {
+void BM_Quantize(benchmark::State& state, GgmlType type, KernelSet set, bool activation) {
   const int64_t n = state.range(0);
   const TensorFormat& f = Format(type, set);
+  const QuantizeRowFn quantize = activation ? f.quantize_activation : f.quantize;
+  if (quantize == nullptr) state.SkipWithError("no such quantizer");
   const std::vector<float> x = Gaussian(n, 3);
   std::vector<uint8_t> out(*RowBytes(type, n));
   for (auto _ : state) {
-    f.quantize(x.data(), out.data(), n);
+    quantize(x.data(), out.data(), n);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
@@ -86,18 +96,27 @@ void RegisterAll() {
                               GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16,  GgmlType::kBF16,
                               GgmlType::kF32};
   for (GgmlType t : weights) {
-    for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
-      const std::string name = "vec_dot/" + std::string(TypeInfo(t).name) + "/" + SetName(set);
-      benchmark::RegisterBenchmark(name.c_str(), BM_VecDot, t, set)
-          ->Arg(2048)
-          ->Arg(16384)
-          ->Unit(benchmark::kMicrosecond);
+    for (bool x8 : {false, true}) {
+      if (x8 && Format(t).vec_dot_x8 == nullptr) continue;
+      for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+        const std::string name = std::string(x8 ? "vec_dot_x8/" : "vec_dot/") +
+                                 std::string(TypeInfo(t).name) + "/" + SetName(set);
+        benchmark::RegisterBenchmark(name.c_str(), BM_VecDot, t, set, x8)
+            ->Arg(2048)
+            ->Arg(16384)
+            ->Unit(benchmark::kMicrosecond);
+      }
     }
   }
   for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K, GgmlType::kF16}) {
-    for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
-      const std::string name = "quantize/" + std::string(TypeInfo(t).name) + "/" + SetName(set);
-      benchmark::RegisterBenchmark(name.c_str(), BM_Quantize, t, set)->Arg(kCols)->Arg(5632);
+    for (bool activation : {false, true}) {
+      for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+        const std::string name = std::string(activation ? "quantize_activation/" : "quantize/") +
+                                 std::string(TypeInfo(t).name) + "/" + SetName(set);
+        benchmark::RegisterBenchmark(name.c_str(), BM_Quantize, t, set, activation)
+            ->Arg(kCols)
+            ->Arg(5632);
+      }
     }
   }
 }

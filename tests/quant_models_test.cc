@@ -2,7 +2,11 @@
 // every GGUF (v2/v3) dequantizes to finite values with both kernel sets
 // alike; every matrix of each quantized nano-*.gguf (written by llama.cpp's
 // quantizer from nano-f32.gguf) is within its type's error of the f32
-// original; and our reference quantizers reproduce llama.cpp's bytes.
+// original; our reference quantizers reproduce llama.cpp's bytes; the fast
+// kernels equal the reference ones bit for bit on the models' rows. Also the
+// f16 / bf16 conversions and the forward pass's float kernels (llama.cpp's
+// exp, softmax sums, SwiGLU, attention's weighted sums), and the nibble /
+// bit layouts of q4_0 and q5_0.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,13 +23,17 @@
 #include <string>
 #include <vector>
 
+#include "common/fp16.h"
 #include "common/gguf.h"
+#include "common/quant/blocks.h"
 #include "common/tensor_format.h"
 #include "tests/test_data.h"
 
 namespace shardlm {
 namespace {
 
+using quant::BlockQ4_0;
+using quant::BlockQ5_0;
 using testing::TestDataPath;
 
 std::unique_ptr<GgufFile> OpenOrFail(const std::string& path) {
@@ -189,7 +197,8 @@ TEST(QuantModelsTest, ReferenceQuantizersReproduceLlamaCppBytes) {
   }
 }
 
-// The fast vec_dot against the reference on real weight rows.
+// The fast kernels against the reference on real weight rows, bit for bit:
+// vec_dot, and vec_dot_x8 (both kernel shapes) on every group of 8 rows.
 TEST(QuantModelsTest, FastVecDotMatchesReferenceOnModelRows) {
   std::mt19937 rng(3);
   std::normal_distribution<float> gauss;
@@ -205,20 +214,172 @@ TEST(QuantModelsTest, FastVecDotMatchesReferenceOnModelRows) {
       std::vector<float> x(cols);
       for (float& v : x) v = gauss(rng);
       std::vector<uint8_t> a(*RowBytes(ref.vec_dot_type, cols));
-      Format(ref.vec_dot_type, KernelSet::kReference).quantize(x.data(), a.data(), cols);
+      Format(ref.vec_dot_type).quantize_activation(x.data(), a.data(), cols);
       const size_t row_bytes = *RowBytes(t.type, cols);
-      std::vector<float> w(cols);
       for (int64_t r = 0; r < t.n_rows(); r += 7) {
         const uint8_t* row = file->TensorData(t) + r * row_bytes;
-        ref.dequantize(row, w.data(), cols);
-        double magnitude = 0;  // sum |w_i x_i|, with 4x headroom for the min/offset split
-        for (int64_t i = 0; i < cols; ++i) magnitude += std::fabs(w[i] * x[i]);
-        const float want = ref.vec_dot(cols, row, a.data());
-        const float got = best.vec_dot(cols, row, a.data());
-        ASSERT_NEAR(got, want, 4e-5 * magnitude) << "row " << r;
+        ASSERT_EQ(std::bit_cast<uint32_t>(best.vec_dot(cols, row, a.data())),
+                  std::bit_cast<uint32_t>(ref.vec_dot(cols, row, a.data())))
+            << "row " << r;
+      }
+      if (ref.vec_dot_x8 == nullptr || t.n_rows() % 8 != 0) continue;
+      for (int64_t r = 0; r < t.n_rows(); r += 8) {
+        const uint8_t* rows = file->TensorData(t) + r * row_bytes;
+        for (bool gemm : {false, true}) {
+          float want[8], got[8];
+          ref.vec_dot_x8(cols, rows, row_bytes, a.data(), want, gemm);
+          best.vec_dot_x8(cols, rows, row_bytes, a.data(), got, gemm);
+          for (int i = 0; i < 8; ++i) {
+            ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+                << "row " << r + i << " gemm " << gemm;
+          }
+        }
       }
     }
   }
+}
+
+uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
+
+std::vector<float> Gauss(int64_t n, uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> gauss(0.f, sigma);
+  std::vector<float> x(n);
+  for (float& v : x) v = gauss(rng);
+  return x;
+}
+
+std::vector<uint8_t> QuantizeF16(KernelSet set, const std::vector<float>& x) {
+  std::vector<uint8_t> q(2 * x.size());
+  Format(GgmlType::kF16, set).quantize(x.data(), q.data(), static_cast<int64_t>(x.size()));
+  return q;
+}
+
+TEST(Fp16Test, EveryHalfRoundTripsAndMatchesTheBestRowKernel) {
+  std::vector<uint16_t> all(1 << 16);
+  for (int i = 0; i < (1 << 16); ++i) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> best(all.size());
+  Format(GgmlType::kF16).dequantize(all.data(), best.data(), static_cast<int64_t>(all.size()));
+  for (int i = 0; i < (1 << 16); ++i) {
+    const float f = Fp16ToFp32(all[i]);
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(best[i]));
+      EXPECT_TRUE(std::isnan(Fp16ToFp32(Fp32ToFp16(f))));
+      continue;
+    }
+    ASSERT_EQ(Fp32ToFp16(f), all[i]) << i;
+    ASSERT_EQ(std::bit_cast<uint32_t>(best[i]), std::bit_cast<uint32_t>(f)) << i;
+  }
+}
+
+TEST(Fp16Test, RoundsToNearestEvenLikeTheHardware) {
+  EXPECT_EQ(Fp32ToFp16(1.0f), 0x3C00);
+  EXPECT_EQ(Fp32ToFp16(-2.0f), 0xC000);
+  EXPECT_EQ(Fp32ToFp16(65504.f), 0x7BFF);
+  EXPECT_EQ(Fp32ToFp16(65519.f), 0x7BFF);
+  EXPECT_EQ(Fp32ToFp16(65520.f), 0x7C00);               // the tie rounds to even: inf
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -25)), 0x0000);  // tie to even: 0
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -26)), 0x0001);
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -25)), 0x0002);         // 1.5 ulp: tie to even 2
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.f, -11)), 0x3C00);  // tie, even stays
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(3.f, -11)), 0x3C02);  // tie, odd rounds up
+  // Random bit patterns: the reference row kernel and the best one agree.
+  std::mt19937 rng(7);
+  std::vector<float> x(4099);
+  for (float& v : x) {
+    do v = std::bit_cast<float>(static_cast<uint32_t>(rng()) >> (rng() % 4));
+    while (std::isnan(v));
+  }
+  EXPECT_EQ(QuantizeF16(KernelSet::kBest, x), QuantizeF16(KernelSet::kReference, x));
+}
+
+TEST(Fp16Test, Bf16RoundsToNearestEvenAndKeepsNanQuiet) {
+  EXPECT_EQ(Fp32ToBf16(1.0f), 0x3F80);
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808000u)), 0x3F80);  // tie, even kept
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F818000u)), 0x3F82);  // tie, odd rounds up
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808001u)), 0x3F81);
+  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x7F800001u)) & 0x7FC0, 0x7FC0);  // quiet NaN
+  EXPECT_EQ(Bf16ToFp32(0xC040), -3.0f);
+}
+
+// The forward pass's float kernels (llama.cpp's exp, softmax sums, SwiGLU,
+// attention's weighted row sums): fast equals reference bit for bit, and
+// ggml's exp is within 2 ulp of libm's, 0 below its range, inf above.
+TEST(TensorFormatTest, ForwardKernelsMatchReference) {
+  const ForwardKernels& ref = Forward(KernelSet::kReference);
+  const ForwardKernels& best = Forward(KernelSet::kBest);
+  for (int64_t n : {1, 7, 16, 33, 172, 768}) {
+    std::vector<float> g = Gauss(n, 11), u = Gauss(n, 12);
+    for (int64_t i = 0; i < n; i += 5) g[i] *= 40;  // far into exp's tails
+    std::vector<float> want(n), got(n);
+    ref.swiglu(n, g.data(), u.data(), want.data());
+    best.swiglu(n, g.data(), u.data(), got.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(Bits(got[i]), Bits(want[i])) << "swiglu " << i;
+    const float max = *std::max_element(g.begin(), g.end());
+    const double sum_want = ref.softmax_exp(n, g.data(), max, want.data());
+    ASSERT_EQ(best.softmax_exp(n, g.data(), max, got.data()), sum_want) << n;
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(Bits(got[i]), Bits(want[i])) << "exp " << i;
+      const double e = std::exp(static_cast<double>(g[i] - max));  // of the float difference
+      ASSERT_NEAR(want[i], e, e * 2.4e-7 + 1e-45) << "exp of " << g[i] - max;
+    }
+    const int64_t dim = 40;  // a head of 40: five registers
+    const std::vector<float> rows = Gauss(n * dim, 13);
+    std::vector<float> p = Gauss(n, 14, 0.3f), scratch(64 * dim);
+    std::vector<uint16_t> rows16(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) rows16[i] = Fp32ToFp16(rows[i]);
+    for (int slots : {16, 64}) {
+      std::vector<float> mw(dim), mg(dim);
+      ref.mix_rows_f32(n, p.data(), rows.data(), dim, dim, slots, scratch.data(), mw.data());
+      best.mix_rows_f32(n, p.data(), rows.data(), dim, dim, slots, scratch.data(), mg.data());
+      for (int64_t i = 0; i < dim; ++i) ASSERT_EQ(Bits(mg[i]), Bits(mw[i])) << slots << " " << i;
+      ref.mix_rows_f16(n, p.data(), rows16.data(), dim, dim, slots, scratch.data(), mw.data());
+      best.mix_rows_f16(n, p.data(), rows16.data(), dim, dim, slots, scratch.data(), mg.data());
+      for (int64_t i = 0; i < dim; ++i) ASSERT_EQ(Bits(mg[i]), Bits(mw[i])) << slots << " " << i;
+    }
+  }
+  const float edges[] = {-INFINITY, -200.f, -110.f, -100.f, -87.5f, 0.f, 88.f, 88.8f, 200.f};
+  for (float x : edges) {
+    float want, got;
+    ref.softmax_exp(1, &x, 0.0f, &want);
+    best.softmax_exp(1, &x, 0.0f, &got);
+    EXPECT_EQ(Bits(got), Bits(want)) << x;
+    const double e = std::exp(static_cast<double>(x));
+    if (e > 3.4028234663852886e38) {
+      EXPECT_EQ(want, INFINITY) << x;
+    } else {
+      EXPECT_NEAR(want, e, e * 2.4e-7 + std::ldexp(1.0, -149)) << x;  // subnormals: 1 unit
+    }
+  }
+}
+
+// The classic bug: q4_0 stores element j in the low nibble of qs[j] and
+// element j + 16 in the high nibble, not two consecutive elements per byte.
+TEST(TensorFormatTest, Q4_0NibbleOrder) {
+  BlockQ4_0 b;
+  b.d = Fp32ToFp16(0.5f);
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+    float y[32];
+    Format(GgmlType::kQ4_0, set).dequantize(&b, y, 32);
+    for (int j = 0; j < 16; ++j) {
+      EXPECT_EQ(y[j], 0.5f * (j - 8)) << j;
+      EXPECT_EQ(y[j + 16], 0.5f * (7 - j)) << j;
+    }
+  }
+}
+
+// q5_0: bit 4 of element j is bit j of qh (little-endian uint32).
+TEST(TensorFormatTest, Q5_0HighBitOrder) {
+  BlockQ5_0 b;
+  b.d = Fp32ToFp16(1.0f);
+  std::memset(b.qs, 0, sizeof(b.qs));
+  const uint32_t qh = (1u << 3) | (1u << 20);
+  std::memcpy(b.qh, &qh, 4);
+  float y[32];
+  Format(GgmlType::kQ5_0).dequantize(&b, y, 32);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], (j == 3 || j == 20) ? 0.f : -16.f) << j;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Tensor-format registry and kernels: layouts, round-trip error bounds per
 // type, vec_dot against the float dot of the dequantized rows, and every fast
-// kernel against its scalar reference.
+// kernel against its scalar reference: bit for bit, since both compute what
+// llama.cpp computes (bf16 dot products, within a tolerance, excepted).
 #include "common/tensor_format.h"
 
 #include <gtest/gtest.h>
@@ -230,83 +231,6 @@ TEST(TensorFormatTest, BestKernelSetMatchesCpu) {
 #endif
 }
 
-TEST(Fp16Test, EveryHalfRoundTripsAndMatchesTheBestRowKernel) {
-  std::vector<uint16_t> all(1 << 16);
-  for (int i = 0; i < (1 << 16); ++i) all[i] = static_cast<uint16_t>(i);
-  std::vector<float> best(all.size());
-  Format(GgmlType::kF16).dequantize(all.data(), best.data(), static_cast<int64_t>(all.size()));
-  for (int i = 0; i < (1 << 16); ++i) {
-    const float f = Fp16ToFp32(all[i]);
-    if (std::isnan(f)) {
-      EXPECT_TRUE(std::isnan(best[i]));
-      EXPECT_TRUE(std::isnan(Fp16ToFp32(Fp32ToFp16(f))));
-      continue;
-    }
-    ASSERT_EQ(Fp32ToFp16(f), all[i]) << i;
-    ASSERT_EQ(std::bit_cast<uint32_t>(best[i]), std::bit_cast<uint32_t>(f)) << i;
-  }
-}
-
-TEST(Fp16Test, RoundsToNearestEvenLikeTheHardware) {
-  EXPECT_EQ(Fp32ToFp16(1.0f), 0x3C00);
-  EXPECT_EQ(Fp32ToFp16(-2.0f), 0xC000);
-  EXPECT_EQ(Fp32ToFp16(65504.f), 0x7BFF);
-  EXPECT_EQ(Fp32ToFp16(65519.f), 0x7BFF);
-  EXPECT_EQ(Fp32ToFp16(65520.f), 0x7C00);               // the tie rounds to even: inf
-  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.f, -25)), 0x0000);  // tie to even: 0
-  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -26)), 0x0001);
-  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.f, -25)), 0x0002);         // 1.5 ulp: tie to even 2
-  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.f, -11)), 0x3C00);  // tie, even stays
-  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(3.f, -11)), 0x3C02);  // tie, odd rounds up
-  // Random bit patterns: the reference row kernel and the best one agree.
-  std::mt19937 rng(7);
-  std::vector<float> x(4099);
-  for (float& v : x) {
-    do v = std::bit_cast<float>(static_cast<uint32_t>(rng()) >> (rng() % 4));
-    while (std::isnan(v));
-  }
-  EXPECT_EQ(Quantize(GgmlType::kF16, KernelSet::kBest, x),
-            Quantize(GgmlType::kF16, KernelSet::kReference, x));
-}
-
-TEST(Fp16Test, Bf16RoundsToNearestEvenAndKeepsNanQuiet) {
-  EXPECT_EQ(Fp32ToBf16(1.0f), 0x3F80);
-  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808000u)), 0x3F80);  // tie, even kept
-  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F818000u)), 0x3F82);  // tie, odd rounds up
-  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x3F808001u)), 0x3F81);
-  EXPECT_EQ(Fp32ToBf16(std::bit_cast<float>(0x7F800001u)) & 0x7FC0, 0x7FC0);  // quiet NaN
-  EXPECT_EQ(Bf16ToFp32(0xC040), -3.0f);
-}
-
-// The classic bug: q4_0 stores element j in the low nibble of qs[j] and
-// element j + 16 in the high nibble, not two consecutive elements per byte.
-TEST(TensorFormatTest, Q4_0NibbleOrder) {
-  BlockQ4_0 b;
-  b.d = Fp32ToFp16(0.5f);
-  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
-  for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
-    float y[32];
-    Format(GgmlType::kQ4_0, set).dequantize(&b, y, 32);
-    for (int j = 0; j < 16; ++j) {
-      EXPECT_EQ(y[j], 0.5f * (j - 8)) << j;
-      EXPECT_EQ(y[j + 16], 0.5f * (7 - j)) << j;
-    }
-  }
-}
-
-// q5_0: bit 4 of element j is bit j of qh (little-endian uint32).
-TEST(TensorFormatTest, Q5_0HighBitOrder) {
-  BlockQ5_0 b;
-  b.d = Fp32ToFp16(1.0f);
-  std::memset(b.qs, 0, sizeof(b.qs));
-  const uint32_t qh = (1u << 3) | (1u << 20);
-  std::memcpy(b.qh, &qh, 4);
-  float y[32];
-  Format(GgmlType::kQ5_0).dequantize(&b, y, 32);
-  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], (j == 3 || j == 20) ? 0.f : -16.f) << j;
-}
-
 // Largest allowed |x - dequantize(quantize(x))| for the elements of one
 // block (x: that block), with why. F16Err(v) is the rounding of a scale or
 // min v stored as f16: half an ulp, relative 2^-11, but absolute 2^-25 in
@@ -436,12 +360,8 @@ TEST(TensorFormatTest, VecDotEqualsFloatDotOfDequantizedRows) {
             tol += std::fabs(Fp16ToFp32(m_bits) * Fp16ToFp32(ab.s)) * std::ldexp(1.0, -10);
           }
         }
-        for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
-          const float got = Format(wt, set).vec_dot(n, w.data(), a.data());
-          EXPECT_NEAR(got, exact, tol)
-              << Name(wt) << " n " << n << " dist " << static_cast<int>(dist)
-              << (set == KernelSet::kBest ? " best" : " reference");
-        }
+        EXPECT_NEAR(Format(wt, KernelSet::kReference).vec_dot(n, w.data(), a.data()), exact, tol)
+            << Name(wt) << " n " << n << " dist " << static_cast<int>(dist);
       }
     }
   }
@@ -456,30 +376,63 @@ std::vector<int64_t> TestSizes(GgmlType t) {
   return sizes;
 }
 
+uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
+
 TEST(TensorFormatTest, FastVecDotMatchesReference) {
   for (GgmlType wt : kAllTypes) {
     if (IsActivationOnly(wt)) continue;
-    const GgmlType at = Format(wt).vec_dot_type;
+    const TensorFormat& ref = Format(wt, KernelSet::kReference);
+    const TensorFormat& best = Format(wt, KernelSet::kBest);
+    ASSERT_EQ(!ref.vec_dot_batch + 2 * !ref.vec_dot_x8, !best.vec_dot_batch + 2 * !best.vec_dot_x8);
+    const GgmlType at = ref.vec_dot_type;
     for (int64_t n : TestSizes(wt)) {
       if (n % BlockSize(at) != 0) continue;
+      const size_t row_bytes = *RowBytes(wt, n);
       for (int source = 0; source < 4; ++source) {
         const uint32_t seed = static_cast<uint32_t>(n * 10 + source);
         // 0, 1: random bytes (every bit pattern of levels and sub-scales);
-        // 2: quantized outliers; 3: zeros against random activations.
-        const std::vector<uint8_t> w =
-            source < 2 ? RandomWeightBytes(wt, n, seed)
-                       : Quantize(wt, KernelSet::kReference,
-                                  RandomRow(n, source == 2 ? Dist::kOutliers : Dist::kZeros, seed));
-        const std::vector<uint8_t> a =
-            Quantize(at, KernelSet::kReference,
-                     RandomRow(n, source == 1 ? Dist::kMixedScale : Dist::kGauss, seed + 1));
-        const float ref = Format(wt, KernelSet::kReference).vec_dot(n, w.data(), a.data());
-        const float best = Format(wt, KernelSet::kBest).vec_dot(n, w.data(), a.data());
-        const double tol =
-            kDotRelTol * DotMagnitude(wt, w, Dequantize(at, KernelSet::kReference, a, n)) + 1e-30;
-        ASSERT_NEAR(best, ref, tol) << Name(wt) << " n " << n << " source " << source;
-        if (source == 3) {
-          EXPECT_EQ(best, 0.0f);
+        // 2: quantized outliers; 3: zeros against random activations. 8 rows.
+        std::vector<uint8_t> w;
+        for (int r = 0; r < 8; ++r) {
+          const std::vector<uint8_t> row =
+              source < 2 ? RandomWeightBytes(wt, n, seed + 1000 * r)
+                         : Quantize(wt, KernelSet::kReference,
+                                    RandomRow(n, source == 2 ? Dist::kOutliers : Dist::kZeros,
+                                              seed + 1000 * r));
+          w.insert(w.end(), row.begin(), row.end());
+        }
+        std::vector<uint8_t> a(*RowBytes(at, n));
+        const std::vector<float> x =
+            RandomRow(n, source == 1 ? Dist::kMixedScale : Dist::kGauss, seed + 1);
+        const TensorFormat& af = Format(at, KernelSet::kReference);  // f32: used as is
+        (af.quantize_activation ? af.quantize_activation : af.quantize)(x.data(), a.data(), n);
+        SCOPED_TRACE(Name(wt) + " n " + std::to_string(n) + " source " + std::to_string(source));
+        const std::vector<float> a_f = Dequantize(at, KernelSet::kReference, a, n);
+        const float want = ref.vec_dot(n, w.data(), a.data());
+        const float got = best.vec_dot(n, w.data(), a.data());
+        if (wt == GgmlType::kBF16) {
+          ASSERT_NEAR(got, want, kDotRelTol * DotMagnitude(wt, w, a_f) + 1e-30);
+        } else {
+          ASSERT_EQ(Bits(got), Bits(want)) << got << " vs " << want;
+        }
+        if (source == 3) EXPECT_EQ(got, 0.0f);
+        if (ref.vec_dot_batch != nullptr) {
+          ASSERT_EQ(Bits(best.vec_dot_batch(n, w.data(), a.data())),
+                    Bits(ref.vec_dot_batch(n, w.data(), a.data())));
+        }
+        if (ref.vec_dot_x8 == nullptr) continue;
+        for (bool gemm : {false, true}) {
+          float want8[8], got8[8];
+          ref.vec_dot_x8(n, w.data(), row_bytes, a.data(), want8, gemm);
+          best.vec_dot_x8(n, w.data(), row_bytes, a.data(), got8, gemm);
+          for (int r = 0; r < 8; ++r) {
+            ASSERT_EQ(Bits(got8[r]), Bits(want8[r])) << "row " << r << " gemm " << gemm;
+            // The same dot product as vec_dot, rounded in another order.
+            const std::vector<uint8_t> row(w.begin() + r * row_bytes,
+                                           w.begin() + (r + 1) * row_bytes);
+            ASSERT_NEAR(got8[r], ref.vec_dot(n, row.data(), a.data()),
+                        kDotRelTol * DotMagnitude(wt, row, a_f) + 1e-30);
+          }
         }
       }
     }
@@ -488,18 +441,26 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
 
 TEST(TensorFormatTest, FastQuantizeIsBitExact) {
   for (GgmlType t : kAllTypes) {
+    const TensorFormat& ref = Format(t, KernelSet::kReference);
+    const TensorFormat& best = Format(t, KernelSet::kBest);
     for (int64_t n : TestSizes(t)) {
       for (Dist dist : kDists) {
         const std::vector<float> x =
             RandomRow(n, dist, static_cast<uint32_t>(n + 31 * static_cast<int>(dist)));
         ASSERT_EQ(Quantize(t, KernelSet::kBest, x), Quantize(t, KernelSet::kReference, x))
             << Name(t) << " n " << n << " dist " << static_cast<int>(dist);
+        if (ref.quantize_activation == nullptr) continue;
+        std::vector<uint8_t> want(*RowBytes(t, n)), got(want.size());
+        ref.quantize_activation(x.data(), want.data(), n);
+        best.quantize_activation(x.data(), got.data(), n);
+        ASSERT_EQ(got, want) << Name(t) << " activation n " << n;
       }
     }
   }
   // Exact ties: amax 127 makes d = 1, so k + 0.5 must round away from zero
-  // (roundf) in q8_0/q8_1 and to even (nearest_int) in q8_K; the first of
-  // +-amax decides q8_K's sign.
+  // in the q8_0/q8_1 weight quantizers (roundf), to even in their activation
+  // quantizers (llama.cpp's x86 _mm256_round_ps) and in q8_K (nearest_int);
+  // the first of +-amax decides q8_K's sign.
   std::vector<float> ties(256);
   for (int i = 0; i < 256; ++i)
     ties[i] = (i % 32 == 0) ? (i % 64 ? -127.f : 127.f) : (i % 7 - 3) + 0.5f;
@@ -511,6 +472,11 @@ TEST(TensorFormatTest, FastQuantizeIsBitExact) {
   const std::vector<uint8_t> q = Quantize(GgmlType::kQ8_0, KernelSet::kReference, ties);
   EXPECT_EQ(reinterpret_cast<const BlockQ8_0*>(q.data())->qs[3], 1);   // 0.5 -> 1
   EXPECT_EQ(reinterpret_cast<const BlockQ8_0*>(q.data())->qs[1], -2);  // -1.5 -> -2
+  BlockQ8_0 act[8];
+  Format(GgmlType::kQ8_0).quantize_activation(ties.data(), act, 256);
+  EXPECT_EQ(act[0].qs[3], 0);   // 0.5 -> 0
+  EXPECT_EQ(act[0].qs[1], -2);  // -1.5 -> -2
+  EXPECT_EQ(act[0].qs[5], 2);   // 2.5 -> 2
 }
 
 TEST(TensorFormatTest, FastDequantizeIsBitExact) {
