@@ -18,10 +18,14 @@ import { parseAllDocuments } from "yaml";
 // copy of their --help. A command with any other flag would not start.
 const KNOWN_FLAGS = {
   "shardlm-worker": ["--model", "-m", "--layers", "--listen", "--threads", "-t", "--kv-budget",
-    "--kv-type", "--ctx", "--max-batch", "--max-message-size", "--shutdown-grace"],
+    "--kv-type", "--ctx", "--max-batch", "--max-message-size", "--shutdown-grace", "--metrics-listen",
+    "--tls-cert", "--tls-key", "--tls-ca", "--insecure", "--health-listen"],
   "shardlm-coordinator": ["--model", "-m", "--workers", "--listen", "--max-active", "--max-queued",
     "--prefill-chunk", "--max-batch-tokens", "--worker-wait", "--call-timeout",
-    "--failover-timeout-ms", "--hidden-dtype", "--http-listen", "--api-key", "--chat-template"],
+    "--failover-timeout-ms", "--hidden-dtype", "--http-listen", "--api-key", "--chat-template",
+    "--metrics-listen", "--tls-cert", "--tls-key", "--tls-client-ca", "--worker-tls-ca",
+    "--worker-tls-cert", "--worker-tls-key", "--worker-tls-server-name", "--insecure",
+    "--auth-token-file", "--health-listen"],
 };
 function flagsOf(binary) {
   const dir = process.env.SHARDLM_BIN_DIR;
@@ -84,13 +88,27 @@ function envValue(container, name) {
   return e === undefined ? undefined : e.value ?? e.valueFrom;
 }
 
+// Probes go to the port named "health" when the container has one (the
+// plaintext --health-listen port next to a TLS port), else to `port`.
 function checkProbes(container, port, where) {
+  port = container.ports?.find((p) => p.name === "health")?.containerPort ?? port;
   for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"]) {
     const p = container[probe];
     if (!p) fail(where, `container ${container.name} has no ${probe}`);
     else if (p.grpc?.port !== port) {
       fail(where, `${probe} of ${container.name} must be a grpc probe on port ${port}`);
     }
+  }
+}
+
+// The binaries refuse plaintext unless --insecure: each group of TLS flags
+// (one per side) must be complete, or --insecure given.
+function checkSecurity(args, who, groups, where) {
+  const has = (f) => args.some((a) => a === f || a.startsWith(`${f}=`));
+  if (has("--insecure")) return;
+  for (const group of groups) {
+    const missing = group.filter((f) => !has(f));
+    if (missing.length > 0) fail(where, `${who} has neither ${missing.join(", ")} nor --insecure (it would not start)`);
   }
 }
 
@@ -184,7 +202,9 @@ function shardlmCheck(objects, where) {
   if (coord.spec.replicas !== 1 || coord.spec.strategy?.type !== "Recreate") {
     fail(where, "the coordinator must be 1 replica with strategy Recreate (workers key KV by per-process sequence ids)");
   }
-  checkFlags([...(coordinator.command ?? []).slice(1), ...(coordinator.args ?? [])], COORDINATOR_FLAGS, where);
+  const coordArgs = [...(coordinator.command ?? []).slice(1), ...(coordinator.args ?? [])];
+  checkFlags(coordArgs, COORDINATOR_FLAGS, where);
+  checkSecurity(coordArgs, "coordinator", [["--tls-cert", "--tls-key"], ["--worker-tls-ca"]], where);
 
   // Every ConfigMap and PVC a pod mounts is part of the output; Secrets may be
   // created outside kustomize but must then be optional.
@@ -283,6 +303,7 @@ function shardlmCheck(objects, where) {
       if (r.status !== 0) fail(where, `entrypoint for ordinal ${i} failed: ${r.stderr.trim()}`);
       else {
         checkFlags(r.args, WORKER_FLAGS, `${where} (entrypoint)`);
+        checkSecurity(r.args, `worker ordinal ${i}`, [["--tls-cert", "--tls-key", "--tls-ca"]], where);
         if (arg("--layers") !== layout.get(i)?.text) fail(where, `ordinal ${i} started with --layers ${arg("--layers")}`);
         if (arg("--threads") !== String(cpu)) fail(where, `ordinal ${i} started with --threads ${arg("--threads")}`);
         if (arg("--listen") !== `0.0.0.0:${workerPort}`) fail(where, `ordinal ${i} listens on ${arg("--listen")}`);

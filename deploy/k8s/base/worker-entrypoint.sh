@@ -25,10 +25,11 @@ if [ -z "$layers" ]; then
   exit 2
 fi
 echo "worker-entrypoint: ${HOSTNAME} serves layers ${layers} of ${SHARDLM_MODEL}" >&2
-# TLS certificates are mounted at /etc/shardlm/tls (tls.crt, tls.key, ca.crt),
-# but shardlm-worker has no TLS flags yet; once it does, add them below:
-#   --tls-cert /etc/shardlm/tls/tls.crt --tls-key /etc/shardlm/tls/tls.key \
-#   --tls-client-ca /etc/shardlm/tls/ca.crt
+# Mutual TLS with the certificates of the shardlm-worker-tls Secret, mounted
+# at $SHARDLM_TLS_DIR (tls.crt, tls.key, and ca.crt, which must have signed
+# the coordinator's client certificate); the probes use the plaintext
+# health-only port.
+tls=${SHARDLM_TLS_DIR:-/etc/shardlm/tls}
 exec "${SHARDLM_WORKER_BIN:-/usr/local/bin/shardlm-worker}" \
   --model "$SHARDLM_MODEL" \
   --layers "$layers" \
@@ -36,4 +37,6 @@ exec "${SHARDLM_WORKER_BIN:-/usr/local/bin/shardlm-worker}" \
   --threads "$SHARDLM_THREADS" \
   --kv-budget "${SHARDLM_KV_BUDGET:-0}" \
   --kv-type "${SHARDLM_KV_TYPE:-f16}" \
+  --tls-cert "$tls/tls.crt" --tls-key "$tls/tls.key" --tls-ca "$tls/ca.crt" \
+  --health-listen "0.0.0.0:${SHARDLM_HEALTH_PORT:-7002}" \
   "$@"
