@@ -31,9 +31,7 @@ constexpr char kToken[] = "tok-3f9a1c77e2";
 
 std::string Model() { return TestDataPath("models/stories260K.gguf"); }
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 // Certificates for the whole suite, made once.
 struct Pki {
@@ -315,8 +313,7 @@ TEST_F(TlsCoordinatorTest, BearerTokenIsRequiredOnEveryRpc) {
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   }
   std::vector<int32_t> tokens;
-  EXPECT_EQ(Generate(stub.get(), "wrong", &tokens).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Generate(stub.get(), "wrong", &tokens).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(tokens.empty());
 }
 
@@ -341,7 +338,8 @@ TEST_F(TlsCoordinatorTest, PlaintextHealthPortMirrorsServing) {
   serving = CheckHealth(channel.get(), "shardlm.v1.ShardLM", absl::Seconds(5));
   EXPECT_TRUE(serving.ok() && *serving) << serving.status();
   // The main port speaks TLS only.
-  EXPECT_FALSE(CheckHealth(CreateClientChannel(server_->address()).get(), "", absl::Seconds(2)).ok());
+  EXPECT_FALSE(
+      CheckHealth(CreateClientChannel(server_->address()).get(), "", absl::Seconds(2)).ok());
 }
 
 TEST_F(TlsCoordinatorTest, CoordinatorWithoutClientCertificateCannotUseTheWorker) {

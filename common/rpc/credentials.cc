@@ -35,10 +35,10 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   const std::string cert_flag = f.flag_prefix + "cert", key_flag = f.flag_prefix + "key";
   if (!WantsTls(f)) {
     if (f.insecure) return grpc::InsecureServerCredentials();
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no TLS credentials: give ", cert_flag, " and ", key_flag,
-        f.require_client_ca ? absl::StrCat(" and ", f.client_ca_flag) : std::string(),
-        ", or --insecure to serve plaintext"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("no TLS credentials: give ", cert_flag, " and ", key_flag,
+                     f.require_client_ca ? absl::StrCat(" and ", f.client_ca_flag) : std::string(),
+                     ", or --insecure to serve plaintext"));
   }
   if (f.cert_file.empty() || f.key_file.empty()) {
     return absl::InvalidArgumentError(
@@ -78,8 +78,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
                     ca_flag = f.flag_prefix + "ca";
   if (!WantsTls(f)) {
     if (f.insecure) return grpc::InsecureChannelCredentials();
-    return absl::InvalidArgumentError(absl::StrCat("no TLS credentials: give ", ca_flag,
-                                                   " (and ", cert_flag, "/", key_flag,
+    return absl::InvalidArgumentError(absl::StrCat("no TLS credentials: give ", ca_flag, " (and ",
+                                                   cert_flag, "/", key_flag,
                                                    " for a client certificate), or --insecure"));
   }
   if (f.cert_file.empty() != f.key_file.empty()) {

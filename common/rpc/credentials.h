@@ -28,9 +28,9 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::stri
 // The server side of a listening port. `flag_prefix` names the flags in
 // errors: "--tls-" gives "--tls-cert", "--tls-key", "--tls-client-ca".
 struct TlsServerFlags {
-  std::string cert_file;       // server certificate chain (PEM)
-  std::string key_file;        // its private key (PEM)
-  std::string client_ca_file;  // set: require client certificates signed by it (mTLS)
+  std::string cert_file;           // server certificate chain (PEM)
+  std::string key_file;            // its private key (PEM)
+  std::string client_ca_file;      // set: require client certificates signed by it (mTLS)
   bool require_client_ca = false;  // refuse to start without client_ca_file (workers)
   bool insecure = false;           // allow plaintext when no certificate is given
   std::string flag_prefix = "--tls-";
