@@ -191,11 +191,12 @@ inline __m256i ScalePairShuffle(int k) {
 }
 
 // One half (128 elements, sub-blocks 8 kH .. 8 kH + 7) of a super-block:
-// `s` holds those eight int16 scales in both 128-bit lanes. chunk[c] gets the
-// 8 int32 lanes of elements 128 kH + 32 c .. + 31, each times its scale.
-template <class T, int kH>
+// `s` holds those eight int16 scales in both 128-bit lanes. Calls
+// sink(c, lanes) with the 8 int32 lanes of elements 128 kH + 32 c .. + 31,
+// each times its scale.
+template <class T, int kH, class Sink>
 inline void HalfChunks(const typename T::Block& b, const BlockQ8_K& y, __m256i s,
-                       const __m256i* shuffle, __m256i* chunk) {
+                       const __m256i* shuffle, Sink&& sink) {
   __m256i u[4];
   T::template Levels<kH>(b, u);
   for (int c = 0; c < 4; ++c) {
@@ -204,23 +205,17 @@ inline void HalfChunks(const typename T::Block& b, const BlockQ8_K& y, __m256i s
     if constexpr (T::kMinMode == MinMode::kSigned) {  // (u - offset) q, per element
       p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), q));
     }
-    chunk[c] = _mm256_madd_epi16(p, _mm256_shuffle_epi8(s, shuffle[c]));
+    sink(4 * kH + c, _mm256_madd_epi16(p, _mm256_shuffle_epi8(s, shuffle[c])));
   }
 }
 
-// The 8 chunks (32 elements each) of one super-block.
-template <class T>
+// The 8 chunks (32 elements each) of one super-block, to `sink`.
+template <class T, class Sink>
 inline void ScaledChunks(const typename T::Block& b, const BlockQ8_K& y, const __m256i* shuffle,
-                         __m256i* chunk) {
+                         Sink&& sink) {
   const __m256i s16 = _mm256_cvtepi8_epi16(T::Scales(b));
-  HalfChunks<T, 0>(b, y, _mm256_permute4x64_epi64(s16, 0x44), shuffle, chunk);
-  HalfChunks<T, 1>(b, y, _mm256_permute4x64_epi64(s16, 0xEE), shuffle, chunk + 4);
-}
-
-inline __m256i SumOf(const __m256i* v, int count) {
-  __m256i s = v[0];
-  for (int i = 1; i < count; ++i) s = _mm256_add_epi32(s, v[i]);
-  return s;
+  HalfChunks<T, 0>(b, y, _mm256_permute4x64_epi64(s16, 0x44), shuffle, sink);
+  HalfChunks<T, 1>(b, y, _mm256_permute4x64_epi64(s16, 0xEE), shuffle, sink);
 }
 
 inline void ScaleShuffles(__m256i* shuffle) {
@@ -239,9 +234,8 @@ float VecDot(int64_t n, const void* w, const void* a) {
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const auto& b = wb[i];
     const BlockQ8_K& y = ab[i];
-    __m256i chunk[8];
-    ScaledChunks<T>(b, y, shuffle, chunk);
-    __m256i isum = SumOf(chunk, 8);
+    __m256i isum = _mm256_setzero_si256();
+    ScaledChunks<T>(b, y, shuffle, [&](int, __m256i v) { isum = _mm256_add_epi32(isum, v); });
     const __m256i bsums = Load256(y.bsums);
     const float d = y.d * F16(b.d);
     if constexpr (T::kMinMode == MinMode::kIntLanes) {
@@ -291,41 +285,65 @@ inline __m256i SumLanesOf8(const __m256i* v) {
 // VecDotX8): the rows' integer scale sums and min sums fill 8 lanes each, and
 // two FMA chains (scale, min) run over the steps for all rows at once. A step
 // is a super-block (gemv), or 256 / kGemmSteps elements (gemm).
+// Per-step min sums of 8 rows: mins[r] lane k holds row r's min term of
+// elements 32k .. 32k + 31; out[st] lane r gets row r's sum over step st.
+template <int kSteps>
+inline void StepMins(const __m256i* mins, __m256i* out) {
+  if constexpr (kSteps == 1) {
+    out[0] = SumLanesOf8(mins);
+  } else {
+    // Pairs of lanes first: h[i] = [r s0, r s1, r' s0, r' s1 | r s2, r s3, r' s2, r' s3]
+    // for rows r = 2i, r' = 2i + 1 (steps of 64 elements).
+    __m256i h[4];
+    for (int i = 0; i < 4; ++i) h[i] = _mm256_hadd_epi32(mins[2 * i], mins[2 * i + 1]);
+    if constexpr (kSteps == 2) {  // steps of 128: add the pairs of pairs
+      for (int i = 0; i < 4; ++i) h[i] = _mm256_add_epi32(h[i], _mm256_shuffle_epi32(h[i], 0xB1));
+    }
+    auto pick = [](__m256i a, __m256i b, int imm) {  // lanes of a (low half) and b per 128
+      return _mm256_castps_si256(
+          _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), imm));
+    };
+    for (int odd = 0; odd < (kSteps == 4 ? 2 : 1); ++odd) {
+      const int imm = odd ? 0xDD : 0x88;  // lanes 1, 3 or 0, 2 of each source
+      const __m256i lo = pick(h[0], h[1], imm), hi = pick(h[2], h[3], imm);  // rows 0-3, 4-7
+      out[odd] = _mm256_permute2x128_si256(lo, hi, 0x20);
+      out[(kSteps == 4 ? 2 : 1) + odd] = _mm256_permute2x128_si256(lo, hi, 0x31);
+    }
+  }
+}
+
 template <class T, int kSteps>
 void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
   using WB = typename T::Block;
-  constexpr int kChunks = 8 / kSteps;  // 32-element chunks (and min lanes) per step
+  constexpr int kChunks = 8 / kSteps;  // 32-element chunks per step
   const auto* ab = static_cast<const BlockQ8_K*>(a);
   const WB* rows[8];
   for (int r = 0; r < 8; ++r)
     rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
   __m256i shuffle[4];
   ScaleShuffles(shuffle);
-  __m256i step_mask[kSteps];
-  for (int st = 0; st < kSteps; ++st) {
-    alignas(32) int32_t m[8];
-    for (int k = 0; k < 8; ++k) m[k] = k / kChunks == st ? -1 : 0;
-    step_mask[st] = Load256(m);
-  }
   __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const BlockQ8_K& y = ab[i];
     const __m256i bsums = Load256(y.bsums);
     alignas(16) uint16_t d[8], dmin[8];
-    __m256i isum[kSteps][8], imin[kSteps][8];
+    __m256i isum[kSteps][8], mins[8];
     for (int r = 0; r < 8; ++r) {
       const WB& b = rows[r][i];
+      // Eight short streams defeat the hardware prefetcher: fetch the same
+      // block of the next 8-row group (MatMul's next call) meanwhile.
+      const char* ahead = reinterpret_cast<const char*>(&b) + 8 * row_bytes;
+      for (size_t off = 0; off < sizeof(WB); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
       d[r] = b.d;
       dmin[r] = b.dmin;
-      __m256i chunk[8];
-      ScaledChunks<T>(b, y, shuffle, chunk);
+      ScaledChunks<T>(b, y, shuffle, [&](int c, __m256i v) {
+        isum[c / kChunks][r] = c % kChunks ? _mm256_add_epi32(isum[c / kChunks][r], v) : v;
+      });
       // lane k: the mins of elements 32k .. 32k + 31 times their sums of q
-      const __m256i mins = _mm256_madd_epi16(bsums, T::Mins(b));
-      for (int st = 0; st < kSteps; ++st) {
-        isum[st][r] = SumOf(chunk + st * kChunks, kChunks);
-        imin[st][r] = kSteps == 1 ? mins : _mm256_and_si256(mins, step_mask[st]);
-      }
+      mins[r] = _mm256_madd_epi16(bsums, T::Mins(b));
     }
+    __m256i imin[kSteps];
+    StepMins<kSteps>(mins, imin);
     const __m256 da = _mm256_set1_ps(y.d);
     const __m256 dw =
         _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d))), da);
@@ -333,7 +351,7 @@ void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, fl
         _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dmin))), da);
     for (int st = 0; st < kSteps; ++st) {
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(isum[st])), dw, acc);
-      acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(imin[st])), dm, acc_min);
+      acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin[st]), dm, acc_min);
     }
   }
   _mm256_storeu_ps(out, _mm256_sub_ps(acc, acc_min));

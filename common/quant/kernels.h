@@ -15,7 +15,10 @@
 
 namespace shardlm::quant {
 
-// Plain scalar C++: the definition of correct (ggml's reference semantics).
+// Plain scalar C++: the definition of correct. Weight quantizers are ggml's
+// quantize_row_*_ref; everything else computes what llama.cpp's CPU backend
+// computes, in its order of float operations (common/quant/ggml_order.h),
+// so the SIMD kernels below equal these to the bit.
 namespace ref {
 
 void DequantizeF32(const void* src, float* dst, int64_t n);
