@@ -98,22 +98,12 @@ float VecDot(int64_t n, const void* w, const void* a) {
   return HorizontalSum(acc);
 }
 
-// Sums of the 8 int32 lanes of each of v[0..7] -> one vector, row r in lane r.
-inline __m256i SumLanesOf8(const __m256i* v) {
-  const __m256i h0 =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-  const __m256i h1 =
-      _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-  // h0 = [r0..r3 low halves | r0..r3 high halves], h1 likewise for r4..r7
-  return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
-                          _mm256_permute2x128_si256(h0, h1, 0x31));
-}
-
 // Eight rows, each an FMA chain over its blocks (legacy.cc VecDotX8): the
-// rows' integer block sums fill the 8 lanes, so one FMA serves all 8.
+// rows' integer block sums fill the 8 lanes, so one FMA serves all 8. For
+// q4_0, the one type llama.cpp repacks (offset levels, |level - 8| <= 8).
 template <class T>
 void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
-  static_assert(!T::kHasMin);
+  static_assert(!T::kHasMin && !T::kSigned && T::kOffset == 8);
   using WB = typename T::Block;
   const auto* ab = static_cast<const BlockQ8_0*>(a);
   const WB* rows[8];
@@ -122,19 +112,25 @@ void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* 
   __m256 acc = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
     const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
-    alignas(16) uint16_t dw[8];
-    __m256i dots[8];
+    const __m256i offset_dot = _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), y);
+    __m128i dw = _mm_setzero_si128();
+    __m256i dots[8];  // 16 int16 pair sums of (level - offset) a per row
     for (int r = 0; r < 8; ++r) {
       // Eight short streams defeat the hardware prefetcher: fetch the same
       // block of the next 8-row group (MatMul's next call) meanwhile.
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ib) + 8 * row_bytes, _MM_HINT_T0);
-      dw[r] = rows[r][ib].d;
-      dots[r] = BlockDot<T>(T::Levels(rows[r][ib]), y);
+      dw = _mm_insert_epi16(dw, rows[r][ib].d, r);
+      dots[r] = _mm256_sub_epi16(_mm256_maddubs_epi16(T::Levels(rows[r][ib]), y), offset_dot);
     }
-    const __m256 scale =
-        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw))),
-                      _mm256_set1_ps(F16(ab[ib].d)));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(dots)), scale, acc);
+    // A block's whole sum fits int16 (32 * 8 * 127 < 2^15): reduce the 8 rows
+    // with int16 adds, then the two 128-bit halves.
+    __m256i h[4];
+    for (int k = 0; k < 4; ++k) h[k] = _mm256_hadd_epi16(dots[2 * k], dots[2 * k + 1]);
+    const __m256i h8 =
+        _mm256_hadd_epi16(_mm256_hadd_epi16(h[0], h[1]), _mm256_hadd_epi16(h[2], h[3]));
+    const __m128i isum = _mm_add_epi16(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_set1_ps(F16(ab[ib].d)));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(isum)), scale, acc);
   }
   _mm256_storeu_ps(out, acc);
 }
