@@ -127,6 +127,7 @@ void GenerateCall::Pump() {
 }
 
 void GenerateCall::OnWriteDone(bool ok) {
+  bool cancel = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
@@ -135,10 +136,14 @@ void GenerateCall::OnWriteDone(bool ok) {
       pending_.clear();
       if (!finished_) {
         finished_ = true;
-        engine_->Cancel(request_id_);
+        cancel = true;
       }
     }
   }
+  // Outside mu_: the engine calls the bridge (which takes mu_) while holding
+  // its own lock, so cancelling under mu_ could deadlock with a finishing
+  // request (a client that disconnects at the wrong moment hung the engine).
+  if (cancel) engine_->Cancel(request_id_);
   if (!ok) {
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
     return;
