@@ -61,7 +61,7 @@ void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set, bool x8) {
   for (auto _ : state) {
     if (x8) {
       for (int64_t r = 0; r < rows; r += 8)
-        f.vec_dot_x8(kCols, &matrix[r * row_bytes], row_bytes, act.data(), &y[r], false);
+        f.vec_dot_x8(kCols, &matrix[r * row_bytes], row_bytes, act.data(), 0, 1, &y[r], false);
     } else {
       for (int64_t r = 0; r < rows; ++r)
         y[r] = f.vec_dot(kCols, &matrix[r * row_bytes], act.data());

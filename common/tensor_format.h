@@ -21,12 +21,13 @@ using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 // Dot product of one weight row `w` (this format) with one activation row `a`
 // already quantized to this format's `vec_dot_type`; n elements.
 using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
-// The same for 8 weight rows `row_bytes` apart: out[r] = dot(row r, a).
-// `gemm`: the activation row is one of a group of 4 that llama.cpp
+// The same for 8 weight rows `row_bytes` apart and 1..4 activation rows
+// `a_stride` bytes apart: out[8 t + r] = dot(weight row r, activation t).
+// `gemm`: the activation rows belong to a group of 4 that llama.cpp
 // multiplies with its gemm kernel (all rows of a batch but the last
 // n_tokens % 4, when n_tokens >= 4), which rounds more often for K-quants.
-using VecDotX8Fn = void (*)(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
-                            bool gemm);
+using VecDotX8Fn = void (*)(int64_t n, const void* w, size_t row_bytes, const void* a,
+                            size_t a_stride, int n_act, float* out, bool gemm);
 
 // Every kernel computes what llama.cpp's CPU backend (v0.4.0, x86) computes,
 // float rounding for float rounding, so logits match llama.cpp's bit for bit;

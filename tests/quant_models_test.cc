@@ -227,8 +227,8 @@ TEST(QuantModelsTest, FastVecDotMatchesReferenceOnModelRows) {
         const uint8_t* rows = file->TensorData(t) + r * row_bytes;
         for (bool gemm : {false, true}) {
           float want[8], got[8];
-          ref.vec_dot_x8(cols, rows, row_bytes, a.data(), want, gemm);
-          best.vec_dot_x8(cols, rows, row_bytes, a.data(), got, gemm);
+          ref.vec_dot_x8(cols, rows, row_bytes, a.data(), 0, 1, want, gemm);
+          best.vec_dot_x8(cols, rows, row_bytes, a.data(), 0, 1, got, gemm);
           for (int i = 0; i < 8; ++i) {
             ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
                 << "row " << r + i << " gemm " << gemm;

@@ -383,7 +383,6 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
     if (IsActivationOnly(wt)) continue;
     const TensorFormat& ref = Format(wt, KernelSet::kReference);
     const TensorFormat& best = Format(wt, KernelSet::kBest);
-    ASSERT_EQ(!ref.vec_dot_batch + 2 * !ref.vec_dot_x8, !best.vec_dot_batch + 2 * !best.vec_dot_x8);
     const GgmlType at = ref.vec_dot_type;
     for (int64_t n : TestSizes(wt)) {
       if (n % BlockSize(at) != 0) continue;
@@ -421,16 +420,19 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
                     Bits(ref.vec_dot_batch(n, w.data(), a.data())));
         }
         if (ref.vec_dot_x8 == nullptr) continue;
+        std::vector<uint8_t> a3(a);  // three activation rows at once: a, zeros, a
+        a3.resize(3 * a.size());
+        std::copy(a.begin(), a.end(), a3.begin() + 2 * a.size());
         for (bool gemm : {false, true}) {
-          float want8[8], got8[8];
-          ref.vec_dot_x8(n, w.data(), row_bytes, a.data(), want8, gemm);
-          best.vec_dot_x8(n, w.data(), row_bytes, a.data(), got8, gemm);
+          float want8[8], got8[3 * 8];
+          ref.vec_dot_x8(n, w.data(), row_bytes, a.data(), 0, 1, want8, gemm);
+          best.vec_dot_x8(n, w.data(), row_bytes, a3.data(), a.size(), 3, got8, gemm);
           for (int r = 0; r < 8; ++r) {
-            ASSERT_EQ(Bits(got8[r]), Bits(want8[r])) << "row " << r << " gemm " << gemm;
-            // The same dot product as vec_dot, rounded in another order.
+            ASSERT_TRUE(Bits(got8[r]) == Bits(want8[r]) && Bits(got8[16 + r]) == Bits(want8[r]))
+                << "row " << r << " gemm " << gemm;
             const std::vector<uint8_t> row(w.begin() + r * row_bytes,
                                            w.begin() + (r + 1) * row_bytes);
-            ASSERT_NEAR(got8[r], ref.vec_dot(n, row.data(), a.data()),
+            ASSERT_NEAR(got8[r], ref.vec_dot(n, row.data(), a.data()),  // other order
                         kDotRelTol * DotMagnitude(wt, row, a_f) + 1e-30);
           }
         }
@@ -457,10 +459,8 @@ TEST(TensorFormatTest, FastQuantizeIsBitExact) {
       }
     }
   }
-  // Exact ties: amax 127 makes d = 1, so k + 0.5 must round away from zero
-  // in the q8_0/q8_1 weight quantizers (roundf), to even in their activation
-  // quantizers (llama.cpp's x86 _mm256_round_ps) and in q8_K (nearest_int);
-  // the first of +-amax decides q8_K's sign.
+  // Exact ties: amax 127 makes d = 1; k + 0.5 rounds away from zero in the q8 weight quantizers,
+  // to even in the activation ones (x86 _mm256_round_ps) and q8_K; +-amax: the first decides.
   std::vector<float> ties(256);
   for (int i = 0; i < 256; ++i)
     ties[i] = (i % 32 == 0) ? (i % 64 ? -127.f : 127.f) : (i % 7 - 3) + 0.5f;

@@ -17,6 +17,7 @@ constexpr int64_t kRowGrain = 16;
 // Activation rows processed against one weight row before moving on: keeps
 // that slice of quantized activations hot in L1/L2 for large batches.
 constexpr int kTokenTile = 64;
+static_assert(kTokenTile % 4 == 0, "vec_dot_x8 calls take aligned groups of up to 4 tokens");
 
 }  // namespace
 
@@ -54,15 +55,21 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
     const int gemm_tokens = n_tokens >= 4 ? n_tokens - n_tokens % 4 : 0;
     tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.rows / 8, kRowGrain / 8),
                       [&](const tbb::blocked_range<int64_t>& range) {
-                        float out[8];
+                        float out[4 * 8];
                         for (int t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
                           const int t1 = std::min(n_tokens, t0 + kTokenTile);
                           for (int64_t g = range.begin(); g < range.end(); ++g) {
                             const uint8_t* wr = w.row(8 * g);
-                            for (int t = t0; t < t1; ++t) {
-                              dot8(w.cols, wr, w.row_bytes, act + t * act_row_bytes, out,
-                                   t < gemm_tokens);
-                              std::copy(out, out + 8, y + static_cast<int64_t>(t) * w.rows + 8 * g);
+                            // up to 4 tokens per call (kTokenTile % 4 == 0, so
+                            // a call never straddles gemm_tokens)
+                            for (int t = t0; t < t1; t += 4) {
+                              const int n_act = std::min(4, t1 - t);
+                              dot8(w.cols, wr, w.row_bytes, act + t * act_row_bytes, act_row_bytes,
+                                   n_act, out, t < gemm_tokens);
+                              for (int i = 0; i < n_act; ++i) {
+                                std::copy(out + 8 * i, out + 8 * i + 8,
+                                          y + static_cast<int64_t>(t + i) * w.rows + 8 * g);
+                              }
                             }
                           }
                         }

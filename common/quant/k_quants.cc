@@ -238,13 +238,19 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a) { return VecDot<Q3K>(n
 float VecDotQ4_K(int64_t n, const void* w, const void* a) { return VecDot<Q4K>(n, w, a); }
 float VecDotQ5_K(int64_t n, const void* w, const void* a) { return VecDot<Q5K>(n, w, a); }
 float VecDotQ6_K(int64_t n, const void* w, const void* a) { return VecDot<Q6K>(n, w, a); }
-void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
-                  bool gemm) {
-  VecDotX8<Q2K>(n, w, row_bytes, a, out, gemm);
+void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm) {
+  for (int t = 0; t < n_act; ++t) {
+    VecDotX8<Q2K>(n, w, row_bytes, static_cast<const uint8_t*>(a) + t * a_stride, out + 8 * t,
+                  gemm);
+  }
 }
-void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
-                  bool gemm) {
-  VecDotX8<Q4K>(n, w, row_bytes, a, out, gemm);
+void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm) {
+  for (int t = 0; t < n_act; ++t) {
+    VecDotX8<Q4K>(n, w, row_bytes, static_cast<const uint8_t*>(a) + t * a_stride, out + 8 * t,
+                  gemm);
+  }
 }
 
 void DequantizeQ8_K(const void* src, float* dst, int64_t n) {

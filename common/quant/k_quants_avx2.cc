@@ -312,22 +312,24 @@ inline void StepMins(const __m256i* mins, __m256i* out) {
   }
 }
 
-template <class T, int kSteps>
-void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
+template <class T, int kSteps, int kActs>
+void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                   float* out) {
   using WB = typename T::Block;
   constexpr int kChunks = 8 / kSteps;  // 32-element chunks per step
-  const auto* ab = static_cast<const BlockQ8_K*>(a);
+  const BlockQ8_K* act[kActs];
+  for (int t = 0; t < kActs; ++t)
+    act[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * a_stride);
   const WB* rows[8];
   for (int r = 0; r < 8; ++r)
     rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
   __m256i shuffle[4];
   ScaleShuffles(shuffle);
-  __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps();
+  __m256 acc[kActs], acc_min[kActs];
+  for (int t = 0; t < kActs; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < n / kQKK; ++i) {
-    const BlockQ8_K& y = ab[i];
-    const __m256i bsums = Load256(y.bsums);
     alignas(16) uint16_t d[8], dmin[8];
-    __m256i isum[kSteps][8], mins[8];
+    __m256i isum[kActs][kSteps][8], mins[kActs][8];
     for (int r = 0; r < 8; ++r) {
       const WB& b = rows[r][i];
       // Eight short streams defeat the hardware prefetcher: fetch the same
@@ -336,33 +338,54 @@ void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, fl
       for (size_t off = 0; off < sizeof(WB); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
       d[r] = b.d;
       dmin[r] = b.dmin;
-      ScaledChunks<T>(b, y, shuffle, [&](int c, __m256i v) {
-        isum[c / kChunks][r] = c % kChunks ? _mm256_add_epi32(isum[c / kChunks][r], v) : v;
-      });
-      // lane k: the mins of elements 32k .. 32k + 31 times their sums of q
-      mins[r] = _mm256_madd_epi16(bsums, T::Mins(b));
+      const __m256i row_mins = T::Mins(b);
+      for (int t = 0; t < kActs; ++t) {
+        ScaledChunks<T>(b, act[t][i], shuffle, [&](int c, __m256i v) {
+          __m256i& s = isum[t][c / kChunks][r];
+          s = c % kChunks ? _mm256_add_epi32(s, v) : v;
+        });
+        // lane k: the mins of elements 32k .. 32k + 31 times their sums of q
+        mins[t][r] = _mm256_madd_epi16(Load256(act[t][i].bsums), row_mins);
+      }
     }
-    __m256i imin[kSteps];
-    StepMins<kSteps>(mins, imin);
-    const __m256 da = _mm256_set1_ps(y.d);
-    const __m256 dw =
-        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d))), da);
-    const __m256 dm =
-        _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dmin))), da);
-    for (int st = 0; st < kSteps; ++st) {
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(isum[st])), dw, acc);
-      acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin[st]), dm, acc_min);
+    const __m256 dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d)));
+    const __m256 dm = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dmin)));
+    for (int t = 0; t < kActs; ++t) {
+      __m256i imin[kSteps];
+      StepMins<kSteps>(mins[t], imin);
+      const __m256 da = _mm256_set1_ps(act[t][i].d);
+      const __m256 scale = _mm256_mul_ps(dw, da), scale_min = _mm256_mul_ps(dm, da);
+      for (int st = 0; st < kSteps; ++st) {
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(SumLanesOf8(isum[t][st])), scale, acc[t]);
+        acc_min[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin[st]), scale_min, acc_min[t]);
+      }
     }
   }
-  _mm256_storeu_ps(out, _mm256_sub_ps(acc, acc_min));
+  for (int t = 0; t < kActs; ++t) _mm256_storeu_ps(out + 8 * t, _mm256_sub_ps(acc[t], acc_min[t]));
+}
+
+template <class T, int kSteps>
+void VecDotX8Acts(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out) {
+  switch (n_act) {
+    case 1:
+      return VecDotX8Steps<T, kSteps, 1>(n, w, row_bytes, a, a_stride, out);
+    case 2:
+      return VecDotX8Steps<T, kSteps, 2>(n, w, row_bytes, a, a_stride, out);
+    case 3:
+      return VecDotX8Steps<T, kSteps, 3>(n, w, row_bytes, a, a_stride, out);
+    default:
+      return VecDotX8Steps<T, kSteps, 4>(n, w, row_bytes, a, a_stride, out);
+  }
 }
 
 template <class T>
-void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm) {
+void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride, int n_act,
+              float* out, bool gemm) {
   if (gemm) {
-    VecDotX8Steps<T, T::kGemmSteps>(n, w, row_bytes, a, out);
+    VecDotX8Acts<T, T::kGemmSteps>(n, w, row_bytes, a, a_stride, n_act, out);
   } else {
-    VecDotX8Steps<T, 1>(n, w, row_bytes, a, out);
+    VecDotX8Acts<T, 1>(n, w, row_bytes, a, a_stride, n_act, out);
   }
 }
 
@@ -383,13 +406,13 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a) { return VecDot<Q3K>(n
 float VecDotQ4_K(int64_t n, const void* w, const void* a) { return VecDot<Q4K>(n, w, a); }
 float VecDotQ5_K(int64_t n, const void* w, const void* a) { return VecDot<Q5K>(n, w, a); }
 float VecDotQ6_K(int64_t n, const void* w, const void* a) { return VecDot<Q6K>(n, w, a); }
-void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
-                  bool gemm) {
-  VecDotX8<Q2K>(n, w, row_bytes, a, out, gemm);
+void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm) {
+  VecDotX8<Q2K>(n, w, row_bytes, a, a_stride, n_act, out, gemm);
 }
-void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
-                  bool gemm) {
-  VecDotX8<Q4K>(n, w, row_bytes, a, out, gemm);
+void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm) {
+  VecDotX8<Q4K>(n, w, row_bytes, a, a_stride, n_act, out, gemm);
 }
 
 // Bit-exact with ref::QuantizeQ8_K. max is the signed value of largest

@@ -62,7 +62,8 @@ void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 // Eight rows `row_bytes` apart against one activation row -> out[0..7]
 // (TensorFormat::vec_dot_x8).
-void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm);
+void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm);
 
 void DequantizeQ2_K(const void* src, float* dst, int64_t n);
 void DequantizeQ3_K(const void* src, float* dst, int64_t n);
@@ -81,8 +82,10 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a);
 float VecDotQ4_K(int64_t n, const void* w, const void* a);
 float VecDotQ5_K(int64_t n, const void* w, const void* a);
 float VecDotQ6_K(int64_t n, const void* w, const void* a);
-void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm);
-void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm);
+void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm);
+void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm);
 
 }  // namespace ref
 
@@ -116,7 +119,8 @@ float VecDotQ5_1(int64_t n, const void* w, const void* a);
 float VecDotQ8_0(int64_t n, const void* w, const void* a);
 void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
-void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm);
+void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm);
 
 void QuantizeQ8_K(const float* src, void* dst, int64_t n);
 float VecDotQ2_K(int64_t n, const void* w, const void* a);
@@ -124,8 +128,10 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a);
 float VecDotQ4_K(int64_t n, const void* w, const void* a);
 float VecDotQ5_K(int64_t n, const void* w, const void* a);
 float VecDotQ6_K(int64_t n, const void* w, const void* a);
-void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm);
-void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, float* out, bool gemm);
+void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm);
+void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm);
 
 }  // namespace avx2
 

@@ -299,9 +299,10 @@ float VecDotQ4_1(int64_t n, const void* w, const void* a) { return VecDot<Q4_1>(
 float VecDotQ5_0(int64_t n, const void* w, const void* a) { return VecDot<Q5_0>(n, w, a); }
 float VecDotQ5_1(int64_t n, const void* w, const void* a) { return VecDot<Q5_1>(n, w, a); }
 float VecDotQ8_0(int64_t n, const void* w, const void* a) { return VecDot<Q8<BlockQ8_0>>(n, w, a); }
-void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
-                  bool /*gemm*/) {
-  VecDotX8<Q4_0>(n, w, row_bytes, a, out);
+void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool /*gemm*/) {
+  for (int t = 0; t < n_act; ++t)
+    VecDotX8<Q4_0>(n, w, row_bytes, static_cast<const uint8_t*>(a) + t * a_stride, out + 8 * t);
 }
 void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n) {
   QuantizeQ8<BlockQ8_0, true>(src, dst, n);

@@ -101,38 +101,50 @@ float VecDot(int64_t n, const void* w, const void* a) {
 // Eight rows, each an FMA chain over its blocks (legacy.cc VecDotX8): the
 // rows' integer block sums fill the 8 lanes, so one FMA serves all 8. For
 // q4_0, the one type llama.cpp repacks (offset levels, |level - 8| <= 8).
-template <class T>
-void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* out) {
+// kActs activation rows share each block's unpacked levels and scales.
+template <class T, int kActs>
+void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+              float* out) {
   static_assert(!T::kHasMin && !T::kSigned && T::kOffset == 8);
   using WB = typename T::Block;
-  const auto* ab = static_cast<const BlockQ8_0*>(a);
+  const BlockQ8_0* act[kActs];
+  for (int t = 0; t < kActs; ++t)
+    act[t] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride);
   const WB* rows[8];
   for (int r = 0; r < 8; ++r)
     rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[kActs];
+  for (__m256& v : acc) v = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
-    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
-    const __m256i offset_dot = _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), y);
     __m128i dw = _mm_setzero_si128();
-    __m256i dots[8];  // 16 int16 pair sums of (level - offset) a per row
+    __m256i levels[8];
     for (int r = 0; r < 8; ++r) {
       // Eight short streams defeat the hardware prefetcher: fetch the same
       // block of the next 8-row group (MatMul's next call) meanwhile.
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ib) + 8 * row_bytes, _MM_HINT_T0);
       dw = _mm_insert_epi16(dw, rows[r][ib].d, r);
-      dots[r] = _mm256_sub_epi16(_mm256_maddubs_epi16(T::Levels(rows[r][ib]), y), offset_dot);
+      levels[r] = T::Levels(rows[r][ib]);
     }
-    // A block's whole sum fits int16 (32 * 8 * 127 < 2^15): reduce the 8 rows
-    // with int16 adds, then the two 128-bit halves.
-    __m256i h[4];
-    for (int k = 0; k < 4; ++k) h[k] = _mm256_hadd_epi16(dots[2 * k], dots[2 * k + 1]);
-    const __m256i h8 =
-        _mm256_hadd_epi16(_mm256_hadd_epi16(h[0], h[1]), _mm256_hadd_epi16(h[2], h[3]));
-    const __m128i isum = _mm_add_epi16(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
-    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_set1_ps(F16(ab[ib].d)));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(isum)), scale, acc);
+    const __m256 dwf = _mm256_cvtph_ps(dw);
+    for (int t = 0; t < kActs; ++t) {
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
+      const __m256i offset_dot = _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), y);
+      __m256i dots[8];  // 16 int16 pair sums of (level - offset) a per row
+      for (int r = 0; r < 8; ++r)
+        dots[r] = _mm256_sub_epi16(_mm256_maddubs_epi16(levels[r], y), offset_dot);
+      // A block's whole sum fits int16 (32 * 8 * 127 < 2^15): reduce the 8
+      // rows with int16 adds, then the two 128-bit halves.
+      __m256i h[4];
+      for (int k = 0; k < 4; ++k) h[k] = _mm256_hadd_epi16(dots[2 * k], dots[2 * k + 1]);
+      const __m256i h8 =
+          _mm256_hadd_epi16(_mm256_hadd_epi16(h[0], h[1]), _mm256_hadd_epi16(h[2], h[3]));
+      const __m128i isum =
+          _mm_add_epi16(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+      const __m256 scale = _mm256_mul_ps(dwf, _mm256_set1_ps(F16(act[t][ib].d)));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(isum)), scale, acc[t]);
+    }
   }
-  _mm256_storeu_ps(out, acc);
+  for (int t = 0; t < kActs; ++t) _mm256_storeu_ps(out + 8 * t, acc[t]);
 }
 
 // x = d * (level - offset) for the types without a min: int8 -> int32 ->
@@ -228,9 +240,18 @@ void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n) {
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n) {
   QuantizeQ8<BlockQ8_1, true>(src, dst, n);
 }
-void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, float* out,
-                  bool /*gemm*/) {
-  VecDotX8<Q4_0>(n, w, row_bytes, a, out);
+void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool /*gemm*/) {
+  switch (n_act) {
+    case 1:
+      return VecDotX8<Q4_0, 1>(n, w, row_bytes, a, a_stride, out);
+    case 2:
+      return VecDotX8<Q4_0, 2>(n, w, row_bytes, a, a_stride, out);
+    case 3:
+      return VecDotX8<Q4_0, 3>(n, w, row_bytes, a, a_stride, out);
+    default:
+      return VecDotX8<Q4_0, 4>(n, w, row_bytes, a, a_stride, out);
+  }
 }
 
 }  // namespace shardlm::quant::avx2
