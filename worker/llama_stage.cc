@@ -162,9 +162,13 @@ void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<
 
   // Attention: x += Wo · attn(RoPE(Wq·rms(x)), RoPE(Wk·rms(x)), Wv·rms(x))
   for (int t = 0; t < n; ++t) RmsNorm(&x_[t * d], w.attn_norm.data(), d, c.rms_eps, &xn_[t * d]);
-  MatMul(w.wq, xn_.data(), n, q_.data(), &mm_);
-  MatMul(w.wk, xn_.data(), n, k_.data(), &mm_);
-  MatMul(w.wv, xn_.data(), n, v_.data(), &mm_);
+  // MatMul groups by run: each sequence's tokens get the numbers llama.cpp
+  // gives that sequence alone, whatever else shares the batch.
+  std::vector<int> groups;
+  for (const Run& run : runs) groups.push_back(run.count);
+  MatMul(w.wq, xn_.data(), n, q_.data(), &mm_, groups);
+  MatMul(w.wk, xn_.data(), n, k_.data(), &mm_, groups);
+  MatMul(w.wv, xn_.data(), n, v_.data(), &mm_, groups);
   for (int t = 0; t < n; ++t) {
     Rope(&q_[t * n_q], c.n_head, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
     Rope(&k_[t * n_kv], c.n_head_kv, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
@@ -191,22 +195,22 @@ void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<
       const Run& run = *token_run[t].first;
       const int n_pos = run.start_pos + token_run[t].second + 1;  // causal: up to itself
       AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
-                 n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/n > 1);
+                 n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
     }
   });
   tmp_.resize(x_.size());
-  MatMul(w.wo, attn_.data(), n, tmp_.data(), &mm_);
+  MatMul(w.wo, attn_.data(), n, tmp_.data(), &mm_, groups);
   AddInPlace(x_.data(), tmp_.data(), n * d);
 
   // Feed-forward: x += Wdown · (silu(Wgate·rms(x)) ⊙ Wup·rms(x))
   for (int t = 0; t < n; ++t) RmsNorm(&x_[t * d], w.ffn_norm.data(), d, c.rms_eps, &xn_[t * d]);
   gate_.resize(static_cast<size_t>(n) * c.n_ff);
   up_.resize(gate_.size());
-  MatMul(w.ffn_gate, xn_.data(), n, gate_.data(), &mm_);
-  MatMul(w.ffn_up, xn_.data(), n, up_.data(), &mm_);
+  MatMul(w.ffn_gate, xn_.data(), n, gate_.data(), &mm_, groups);
+  MatMul(w.ffn_up, xn_.data(), n, up_.data(), &mm_, groups);
   // Row by row: llama.cpp's exp differs in the last n_ff % 16 columns.
   for (int t = 0; t < n; ++t) SwiGlu(&gate_[t * c.n_ff], &up_[t * c.n_ff], c.n_ff);
-  MatMul(w.ffn_down, gate_.data(), n, tmp_.data(), &mm_);
+  MatMul(w.ffn_down, gate_.data(), n, tmp_.data(), &mm_, groups);
   AddInPlace(x_.data(), tmp_.data(), n * d);
 }
 
@@ -228,7 +232,13 @@ void LlamaStage::ComputeLogits(const ForwardRequest& r, const std::vector<Run>& 
             &xn_[i * d]);
   }
   result->logits.resize(static_cast<size_t>(rows) * config_.n_vocab);
-  MatMul(weights_.output, xn_.data(), rows, result->logits.data(), &mm_);
+  std::vector<int> groups;  // each run's logit rows, as llama.cpp outputs them alone
+  for (const Run& run : runs) {
+    int k = 0;
+    for (int32_t row : result->logit_rows) k += row >= run.begin && row < run.begin + run.count;
+    if (k > 0) groups.push_back(k);
+  }
+  MatMul(weights_.output, xn_.data(), rows, result->logits.data(), &mm_, groups);
 }
 
 absl::Status LlamaStage::Release(SeqId seq) {

@@ -1,3 +1,9 @@
+// y = W x as llama.cpp's CPU backend computes it: the activations quantized
+// by its from_float, then the kernel it would pick for the weight type and
+// the batch (common/tensor_format.h): vec_dot per row and token; for weights
+// it repacks, 8 rows at once with its gemv (single tokens, batch tails) or
+// gemm (groups of 4 tokens) order; for f32/f16 weights, llamafile's sgemm
+// order for batches.
 #include "worker/matmul.h"
 
 #include <tbb/blocked_range.h>
@@ -14,14 +20,36 @@ namespace {
 // Rows per task: big enough to amortise scheduling, small enough that two
 // threads balance on the 64-row matrices of small models.
 constexpr int64_t kRowGrain = 16;
-// Activation rows processed against one weight row before moving on: keeps
-// that slice of quantized activations hot in L1/L2 for large batches.
-constexpr int kTokenTile = 64;
-static_assert(kTokenTile % 4 == 0, "vec_dot_x8 calls take aligned groups of up to 4 tokens");
+// Kernel calls (each up to 4 activation rows) made against one group of
+// weight rows before moving on: keeps that slice of quantized activations hot
+// in L1/L2 for large batches.
+constexpr size_t kCallTile = 16;
+
+using Call = MatMulCall;
+
+// The calls of each group as llama.cpp would run that group alone as one
+// batch: with n >= 4 tokens its repacked gemm takes the first n - n % 4 in
+// fours, the gemv the rest. x8: several tokens per call; else one each.
+void PlanCalls(int n_tokens, std::span<const int> groups, bool x8, std::vector<Call>* calls) {
+  calls->clear();
+  const int one[] = {n_tokens};
+  int t0 = 0;
+  for (int size : groups.empty() ? std::span<const int>(one) : groups) {
+    const int gemm_end = size >= 4 ? size - size % 4 : 0;
+    for (int i = 0; i < size;) {
+      const int end = i < gemm_end ? gemm_end : size;
+      const int count = x8 ? std::min(4, end - i) : 1;
+      calls->push_back(Call{t0 + i, count, i < gemm_end, size >= 2});
+      i += count;
+    }
+    t0 += size;
+  }
+}
 
 }  // namespace
 
-void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMulScratch* scratch) {
+void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMulScratch* scratch,
+            std::span<const int> groups) {
   const TensorFormat& wf = Format(w.type);
   const GgmlType act_type = wf.vec_dot_type;
   const uint8_t* act = nullptr;
@@ -48,51 +76,48 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
     act = q;
   }
   // llama.cpp repacks such weights 8 rows at a time only when every row has a
-  // group (ne[1] % 8 == 0); otherwise all rows take the plain vec_dot. Of a
-  // batch of n >= 4 tokens its gemm kernel takes the first n - n % 4.
-  if (wf.vec_dot_x8 != nullptr && w.rows % 8 == 0) {
-    const VecDotX8Fn dot8 = wf.vec_dot_x8;
-    const int gemm_tokens = n_tokens >= 4 ? n_tokens - n_tokens % 4 : 0;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.rows / 8, kRowGrain / 8),
+  // group (ne[1] % 8 == 0); otherwise all rows take the plain vec_dot.
+  const bool x8 = wf.vec_dot_x8 != nullptr && w.rows % 8 == 0;
+  std::vector<Call>& calls = scratch->calls;
+  PlanCalls(n_tokens, groups, x8, &calls);
+  // Process all rows of a task against kCallTile calls, then the next calls.
+  auto for_tiles = [&](int64_t units, int64_t grain, auto&& body) {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain),
                       [&](const tbb::blocked_range<int64_t>& range) {
-                        float out[4 * 8];
-                        for (int t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
-                          const int t1 = std::min(n_tokens, t0 + kTokenTile);
-                          for (int64_t g = range.begin(); g < range.end(); ++g) {
-                            const uint8_t* wr = w.row(8 * g);
-                            // up to 4 tokens per call (kTokenTile % 4 == 0, so
-                            // a call never straddles gemm_tokens)
-                            for (int t = t0; t < t1; t += 4) {
-                              const int n_act = std::min(4, t1 - t);
-                              dot8(w.cols, wr, w.row_bytes, act + t * act_row_bytes, act_row_bytes,
-                                   n_act, out, t < gemm_tokens);
-                              for (int i = 0; i < n_act; ++i) {
-                                std::copy(out + 8 * i, out + 8 * i + 8,
-                                          y + static_cast<int64_t>(t + i) * w.rows + 8 * g);
-                              }
-                            }
-                          }
+                        for (size_t c0 = 0; c0 < calls.size(); c0 += kCallTile) {
+                          const size_t c1 = std::min(calls.size(), c0 + kCallTile);
+                          for (int64_t u = range.begin(); u < range.end(); ++u) body(u, c0, c1);
                         }
                       });
+  };
+  if (x8) {
+    const VecDotX8Fn dot8 = wf.vec_dot_x8;
+    for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
+      float out[4 * 8];
+      const uint8_t* wr = w.row(8 * g);
+      for (size_t c = c0; c < c1; ++c) {
+        const Call& call = calls[c];
+        dot8(w.cols, wr, w.row_bytes, act + call.t * act_row_bytes, act_row_bytes, call.count, out,
+             call.gemm);
+        for (int i = 0; i < call.count; ++i) {
+          std::copy(out + 8 * i, out + 8 * i + 8,
+                    y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
+        }
+      }
+    });
     return;
   }
   // llamafile's sgemm (f32 / f16) takes batches when rows % 4 == 0.
-  const VecDotFn dot = n_tokens >= 2 && wf.vec_dot_batch != nullptr && w.rows % 4 == 0
-                           ? wf.vec_dot_batch
-                           : wf.vec_dot;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, w.rows, kRowGrain),
-                    [&](const tbb::blocked_range<int64_t>& range) {
-                      for (int t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
-                        const int t1 = std::min(n_tokens, t0 + kTokenTile);
-                        for (int64_t r = range.begin(); r < range.end(); ++r) {
-                          const uint8_t* wr = w.row(r);
-                          for (int t = t0; t < t1; ++t) {
-                            y[static_cast<int64_t>(t) * w.rows + r] =
-                                dot(w.cols, wr, act + t * act_row_bytes);
-                          }
-                        }
-                      }
-                    });
+  const VecDotFn batch_dot =
+      wf.vec_dot_batch != nullptr && w.rows % 4 == 0 ? wf.vec_dot_batch : wf.vec_dot;
+  for_tiles(w.rows, kRowGrain, [&](int64_t r, size_t c0, size_t c1) {
+    const uint8_t* wr = w.row(r);
+    for (size_t c = c0; c < c1; ++c) {
+      const Call& call = calls[c];
+      y[static_cast<int64_t>(call.t) * w.rows + r] =
+          (call.batch ? batch_dot : wf.vec_dot)(w.cols, wr, act + call.t * act_row_bytes);
+    }
+  });
 }
 
 void DequantizeRow(const WeightMatrix& w, int64_t r, float* out) {
