@@ -1,6 +1,7 @@
 #include "coordinator/engine.h"
 
 #include <algorithm>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -67,6 +68,8 @@ struct Engine::Batch {
 
 Engine::Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions options)
     : pipeline_(pipeline), tokenizer_(tokenizer), options_(options) {
+  std::random_device entropy;
+  next_id_ = ((static_cast<uint64_t>(entropy()) << 32 | entropy()) & ~(uint64_t{1} << 63)) | 1;
   int groups = options_.micro_batches;
   if (groups <= 0) groups = std::max(pipeline_->n_ranges(), pipeline_->max_replicas());
   for (int g = 0; g < groups; ++g) {

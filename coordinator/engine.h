@@ -147,7 +147,9 @@ class Engine {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
-  uint64_t next_id_ = 1;
+  // Sequence ids key the workers' KV caches: start at a random point so two
+  // coordinators sharing workers (e.g. during a rolling update) never collide.
+  uint64_t next_id_;
   std::deque<std::unique_ptr<Sequence>> queue_;
   std::vector<std::unique_ptr<Group>> groups_;
   absl::flat_hash_set<uint64_t> cancel_requests_;
