@@ -9,7 +9,7 @@
 namespace shardlm::testing {
 
 std::string StoriesModel() { return TestDataPath("models/stories260K.gguf"); }
-std::string NanoModel() { return TestDataPath("models/nano-q4_k_m.gguf"); }
+std::string NanoModel() { return TestDataPath("models/nano-q4_0.gguf"); }
 
 std::shared_ptr<LlamaStage> LocalStage(const std::string& model, int first, int last,
                                        int64_t kv_budget_bytes) {

@@ -16,7 +16,7 @@
 namespace shardlm::testing {
 
 std::string StoriesModel();  // stories260K.gguf: 5 layers, n_embd 64, vocab 512
-std::string NanoModel();     // nano-q4_k_m.gguf: 4 layers, n_embd 256, vocab 512
+std::string NanoModel();     // nano-q4_0.gguf (chunking-invariant sums): 4 layers, n_embd 256, vocab 512
 
 // A local stage of layers [first, last) with an f32 KV cache (so remote and
 // local runs are comparable bit for bit).
