@@ -412,6 +412,19 @@ bool Engine::RerouteLocked(Group& group, std::string* missing) {
   return true;
 }
 
+void Engine::ReturnHomeLocked(Group& group) {
+  for (const auto& s : group.seqs) {
+    if (s->prefill_started != absl::Time()) return;  // moving would need a replay
+  }
+  for (int k = 0; k < pipeline_->n_ranges(); ++k) {
+    const int home = group.index % pipeline_->n_replicas(k);
+    if (group.route[k] == home || !pipeline_->healthy(k, home)) continue;
+    SHARDLM_LOG(kInfo, "micro-batch %d returns to %s", group.index, pipeline_->stage(k, home).name());
+    group.route[k] = home;
+    group.epochs[k] = pipeline_->epoch(k, home);
+  }
+}
+
 void Engine::FailGroupLocked(Group& group, const absl::Status& status) {
   for (auto& s : group.seqs) FinishLocked(s.get(), FinishReason::kError, status);
   group.seqs.clear();
@@ -432,8 +445,8 @@ void Engine::HandleFailureLocked(Group& group, Batch& b, const absl::Status& sta
                      group.seqs.end());
     return;
   }
-  SHARDLM_LOG(kWarning, "%s (%s) failed: %s", pipeline_->stage(failure.range, failure.replica).name(),
-              pipeline_->RangeName(failure.range), std::string(status.message()));
+  // The status names the worker and its layers already.
+  SHARDLM_LOG(kWarning, "forward failed: %s", std::string(status.message()));
   pipeline_->SetHealthy(failure.range, failure.replica, false);
 }
 
@@ -454,6 +467,7 @@ void Engine::GroupLoop(int g) {
       if (cancel_requests_.erase(s->id) > 0) cancels.insert(s->id);
     }
     RetireEndedLocked(group, cancels);
+    ReturnHomeLocked(group);
     if (group.seqs.empty()) continue;
     // Make sure every range of the route is alive (probes may have found a
     // dead one before a call did); wait a bounded time for a replica.
@@ -498,8 +512,8 @@ void Engine::HealthLoop() {
       // away from it: free that before it is used again.
       std::vector<SeqId> ids;
       ids.swap(orphans_[k][r]);
-      SHARDLM_LOG(kInfo, "%s (%s) is back; releasing %d orphaned sequences",
-                  pipeline_->stage(k, r).name(), pipeline_->RangeName(k), static_cast<int>(ids.size()));
+      SHARDLM_LOG(kInfo, "%s is back; releasing %d orphaned sequences", pipeline_->stage(k, r).name(),
+                  static_cast<int>(ids.size()));
       lock.unlock();
       for (SeqId id : ids) pipeline_->Release(id, k, r).IgnoreError();
       lock.lock();

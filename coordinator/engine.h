@@ -133,6 +133,10 @@ class Engine {
                            const StageFailure& failure);
   // Points the group at healthy replicas; false (with the reason) if a range has none.
   bool RerouteLocked(Group& group, std::string* missing);
+  // Moves the group back to its home replicas (those it started on) where
+  // they are healthy again, when that costs nothing: none of its sequences
+  // holds KV yet. This is how a worker that came back is used again.
+  void ReturnHomeLocked(Group& group);
   void FailGroupLocked(Group& group, const absl::Status& status);
   void FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error);
   void EmitToken(Sequence* s, const SampledToken& sampled);

@@ -1,14 +1,62 @@
 #!/usr/bin/env bash
-# Builds shardlm (Release) and runs the whole test suite with ctest.
+# The whole test suite, as CI runs it. Stages, each fatal on failure:
+#   1. Release build (build/): every ctest test, including the 5-minute soak;
+#   2. the libFuzzer targets (build-fuzz/, clang), FUZZ_SECONDS each (default 30);
+#   3. ASan+UBSan build (build-asan/): every test but the soak;
+#   4. TSan build (build-tsan/): the concurrency tests (label "concurrency").
+#
+#   scripts/test.sh           all four stages
+#   scripts/test.sh --quick   stage 1 without the soak (while developing)
+#
 # The shared test data comes from SHARDLM_TEST_DATA (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh --if-missing
 # Made absolute here because ctest runs the tests from the build folder.
 export SHARDLM_TEST_DATA="$(cd "${SHARDLM_TEST_DATA:-../shared}" && pwd)"
-BUILD_DIR="${BUILD_DIR:-build}"
 JOBS="${JOBS:-2}"
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD_DIR" -j"$JOBS"
-cd "$BUILD_DIR"
-ctest --output-on-failure -j"$JOBS" --timeout 600 "$@"
+QUICK=0
+if [ "${1:-}" = "--quick" ]; then QUICK=1; fi
+START=$(date +%s)
+
+stage() { echo; echo "=== [$(( $(date +%s) - START )) s] $*"; }
+
+# build DIR CMAKE_ARGS... -- CTEST_ARGS...: configures and builds DIR (only
+# the targets in $TARGETS if set), then runs ctest there.
+build_and_test() {
+  local dir="$1"; shift
+  local cmake_args=()
+  while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do cmake_args+=("$1"); shift; done
+  shift
+  cmake -S . -B "$dir" -G Ninja "${cmake_args[@]}" >/dev/null
+  # shellcheck disable=SC2086 # TARGETS is a list
+  cmake --build "$dir" -j"$JOBS" ${TARGETS:+--target $TARGETS}
+  (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900 "$@")
+}
+
+if [ "$QUICK" = 1 ]; then
+  stage "Release build, all tests but the soak"
+  build_and_test build -DCMAKE_BUILD_TYPE=Release -- -LE soak
+  exit 0
+fi
+
+stage "1/4 Release build, all tests (the soak takes 5 minutes)"
+build_and_test build -DCMAKE_BUILD_TYPE=Release --
+
+stage "2/4 fuzzers, ${FUZZ_SECONDS:-30} s each"
+scripts/run_fuzzers.sh "${FUZZ_SECONDS:-30}"
+
+stage "3/4 ASan+UBSan build, all tests but the soak"
+# halt_on_error: the first report fails the test; UBSan is fatal by build flag.
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$(pwd)/tests/sanitizers/lsan.supp"
+build_and_test build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON -- -LE soak
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+stage "4/4 TSan build, the concurrency tests"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$(pwd)/tests/sanitizers/tsan.supp"
+TARGETS="engine_test stage_service_test pipeline_e2e_test failover_e2e_test" \
+  build_and_test build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_TSAN=ON -- -L concurrency
+
+stage "all stages passed"

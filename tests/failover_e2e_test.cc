@@ -11,10 +11,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/subprocess.h"
-#include "coordinator/coordinator_server.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "tests/test_data.h"
+#include "tests/worker_cluster.h"
 
 namespace shardlm::testing {
 namespace {
@@ -22,39 +21,7 @@ namespace {
 constexpr int kStreams = 8;
 constexpr int kTokens = 48;
 
-struct Cluster {
-  std::vector<std::unique_ptr<Subprocess>> workers;
-  std::vector<std::string> addresses;
-  std::unique_ptr<CoordinatorServer> coordinator;
-};
-
 std::string Model() { return TestDataPath("models/stories260K.gguf"); }
-
-Cluster Start(const std::vector<std::pair<int, int>>& ranges, absl::Duration failover_timeout) {
-  Cluster c;
-  for (auto [a, b] : ranges) {
-    auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--insecure", "--model", Model(), "--layers",
-                                absl::StrCat(a, ":", b), "--listen", "127.0.0.1:0", "--threads", "1",
-                                "--kv-type", "f32"});
-    EXPECT_TRUE(p.ok()) << p.status();
-    auto address = (*p)->WaitForLine("LISTENING ", absl::Seconds(30));
-    EXPECT_TRUE(address.ok()) << address.status();
-    c.addresses.push_back(*address);
-    c.workers.push_back(std::move(*p));
-  }
-  CoordinatorOptions o;
-  o.model_path = Model();
-  o.workers = c.addresses;
-  o.listen = "127.0.0.1:0";
-  o.worker_wait = absl::Seconds(30);
-  o.call_timeout = absl::Seconds(2);  // a hung worker is noticed within this
-  o.engine.failover_timeout = failover_timeout;
-  o.engine.health_interval = absl::Milliseconds(200);
-  auto server = CoordinatorServer::Start(o);
-  EXPECT_TRUE(server.ok()) << server.status();
-  if (server.ok()) c.coordinator = std::move(*server);
-  return c;
-}
 
 struct StreamResult {
   std::vector<int32_t> tokens;
@@ -107,26 +74,21 @@ void ExpectSameAsUndisturbed(const std::vector<StreamResult>& got,
 class FailoverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cluster_ = Start({{0, 2}, {0, 2}, {2, 5}, {2, 5}}, absl::Seconds(10));
-    ASSERT_NE(cluster_.coordinator, nullptr);
-    undisturbed_ = RunStreams(cluster_.coordinator->address());
+    ASSERT_TRUE(cluster_.ok()) << cluster_.status();
+    undisturbed_ = RunStreams(cluster_.address());
     for (const auto& r : undisturbed_) {
       ASSERT_TRUE(r.status.ok()) << r.status.error_message();
       ASSERT_EQ(r.tokens.size(), static_cast<size_t>(kTokens));
     }
   }
-  void TearDown() override {
-    for (auto& w : cluster_.workers) w->Signal(SIGCONT);  // a stopped one must be able to die
-    cluster_.coordinator.reset();
-  }
-  Cluster cluster_;
+  WorkerCluster cluster_{{.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}, {2, 5}}}};
   std::vector<StreamResult> undisturbed_;
 };
 
 TEST_F(FailoverTest, KilledWorkerMidStreamLosesNoRequest) {
   std::atomic<bool> done{false};
-  auto got = RunStreams(cluster_.coordinator->address(), [&](int n) {
-    if (n == 8 && !done.exchange(true)) cluster_.workers[2]->Signal(SIGKILL);
+  auto got = RunStreams(cluster_.address(), [&](int n) {
+    if (n == 8 && !done.exchange(true)) cluster_.worker(2).Signal(SIGKILL);
   });
   ExpectSameAsUndisturbed(got, undisturbed_);
   EXPECT_TRUE(done.load());
@@ -134,19 +96,19 @@ TEST_F(FailoverTest, KilledWorkerMidStreamLosesNoRequest) {
 
 TEST_F(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
   std::atomic<bool> done{false};
-  auto got = RunStreams(cluster_.coordinator->address(), [&](int n) {
-    if (n == 8 && !done.exchange(true)) cluster_.workers[1]->Signal(SIGSTOP);
+  auto got = RunStreams(cluster_.address(), [&](int n) {
+    if (n == 8 && !done.exchange(true)) cluster_.worker(1).Signal(SIGSTOP);
   });
   ExpectSameAsUndisturbed(got, undisturbed_);
 }
 
 TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
-  Cluster c = Start({{0, 2}, {2, 5}}, absl::Seconds(2));
-  ASSERT_NE(c.coordinator, nullptr);
-  c.workers[1]->Signal(SIGKILL);
-  c.workers[1]->Wait(absl::Seconds(5));
+  WorkerCluster c({.model = Model(), .ranges = {{0, 2}, {2, 5}}, .failover_timeout = absl::Seconds(2)});
+  ASSERT_TRUE(c.ok()) << c.status();
+  c.worker(1).Signal(SIGKILL);
+  c.worker(1).Wait(absl::Seconds(5));
   const absl::Time start = absl::Now();
-  auto got = RunStreams(c.coordinator->address());
+  auto got = RunStreams(c.address());
   const absl::Duration took = absl::Now() - start;
   for (const auto& r : got) {
     EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << r.status.error_message();

@@ -325,7 +325,9 @@ TEST(RemoteStageTest, ShutdownDrainsRunningCallsAndIsPrompt) {
   EXPECT_EQ(busy->Forward(r, &res).code(), absl::StatusCode::kUnavailable);
 }
 
-TEST(RemoteStageTest, DecodeRoundTripLatency) {
+// Many one-token round trips on one connection, in both wire types, each
+// answer the right one (hop cost is measured by bench/netns_latency.sh).
+TEST(RemoteStageTest, RepeatedDecodeRoundTripsEachGetTheirAnswer) {
   auto server = StageServer::Start(StageServerOptions{});
   ASSERT_TRUE(server.ok());
   (*server)->SetStage(std::make_shared<EchoStage>(), StageDetails{"echo", 0});
@@ -334,27 +336,14 @@ TEST(RemoteStageTest, DecodeRoundTripLatency) {
     options.hidden_dtype = dtype;
     auto remote = ConnectTo(**server, options);
     ASSERT_NE(remote, nullptr);
-    ForwardRequest r{{1}, {0}, {}, std::vector<float>(2048, 0.5f), {}};
     ForwardResult res;
-    std::vector<double> us;
-    for (int i = 0; i < 1200; ++i) {
-      const absl::Time t = absl::Now();
+    for (int i = 0; i < 300; ++i) {
+      // Values exact in f16, different every call.
+      ForwardRequest r{{1}, {0}, {}, std::vector<float>(2048, 0.25f * (i % 64)), {}};
       ASSERT_TRUE(remote->Forward(r, &res).ok());
-      if (i >= 200) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t));
-    }
-    std::vector<double> info_us;
-    for (int i = 0; i < 1000; ++i) {
-      const absl::Time t = absl::Now();
+      ASSERT_EQ(res.hidden, r.hidden) << "call " << i;
       ASSERT_TRUE(remote->FetchShardInfo(absl::Seconds(5)).ok());
-      info_us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t));
     }
-    std::sort(info_us.begin(), info_us.end());
-    std::printf("[latency] GetShardInfo median %.0f us\n", info_us[500]);
-    std::sort(us.begin(), us.end());
-    std::printf("[latency] 1-token decode, 2048-wide hidden, %s: median %.0f us, p90 %.0f us\n",
-                dtype == v1::DTYPE_F32 ? "f32" : "f16", us[us.size() / 2], us[us.size() * 9 / 10]);
-    EXPECT_EQ(res.hidden, r.hidden);
-    EXPECT_LT(us[us.size() / 2], 5000) << "a loopback round trip should be well under 5 ms";
   }
 }
 

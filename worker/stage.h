@@ -69,8 +69,12 @@ class Stage {
   // Frees the sequence's KV; releasing an unknown sequence is not an error.
   virtual absl::Status Release(SeqId seq) = 0;
   virtual KvStats kv_stats() const = 0;
-  // Where this stage runs, for messages and status pages.
-  virtual std::string name() const { return "in-process stage"; }
+  // Where this stage runs and which layers it holds, for messages and
+  // status pages.
+  virtual std::string name() const {
+    return "in-process layers " + std::to_string(info().first_layer) + ":" +
+           std::to_string(info().last_layer);
+  }
   // Cheap liveness check (remote stages ask the worker; a worker that came
   // back after a restart answers again). OK for in-process stages.
   virtual absl::Status Ping() { return absl::OkStatus(); }

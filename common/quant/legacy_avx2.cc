@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "common/quant/blocks.h"
 #include "common/quant/kernels.h"
@@ -116,15 +117,19 @@ void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
   __m256 acc[kActs];
   for (__m256& v : acc) v = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
-    __m128i dw = _mm_setzero_si128();
     __m256i levels[8];
     for (int r = 0; r < 8; ++r) {
       // Eight short streams defeat the hardware prefetcher: fetch the same
       // block of the next 8-row group (MatMul's next call) meanwhile.
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ib) + 8 * row_bytes, _MM_HINT_T0);
-      dw = _mm_insert_epi16(dw, rows[r][ib].d, r);
       levels[r] = T::Levels(rows[r][ib]);
     }
+    // The lane of _mm_insert_epi16 must be a constant even when the compiler
+    // does not unroll (sanitizer builds): expand the 8 inserts by template.
+    __m128i dw = _mm_setzero_si128();
+    [&]<int... R>(std::integer_sequence<int, R...>) {
+      ((dw = _mm_insert_epi16(dw, rows[R][ib].d, R)), ...);
+    }(std::make_integer_sequence<int, 8>{});
     const __m256 dwf = _mm256_cvtph_ps(dw);
     for (int t = 0; t < kActs; ++t) {
       const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
