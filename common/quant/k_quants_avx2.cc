@@ -285,6 +285,14 @@ inline __m256i SumLanesOf8(const __m256i* v) {
 // VecDotX8): the rows' integer scale sums and min sums fill 8 lanes each, and
 // two FMA chains (scale, min) run over the steps for all rows at once. A step
 // is a super-block (gemv), or 256 / kGemmSteps elements (gemm).
+// Lanes of a (low half) and b (high half) per 128-bit lane, as _mm256_shuffle_ps
+// picks them; the selector is a template argument because the intrinsic
+// needs a constant even where the compiler does not unroll.
+template <int kImm>
+inline __m256i PickLanes(__m256i a, __m256i b) {
+  return _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), kImm));
+}
+
 // Per-step min sums of 8 rows: mins[r] lane k holds row r's min term of
 // elements 32k .. 32k + 31; out[st] lane r gets row r's sum over step st.
 template <int kSteps>
@@ -299,15 +307,15 @@ inline void StepMins(const __m256i* mins, __m256i* out) {
     if constexpr (kSteps == 2) {  // steps of 128: add the pairs of pairs
       for (int i = 0; i < 4; ++i) h[i] = _mm256_add_epi32(h[i], _mm256_shuffle_epi32(h[i], 0xB1));
     }
-    auto pick = [](__m256i a, __m256i b, int imm) {  // lanes of a (low half) and b per 128
-      return _mm256_castps_si256(
-          _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), imm));
-    };
-    for (int odd = 0; odd < (kSteps == 4 ? 2 : 1); ++odd) {
-      const int imm = odd ? 0xDD : 0x88;  // lanes 1, 3 or 0, 2 of each source
-      const __m256i lo = pick(h[0], h[1], imm), hi = pick(h[2], h[3], imm);  // rows 0-3, 4-7
-      out[odd] = _mm256_permute2x128_si256(lo, hi, 0x20);
-      out[(kSteps == 4 ? 2 : 1) + odd] = _mm256_permute2x128_si256(lo, hi, 0x31);
+    constexpr int kHalf = kSteps == 4 ? 2 : 1;
+    // Lanes 0, 2 (even) of each source; with 4 steps also lanes 1, 3 (odd).
+    const __m256i lo = PickLanes<0x88>(h[0], h[1]), hi = PickLanes<0x88>(h[2], h[3]);  // rows 0-3, 4-7
+    out[0] = _mm256_permute2x128_si256(lo, hi, 0x20);
+    out[kHalf] = _mm256_permute2x128_si256(lo, hi, 0x31);
+    if constexpr (kSteps == 4) {
+      const __m256i lo1 = PickLanes<0xDD>(h[0], h[1]), hi1 = PickLanes<0xDD>(h[2], h[3]);
+      out[1] = _mm256_permute2x128_si256(lo1, hi1, 0x20);
+      out[3] = _mm256_permute2x128_si256(lo1, hi1, 0x31);
     }
   }
 }
