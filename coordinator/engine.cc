@@ -413,12 +413,20 @@ bool Engine::RerouteLocked(Group& group, std::string* missing) {
 }
 
 void Engine::ReturnHomeLocked(Group& group) {
+  // Runs every step: the common case (already home) costs one pass over the ranges.
+  auto away = [&](int k) {
+    const int home = group.index % pipeline_->n_replicas(k);
+    return group.route[k] != home && pipeline_->healthy(k, home);
+  };
+  bool any_away = false;
+  for (int k = 0; k < pipeline_->n_ranges() && !any_away; ++k) any_away = away(k);
+  if (!any_away) return;
   for (const auto& s : group.seqs) {
     if (s->prefill_started != absl::Time()) return;  // moving would need a replay
   }
   for (int k = 0; k < pipeline_->n_ranges(); ++k) {
+    if (!away(k)) continue;
     const int home = group.index % pipeline_->n_replicas(k);
-    if (group.route[k] == home || !pipeline_->healthy(k, home)) continue;
     SHARDLM_LOG(kInfo, "micro-batch %d returns to %s", group.index, pipeline_->stage(k, home).name());
     group.route[k] = home;
     group.epochs[k] = pipeline_->epoch(k, home);
