@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Pipeline and serving benchmarks on loopback (all processes on this machine):
-#  1. decode tokens/s of one stream through 1, 2 and 4 workers, and each
-#     worker's RSS (the pipeline's own overhead: splitting never speeds up one
-#     sequence on a 2-core machine);
+#  1. decode tokens/s of one stream through 1, 2 and 4 workers of 1 thread
+#     each against 1 worker of 1 thread (the pipeline's own overhead:
+#     splitting never speeds up one sequence), and each worker's RSS;
 #  2. aggregate decode tokens/s and time to first token for 1, 4 and 16
 #     concurrent streams through 2 workers (what batching buys).
 #
@@ -43,11 +43,16 @@ field() { sed -n "s/.*\"$1\":\\([0-9.]*\\).*/\\1/p"; }
 
 echo "## Decode through 1, 2 and 4 workers ($(basename "$MODEL"), one stream, 128 tokens)"
 echo
-echo "| workers | threads each | decode tokens/s | vs 1 worker | worker RSS (MiB) |"
+echo "One stream is a chain: one stage computes while the others wait, so every"
+echo "row gives each worker 1 thread and compares with 1 worker x 1 thread (the"
+echo "pipeline's own overhead). The last row is the same machine as one process"
+echo "with both cores."
+echo
+echo "| workers | threads each | decode tokens/s | vs 1 worker x 1 thread | worker RSS (MiB) |"
 echo "|---|---|---|---|---|"
 BASE=""
-for n in 1 2 4; do
-  threads=$(( 2 / n )); [ $threads -lt 1 ] && threads=1
+for layout in 1:1 2:1 4:1 1:2; do
+  n=${layout%:*}; threads=${layout#*:}
   serve $n $threads
   "$BUILD_DIR/bin/shardlm-bench" --server "$ADDR" -c 1 -n 1 --prompt-tokens 8 --max-tokens 16 >/dev/null 2>&1
   tps=$("$BUILD_DIR/bin/shardlm-bench" --server "$ADDR" -c 1 -n 2 --prompt-tokens 8 --max-tokens 128 --json 2>/dev/null | field tokens_per_s)

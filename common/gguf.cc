@@ -432,4 +432,14 @@ void GgufFile::Prefetch(const GgufTensorInfo& tensor) const {
   ::madvise(reinterpret_cast<void*>(aligned), len, MADV_WILLNEED);
 }
 
+void GgufFile::Evict(const GgufTensorInfo& tensor) const {
+  if (!owns_map_ || tensor.n_bytes == 0) return;
+  // Only whole pages inside the tensor: the edge pages hold neighbours too.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(TensorData(tensor));
+  const uintptr_t first = (begin + page - 1) & ~(page - 1);
+  const uintptr_t last = (begin + tensor.n_bytes) & ~(page - 1);
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 }  // namespace shardlm

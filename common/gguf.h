@@ -125,6 +125,11 @@ class GgufFile {
   // Advises the kernel to read these bytes ahead (MADV_WILLNEED) and to keep
   // them; used by a worker to page in only its own layers.
   void Prefetch(const GgufTensorInfo& tensor) const;
+  // Drops this process's mapping of the pages that lie wholly inside the
+  // tensor (MADV_DONTNEED; the file is read-only, so a later read just pages
+  // them in again): a worker that has copied a tensor into another layout
+  // does not keep both resident.
+  void Evict(const GgufTensorInfo& tensor) const;
 
  private:
   GgufFile() = default;

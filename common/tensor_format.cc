@@ -5,6 +5,7 @@
 #include "common/tensor_format.h"
 
 #include <array>
+#include <iterator>
 
 #if defined(SHARDLM_HAVE_AVX2_KERNELS)
 #include <cpuid.h>
@@ -87,6 +88,16 @@ constexpr KernelRow kRows[] = {
      nullptr, nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_K), SHARDLM_AVX2(QuantizeQ8_K), nullptr,
      nullptr, nullptr},
 };
+// Interleaved layouts: the reference kernels, and the AVX2 product.
+struct InterleavedRow {
+  GgmlType type;
+  InterleavedX8Kernels reference;
+  decltype(InterleavedX8Kernels::gemm) gemm_avx2;
+};
+constexpr InterleavedRow kInterleavedRows[] = {
+    {T::kQ4_0, {ref::InterleaveQ4_0x8, ref::BlockSumsQ8_0, ref::GemmQ4_0x8},
+     SHARDLM_AVX2(GemmQ4_0x8)},
+};
 #undef SHARDLM_AVX2
 
 constexpr size_t kNumRows = sizeof(kRows) / sizeof(kRows[0]);
@@ -114,8 +125,9 @@ class Registry {
       const auto id = static_cast<size_t>(r.type);
       SHARDLM_CHECK(id < kMaxTypeId && index_[id] == -1);
       index_[id] = static_cast<int>(i);
-      reference_[i] = {TypeInfo(r.type), r.dequantize, r.quantize,      r.quantize_activation,
-                       r.vec_dot,        r.vec_dot_x8, r.vec_dot_batch, r.vec_dot_type};
+      reference_[i] = {TypeInfo(r.type), r.dequantize,    r.quantize, r.quantize_activation,
+                       r.vec_dot,        r.vec_dot_x8,    r.vec_dot_batch,
+                       /*interleaved_x8=*/nullptr,        r.vec_dot_type};
       best_[i] = reference_[i];
       if (use_avx2_) {
         auto pick = [](auto fast, auto& slot) {
@@ -128,6 +140,16 @@ class Registry {
         pick(r.vec_dot_x8_avx2, best_[i].vec_dot_x8);
         pick(r.vec_dot_batch_avx2, best_[i].vec_dot_batch);
       }
+    }
+    for (size_t j = 0; j < std::size(kInterleavedRows); ++j) {
+      const InterleavedRow& r = kInterleavedRows[j];
+      const int i = index_[static_cast<size_t>(r.type)];
+      SHARDLM_CHECK(i >= 0);
+      interleaved_reference_[j] = r.reference;
+      interleaved_best_[j] = r.reference;
+      if (use_avx2_ && r.gemm_avx2 != nullptr) interleaved_best_[j].gemm = r.gemm_avx2;
+      reference_[i].interleaved_x8 = &interleaved_reference_[j];
+      best_[i].interleaved_x8 = &interleaved_best_[j];
     }
   }
 
@@ -155,6 +177,8 @@ class Registry {
   std::array<int, kMaxTypeId> index_;
   std::array<TensorFormat, kNumRows> reference_;
   std::array<TensorFormat, kNumRows> best_;
+  std::array<InterleavedX8Kernels, std::size(kInterleavedRows)> interleaved_reference_;
+  std::array<InterleavedX8Kernels, std::size(kInterleavedRows)> interleaved_best_;
 };
 
 const Registry& GetRegistry() {

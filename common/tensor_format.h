@@ -29,6 +29,22 @@ using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
 using VecDotX8Fn = void (*)(int64_t n, const void* w, size_t row_bytes, const void* a,
                             size_t a_stride, int n_act, float* out, bool gemm);
 
+// Weights stored interleaved 8 rows per block group (a load-time layout of
+// this engine, e.g. quant::BlockQ4_0x8), for types whose 8-row product does
+// not depend on the batch shape. `gemm` reads one group (8 rows) against
+// n_act (1..4) activation rows `a_stride` bytes apart and writes
+// out[8 t + r], equal to the bit to vec_dot_x8 on the plain rows; `sums`
+// holds each activation row's block_sums, `sums_stride` apart.
+struct InterleavedX8Kernels {
+  // 8 plain rows `row_bytes` apart, n elements each -> one interleaved group
+  // of the same size (8 * row_bytes) at dst.
+  void (*interleave)(const void* rows, size_t row_bytes, int64_t n, void* dst);
+  // Per-block sums of one activation row's integer levels (n / block size).
+  void (*block_sums)(const void* a, int64_t n, int16_t* sums);
+  void (*gemm)(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
+               size_t sums_stride, int n_act, float* out);
+};
+
 // Every kernel computes what llama.cpp's CPU backend (v0.4.0, x86) computes,
 // float rounding for float rounding, so logits match llama.cpp's bit for bit;
 // the kReference and kBest kernels of a row agree to the bit as well.
@@ -53,6 +69,9 @@ struct TensorFormat {
   // rows when its llamafile sgemm takes the matmul (f32 / f16 weights with
   // rows % 4 == 0: one 16-lane FMA chain per output). Null: vec_dot.
   VecDotFn vec_dot_batch;
+  // Null, or the kernels of this type's interleaved layout (the faster
+  // choice for whole weight matrices with rows % 8 == 0).
+  const InterleavedX8Kernels* interleaved_x8;
   // The activation format vec_dot expects, as llama.cpp pairs them:
   // q4_0/q5_0/q8_0 -> q8_0, q4_1/q5_1 -> q8_1, K-quants -> q8_K,
   // f16 -> f16, bf16 -> bf16, f32 -> f32.

@@ -378,6 +378,49 @@ std::vector<int64_t> TestSizes(GgmlType t) {
 
 uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
 
+// The interleaved layout of 8 rows `w` against 1..4 activation rows (`a`,
+// zeros, two more): reference and best kernels equal the plain rows'
+// vec_dot_x8 to the bit.
+void CheckInterleaved(GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
+                      const std::vector<uint8_t>& a, uint64_t seed) {
+  const TensorFormat& ref = Format(wt, KernelSet::kReference);
+  const TensorFormat& best = Format(wt, KernelSet::kBest);
+  ASSERT_NE(best.interleaved_x8, nullptr);
+  const size_t row_bytes = w.size() / 8;
+  std::vector<uint8_t> group(w.size());
+  ref.interleaved_x8->interleave(w.data(), row_bytes, n, group.data());
+  ASSERT_NE(group, w);  // a different layout of the same bytes
+  const TensorFormat& af = Format(ref.vec_dot_type, KernelSet::kReference);
+  std::vector<uint8_t> acts(4 * a.size());
+  std::copy(a.begin(), a.end(), acts.begin());
+  af.quantize_activation(std::vector<float>(n, 0.0f).data(), acts.data() + a.size(), n);
+  for (int t = 2; t < 4; ++t) {
+    af.quantize_activation(RandomRow(n, t == 2 ? Dist::kOutliers : Dist::kGauss, seed + 7 * t).data(),
+                           acts.data() + t * a.size(), n);
+  }
+  const int64_t n_blocks = n / ref.info.block_size;
+  std::vector<int16_t> sums(4 * n_blocks);
+  for (int t = 0; t < 4; ++t) {
+    ref.interleaved_x8->block_sums(acts.data() + t * a.size(), n, sums.data() + t * n_blocks);
+  }
+  float want[4 * 8];
+  for (int t = 0; t < 4; ++t) {
+    ref.vec_dot_x8(n, w.data(), row_bytes, acts.data() + t * a.size(), 0, 1, want + 8 * t, false);
+  }
+  for (int n_act = 1; n_act <= 4; ++n_act) {
+    for (const TensorFormat* f : {&ref, &best}) {
+      float got[4 * 8];
+      f->interleaved_x8->gemm(n, group.data(), acts.data(), a.size(), sums.data(), n_blocks, n_act,
+                              got);
+      for (int i = 0; i < 8 * n_act; ++i) {
+        ASSERT_EQ(Bits(got[i]), Bits(want[i]))
+            << (f == &ref ? "reference" : "best") << " n_act " << n_act << " act " << i / 8
+            << " row " << i % 8;
+      }
+    }
+  }
+}
+
 TEST(TensorFormatTest, FastVecDotMatchesReference) {
   for (GgmlType wt : kAllTypes) {
     if (IsActivationOnly(wt)) continue;
@@ -414,7 +457,9 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
         } else {
           ASSERT_EQ(Bits(got), Bits(want)) << got << " vs " << want;
         }
-        if (source == 3) EXPECT_EQ(got, 0.0f);
+        if (source == 3) {
+          EXPECT_EQ(got, 0.0f);
+        }
         if (ref.vec_dot_batch != nullptr) {
           ASSERT_EQ(Bits(best.vec_dot_batch(n, w.data(), a.data())),
                     Bits(ref.vec_dot_batch(n, w.data(), a.data())));
@@ -436,6 +481,7 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
                         kDotRelTol * DotMagnitude(wt, row, a_f) + 1e-30);
           }
         }
+        if (ref.interleaved_x8 != nullptr) CheckInterleaved(wt, n, w, a, seed);
       }
     }
   }

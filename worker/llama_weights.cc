@@ -53,7 +53,7 @@ absl::StatusOr<std::vector<float>> LoadVector(const GgufFile& file, const std::s
 }  // namespace
 
 absl::StatusOr<StageWeights> StageWeights::Load(const GgufFile& file, const ModelConfig& c,
-                                                int first, int last) {
+                                                int first, int last, bool interleave) {
   if (first < 0 || last > c.n_layer || first >= last) {
     return absl::InvalidArgumentError(absl::StrCat("layer range ", first, ":", last,
                                                    " is not within the model's ", c.n_layer,
@@ -76,6 +76,12 @@ absl::StatusOr<StageWeights> StageWeights::Load(const GgufFile& file, const Mode
     ASSIGN_OR_RETURN(lw.ffn_gate, BindMatrix(file, p + "ffn_gate.weight", n_embd, c.n_ff));
     ASSIGN_OR_RETURN(lw.ffn_up, BindMatrix(file, p + "ffn_up.weight", n_embd, c.n_ff));
     ASSIGN_OR_RETURN(lw.ffn_down, BindMatrix(file, p + "ffn_down.weight", c.n_ff, n_embd));
+    if (interleave) {
+      for (WeightMatrix* m : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.ffn_gate, &lw.ffn_up,
+                              &lw.ffn_down}) {
+        w.InterleaveMatrix(file, m, /*evict=*/true);
+      }
+    }
     w.layers.push_back(std::move(lw));
   }
   if (last == c.n_layer) {
@@ -83,8 +89,21 @@ absl::StatusOr<StageWeights> StageWeights::Load(const GgufFile& file, const Mode
     // Tied embeddings: without output.weight the head reuses token_embd.
     const char* head = c.tied_output ? "token_embd.weight" : "output.weight";
     ASSIGN_OR_RETURN(w.output, BindMatrix(file, head, n_embd, c.n_vocab));
+    // A tied head's rows are also the embedding table: keep them mapped.
+    if (interleave) w.InterleaveMatrix(file, &w.output, /*evict=*/!c.tied_output);
   }
   return w;
+}
+
+void StageWeights::InterleaveMatrix(const GgufFile& file, WeightMatrix* m, bool evict) {
+  const uint8_t* original = m->data;
+  std::unique_ptr<uint8_t[]> storage;
+  if (!Interleave(m, &storage)) return;
+  interleaved_storage.push_back(std::move(storage));
+  if (!evict) return;
+  for (const GgufTensorInfo& t : file.tensors()) {
+    if (file.TensorData(t) == original) file.Evict(t);
+  }
 }
 
 int64_t StageWeights::bytes() const {

@@ -5,6 +5,8 @@
 #ifndef SHARDLM_WORKER_LLAMA_WEIGHTS_H_
 #define SHARDLM_WORKER_LLAMA_WEIGHTS_H_
 
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,13 +34,23 @@ struct StageWeights {
   std::vector<float> output_norm;   // [n_embd]; last stage only
   WeightMatrix output;              // [n_embd] -> [n_vocab]; last stage only
 
+  // Interleaved copies of the matrices whose type has a faster 8-row layout
+  // (matmul.h Interleave); the mapped originals are evicted.
+  std::vector<std::unique_ptr<uint8_t[]>> interleaved_storage;
+
   // Binds the tensors of layers [first, last) and asks the kernel to page
-  // them in. Errors name the missing or mis-shaped tensor, or an unsupported
-  // tensor type.
+  // them in; with `interleave`, copies the matrices that have an interleaved
+  // layout into it. Errors name the missing or mis-shaped tensor, or an
+  // unsupported tensor type.
   static absl::StatusOr<StageWeights> Load(const GgufFile& file, const ModelConfig& config,
-                                           int first, int last);
-  // Bytes of mapped weights this stage reads.
+                                           int first, int last, bool interleave = true);
+  // Bytes of weights this stage reads.
   int64_t bytes() const;
+
+ private:
+  // Interleaves *m when its type has a layout; `evict`: drop the mapped
+  // original's pages (nothing else reads them).
+  void InterleaveMatrix(const GgufFile& file, WeightMatrix* m, bool evict);
 };
 
 }  // namespace shardlm

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/logging.h"
 #include "common/tensor_format.h"
 
 namespace shardlm {
@@ -77,7 +78,7 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
   }
   // llama.cpp repacks such weights 8 rows at a time only when every row has a
   // group (ne[1] % 8 == 0); otherwise all rows take the plain vec_dot.
-  const bool x8 = wf.vec_dot_x8 != nullptr && w.rows % 8 == 0;
+  const bool x8 = w.interleaved || (wf.vec_dot_x8 != nullptr && w.rows % 8 == 0);
   std::vector<Call>& calls = scratch->calls;
   PlanCalls(n_tokens, groups, x8, &calls);
   // Process all rows of a task against kCallTile calls, then the next calls.
@@ -90,6 +91,27 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
                         }
                       });
   };
+  if (w.interleaved) {
+    const InterleavedX8Kernels& k = *wf.interleaved_x8;
+    const int64_t n_blocks = w.cols / wf.info.block_size;
+    scratch->block_sums.resize(n_blocks * n_tokens);
+    int16_t* sums = scratch->block_sums.data();
+    for (int t = 0; t < n_tokens; ++t) k.block_sums(act + t * act_row_bytes, w.cols, sums + t * n_blocks);
+    for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
+      float out[4 * 8];
+      const uint8_t* group = w.row(8 * g);
+      for (size_t c = c0; c < c1; ++c) {
+        const Call& call = calls[c];
+        k.gemm(w.cols, group, act + call.t * act_row_bytes, act_row_bytes, sums + call.t * n_blocks,
+               n_blocks, call.count, out);
+        for (int i = 0; i < call.count; ++i) {
+          std::copy(out + 8 * i, out + 8 * i + 8,
+                    y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
+        }
+      }
+    });
+    return;
+  }
   if (x8) {
     const VecDotX8Fn dot8 = wf.vec_dot_x8;
     for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
@@ -120,7 +142,24 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
   });
 }
 
+bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage) {
+  const InterleavedX8Kernels* k = Format(w->type).interleaved_x8;
+  if (k == nullptr || w->interleaved || w->rows % 8 != 0) return false;
+  const size_t group_bytes = 8 * w->row_bytes;
+  auto out = std::make_unique_for_overwrite<uint8_t[]>(group_bytes * (w->rows / 8));
+  uint8_t* dst = out.get();
+  // Serial: runs once at load, before the stage's thread arena exists.
+  for (int64_t g = 0; g < w->rows / 8; ++g) {
+    k->interleave(w->row(8 * g), w->row_bytes, w->cols, dst + g * group_bytes);
+  }
+  w->data = dst;
+  w->interleaved = true;
+  *storage = std::move(out);
+  return true;
+}
+
 void DequantizeRow(const WeightMatrix& w, int64_t r, float* out) {
+  SHARDLM_CHECK(!w.interleaved);  // embeddings are never interleaved
   Format(w.type).dequantize(w.row(r), out, w.cols);
 }
 

@@ -6,6 +6,7 @@
 #define SHARDLM_WORKER_MATMUL_H_
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ struct WeightMatrix {
   int64_t cols = 0;  // ne[0]: the input dimension
   int64_t rows = 0;  // ne[1]: the output dimension
   size_t row_bytes = 0;
+  // Stored in the type's interleaved layout (TensorFormat::interleaved_x8):
+  // rows 8g..8g+7 form one group at row(8 g); single rows are not readable.
+  bool interleaved = false;
   const uint8_t* row(int64_t r) const { return data + r * row_bytes; }
 };
 
@@ -36,7 +40,12 @@ struct MatMulCall {
 struct MatMulScratch {
   std::vector<uint8_t> quantized;  // activation rows in the partner format
   std::vector<MatMulCall> calls;
+  std::vector<int16_t> block_sums;  // interleaved weights: per activation block
 };
+
+// Interleaved copy of `w` (rows % 8 == 0 and the type has a layout, else
+// returns false and leaves `w` alone): fills `storage` and points w at it.
+bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage);
 
 // y[t * w.rows + r] = dot(W[r, :], x[t * w.cols : ...]) for t < n_tokens.
 // Runs in parallel over rows in the calling oneTBB arena; each weight row is

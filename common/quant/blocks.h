@@ -53,6 +53,18 @@ struct BlockQ8_0 {
   int8_t qs[kQK];
 };
 
+// q4_0 x 8 rows, interleaved (this engine's load-time layout, not a GGUF
+// type): block ib of 8 consecutive rows. d[r] is row r's scale; byte
+// 32 k + 4 r + e of qs is byte 4 k + e of row r's qs (k < 4, e < 4). So one
+// 32-byte load holds elements 4k..4k+3 (low nibbles) and 16+4k..16+4k+3
+// (high nibbles) of all 8 rows, 4 bytes per row: a multiply-add against one
+// activation's 4 bytes broadcast leaves each row's sum in its own lane, with
+// no horizontal reduction. Same size as the 8 plain blocks.
+struct BlockQ4_0x8 {
+  uint16_t d[8];
+  uint8_t qs[8 * kQK / 2];
+};
+
 // q8_1 (activations for q4_1/q5_1): as q8_0 plus s = d * sum(qs), so the
 // weight's min term m * sum(x) costs one multiply per block.
 struct BlockQ8_1 {
@@ -121,6 +133,7 @@ struct BlockQ8_K {
 };
 
 static_assert(sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
 static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);

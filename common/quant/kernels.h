@@ -64,6 +64,13 @@ void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 // (TensorFormat::vec_dot_x8).
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
+// The interleaved q4_0 layout (blocks.h BlockQ4_0x8; TensorFormat::
+// interleaved_x8): 8 plain rows -> one interleaved group; per-block sums of
+// q8_0 activation levels; the 8-row product over a group.
+void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst);
+void BlockSumsQ8_0(const void* a, int64_t n, int16_t* sums);
+void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
+                size_t sums_stride, int n_act, float* out);
 
 void DequantizeQ2_K(const void* src, float* dst, int64_t n);
 void DequantizeQ3_K(const void* src, float* dst, int64_t n);
@@ -121,6 +128,8 @@ void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
+void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
+                size_t sums_stride, int n_act, float* out);
 
 void QuantizeQ8_K(const float* src, void* dst, int64_t n);
 float VecDotQ2_K(int64_t n, const void* w, const void* a);
