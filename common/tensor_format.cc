@@ -88,6 +88,19 @@ constexpr KernelRow kRows[] = {
      nullptr, nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_K), SHARDLM_AVX2(QuantizeQ8_K), nullptr,
      nullptr, nullptr},
 };
+// vec_dot over tiles: the reference (vec_dot per output) and the AVX2 one.
+struct TileRow {
+  GgmlType type;
+  VecDotTileFn reference, avx2;
+};
+constexpr TileRow kTileKernels[] = {
+    {T::kQ4_0, ref::VecDotTileQ4_0, SHARDLM_AVX2(VecDotTileQ4_0)},
+    {T::kQ4_1, ref::VecDotTileQ4_1, SHARDLM_AVX2(VecDotTileQ4_1)},
+    {T::kQ5_0, ref::VecDotTileQ5_0, SHARDLM_AVX2(VecDotTileQ5_0)},
+    {T::kQ5_1, ref::VecDotTileQ5_1, SHARDLM_AVX2(VecDotTileQ5_1)},
+    {T::kQ8_0, ref::VecDotTileQ8_0, SHARDLM_AVX2(VecDotTileQ8_0)},
+};
+
 // Interleaved layouts: the reference kernels, and the AVX2 product.
 struct InterleavedRow {
   GgmlType type;
@@ -127,7 +140,8 @@ class Registry {
       index_[id] = static_cast<int>(i);
       reference_[i] = {TypeInfo(r.type), r.dequantize,    r.quantize, r.quantize_activation,
                        r.vec_dot,        r.vec_dot_x8,    r.vec_dot_batch,
-                       /*interleaved_x8=*/nullptr,        r.vec_dot_type};
+                       /*vec_dot_tile=*/nullptr,          /*interleaved_x8=*/nullptr,
+                       r.vec_dot_type};
       best_[i] = reference_[i];
       if (use_avx2_) {
         auto pick = [](auto fast, auto& slot) {
@@ -140,6 +154,12 @@ class Registry {
         pick(r.vec_dot_x8_avx2, best_[i].vec_dot_x8);
         pick(r.vec_dot_batch_avx2, best_[i].vec_dot_batch);
       }
+    }
+    for (const TileRow& r : kTileKernels) {
+      const int i = index_[static_cast<size_t>(r.type)];
+      SHARDLM_CHECK(i >= 0);
+      reference_[i].vec_dot_tile = best_[i].vec_dot_tile = r.reference;
+      if (use_avx2_ && r.avx2 != nullptr) best_[i].vec_dot_tile = r.avx2;
     }
     for (size_t j = 0; j < std::size(kInterleavedRows); ++j) {
       const InterleavedRow& r = kInterleavedRows[j];

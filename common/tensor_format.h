@@ -29,6 +29,14 @@ using VecDotFn = float (*)(int64_t n, const void* w, const void* a);
 using VecDotX8Fn = void (*)(int64_t n, const void* w, size_t row_bytes, const void* a,
                             size_t a_stride, int n_act, float* out, bool gemm);
 
+// vec_dot for a tile of kTileRows weight rows `row_bytes` apart and 1..
+// kTileActs activation rows `a_stride` bytes apart: out[kTileRows t + r] is
+// exactly vec_dot(weight row r, activation t); each block of weights and
+// activations is unpacked once for the whole tile.
+constexpr int kTileRows = 2, kTileActs = 4;
+using VecDotTileFn = void (*)(int64_t n, const void* w, size_t row_bytes, const void* a,
+                              size_t a_stride, int n_act, float* out);
+
 // Weights stored interleaved 8 rows per block group (a load-time layout of
 // this engine, e.g. quant::BlockQ4_0x8), for types whose 8-row product does
 // not depend on the batch shape. `gemm` reads one group (8 rows) against
@@ -69,6 +77,9 @@ struct TensorFormat {
   // rows when its llamafile sgemm takes the matmul (f32 / f16 weights with
   // rows % 4 == 0: one 16-lane FMA chain per output). Null: vec_dot.
   VecDotFn vec_dot_batch;
+  // Null, or vec_dot over a tile (the faster choice for batches and for
+  // rows that vec_dot_x8 does not take).
+  VecDotTileFn vec_dot_tile;
   // Null, or the kernels of this type's interleaved layout (the faster
   // choice for whole weight matrices with rows % 8 == 0).
   const InterleavedX8Kernels* interleaved_x8;

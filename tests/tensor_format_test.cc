@@ -378,6 +378,38 @@ std::vector<int64_t> TestSizes(GgmlType t) {
 
 uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
 
+// vec_dot_tile on the first kTileRows of `w` against 1..kTileActs
+// activation rows (`a`, then others): reference and best tiles equal
+// vec_dot per output to the bit.
+void CheckTile(GgmlType wt, int64_t n, const std::vector<uint8_t>& w, const std::vector<uint8_t>& a,
+               uint64_t seed) {
+  const TensorFormat& ref = Format(wt, KernelSet::kReference);
+  const TensorFormat& best = Format(wt, KernelSet::kBest);
+  ASSERT_NE(best.vec_dot_tile, nullptr);
+  const size_t row_bytes = w.size() / 8;
+  const TensorFormat& af = Format(ref.vec_dot_type, KernelSet::kReference);
+  std::vector<uint8_t> acts(kTileActs * a.size());
+  std::copy(a.begin(), a.end(), acts.begin());
+  for (int t = 1; t < kTileActs; ++t) {
+    af.quantize_activation(RandomRow(n, t == 1 ? Dist::kOutliers : Dist::kGauss, seed + 5 * t).data(),
+                           acts.data() + t * a.size(), n);
+  }
+  for (int n_act = 1; n_act <= kTileActs; ++n_act) {
+    for (const TensorFormat* f : {&ref, &best}) {
+      float got[kTileRows * kTileActs];
+      f->vec_dot_tile(n, w.data(), row_bytes, acts.data(), a.size(), n_act, got);
+      for (int t = 0; t < n_act; ++t) {
+        for (int r = 0; r < kTileRows; ++r) {
+          const float want = ref.vec_dot(n, w.data() + r * row_bytes, acts.data() + t * a.size());
+          ASSERT_EQ(Bits(got[kTileRows * t + r]), Bits(want))
+              << (f == &ref ? "reference" : "best") << " n_act " << n_act << " act " << t
+              << " row " << r;
+        }
+      }
+    }
+  }
+}
+
 // The interleaved layout of 8 rows `w` against 1..4 activation rows (`a`,
 // zeros, two more): reference and best kernels equal the plain rows'
 // vec_dot_x8 to the bit.
@@ -464,6 +496,7 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
           ASSERT_EQ(Bits(best.vec_dot_batch(n, w.data(), a.data())),
                     Bits(ref.vec_dot_batch(n, w.data(), a.data())));
         }
+        if (ref.vec_dot_tile != nullptr) CheckTile(wt, n, w, a, seed);
         if (ref.vec_dot_x8 == nullptr) continue;
         std::vector<uint8_t> a3(a);  // three activation rows at once: a, zeros, a
         a3.resize(3 * a.size());

@@ -129,6 +129,38 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
     });
     return;
   }
+  if (wf.vec_dot_tile != nullptr) {
+    // kTileRows rows x up to kTileActs consecutive one-token calls per kernel
+    // call; each output is exactly vec_dot's. Rows past the last whole tile
+    // take vec_dot.
+    const int64_t units = (w.rows + kTileRows - 1) / kTileRows;
+    for_tiles(units, std::max<int64_t>(1, kRowGrain / kTileRows), [&](int64_t u, size_t c0, size_t c1) {
+      const int64_t r0 = u * kTileRows;
+      for (size_t c = c0; c < c1;) {
+        const int t = calls[c].t;
+        int n_act = 1;
+        while (n_act < kTileActs && c + n_act < c1 && calls[c + n_act].t == t + n_act) ++n_act;
+        if (r0 + kTileRows <= w.rows) {
+          float out[kTileRows * kTileActs];
+          wf.vec_dot_tile(w.cols, w.row(r0), w.row_bytes, act + t * act_row_bytes, act_row_bytes,
+                          n_act, out);
+          for (int i = 0; i < n_act; ++i) {
+            std::copy(out + kTileRows * i, out + kTileRows * (i + 1),
+                      y + static_cast<int64_t>(t + i) * w.rows + r0);
+          }
+        } else {
+          for (int i = 0; i < n_act; ++i) {
+            for (int64_t r = r0; r < w.rows; ++r) {
+              y[static_cast<int64_t>(t + i) * w.rows + r] =
+                  wf.vec_dot(w.cols, w.row(r), act + (t + i) * act_row_bytes);
+            }
+          }
+        }
+        c += n_act;
+      }
+    });
+    return;
+  }
   // llamafile's sgemm (f32 / f16) takes batches when rows % 4 == 0.
   const VecDotFn batch_dot =
       wf.vec_dot_batch != nullptr && w.rows % 4 == 0 ? wf.vec_dot_batch : wf.vec_dot;

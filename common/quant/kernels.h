@@ -58,6 +58,17 @@ float VecDotQ4_1(int64_t n, const void* w, const void* a);  // a: q8_1
 float VecDotQ5_0(int64_t n, const void* w, const void* a);  // a: q8_0
 float VecDotQ5_1(int64_t n, const void* w, const void* a);  // a: q8_1
 float VecDotQ8_0(int64_t n, const void* w, const void* a);  // a: q8_0
+// vec_dot over kTileRows x n_act (tensor_format.h VecDotTileFn).
+void VecDotTileQ4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ4_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ5_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ5_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ8_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
 void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 // Eight rows `row_bytes` apart against one activation row -> out[0..7]
@@ -124,6 +135,16 @@ float VecDotQ4_1(int64_t n, const void* w, const void* a);
 float VecDotQ5_0(int64_t n, const void* w, const void* a);
 float VecDotQ5_1(int64_t n, const void* w, const void* a);
 float VecDotQ8_0(int64_t n, const void* w, const void* a);
+void VecDotTileQ4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ4_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ5_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ5_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
+void VecDotTileQ8_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out);
 void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,

@@ -16,6 +16,7 @@
 #include "common/quant/blocks.h"
 #include "common/quant/kernels.h"
 #include "common/quant/simd_avx2.h"
+#include "common/tensor_format.h"
 
 namespace shardlm::quant::avx2 {
 namespace {
@@ -97,6 +98,75 @@ float VecDot(int64_t n, const void* w, const void* a) {
   }
   if constexpr (T::kHasMin) return HorizontalSum(acc) + summs;
   return HorizontalSum(acc);
+}
+
+// VecDot for kTileRows rows x kActs activation rows: each weight block is
+// unpacked once per tile and each activation block loaded once; every
+// output keeps VecDot's own 8-lane FMA chain and final sum, so it equals
+// VecDot to the bit.
+template <class T, int kActs>
+void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                float* out) {
+  using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
+  constexpr int kRows = kTileRows;
+  const typename T::Block* rows[kRows];
+  for (int r = 0; r < kRows; ++r)
+    rows[r] = reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) +
+                                                         r * row_bytes);
+  const Act* act[kActs];
+  for (int t = 0; t < kActs; ++t)
+    act[t] = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  __m256 acc[kActs][kRows];
+  float summs[kActs][kRows] = {};
+  for (auto& row : acc)
+    for (__m256& v : row) v = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQK; ++ib) {
+    __m256i q[kRows];
+    float dw[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      // Short interleaved streams defeat the hardware prefetcher: fetch the
+      // same block of the next tile's rows (MatMul's next call) meanwhile.
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ib) + kRows * row_bytes, _MM_HINT_T0);
+      q[r] = T::Levels(rows[r][ib]);
+      dw[r] = F16(rows[r][ib].d);
+    }
+    for (int t = 0; t < kActs; ++t) {
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
+      const float da = F16(act[t][ib].d);
+      for (int r = 0; r < kRows; ++r) {
+        acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da),
+                                    _mm256_cvtepi32_ps(BlockDot<T>(q[r], y)), acc[t][r]);
+        if constexpr (T::kHasMin) {
+          summs[t][r] = std::fma(F16(rows[r][ib].m), F16(act[t][ib].s), summs[t][r]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < kActs; ++t) {
+    for (int r = 0; r < kRows; ++r) {
+      out[kRows * t + r] = HorizontalSum(acc[t][r]);
+      if constexpr (T::kHasMin) out[kRows * t + r] += summs[t][r];
+    }
+  }
+}
+
+template <class T>
+void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out) {
+  static_assert(kTileActs >= 1 && kTileActs <= 4);
+  switch (n_act) {
+    case 1:
+      return VecDotTile<T, 1>(n, w, row_bytes, a, a_stride, out);
+    case 2:
+      if constexpr (kTileActs >= 2) return VecDotTile<T, 2>(n, w, row_bytes, a, a_stride, out);
+      break;
+    case 3:
+      if constexpr (kTileActs >= 3) return VecDotTile<T, 3>(n, w, row_bytes, a, a_stride, out);
+      break;
+    default:
+      if constexpr (kTileActs >= 4) return VecDotTile<T, 4>(n, w, row_bytes, a, a_stride, out);
+      break;
+  }
 }
 
 // Eight rows, each an FMA chain over its blocks (legacy.cc VecDotX8): the
@@ -231,6 +301,17 @@ float VecDotQ4_1(int64_t n, const void* w, const void* a) { return VecDot<Q4_1>(
 float VecDotQ5_0(int64_t n, const void* w, const void* a) { return VecDot<Q5_0>(n, w, a); }
 float VecDotQ5_1(int64_t n, const void* w, const void* a) { return VecDot<Q5_1>(n, w, a); }
 float VecDotQ8_0(int64_t n, const void* w, const void* a) { return VecDot<Q8_0>(n, w, a); }
+#define SHARDLM_TILE(Name)                                                                    \
+  void VecDotTile##Name(int64_t n, const void* w, size_t row_bytes, const void* a,               \
+                        size_t a_stride, int n_act, float* out) {                                \
+    VecDotTileActs<Name>(n, w, row_bytes, a, a_stride, n_act, out);                              \
+  }
+SHARDLM_TILE(Q4_0)
+SHARDLM_TILE(Q4_1)
+SHARDLM_TILE(Q5_0)
+SHARDLM_TILE(Q5_1)
+SHARDLM_TILE(Q8_0)
+#undef SHARDLM_TILE
 void DequantizeQ4_0(const void* src, float* dst, int64_t n) { Dequantize<Q4_0>(src, dst, n); }
 void DequantizeQ8_0(const void* src, float* dst, int64_t n) { Dequantize<Q8_0>(src, dst, n); }
 void QuantizeQ8_0(const float* src, void* dst, int64_t n) {
