@@ -1,7 +1,8 @@
-// Kernel micro-benchmarks: one matrix-vector product per weight type (every
-// row's vec_dot against one quantized activation row; vec_dot_x8 over groups
-// of 8 rows for the types MatMul runs that way), reference vs best kernel
-// set, reported as GB/s of weights streamed; and the quantizers (q8_0, q8_1,
+// Kernel micro-benchmarks: one matrix product per weight type and kernel
+// shape (vec_dot per row and token; vec_dot_x8 over groups of 8 rows;
+// vec_dot_tile; the interleaved layout's gemm) against 1 or 4 quantized
+// activation rows, reference vs best kernel set, reported as GB/s of
+// weights streamed (per call, so 4 tokens count the weights once); and the quantizers (q8_0, q8_1,
 // q8_K, f16; weight and activation kinds) in GB/s of floats read.
 //
 // Matrices are 2048 columns x {2048, 16384} rows: 2048 rows is 1.2-8.4 MB of
@@ -39,7 +40,12 @@ std::string SetName(KernelSet set) {
   return set == KernelSet::kReference ? "reference" : std::string(BestKernelName());
 }
 
-void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set, bool x8) {
+// How the rows are multiplied: one vec_dot per row and token; vec_dot_x8
+// over groups of 8 rows; vec_dot_tile over kTileRows rows x kTileActs
+// tokens; the interleaved layout's gemm over groups of 8 rows.
+enum class Kind { kVecDot, kX8, kTile, kInterleaved };
+
+void BM_MatMul(benchmark::State& state, GgmlType type, KernelSet set, Kind kind, int n_act) {
   const int64_t rows = state.range(0);
   const TensorFormat& f = Format(type, set);
   const size_t row_bytes = *RowBytes(type, kCols);
@@ -53,18 +59,63 @@ void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set, bool x8) {
     std::memcpy(&matrix[r * row_bytes], distinct.data(),
                 row_bytes * std::min<int64_t>(kDistinctRows, rows - r));
   }
-  std::vector<uint8_t> act(*RowBytes(f.vec_dot_type, kCols));
-  const std::vector<float> x = Gaussian(kCols, 2);
+  std::vector<uint8_t> interleaved;
+  const size_t group_bytes =
+      f.interleaved_x8 == nullptr ? 0 : kCols / f.info.block_size * f.interleaved_x8->block_bytes;
+  if (kind == Kind::kInterleaved) {
+    interleaved.resize(rows / 8 * group_bytes);
+    for (int64_t r = 0; r < rows; r += 8) {
+      f.interleaved_x8->interleave(&matrix[r * row_bytes], row_bytes, kCols,
+                                   &interleaved[r / 8 * group_bytes]);
+    }
+  }
+  const size_t act_bytes = *RowBytes(f.vec_dot_type, kCols);
+  std::vector<uint8_t> act(act_bytes * n_act);
   const TensorFormat& af = Format(f.vec_dot_type, KernelSet::kReference);  // f32: as is
-  (af.quantize_activation ? af.quantize_activation : af.quantize)(x.data(), act.data(), kCols);
-  std::vector<float> y(rows);
+  for (int t = 0; t < n_act; ++t) {
+    const std::vector<float> x = Gaussian(kCols, 2 + t);
+    (af.quantize_activation ? af.quantize_activation : af.quantize)(x.data(), &act[t * act_bytes],
+                                                                    kCols);
+  }
+  const int64_t n_blocks = kCols / f.info.block_size;
+  std::vector<int16_t> sums(n_blocks * n_act);
+  if (kind == Kind::kInterleaved && f.interleaved_x8->block_sums != nullptr) {
+    for (int t = 0; t < n_act; ++t)
+      f.interleaved_x8->block_sums(&act[t * act_bytes], kCols, &sums[t * n_blocks]);
+  }
+  std::vector<float> y(rows * n_act);
+  float out[4 * 8];
   for (auto _ : state) {
-    if (x8) {
-      for (int64_t r = 0; r < rows; r += 8)
-        f.vec_dot_x8(kCols, &matrix[r * row_bytes], row_bytes, act.data(), 0, 1, &y[r], false);
-    } else {
-      for (int64_t r = 0; r < rows; ++r)
-        y[r] = f.vec_dot(kCols, &matrix[r * row_bytes], act.data());
+    switch (kind) {
+      case Kind::kVecDot:
+        for (int t = 0; t < n_act; ++t)
+          for (int64_t r = 0; r < rows; ++r)
+            y[t * rows + r] = f.vec_dot(kCols, &matrix[r * row_bytes], &act[t * act_bytes]);
+        break;
+      case Kind::kX8:
+        for (int64_t r = 0; r < rows; r += 8) {
+          f.vec_dot_x8(kCols, &matrix[r * row_bytes], row_bytes, act.data(), act_bytes, n_act, out,
+                       n_act == 4);
+          std::copy(out, out + 8 * n_act, &y[r * n_act]);
+        }
+        break;
+      case Kind::kTile:
+        for (int64_t r = 0; r < rows; r += kTileRows) {
+          for (int t = 0; t < n_act; t += kTileActs) {
+            const int count = std::min(kTileActs, n_act - t);
+            f.vec_dot_tile(kCols, &matrix[r * row_bytes], row_bytes, &act[t * act_bytes], act_bytes,
+                           count, out);
+            std::copy(out, out + kTileRows * count, &y[r * n_act + kTileRows * t]);
+          }
+        }
+        break;
+      case Kind::kInterleaved:
+        for (int64_t r = 0; r < rows; r += 8) {
+          f.interleaved_x8->gemm(kCols, &interleaved[r / 8 * group_bytes], act.data(), act_bytes,
+                                 sums.data(), n_blocks, n_act, out, n_act == 4);
+          std::copy(out, out + 8 * n_act, &y[r * n_act]);
+        }
+        break;
     }
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
@@ -72,6 +123,7 @@ void BM_VecDot(benchmark::State& state, GgmlType type, KernelSet set, bool x8) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * rows *
                           static_cast<int64_t>(row_bytes));
   state.counters["MB_weights"] = static_cast<double>(rows * row_bytes) / 1e6;
+  state.counters["tokens"] = n_act;
 }
 
 void BM_Quantize(benchmark::State& state, GgmlType type, KernelSet set, bool activation) {
@@ -95,16 +147,31 @@ void RegisterAll() {
                               GgmlType::kQ8_0, GgmlType::kQ2_K, GgmlType::kQ3_K, GgmlType::kQ4_K,
                               GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kF16,  GgmlType::kBF16,
                               GgmlType::kF32};
+  const struct {
+    Kind kind;
+    const char* name;
+  } kinds[] = {{Kind::kVecDot, "vec_dot"},
+               {Kind::kX8, "vec_dot_x8"},
+               {Kind::kTile, "vec_dot_tile"},
+               {Kind::kInterleaved, "interleaved_x8"}};
   for (GgmlType t : weights) {
-    for (bool x8 : {false, true}) {
-      if (x8 && Format(t).vec_dot_x8 == nullptr) continue;
-      for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
-        const std::string name = std::string(x8 ? "vec_dot_x8/" : "vec_dot/") +
-                                 std::string(TypeInfo(t).name) + "/" + SetName(set);
-        benchmark::RegisterBenchmark(name.c_str(), BM_VecDot, t, set, x8)
-            ->Arg(2048)
-            ->Arg(16384)
-            ->Unit(benchmark::kMicrosecond);
+    const TensorFormat& f = Format(t);
+    for (const auto& k : kinds) {
+      if ((k.kind == Kind::kX8 && f.vec_dot_x8 == nullptr) ||
+          (k.kind == Kind::kTile && f.vec_dot_tile == nullptr) ||
+          (k.kind == Kind::kInterleaved && f.interleaved_x8 == nullptr)) {
+        continue;
+      }
+      // 1 token: the decode regime; 4 tokens: a prompt's batch per call.
+      for (int n_act : {1, 4}) {
+        for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+          const std::string name = std::string(k.name) + "/" + std::string(TypeInfo(t).name) +
+                                   "/" + SetName(set) + "/tokens:" + std::to_string(n_act);
+          benchmark::RegisterBenchmark(name.c_str(), BM_MatMul, t, set, k.kind, n_act)
+              ->Arg(2048)
+              ->Arg(16384)
+              ->Unit(benchmark::kMicrosecond);
+        }
       }
     }
   }

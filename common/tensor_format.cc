@@ -12,6 +12,7 @@
 #endif
 
 #include "common/logging.h"
+#include "common/quant/blocks.h"
 #include "common/quant/kernels.h"
 
 namespace shardlm {
@@ -108,8 +109,11 @@ struct InterleavedRow {
   decltype(InterleavedX8Kernels::gemm) gemm_avx2;
 };
 constexpr InterleavedRow kInterleavedRows[] = {
-    {T::kQ4_0, {ref::InterleaveQ4_0x8, ref::BlockSumsQ8_0, ref::GemmQ4_0x8},
+    {T::kQ4_0,
+     {sizeof(quant::BlockQ4_0x8), ref::InterleaveQ4_0x8, ref::BlockSumsQ8_0, ref::GemmQ4_0x8},
      SHARDLM_AVX2(GemmQ4_0x8)},
+    {T::kQ4_K, {sizeof(quant::BlockQ4_Kx8), ref::InterleaveQ4_Kx8, nullptr, ref::GemmQ4_Kx8},
+     SHARDLM_AVX2(GemmQ4_Kx8)},
 };
 #undef SHARDLM_AVX2
 

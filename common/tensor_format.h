@@ -38,19 +38,22 @@ using VecDotTileFn = void (*)(int64_t n, const void* w, size_t row_bytes, const 
                               size_t a_stride, int n_act, float* out);
 
 // Weights stored interleaved 8 rows per block group (a load-time layout of
-// this engine, e.g. quant::BlockQ4_0x8), for types whose 8-row product does
-// not depend on the batch shape. `gemm` reads one group (8 rows) against
-// n_act (1..4) activation rows `a_stride` bytes apart and writes
-// out[8 t + r], equal to the bit to vec_dot_x8 on the plain rows; `sums`
-// holds each activation row's block_sums, `sums_stride` apart.
+// this engine: quant::BlockQ4_0x8, quant::BlockQ4_Kx8). `gemm` reads one
+// group (8 rows) against n_act (1..4) activation rows `a_stride` bytes apart
+// and writes out[8 t + r], equal to the bit to vec_dot_x8 on the plain rows
+// with the same `gemm_order` flag; `sums` holds each activation row's
+// block_sums, `sums_stride` apart (null where the type needs none).
 struct InterleavedX8Kernels {
+  // Bytes of one interleaved block: 8 rows x one block of elements.
+  size_t block_bytes;
   // 8 plain rows `row_bytes` apart, n elements each -> one interleaved group
-  // of the same size (8 * row_bytes) at dst.
+  // (n / block size interleaved blocks) at dst.
   void (*interleave)(const void* rows, size_t row_bytes, int64_t n, void* dst);
-  // Per-block sums of one activation row's integer levels (n / block size).
+  // Null, or the per-block sums of one activation row's integer levels
+  // (n / block size of them) that `gemm` needs.
   void (*block_sums)(const void* a, int64_t n, int16_t* sums);
   void (*gemm)(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-               size_t sums_stride, int n_act, float* out);
+               size_t sums_stride, int n_act, float* out, bool gemm_order);
 };
 
 // Every kernel computes what llama.cpp's CPU backend (v0.4.0, x86) computes,

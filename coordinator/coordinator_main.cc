@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
                  "worker addresses, comma-separated; workers of the same layers are replicas");
   args.AddString("--listen", &o.listen, "address to serve on");
   args.AddInt("--max-active", &o.engine.max_active, "sequences decoded together");
+  args.AddInt("--micro-batches", &o.engine.micro_batches,
+              "groups of sequences in flight at once (0: one per layer range)");
   args.AddInt("--max-queued", &o.engine.max_queued, "requests waiting beyond that");
   args.AddInt("--prefill-chunk", &o.engine.prefill_chunk, "prompt tokens per sequence per step");
   args.AddInt("--max-batch-tokens", &o.engine.max_batch_tokens, "tokens per step");

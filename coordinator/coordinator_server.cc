@@ -48,6 +48,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   auto status = options.on_status ? options.on_status : [](const std::string& line) {
     SHARDLM_LOG(kInfo, "%s", line);
   };
+  RETURN_IF_ERROR(ValidateEngineOptions(options.engine));
   auto st = std::make_unique<State>();
   ASSIGN_OR_RETURN(st->file, GgufFile::Open(options.model_path));
   ASSIGN_OR_RETURN(st->config, ModelConfig::FromGguf(*st->file));

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace shardlm {
 
@@ -65,6 +66,20 @@ struct Engine::Batch {
   std::vector<Sequence*> seqs;
   std::vector<int> counts;  // tokens of each sequence in the batch
 };
+
+absl::Status ValidateEngineOptions(const EngineOptions& o) {
+  auto check = [](bool ok, const char* flag, int value, const char* range) {
+    return ok ? absl::OkStatus()
+              : absl::InvalidArgumentError(absl::StrCat(flag, " is ", value, ", must be ", range));
+  };
+  RETURN_IF_ERROR(check(o.max_active >= 1, "--max-active", o.max_active, ">= 1"));
+  RETURN_IF_ERROR(check(o.max_queued >= 0, "--max-queued", o.max_queued, ">= 0"));
+  RETURN_IF_ERROR(check(o.prefill_chunk >= 1, "--prefill-chunk", o.prefill_chunk, ">= 1"));
+  RETURN_IF_ERROR(
+      check(o.max_batch_tokens >= 1, "--max-batch-tokens", o.max_batch_tokens, ">= 1"));
+  return check(o.micro_batches >= 0 && o.micro_batches <= 64, "--micro-batches", o.micro_batches,
+               "0 (one per layer range) to 64");
+}
 
 Engine::Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions options)
     : pipeline_(pipeline), tokenizer_(tokenizer), options_(options) {

@@ -48,6 +48,9 @@ struct EngineOptions {
   absl::Duration health_interval = absl::Seconds(1);    // probing stages (0: never)
 };
 
+// Options out of range -> INVALID_ARGUMENT naming the flag.
+absl::Status ValidateEngineOptions(const EngineOptions& options);
+
 struct GenerationRequest {
   std::vector<int32_t> prompt;  // token ids, BOS included when wanted
   SamplingParams params;

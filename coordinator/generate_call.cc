@@ -87,8 +87,7 @@ class GenerateCall::Bridge : public GenerationObserver {
 
 GenerateCall::GenerateCall(Engine* engine, const Tokenizer* tokenizer, GenerationRequest request,
                            const grpc::Status& invalid)
-    : engine_(engine), tokenizer_(tokenizer) {
-  bridge_ = std::make_shared<Bridge>(this, tokenizer);
+    : engine_(engine), bridge_(std::make_shared<Bridge>(this, tokenizer)) {
   grpc::Status refusal = invalid;
   if (refusal.ok()) {
     absl::StatusOr<uint64_t> id = engine_->Submit(std::move(request), bridge_);

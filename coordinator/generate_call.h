@@ -34,8 +34,7 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   void Pump();
 
   Engine* engine_;
-  const Tokenizer* tokenizer_;
-  std::shared_ptr<Bridge> bridge_;
+  std::shared_ptr<Bridge> bridge_;  // holds the tokenizer (token pieces)
   std::atomic<uint64_t> request_id_{0};  // set once Submit succeeds
 
   std::mutex mu_;

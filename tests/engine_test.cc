@@ -109,6 +109,23 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
 };
 
+TEST(EngineOptionsTest, OutOfRangeOptionsNameTheFlag) {
+  EXPECT_TRUE(ValidateEngineOptions(EngineOptions{}).ok());
+  EngineOptions o;
+  o.micro_batches = 4;
+  EXPECT_TRUE(ValidateEngineOptions(o).ok());
+  o.micro_batches = -1;
+  absl::Status st = ValidateEngineOptions(o);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("--micro-batches is -1"), std::string::npos) << st;
+  o = EngineOptions{};
+  o.max_active = 0;
+  EXPECT_NE(ValidateEngineOptions(o).message().find("--max-active"), std::string::npos);
+  o = EngineOptions{};
+  o.prefill_chunk = 0;
+  EXPECT_NE(ValidateEngineOptions(o).message().find("--prefill-chunk"), std::string::npos);
+}
+
 TEST_F(EngineTest, StoriesGreedy200TokensIsLlama2cExpectedText) {
   Open(TestDataPath("models/stories260K.gguf"), {{0, 5}});
   SamplingParams p = SamplingParams::Greedy();

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <cctype>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -147,7 +148,18 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"stories260K.gguf", "stories260K.lily", {{0, 1}, {1, 4}, {4, 5}}},
                       Case{"stories260K.gguf", "stories260K.once", {{0, 1}, {1, 2}, {2, 4}, {4, 5}}},
                       Case{"nano-q4_k_m.gguf", "nano-q4_k_m.story", {{0, 3}, {3, 4}}},
-                      Case{"nano-q4_0.gguf", "nano-q4_0.lily", {{0, 1}, {1, 2}, {2, 3}, {3, 4}}}));
+                      Case{"nano-q4_0.gguf", "nano-q4_0.lily", {{0, 1}, {1, 2}, {2, 3}, {3, 4}}}),
+    // e.g. "stories260K_lily_0to1_1to4_4to5": golden prompt and the split.
+    [](const ::testing::TestParamInfo<Case>& info) {
+      std::string name = info.param.golden;
+      for (const auto& [first, last] : info.param.split) {
+        name += "_" + std::to_string(first) + "to" + std::to_string(last);
+      }
+      for (char& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name;
+    });
 
 TEST(PipelineE2eFaultTest, CancelledStreamFreesKvOnEveryWorker) {
   const std::string model = TestDataPath("models/stories260K.gguf");

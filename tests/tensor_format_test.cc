@@ -419,9 +419,10 @@ void CheckInterleaved(GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
   const TensorFormat& best = Format(wt, KernelSet::kBest);
   ASSERT_NE(best.interleaved_x8, nullptr);
   const size_t row_bytes = w.size() / 8;
-  std::vector<uint8_t> group(w.size());
+  const int64_t n_blocks = n / ref.info.block_size;
+  std::vector<uint8_t> group(n_blocks * ref.interleaved_x8->block_bytes);
   ref.interleaved_x8->interleave(w.data(), row_bytes, n, group.data());
-  ASSERT_NE(group, w);  // a different layout of the same bytes
+  ASSERT_NE(group, w);  // another layout of the same values
   const TensorFormat& af = Format(ref.vec_dot_type, KernelSet::kReference);
   std::vector<uint8_t> acts(4 * a.size());
   std::copy(a.begin(), a.end(), acts.begin());
@@ -430,24 +431,27 @@ void CheckInterleaved(GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
     af.quantize_activation(RandomRow(n, t == 2 ? Dist::kOutliers : Dist::kGauss, seed + 7 * t).data(),
                            acts.data() + t * a.size(), n);
   }
-  const int64_t n_blocks = n / ref.info.block_size;
   std::vector<int16_t> sums(4 * n_blocks);
-  for (int t = 0; t < 4; ++t) {
-    ref.interleaved_x8->block_sums(acts.data() + t * a.size(), n, sums.data() + t * n_blocks);
+  if (ref.interleaved_x8->block_sums != nullptr) {
+    for (int t = 0; t < 4; ++t) {
+      ref.interleaved_x8->block_sums(acts.data() + t * a.size(), n, sums.data() + t * n_blocks);
+    }
   }
-  float want[4 * 8];
-  for (int t = 0; t < 4; ++t) {
-    ref.vec_dot_x8(n, w.data(), row_bytes, acts.data() + t * a.size(), 0, 1, want + 8 * t, false);
-  }
-  for (int n_act = 1; n_act <= 4; ++n_act) {
-    for (const TensorFormat* f : {&ref, &best}) {
-      float got[4 * 8];
-      f->interleaved_x8->gemm(n, group.data(), acts.data(), a.size(), sums.data(), n_blocks, n_act,
-                              got);
-      for (int i = 0; i < 8 * n_act; ++i) {
-        ASSERT_EQ(Bits(got[i]), Bits(want[i]))
-            << (f == &ref ? "reference" : "best") << " n_act " << n_act << " act " << i / 8
-            << " row " << i % 8;
+  for (bool gemm : {false, true}) {
+    float want[4 * 8];
+    for (int t = 0; t < 4; ++t) {
+      ref.vec_dot_x8(n, w.data(), row_bytes, acts.data() + t * a.size(), 0, 1, want + 8 * t, gemm);
+    }
+    for (int n_act = 1; n_act <= 4; ++n_act) {
+      for (const TensorFormat* f : {&ref, &best}) {
+        float got[4 * 8];
+        f->interleaved_x8->gemm(n, group.data(), acts.data(), a.size(), sums.data(), n_blocks, n_act,
+                                got, gemm);
+        for (int i = 0; i < 8 * n_act; ++i) {
+          ASSERT_EQ(Bits(got[i]), Bits(want[i]))
+              << (f == &ref ? "reference" : "best") << " gemm " << gemm << " n_act " << n_act
+              << " act " << i / 8 << " row " << i % 8;
+        }
       }
     }
   }

@@ -195,6 +195,8 @@ int RunServeCommand(int argc, char** argv, int first) {
   args.AddString("--kv-budget", &o.kv_budget, "KV-cache budget per worker, e.g. 2G");
   args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
   args.AddInt("--max-active", &o.coordinator.engine.max_active, "sequences decoded together");
+  args.AddInt("--micro-batches", &o.coordinator.engine.micro_batches,
+              "groups of sequences in flight at once (0: one per layer range)");
   args.AddInt("--max-queued", &o.coordinator.engine.max_queued, "requests waiting beyond that");
   args.AddString("--hidden-dtype", &o.coordinator.hidden_dtype, "hidden states between workers: f32, f16, bf16");
   args.AddString("--http-listen", &o.coordinator.http_listen,

@@ -107,7 +107,9 @@ void StageWeights::InterleaveMatrix(const GgufFile& file, WeightMatrix* m, bool 
 }
 
 int64_t StageWeights::bytes() const {
-  auto m = [](const WeightMatrix& w) { return static_cast<int64_t>(w.rows * w.row_bytes); };
+  auto m = [](const WeightMatrix& w) {
+    return static_cast<int64_t>(w.interleaved ? w.rows / 8 * w.group_bytes : w.rows * w.row_bytes);
+  };
   int64_t total = m(token_embd) + m(output);
   for (const LayerWeights& l : layers) {
     total += m(l.wq) + m(l.wk) + m(l.wv) + m(l.wo) + m(l.ffn_gate) + m(l.ffn_up) + m(l.ffn_down);

@@ -94,16 +94,22 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
   if (w.interleaved) {
     const InterleavedX8Kernels& k = *wf.interleaved_x8;
     const int64_t n_blocks = w.cols / wf.info.block_size;
-    scratch->block_sums.resize(n_blocks * n_tokens);
-    int16_t* sums = scratch->block_sums.data();
-    for (int t = 0; t < n_tokens; ++t) k.block_sums(act + t * act_row_bytes, w.cols, sums + t * n_blocks);
+    int16_t* sums = nullptr;
+    if (k.block_sums != nullptr) {
+      scratch->block_sums.resize(n_blocks * n_tokens);
+      sums = scratch->block_sums.data();
+      for (int t = 0; t < n_tokens; ++t) {
+        k.block_sums(act + t * act_row_bytes, w.cols, sums + t * n_blocks);
+      }
+    }
     for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
       float out[4 * 8];
-      const uint8_t* group = w.row(8 * g);
+      const uint8_t* group = w.group(g);
       for (size_t c = c0; c < c1; ++c) {
         const Call& call = calls[c];
-        k.gemm(w.cols, group, act + call.t * act_row_bytes, act_row_bytes, sums + call.t * n_blocks,
-               n_blocks, call.count, out);
+        k.gemm(w.cols, group, act + call.t * act_row_bytes, act_row_bytes,
+               sums == nullptr ? nullptr : sums + call.t * n_blocks, n_blocks, call.count, out,
+               call.gemm);
         for (int i = 0; i < call.count; ++i) {
           std::copy(out + 8 * i, out + 8 * i + 8,
                     y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
@@ -177,7 +183,8 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
 bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage) {
   const InterleavedX8Kernels* k = Format(w->type).interleaved_x8;
   if (k == nullptr || w->interleaved || w->rows % 8 != 0) return false;
-  const size_t group_bytes = 8 * w->row_bytes;
+  const size_t group_bytes = static_cast<size_t>(w->cols / Format(w->type).info.block_size) *
+                             k->block_bytes;
   auto out = std::make_unique_for_overwrite<uint8_t[]>(group_bytes * (w->rows / 8));
   uint8_t* dst = out.get();
   // Serial: runs once at load, before the stage's thread arena exists.
@@ -186,6 +193,7 @@ bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage) {
   }
   w->data = dst;
   w->interleaved = true;
+  w->group_bytes = group_bytes;
   *storage = std::move(out);
   return true;
 }

@@ -23,9 +23,12 @@ struct WeightMatrix {
   int64_t rows = 0;  // ne[1]: the output dimension
   size_t row_bytes = 0;
   // Stored in the type's interleaved layout (TensorFormat::interleaved_x8):
-  // rows 8g..8g+7 form one group at row(8 g); single rows are not readable.
+  // rows 8g..8g+7 form one group of group_bytes at group(g); single rows are
+  // not readable.
   bool interleaved = false;
+  size_t group_bytes = 0;
   const uint8_t* row(int64_t r) const { return data + r * row_bytes; }
+  const uint8_t* group(int64_t g) const { return data + g * group_bytes; }
 };
 
 // One kernel call of MatMul: activation rows [t, t + count).

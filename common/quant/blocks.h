@@ -124,6 +124,20 @@ struct BlockQ6_K {
   uint16_t d;
 };
 
+// q4_K x 8 rows, interleaved (load-time layout, not a GGUF type): super-
+// block i of 8 consecutive rows, scales and mins unpacked to bytes as
+// [sub-block][row]. qs holds 4 groups g of 8 chunks m of 32 bytes: byte
+// 256 g + 32 m + 4 r + e is byte 32 g + 4 m + e of row r's qs, so the low
+// nibbles of one chunk are elements 64g + 4m .. +3 of all 8 rows and the high
+// nibbles elements 64g + 32 + 4m .. +3. 1184 bytes (8 plain blocks: 1152).
+struct BlockQ4_Kx8 {
+  uint16_t d[8];
+  uint16_t dmin[8];
+  uint8_t scales[8][8];  // [sub-block j][row r]
+  uint8_t mins[8][8];
+  uint8_t qs[8 * kQKK / 2];
+};
+
 // q8_K (activations for K-quants): float scale, q in [-127, 127], and the sum
 // of each group of 16 qs so the weights' min terms need no extra pass.
 struct BlockQ8_K {
@@ -134,6 +148,7 @@ struct BlockQ8_K {
 
 static_assert(sizeof(BlockQ4_0) == 18);
 static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
+static_assert(sizeof(BlockQ4_Kx8) == 1184);
 static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);

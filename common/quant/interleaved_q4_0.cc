@@ -38,7 +38,8 @@ void BlockSumsQ8_0(const void* a, int64_t n, int16_t* sums) {
 }
 
 void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride,
-                const int16_t* /*sums*/, size_t /*sums_stride*/, int n_act, float* out) {
+                const int16_t* /*sums*/, size_t /*sums_stride*/, int n_act, float* out,
+                bool /*gemm*/) {
   const auto* wb = static_cast<const BlockQ4_0x8*>(w);
   for (int t = 0; t < n_act; ++t) {
     const auto* ab =

@@ -70,7 +70,7 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride, const int16_
 }  // namespace
 
 void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-                size_t sums_stride, int n_act, float* out) {
+                size_t sums_stride, int n_act, float* out, bool /*gemm*/) {
   switch (n_act) {
     case 1:
       return Gemm<1>(n, w, a, a_stride, sums, sums_stride, out);

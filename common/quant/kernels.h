@@ -81,7 +81,7 @@ void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, siz
 void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst);
 void BlockSumsQ8_0(const void* a, int64_t n, int16_t* sums);
 void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-                size_t sums_stride, int n_act, float* out);
+                size_t sums_stride, int n_act, float* out, bool gemm);
 
 void DequantizeQ2_K(const void* src, float* dst, int64_t n);
 void DequantizeQ3_K(const void* src, float* dst, int64_t n);
@@ -104,6 +104,11 @@ void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, siz
                   int n_act, float* out, bool gemm);
 void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
+// The interleaved q4_K layout (blocks.h BlockQ4_Kx8), as for q4_0 (its
+// activation sums come with the q8_K blocks).
+void InterleaveQ4_Kx8(const void* rows, size_t row_bytes, int64_t n, void* dst);
+void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
+                size_t sums_stride, int n_act, float* out, bool gemm);
 
 }  // namespace ref
 
@@ -150,7 +155,7 @@ void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
 void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-                size_t sums_stride, int n_act, float* out);
+                size_t sums_stride, int n_act, float* out, bool gemm);
 
 void QuantizeQ8_K(const float* src, void* dst, int64_t n);
 float VecDotQ2_K(int64_t n, const void* w, const void* a);
@@ -162,6 +167,8 @@ void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, siz
                   int n_act, float* out, bool gemm);
 void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
+void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
+                size_t sums_stride, int n_act, float* out, bool gemm);
 
 }  // namespace avx2
 
