@@ -20,6 +20,8 @@
 namespace shardlm::quant::avx2 {
 namespace {
 
+constexpr int kPrefetchBytes = 1024;
+
 inline __m256i Broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
@@ -41,6 +43,11 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride, const int16_
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
+    // One stream, but a short one per call: fetch a few blocks ahead (past
+    // the row's end this reads the next group, MatMul's next call).
+    _mm_prefetch(reinterpret_cast<const char*>(wb + ib) + kPrefetchBytes, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wb + ib) + kPrefetchBytes + 64, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wb + ib) + kPrefetchBytes + 128, _MM_HINT_T0);
     // int16 lanes: 8 maddubs of u <= 15 by |a| <= 127 add up to at most
     // 8 * 2 * 15 * 127 = 30480, inside int16.
     __m256i pair_sums[kActs];

@@ -55,6 +55,11 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride, float* out) 
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     const BlockQ4_Kx8& b = wb[i];
+    // One stream, but a short one per call: fetch the next super-block
+    // (past the row's end: the next group, MatMul's next call).
+    for (size_t off = 0; off < sizeof(b); off += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(&b) + sizeof(b) + off, _MM_HINT_T0);
+    }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
     const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
     __m256 scale[kActs], scale_min[kActs];
