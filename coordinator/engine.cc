@@ -243,7 +243,12 @@ void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& 
   // Text held back for a possible stop string or an unfinished character.
   std::string tail = s->detokenizer.Flush();
   tail = s->stops.Push(tail) + s->stops.Flush();
-  if (!tail.empty()) s->observer->OnToken(GeneratedToken{.id = -1, .text = tail});
+  if (!tail.empty()) {
+    GeneratedToken last;  // text only: no token of its own
+    last.id = -1;
+    last.text = std::move(tail);
+    s->observer->OnToken(last);
+  }
   GenerationStats st;
   st.prompt_tokens = s->n_prompt;
   st.generated_tokens = s->generated();
