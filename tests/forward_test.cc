@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "tests/golden.h"
@@ -140,6 +141,25 @@ TEST(ForwardTest, BatchedEqualsUnbatched) {
     }
   }
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
+}
+
+// Interleaved weights (q4_0, q4_K) give exactly the logits of the plain
+// mapped ones, for a prompt batch (gemm order) and single decode tokens.
+TEST(ForwardTest, InterleavedWeightsGiveIdenticalLogits) {
+  for (const char* model : {"models/nano-q4_0.gguf", "models/nano-q4_k_m.gguf"}) {
+    SCOPED_TRACE(model);
+    std::vector<float> logits[2];
+    for (bool interleave : {false, true}) {
+      StageOptions o;
+      o.kv_type = KvType::kF32;
+      o.interleave_weights = interleave;
+      auto stage = LlamaStage::Open(TestDataPath(model), o);
+      ASSERT_TRUE(stage.ok()) << stage.status();
+      logits[interleave] = ChunkedLogits(stage->get(), 1, {1, 403, 407, 261, 378, 317, 394, 261}, 5);
+    }
+    ASSERT_EQ(logits[0].size(), logits[1].size());
+    EXPECT_EQ(std::memcmp(logits[0].data(), logits[1].data(), logits[0].size() * sizeof(float)), 0);
+  }
 }
 
 // A pipeline of in-process stages equals the whole model: the hidden state

@@ -28,7 +28,8 @@ absl::StatusOr<std::unique_ptr<LlamaStage>> LlamaStage::Create(
   if (o.n_ctx <= 0) o.n_ctx = config.n_ctx_train;
   if (o.n_threads < 0) return absl::InvalidArgumentError("thread count must be >= 0");
   ASSIGN_OR_RETURN(StageWeights weights,
-                   StageWeights::Load(*file, config, o.first_layer, o.last_layer));
+                   StageWeights::Load(*file, config, o.first_layer, o.last_layer,
+                                      o.interleave_weights));
   return std::unique_ptr<LlamaStage>(
       new LlamaStage(std::move(file), std::move(config), std::move(weights), o));
 }

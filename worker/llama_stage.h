@@ -29,6 +29,9 @@ struct StageOptions {
   KvType kv_type = KvType::kF16;
   int64_t kv_budget_bytes = 0;  // 0: unlimited
   int n_ctx = 0;                // 0: the model's training context
+  // Copy q4_0 / q4_K matrices into their interleaved layout at load (the
+  // fast path; same numbers to the bit). false: compute from the mapping.
+  bool interleave_weights = true;
 };
 
 class LlamaStage : public Stage {

@@ -82,11 +82,11 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
   std::vector<Call>& calls = scratch->calls;
   PlanCalls(n_tokens, groups, x8, &calls);
   // Process all rows of a task against kCallTile calls, then the next calls.
-  auto for_tiles = [&](int64_t units, int64_t grain, auto&& body) {
+  auto for_tiles = [&](int64_t units, int64_t grain, auto&& body, size_t call_tile = kCallTile) {
     tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain),
                       [&](const tbb::blocked_range<int64_t>& range) {
-                        for (size_t c0 = 0; c0 < calls.size(); c0 += kCallTile) {
-                          const size_t c1 = std::min(calls.size(), c0 + kCallTile);
+                        for (size_t c0 = 0; c0 < calls.size(); c0 += call_tile) {
+                          const size_t c1 = std::min(calls.size(), c0 + call_tile);
                           for (int64_t u = range.begin(); u < range.end(); ++u) body(u, c0, c1);
                         }
                       });
@@ -140,31 +140,34 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
     // call; each output is exactly vec_dot's. Rows past the last whole tile
     // take vec_dot.
     const int64_t units = (w.rows + kTileRows - 1) / kTileRows;
-    for_tiles(units, std::max<int64_t>(1, kRowGrain / kTileRows), [&](int64_t u, size_t c0, size_t c1) {
-      const int64_t r0 = u * kTileRows;
-      for (size_t c = c0; c < c1;) {
-        const int t = calls[c].t;
-        int n_act = 1;
-        while (n_act < kTileActs && c + n_act < c1 && calls[c + n_act].t == t + n_act) ++n_act;
-        if (r0 + kTileRows <= w.rows) {
-          float out[kTileRows * kTileActs];
-          wf.vec_dot_tile(w.cols, w.row(r0), w.row_bytes, act + t * act_row_bytes, act_row_bytes,
-                          n_act, out);
-          for (int i = 0; i < n_act; ++i) {
-            std::copy(out + kTileRows * i, out + kTileRows * (i + 1),
-                      y + static_cast<int64_t>(t + i) * w.rows + r0);
-          }
-        } else {
-          for (int i = 0; i < n_act; ++i) {
-            for (int64_t r = r0; r < w.rows; ++r) {
-              y[static_cast<int64_t>(t + i) * w.rows + r] =
-                  wf.vec_dot(w.cols, w.row(r), act + (t + i) * act_row_bytes);
+    for_tiles(
+        units, std::max<int64_t>(1, kRowGrain / kTileRows),
+        [&](int64_t u, size_t c0, size_t c1) {
+          const int64_t r0 = u * kTileRows;
+          for (size_t c = c0; c < c1;) {
+            const int t = calls[c].t;
+            int n_act = 1;
+            while (n_act < kTileActs && c + n_act < c1 && calls[c + n_act].t == t + n_act) ++n_act;
+            if (r0 + kTileRows <= w.rows) {
+              float out[kTileRows * kTileActs];
+              wf.vec_dot_tile(w.cols, w.row(r0), w.row_bytes, act + t * act_row_bytes,
+                              act_row_bytes, n_act, out);
+              for (int i = 0; i < n_act; ++i) {
+                std::copy(out + kTileRows * i, out + kTileRows * (i + 1),
+                          y + static_cast<int64_t>(t + i) * w.rows + r0);
+              }
+            } else {
+              for (int i = 0; i < n_act; ++i) {
+                for (int64_t r = r0; r < w.rows; ++r) {
+                  y[static_cast<int64_t>(t + i) * w.rows + r] =
+                      wf.vec_dot(w.cols, w.row(r), act + (t + i) * act_row_bytes);
+                }
+              }
             }
+            c += n_act;
           }
-        }
-        c += n_act;
-      }
-    });
+        },
+        /*call_tile=*/kTileActs);  // one tile of tokens stays in L1 while the rows pass
     return;
   }
   // llamafile's sgemm (f32 / f16) takes batches when rows % 4 == 0.
@@ -183,8 +186,8 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
 bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage) {
   const InterleavedX8Kernels* k = Format(w->type).interleaved_x8;
   if (k == nullptr || w->interleaved || w->rows % 8 != 0) return false;
-  const size_t group_bytes = static_cast<size_t>(w->cols / Format(w->type).info.block_size) *
-                             k->block_bytes;
+  const size_t group_bytes =
+      static_cast<size_t>(w->cols / Format(w->type).info.block_size) * k->block_bytes;
   auto out = std::make_unique_for_overwrite<uint8_t[]>(group_bytes * (w->rows / 8));
   uint8_t* dst = out.get();
   // Serial: runs once at load, before the stage's thread arena exists.

@@ -21,7 +21,8 @@ void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst) 
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
     for (int r = 0; r < 8; ++r) {
       const auto* b =
-          reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(rows) + r * row_bytes) + ib;
+          reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(rows) + r * row_bytes) +
+          ib;
       out[ib].d[r] = b->d;
       for (int k = 0; k < 4; ++k) std::memcpy(&out[ib].qs[32 * k + 4 * r], &b->qs[4 * k], 4);
     }
@@ -37,9 +38,8 @@ void BlockSumsQ8_0(const void* a, int64_t n, int16_t* sums) {
   }
 }
 
-void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride,
-                const int16_t* /*sums*/, size_t /*sums_stride*/, int n_act, float* out,
-                bool /*gemm*/) {
+void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* /*sums*/,
+                size_t /*sums_stride*/, int n_act, float* out, bool /*gemm*/) {
   const auto* wb = static_cast<const BlockQ4_0x8*>(w);
   for (int t = 0; t < n_act; ++t) {
     const auto* ab =
@@ -55,8 +55,8 @@ void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride,
             isum += ((byte >> 4) - 8) * ab[ib].qs[16 + 4 * k + e];
           }
         }
-        acc = std::fma(static_cast<float>(isum), Fp16ToFp32(wb[ib].d[r]) * Fp16ToFp32(ab[ib].d),
-                       acc);
+        acc =
+            std::fma(static_cast<float>(isum), Fp16ToFp32(wb[ib].d[r]) * Fp16ToFp32(ab[ib].d), acc);
       }
       out[8 * t + r] = acc;
     }

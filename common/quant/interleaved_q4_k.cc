@@ -58,7 +58,8 @@ void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const 
             const int u = hi ? byte >> 4 : byte & 0xF;
             isum += b.scales[e / 32][r] * u * ab[i].qs[e];
           }
-          for (int j = e0 / 16; j < (e0 + step) / 16; ++j) imin += b.mins[j / 2][r] * ab[i].bsums[j];
+          for (int j = e0 / 16; j < (e0 + step) / 16; ++j)
+            imin += b.mins[j / 2][r] * ab[i].bsums[j];
           acc = std::fma(static_cast<float>(isum), Fp16ToFp32(b.d[r]) * ab[i].d, acc);
           acc_min = std::fma(static_cast<float>(imin), Fp16ToFp32(b.dmin[r]) * ab[i].d, acc_min);
         }
