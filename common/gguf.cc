@@ -432,13 +432,14 @@ void GgufFile::Prefetch(const GgufTensorInfo& tensor) const {
   ::madvise(reinterpret_cast<void*>(aligned), len, MADV_WILLNEED);
 }
 
-void GgufFile::Evict(const GgufTensorInfo& tensor) const {
-  if (!owns_map_ || tensor.n_bytes == 0) return;
-  // Only whole pages inside the tensor: the edge pages hold neighbours too.
+void GgufFile::Evict(const uint8_t* data, size_t n_bytes) const {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(map_);
+  if (!owns_map_ || n_bytes == 0 || begin < base || begin + n_bytes > base + file_size_) return;
+  // Only whole pages inside the range: the edge pages hold neighbours too.
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(TensorData(tensor));
   const uintptr_t first = (begin + page - 1) & ~(page - 1);
-  const uintptr_t last = (begin + tensor.n_bytes) & ~(page - 1);
+  const uintptr_t last = (begin + n_bytes) & ~(page - 1);
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 

@@ -125,11 +125,12 @@ class GgufFile {
   // Advises the kernel to read these bytes ahead (MADV_WILLNEED) and to keep
   // them; used by a worker to page in only its own layers.
   void Prefetch(const GgufTensorInfo& tensor) const;
-  // Drops this process's mapping of the pages that lie wholly inside the
-  // tensor (MADV_DONTNEED; the file is read-only, so a later read just pages
-  // them in again): a worker that has copied a tensor into another layout
-  // does not keep both resident.
-  void Evict(const GgufTensorInfo& tensor) const;
+  // Drops this process's mapping of the pages that lie wholly inside
+  // [data, data + n_bytes), a range of TensorData (MADV_DONTNEED; the file is
+  // read-only, so a later read just pages them in again): a worker that has
+  // copied a tensor into another layout does not keep both resident.
+  // Ranges outside the mapping are ignored.
+  void Evict(const uint8_t* data, size_t n_bytes) const;
 
  private:
   GgufFile() = default;

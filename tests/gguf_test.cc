@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -242,6 +244,43 @@ TEST(GgufSharedFilesTest, LargeVocabularyAndF16) {
   EXPECT_EQ((*f)->GetStringArray("tokenizer.ggml.tokens").value()->size(), 32000u);
   EXPECT_EQ((*f)->FindTensor("token_embd.weight")->type, GgmlType::kF16);
   EXPECT_EQ((*f)->FindTensor("output_norm.weight")->type, GgmlType::kF32);
+}
+
+// Resident KiB of this process's mapping that contains `addr`
+// (/proc/self/smaps), or -1.
+int64_t MappingRssKiB(const void* addr) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  bool inside = false;
+  std::string line;
+  while (std::getline(smaps, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's header line
+      inside = lo <= a && a < hi;
+    } else if (inside && line.rfind("Rss:", 0) == 0) {
+      return std::atoll(line.c_str() + 4);
+    }
+  }
+  return -1;
+}
+
+// A worker that copies a tensor into another layout drops the mapped pages.
+TEST(GgufSharedFilesTest, EvictDropsATensorsPagesFromThisProcess) {
+  auto f = GgufFile::Open(testing::TestDataPath("models/mini-shape-q4_0.gguf"));
+  ASSERT_TRUE(f.ok()) << f.status();
+  const GgufTensorInfo* t = (*f)->FindTensor("output.weight");
+  ASSERT_NE(t, nullptr);
+  ASSERT_GT(t->n_bytes, 4u << 20);
+  const uint8_t* data = (*f)->TensorData(*t);
+  volatile uint8_t sink = 0;  // touch every page
+  for (size_t i = 0; i < t->n_bytes; i += 4096) sink = sink + data[i];
+  const int64_t before = MappingRssKiB(data);
+  ASSERT_GE(before, static_cast<int64_t>(t->n_bytes / 1024) - 8);
+  const uint8_t elsewhere[64] = {};
+  (*f)->Evict(elsewhere, sizeof(elsewhere));  // not in the mapping: ignored
+  EXPECT_EQ(MappingRssKiB(data), before);
+  (*f)->Evict(data, t->n_bytes);
+  EXPECT_LE(MappingRssKiB(data), before - static_cast<int64_t>(t->n_bytes / 1024) + 8);
 }
 
 TEST(GgufSharedFilesTest, MissingFileIsNotFound) {

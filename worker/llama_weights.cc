@@ -100,15 +100,12 @@ void StageWeights::InterleaveMatrix(const GgufFile& file, WeightMatrix* m, bool 
   std::unique_ptr<uint8_t[]> storage;
   if (!Interleave(m, &storage)) return;
   interleaved_storage.push_back(std::move(storage));
-  if (!evict) return;
-  for (const GgufTensorInfo& t : file.tensors()) {
-    if (file.TensorData(t) == original) file.Evict(t);
-  }
+  if (evict) file.Evict(original, m->rows * m->row_bytes);
 }
 
 int64_t StageWeights::bytes() const {
   auto m = [](const WeightMatrix& w) {
-    return static_cast<int64_t>(w.interleaved ? w.rows / 8 * w.group_bytes : w.rows * w.row_bytes);
+    return static_cast<int64_t>(w.interleaved() ? w.rows / 8 * w.group_bytes : w.rows * w.row_bytes);
   };
   int64_t total = m(token_embd) + m(output);
   for (const LayerWeights& l : layers) {

@@ -53,6 +53,7 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
             std::span<const int> groups) {
   const TensorFormat& wf = Format(w.type);
   const GgmlType act_type = wf.vec_dot_type;
+  const int64_t n_blocks = w.cols / wf.info.block_size;  // per row
   const uint8_t* act = nullptr;
   size_t act_row_bytes = 0;
   if (act_type == GgmlType::kF32) {
@@ -64,8 +65,17 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
     act_row_bytes = *RowBytes(act_type, w.cols);
     scratch->quantized.resize(act_row_bytes * n_tokens);
     uint8_t* q = scratch->quantized.data();
+    // Interleaved kernels that want per-block sums of the activation levels
+    // get them in the same pass, while the row is hot.
+    auto* const sums_fn = w.interleaved() ? wf.interleaved_x8->block_sums : nullptr;
+    if (sums_fn != nullptr) scratch->block_sums.resize(n_blocks * n_tokens);
     auto quantize_rows = [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) quantize(x + t * w.cols, q + t * act_row_bytes, w.cols);
+      for (int64_t t = begin; t < end; ++t) {
+        quantize(x + t * w.cols, q + t * act_row_bytes, w.cols);
+        if (sums_fn != nullptr) {
+          sums_fn(q + t * act_row_bytes, w.cols, scratch->block_sums.data() + t * n_blocks);
+        }
+      }
     };
     if (n_tokens > 1) {
       tbb::parallel_for(
@@ -78,7 +88,8 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
   }
   // llama.cpp repacks such weights 8 rows at a time only when every row has a
   // group (ne[1] % 8 == 0); otherwise all rows take the plain vec_dot.
-  const bool x8 = w.interleaved || (wf.vec_dot_x8 != nullptr && w.rows % 8 == 0);
+  // Interleaved weights are always of such a type, with rows % 8 == 0.
+  const bool x8 = wf.vec_dot_x8 != nullptr && w.rows % 8 == 0;
   std::vector<Call>& calls = scratch->calls;
   PlanCalls(n_tokens, groups, x8, &calls);
   // Process all rows of a task against kCallTile calls, then the next calls.
@@ -91,17 +102,9 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
                         }
                       });
   };
-  if (w.interleaved) {
+  if (w.interleaved()) {
     const InterleavedX8Kernels& k = *wf.interleaved_x8;
-    const int64_t n_blocks = w.cols / wf.info.block_size;
-    int16_t* sums = nullptr;
-    if (k.block_sums != nullptr) {
-      scratch->block_sums.resize(n_blocks * n_tokens);
-      sums = scratch->block_sums.data();
-      for (int t = 0; t < n_tokens; ++t) {
-        k.block_sums(act + t * act_row_bytes, w.cols, sums + t * n_blocks);
-      }
-    }
+    const int16_t* sums = k.block_sums != nullptr ? scratch->block_sums.data() : nullptr;
     for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
       float out[4 * 8];
       const uint8_t* group = w.group(g);
@@ -185,7 +188,7 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
 
 bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage) {
   const InterleavedX8Kernels* k = Format(w->type).interleaved_x8;
-  if (k == nullptr || w->interleaved || w->rows % 8 != 0) return false;
+  if (k == nullptr || w->interleaved() || w->rows % 8 != 0) return false;
   const size_t group_bytes =
       static_cast<size_t>(w->cols / Format(w->type).info.block_size) * k->block_bytes;
   auto out = std::make_unique_for_overwrite<uint8_t[]>(group_bytes * (w->rows / 8));
@@ -195,14 +198,13 @@ bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage) {
     k->interleave(w->row(8 * g), w->row_bytes, w->cols, dst + g * group_bytes);
   }
   w->data = dst;
-  w->interleaved = true;
   w->group_bytes = group_bytes;
   *storage = std::move(out);
   return true;
 }
 
 void DequantizeRow(const WeightMatrix& w, int64_t r, float* out) {
-  SHARDLM_CHECK(!w.interleaved);  // embeddings are never interleaved
+  SHARDLM_CHECK(!w.interleaved());  // embeddings are never interleaved
   Format(w.type).dequantize(w.row(r), out, w.cols);
 }
 

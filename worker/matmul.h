@@ -22,11 +22,11 @@ struct WeightMatrix {
   int64_t cols = 0;  // ne[0]: the input dimension
   int64_t rows = 0;  // ne[1]: the output dimension
   size_t row_bytes = 0;
-  // Stored in the type's interleaved layout (TensorFormat::interleaved_x8):
-  // rows 8g..8g+7 form one group of group_bytes at group(g); single rows are
-  // not readable.
-  bool interleaved = false;
+  // Non-zero: stored in the type's interleaved layout (TensorFormat::
+  // interleaved_x8): rows 8g..8g+7 form one group of group_bytes at
+  // group(g); single rows are not readable.
   size_t group_bytes = 0;
+  bool interleaved() const { return group_bytes != 0; }
   const uint8_t* row(int64_t r) const { return data + r * row_bytes; }
   const uint8_t* group(int64_t g) const { return data + g * group_bytes; }
 };

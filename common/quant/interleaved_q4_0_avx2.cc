@@ -11,7 +11,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "common/quant/blocks.h"
 #include "common/quant/kernels.h"
@@ -21,12 +20,6 @@ namespace shardlm::quant::avx2 {
 namespace {
 
 constexpr int kPrefetchBytes = 1024;
-
-inline __m256i Broadcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return _mm256_set1_epi32(v);
-}
 
 template <int kActs>
 void Gemm(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,

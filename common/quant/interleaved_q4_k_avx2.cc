@@ -12,7 +12,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "common/quant/blocks.h"
 #include "common/quant/kernels.h"
@@ -20,12 +19,6 @@
 
 namespace shardlm::quant::avx2 {
 namespace {
-
-inline __m256i Broadcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return _mm256_set1_epi32(v);
-}
 
 // 8 bytes (one per row) -> dword r = byte r in both int16 halves.
 inline __m256i ScalePerRow(const uint8_t* bytes) {

@@ -15,6 +15,14 @@
 
 namespace shardlm::quant {
 
+// Function types of the kernel families declared several times below
+// (tensor_format.h documents them: VecDotTileFn, InterleavedX8Kernels::gemm).
+using TileKernel = void(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                        int n_act, float* out);
+using InterleavedGemmKernel = void(int64_t n, const void* w, const void* a, size_t a_stride,
+                                   const int16_t* sums, size_t sums_stride, int n_act, float* out,
+                                   bool gemm);
+
 // Plain scalar C++: the definition of correct. Weight quantizers are ggml's
 // quantize_row_*_ref; everything else computes what llama.cpp's CPU backend
 // computes, in its order of float operations (common/quant/ggml_order.h),
@@ -59,16 +67,7 @@ float VecDotQ5_0(int64_t n, const void* w, const void* a);  // a: q8_0
 float VecDotQ5_1(int64_t n, const void* w, const void* a);  // a: q8_1
 float VecDotQ8_0(int64_t n, const void* w, const void* a);  // a: q8_0
 // vec_dot over kTileRows x n_act (tensor_format.h VecDotTileFn).
-void VecDotTileQ4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ4_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ5_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ5_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ8_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
+TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0;
 void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 // Eight rows `row_bytes` apart against one activation row -> out[0..7]
@@ -80,8 +79,7 @@ void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, siz
 // q8_0 activation levels; the 8-row product over a group.
 void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst);
 void BlockSumsQ8_0(const void* a, int64_t n, int16_t* sums);
-void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-                size_t sums_stride, int n_act, float* out, bool gemm);
+InterleavedGemmKernel GemmQ4_0x8;
 
 void DequantizeQ2_K(const void* src, float* dst, int64_t n);
 void DequantizeQ3_K(const void* src, float* dst, int64_t n);
@@ -107,8 +105,7 @@ void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, siz
 // The interleaved q4_K layout (blocks.h BlockQ4_Kx8), as for q4_0 (its
 // activation sums come with the q8_K blocks).
 void InterleaveQ4_Kx8(const void* rows, size_t row_bytes, int64_t n, void* dst);
-void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-                size_t sums_stride, int n_act, float* out, bool gemm);
+InterleavedGemmKernel GemmQ4_Kx8;
 
 }  // namespace ref
 
@@ -140,22 +137,12 @@ float VecDotQ4_1(int64_t n, const void* w, const void* a);
 float VecDotQ5_0(int64_t n, const void* w, const void* a);
 float VecDotQ5_1(int64_t n, const void* w, const void* a);
 float VecDotQ8_0(int64_t n, const void* w, const void* a);
-void VecDotTileQ4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ4_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ5_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ5_1(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
-void VecDotTileQ8_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                    int n_act, float* out);
+TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0;
 void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
 void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
-void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-                size_t sums_stride, int n_act, float* out, bool gemm);
+InterleavedGemmKernel GemmQ4_0x8;
 
 void QuantizeQ8_K(const float* src, void* dst, int64_t n);
 float VecDotQ2_K(int64_t n, const void* w, const void* a);
@@ -167,8 +154,7 @@ void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, siz
                   int n_act, float* out, bool gemm);
 void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
-void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-                size_t sums_stride, int n_act, float* out, bool gemm);
+InterleavedGemmKernel GemmQ4_Kx8;
 
 }  // namespace avx2
 

@@ -111,8 +111,8 @@ void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_
   constexpr int kRows = kTileRows;
   const typename T::Block* rows[kRows];
   for (int r = 0; r < kRows; ++r)
-    rows[r] = reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) +
-                                                         r * row_bytes);
+    rows[r] =
+        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
   const Act* act[kActs];
   for (int t = 0; t < kActs; ++t)
     act[t] = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(a) + t * a_stride);
@@ -153,19 +153,16 @@ void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_
 template <class T>
 void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                     int n_act, float* out) {
-  static_assert(kTileActs >= 1 && kTileActs <= 4);
+  static_assert(kTileActs == 4);
   switch (n_act) {
     case 1:
       return VecDotTile<T, 1>(n, w, row_bytes, a, a_stride, out);
     case 2:
-      if constexpr (kTileActs >= 2) return VecDotTile<T, 2>(n, w, row_bytes, a, a_stride, out);
-      break;
+      return VecDotTile<T, 2>(n, w, row_bytes, a, a_stride, out);
     case 3:
-      if constexpr (kTileActs >= 3) return VecDotTile<T, 3>(n, w, row_bytes, a, a_stride, out);
-      break;
+      return VecDotTile<T, 3>(n, w, row_bytes, a, a_stride, out);
     default:
-      if constexpr (kTileActs >= 4) return VecDotTile<T, 4>(n, w, row_bytes, a, a_stride, out);
-      break;
+      return VecDotTile<T, 4>(n, w, row_bytes, a, a_stride, out);
   }
 }
 
@@ -301,10 +298,10 @@ float VecDotQ4_1(int64_t n, const void* w, const void* a) { return VecDot<Q4_1>(
 float VecDotQ5_0(int64_t n, const void* w, const void* a) { return VecDot<Q5_0>(n, w, a); }
 float VecDotQ5_1(int64_t n, const void* w, const void* a) { return VecDot<Q5_1>(n, w, a); }
 float VecDotQ8_0(int64_t n, const void* w, const void* a) { return VecDot<Q8_0>(n, w, a); }
-#define SHARDLM_TILE(Name)                                                                    \
-  void VecDotTile##Name(int64_t n, const void* w, size_t row_bytes, const void* a,               \
-                        size_t a_stride, int n_act, float* out) {                                \
-    VecDotTileActs<Name>(n, w, row_bytes, a, a_stride, n_act, out);                              \
+#define SHARDLM_TILE(Name)                                                         \
+  void VecDotTile##Name(int64_t n, const void* w, size_t row_bytes, const void* a, \
+                        size_t a_stride, int n_act, float* out) {                  \
+    VecDotTileActs<Name>(n, w, row_bytes, a, a_stride, n_act, out);                \
   }
 SHARDLM_TILE(Q4_0)
 SHARDLM_TILE(Q4_1)

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace shardlm::quant::avx2 {
 
@@ -72,6 +73,14 @@ inline __m256i DotU8I8(__m256i u, __m256i a) { return PairSums(_mm256_maddubs_ep
 // read as unsigned).
 inline __m256i DotI8I8(__m256i w, __m256i a) {
   return PairSums(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)));
+}
+
+// 4 int8 at p (one 32-bit word) repeated in all 8 dword lanes: an
+// activation's 4 bytes against the same 4 elements of 8 interleaved rows.
+inline __m256i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
 }
 
 }  // namespace shardlm::quant::avx2
