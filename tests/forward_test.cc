@@ -95,53 +95,79 @@ TEST(ForwardTest, IncrementalEqualsFullRecomputeQuantizedF16Cache) {
   ExpectIncrementalEqualsFull(TestDataPath("models/nano-q4_0.gguf"), KvType::kF16);
 }
 
-// Three sequences of different lengths decoded together in shared batches
-// give each one the tokens it gets alone.
-TEST(ForwardTest, BatchedEqualsUnbatched) {
-  auto stage = OpenStage(TestDataPath("models/nano-q4_0.gguf"), KvType::kF32);
-  ASSERT_NE(stage, nullptr);
+// Sequences of different lengths decoded together in shared batches get, bit
+// for bit, the logits they get alone, whichever tokens share a kernel call:
+// five one-token sequences per decode step make a call of 4 and one of 1 on
+// the x8 / interleaved / tile kernels. Per type, and with interleaved weights
+// off (plain x8 kernels) and on.
+class BatchedTest : public ::testing::TestWithParam<std::tuple<const char*, bool>> {};
+
+TEST_P(BatchedTest, BatchedEqualsUnbatched) {
+  StageOptions o;
+  o.kv_type = KvType::kF32;
+  o.interleave_weights = std::get<1>(GetParam());
+  auto opened = LlamaStage::Open(TestDataPath(std::get<0>(GetParam())), o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Stage* stage = opened->get();
   const int v = stage->info().n_vocab;
-  const std::vector<std::vector<int32_t>> prompts = {
-      {1, 403, 407, 261, 378}, {1, 317}, {1, 317, 394, 261, 370, 352, 266, 268, 388}};
-  constexpr int kSteps = 12;
-  auto greedy_alone = [&](SeqId seq, const std::vector<int32_t>& prompt) {
-    std::vector<float> l = BatchLogits(stage.get(), seq, prompt);
-    std::vector<int32_t> out = {Argmax(&l[(prompt.size() - 1) * v], v)};
-    for (int s = 1; s < kSteps; ++s) {
-      ForwardRequest r{{seq}, {static_cast<int32_t>(prompt.size() + s - 1)}, {out.back()}, {}, {}};
+  const std::vector<std::vector<int32_t>> prompts = {{1, 403, 407, 261, 378},
+                                                     {1, 317},
+                                                     {1, 317, 394, 261, 370, 352, 266, 268, 388},
+                                                     {1, 266, 268, 388, 403, 407},
+                                                     {1, 370}};
+  constexpr int kSteps = 8;
+  // Logits of each step: the prompt's last token, then one decoded token each.
+  auto run = [&](const std::vector<size_t>& which, SeqId first_seq) {
+    std::vector<std::vector<float>> logits(prompts.size());
+    ForwardRequest r;
+    for (size_t i : which) {
+      for (size_t p = 0; p < prompts[i].size(); ++p) {
+        r.seq_ids.push_back(first_seq + i);
+        r.positions.push_back(static_cast<int32_t>(p));
+        r.tokens.push_back(prompts[i][p]);
+      }
+    }
+    for (int s = 0; s < kSteps; ++s) {
       ForwardResult res;
       EXPECT_TRUE(stage->Forward(r, &res).ok());
-      out.push_back(Argmax(res.logits.data(), v));
+      EXPECT_EQ(res.logit_rows.size(), which.size());
+      if (res.logit_rows.size() != which.size()) return logits;
+      r = ForwardRequest{};
+      for (size_t k = 0; k < which.size(); ++k) {
+        const size_t i = which[k];
+        const float* row = &res.logits[k * v];
+        logits[i].insert(logits[i].end(), row, row + v);
+        r.seq_ids.push_back(first_seq + i);
+        r.positions.push_back(static_cast<int32_t>(prompts[i].size() + s));
+        r.tokens.push_back(Argmax(row, v));
+      }
     }
-    return out;
+    return logits;
   };
-  std::vector<std::vector<int32_t>> alone;
-  for (size_t i = 0; i < prompts.size(); ++i) alone.push_back(greedy_alone(10 + i, prompts[i]));
-
-  // Together: one batch holding all three prompts, then one decode token each per step.
-  ForwardRequest r;
+  std::vector<size_t> all;
+  for (size_t i = 0; i < prompts.size(); ++i) all.push_back(i);
+  const std::vector<std::vector<float>> together = run(all, 100);
   for (size_t i = 0; i < prompts.size(); ++i) {
-    for (size_t p = 0; p < prompts[i].size(); ++p) {
-      r.seq_ids.push_back(20 + i);
-      r.positions.push_back(static_cast<int32_t>(p));
-      r.tokens.push_back(prompts[i][p]);
-    }
+    const std::vector<float> alone = run({i}, 10 * (i + 1))[i];
+    ASSERT_EQ(alone.size(), together[i].size()) << "sequence " << i;
+    EXPECT_EQ(std::memcmp(alone.data(), together[i].data(), alone.size() * sizeof(float)), 0)
+        << "sequence " << i << ": max diff " << MaxAbsDiff(alone.data(), together[i].data(), alone.size());
   }
-  std::vector<std::vector<int32_t>> together(prompts.size());
-  for (int s = 0; s < kSteps; ++s) {
-    ForwardResult res;
-    ASSERT_TRUE(stage->Forward(r, &res).ok());
-    ASSERT_EQ(res.logit_rows.size(), prompts.size());
-    r = ForwardRequest{};
-    for (size_t i = 0; i < prompts.size(); ++i) {
-      together[i].push_back(Argmax(&res.logits[i * v], v));
-      r.seq_ids.push_back(20 + i);
-      r.positions.push_back(static_cast<int32_t>(prompts[i].size() + s));
-      r.tokens.push_back(together[i].back());
-    }
-  }
-  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i], alone[i]) << "sequence " << i;
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, BatchedTest,
+    ::testing::Combine(::testing::Values("models/nano-q4_0.gguf", "models/nano-q4_k_m.gguf",
+                                         "models/nano-q8_0.gguf", "models/nano-q6_k.gguf",
+                                         "models/nano-f32.gguf"),
+                       ::testing::Bool()),
+    [](const ::testing::TestParamInfo<BatchedTest::ParamType>& info) {
+      std::string name = std::get<0>(info.param);
+      name = name.substr(name.find('/') + 1);
+      name = name.substr(0, name.find('.'));
+      for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      return name + (std::get<1>(info.param) ? "_interleaved" : "_mapped");
+    });
 
 // Interleaved weights (q4_0, q4_K) give exactly the logits of the plain
 // mapped ones, for a prompt batch (gemm order) and single decode tokens.

@@ -28,20 +28,28 @@ constexpr size_t kCallTile = 16;
 
 using Call = MatMulCall;
 
-// The calls of each group as llama.cpp would run that group alone as one
-// batch: with n >= 4 tokens its repacked gemm takes the first n - n % 4 in
-// fours, the gemv the rest. x8: several tokens per call; else one each.
+// Each group's tokens as llama.cpp would run that group alone as one batch:
+// with n >= 4 tokens its repacked gemm takes the first n - n % 4, the gemv
+// the rest. A token's result depends on its order (gemm or gemv) and never on
+// which tokens share a kernel call, so x8 calls take up to 4 consecutive
+// tokens of one order across groups: a decode step of 8 one-token sequences
+// is 2 calls that each unpack the weights once, not 8.
 void PlanCalls(int n_tokens, std::span<const int> groups, bool x8, std::vector<Call>* calls) {
   calls->clear();
   const int one[] = {n_tokens};
   int t0 = 0;
   for (int size : groups.empty() ? std::span<const int>(one) : groups) {
     const int gemm_end = size >= 4 ? size - size % 4 : 0;
-    for (int i = 0; i < size;) {
-      const int end = i < gemm_end ? gemm_end : size;
-      const int count = x8 ? std::min(4, end - i) : 1;
-      calls->push_back(Call{t0 + i, count, i < gemm_end, size >= 2});
-      i += count;
+    for (int i = 0; i < size; ++i) {
+      const Call token{t0 + i, 1, i < gemm_end, size >= 2};
+      if (x8 && !calls->empty()) {
+        Call& last = calls->back();
+        if (last.count < 4 && last.gemm == token.gemm && last.batch == token.batch) {
+          ++last.count;
+          continue;
+        }
+      }
+      calls->push_back(token);
     }
     t0 += size;
   }
