@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "common/cli_args.h"
 #include "common/gguf.h"
+#include "common/layer_split.h"
 #include "common/model_config.h"
 #include "common/rpc/credentials.h"
 #include "common/status_macros.h"
@@ -64,9 +65,11 @@ absl::Status BuildCredentials(ServeOptions* o, bool insecure) {
   return absl::OkStatus();
 }
 
-// Layer ranges: --split as given, or n_layer divided as evenly as possible.
-absl::StatusOr<std::vector<std::pair<int, int>>> LayerRanges(const ServeOptions& o, int n_layer) {
-  std::vector<std::pair<int, int>> ranges;
+// Layer ranges: --split as given, or --workers stages of about equal work
+// (common/layer_split.h: weight bytes, the head counted on the last stage).
+absl::StatusOr<std::vector<LayerRange>> LayerRanges(const ServeOptions& o, const GgufFile& file,
+                                                    int n_layer) {
+  std::vector<LayerRange> ranges;
   if (!o.split.empty()) {
     for (absl::string_view part : absl::StrSplit(o.split, ',')) {
       std::vector<std::string> ends = absl::StrSplit(part, ':');
@@ -83,20 +86,14 @@ absl::StatusOr<std::vector<std::pair<int, int>>> LayerRanges(const ServeOptions&
     return absl::InvalidArgumentError(absl::StrCat("--workers must be between 1 and the model's ",
                                                    n_layer, " layers"));
   }
-  int first = 0;
-  for (int i = 0; i < o.workers; ++i) {
-    const int count = n_layer / o.workers + (i < n_layer % o.workers ? 1 : 0);
-    ranges.push_back({first, first + count});
-    first += count;
-  }
-  return ranges;
+  return BalancedLayerRanges(file, n_layer, o.workers);
 }
 
 absl::Status Serve(ServeOptions o) {
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(o.model));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  ASSIGN_OR_RETURN(std::vector<LayerRange> ranges, LayerRanges(o, *file, config.n_layer));
   file.reset();
-  ASSIGN_OR_RETURN(auto ranges, LayerRanges(o, config.n_layer));
   const int n = static_cast<int>(ranges.size());
   int threads = o.threads;
   if (threads <= 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);
@@ -188,7 +185,7 @@ int RunServeCommand(int argc, char** argv, int first) {
                "Prints HTTP <address> (when on), then SERVING <address> once ready; Ctrl-C or\n"
                "SIGTERM stops everything.");
   args.AddString("-m,--model", &o.model, "GGUF model file");
-  args.AddInt("--workers", &o.workers, "number of workers (even layer split)");
+  args.AddInt("--workers", &o.workers, "number of workers (layers split so each does about the same work)");
   args.AddString("--split", &o.split, "explicit layer ranges, one per worker");
   args.AddString("--listen", &o.coordinator.listen, "coordinator address");
   args.AddInt("-t,--threads", &o.threads, "threads per worker, 0 = cores / workers");
