@@ -78,10 +78,10 @@ void BM_MatMul(benchmark::State& state, GgmlType type, KernelSet set, Kind kind,
                                                                     kCols);
   }
   const int64_t n_blocks = kCols / f.info.block_size;
-  std::vector<int16_t> sums(n_blocks * n_act);
-  if (kind == Kind::kInterleaved && f.interleaved_x8->block_sums != nullptr) {
+  std::vector<quant::ActivationBlockTerms> terms(n_blocks * n_act);
+  if (kind == Kind::kInterleaved && f.interleaved_x8->block_terms != nullptr) {
     for (int t = 0; t < n_act; ++t)
-      f.interleaved_x8->block_sums(&act[t * act_bytes], kCols, &sums[t * n_blocks]);
+      f.interleaved_x8->block_terms(&act[t * act_bytes], kCols, &terms[t * n_blocks]);
   }
   std::vector<float> y(rows * n_act);
   float out[4 * 8];
@@ -112,7 +112,7 @@ void BM_MatMul(benchmark::State& state, GgmlType type, KernelSet set, Kind kind,
       case Kind::kInterleaved:
         for (int64_t r = 0; r < rows; r += 8) {
           f.interleaved_x8->gemm(kCols, &interleaved[r / 8 * group_bytes], act.data(), act_bytes,
-                                 sums.data(), n_blocks, n_act, out, n_act == 4);
+                                 terms.data(), n_blocks, n_act, out, n_act == 4);
           std::copy(out, out + 8 * n_act, &y[r * n_act]);
         }
         break;

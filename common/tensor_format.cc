@@ -110,7 +110,7 @@ struct InterleavedRow {
 };
 constexpr InterleavedRow kInterleavedRows[] = {
     {T::kQ4_0,
-     {sizeof(quant::BlockQ4_0x8), ref::InterleaveQ4_0x8, ref::BlockSumsQ8_0, ref::GemmQ4_0x8},
+     {sizeof(quant::BlockQ4_0x8), ref::InterleaveQ4_0x8, ref::BlockTermsQ8_0, ref::GemmQ4_0x8},
      SHARDLM_AVX2(GemmQ4_0x8)},
     {T::kQ4_K, {sizeof(quant::BlockQ4_Kx8), ref::InterleaveQ4_Kx8, nullptr, ref::GemmQ4_Kx8},
      SHARDLM_AVX2(GemmQ4_Kx8)},

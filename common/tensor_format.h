@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/ggml_type.h"
+#include "common/quant/blocks.h"
 
 namespace shardlm {
 
@@ -41,19 +42,20 @@ using VecDotTileFn = void (*)(int64_t n, const void* w, size_t row_bytes, const 
 // this engine: quant::BlockQ4_0x8, quant::BlockQ4_Kx8). `gemm` reads one
 // group (8 rows) against n_act (1..4) activation rows `a_stride` bytes apart
 // and writes out[8 t + r], equal to the bit to vec_dot_x8 on the plain rows
-// with the same `gemm_order` flag; `sums` holds each activation row's
-// block_sums, `sums_stride` apart (null where the type needs none).
+// with the same `gemm_order` flag; `terms` holds each activation row's
+// block_terms, `terms_stride` apart (null where the type needs none).
 struct InterleavedX8Kernels {
   // Bytes of one interleaved block: 8 rows x one block of elements.
   size_t block_bytes;
   // 8 plain rows `row_bytes` apart, n elements each -> one interleaved group
   // (n / block size interleaved blocks) at dst.
   void (*interleave)(const void* rows, size_t row_bytes, int64_t n, void* dst);
-  // Null, or the per-block sums of one activation row's integer levels
-  // (n / block size of them) that `gemm` needs.
-  void (*block_sums)(const void* a, int64_t n, int16_t* sums);
-  void (*gemm)(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* sums,
-               size_t sums_stride, int n_act, float* out, bool gemm_order);
+  // Null, or the per-block terms of one activation row (n / block size of
+  // them) that `gemm` needs (quant::ActivationBlockTerms).
+  void (*block_terms)(const void* a, int64_t n, quant::ActivationBlockTerms* terms);
+  void (*gemm)(int64_t n, const void* w, const void* a, size_t a_stride,
+               const quant::ActivationBlockTerms* terms, size_t terms_stride, int n_act, float* out,
+               bool gemm_order);
 };
 
 // Every kernel computes what llama.cpp's CPU backend (v0.4.0, x86) computes,

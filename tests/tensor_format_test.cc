@@ -431,10 +431,10 @@ void CheckInterleaved(GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
     af.quantize_activation(RandomRow(n, t == 2 ? Dist::kOutliers : Dist::kGauss, seed + 7 * t).data(),
                            acts.data() + t * a.size(), n);
   }
-  std::vector<int16_t> sums(4 * n_blocks);
-  if (ref.interleaved_x8->block_sums != nullptr) {
+  std::vector<quant::ActivationBlockTerms> terms(4 * n_blocks);
+  if (ref.interleaved_x8->block_terms != nullptr) {
     for (int t = 0; t < 4; ++t) {
-      ref.interleaved_x8->block_sums(acts.data() + t * a.size(), n, sums.data() + t * n_blocks);
+      ref.interleaved_x8->block_terms(acts.data() + t * a.size(), n, terms.data() + t * n_blocks);
     }
   }
   for (bool gemm : {false, true}) {
@@ -445,7 +445,7 @@ void CheckInterleaved(GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
     for (int n_act = 1; n_act <= 4; ++n_act) {
       for (const TensorFormat* f : {&ref, &best}) {
         float got[4 * 8];
-        f->interleaved_x8->gemm(n, group.data(), acts.data(), a.size(), sums.data(), n_blocks, n_act,
+        f->interleaved_x8->gemm(n, group.data(), acts.data(), a.size(), terms.data(), n_blocks, n_act,
                                 got, gemm);
         for (int i = 0; i < 8 * n_act; ++i) {
           ASSERT_EQ(Bits(got[i]), Bits(want[i]))

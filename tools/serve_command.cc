@@ -195,6 +195,9 @@ int RunServeCommand(int argc, char** argv, int first) {
   args.AddInt("--micro-batches", &o.coordinator.engine.micro_batches,
               "groups of sequences in flight at once (0: one per layer range)");
   args.AddInt("--max-queued", &o.coordinator.engine.max_queued, "requests waiting beyond that");
+  args.AddInt("--prefill-chunk", &o.coordinator.engine.prefill_chunk,
+              "prompt tokens per sequence per step");
+  args.AddInt("--max-batch-tokens", &o.coordinator.engine.max_batch_tokens, "tokens per step");
   args.AddString("--hidden-dtype", &o.coordinator.hidden_dtype, "hidden states between workers: f32, f16, bf16");
   args.AddString("--http-listen", &o.coordinator.http_listen,
                  "also serve the OpenAI-compatible HTTP API here (HOST:PORT; off by default)");

@@ -73,15 +73,15 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
     act_row_bytes = *RowBytes(act_type, w.cols);
     scratch->quantized.resize(act_row_bytes * n_tokens);
     uint8_t* q = scratch->quantized.data();
-    // Interleaved kernels that want per-block sums of the activation levels
-    // get them in the same pass, while the row is hot.
-    auto* const sums_fn = w.interleaved() ? wf.interleaved_x8->block_sums : nullptr;
-    if (sums_fn != nullptr) scratch->block_sums.resize(n_blocks * n_tokens);
+    // Interleaved kernels that want per-block terms of the activations get
+    // them in the same pass, while the row is hot.
+    auto* const terms_fn = w.interleaved() ? wf.interleaved_x8->block_terms : nullptr;
+    if (terms_fn != nullptr) scratch->block_terms.resize(n_blocks * n_tokens);
     auto quantize_rows = [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         quantize(x + t * w.cols, q + t * act_row_bytes, w.cols);
-        if (sums_fn != nullptr) {
-          sums_fn(q + t * act_row_bytes, w.cols, scratch->block_sums.data() + t * n_blocks);
+        if (terms_fn != nullptr) {
+          terms_fn(q + t * act_row_bytes, w.cols, scratch->block_terms.data() + t * n_blocks);
         }
       }
     };
@@ -112,14 +112,15 @@ void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMu
   };
   if (w.interleaved()) {
     const InterleavedX8Kernels& k = *wf.interleaved_x8;
-    const int16_t* sums = k.block_sums != nullptr ? scratch->block_sums.data() : nullptr;
+    const quant::ActivationBlockTerms* terms =
+        k.block_terms != nullptr ? scratch->block_terms.data() : nullptr;
     for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
       float out[4 * 8];
       const uint8_t* group = w.group(g);
       for (size_t c = c0; c < c1; ++c) {
         const Call& call = calls[c];
         k.gemm(w.cols, group, act + call.t * act_row_bytes, act_row_bytes,
-               sums == nullptr ? nullptr : sums + call.t * n_blocks, n_blocks, call.count, out,
+               terms == nullptr ? nullptr : terms + call.t * n_blocks, n_blocks, call.count, out,
                call.gemm);
         for (int i = 0; i < call.count; ++i) {
           std::copy(out + 8 * i, out + 8 * i + 8,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/ggml_type.h"
+#include "common/quant/blocks.h"
 
 namespace shardlm {
 
@@ -43,7 +44,7 @@ struct MatMulCall {
 struct MatMulScratch {
   std::vector<uint8_t> quantized;  // activation rows in the partner format
   std::vector<MatMulCall> calls;
-  std::vector<int16_t> block_sums;  // interleaved weights: per activation block
+  std::vector<quant::ActivationBlockTerms> block_terms;  // interleaved q4_0: per activation block
 };
 
 // Interleaved copy of `w` (rows % 8 == 0 and the type has a layout, else

@@ -53,6 +53,15 @@ struct BlockQ8_0 {
   int8_t qs[kQK];
 };
 
+// Per block of a q8_0 activation row, what the interleaved q4_0 kernel needs
+// besides the levels, computed once per matmul in the quantization pass: the
+// scale as a float, and offset = 8 * sum(q), since the interleaved weights
+// store their levels unsigned (w = u - 8): sum w q = sum u q - offset.
+struct ActivationBlockTerms {
+  float d;
+  int32_t offset;
+};
+
 // q4_0 x 8 rows, interleaved (this engine's load-time layout, not a GGUF
 // type): block ib of 8 consecutive rows. d[r] is row r's scale; byte
 // 32 k + 4 r + e of qs is byte 4 k + e of row r's qs (k < 4, e < 4). So one

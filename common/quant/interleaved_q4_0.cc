@@ -1,5 +1,5 @@
 // Scalar reference of the interleaved q4_0 layout (blocks.h BlockQ4_0x8):
-// the load-time repacking of 8 plain rows, the activation block sums the
+// the load-time repacking of 8 plain rows, the activation block terms the
 // fast kernel needs, and the 8-row product over the interleaved bytes.
 //
 // The product computes exactly what VecDotX8Q4_0 (legacy.cc) computes from
@@ -29,17 +29,17 @@ void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst) 
   }
 }
 
-void BlockSumsQ8_0(const void* a, int64_t n, int16_t* sums) {
+void BlockTermsQ8_0(const void* a, int64_t n, ActivationBlockTerms* terms) {
   const auto* ab = static_cast<const BlockQ8_0*>(a);
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
-    int s = 0;
+    int32_t s = 0;
     for (int8_t q : ab[ib].qs) s += q;
-    sums[ib] = static_cast<int16_t>(s);  // |s| <= 32 * 128
+    terms[ib] = {Fp16ToFp32(ab[ib].d), 8 * s};
   }
 }
 
-void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* /*sums*/,
-                size_t /*sums_stride*/, int n_act, float* out, bool /*gemm*/) {
+void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const ActivationBlockTerms* /*terms*/,
+                size_t /*terms_stride*/, int n_act, float* out, bool /*gemm*/) {
   const auto* wb = static_cast<const BlockQ4_0x8*>(w);
   for (int t = 0; t < n_act; ++t) {
     const auto* ab =

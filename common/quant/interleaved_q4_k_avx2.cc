@@ -121,8 +121,8 @@ void GemmActs(int64_t n, const void* w, const void* a, size_t a_stride, int n_ac
 
 }  // namespace
 
-void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const int16_t* /*sums*/,
-                size_t /*sums_stride*/, int n_act, float* out, bool gemm) {
+void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const ActivationBlockTerms* /*terms*/,
+                size_t /*terms_stride*/, int n_act, float* out, bool gemm) {
   if (gemm) return GemmActs<true>(n, w, a, a_stride, n_act, out);
   GemmActs<false>(n, w, a, a_stride, n_act, out);
 }

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/quant/blocks.h"
+
 namespace shardlm::quant {
 
 // Function types of the kernel families declared several times below
@@ -20,8 +22,8 @@ namespace shardlm::quant {
 using TileKernel = void(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                         int n_act, float* out);
 using InterleavedGemmKernel = void(int64_t n, const void* w, const void* a, size_t a_stride,
-                                   const int16_t* sums, size_t sums_stride, int n_act, float* out,
-                                   bool gemm);
+                                   const ActivationBlockTerms* terms, size_t terms_stride,
+                                   int n_act, float* out, bool gemm);
 
 // Plain scalar C++: the definition of correct. Weight quantizers are ggml's
 // quantize_row_*_ref; everything else computes what llama.cpp's CPU backend
@@ -75,10 +77,10 @@ void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
 // The interleaved q4_0 layout (blocks.h BlockQ4_0x8; TensorFormat::
-// interleaved_x8): 8 plain rows -> one interleaved group; per-block sums of
-// q8_0 activation levels; the 8-row product over a group.
+// interleaved_x8): 8 plain rows -> one interleaved group; the per-block
+// terms of a q8_0 activation row; the 8-row product over a group.
 void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst);
-void BlockSumsQ8_0(const void* a, int64_t n, int16_t* sums);
+void BlockTermsQ8_0(const void* a, int64_t n, ActivationBlockTerms* terms);
 InterleavedGemmKernel GemmQ4_0x8;
 
 void DequantizeQ2_K(const void* src, float* dst, int64_t n);
