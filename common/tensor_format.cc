@@ -100,6 +100,9 @@ constexpr TileRow kTileKernels[] = {
     {T::kQ5_0, ref::VecDotTileQ5_0, SHARDLM_AVX2(VecDotTileQ5_0)},
     {T::kQ5_1, ref::VecDotTileQ5_1, SHARDLM_AVX2(VecDotTileQ5_1)},
     {T::kQ8_0, ref::VecDotTileQ8_0, SHARDLM_AVX2(VecDotTileQ8_0)},
+    {T::kQ3_K, ref::VecDotTileQ3_K, SHARDLM_AVX2(VecDotTileQ3_K)},
+    {T::kQ5_K, ref::VecDotTileQ5_K, SHARDLM_AVX2(VecDotTileQ5_K)},
+    {T::kQ6_K, ref::VecDotTileQ6_K, SHARDLM_AVX2(VecDotTileQ6_K)},
 };
 
 // Interleaved layouts: the reference kernels, and the AVX2 product.

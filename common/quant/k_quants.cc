@@ -26,6 +26,7 @@
 #include "common/quant/blocks.h"
 #include "common/quant/ggml_order.h"
 #include "common/quant/kernels.h"
+#include "common/quant/tile_reference.h"
 
 namespace shardlm::quant::ref {
 namespace {
@@ -238,6 +239,9 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a) { return VecDot<Q3K>(n
 float VecDotQ4_K(int64_t n, const void* w, const void* a) { return VecDot<Q4K>(n, w, a); }
 float VecDotQ5_K(int64_t n, const void* w, const void* a) { return VecDot<Q5K>(n, w, a); }
 float VecDotQ6_K(int64_t n, const void* w, const void* a) { return VecDot<Q6K>(n, w, a); }
+SHARDLM_REFERENCE_TILE(Q3_K)
+SHARDLM_REFERENCE_TILE(Q5_K)
+SHARDLM_REFERENCE_TILE(Q6_K)
 void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm) {
   for (int t = 0; t < n_act; ++t) {

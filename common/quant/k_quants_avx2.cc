@@ -22,6 +22,7 @@
 #include "common/quant/ggml_order.h"
 #include "common/quant/kernels.h"
 #include "common/quant/simd_avx2.h"
+#include "common/tensor_format.h"
 
 namespace shardlm::quant::avx2 {
 namespace {
@@ -222,20 +223,16 @@ inline void ScaleShuffles(__m256i* shuffle) {
   for (int k = 0; k < 4; ++k) shuffle[k] = ScalePairShuffle(k);
 }
 
+// One output's float steps over its super-blocks (the min / offset term
+// where MinMode puts it, then d d_a times the scale sum), as VecDot and the
+// tile take them, so both give the same bits.
 template <class T>
-float VecDot(int64_t n, const void* w, const void* a) {
-  const auto* wb = static_cast<const typename T::Block*>(w);
-  const auto* ab = static_cast<const BlockQ8_K*>(a);
-  __m256i shuffle[4];
-  ScaleShuffles(shuffle);
+struct DotChain {
   __m256 acc = _mm256_setzero_ps();
   __m128 acc_min = _mm_setzero_ps();  // kLanes4
   float summs = 0;                    // kScalar
-  for (int64_t i = 0; i < n / kQKK; ++i) {
-    const auto& b = wb[i];
-    const BlockQ8_K& y = ab[i];
-    __m256i isum = _mm256_setzero_si256();
-    ScaledChunks<T>(b, y, shuffle, [&](int, __m256i v) { isum = _mm256_add_epi32(isum, v); });
+
+  void Add(const typename T::Block& b, const BlockQ8_K& y, __m256i isum) {
     const __m256i bsums = Load256(y.bsums);
     const float d = y.d * F16(b.d);
     if constexpr (T::kMinMode == MinMode::kIntLanes) {
@@ -262,13 +259,95 @@ float VecDot(int64_t n, const void* w, const void* a) {
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
   }
-  if constexpr (T::kMinMode == MinMode::kLanes4) {
-    acc_min = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
-    acc_min = _mm_add_ss(acc_min, _mm_movehdup_ps(acc_min));
-    return HorizontalSum(acc) + _mm_cvtss_f32(acc_min);
+
+  float Result() const {
+    if constexpr (T::kMinMode == MinMode::kLanes4) {
+      __m128 m = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
+      m = _mm_add_ss(m, _mm_movehdup_ps(m));
+      return HorizontalSum(acc) + _mm_cvtss_f32(m);
+    }
+    if constexpr (T::kMinMode == MinMode::kScalar) return HorizontalSum(acc) + summs;
+    return HorizontalSum(acc);
   }
-  if constexpr (T::kMinMode == MinMode::kScalar) return HorizontalSum(acc) + summs;
-  return HorizontalSum(acc);
+};
+
+template <class T>
+float VecDot(int64_t n, const void* w, const void* a) {
+  const auto* wb = static_cast<const typename T::Block*>(w);
+  const auto* ab = static_cast<const BlockQ8_K*>(a);
+  __m256i shuffle[4];
+  ScaleShuffles(shuffle);
+  DotChain<T> chain;
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    __m256i isum = _mm256_setzero_si256();
+    ScaledChunks<T>(wb[i], ab[i], shuffle, [&](int, __m256i v) { isum = _mm256_add_epi32(isum, v); });
+    chain.Add(wb[i], ab[i], isum);
+  }
+  return chain.Result();
+}
+
+// Half a super-block of one row against kActs activation rows: the levels
+// and each chunk's scale pairs unpacked once; isum[t] += that half's scaled
+// chunk sums for activation t (integer adds: any order gives the same sum).
+template <class T, int kH, int kActs>
+inline void TileHalf(const typename T::Block& b, const BlockQ8_K* const* act, int64_t i, __m256i s,
+                     const __m256i* shuffle, __m256i* isum) {
+  __m256i u[4];
+  T::template Levels<kH>(b, u);
+  for (int c = 0; c < 4; ++c) {
+    const __m256i scales = _mm256_shuffle_epi8(s, shuffle[c]);
+    for (int t = 0; t < kActs; ++t) {
+      const __m256i q = Load256(act[t][i].qs + 128 * kH + 32 * c);
+      __m256i p = _mm256_maddubs_epi16(u[c], q);
+      if constexpr (T::kMinMode == MinMode::kSigned) {
+        p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), q));
+      }
+      isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, scales));
+    }
+  }
+}
+
+// vec_dot over a tile (tensor_format.h VecDotTileFn): one row at a time
+// against all kActs activation rows, each output its own DotChain, so it
+// equals VecDot to the bit; the unpacking is shared by the tokens.
+template <class T, int kActs>
+void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                float* out) {
+  const BlockQ8_K* act[kActs];
+  for (int t = 0; t < kActs; ++t)
+    act[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  __m256i shuffle[4];
+  ScaleShuffles(shuffle);
+  for (int r = 0; r < kTileRows; ++r) {
+    const auto* wb =
+        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    DotChain<T> chain[kActs];
+    for (int64_t i = 0; i < n / kQKK; ++i) {
+      __m256i isum[kActs];
+      for (__m256i& v : isum) v = _mm256_setzero_si256();
+      const __m256i s16 = _mm256_cvtepi8_epi16(T::Scales(wb[i]));
+      TileHalf<T, 0, kActs>(wb[i], act, i, _mm256_permute4x64_epi64(s16, 0x44), shuffle, isum);
+      TileHalf<T, 1, kActs>(wb[i], act, i, _mm256_permute4x64_epi64(s16, 0xEE), shuffle, isum);
+      for (int t = 0; t < kActs; ++t) chain[t].Add(wb[i], act[t][i], isum[t]);
+    }
+    for (int t = 0; t < kActs; ++t) out[kTileRows * t + r] = chain[t].Result();
+  }
+}
+
+template <class T>
+void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out) {
+  static_assert(kTileActs == 4);
+  switch (n_act) {
+    case 1:
+      return VecDotTile<T, 1>(n, w, row_bytes, a, a_stride, out);
+    case 2:
+      return VecDotTile<T, 2>(n, w, row_bytes, a, a_stride, out);
+    case 3:
+      return VecDotTile<T, 3>(n, w, row_bytes, a, a_stride, out);
+    default:
+      return VecDotTile<T, 4>(n, w, row_bytes, a, a_stride, out);
+  }
 }
 
 // Sums of the 8 int32 lanes of each of v[0..7] -> one vector, v[r]'s in lane r.
@@ -414,6 +493,18 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a) { return VecDot<Q3K>(n
 float VecDotQ4_K(int64_t n, const void* w, const void* a) { return VecDot<Q4K>(n, w, a); }
 float VecDotQ5_K(int64_t n, const void* w, const void* a) { return VecDot<Q5K>(n, w, a); }
 float VecDotQ6_K(int64_t n, const void* w, const void* a) { return VecDot<Q6K>(n, w, a); }
+void VecDotTileQ3_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out) {
+  VecDotTileActs<Q3K>(n, w, row_bytes, a, a_stride, n_act, out);
+}
+void VecDotTileQ5_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out) {
+  VecDotTileActs<Q5K>(n, w, row_bytes, a, a_stride, n_act, out);
+}
+void VecDotTileQ6_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out) {
+  VecDotTileActs<Q6K>(n, w, row_bytes, a, a_stride, n_act, out);
+}
 void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm) {
   VecDotX8<Q2K>(n, w, row_bytes, a, a_stride, n_act, out, gemm);

@@ -100,6 +100,8 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a);
 float VecDotQ4_K(int64_t n, const void* w, const void* a);
 float VecDotQ5_K(int64_t n, const void* w, const void* a);
 float VecDotQ6_K(int64_t n, const void* w, const void* a);
+// K-quants without a repacked x8 kernel in llama.cpp: vec_dot over a tile.
+TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;
 void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
 void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
@@ -152,6 +154,7 @@ float VecDotQ3_K(int64_t n, const void* w, const void* a);
 float VecDotQ4_K(int64_t n, const void* w, const void* a);
 float VecDotQ5_K(int64_t n, const void* w, const void* a);
 float VecDotQ6_K(int64_t n, const void* w, const void* a);
+TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;
 void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool gemm);
 void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,

@@ -18,6 +18,7 @@
 #include "common/quant/blocks.h"
 #include "common/quant/ggml_order.h"
 #include "common/quant/kernels.h"
+#include "common/quant/tile_reference.h"
 #include "common/tensor_format.h"
 
 namespace shardlm::quant::ref {
@@ -142,18 +143,6 @@ float VecDot(int64_t n, const void* w, const void* a) {
   }
   if constexpr (T::kHasMin) return HsumLanes8(acc) + summs;
   return HsumLanes8(acc);
-}
-
-// The tile is vec_dot per output (the fast kernels only share unpacking).
-template <class T>
-void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                int n_act, float* out) {
-  for (int t = 0; t < n_act; ++t) {
-    for (int r = 0; r < kTileRows; ++r) {
-      out[kTileRows * t + r] = VecDot<T>(n, static_cast<const uint8_t*>(w) + r * row_bytes,
-                                         static_cast<const uint8_t*>(a) + t * a_stride);
-    }
-  }
 }
 
 // Eight rows as llama.cpp computes weights it repacks into 8-row interleaved
@@ -312,17 +301,11 @@ float VecDotQ4_1(int64_t n, const void* w, const void* a) { return VecDot<Q4_1>(
 float VecDotQ5_0(int64_t n, const void* w, const void* a) { return VecDot<Q5_0>(n, w, a); }
 float VecDotQ5_1(int64_t n, const void* w, const void* a) { return VecDot<Q5_1>(n, w, a); }
 float VecDotQ8_0(int64_t n, const void* w, const void* a) { return VecDot<Q8<BlockQ8_0>>(n, w, a); }
-#define SHARDLM_TILE(Name, T)                                                                 \
-  void VecDotTile##Name(int64_t n, const void* w, size_t row_bytes, const void* a,               \
-                        size_t a_stride, int n_act, float* out) {                                \
-    VecDotTile<T>(n, w, row_bytes, a, a_stride, n_act, out);                                     \
-  }
-SHARDLM_TILE(Q4_0, Q4_0)
-SHARDLM_TILE(Q4_1, Q4_1)
-SHARDLM_TILE(Q5_0, Q5_0)
-SHARDLM_TILE(Q5_1, Q5_1)
-SHARDLM_TILE(Q8_0, Q8<BlockQ8_0>)
-#undef SHARDLM_TILE
+SHARDLM_REFERENCE_TILE(Q4_0)
+SHARDLM_REFERENCE_TILE(Q4_1)
+SHARDLM_REFERENCE_TILE(Q5_0)
+SHARDLM_REFERENCE_TILE(Q5_1)
+SHARDLM_REFERENCE_TILE(Q8_0)
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool /*gemm*/) {
   for (int t = 0; t < n_act; ++t)
