@@ -263,6 +263,17 @@ TEST(MkModelTest, CommandLineTools) {
   const int rc = std::system(absl::StrCat(SHARDLM_INSPECT_BIN, " ", v1, " 2> ", dir, "/err.txt").c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 1);
   EXPECT_THAT(testing::ReadFileOrDie(dir + "/err.txt"), HasSubstr("GGUF version 1 is obsolete"));
+  // --split: the balanced --layers per worker (mini-shape's head outweighs 3 of its 4 layers).
+  const std::string mini = testing::TestDataPath("models/mini-shape-q4_0.gguf");
+  ASSERT_EQ(std::system(absl::StrCat(SHARDLM_INSPECT_BIN, " --split 2 ", mini, " > ", dir,
+                                     "/split.txt").c_str()),
+            0);
+  EXPECT_EQ(testing::ReadFileOrDie(dir + "/split.txt"),
+            "worker 0: --layers 0:3\nworker 1: --layers 3:4\n");
+  EXPECT_EQ(WEXITSTATUS(std::system(
+                absl::StrCat(SHARDLM_INSPECT_BIN, " --split 5 ", mini, " 2> ", dir, "/err.txt").c_str())),
+            2);
+  EXPECT_THAT(testing::ReadFileOrDie(dir + "/err.txt"), HasSubstr("at least one layer"));
 }
 
 }  // namespace

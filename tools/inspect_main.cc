@@ -9,22 +9,27 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/ggml_type.h"
 #include "common/gguf.h"
+#include "common/layer_split.h"
+#include "common/model_config.h"
 
 namespace shardlm {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: shardlm-inspect [--json] MODEL.gguf\n"
+    "usage: shardlm-inspect [--json | --split N] MODEL.gguf\n"
     "\n"
     "Validates a GGUF file (v2/v3) and prints its header, metadata, tensor table\n"
     "and the bytes per tensor type. Exits 1 with the error if the file is refused.\n"
     "\n"
-    "  --json    machine-readable output (arrays shown as count + first elements)\n"
-    "  --help    this message\n";
+    "  --json      machine-readable output (arrays shown as count + first elements)\n"
+    "  --split N   instead: the --layers of N workers that do about the same work\n"
+    "              (weight bytes, the output head on the last; what shardlm serve uses)\n"
+    "  --help      this message\n";
 
 constexpr size_t kArrayHead = 3;       // elements shown for a long array
 constexpr size_t kMaxStringShown = 80;  // bytes of a long string shown
@@ -231,11 +236,31 @@ void PrintJson(const GgufFile& f) {
   std::printf("}}\n");
 }
 
+// One line per worker: its --layers range and the weight bytes it multiplies by.
+int PrintSplit(const GgufFile& f, int n_workers) {
+  absl::StatusOr<ModelConfig> config = ModelConfig::FromGguf(f);
+  if (!config.ok()) {
+    std::fprintf(stderr, "shardlm-inspect: %s\n", config.status().ToString().c_str());
+    return 1;
+  }
+  absl::StatusOr<std::vector<LayerRange>> ranges =
+      BalancedLayerRanges(f, config->n_layer, n_workers);
+  if (!ranges.ok()) {
+    std::fprintf(stderr, "shardlm-inspect: --split: %s\n", ranges.status().ToString().c_str());
+    return 2;
+  }
+  for (size_t i = 0; i < ranges->size(); ++i) {
+    std::printf("worker %zu: --layers %d:%d\n", i, (*ranges)[i].first, (*ranges)[i].second);
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace shardlm
 
 int main(int argc, char** argv) {
   bool json = false;
+  int split = 0;
   std::string path;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -244,6 +269,13 @@ int main(int argc, char** argv) {
       return 0;
     } else if (arg == "--json") {
       json = true;
+    } else if (arg == "--split") {
+      if (i + 1 >= argc || !absl::SimpleAtoi(argv[i + 1], &split) || split < 1) {
+        std::fprintf(stderr, "shardlm-inspect: --split needs a number of workers >= 1\n\n%s",
+                     shardlm::kUsage);
+        return 2;
+      }
+      ++i;
     } else if (!arg.empty() && arg[0] == '-') {
       std::fprintf(stderr, "shardlm-inspect: unknown flag %s\n\n%s", argv[i], shardlm::kUsage);
       return 2;
@@ -263,6 +295,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shardlm-inspect: %s\n", file.status().ToString().c_str());
     return 1;
   }
+  if (split > 0) return shardlm::PrintSplit(**file, split);
   if (json) {
     shardlm::PrintJson(**file);
   } else {
