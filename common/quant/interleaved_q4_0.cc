@@ -38,8 +38,9 @@ void BlockTermsQ8_0(const void* a, int64_t n, ActivationBlockTerms* terms) {
   }
 }
 
-void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride, const ActivationBlockTerms* /*terms*/,
-                size_t /*terms_stride*/, int n_act, float* out, bool /*gemm*/) {
+void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride,
+                const ActivationBlockTerms* /*terms*/, size_t /*terms_stride*/, int n_act,
+                float* out, bool /*gemm*/) {
   const auto* wb = static_cast<const BlockQ4_0x8*>(w);
   for (int t = 0; t < n_act; ++t) {
     const auto* ab =

@@ -65,8 +65,8 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride,
             _mm256_add_epi16(pair_sums, _mm256_maddubs_epi16(hi[k], Broadcast4(q + 16 + 4 * k)));
       }
       const ActivationBlockTerms& at = act_terms[t][ib];
-      const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(pair_sums, ones),
-                                            _mm256_set1_epi32(at.offset));
+      const __m256i isum =
+          _mm256_sub_epi32(_mm256_madd_epi16(pair_sums, ones), _mm256_set1_epi32(at.offset));
       const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(at.d));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[t]);
     }
@@ -79,16 +79,9 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride,
 void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride,
                 const ActivationBlockTerms* terms, size_t terms_stride, int n_act, float* out,
                 bool /*gemm*/) {
-  switch (n_act) {
-    case 1:
-      return Gemm<1>(n, w, a, a_stride, terms, terms_stride, out);
-    case 2:
-      return Gemm<2>(n, w, a, a_stride, terms, terms_stride, out);
-    case 3:
-      return Gemm<3>(n, w, a, a_stride, terms, terms_stride, out);
-    default:
-      return Gemm<4>(n, w, a, a_stride, terms, terms_stride, out);
-  }
+  WithActs(n_act, [&](auto acts) {
+    Gemm<decltype(acts)::value>(n, w, a, a_stride, terms, terms_stride, out);
+  });
 }
 
 }  // namespace shardlm::quant::avx2

@@ -39,8 +39,9 @@ void InterleaveQ4_Kx8(const void* rows, size_t row_bytes, int64_t n, void* dst) 
   }
 }
 
-void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const ActivationBlockTerms* /*terms*/,
-                size_t /*terms_stride*/, int n_act, float* out, bool gemm) {
+void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride,
+                const ActivationBlockTerms* /*terms*/, size_t /*terms_stride*/, int n_act,
+                float* out, bool gemm) {
   const auto* wb = static_cast<const BlockQ4_Kx8*>(w);
   const int step = gemm ? 64 : kQKK;  // llama.cpp's gemm sums 64 elements at a time
   for (int t = 0; t < n_act; ++t) {

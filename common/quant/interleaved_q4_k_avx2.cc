@@ -107,22 +107,14 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride, float* out) 
 
 template <bool kGemm>
 void GemmActs(int64_t n, const void* w, const void* a, size_t a_stride, int n_act, float* out) {
-  switch (n_act) {
-    case 1:
-      return Gemm<1, kGemm>(n, w, a, a_stride, out);
-    case 2:
-      return Gemm<2, kGemm>(n, w, a, a_stride, out);
-    case 3:
-      return Gemm<3, kGemm>(n, w, a, a_stride, out);
-    default:
-      return Gemm<4, kGemm>(n, w, a, a_stride, out);
-  }
+  WithActs(n_act, [&](auto acts) { Gemm<decltype(acts)::value, kGemm>(n, w, a, a_stride, out); });
 }
 
 }  // namespace
 
-void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride, const ActivationBlockTerms* /*terms*/,
-                size_t /*terms_stride*/, int n_act, float* out, bool gemm) {
+void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride,
+                const ActivationBlockTerms* /*terms*/, size_t /*terms_stride*/, int n_act,
+                float* out, bool gemm) {
   if (gemm) return GemmActs<true>(n, w, a, a_stride, n_act, out);
   GemmActs<false>(n, w, a, a_stride, n_act, out);
 }

@@ -280,7 +280,8 @@ float VecDot(int64_t n, const void* w, const void* a) {
   DotChain<T> chain;
   for (int64_t i = 0; i < n / kQKK; ++i) {
     __m256i isum = _mm256_setzero_si256();
-    ScaledChunks<T>(wb[i], ab[i], shuffle, [&](int, __m256i v) { isum = _mm256_add_epi32(isum, v); });
+    ScaledChunks<T>(wb[i], ab[i], shuffle,
+                    [&](int, __m256i v) { isum = _mm256_add_epi32(isum, v); });
     chain.Add(wb[i], ab[i], isum);
   }
   return chain.Result();
@@ -338,16 +339,9 @@ template <class T>
 void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                     int n_act, float* out) {
   static_assert(kTileActs == 4);
-  switch (n_act) {
-    case 1:
-      return VecDotTile<T, 1>(n, w, row_bytes, a, a_stride, out);
-    case 2:
-      return VecDotTile<T, 2>(n, w, row_bytes, a, a_stride, out);
-    case 3:
-      return VecDotTile<T, 3>(n, w, row_bytes, a, a_stride, out);
-    default:
-      return VecDotTile<T, 4>(n, w, row_bytes, a, a_stride, out);
-  }
+  WithActs(n_act, [&](auto acts) {
+    VecDotTile<T, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+  });
 }
 
 // Sums of the 8 int32 lanes of each of v[0..7] -> one vector, v[r]'s in lane r.
@@ -369,7 +363,8 @@ inline __m256i SumLanesOf8(const __m256i* v) {
 // needs a constant even where the compiler does not unroll.
 template <int kImm>
 inline __m256i PickLanes(__m256i a, __m256i b) {
-  return _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), kImm));
+  return _mm256_castps_si256(
+      _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), kImm));
 }
 
 // Per-step min sums of 8 rows: mins[r] lane k holds row r's min term of
@@ -388,7 +383,8 @@ inline void StepMins(const __m256i* mins, __m256i* out) {
     }
     constexpr int kHalf = kSteps == 4 ? 2 : 1;
     // Lanes 0, 2 (even) of each source; with 4 steps also lanes 1, 3 (odd).
-    const __m256i lo = PickLanes<0x88>(h[0], h[1]), hi = PickLanes<0x88>(h[2], h[3]);  // rows 0-3, 4-7
+    const __m256i lo = PickLanes<0x88>(h[0], h[1]),
+                  hi = PickLanes<0x88>(h[2], h[3]);  // rows 0-3, 4-7
     out[0] = _mm256_permute2x128_si256(lo, hi, 0x20);
     out[kHalf] = _mm256_permute2x128_si256(lo, hi, 0x31);
     if constexpr (kSteps == 4) {
@@ -454,16 +450,9 @@ void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, si
 template <class T, int kSteps>
 void VecDotX8Acts(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out) {
-  switch (n_act) {
-    case 1:
-      return VecDotX8Steps<T, kSteps, 1>(n, w, row_bytes, a, a_stride, out);
-    case 2:
-      return VecDotX8Steps<T, kSteps, 2>(n, w, row_bytes, a, a_stride, out);
-    case 3:
-      return VecDotX8Steps<T, kSteps, 3>(n, w, row_bytes, a, a_stride, out);
-    default:
-      return VecDotX8Steps<T, kSteps, 4>(n, w, row_bytes, a, a_stride, out);
-  }
+  WithActs(n_act, [&](auto acts) {
+    VecDotX8Steps<T, kSteps, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+  });
 }
 
 template <class T>

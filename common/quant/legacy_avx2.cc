@@ -154,16 +154,9 @@ template <class T>
 void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                     int n_act, float* out) {
   static_assert(kTileActs == 4);
-  switch (n_act) {
-    case 1:
-      return VecDotTile<T, 1>(n, w, row_bytes, a, a_stride, out);
-    case 2:
-      return VecDotTile<T, 2>(n, w, row_bytes, a, a_stride, out);
-    case 3:
-      return VecDotTile<T, 3>(n, w, row_bytes, a, a_stride, out);
-    default:
-      return VecDotTile<T, 4>(n, w, row_bytes, a, a_stride, out);
-  }
+  WithActs(n_act, [&](auto acts) {
+    VecDotTile<T, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+  });
 }
 
 // Eight rows, each an FMA chain over its blocks (legacy.cc VecDotX8): the
@@ -196,7 +189,8 @@ void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
     __m128i dw = _mm_setzero_si128();
     [&]<int... R>(std::integer_sequence<int, R...>) {
       ((dw = _mm_insert_epi16(dw, rows[R][ib].d, R)), ...);
-    }(std::make_integer_sequence<int, 8>{});
+    }
+    (std::make_integer_sequence<int, 8>{});
     const __m256 dwf = _mm256_cvtph_ps(dw);
     for (int t = 0; t < kActs; ++t) {
       const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
@@ -325,16 +319,9 @@ void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n) {
 }
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool /*gemm*/) {
-  switch (n_act) {
-    case 1:
-      return VecDotX8<Q4_0, 1>(n, w, row_bytes, a, a_stride, out);
-    case 2:
-      return VecDotX8<Q4_0, 2>(n, w, row_bytes, a, a_stride, out);
-    case 3:
-      return VecDotX8<Q4_0, 3>(n, w, row_bytes, a, a_stride, out);
-    default:
-      return VecDotX8<Q4_0, 4>(n, w, row_bytes, a, a_stride, out);
-  }
+  WithActs(n_act, [&](auto acts) {
+    VecDotX8<Q4_0, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+  });
 }
 
 }  // namespace shardlm::quant::avx2

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace shardlm::quant::avx2 {
 
@@ -81,6 +82,23 @@ inline __m256i Broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, sizeof(v));
   return _mm256_set1_epi32(v);
+}
+
+// Calls f(std::integral_constant<int, k>{}) for k = n_act (1..4, more
+// counts as 4): the kernels are templates on their number of activation
+// rows, so each count gets its own fully unrolled loop.
+template <class F>
+inline void WithActs(int n_act, F&& f) {
+  switch (n_act) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    default:
+      return f(std::integral_constant<int, 4>{});
+  }
 }
 
 }  // namespace shardlm::quant::avx2
