@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "common/tensor_format.h"
+#include "common/kernels/tensor_format.h"
 
 namespace shardlm {
 namespace {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "common/cli_args.h"
+#include "common/base/cli_args.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "common/cli_args.h"
+#include "common/base/cli_args.h"
 
 int main(int argc, char** argv) {
   int threads = 2, passes = 10;

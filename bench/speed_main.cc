@@ -14,10 +14,10 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "common/cli_args.h"
-#include "common/gguf.h"
-#include "common/tensor_format.h"
-#include "common/tokenizer.h"
+#include "common/base/cli_args.h"
+#include "common/model/gguf.h"
+#include "common/kernels/tensor_format.h"
+#include "common/tokenizer/tokenizer.h"
 #include "worker/llama_stage.h"
 
 namespace shardlm {

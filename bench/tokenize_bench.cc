@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "common/gguf.h"
-#include "common/stream_detokenizer.h"
-#include "common/tokenizer.h"
+#include "common/model/gguf.h"
+#include "common/tokenizer/stream_detokenizer.h"
+#include "common/tokenizer/tokenizer.h"
 
 namespace shardlm {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_split.h"
-#include "common/cli_args.h"
+#include "common/base/cli_args.h"
 #include "common/rpc/credentials.h"
 #include "coordinator/coordinator_server.h"
 

@@ -1,6 +1,6 @@
 #include "coordinator/generate_call.h"
 
-#include "common/logging.h"
+#include "common/base/logging.h"
 #include "common/rpc/grpc_settings.h"
 
 namespace shardlm {

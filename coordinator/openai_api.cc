@@ -8,8 +8,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
-#include "common/tokenizer.h"
+#include "common/base/status_macros.h"
+#include "common/tokenizer/tokenizer.h"
 
 namespace shardlm {
 namespace {

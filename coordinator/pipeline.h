@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/metrics.h"
-#include "worker/stage.h"
+#include "common/base/metrics.h"
+#include "common/stage/stage.h"
 
 namespace shardlm {
 

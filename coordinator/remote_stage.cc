@@ -5,9 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/logging.h"
+#include "common/base/logging.h"
 #include "common/rpc/tensor_codec.h"
-#include "common/status_macros.h"
+#include "common/base/status_macros.h"
 
 namespace shardlm {
 namespace {

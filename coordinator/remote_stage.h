@@ -24,7 +24,7 @@
 #include "absl/types/span.h"
 #include "common/rpc/grpc_settings.h"
 #include "shardlm/v1/stage.grpc.pb.h"
-#include "worker/stage.h"
+#include "common/stage/stage.h"
 
 namespace shardlm {
 

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/rpc/grpc_settings.h"
-#include "common/utf8.h"
+#include "common/tokenizer/utf8.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/generate_call.h"
 

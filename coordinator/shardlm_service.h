@@ -8,9 +8,9 @@
 
 #include <string>
 
-#include "common/model_config.h"
+#include "common/model/model_config.h"
 #include "common/rpc/credentials.h"
-#include "common/tokenizer.h"
+#include "common/tokenizer/tokenizer.h"
 #include "coordinator/engine.h"
 #include "coordinator/pipeline.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"

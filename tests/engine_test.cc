@@ -9,8 +9,8 @@
 #include <mutex>
 #include <thread>
 
-#include "common/gguf.h"
-#include "common/tokenizer.h"
+#include "common/model/gguf.h"
+#include "common/tokenizer/tokenizer.h"
 #include "tests/golden.h"
 #include "tests/test_data.h"
 

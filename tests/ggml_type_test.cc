@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "common/ggml_type.h"
+#include "common/model/ggml_type.h"
 
 namespace shardlm {
 namespace {

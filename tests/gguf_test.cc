@@ -1,7 +1,7 @@
 // GGUF reader: the shared model files, and one test per kind of malformed
 // file. The malformed files are built byte by byte (RawGguf below) so each
 // test states exactly which field lies.
-#include "common/gguf.h"
+#include "common/model/gguf.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

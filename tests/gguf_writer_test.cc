@@ -1,4 +1,4 @@
-#include "common/gguf_writer.h"
+#include "common/model/gguf_writer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/gguf.h"
+#include "common/model/gguf.h"
 #include "tests/test_data.h"
 
 namespace shardlm {

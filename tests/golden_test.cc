@@ -17,7 +17,7 @@ constexpr double kNearTie = 0.02;
 // Allowed max |logit difference| against llama.cpp. We compute what its CPU
 // backend computes (the AVX-512 build the goldens were made with), rounding
 // for rounding: activation quantizers, each kernel's summation order and
-// FMAs, its vectorized exp (common/tensor_format.h). prompt_logits.bin (one
+// FMAs, its vectorized exp (common/kernels/tensor_format.h). prompt_logits.bin (one
 // batch, every position) agree to the bit for every model. What is left is
 // llama.cpp's own full-vs-last-position difference in .logits.bin: asked for
 // the last position only, it runs the last layer's FFN on that row alone with

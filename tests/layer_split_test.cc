@@ -1,7 +1,7 @@
 // Balanced pipeline splits: the largest stage cost is minimal (checked
 // against brute force), ties go to the most even split, and the output head
 // counts towards the last stage.
-#include "common/layer_split.h"
+#include "common/model/layer_split.h"
 
 #include <gtest/gtest.h>
 

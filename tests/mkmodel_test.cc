@@ -2,7 +2,7 @@
 // metadata and quantization mix; the bytes are deterministic; quantized
 // tensors decode to the same weights as the f32 file; --vocab-from copies a
 // vocabulary. Also runs the shardlm-mkmodel and shardlm-inspect binaries.
-#include "common/model_maker.h"
+#include "tools/model_maker/model_maker.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/gguf.h"
-#include "common/synthetic.h"
-#include "common/tensor_format.h"
+#include "common/model/gguf.h"
+#include "tools/model_maker/synthetic.h"
+#include "common/kernels/tensor_format.h"
 #include "tests/test_data.h"
 
 namespace shardlm {

@@ -6,8 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include "common/gguf.h"
-#include "common/tokenizer.h"
+#include "common/model/gguf.h"
+#include "common/tokenizer/tokenizer.h"
 #include "tests/test_data.h"
 
 namespace shardlm::testing {

@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/rpc/grpc_settings.h"
-#include "common/subprocess.h"
-#include "common/tokenizer.h"
+#include "common/base/subprocess.h"
+#include "common/tokenizer/tokenizer.h"
 #include "coordinator/coordinator_server.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "shardlm/v1/stage.grpc.pb.h"

@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "common/fp16.h"
-#include "common/gguf.h"
-#include "common/quant/blocks.h"
-#include "common/tensor_format.h"
+#include "common/kernels/fp16.h"
+#include "common/model/gguf.h"
+#include "common/kernels/quant/blocks.h"
+#include "common/kernels/tensor_format.h"
 #include "tests/test_data.h"
 
 namespace shardlm {

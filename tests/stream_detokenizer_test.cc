@@ -1,6 +1,6 @@
 // StreamDetokenizer: never emits invalid UTF-8, never holds more than one
 // unfinished character, and agrees with the whole-sequence Decode.
-#include "common/stream_detokenizer.h"
+#include "common/tokenizer/stream_detokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "common/gguf.h"
-#include "common/utf8.h"
+#include "common/model/gguf.h"
+#include "common/tokenizer/utf8.h"
 #include "tests/test_data.h"
 
 namespace shardlm {

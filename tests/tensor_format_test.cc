@@ -2,7 +2,7 @@
 // type, vec_dot against the float dot of the dequantized rows, and every fast
 // kernel against its scalar reference: bit for bit, since both compute what
 // llama.cpp computes (bf16 dot products, within a tolerance, excepted).
-#include "common/tensor_format.h"
+#include "common/kernels/tensor_format.h"
 
 #include <gtest/gtest.h>
 
@@ -19,8 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "common/fp16.h"
-#include "common/quant/blocks.h"
+#include "common/kernels/fp16.h"
+#include "common/kernels/quant/blocks.h"
 
 namespace shardlm {
 namespace {

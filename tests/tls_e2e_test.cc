@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
-#include "common/subprocess.h"
+#include "common/base/subprocess.h"
 #include "coordinator/coordinator_server.h"
 #include "coordinator/remote_stage.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"

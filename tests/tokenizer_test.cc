@@ -1,6 +1,6 @@
 // The tokenizer against llama.cpp's, SentencePiece's and llama2.c's expected
 // ids on the real vocabularies in shared/ (see shared/models/SOURCES.md).
-#include "common/tokenizer.h"
+#include "common/tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -18,8 +18,8 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/gguf.h"
-#include "common/utf8.h"
+#include "common/model/gguf.h"
+#include "common/tokenizer/utf8.h"
 #include "tests/test_data.h"
 
 namespace shardlm {

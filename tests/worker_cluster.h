@@ -15,7 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "common/subprocess.h"
+#include "common/base/subprocess.h"
 #include "coordinator/coordinator_server.h"
 
 namespace shardlm::testing {

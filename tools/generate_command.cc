@@ -14,12 +14,12 @@
 #include "absl/strings/str_split.h"
 #include <grpcpp/grpcpp.h>
 
-#include "common/cli_args.h"
+#include "common/base/cli_args.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
-#include "common/gguf.h"
-#include "common/status_macros.h"
-#include "common/tokenizer.h"
+#include "common/model/gguf.h"
+#include "common/base/status_macros.h"
+#include "common/tokenizer/tokenizer.h"
 #include "coordinator/engine.h"
 #include "coordinator/pipeline.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"

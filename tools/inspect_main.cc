@@ -12,10 +12,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/ggml_type.h"
-#include "common/gguf.h"
-#include "common/layer_split.h"
-#include "common/model_config.h"
+#include "common/model/ggml_type.h"
+#include "common/model/gguf.h"
+#include "common/model/layer_split.h"
+#include "common/model/model_config.h"
 
 namespace shardlm {
 namespace {

@@ -1,5 +1,5 @@
 // shardlm-mkmodel: writes a synthetic Llama GGUF of any shape and weight type
-// (library: common/model_maker.h). This file only parses flags, applies the
+// (library: tools/model_maker/model_maker.h). This file only parses flags, applies the
 // preset and draws the progress bar.
 #include <tbb/global_control.h>
 #include <unistd.h>
@@ -13,9 +13,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/cli_args.h"
-#include "common/model_maker.h"
-#include "common/synthetic.h"
+#include "common/base/cli_args.h"
+#include "tools/model_maker/model_maker.h"
+#include "tools/model_maker/synthetic.h"
 
 namespace shardlm {
 namespace {

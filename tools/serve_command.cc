@@ -12,13 +12,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/cli_args.h"
-#include "common/gguf.h"
-#include "common/layer_split.h"
-#include "common/model_config.h"
+#include "common/base/cli_args.h"
+#include "common/model/gguf.h"
+#include "common/model/layer_split.h"
+#include "common/model/model_config.h"
 #include "common/rpc/credentials.h"
-#include "common/status_macros.h"
-#include "common/subprocess.h"
+#include "common/base/status_macros.h"
+#include "common/base/subprocess.h"
 #include "coordinator/coordinator_server.h"
 
 namespace shardlm {
@@ -66,7 +66,7 @@ absl::Status BuildCredentials(ServeOptions* o, bool insecure) {
 }
 
 // Layer ranges: --split as given, or --workers stages of about equal work
-// (common/layer_split.h: weight bytes, the head counted on the last stage).
+// (common/model/layer_split.h: weight bytes, the head counted on the last stage).
 absl::StatusOr<std::vector<LayerRange>> LayerRanges(const ServeOptions& o, const GgufFile& file,
                                                     int n_layer) {
   std::vector<LayerRange> ranges;

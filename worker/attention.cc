@@ -17,7 +17,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "common/tensor_format.h"
+#include "common/kernels/tensor_format.h"
 #include "worker/ops.h"
 
 namespace shardlm {

@@ -9,7 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "worker/stage.h"
+#include "common/stage/stage.h"
 
 namespace shardlm {
 

@@ -13,12 +13,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/gguf.h"
-#include "common/metrics.h"
-#include "common/model_config.h"
+#include "common/model/gguf.h"
+#include "common/base/metrics.h"
+#include "common/model/model_config.h"
 #include "worker/kv_cache.h"
 #include "worker/llama_weights.h"
-#include "worker/stage.h"
+#include "common/stage/stage.h"
 
 namespace shardlm {
 

@@ -1,8 +1,8 @@
 #include "worker/llama_weights.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
-#include "common/tensor_format.h"
+#include "common/base/status_macros.h"
+#include "common/kernels/tensor_format.h"
 
 namespace shardlm {
 namespace {

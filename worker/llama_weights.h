@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/gguf.h"
-#include "common/model_config.h"
+#include "common/model/gguf.h"
+#include "common/model/model_config.h"
 #include "worker/matmul.h"
 
 namespace shardlm {

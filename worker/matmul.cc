@@ -1,6 +1,6 @@
 // y = W x as llama.cpp's CPU backend computes it: the activations quantized
 // by its from_float, then the kernel it would pick for the weight type and
-// the batch (common/tensor_format.h): vec_dot per row and token; for weights
+// the batch (common/kernels/tensor_format.h): vec_dot per row and token; for weights
 // it repacks, 8 rows at once with its gemv (single tokens, batch tails) or
 // gemm (groups of 4 tokens) order; for f32/f16 weights, llamafile's sgemm
 // order for batches.
@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/logging.h"
-#include "common/tensor_format.h"
+#include "common/base/logging.h"
+#include "common/kernels/tensor_format.h"
 
 namespace shardlm {
 namespace {

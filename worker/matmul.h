@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "common/ggml_type.h"
-#include "common/quant/blocks.h"
+#include "common/model/ggml_type.h"
+#include "common/kernels/quant/blocks.h"
 
 namespace shardlm {
 

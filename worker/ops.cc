@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "common/tensor_format.h"
+#include "common/kernels/tensor_format.h"
 
 namespace shardlm {
 

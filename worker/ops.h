@@ -1,7 +1,7 @@
 // Element-wise and row-wise operations of the Llama block, each computed the
 // way llama.cpp's CPU backend computes it, rounding for rounding (sums of
 // squares and softmax denominators in double as ggml's ggml_float, its
-// vectorized exp; see common/tensor_format.h ForwardKernels), so our logits
+// vectorized exp; see common/kernels/tensor_format.h ForwardKernels), so our logits
 // equal its logits.
 #ifndef SHARDLM_WORKER_OPS_H_
 #define SHARDLM_WORKER_OPS_H_

@@ -25,8 +25,8 @@
 #include "absl/time/time.h"
 #include "shardlm/v1/stage.grpc.pb.h"
 #include "worker/compute_queue.h"
-#include "worker/forward_codec.h"
-#include "worker/stage.h"
+#include "common/stage/forward_codec.h"
+#include "common/stage/stage.h"
 
 namespace shardlm {
 

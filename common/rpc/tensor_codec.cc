@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/tensor_format.h"
+#include "common/kernels/tensor_format.h"
 
 namespace shardlm {
 namespace {
@@ -16,7 +16,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "tensor codec assumes little-endian");
 
 // Registry rows for the 16-bit formats: they use F16C where the CPU has it
-// (bit-exact with the scalar conversions of common/fp16.h).
+// (bit-exact with the scalar conversions of common/kernels/fp16.h).
 const TensorFormat& Format16(v1::DType dtype) {
   return Format(dtype == v1::DTYPE_F16 ? GgmlType::kF16 : GgmlType::kBF16);
 }

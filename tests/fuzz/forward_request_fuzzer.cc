@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "common/model_maker.h"
+#include "tools/model_maker/model_maker.h"
 #include "common/rpc/tensor_codec.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_service.h"

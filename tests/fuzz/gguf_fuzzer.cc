@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "common/gguf.h"
-#include "common/gguf_writer.h"
+#include "common/model/gguf.h"
+#include "common/model/gguf_writer.h"
 
 namespace shardlm {
 namespace {

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "common/stream_detokenizer.h"
-#include "common/tokenizer.h"
-#include "common/utf8.h"
+#include "common/tokenizer/stream_detokenizer.h"
+#include "common/tokenizer/tokenizer.h"
+#include "common/tokenizer/utf8.h"
 
 namespace shardlm {
 namespace {

@@ -1,0 +1,326 @@
+// AVX2 kernels of the legacy 32-element block types and the q8_0 / q8_1
+// activation quantizers. Compiled with -mavx2 -mfma -mf16c; called only when
+// the CPU has them (tensor_format.cc).
+//
+// One block of any weight type becomes 32 int8 levels in a register (a
+// per-type Levels()); the dot product is written once: maddubs forms
+// u8 x s8 pair sums, madd widens them to 8 int32, and one FMA per block adds
+// (d_w d_a) * sum to the float lanes. The float steps are llama.cpp's (one
+// 8-lane accumulator, blocks in order, hsum_float_8; see legacy.cc), so the
+// results equal the reference kernels and llama.cpp to the bit.
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "common/kernels/quant/blocks.h"
+#include "common/kernels/quant/kernels.h"
+#include "common/kernels/quant/simd_avx2.h"
+
+namespace shardlm::quant::avx2 {
+namespace {
+
+// Levels() gives the 32 levels of a block in element order. The q4_0/q5_0
+// levels are stored unsigned with an offset (x = d (u - kOffset)), and
+// sum (u - o) a = sum u a - o sum a is computed as maddubs(u, a) -
+// maddubs(o, a) on int16 pairs: one more multiply but three fewer ALU ops
+// than making u - o signed for the sign trick (measured ~7% faster).
+// kSigned: levels are int8 (q8_0, sign trick); otherwise unsigned, and
+// kHasMin types add m (x = d u + m).
+struct Q4_0 {
+  using Block = BlockQ4_0;
+  static constexpr bool kSigned = false, kHasMin = false;
+  static constexpr int kOffset = 8;
+  static __m256i Levels(const Block& b) { return NibblesToBytes(b.qs); }
+};
+
+struct Q4_1 {
+  using Block = BlockQ4_1;
+  static constexpr bool kSigned = false, kHasMin = true;
+  static constexpr int kOffset = 0;
+  static __m256i Levels(const Block& b) { return NibblesToBytes(b.qs); }
+};
+
+// Bit 4 of each level from qh: 0x10 in the bytes whose bit is set.
+template <class Block>
+inline __m256i FiveBitLevels(const Block& b) {
+  return _mm256_or_si256(NibblesToBytes(b.qs),
+                         _mm256_and_si256(BitsToBytes(b.qh), _mm256_set1_epi8(0x10)));
+}
+
+struct Q5_0 {
+  using Block = BlockQ5_0;
+  static constexpr bool kSigned = false, kHasMin = false;
+  static constexpr int kOffset = 16;
+  static __m256i Levels(const Block& b) { return FiveBitLevels(b); }
+};
+
+struct Q5_1 {
+  using Block = BlockQ5_1;
+  static constexpr bool kSigned = false, kHasMin = true;
+  static constexpr int kOffset = 0;
+  static __m256i Levels(const Block& b) { return FiveBitLevels(b); }
+};
+
+struct Q8_0 {
+  using Block = BlockQ8_0;
+  static constexpr bool kSigned = true, kHasMin = false;
+  static constexpr int kOffset = 0;
+  static __m256i Levels(const Block& b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
+};
+
+// 8 int32 partial sums of sum_j (level_j - offset) a_j.
+template <class T>
+inline __m256i BlockDot(__m256i q, __m256i a) {
+  if constexpr (T::kSigned) return DotI8I8(q, a);
+  if constexpr (T::kOffset == 0) return DotU8I8(q, a);
+  const __m256i offset_dot = _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), a);
+  return PairSums(_mm256_sub_epi16(_mm256_maddubs_epi16(q, a), offset_dot));
+}
+
+template <class T>
+float VecDot(int64_t n, const void* w, const void* a) {
+  using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
+  const auto* wb = static_cast<const typename T::Block*>(w);
+  const auto* ab = static_cast<const Act*>(a);
+  const int64_t nb = n / kQK;
+  __m256 acc = _mm256_setzero_ps();
+  float summs = 0;  // m_w * s_a, types with a min
+  for (int64_t ib = 0; ib < nb; ++ib) {
+    const __m256i q = T::Levels(wb[ib]);
+    const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
+    const __m256 d = _mm256_set1_ps(F16(wb[ib].d) * F16(ab[ib].d));
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(BlockDot<T>(q, y)), acc);
+    if constexpr (T::kHasMin) summs = std::fma(F16(wb[ib].m), F16(ab[ib].s), summs);
+  }
+  if constexpr (T::kHasMin) return HorizontalSum(acc) + summs;
+  return HorizontalSum(acc);
+}
+
+// VecDot for kTileRows rows x kActs activation rows: each weight block is
+// unpacked once per tile and each activation block loaded once; every
+// output keeps VecDot's own 8-lane FMA chain and final sum, so it equals
+// VecDot to the bit.
+template <class T, int kActs>
+void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                float* out) {
+  using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
+  constexpr int kRows = kTileRows;
+  const typename T::Block* rows[kRows];
+  for (int r = 0; r < kRows; ++r)
+    rows[r] =
+        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+  const Act* act[kActs];
+  for (int t = 0; t < kActs; ++t)
+    act[t] = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  __m256 acc[kActs][kRows];
+  float summs[kActs][kRows] = {};
+  for (auto& row : acc)
+    for (__m256& v : row) v = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQK; ++ib) {
+    __m256i q[kRows];
+    float dw[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      // Short interleaved streams defeat the hardware prefetcher: fetch the
+      // same block of the next tile's rows (MatMul's next call) meanwhile.
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ib) + kRows * row_bytes, _MM_HINT_T0);
+      q[r] = T::Levels(rows[r][ib]);
+      dw[r] = F16(rows[r][ib].d);
+    }
+    for (int t = 0; t < kActs; ++t) {
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
+      const float da = F16(act[t][ib].d);
+      for (int r = 0; r < kRows; ++r) {
+        acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da),
+                                    _mm256_cvtepi32_ps(BlockDot<T>(q[r], y)), acc[t][r]);
+        if constexpr (T::kHasMin) {
+          summs[t][r] = std::fma(F16(rows[r][ib].m), F16(act[t][ib].s), summs[t][r]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < kActs; ++t) {
+    for (int r = 0; r < kRows; ++r) {
+      out[kRows * t + r] = HorizontalSum(acc[t][r]);
+      if constexpr (T::kHasMin) out[kRows * t + r] += summs[t][r];
+    }
+  }
+}
+
+template <class T>
+void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                    int n_act, float* out) {
+  static_assert(kTileActs == 4);
+  WithActs(n_act, [&](auto acts) {
+    VecDotTile<T, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+  });
+}
+
+// Eight rows, each an FMA chain over its blocks (legacy.cc VecDotX8): the
+// rows' integer block sums fill the 8 lanes, so one FMA serves all 8. For
+// q4_0, the one type llama.cpp repacks (offset levels, |level - 8| <= 8).
+// kActs activation rows share each block's unpacked levels and scales.
+template <class T, int kActs>
+void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+              float* out) {
+  static_assert(!T::kHasMin && !T::kSigned && T::kOffset == 8);
+  using WB = typename T::Block;
+  const BlockQ8_0* act[kActs];
+  for (int t = 0; t < kActs; ++t)
+    act[t] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  const WB* rows[8];
+  for (int r = 0; r < 8; ++r)
+    rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+  __m256 acc[kActs];
+  for (__m256& v : acc) v = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < n / kQK; ++ib) {
+    __m256i levels[8];
+    for (int r = 0; r < 8; ++r) {
+      // Eight short streams defeat the hardware prefetcher: fetch the same
+      // block of the next 8-row group (MatMul's next call) meanwhile.
+      _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ib) + 8 * row_bytes, _MM_HINT_T0);
+      levels[r] = T::Levels(rows[r][ib]);
+    }
+    // The lane of _mm_insert_epi16 must be a constant even when the compiler
+    // does not unroll (sanitizer builds): expand the 8 inserts by template.
+    __m128i dw = _mm_setzero_si128();
+    [&]<int... R>(std::integer_sequence<int, R...>) {
+      ((dw = _mm_insert_epi16(dw, rows[R][ib].d, R)), ...);
+    }
+    (std::make_integer_sequence<int, 8>{});
+    const __m256 dwf = _mm256_cvtph_ps(dw);
+    for (int t = 0; t < kActs; ++t) {
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
+      const __m256i offset_dot = _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), y);
+      __m256i dots[8];  // 16 int16 pair sums of (level - offset) a per row
+      for (int r = 0; r < 8; ++r)
+        dots[r] = _mm256_sub_epi16(_mm256_maddubs_epi16(levels[r], y), offset_dot);
+      // A block's whole sum fits int16 (32 * 8 * 127 < 2^15): reduce the 8
+      // rows with int16 adds, then the two 128-bit halves.
+      __m256i h[4];
+      for (int k = 0; k < 4; ++k) h[k] = _mm256_hadd_epi16(dots[2 * k], dots[2 * k + 1]);
+      const __m256i h8 =
+          _mm256_hadd_epi16(_mm256_hadd_epi16(h[0], h[1]), _mm256_hadd_epi16(h[2], h[3]));
+      const __m128i isum =
+          _mm_add_epi16(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+      const __m256 scale = _mm256_mul_ps(dwf, _mm256_set1_ps(F16(act[t][ib].d)));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(isum)), scale, acc[t]);
+    }
+  }
+  for (int t = 0; t < kActs; ++t) _mm256_storeu_ps(out + 8 * t, acc[t]);
+}
+
+// x = d * (level - offset) for the types without a min: int8 -> int32 ->
+// float, times d (the same single rounding as the reference).
+template <class T>
+void Dequantize(const void* src, float* dst, int64_t n) {
+  static_assert(!T::kHasMin);
+  const auto* blocks = static_cast<const typename T::Block*>(src);
+  for (int64_t ib = 0; ib < n / kQK; ++ib, dst += kQK) {
+    const __m256i q = _mm256_sub_epi8(T::Levels(blocks[ib]), _mm256_set1_epi8(T::kOffset));
+    const __m256 d = _mm256_set1_ps(F16(blocks[ib].d));
+    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(dst + 8 * k,
+                       _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k])), d));
+    }
+  }
+}
+
+// 4 x 8 int32 (elements 0..31 in order) -> 32 int8. packs interleaves the
+// 128-bit lanes; the final permute restores element order.
+inline __m256i PackInt32ToInt8(__m256i i0, __m256i i1, __m256i i2, __m256i i3) {
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// roundf(v): ties away from zero. trunc(v) + sign(v) where |v - trunc(v)| >=
+// 0.5 (v - trunc(v) is exact).
+inline __m256 RoundHalfAway(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 frac = Abs(_mm256_sub_ps(v, t));
+  const __m256 one = _mm256_or_ps(_mm256_and_ps(v, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(1.0f));
+  const __m256 bump = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+  return _mm256_add_ps(t, bump);
+}
+
+// Bit-exact with the reference q8_0 / q8_1 quantizers, both kinds:
+// weights (quantize_row_q8_*_ref): id = 1 / d, q = roundf(x * id);
+// activations (llama.cpp's x86 quantize_row_q8_*): id = 127 / amax,
+// q = round-to-even(x * id). Both: d = f16(amax / 127), s = f16(d * sum q).
+template <class Block, bool kActivation>
+void QuantizeQ8(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<Block*>(dst);
+  for (int64_t ib = 0; ib < n / kQK; ++ib, x += kQK) {
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
+    const __m256 amax4 =
+        _mm256_max_ps(_mm256_max_ps(Abs(v[0]), Abs(v[1])), _mm256_max_ps(Abs(v[2]), Abs(v[3])));
+    const float amax = HorizontalMax(amax4);
+    const float d = amax / 127.f;
+    const float inv = kActivation ? (amax != 0 ? 127.f / amax : 0.0f) : (d != 0 ? 1.0f / d : 0.0f);
+    const __m256 id = _mm256_set1_ps(inv);
+    y[ib].d = ToF16(d);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256 scaled = _mm256_mul_ps(v[k], id);
+      q[k] = kActivation ? _mm256_cvtps_epi32(_mm256_round_ps(
+                               scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+                         : _mm256_cvttps_epi32(RoundHalfAway(scaled));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[ib].qs),
+                        PackInt32ToInt8(q[0], q[1], q[2], q[3]));
+    if constexpr (std::is_same_v<Block, BlockQ8_1>) {
+      const __m256i s =
+          _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+      y[ib].s = ToF16(d * static_cast<float>(_mm_cvtsi128_si32(s4)));
+    }
+  }
+}
+
+}  // namespace
+
+float VecDotQ4_0(int64_t n, const void* w, const void* a) { return VecDot<Q4_0>(n, w, a); }
+float VecDotQ4_1(int64_t n, const void* w, const void* a) { return VecDot<Q4_1>(n, w, a); }
+float VecDotQ5_0(int64_t n, const void* w, const void* a) { return VecDot<Q5_0>(n, w, a); }
+float VecDotQ5_1(int64_t n, const void* w, const void* a) { return VecDot<Q5_1>(n, w, a); }
+float VecDotQ8_0(int64_t n, const void* w, const void* a) { return VecDot<Q8_0>(n, w, a); }
+#define SHARDLM_TILE(Name)                                                         \
+  void VecDotTile##Name(int64_t n, const void* w, size_t row_bytes, const void* a, \
+                        size_t a_stride, int n_act, float* out) {                  \
+    VecDotTileActs<Name>(n, w, row_bytes, a, a_stride, n_act, out);                \
+  }
+SHARDLM_TILE(Q4_0)
+SHARDLM_TILE(Q4_1)
+SHARDLM_TILE(Q5_0)
+SHARDLM_TILE(Q5_1)
+SHARDLM_TILE(Q8_0)
+#undef SHARDLM_TILE
+void DequantizeQ4_0(const void* src, float* dst, int64_t n) { Dequantize<Q4_0>(src, dst, n); }
+void DequantizeQ8_0(const void* src, float* dst, int64_t n) { Dequantize<Q8_0>(src, dst, n); }
+void QuantizeQ8_0(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_0, false>(src, dst, n);
+}
+void QuantizeQ8_1(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_1, false>(src, dst, n);
+}
+void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_0, true>(src, dst, n);
+}
+void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n) {
+  QuantizeQ8<BlockQ8_1, true>(src, dst, n);
+}
+void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool /*gemm*/) {
+  WithActs(n_act, [&](auto acts) {
+    VecDotX8<Q4_0, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+  });
+}
+
+}  // namespace shardlm::quant::avx2
