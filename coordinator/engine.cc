@@ -51,12 +51,34 @@ struct Engine::Sequence {
 struct Engine::Group {
   int index = 0;
   std::vector<std::unique_ptr<Sequence>> seqs;
-  Route route;
-  // Pipeline::epoch of each routed replica when this group last synced with
-  // it: a different epoch means the replica went down meanwhile (and may
-  // have restarted without our KV), so the group replays.
-  std::vector<uint64_t> epochs;
   absl::Time stalled_since;  // when it lost its last replica of some range
+};
+
+// One observer call, made once the engine's lock is released.
+struct Engine::Event {
+  std::shared_ptr<GenerationObserver> observer;
+  bool finish = false;  // OnFinish (else OnToken)
+  GeneratedToken token;
+  FinishReason reason = FinishReason::kError;
+  GenerationStats stats;
+  absl::Status error;
+
+  static Event Token(std::shared_ptr<GenerationObserver> observer, GeneratedToken token) {
+    Event e;
+    e.observer = std::move(observer);
+    e.token = std::move(token);
+    return e;
+  }
+  static Event Finish(std::shared_ptr<GenerationObserver> observer, FinishReason reason,
+                      const GenerationStats& stats, const absl::Status& error) {
+    Event e;
+    e.observer = std::move(observer);
+    e.finish = true;
+    e.reason = reason;
+    e.stats = stats;
+    e.error = error;
+    return e;
+  }
 };
 
 // One step's batch of a group and what it needs to apply the result.
@@ -90,17 +112,10 @@ Engine::Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions opt
   for (int g = 0; g < groups; ++g) {
     auto group = std::make_unique<Group>();
     group->index = g;
-    // Spread groups over replicas: group g starts on replica g of each range.
-    for (int k = 0; k < pipeline_->n_ranges(); ++k) {
-      group->route.push_back(g % pipeline_->n_replicas(k));
-      group->epochs.push_back(pipeline_->epoch(k, group->route.back()));
-    }
     groups_.push_back(std::move(group));
   }
-  orphans_.resize(pipeline_->n_ranges());
-  for (int k = 0; k < pipeline_->n_ranges(); ++k) orphans_[k].resize(pipeline_->n_replicas(k));
+  router_ = std::make_unique<ReplicaRouter>(pipeline_, groups, options_.health_interval);
   for (int g = 0; g < groups; ++g) threads_.emplace_back([this, g] { GroupLoop(g); });
-  if (options_.health_interval > absl::ZeroDuration()) threads_.emplace_back([this] { HealthLoop(); });
 }
 
 Engine::~Engine() {
@@ -111,14 +126,19 @@ Engine::~Engine() {
   cv_.notify_all();
   for (std::thread& t : threads_) t.join();
   // Everything still here ends as cancelled.
+  Outbox outbox;
   std::unique_lock<std::mutex> lock(mu_);
-  for (auto& s : queue_) FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus());
+  for (auto& s : queue_) FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus(), &outbox);
   queue_.clear();
   for (auto& group : groups_) {
-    for (auto& s : group->seqs) FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus());
+    for (auto& s : group->seqs) {
+      FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus(), &outbox);
+    }
     group->seqs.clear();
   }
   DrainReleases(lock);
+  lock.unlock();
+  Deliver(&outbox);
 }
 
 absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
@@ -175,8 +195,11 @@ void Engine::Cancel(uint64_t id) {
   std::unique_lock<std::mutex> lock(mu_);
   for (auto it = queue_.begin(); it != queue_.end(); ++it) {
     if ((*it)->id == id) {
-      FinishLocked(it->get(), FinishReason::kCancelled, absl::OkStatus());
+      Outbox outbox;
+      FinishLocked(it->get(), FinishReason::kCancelled, absl::OkStatus(), &outbox);
       queue_.erase(it);
+      lock.unlock();
+      Deliver(&outbox);
       return;
     }
   }
@@ -206,7 +229,7 @@ void Engine::RenderMetrics(MetricsPage* page) const {
   page->Counter("shardlm_prompt_tokens_total", "Prompt tokens of ended requests", m.prompt_tokens.value());
   page->Counter("shardlm_generated_tokens_total", "Generated tokens of ended requests",
                 m.generated_tokens.value());
-  page->Counter("shardlm_failovers_total", "Micro-batches moved to another replica", m.failovers.value());
+  router_->RenderMetrics(page);
   page->Gauge("shardlm_queue_depth", "Requests waiting for a slot", queued());
   page->Gauge("shardlm_active_sequences", "Sequences being decoded", active());
   page->Histogram("shardlm_time_to_first_token_seconds", "Submit to first generated token",
@@ -238,7 +261,19 @@ void Engine::AdmitLocked() {
   if (admitted) cv_.notify_all();
 }
 
-void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error) {
+void Engine::Deliver(Outbox* outbox) {
+  for (Event& e : *outbox) {
+    if (e.finish) {
+      e.observer->OnFinish(e.reason, e.stats, e.error);
+    } else {
+      e.observer->OnToken(e.token);
+    }
+  }
+  outbox->clear();
+}
+
+void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error,
+                          Outbox* outbox) {
   if (s->prefill_started != absl::Time()) releases_.push_back(s->id);
   // Text held back for a possible stop string or an unfinished character.
   std::string tail = s->detokenizer.Flush();
@@ -247,7 +282,7 @@ void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& 
     GeneratedToken last;  // text only: no token of its own
     last.id = -1;
     last.text = std::move(tail);
-    s->observer->OnToken(last);
+    outbox->push_back(Event::Token(s->observer, std::move(last)));
   }
   GenerationStats st;
   st.prompt_tokens = s->n_prompt;
@@ -270,7 +305,7 @@ void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& 
   metrics_.prompt_tokens.Add(st.prompt_tokens);
   metrics_.generated_tokens.Add(st.generated_tokens);
   metrics_.request_seconds.Observe(st.total_ms / 1000);
-  s->observer->OnFinish(reason, st, error);
+  outbox->push_back(Event::Finish(s->observer, reason, st, error));
 }
 
 void Engine::DrainReleases(std::unique_lock<std::mutex>& lock) {
@@ -278,16 +313,14 @@ void Engine::DrainReleases(std::unique_lock<std::mutex>& lock) {
   std::vector<SeqId> ids;
   ids.swap(releases_);
   lock.unlock();
-  for (SeqId id : ids) {
-    if (absl::Status st = pipeline_->Release(id); !st.ok()) {
-      SHARDLM_LOG(kWarning, "releasing the KV of sequence %d failed: %s", static_cast<int>(id),
-                  std::string(st.message()));
-    }
+  if (absl::Status st = pipeline_->Release(ids); !st.ok()) {
+    SHARDLM_LOG(kWarning, "releasing the KV of %d finished sequences failed: %s",
+                static_cast<int>(ids.size()), std::string(st.message()));
   }
   lock.lock();
 }
 
-void Engine::EmitToken(Sequence* s, const SampledToken& sampled) {
+void Engine::EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* outbox) {
   const absl::Time now = absl::Now();
   if (s->first_token == absl::Time()) {
     s->first_token = now;
@@ -302,18 +335,20 @@ void Engine::EmitToken(Sequence* s, const SampledToken& sampled) {
   const bool eos = tokenizer_->IsEndOfGeneration(sampled.token) && !p.ignore_eos;
   GeneratedToken out{sampled.token, "", sampled.logprob, sampled.top_logprobs};
   if (!eos) out.text = s->stops.Push(s->detokenizer.Push(sampled.token));
-  s->observer->OnToken(out);
+  outbox->push_back(Event::Token(s->observer, std::move(out)));
 }
 
-void Engine::RetireEndedLocked(Group& group, const absl::flat_hash_set<uint64_t>& cancels) {
+void Engine::RetireEndedLocked(Group& group, const absl::flat_hash_set<uint64_t>& cancels,
+                               Outbox* outbox) {
   const absl::Time now = absl::Now();
   auto ended = [&](const std::unique_ptr<Sequence>& s) {
     if (cancels.contains(s->id)) {
-      FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus());
+      FinishLocked(s.get(), FinishReason::kCancelled, absl::OkStatus(), outbox);
       return true;
     }
     if (now > s->request.deadline) {
-      FinishLocked(s.get(), FinishReason::kDeadline, absl::DeadlineExceededError("deadline passed"));
+      FinishLocked(s.get(), FinishReason::kDeadline, absl::DeadlineExceededError("deadline passed"),
+                   outbox);
       return true;
     }
     return false;
@@ -352,7 +387,7 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
   return !b->seqs.empty();
 }
 
-void Engine::ApplyResultLocked(Group& group, Batch& b) {
+void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
   const int n_vocab = pipeline_->model().n_vocab;
   size_t row = 0;
   for (size_t i = 0; i < b.seqs.size(); ++i) {
@@ -361,7 +396,7 @@ void Engine::ApplyResultLocked(Group& group, Batch& b) {
     if (s->n_cached != static_cast<int>(s->tokens.size())) continue;  // prompt not done yet
     const float* logits = b.result.logits.data() + row * n_vocab;
     ++row;
-    EmitToken(s, s->sampler.Sample(absl::MakeConstSpan(logits, n_vocab)));
+    EmitTokenLocked(s, s->sampler.Sample(absl::MakeConstSpan(logits, n_vocab)), outbox);
   }
   auto done = [&](const std::unique_ptr<Sequence>& s) {
     if (s->generated() == 0 || s->n_cached != static_cast<int>(s->tokens.size()) - 1) return false;
@@ -377,7 +412,7 @@ void Engine::ApplyResultLocked(Group& group, Batch& b) {
     } else {
       return false;
     }
-    FinishLocked(s.get(), reason, absl::OkStatus());
+    FinishLocked(s.get(), reason, absl::OkStatus(), outbox);
     return true;
   };
   group.seqs.erase(std::remove_if(group.seqs.begin(), group.seqs.end(), done), group.seqs.end());
@@ -399,74 +434,46 @@ bool IsStageFailure(const absl::Status& st) {
   }
 }
 
-bool Engine::RerouteLocked(Group& group, std::string* missing) {
-  for (int k = 0; k < pipeline_->n_ranges(); ++k) {
-    if (pipeline_->healthy(k, group.route[k])) continue;
-    const int old = group.route[k];
-    std::optional<int> r = pipeline_->PickReplica(k, old + 1);
-    if (!r.has_value()) {
-      *missing = pipeline_->RangeName(k);
-      return false;
-    }
-    // The group's KV on the dead replica is lost: rebuild it everywhere by
-    // replaying every sequence's tokens (positions from 0 rewind the KV the
-    // other stages hold, so the replay is idempotent).
-    for (auto& s : group.seqs) {
-      if (s->prefill_started != absl::Time()) orphans_[k][old].push_back(s->id);
-      s->n_cached = 0;
-    }
-    SHARDLM_LOG(kWarning, "micro-batch %d: %s moves from %s to %s, replaying %d sequences",
-                group.index, pipeline_->RangeName(k), pipeline_->stage(k, old).name(),
-                pipeline_->stage(k, *r).name(), static_cast<int>(group.seqs.size()));
-    group.route[k] = *r;
-    metrics_.failovers.Add();
+bool Engine::RouteLocked(Group& group, Route* route, Outbox* outbox) {
+  std::vector<SeqId> kv_holders;
+  for (const auto& s : group.seqs) {
+    if (s->prefill_started != absl::Time()) kv_holders.push_back(s->id);
   }
-  // A replica that failed and came back (same route) lost its KV if it
-  // restarted: replay too.
-  for (int k = 0; k < pipeline_->n_ranges(); ++k) {
-    const uint64_t epoch = pipeline_->epoch(k, group.route[k]);
-    if (epoch == group.epochs[k]) continue;
-    group.epochs[k] = epoch;
+  const RouteDecision decision = router_->Prepare(group.index, kv_holders, route);
+  if (!decision.ok) {
+    const absl::Time now = absl::Now();
+    if (group.stalled_since == absl::Time()) group.stalled_since = now;
+    if (now - group.stalled_since >= options_.failover_timeout) {
+      FailGroupLocked(group,
+                      absl::UnavailableError(absl::StrCat(
+                          "no live worker serves ", decision.missing, " (waited ",
+                          absl::FormatDuration(options_.failover_timeout), ")")),
+                      outbox);
+      group.stalled_since = absl::Time();
+    }
+    return false;
+  }
+  group.stalled_since = absl::Time();
+  if (decision.replay) {
     for (auto& s : group.seqs) s->n_cached = 0;
   }
   return true;
 }
 
-void Engine::ReturnHomeLocked(Group& group) {
-  // Runs every step: the common case (already home) costs one pass over the ranges.
-  auto away = [&](int k) {
-    const int home = group.index % pipeline_->n_replicas(k);
-    return group.route[k] != home && pipeline_->healthy(k, home);
-  };
-  bool any_away = false;
-  for (int k = 0; k < pipeline_->n_ranges() && !any_away; ++k) any_away = away(k);
-  if (!any_away) return;
-  for (const auto& s : group.seqs) {
-    if (s->prefill_started != absl::Time()) return;  // moving would need a replay
-  }
-  for (int k = 0; k < pipeline_->n_ranges(); ++k) {
-    if (!away(k)) continue;
-    const int home = group.index % pipeline_->n_replicas(k);
-    SHARDLM_LOG(kInfo, "micro-batch %d returns to %s", group.index, pipeline_->stage(k, home).name());
-    group.route[k] = home;
-    group.epochs[k] = pipeline_->epoch(k, home);
-  }
-}
-
-void Engine::FailGroupLocked(Group& group, const absl::Status& status) {
-  for (auto& s : group.seqs) FinishLocked(s.get(), FinishReason::kError, status);
+void Engine::FailGroupLocked(Group& group, const absl::Status& status, Outbox* outbox) {
+  for (auto& s : group.seqs) FinishLocked(s.get(), FinishReason::kError, status, outbox);
   group.seqs.clear();
 }
 
 void Engine::HandleFailureLocked(Group& group, Batch& b, const absl::Status& status,
-                                 const StageFailure& failure) {
+                                 const StageFailure& failure, Outbox* outbox) {
   if (failure.range < 0 || !IsStageFailure(status)) {
     // The batch itself was refused (bad input, KV budget): its sequences fail.
     SHARDLM_LOG(kError, "micro-batch %d: forward of %d tokens failed: %s", group.index,
                 static_cast<int>(b.request.n_tokens()), std::string(status.message()));
     for (Sequence* s : b.seqs) s->n_cached = -1;  // marks them
     for (auto& s : group.seqs) {
-      if (s->n_cached < 0) FinishLocked(s.get(), FinishReason::kError, status);
+      if (s->n_cached < 0) FinishLocked(s.get(), FinishReason::kError, status, outbox);
     }
     group.seqs.erase(std::remove_if(group.seqs.begin(), group.seqs.end(),
                                     [](const auto& s) { return s->n_cached < 0; }),
@@ -475,14 +482,21 @@ void Engine::HandleFailureLocked(Group& group, Batch& b, const absl::Status& sta
   }
   // The status names the worker and its layers already.
   SHARDLM_LOG(kWarning, "forward failed: %s", std::string(status.message()));
-  pipeline_->SetHealthy(failure.range, failure.replica, false);
+  router_->ReportFailure(failure);
 }
 
 void Engine::GroupLoop(int g) {
   Group& group = *groups_[g];
   Batch batch;
+  Outbox outbox;
+  Route route;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
+    if (!outbox.empty()) {
+      lock.unlock();
+      Deliver(&outbox);
+      lock.lock();
+    }
     cv_.wait_for(lock, std::chrono::milliseconds(100), [&] {
       return stopping_ || !queue_.empty() || !group.seqs.empty() || !releases_.empty();
     });
@@ -494,59 +508,27 @@ void Engine::GroupLoop(int g) {
     for (auto& s : group.seqs) {
       if (cancel_requests_.erase(s->id) > 0) cancels.insert(s->id);
     }
-    RetireEndedLocked(group, cancels);
-    ReturnHomeLocked(group);
+    RetireEndedLocked(group, cancels, &outbox);
     if (group.seqs.empty()) continue;
-    // Make sure every range of the route is alive (probes may have found a
-    // dead one before a call did); wait a bounded time for a replica.
-    std::string missing;
-    if (!RerouteLocked(group, &missing)) {
-      const absl::Time now = absl::Now();
-      if (group.stalled_since == absl::Time()) group.stalled_since = now;
-      if (now - group.stalled_since >= options_.failover_timeout) {
-        FailGroupLocked(group, absl::UnavailableError(absl::StrCat(
-                                   "no live worker serves ", missing, " (waited ",
-                                   absl::FormatDuration(options_.failover_timeout), ")")));
-        group.stalled_since = absl::Time();
-      }
-      cv_.wait_for(lock, std::chrono::milliseconds(50));  // not a busy wait
+    // Every range of the route must be alive (probes may have found a dead
+    // one before a call did); wait a bounded time for a replica.
+    if (!RouteLocked(group, &route, &outbox)) {
+      if (!group.seqs.empty()) cv_.wait_for(lock, std::chrono::milliseconds(50));  // no busy wait
       continue;
     }
-    group.stalled_since = absl::Time();
     if (!BuildBatchLocked(group, &batch)) continue;
-    const Route route = group.route;
     lock.unlock();
     StageFailure failure;
     absl::Status st = pipeline_->Forward(batch.request, &batch.result, route, &failure);
     lock.lock();
     if (st.ok()) {
-      ApplyResultLocked(group, batch);
+      ApplyResultLocked(group, batch, &outbox);
     } else {
-      HandleFailureLocked(group, batch, st, failure);
+      HandleFailureLocked(group, batch, st, failure, &outbox);
     }
   }
-}
-
-void Engine::HealthLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.health_interval), [&] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
-    const std::vector<std::pair<int, int>> back = pipeline_->ProbeAll();
-    lock.lock();
-    for (auto [k, r] : back) {
-      // A replica that came back may still hold KV of sequences that moved
-      // away from it: free that before it is used again.
-      std::vector<SeqId> ids;
-      ids.swap(orphans_[k][r]);
-      SHARDLM_LOG(kInfo, "%s is back; releasing %d orphaned sequences", pipeline_->stage(k, r).name(),
-                  static_cast<int>(ids.size()));
-      lock.unlock();
-      for (SeqId id : ids) pipeline_->Release(id, k, r).IgnoreError();
-      lock.lock();
-    }
-  }
+  lock.unlock();
+  Deliver(&outbox);
 }
 
 }  // namespace shardlm

@@ -10,10 +10,14 @@
 //
 // Failover: the coordinator keeps every sequence's tokens. When a stage
 // fails (connection lost, deadline passed), its replica is marked down, the
-// group moves to a healthy replica of that range and replays its sequences'
-// tokens to rebuild their KV; clients' streams just continue. Without a
-// replica for failover_timeout, the group's requests fail with UNAVAILABLE
-// naming the layer range.
+// group moves to a healthy replica of that range (ReplicaRouter decides
+// routes) and replays its sequences' tokens to rebuild their KV; clients'
+// streams just continue. Without a replica for failover_timeout, the
+// group's requests fail with UNAVAILABLE naming the layer range.
+//
+// Observers are called without the engine's lock held (events are queued
+// while it is held and handed over after it is released), in order per
+// request, from one thread at a time per request.
 #ifndef SHARDLM_COORDINATOR_ENGINE_H_
 #define SHARDLM_COORDINATOR_ENGINE_H_
 
@@ -33,6 +37,7 @@
 #include "common/tokenizer/stream_detokenizer.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/pipeline.h"
+#include "coordinator/replica_router.h"
 #include "coordinator/sampler.h"
 #include "coordinator/stop_matcher.h"
 
@@ -77,8 +82,9 @@ struct GenerationStats {
   double generation_tokens_per_s = 0;  // (generated - 1) / (last token - first token)
 };
 
-// Receives one request's events, in order, on the engine thread. It must not
-// block: hand the data to a queue or a gRPC reactor and return.
+// Receives one request's events, in order, on an engine thread that holds no
+// engine lock (so it may call Engine::Cancel). It must not block: hand the
+// data to a queue or a gRPC reactor and return.
 class GenerationObserver {
  public:
   virtual ~GenerationObserver() = default;
@@ -95,7 +101,6 @@ struct EngineMetrics {
   Counter finished[6];   // by FinishReason
   Counter prompt_tokens;
   Counter generated_tokens;
-  Counter failovers;     // micro-batches moved to another replica
   Histogram time_to_first_token{Histogram::LatencySeconds()};
   Histogram inter_token{Histogram::LatencySeconds()};
   Histogram request_seconds{Histogram::LatencySeconds()};
@@ -123,27 +128,30 @@ class Engine {
   struct Sequence;
   struct Group;
   struct Batch;
+  struct Event;
+  // Observer calls collected under mu_, made after it is released.
+  using Outbox = std::vector<Event>;
 
   void GroupLoop(int g);
-  void HealthLoop();
+  // Makes the outbox's observer calls, in order; called without mu_.
+  static void Deliver(Outbox* outbox);
   // All *Locked functions run with mu_ held.
   void AdmitLocked();
-  void RetireEndedLocked(Group& group, const absl::flat_hash_set<uint64_t>& cancels);
+  void RetireEndedLocked(Group& group, const absl::flat_hash_set<uint64_t>& cancels,
+                         Outbox* outbox);
   // Builds the group's next batch; false when there is nothing to run.
   bool BuildBatchLocked(Group& group, Batch* batch);
-  void ApplyResultLocked(Group& group, Batch& batch);
+  void ApplyResultLocked(Group& group, Batch& batch, Outbox* outbox);
   void HandleFailureLocked(Group& group, Batch& batch, const absl::Status& status,
-                           const StageFailure& failure);
-  // Points the group at healthy replicas; false (with the reason) if a range has none.
-  bool RerouteLocked(Group& group, std::string* missing);
-  // Moves the group back to its home replicas (those it started on) where
-  // they are healthy again, when that costs nothing: none of its sequences
-  // holds KV yet. This is how a worker that came back is used again.
-  void ReturnHomeLocked(Group& group);
-  void FailGroupLocked(Group& group, const absl::Status& status);
-  void FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error);
-  void EmitToken(Sequence* s, const SampledToken& sampled);
-  // Sends the Release calls queued by FinishLocked (outside the lock).
+                           const StageFailure& failure, Outbox* outbox);
+  // Asks the router for the group's route; false when the group must wait
+  // for a live replica (or has just failed for lack of one).
+  bool RouteLocked(Group& group, Route* route, Outbox* outbox);
+  void FailGroupLocked(Group& group, const absl::Status& status, Outbox* outbox);
+  void FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error, Outbox* outbox);
+  void EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* outbox);
+  // Sends the Release calls queued by FinishLocked (outside the lock), one
+  // batched call per stage.
   void DrainReleases(std::unique_lock<std::mutex>& lock);
 
   Pipeline* pipeline_;
@@ -161,9 +169,7 @@ class Engine {
   std::vector<std::unique_ptr<Group>> groups_;
   absl::flat_hash_set<uint64_t> cancel_requests_;
   std::vector<SeqId> releases_;  // finished sequences whose KV is still held
-  // KV left on a replica that went down, released when it comes back:
-  // orphans_[range][replica].
-  std::vector<std::vector<std::vector<SeqId>>> orphans_;
+  std::unique_ptr<ReplicaRouter> router_;
   std::vector<std::thread> threads_;
 };
 

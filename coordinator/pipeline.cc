@@ -121,20 +121,20 @@ absl::Status Pipeline::Forward(const ForwardRequest& request, ForwardResult* res
   return absl::OkStatus();
 }
 
-absl::Status Pipeline::Release(SeqId seq) const {
+absl::Status Pipeline::Release(absl::Span<const SeqId> seqs) const {
   absl::Status first_error;
   for (int k = 0; k < n_ranges(); ++k) {
     for (int r = 0; r < n_replicas(k); ++r) {
       if (!healthy(k, r)) continue;  // its KV is dropped when it comes back
-      absl::Status st = ranges_[k][r]->Release(seq);
+      absl::Status st = ranges_[k][r]->Release(seqs);
       if (!st.ok() && first_error.ok()) first_error = st;
     }
   }
   return first_error;
 }
 
-absl::Status Pipeline::Release(SeqId seq, int range, int replica) const {
-  return ranges_[range][replica]->Release(seq);
+absl::Status Pipeline::Release(absl::Span<const SeqId> seqs, int range, int replica) const {
+  return ranges_[range][replica]->Release(seqs);
 }
 
 bool Pipeline::healthy(int range, int replica) const { return health_[range][replica]->healthy.load(); }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/base/metrics.h"
 #include "common/stage/stage.h"
 
@@ -45,10 +46,12 @@ class Pipeline {
   // an error, `failure` (if given) names the range and replica that failed.
   absl::Status Forward(const ForwardRequest& request, ForwardResult* result,
                        const Route& route = {}, StageFailure* failure = nullptr) const;
-  // Frees the sequence's KV on every replica of every range (best effort).
-  absl::Status Release(SeqId seq) const;
-  // Frees it on one replica only.
-  absl::Status Release(SeqId seq, int range, int replica) const;
+  // Frees the sequences' KV on every healthy replica of every range, one
+  // batched call per stage (best effort: the first error, after trying all).
+  // A replica that is down drops its KV when it comes back (ReplicaRouter).
+  absl::Status Release(absl::Span<const SeqId> seqs) const;
+  // Frees them on one replica only.
+  absl::Status Release(absl::Span<const SeqId> seqs, int range, int replica) const;
 
   int n_ranges() const { return static_cast<int>(ranges_.size()); }
   int n_replicas(int range) const { return static_cast<int>(ranges_[range].size()); }

@@ -7,6 +7,9 @@
 #include "absl/time/clock.h"
 #include "common/base/logging.h"
 #include "common/rpc/tensor_codec.h"
+#include "common/stage/batch_validation.h"
+#include "common/stage/forward_codec.h"
+#include "common/stage/shard_info_codec.h"
 #include "common/base/status_macros.h"
 
 namespace shardlm {
@@ -21,35 +24,6 @@ constexpr int64_t kPerTokenScalars = 32;
 bool IsTransient(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
          code == grpc::StatusCode::RESOURCE_EXHAUSTED;
-}
-
-ShardInfo ToShardInfo(const v1::ShardInfo& s) {
-  ShardInfo info;
-  info.first_layer = s.first_layer();
-  info.last_layer = s.last_layer();
-  info.n_layer = s.n_layer();
-  info.n_embd = s.n_embd();
-  info.n_vocab = s.n_vocab();
-  info.n_ctx = s.n_ctx();
-  info.fingerprint = s.model_fingerprint();
-  return info;
-}
-
-absl::Status CheckShardInfo(const v1::ShardInfo& s, const std::string& who) {
-  if (s.protocol_version() != kProtocolVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(who, " speaks stage protocol version ", s.protocol_version(),
-                     ", this coordinator speaks version ", kProtocolVersion));
-  }
-  if (s.n_layer() <= 0 || s.first_layer() < 0 || s.first_layer() >= s.last_layer() ||
-      s.last_layer() > s.n_layer() || s.n_embd() <= 0 || s.n_vocab() <= 0 || s.n_ctx() <= 0 ||
-      s.model_fingerprint().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        who, " reported an inconsistent shard: layers ", s.first_layer(), ":", s.last_layer(),
-        " of ", s.n_layer(), ", n_embd ", s.n_embd(), ", n_vocab ", s.n_vocab(), ", n_ctx ",
-        s.n_ctx(), ", fingerprint '", s.model_fingerprint(), "'"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -86,7 +60,7 @@ absl::StatusOr<std::unique_ptr<RemoteStage>> RemoteStage::Connect(
     wait.attempt = attempt;
     if (status.ok()) {
       if (shard.protocol_version() != kProtocolVersion || shard.ready()) {
-        RETURN_IF_ERROR(CheckShardInfo(shard, who));
+        RETURN_IF_ERROR(CheckShardInfoProto(shard, who));
         return std::unique_ptr<RemoteStage>(
             new RemoteStage(address, options, std::move(channel), std::move(shard)));
       }
@@ -121,39 +95,13 @@ RemoteStage::RemoteStage(std::string address, RemoteStageOptions options,
       channel_(std::move(channel)),
       stub_(v1::Stage::NewStub(channel_)),
       shard_info_(std::move(shard_info)),
-      info_(ToShardInfo(shard_info_)),
+      info_(ShardInfoFromProto(shard_info_)),
       name_(absl::StrCat("worker ", address_, " (layers ", info_.first_layer, ":", info_.last_layer,
                          ")")) {
-  const v1::KvCacheStats& kv = shard_info_.kv();
-  last_kv_ = KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
+  last_kv_ = KvStatsFromProto(shard_info_.kv());
 }
 
 RemoteStage::~RemoteStage() = default;
-
-absl::Status RemoteStage::CheckRequest(const ForwardRequest& r) const {
-  const size_t n = r.n_tokens();
-  std::string problem;
-  if (n == 0) {
-    problem = "empty batch";
-  } else if (r.positions.size() != n) {
-    problem = absl::StrCat(r.positions.size(), " positions for ", n, " tokens");
-  } else if (info_.is_first() && r.tokens.size() != n) {
-    problem = absl::StrCat(r.tokens.size(), " token ids for ", n, " tokens");
-  } else if (!info_.is_first() && r.hidden.size() != n * info_.n_embd) {
-    problem = absl::StrCat(r.hidden.size(), " hidden floats for ", n, " x ", info_.n_embd);
-  } else if (!r.want_logits.empty() && r.want_logits.size() != n) {
-    problem = absl::StrCat(r.want_logits.size(), " want_logits flags for ", n, " tokens");
-  }
-  if (problem.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(name_, ": malformed batch: ", problem));
-}
-
-bool RemoteStage::WantsLogits(const ForwardRequest& r, size_t i) const {
-  if (!info_.is_last()) return false;
-  if (!r.want_logits.empty()) return r.want_logits[i] != 0;
-  // Empty flags mean the last token of each sequence's run.
-  return i + 1 == r.n_tokens() || r.seq_ids[i + 1] != r.seq_ids[i];
-}
 
 void RemoteStage::PlanChunks(const ForwardRequest& r, std::vector<size_t>* ends) const {
   ends->clear();
@@ -164,7 +112,7 @@ void RemoteStage::PlanChunks(const ForwardRequest& r, std::vector<size_t>* ends)
   int64_t request = 0, response = 0, count = 0;
   for (size_t i = 0; i < r.n_tokens(); ++i) {
     const int64_t response_per_token =
-        info_.is_last() ? (WantsLogits(r, i) ? int64_t{info_.n_vocab} * 4 + 10 : 0) : hidden_bytes;
+        info_.is_last() ? (WantsLogits(r, info_, i) ? int64_t{info_.n_vocab} * 4 + 10 : 0) : hidden_bytes;
     if (count > 0 &&
         (count >= options_.max_tokens_per_call || request + request_per_token > budget ||
          response + response_per_token > budget)) {
@@ -179,7 +127,9 @@ void RemoteStage::PlanChunks(const ForwardRequest& r, std::vector<size_t>* ends)
 }
 
 absl::Status RemoteStage::Forward(const ForwardRequest& request, ForwardResult* result) {
-  RETURN_IF_ERROR(CheckRequest(request));
+  if (absl::Status st = CheckBatchShape(request, info_); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(name_, ": malformed batch: ", st.message()));
+  }
   result->hidden.clear();
   result->logits.clear();
   result->logit_rows.clear();
@@ -209,70 +159,17 @@ absl::Status RemoteStage::Forward(const ForwardRequest& request, ForwardResult* 
 
 absl::Status RemoteStage::ForwardChunk(const ForwardRequest& r, size_t begin, size_t end,
                                        bool explicit_logits, Call* call, ForwardResult* result) {
-  const int64_t count = static_cast<int64_t>(end - begin);
-  const int64_t d = info_.n_embd;
-  // Refill the reused message: Clear() on repeated fields and strings keeps
-  // their capacity, so a warm decode step allocates nothing here.
-  v1::ForwardRequest& m = call->request;
-  m.set_protocol_version(kProtocolVersion);
-  m.set_model_fingerprint(info_.fingerprint);
-  m.mutable_seq_ids()->Clear();
-  m.mutable_seq_ids()->Add(r.seq_ids.begin() + begin, r.seq_ids.begin() + end);
-  m.mutable_positions()->Clear();
-  m.mutable_positions()->Add(r.positions.begin() + begin, r.positions.begin() + end);
-  m.mutable_tokens()->Clear();
-  m.mutable_want_logits()->Clear();
-  if (explicit_logits) {
-    for (size_t i = begin; i < end; ++i) m.add_want_logits(WantsLogits(r, i));
-  } else if (!r.want_logits.empty()) {
-    for (size_t i = begin; i < end; ++i) m.add_want_logits(r.want_logits[i] != 0);
+  if (absl::Status st = EncodeForwardRequest(r, begin, end, info_, options_.hidden_dtype,
+                                             explicit_logits, &call->request);
+      !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat(name_, ": ", st.message()));
   }
-  m.set_hidden_dtype(options_.hidden_dtype);
-  if (info_.is_first()) {
-    m.mutable_tokens()->Add(r.tokens.begin() + begin, r.tokens.begin() + end);
-    m.clear_hidden();
-  } else {
-    const int64_t shape[] = {count, d};
-    absl::Status st = EncodeTensor(absl::MakeConstSpan(r.hidden.data() + begin * d, count * d),
-                                   shape, options_.hidden_dtype, "hidden", m.mutable_hidden());
-    if (!st.ok()) return absl::Status(st.code(), absl::StrCat(name_, ": ", st.message()));
-  }
-
   grpc::ClientContext context;
   context.set_deadline(DeadlineIn(options_.call_timeout));
-  const grpc::Status status = stub_->Forward(&context, m, &call->response);
+  const grpc::Status status = stub_->Forward(&context, call->request, &call->response);
   if (!status.ok()) return FromGrpcStatus(status, name_);
-
-  const v1::ForwardResponse& resp = call->response;
-  absl::Status bad;
-  if (!info_.is_last()) {
-    const int64_t shape[] = {count, d};
-    bad = CheckTensorShape(resp.hidden(), shape, "hidden");
-    if (bad.ok()) {
-      bad = DecodeTensorInto(resp.hidden(), "hidden", result->hidden.data() + begin * d, count * d);
-    }
-  } else {
-    const int64_t rows = resp.logit_rows_size();
-    const int64_t shape[] = {rows, info_.n_vocab};
-    bad = CheckTensorShape(resp.logits(), shape, "logits");
-    for (int64_t i = 0; bad.ok() && i < rows; ++i) {
-      const int32_t row = resp.logit_rows(static_cast<int>(i));
-      if (row < 0 || row >= count) {
-        bad = absl::InvalidArgumentError(
-            absl::StrCat("logit_rows[", i, "] = ", row, " is outside the batch of ", count));
-      }
-    }
-    if (bad.ok()) {
-      const size_t old = result->logits.size();
-      result->logits.resize(old + rows * info_.n_vocab);
-      bad = DecodeTensorInto(resp.logits(), "logits", result->logits.data() + old,
-                             rows * info_.n_vocab);
-      for (int i = 0; bad.ok() && i < rows; ++i) {
-        result->logit_rows.push_back(static_cast<int32_t>(begin) + resp.logit_rows(i));
-      }
-    }
-  }
-  if (!bad.ok()) {
+  if (absl::Status bad = DecodeForwardResponse(call->response, info_, begin, end - begin, result);
+      !bad.ok()) {
     return absl::InternalError(
         absl::StrCat(name_, ": malformed Forward response: ", bad.message()));
   }
@@ -323,8 +220,7 @@ KvStats RemoteStage::kv_stats() const {
       FetchShardInfo(std::min(options_.call_timeout, absl::Seconds(5)));
   std::lock_guard<std::mutex> lock(mu_);
   if (shard.ok()) {
-    const v1::KvCacheStats& kv = shard->kv();
-    last_kv_ = KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
+    last_kv_ = KvStatsFromProto(shard->kv());
   } else {
     SHARDLM_LOG(kDebug, "%s; reporting the last known KV stats",
                 std::string(shard.status().message()));

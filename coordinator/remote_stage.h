@@ -76,8 +76,8 @@ class RemoteStage : public Stage {
   // Thread-safe: calls may overlap (each uses its own reused messages).
   absl::Status Forward(const ForwardRequest& request, ForwardResult* result) override;
   absl::Status Release(SeqId seq) override;
-  // Frees many sequences in one RPC.
-  absl::Status Release(absl::Span<const SeqId> seqs);
+  // Frees many sequences in one RPC (kMaxReleaseIds at most per call).
+  absl::Status Release(absl::Span<const SeqId> seqs) override;
   // A fresh GetShardInfo; on error the last known stats.
   KvStats kv_stats() const override;
   // GetShardInfo within options.ping_timeout: ready, same model, same layers.
@@ -104,8 +104,6 @@ class RemoteStage : public Stage {
                             bool explicit_logits, Call* call, ForwardResult* result);
   // Greedy split of [0, n) into calls that fit the limits.
   void PlanChunks(const ForwardRequest& request, std::vector<size_t>* ends) const;
-  bool WantsLogits(const ForwardRequest& request, size_t i) const;
-  absl::Status CheckRequest(const ForwardRequest& request) const;
   std::unique_ptr<Call> AcquireCall();
   void ReturnCall(std::unique_ptr<Call> call);
 

@@ -118,7 +118,7 @@ void ExpectPipelineMatchesLocal(const std::string& model, const std::vector<int>
   auto remote = Pipeline::Create(stages);
   ASSERT_TRUE(remote.ok()) << remote.status();
   EXPECT_EQ(GreedyTokens(remote->get(), 1, prompt, 16), want);
-  ASSERT_TRUE((*remote)->Release(1).ok());
+  ASSERT_TRUE((*remote)->Release({SeqId{1}}).ok());
   for (const auto& s : stages) EXPECT_EQ(s->kv_stats().sequences, 0);
 }
 

@@ -53,58 +53,8 @@ LlamaStage::LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config,
 }
 
 absl::Status LlamaStage::Validate(const ForwardRequest& r, std::vector<Run>* runs) const {
-  const size_t n = r.n_tokens();
-  if (n == 0) return absl::InvalidArgumentError("empty batch");
-  if (r.positions.size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat("batch has ", n, " sequence ids but ",
-                                                   r.positions.size(), " positions"));
-  }
-  if (info_.is_first()) {
-    if (r.tokens.size() != n) {
-      return absl::InvalidArgumentError(absl::StrCat("the first stage needs one token id per batch "
-                                                     "entry: got ", r.tokens.size(), " for ", n));
-    }
-    for (size_t i = 0; i < n; ++i) {
-      if (r.tokens[i] < 0 || r.tokens[i] >= config_.n_vocab) {
-        return absl::InvalidArgumentError(absl::StrCat("token id ", r.tokens[i], " at batch index ",
-                                                       i, " is outside the vocabulary [0, ",
-                                                       config_.n_vocab, ")"));
-      }
-    }
-  } else {
-    if (r.hidden.size() != n * config_.n_embd) {
-      return absl::InvalidArgumentError(absl::StrCat("hidden states hold ", r.hidden.size(),
-                                                     " floats, expected ", n, " x ",
-                                                     config_.n_embd));
-    }
-    for (float f : r.hidden) {
-      if (!std::isfinite(f)) return absl::InvalidArgumentError("hidden states are not finite");
-    }
-  }
-  if (!r.want_logits.empty() && r.want_logits.size() != n) {
-    return absl::InvalidArgumentError("want_logits must be empty or have one flag per token");
-  }
-  runs->clear();
-  absl::flat_hash_set<SeqId> seen;
-  for (size_t i = 0; i < n; ++i) {
-    const bool continues = !runs->empty() && runs->back().seq == r.seq_ids[i];
-    if (continues) {
-      const Run& run = runs->back();
-      if (r.positions[i] != run.start_pos + run.count) {
-        return absl::InvalidArgumentError(absl::StrCat("sequence ", r.seq_ids[i],
-                                                       ": positions must be consecutive (got ",
-                                                       r.positions[i], " after ",
-                                                       run.start_pos + run.count - 1, ")"));
-      }
-      ++runs->back().count;
-      continue;
-    }
-    if (!seen.insert(r.seq_ids[i]).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sequence ", r.seq_ids[i], " appears in two separate runs of the batch"));
-    }
-    runs->push_back(Run{r.seq_ids[i], static_cast<int>(i), 1, r.positions[i]});
-  }
+  RETURN_IF_ERROR(ValidateBatch(r, info_, runs));
+  // Each run must continue (or rewind) its sequence's cache and fit the budget.
   int64_t extra = 0;
   for (const Run& run : *runs) {
     RETURN_IF_ERROR(kv_.CheckAppend(run.seq, run.start_pos, run.count, &extra));

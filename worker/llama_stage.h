@@ -18,6 +18,7 @@
 #include "common/model/model_config.h"
 #include "worker/kv_cache.h"
 #include "worker/llama_weights.h"
+#include "common/stage/batch_validation.h"
 #include "common/stage/stage.h"
 
 namespace shardlm {
@@ -45,6 +46,7 @@ class LlamaStage : public Stage {
 
   const ShardInfo& info() const override { return info_; }
   absl::Status Forward(const ForwardRequest& request, ForwardResult* result) override;
+  using Stage::Release;  // the batched overload
   absl::Status Release(SeqId seq) override;
   KvStats kv_stats() const override;
 
@@ -55,12 +57,7 @@ class LlamaStage : public Stage {
 
  private:
   // A run of consecutive batch entries of one sequence.
-  struct Run {
-    SeqId seq;
-    int begin;  // batch index of its first token
-    int count;
-    int start_pos;
-  };
+  using Run = SequenceRun;
 
   LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config, StageWeights weights,
              const StageOptions& options);

@@ -8,6 +8,7 @@
 #include "common/base/logging.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/base/status_macros.h"
+#include "common/stage/shard_info_codec.h"
 
 namespace shardlm {
 
@@ -127,7 +128,7 @@ absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
   const absl::Time start = absl::Now();
   v1::DType hidden_dtype;
   RETURN_IF_ERROR(ResponseHiddenDType(request, &hidden_dtype));
-  RETURN_IF_ERROR(DecodeForwardRequest(request, info_, options_.max_batch_tokens, &request_));
+  RETURN_IF_ERROR(DecodeForwardRequest(request, info_, &request_));
   const absl::Status status = stage_->Forward(request_, &result_);
   RefreshKvStats();
   RETURN_IF_ERROR(status);
@@ -145,17 +146,13 @@ absl::Status StageService::HandleRelease(const v1::ReleaseRequest& request) {
   // Nothing is cached before the stage exists: releasing is then a no-op.
   if (!ready()) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(compute_mu_);
-  absl::Status first_error;
-  for (uint64_t id : request.seq_ids()) {
-    absl::Status st = stage_->Release(id);
-    if (!st.ok() && first_error.ok()) first_error = st;
-  }
+  const absl::Status status =
+      stage_->Release(absl::MakeConstSpan(request.seq_ids().data(), request.seq_ids_size()));
   RefreshKvStats();
-  return first_error;
+  return status;
 }
 
 void StageService::FillShardInfo(v1::ShardInfo* out) const {
-  out->set_protocol_version(kProtocolVersion);
   KvStats kv;
   {
     std::lock_guard<std::mutex> lock(state_mu_);
@@ -164,21 +161,14 @@ void StageService::FillShardInfo(v1::ShardInfo* out) const {
   }
   const bool is_ready = ready();
   out->set_ready(is_ready);
-  if (!is_ready) return;
-  out->set_model_fingerprint(info_.fingerprint);
+  if (!is_ready) {
+    out->set_protocol_version(kProtocolVersion);
+    return;
+  }
+  ShardInfoToProto(info_, out);
   out->set_model_name(details_.model_name);
-  out->set_first_layer(info_.first_layer);
-  out->set_last_layer(info_.last_layer);
-  out->set_n_layer(info_.n_layer);
-  out->set_n_embd(info_.n_embd);
-  out->set_n_vocab(info_.n_vocab);
-  out->set_n_ctx(info_.n_ctx);
   out->set_weight_bytes(details_.weight_bytes);
-  v1::KvCacheStats* k = out->mutable_kv();
-  k->set_sequences(kv.sequences);
-  k->set_tokens(kv.tokens);
-  k->set_bytes_used(kv.bytes_used);
-  k->set_bytes_budget(kv.bytes_budget);
+  KvStatsToProto(kv, out->mutable_kv());
 }
 
 void StageService::RunOnComputeThread(grpc::CallbackServerContext* context,

@@ -67,7 +67,10 @@ class StageService final : public v1::Stage::CallbackService {
 
   // The handlers' logic, synchronous, on the calling thread (the reactors
   // run these on the compute thread; tests and the fuzzer call them
-  // directly). Calls are serialized.
+  // directly). Calls are serialized. HandleForward takes a request that
+  // passed CheckForwardHeader (the Forward reactor checks it on the gRPC
+  // thread, so a mismatched peer never queues behind real work); the stage
+  // validates the batch itself.
   absl::Status HandleForward(const v1::ForwardRequest& request, v1::ForwardResponse* response);
   absl::Status HandleRelease(const v1::ReleaseRequest& request);
   void FillShardInfo(v1::ShardInfo* info) const;

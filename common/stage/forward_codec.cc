@@ -1,11 +1,75 @@
 #include "common/stage/forward_codec.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/rpc/grpc_settings.h"
-#include "common/rpc/tensor_codec.h"
+#include "absl/types/span.h"
 #include "common/base/status_macros.h"
+#include "common/rpc/tensor_codec.h"
 
 namespace shardlm {
+
+bool WantsLogits(const ForwardRequest& r, const ShardInfo& info, size_t i) {
+  if (!info.is_last()) return false;
+  if (!r.want_logits.empty()) return r.want_logits[i] != 0;
+  return i + 1 == r.n_tokens() || r.seq_ids[i + 1] != r.seq_ids[i];
+}
+
+absl::Status EncodeForwardRequest(const ForwardRequest& r, size_t begin, size_t end,
+                                  const ShardInfo& info, v1::DType hidden_dtype,
+                                  bool explicit_logits, v1::ForwardRequest* m) {
+  // Clear() on repeated fields and strings keeps their capacity.
+  m->set_protocol_version(kProtocolVersion);
+  m->set_model_fingerprint(info.fingerprint);
+  m->mutable_seq_ids()->Clear();
+  m->mutable_seq_ids()->Add(r.seq_ids.begin() + begin, r.seq_ids.begin() + end);
+  m->mutable_positions()->Clear();
+  m->mutable_positions()->Add(r.positions.begin() + begin, r.positions.begin() + end);
+  m->mutable_tokens()->Clear();
+  m->mutable_want_logits()->Clear();
+  if (explicit_logits) {
+    for (size_t i = begin; i < end; ++i) m->add_want_logits(WantsLogits(r, info, i));
+  } else if (!r.want_logits.empty()) {
+    for (size_t i = begin; i < end; ++i) m->add_want_logits(r.want_logits[i] != 0);
+  }
+  m->set_hidden_dtype(hidden_dtype);
+  if (info.is_first()) {
+    m->mutable_tokens()->Add(r.tokens.begin() + begin, r.tokens.begin() + end);
+    m->clear_hidden();
+    return absl::OkStatus();
+  }
+  const int64_t d = info.n_embd, count = static_cast<int64_t>(end - begin);
+  const int64_t shape[] = {count, d};
+  return EncodeTensor(absl::MakeConstSpan(r.hidden.data() + begin * d, count * d), shape,
+                      hidden_dtype, "hidden", m->mutable_hidden());
+}
+
+absl::Status DecodeForwardResponse(const v1::ForwardResponse& resp, const ShardInfo& info,
+                                   size_t begin, size_t count, ForwardResult* result) {
+  const int64_t n = static_cast<int64_t>(count);
+  if (!info.is_last()) {
+    const int64_t d = info.n_embd;
+    const int64_t shape[] = {n, d};
+    RETURN_IF_ERROR(CheckTensorShape(resp.hidden(), shape, "hidden"));
+    return DecodeTensorInto(resp.hidden(), "hidden", result->hidden.data() + begin * d, n * d);
+  }
+  const int64_t rows = resp.logit_rows_size();
+  const int64_t shape[] = {rows, info.n_vocab};
+  RETURN_IF_ERROR(CheckTensorShape(resp.logits(), shape, "logits"));
+  for (int64_t i = 0; i < rows; ++i) {
+    const int32_t row = resp.logit_rows(static_cast<int>(i));
+    if (row < 0 || row >= n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("logit_rows[", i, "] = ", row, " is outside the batch of ", n));
+    }
+  }
+  const size_t old = result->logits.size();
+  result->logits.resize(old + rows * info.n_vocab);
+  RETURN_IF_ERROR(DecodeTensorInto(resp.logits(), "logits", result->logits.data() + old,
+                                   rows * info.n_vocab));
+  for (int i = 0; i < rows; ++i) {
+    result->logit_rows.push_back(static_cast<int32_t>(begin) + resp.logit_rows(i));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CheckForwardHeader(const v1::ForwardRequest& r, const ShardInfo& info,
                                 int max_batch_tokens) {
@@ -39,70 +103,21 @@ absl::Status ResponseHiddenDType(const v1::ForwardRequest& r, v1::DType* dtype) 
 }
 
 absl::Status DecodeForwardRequest(const v1::ForwardRequest& r, const ShardInfo& info,
-                                  int max_batch_tokens, ForwardRequest* out) {
-  RETURN_IF_ERROR(CheckForwardHeader(r, info, max_batch_tokens));
+                                  ForwardRequest* out) {
   v1::DType unused;
   RETURN_IF_ERROR(ResponseHiddenDType(r, &unused));
-  const int n = r.seq_ids_size();
-  if (r.positions_size() != n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("positions: ", r.positions_size(), " entries for ", n, " sequence ids"));
-  }
-  if (r.want_logits_size() != 0 && r.want_logits_size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat("want_logits: ", r.want_logits_size(),
-                                                   " flags for ", n,
-                                                   " tokens (want 0 or one per token)"));
-  }
-  for (int i = 0; i < n; ++i) {
-    const int32_t p = r.positions(i);
-    if (p < 0 || p >= info.n_ctx) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "positions[", i, "] = ", p, " is outside the context [0, ", info.n_ctx, ")"));
-    }
-    // A sequence's tokens form one run of consecutive positions (the stage
-    // checks this too; doing it here protects any Stage implementation).
-    if (i > 0 && r.seq_ids(i) == r.seq_ids(i - 1) && p != r.positions(i - 1) + 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("positions[", i, "] = ", p, " does not continue sequence ", r.seq_ids(i),
-                       " (previous position ", r.positions(i - 1), ")"));
-    }
-  }
-  if (info.is_first()) {
-    if (r.tokens_size() != n) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tokens: ", r.tokens_size(), " token ids for ", n,
-                       " sequence ids (this worker serves layer 0 and takes token ids)"));
-    }
-    if (r.has_hidden() && (!r.hidden().data().empty() || r.hidden().shape_size() != 0)) {
-      return absl::InvalidArgumentError(
-          "hidden: the first stage takes token ids, not hidden states");
-    }
-    for (int i = 0; i < n; ++i) {
-      if (r.tokens(i) < 0 || r.tokens(i) >= info.n_vocab) {
-        return absl::InvalidArgumentError(absl::StrCat("tokens[", i, "] = ", r.tokens(i),
-                                                       " is outside the vocabulary [0, ",
-                                                       info.n_vocab, ")"));
-      }
-    }
-  } else {
-    if (r.tokens_size() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("tokens: this worker starts at layer ",
-                                                     info.first_layer,
-                                                     " and takes hidden states, not token ids"));
-    }
-    const int64_t shape[] = {n, info.n_embd};
-    RETURN_IF_ERROR(CheckTensorShape(r.hidden(), shape, "hidden"));
-  }
-
-  // Everything checked: convert, reusing the vectors' capacity.
+  const int64_t n = r.seq_ids_size();
   out->seq_ids.assign(r.seq_ids().begin(), r.seq_ids().end());
   out->positions.assign(r.positions().begin(), r.positions().end());
   out->tokens.assign(r.tokens().begin(), r.tokens().end());
   out->want_logits.assign(r.want_logits().begin(), r.want_logits().end());
-  if (info.is_first()) {
-    out->hidden.clear();
+  out->hidden.clear();
+  // An empty tensor is no tensor: the first stage's requests carry none.
+  if (!r.has_hidden() || (r.hidden().data().empty() && r.hidden().shape_size() == 0)) {
     return absl::OkStatus();
   }
+  const int64_t shape[] = {n, info.n_embd};
+  RETURN_IF_ERROR(CheckTensorShape(r.hidden(), shape, "hidden"));
   out->hidden.resize(static_cast<size_t>(n) * info.n_embd);
   return DecodeTensorInto(r.hidden(), "hidden", out->hidden.data(),
                           static_cast<int64_t>(out->hidden.size()));

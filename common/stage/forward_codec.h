@@ -1,32 +1,65 @@
-// Validation and conversion of shardlm.v1.ForwardRequest / ForwardResponse on
-// the worker side. Everything a peer controls is checked before the stage
-// sees it: protocol version and model fingerprint (FAILED_PRECONDITION, both
-// values named), batch size, repeated-field lengths, the hidden tensor's
-// dtype / shape / byte count / finiteness, positions and token ids
-// (INVALID_ARGUMENT naming the field and batch index). Plain functions, so
-// the handler logic is tested and fuzzed without sockets.
+// The one wire codec of the Stage API (shardlm.v1.Stage), both directions,
+// used by the worker's service and by the coordinator's RemoteStage:
+//
+//   coordinator                              worker
+//   EncodeForwardRequest  ── ForwardRequest ──▶ CheckForwardHeader, DecodeForwardRequest
+//   DecodeForwardResponse ◀── ForwardResponse ── EncodeForwardResult
+//
+// The codec checks what it needs to convert safely (protocol version, model
+// fingerprint, batch size, the tensors' dtype / shape / byte count /
+// finiteness); what the batch means (positions, token ids, runs) is checked
+// once, by the stage, with ValidateBatch (batch_validation.h). Plain
+// functions, so handler logic is tested and fuzzed without sockets; messages
+// are refilled in place so a warm decode step allocates nothing.
 #ifndef SHARDLM_COMMON_STAGE_FORWARD_CODEC_H_
 #define SHARDLM_COMMON_STAGE_FORWARD_CODEC_H_
 
+#include <cstddef>
+
 #include "absl/status/status.h"
 #include "common/rpc/grpc_settings.h"
-#include "shardlm/v1/stage.pb.h"
 #include "common/stage/stage.h"
+#include "shardlm/v1/stage.pb.h"
 
 namespace shardlm {
 
 // Largest batch (tokens) one Forward call may carry by default.
 inline constexpr int kDefaultMaxBatchTokens = kMaxForwardTokens;
 
+// Whether batch entry i gets a logits row from the last stage: its
+// want_logits flag, or with no flags the last token of each sequence's run.
+bool WantsLogits(const ForwardRequest& request, const ShardInfo& info, size_t i);
+
+// --- Coordinator side ------------------------------------------------------
+
+// Writes entries [begin, end) of `request` into `out`, hidden states in
+// `hidden_dtype`. With `explicit_logits` the want_logits flags are written
+// out (WantsLogits) — a batch split over several calls must mean "the last
+// token of each sequence of the whole batch", not of each call.
+// The batch must pass CheckBatchShape.
+absl::Status EncodeForwardRequest(const ForwardRequest& request, size_t begin, size_t end,
+                                  const ShardInfo& info, v1::DType hidden_dtype,
+                                  bool explicit_logits, v1::ForwardRequest* out);
+
+// Appends a response to entries [begin, begin + count) to `result`: hidden
+// states into result->hidden at row `begin` (sized by the caller), or logits
+// rows with their batch indices (offset by `begin`). INVALID_ARGUMENT for a
+// response that does not fit the request.
+absl::Status DecodeForwardResponse(const v1::ForwardResponse& response, const ShardInfo& info,
+                                   size_t begin, size_t count, ForwardResult* result);
+
+// --- Worker side -----------------------------------------------------------
+
 // The O(1) checks, cheap enough for the gRPC callback thread: protocol
-// version, fingerprint, batch size.
+// version, fingerprint, batch size (empty or over `max_batch_tokens`).
 absl::Status CheckForwardHeader(const v1::ForwardRequest& request, const ShardInfo& info,
                                 int max_batch_tokens);
 
-// All checks, then fills `out` (whose vectors keep their capacity across
-// calls: the hidden states are decoded straight into out->hidden).
+// Converts a request that passed CheckForwardHeader into `out` (whose vectors
+// keep their capacity across calls: hidden states decode straight into
+// out->hidden), checking the hidden tensor against [n_tokens, n_embd].
 absl::Status DecodeForwardRequest(const v1::ForwardRequest& request, const ShardInfo& info,
-                                  int max_batch_tokens, ForwardRequest* out);
+                                  ForwardRequest* out);
 
 // The dtype the response's hidden states should use (f32 when unspecified);
 // INVALID_ARGUMENT for an unknown value.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 
 namespace shardlm {
 
@@ -64,10 +65,22 @@ class Stage {
   virtual const ShardInfo& info() const = 0;
   // Runs the batch through this stage's layers and appends the new keys and
   // values to each sequence's cache. INVALID_ARGUMENT for a malformed batch
-  // (which changes no cache), RESOURCE_EXHAUSTED when the KV budget is full.
+  // (ValidateBatch in batch_validation.h, or a run that does not continue
+  // its cache; nothing is changed), RESOURCE_EXHAUSTED when the KV budget
+  // is full.
   virtual absl::Status Forward(const ForwardRequest& request, ForwardResult* result) = 0;
   // Frees the sequence's KV; releasing an unknown sequence is not an error.
   virtual absl::Status Release(SeqId seq) = 0;
+  // Frees many sequences' KV (a remote stage sends one call); the first
+  // error, after trying every sequence.
+  virtual absl::Status Release(absl::Span<const SeqId> seqs) {
+    absl::Status first_error;
+    for (SeqId seq : seqs) {
+      absl::Status st = Release(seq);
+      if (!st.ok() && first_error.ok()) first_error = st;
+    }
+    return first_error;
+  }
   virtual KvStats kv_stats() const = 0;
   // Where this stage runs and which layers it holds, for messages and
   // status pages.

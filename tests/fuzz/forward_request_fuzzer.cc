@@ -141,7 +141,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const KvStats before = t.stage->kv_stats();
   v1::ForwardResponse response;
-  const absl::Status status = t.service->HandleForward(request, &response);
+  // What the Forward reactor does: the header on the gRPC thread, the rest
+  // on the compute thread.
+  absl::Status status = CheckForwardHeader(request, t.stage->info(), 64);
+  if (status.ok()) status = t.service->HandleForward(request, &response);
   if (!status.ok()) {
     // Encoding the answer in f16 / bf16 can fail after the stage ran; every
     // other rejection must come before any cache is touched.

@@ -1,0 +1,59 @@
+#include "common/stage/shard_info_codec.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc/grpc_settings.h"
+
+namespace shardlm {
+
+void ShardInfoToProto(const ShardInfo& info, v1::ShardInfo* out) {
+  out->set_protocol_version(kProtocolVersion);
+  out->set_model_fingerprint(info.fingerprint);
+  out->set_first_layer(info.first_layer);
+  out->set_last_layer(info.last_layer);
+  out->set_n_layer(info.n_layer);
+  out->set_n_embd(info.n_embd);
+  out->set_n_vocab(info.n_vocab);
+  out->set_n_ctx(info.n_ctx);
+}
+
+ShardInfo ShardInfoFromProto(const v1::ShardInfo& s) {
+  ShardInfo info;
+  info.first_layer = s.first_layer();
+  info.last_layer = s.last_layer();
+  info.n_layer = s.n_layer();
+  info.n_embd = s.n_embd();
+  info.n_vocab = s.n_vocab();
+  info.n_ctx = s.n_ctx();
+  info.fingerprint = s.model_fingerprint();
+  return info;
+}
+
+absl::Status CheckShardInfoProto(const v1::ShardInfo& s, const std::string& who) {
+  if (s.protocol_version() != kProtocolVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(who, " speaks stage protocol version ", s.protocol_version(),
+                     ", this coordinator speaks version ", kProtocolVersion));
+  }
+  if (s.n_layer() <= 0 || s.first_layer() < 0 || s.first_layer() >= s.last_layer() ||
+      s.last_layer() > s.n_layer() || s.n_embd() <= 0 || s.n_vocab() <= 0 || s.n_ctx() <= 0 ||
+      s.model_fingerprint().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        who, " reported an inconsistent shard: layers ", s.first_layer(), ":", s.last_layer(),
+        " of ", s.n_layer(), ", n_embd ", s.n_embd(), ", n_vocab ", s.n_vocab(), ", n_ctx ",
+        s.n_ctx(), ", fingerprint '", s.model_fingerprint(), "'"));
+  }
+  return absl::OkStatus();
+}
+
+void KvStatsToProto(const KvStats& kv, v1::KvCacheStats* out) {
+  out->set_sequences(kv.sequences);
+  out->set_tokens(kv.tokens);
+  out->set_bytes_used(kv.bytes_used);
+  out->set_bytes_budget(kv.bytes_budget);
+}
+
+KvStats KvStatsFromProto(const v1::KvCacheStats& kv) {
+  return KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
+}
+
+}  // namespace shardlm
