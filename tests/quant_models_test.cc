@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "common/kernels/fp16.h"
+#include "common/base/fp16.h"
 #include "common/model/gguf.h"
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/tensor_format.h"

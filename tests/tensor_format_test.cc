@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/kernels/fp16.h"
+#include "common/base/fp16.h"
 #include "common/kernels/quant/blocks.h"
 
 namespace shardlm {

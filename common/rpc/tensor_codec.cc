@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/kernels/tensor_format.h"
+#include "common/base/fp16.h"
 
 namespace shardlm {
 namespace {
@@ -15,10 +15,20 @@ namespace {
 // a plain memcpy.
 static_assert(std::endian::native == std::endian::little, "tensor codec assumes little-endian");
 
-// Registry rows for the 16-bit formats: they use F16C where the CPU has it
-// (bit-exact with the scalar conversions of common/kernels/fp16.h).
-const TensorFormat& Format16(v1::DType dtype) {
-  return Format(dtype == v1::DTYPE_F16 ? GgmlType::kF16 : GgmlType::kBF16);
+// 16-bit rows by the portable conversions of fp16.h (bit-exact with F16C):
+// the wire codec links no kernels, and a hop's few thousand values cost
+// microseconds either way. Unaligned bytes are read with memcpy.
+void To16(const float* src, uint16_t* dst, int64_t n, v1::DType dtype) {
+  for (int64_t i = 0; i < n; ++i) {
+    dst[i] = dtype == v1::DTYPE_F16 ? Fp32ToFp16(src[i]) : Fp32ToBf16(src[i]);
+  }
+}
+void From16(const char* src, float* dst, int64_t n, v1::DType dtype) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    dst[i] = dtype == v1::DTYPE_F16 ? Fp16ToFp32(h) : Bf16ToFp32(h);
+  }
 }
 
 // True when every 16-bit value is finite: exponent field not all ones
@@ -87,7 +97,7 @@ absl::Status EncodeTensor(absl::Span<const float> values, absl::Span<const int64
     return absl::OkStatus();
   }
   auto* bits = reinterpret_cast<uint16_t*>(data->data());
-  Format16(dtype).quantize(values.data(), bits, static_cast<int64_t>(values.size()));
+  To16(values.data(), bits, static_cast<int64_t>(values.size()), dtype);
   if (!All16Finite(bits, static_cast<int64_t>(values.size()), dtype)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": a value is not finite or exceeds the range of ", DTypeName(dtype),
@@ -149,15 +159,7 @@ absl::Status DecodeTensorInto(const v1::Tensor& tensor, const std::string& field
   if (tensor.dtype() == v1::DTYPE_F32) {
     std::memcpy(dst, src, static_cast<size_t>(n) * 4);
   } else {
-    // Protobuf's strings are heap or SSO buffers, 2-byte aligned in
-    // practice; the row kernels read uint16_t, so copy if one ever is not.
-    if (reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) != 0) {
-      std::vector<uint16_t> aligned(static_cast<size_t>(n));
-      std::memcpy(aligned.data(), src, static_cast<size_t>(n) * 2);
-      Format16(tensor.dtype()).dequantize(aligned.data(), dst, n);
-    } else {
-      Format16(tensor.dtype()).dequantize(src, dst, n);
-    }
+    From16(src, dst, n, tensor.dtype());
   }
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(dst[i])) {

@@ -1,6 +1,6 @@
 // Bit-exact ggml block layouts (ggml-common.h) of every quantized type this
 // engine reads or writes. A row of n elements is n / block_size consecutive
-// blocks. All f16 fields are raw IEEE half bits (see common/kernels/fp16.h).
+// blocks. All f16 fields are raw IEEE half bits (see common/base/fp16.h).
 //
 // "Legacy" types quantize blocks of 32 with one scale (and a min for the _1
 // types); "K-quants" use super-blocks of 256 split into 16 or 8 sub-blocks

@@ -1,5 +1,5 @@
 // AVX2 + F16C kernels of the float formats: f16 <-> f32 rows (F16C
-// VCVTPH2PS / VCVTPS2PH round to nearest even, bit-exact with common/kernels/fp16.h),
+// VCVTPH2PS / VCVTPS2PH round to nearest even, bit-exact with common/base/fp16.h),
 // bf16 -> f32 (a 16-bit shift), the dot products, and the float operations
 // of the forward pass outside the matmuls. f32/f16 sums and exp follow
 // llama.cpp's AVX-512 build with two 8-lane registers per 16-lane one, so

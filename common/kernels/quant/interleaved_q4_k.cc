@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "common/kernels/fp16.h"
+#include "common/base/fp16.h"
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/kernels.h"
 

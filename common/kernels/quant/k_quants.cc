@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "common/kernels/fp16.h"
+#include "common/base/fp16.h"
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/ggml_order.h"
 #include "common/kernels/quant/kernels.h"

@@ -14,7 +14,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "common/kernels/fp16.h"
+#include "common/base/fp16.h"
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/ggml_order.h"
 #include "common/kernels/quant/kernels.h"

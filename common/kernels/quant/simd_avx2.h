@@ -18,7 +18,7 @@ namespace shardlm::quant::avx2 {
 
 // Scalar f16 <-> f32 with the F16C instructions (bit-exact with
 // Fp16ToFp32 / Fp32ToFp16; the AVX2 files use these rather than the inline
-// functions of common/kernels/fp16.h so that no AVX2-compiled copy of those exists).
+// functions of common/base/fp16.h so that no AVX2-compiled copy of those exists).
 inline float F16(uint16_t h) { return _cvtsh_ss(h); }
 inline uint16_t ToF16(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 

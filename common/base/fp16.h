@@ -3,16 +3,17 @@
 // These are bit-exact with the hardware conversions (x86 F16C VCVTPH2PS /
 // VCVTPS2PH with round-to-nearest-even) for every non-NaN input, so a scalar
 // reference kernel and an F16C kernel agree to the bit. NaNs stay NaN (quiet).
-// Whole rows are converted by the registry's F16/BF16 rows (see
-// common/kernels/tensor_format.h), which use F16C at run time where the CPU has it;
-// these inline functions are for per-block scales and the reference kernels.
+// Weight rows are converted by the kernel registry's F16/BF16 rows (see
+// common/kernels/tensor_format.h), which use F16C at run time where the CPU
+// has it; these inline functions are for per-block scales, the reference
+// kernels and the wire codec (common/rpc/tensor_codec.cc).
 //
 // Why not `#ifdef __F16C__` here: this header is included both by files built
 // with -mf16c and by files built without it; two different definitions of one
 // inline function would break the one-definition rule (the linker may keep the
 // F16C copy and run it on a CPU without F16C).
-#ifndef SHARDLM_COMMON_KERNELS_FP16_H_
-#define SHARDLM_COMMON_KERNELS_FP16_H_
+#ifndef SHARDLM_COMMON_BASE_FP16_H_
+#define SHARDLM_COMMON_BASE_FP16_H_
 
 #include <bit>
 #include <cstdint>
@@ -86,4 +87,4 @@ inline uint16_t Fp32ToBf16(float f) {
 
 }  // namespace shardlm
 
-#endif  // SHARDLM_COMMON_KERNELS_FP16_H_
+#endif  // SHARDLM_COMMON_BASE_FP16_H_
