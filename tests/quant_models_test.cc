@@ -102,33 +102,33 @@ TEST(QuantModelsTest, EveryTensorOfEveryModelDequantizesToFiniteValues) {
 // + ~20%, so a wrong layout, nibble order or scale (errors of 30-100%+ of the
 // signal) fails while llama.cpp's own rounding passes.
 double RelRmsBound(GgmlType t) {
-  switch (t) {
-    case GgmlType::kQ8_0:
-      return 0.006;
-    case GgmlType::kQ6_K:
-      return 0.02;
-    case GgmlType::kQ5_K:
-      return 0.042;
-    case GgmlType::kQ5_0:
-      return 0.05;
-    case GgmlType::kQ4_K:
-      return 0.085;
-    case GgmlType::kQ4_1:
-      return 0.09;
-    case GgmlType::kQ4_0:
-      return 0.10;
-    case GgmlType::kQ3_K:
-      return 0.18;
-    case GgmlType::kQ2_K:
-      return 0.35;
-    default:
-      return 0;  // f32 tensors must match exactly
-  }
+  static const std::map<GgmlType, double> kBounds = {
+      {GgmlType::kQ8_0, 0.006}, {GgmlType::kQ6_K, 0.02}, {GgmlType::kQ5_K, 0.042},
+      {GgmlType::kQ5_0, 0.05},  {GgmlType::kQ4_K, 0.085}, {GgmlType::kQ4_1, 0.09},
+      {GgmlType::kQ4_0, 0.10},  {GgmlType::kQ3_K, 0.18},  {GgmlType::kQ2_K, 0.35},
+  };
+  auto it = kBounds.find(t);
+  return it == kBounds.end() ? 0 : it->second;  // f32 tensors must match exactly
 }
 
 constexpr const char* kQuantizedNanos[] = {"nano-q8_0", "nano-q6_k",   "nano-q5_k_m",
                                            "nano-q5_0", "nano-q4_1",   "nano-q4_k_m",
                                            "nano-q4_0", "nano-q3_k_m", "nano-q2_k"};
+
+// Calls fn(file, tensor) for every quantized tensor of those files, under a
+// trace naming both (an ASSERT in fn ends that tensor's check).
+template <class Fn>
+void ForEachQuantizedTensor(Fn fn) {
+  for (const char* name : kQuantizedNanos) {
+    auto file = OpenOrFail(TestDataPath(std::string("models/") + name + ".gguf"));
+    ASSERT_NE(file, nullptr);
+    for (const GgufTensorInfo& t : file->tensors()) {
+      if (t.type == GgmlType::kF32) continue;
+      SCOPED_TRACE(std::string(name) + " " + t.name);
+      fn(*file, t);
+    }
+  }
+}
 
 TEST(QuantModelsTest, NanoMatricesAreWithinTheirTypeErrorOfF32) {
   auto f32 = OpenOrFail(TestDataPath("models/nano-f32.gguf"));
@@ -170,26 +170,20 @@ TEST(QuantModelsTest, ReferenceQuantizersReproduceLlamaCppBytes) {
   auto f32 = OpenOrFail(TestDataPath("models/nano-f32.gguf"));
   ASSERT_NE(f32, nullptr);
   std::map<std::string, std::pair<int64_t, int64_t>> diff;  // type -> (differing, total) blocks
-  for (const char* name : kQuantizedNanos) {
-    auto file = OpenOrFail(TestDataPath(std::string("models/") + name + ".gguf"));
-    ASSERT_NE(file, nullptr);
-    for (const GgufTensorInfo& t : file->tensors()) {
-      if (t.type == GgmlType::kF32) continue;
-      SCOPED_TRACE(std::string(name) + " " + t.name);
+  ForEachQuantizedTensor([&](const GgufFile& file, const GgufTensorInfo& t) {
       const GgufTensorInfo* orig = f32->FindTensor(t.name);
       ASSERT_NE(orig, nullptr);
       const std::vector<float> x = DequantizeTensor(*f32, *orig, KernelSet::kReference);
       std::vector<uint8_t> q(t.n_bytes);
       ASSERT_EQ(q.size(), *RowBytes(t.type, t.n_elements()));
       Format(t.type, KernelSet::kReference).quantize(x.data(), q.data(), t.n_elements());
-      const uint8_t* expected = file->TensorData(t);
+      const uint8_t* expected = file.TensorData(t);
       const size_t bb = TypeInfo(t.type).block_bytes;
       auto& [bad, total] = diff[std::string(TypeInfo(t.type).name)];
       for (size_t off = 0; off < q.size(); off += bb, ++total) {
         if (std::memcmp(&q[off], expected + off, bb) != 0) ++bad;
       }
-    }
-  }
+  });
   for (const auto& [type, counts] : diff) {
     std::printf("quantize vs llama.cpp %-5s %lld of %lld blocks differ\n", type.c_str(),
                 static_cast<long long>(counts.first), static_cast<long long>(counts.second));
@@ -202,12 +196,7 @@ TEST(QuantModelsTest, ReferenceQuantizersReproduceLlamaCppBytes) {
 TEST(QuantModelsTest, FastVecDotMatchesReferenceOnModelRows) {
   std::mt19937 rng(3);
   std::normal_distribution<float> gauss;
-  for (const char* name : kQuantizedNanos) {
-    auto file = OpenOrFail(TestDataPath(std::string("models/") + name + ".gguf"));
-    ASSERT_NE(file, nullptr);
-    for (const GgufTensorInfo& t : file->tensors()) {
-      if (t.type == GgmlType::kF32) continue;
-      SCOPED_TRACE(std::string(name) + " " + t.name);
+  ForEachQuantizedTensor([&](const GgufFile& file, const GgufTensorInfo& t) {
       const TensorFormat& ref = Format(t.type, KernelSet::kReference);
       const TensorFormat& best = Format(t.type, KernelSet::kBest);
       const int64_t cols = t.ne[0];
@@ -217,14 +206,14 @@ TEST(QuantModelsTest, FastVecDotMatchesReferenceOnModelRows) {
       Format(ref.vec_dot_type).quantize_activation(x.data(), a.data(), cols);
       const size_t row_bytes = *RowBytes(t.type, cols);
       for (int64_t r = 0; r < t.n_rows(); r += 7) {
-        const uint8_t* row = file->TensorData(t) + r * row_bytes;
+        const uint8_t* row = file.TensorData(t) + r * row_bytes;
         ASSERT_EQ(std::bit_cast<uint32_t>(best.vec_dot(cols, row, a.data())),
                   std::bit_cast<uint32_t>(ref.vec_dot(cols, row, a.data())))
             << "row " << r;
       }
-      if (ref.vec_dot_x8 == nullptr || t.n_rows() % 8 != 0) continue;
+      if (ref.vec_dot_x8 == nullptr || t.n_rows() % 8 != 0) return;
       for (int64_t r = 0; r < t.n_rows(); r += 8) {
-        const uint8_t* rows = file->TensorData(t) + r * row_bytes;
+        const uint8_t* rows = file.TensorData(t) + r * row_bytes;
         for (bool gemm : {false, true}) {
           float want[8], got[8];
           ref.vec_dot_x8(cols, rows, row_bytes, a.data(), 0, 1, want, gemm);
@@ -235,8 +224,7 @@ TEST(QuantModelsTest, FastVecDotMatchesReferenceOnModelRows) {
           }
         }
       }
-    }
-  }
+  });
 }
 
 uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
