@@ -138,11 +138,11 @@ TEST(TokenizerCoreTest, EndOfGenerationAndIdChecks) {
 
 TEST(TokenizerCoreTest, RefusesOtherModelsByName) {
   Vocabulary v = SmallVocab({});
-  v.model = "gpt2";
+  v.model = "bert";
   auto t = Tokenizer::Create(std::move(v));
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(t.status().message()), HasSubstr("\"gpt2\""));
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("\"bert\""));
 }
 
 TEST(TokenizerCoreTest, RefusesInconsistentVocabularies) {
