@@ -14,6 +14,7 @@
 
 #include "common/model/gguf.h"
 #include "common/tokenizer/byte_unicode.h"
+#include "common/tokenizer/pre_tokenizer.h"
 #include "common/tokenizer/stream_detokenizer.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/utf8.h"
@@ -119,11 +120,43 @@ TEST(BpeTokenizerTest, RefusesUnknownPreTokenizersByName) {
   EXPECT_THAT(std::string(t.status().message()), HasSubstr("llama-bpe"));
 }
 
-TEST(BpeTokenizerTest, WhitespaceClassIsSpelledOut) {
-  const std::string p = ExpandWhitespaceClasses("\\s+(?!\\S)|[^\\s\\p{L}]");
+TEST(BpeTokenizerTest, ClassesAreSpelledOutForPcre2) {
+  const std::string p = ExpandClasses("\\s+(?!\\S)|[^\\s\\p{L}]|\\p{N}");
   EXPECT_EQ(p.find("\\s"), std::string::npos);
   EXPECT_EQ(p.find("\\S"), std::string::npos);
   EXPECT_THAT(p, HasSubstr("\\x{85}"));
+  EXPECT_THAT(p, HasSubstr("[^\\t-\\r"));
+  EXPECT_THAT(p, HasSubstr("[\\p{N}\\x{11F50}"));
+}
+
+std::vector<std::string> Words(const std::string& pre, std::string_view text) {
+  auto p = PreTokenizer::Create(pre);
+  EXPECT_TRUE(p.ok()) << p.status();
+  std::vector<std::string> words;
+  (*p)->Split(text, [&](std::string_view w) { words.emplace_back(w); });
+  return words;
+}
+
+TEST(BpeTokenizerTest, PreTokenizerWords) {
+  EXPECT_THAT(Words("llama-bpe", "I'M 12345 ok,  x\n\n y"),
+              ElementsAre("I", "'M", " ", "123", "45", " ok", ",", " ", " x", "\n\n", " y"));
+  EXPECT_THAT(Words("qwen2", "12 ab"), ElementsAre("1", "2", " ab"));
+  // NEL (U+0085) is whitespace for llama.cpp (not for PCRE2's \s).
+  EXPECT_THAT(Words("qwen2",
+                    "a\xC2\x85\xC2\x85"
+                    "b"),
+              ElementsAre("a", "\xC2\x85",
+                          "\xC2\x85"
+                          "b"));
+  // Qwen3.5 keeps combining marks in words; for Qwen2 a mark is not a
+  // letter, so it ends "e" and leads the next word.
+  EXPECT_THAT(Words("qwen35", "e\xCC\x81x"), ElementsAre("e\xCC\x81x"));
+  EXPECT_THAT(Words("qwen2", "e\xCC\x81x"), ElementsAre("e", "\xCC\x81x"));
+  // A Unicode 15 letter (U+31350, CJK extension H) is a letter, as in
+  // llama.cpp's table, though Debian's PCRE2 (Unicode 14) does not know it.
+  EXPECT_THAT(Words("qwen2", " \xF0\xB1\x8D\x90,"), ElementsAre(" \xF0\xB1\x8D\x90", ","));
+  // Invalid UTF-8: each bad byte is U+FFFD, as llama.cpp decodes it.
+  EXPECT_THAT(Words("qwen2", "a\xFF"), ElementsAre("a", "\xEF\xBF\xBD"));
 }
 
 // llama.cpp's merge loop, ported literally: string symbols, a priority

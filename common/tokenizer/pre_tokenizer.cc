@@ -36,6 +36,22 @@ constexpr char kWhitespace[] =
     "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}"
     "\\x{3000}";
 
+// Code points that Unicode 15.0 and 15.1 assigned as letters, numbers and
+// marks (Kawi, Nag Mundari, CJK extensions H and I, ...). llama.cpp v0.4.0's
+// category table is Unicode 15.1; Debian 12's PCRE2 (10.42) knows Unicode 14
+// and calls them unassigned. Adding them to the classes makes the two agree
+// on every code point (checked against llama.cpp's unicode-data.cpp); with a
+// newer PCRE2 they are simply redundant.
+constexpr char kLetters15[] =
+    "\\x{1123F}-\\x{11240}\\x{11F02}\\x{11F04}-\\x{11F10}\\x{11F12}-\\x{11F33}\\x{1342F}"
+    "\\x{13441}-\\x{13446}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}\\x{1E030}-\\x{1E06D}"
+    "\\x{1E4D0}-\\x{1E4EB}\\x{2B739}\\x{2EBF0}-\\x{2EE5D}\\x{31350}-\\x{323AF}";
+constexpr char kNumbers15[] = "\\x{11F50}-\\x{11F59}\\x{1D2C0}-\\x{1D2D3}\\x{1E4F0}-\\x{1E4F9}";
+constexpr char kMarks15[] =
+    "\\x{0CF3}\\x{0ECE}\\x{10EFD}-\\x{10EFF}\\x{11241}\\x{11F00}-\\x{11F01}\\x{11F03}"
+    "\\x{11F34}-\\x{11F3A}\\x{11F3E}-\\x{11F42}\\x{13440}\\x{13447}-\\x{13455}\\x{1E08F}"
+    "\\x{1E4EC}-\\x{1E4EF}";
+
 struct Spec {
   std::string_view name;
   const char* pattern;
@@ -113,11 +129,23 @@ uint32_t LenientCodePoint(std::string_view s, size_t* i) {
 
 }  // namespace
 
-std::string ExpandWhitespaceClasses(std::string_view pattern) {
+std::string ExpandClasses(std::string_view pattern) {
   std::string out;
   bool in_class = false;
   for (size_t i = 0; i < pattern.size(); ++i) {
     const char c = pattern[i];
+    if (c == '\\' && i + 4 < pattern.size() && pattern.substr(i, 3) == "\\p{" &&
+        pattern[i + 4] == '}') {
+      const char category = pattern[i + 3];
+      const char* extra = category == 'L'   ? kLetters15
+                          : category == 'N' ? kNumbers15
+                          : category == 'M' ? kMarks15
+                                            : "";
+      absl::StrAppend(&out, in_class ? "" : "[", std::string(pattern.substr(i, 5)), extra,
+                      in_class ? "" : "]");
+      i += 4;
+      continue;
+    }
     if (c == '\\' && i + 1 < pattern.size()) {
       const char e = pattern[++i];
       if (e == 's') {
@@ -164,7 +192,7 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizer::Create(std::string_v
                                                  "(supported: ",
                                                  supported, ")"));
   }
-  const std::string pattern = ExpandWhitespaceClasses(spec->pattern);
+  const std::string pattern = ExpandClasses(spec->pattern);
   auto regex = std::make_unique<Regex>();
   int error = 0;
   PCRE2_SIZE offset = 0;

@@ -18,9 +18,8 @@
 //    forms and surrogates are kept as the code point they spell
 //    (unicode_cpts_from_utf8); the words are then re-encoded from those code
 //    points. Words are therefore not always substrings of the input.
-// \p{L}, \p{N}, \p{M} come from PCRE2's Unicode tables (Debian 12: Unicode
-// 14) where llama.cpp has its own (a newer UnicodeData.txt): code points
-// assigned after Unicode 14 can split differently.
+//  - \p{L}, \p{N}, \p{M} as in llama.cpp's own table (Unicode 15.1): PCRE2's
+//    (Debian 12: Unicode 14) plus the code points assigned since.
 #ifndef SHARDLM_COMMON_TOKENIZER_PRE_TOKENIZER_H_
 #define SHARDLM_COMMON_TOKENIZER_PRE_TOKENIZER_H_
 
@@ -71,9 +70,10 @@ class PreTokenizer {
   PreTokenizerTraits traits_;
 };
 
-// llama.cpp's regex with `\s` / `\S` spelled out as the White_Space class
-// (exposed for tests).
-std::string ExpandWhitespaceClasses(std::string_view pattern);
+// llama.cpp's regex as we give it to PCRE2: `\s` / `\S` spelled out as the
+// White_Space class, `\p{L}`, `\p{N}`, `\p{M}` widened by the Unicode 15
+// additions (exposed for tests).
+std::string ExpandClasses(std::string_view pattern);
 
 }  // namespace shardlm
 
