@@ -27,9 +27,9 @@
 //
 // Leading-space rule (our rule, documented once here): for SentencePiece
 // vocabularies that add the dummy prefix, with `strip_leading_space`, the
-// first token that decodes to a non-empty piece
-// loses ONE leading ' '. Control tokens before it (BOS) decode to nothing and
-// are skipped over. This undoes the dummy prefix of step 2, so
+// first token that decodes to a non-empty piece loses ONE leading ' '.
+// Control tokens before it (BOS) decode to nothing and are skipped over. This undoes the dummy
+// prefix of step 2, so
 //   Decode(Encode(s, add_bos, /*parse_special=*/false), {strip}) == s
 // for any valid UTF-8 s without a literal "▁" (SentencePiece cannot tell it
 // from ' ') and without user-defined token text (the text after such a token
