@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <queue>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "common/model/gguf.h"
+#include "common/model/gguf_writer.h"
 #include "common/tokenizer/byte_unicode.h"
 #include "common/tokenizer/pre_tokenizer.h"
 #include "common/tokenizer/stream_detokenizer.h"
@@ -157,6 +159,51 @@ TEST(BpeTokenizerTest, PreTokenizerWords) {
   EXPECT_THAT(Words("qwen2", " \xF0\xB1\x8D\x90,"), ElementsAre(" \xF0\xB1\x8D\x90", ","));
   // Invalid UTF-8: each bad byte is U+FFFD, as llama.cpp decodes it.
   EXPECT_THAT(Words("qwen2", "a\xFF"), ElementsAre("a", "\xEF\xBF\xBD"));
+}
+
+// A byte-level vocabulary written as a GGUF with or without the
+// add_bos_token key, read back through Vocabulary::FromGguf.
+absl::StatusOr<std::unique_ptr<Tokenizer>> FromGgufBytes(const std::string& pre,
+                                                         std::optional<bool> add_bos,
+                                                         std::string* storage) {
+  const Vocabulary v = ByteVocab({}, {}, pre);
+  GgufWriter w;
+  w.SetString("general.architecture", "llama");
+  w.SetString("tokenizer.ggml.model", "gpt2");
+  w.SetString("tokenizer.ggml.pre", pre);
+  w.SetStringArray("tokenizer.ggml.tokens", v.tokens);
+  std::vector<int32_t> types;
+  for (TokenType type : v.types) types.push_back(static_cast<int32_t>(type));
+  w.SetInt32Array("tokenizer.ggml.token_type", types);
+  w.SetStringArray("tokenizer.ggml.merges", {"a b"});
+  w.SetUint32("tokenizer.ggml.bos_token_id", v.size() - 1);
+  w.SetUint32("tokenizer.ggml.eos_token_id", v.size() - 1);
+  if (add_bos.has_value()) w.SetBool("tokenizer.ggml.add_bos_token", *add_bos);
+  if (absl::Status s = w.OpenInMemory(storage); !s.ok()) return s;
+  if (absl::Status s = w.Finish(); !s.ok()) return s;
+  auto gguf = GgufFile::OpenFromMemory(reinterpret_cast<const uint8_t*>(storage->data()),
+                                       storage->size(), "mem");
+  if (!gguf.ok()) return gguf.status();
+  return Tokenizer::FromGguf(**gguf);
+}
+
+TEST(BpeTokenizerTest, BosFromTheGgufElseFromThePreTokenizer) {
+  struct Row {
+    const char* pre;
+    std::optional<bool> key;
+    bool bos;
+  };
+  for (const Row& row : {Row{"llama-bpe", std::nullopt, true}, Row{"qwen2", std::nullopt, false},
+                         Row{"qwen35", std::nullopt, false}, Row{"llama-bpe", false, false},
+                         Row{"qwen2", true, true}}) {
+    std::string storage;
+    auto t = FromGgufBytes(row.pre, row.key, &storage);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ((*t)->add_bos(), row.bos) << row.pre;
+    const std::vector<int32_t> ids = (*t)->Encode("a", /*add_bos=*/true, false);
+    EXPECT_EQ(ids.size(), row.bos ? 2u : 1u) << row.pre;
+    EXPECT_FALSE((*t)->strips_leading_space());
+  }
 }
 
 // llama.cpp's merge loop, ported literally: string symbols, a priority
