@@ -1,8 +1,11 @@
 // Tokenizer throughput, single thread, on ~1 MB of generated English story
 // text (built in memory, deterministic). Reports bytes/second; the target is
-// >= 5 MB/s with the Llama 2 (32000) vocabulary.
+// >= 5 MB/s with the Llama 2 (32000) vocabulary, and for the byte-level BPE
+// vocabularies (Llama 3, Qwen2) within 2x of llama.cpp on the same text.
 //
-//   build/bench/tokenize_bench [--benchmark_filter=...]
+//   build/bin/tokenize_bench [--benchmark_filter=...]
+//   build/bin/tokenize_bench --write_text=FILE   # the text, for llama.cpp
+//     (bench/llama_cpp_tokenize.c times llama_tokenize on it)
 // The vocabularies come from $SHARDLM_TEST_DATA (default ../shared).
 #include <benchmark/benchmark.h>
 
@@ -14,6 +17,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/model/gguf.h"
@@ -137,9 +141,35 @@ BENCHMARK_CAPTURE(BM_Encode, llama2_32000, "tokenizer/ggml-vocab-llama-spm.gguf"
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Encode, stories260K_512, "models/stories260K.gguf")
     ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, llama3_bpe_128256, "tokenizer/ggml-vocab-llama-bpe.gguf")
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, qwen2_bpe_151936, "tokenizer/ggml-vocab-qwen2.gguf")
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_StreamDecode)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace shardlm
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // --write_text=FILE: write the benchmark text and exit.
+  constexpr std::string_view kWriteText = "--write_text=";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.substr(0, kWriteText.size()) != kWriteText) continue;
+    const std::string path(arg.substr(kWriteText.size()));
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    const std::string& text = shardlm::Text();
+    if (f == nullptr || std::fwrite(text.data(), 1, text.size(), f) != text.size()) {
+      std::fprintf(stderr, "cannot write %s\n", path.c_str());
+      return 1;
+    }
+    std::fclose(f);
+    std::printf("%zu bytes -> %s\n", text.size(), path.c_str());
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

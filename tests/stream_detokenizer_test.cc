@@ -129,6 +129,17 @@ TEST(StreamDetokenizerTest, RandomSequencesRealVocabularies) {
     ASSERT_EQ((*t)->TokenText(3), "<0x00>");
     CheckRandomSequences(**t, 7, 3, 256);
   }
+  // Byte-level BPE: ids 0..255 are the single-byte pieces (in GPT-2's
+  // character order), so random runs of them split characters anywhere.
+  for (const char* model :
+       {"tokenizer/ggml-vocab-llama-bpe.gguf", "tokenizer/ggml-vocab-qwen2.gguf"}) {
+    auto gguf = GgufFile::Open(testing::TestDataPath(model));
+    ASSERT_TRUE(gguf.ok()) << gguf.status();
+    auto t = Tokenizer::FromGguf(**gguf);
+    ASSERT_TRUE(t.ok()) << t.status();
+    for (int32_t id = 0; id < 256; ++id) ASSERT_EQ((*t)->TokenPiece(id).size(), 1u) << id;
+    CheckRandomSequences(**t, 11, 0, 256);
+  }
 }
 
 }  // namespace

@@ -136,13 +136,34 @@ TEST(TokenizerCoreTest, EndOfGenerationAndIdChecks) {
   EXPECT_THAT(std::string(bad.message()), HasSubstr("99999"));
 }
 
+TEST(TokenizerCoreTest, EndOfTurnTextsAsLlamaCppFindsThem) {
+  // Types as a converter might have left them; llama.cpp fixes them by text.
+  Vocabulary v = SmallVocab({{"<|im_end|>", 0},
+                             {"<｜end▁of▁sentence｜>", 0},
+                             {"<｜fim▁begin｜>", 0},
+                             {"<|fim_pad|>", 0},
+                             {"<|im_start|>", 0}});
+  auto t = Make(std::move(v));
+  EXPECT_EQ(t->vocabulary().eot_id, kFirst);  // found by text
+  EXPECT_TRUE(t->IsEndOfGeneration(kFirst));
+  EXPECT_TRUE(t->IsEndOfGeneration(kFirst + 1));
+  EXPECT_FALSE(t->IsEndOfGeneration(kFirst + 2));
+  EXPECT_TRUE(t->IsEndOfGeneration(kFirst + 3));
+  EXPECT_FALSE(t->IsEndOfGeneration(kFirst + 4));
+  for (int32_t id : {kFirst, kFirst + 1, kFirst + 2, kFirst + 3}) {
+    EXPECT_EQ(t->token_type(id), TokenType::kControl) << id;
+  }
+  EXPECT_EQ(t->token_type(kFirst + 4), TokenType::kNormal);
+  EXPECT_THAT(t->EndOfGenerationIds(), ElementsAre(2, kFirst, kFirst + 1, kFirst + 3));
+}
+
 TEST(TokenizerCoreTest, RefusesOtherModelsByName) {
   Vocabulary v = SmallVocab({});
-  v.model = "gpt2";
+  v.model = "bert";
   auto t = Tokenizer::Create(std::move(v));
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(t.status().message()), HasSubstr("\"gpt2\""));
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("\"bert\""));
 }
 
 TEST(TokenizerCoreTest, RefusesInconsistentVocabularies) {

@@ -2,6 +2,7 @@
 // ids on the real vocabularies in shared/ (see shared/models/SOURCES.md).
 #include "common/tokenizer/tokenizer.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -303,28 +304,39 @@ TEST(TokenizerVectorsTest, Llama2cPromptsWithBos) {
   ExpectRoundTrips(t, cases);
 }
 
+// Every golden/*.json and golden/families/*.json: llama.cpp's prompt ids
+// (add_special, so BOS exactly when the vocabulary adds it; special-token
+// text parsed when the file says "parse_special": true).
 TEST(TokenizerVectorsTest, GoldenPromptTokens) {
   std::vector<std::string> files;
-  for (const auto& entry : std::filesystem::directory_iterator(testing::TestDataPath("golden"))) {
-    if (entry.path().extension() == ".json") files.push_back(entry.path().string());
+  for (const char* dir : {"golden", "golden/families"}) {
+    for (const auto& entry : std::filesystem::directory_iterator(testing::TestDataPath(dir))) {
+      if (entry.path().extension() == ".json") files.push_back(entry.path().string());
+    }
   }
   std::sort(files.begin(), files.end());
   ASSERT_FALSE(files.empty());
   int passed = 0;
+  int families = 0;
   for (const std::string& file : files) {
     const std::string json = testing::ReadFileOrDie(file);
     size_t pos = json.find("\"model_file\":") + 13;
     const std::string model = JsonString(json, &pos);
     pos = json.find("\"prompt\":") + 9;
     const std::string prompt = JsonString(json, &pos);
+    const bool parse_special = json.find("\"parse_special\": true") != std::string::npos;
     pos = json.find("\"prompt_tokens\":");
     const std::vector<int32_t> expected = JsonIntArray(json, &pos);
     const Tokenizer& t = LoadTokenizer("models/" + model);
-    const std::vector<int32_t> got = t.Encode(prompt, /*add_bos=*/true, /*parse_special=*/false);
+    families += t.is_byte_level();
+    const std::vector<int32_t> got = t.Encode(prompt, /*add_bos=*/true, parse_special);
     EXPECT_EQ(got, expected) << file;
     passed += got == expected;
-    EXPECT_EQ(t.Decode(got, {.strip_leading_space = true}), prompt) << file;
+    EXPECT_EQ(t.Decode(got, {.strip_leading_space = true, .render_special = parse_special}),
+              parse_special && t.add_bos() ? t.TokenText(t.bos_id()) + prompt : prompt)
+        << file;
   }
+  EXPECT_EQ(families, 12);
   std::cout << "[ vectors  ] golden prompts: " << passed << "/" << files.size() << " files pass\n";
 }
 
@@ -341,6 +353,98 @@ TEST(TokenizerVectorsTest, Stories260KGreedyTextDecodesLikeLlama2c) {
   EXPECT_EQ(t.Decode(ids, {.strip_leading_space = true}), expected);
 }
 
+// llama.cpp's own vectors for the byte-level BPE vocabularies (ids without
+// BOS, special text parsed as llama.cpp's test-tokenizer-0 does).
+void ExpectBpeVocab(const std::string& name, size_t n_cases) {
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-" + name + ".gguf");
+  EXPECT_TRUE(t.is_byte_level());
+  const std::vector<Case> cases = ReadVocabTest("tokenizer/ggml-vocab-" + name + ".gguf");
+  EXPECT_EQ(cases.size(), n_cases);
+  ExpectAllCases(t, "ggml-vocab-" + name, cases, false, true);
+  // No dummy prefix: decoding gives the text back, with or without BOS.
+  for (const Case& c : cases) {
+    if (!IsValidUtf8(c.text)) continue;
+    for (bool add_bos : {true, false}) {
+      const std::vector<int32_t> ids = t.Encode(c.text, add_bos, /*parse_special=*/false);
+      EXPECT_EQ(t.Decode(ids, {.strip_leading_space = true}), c.text) << name << ": " << c.text;
+    }
+  }
+}
+
+TEST(TokenizerVectorsTest, Llama3BpeVocabMatchesLlamaCpp) {
+  ExpectBpeVocab("llama-bpe", 46);
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-llama-bpe.gguf");
+  EXPECT_EQ(t.n_vocab(), 128256);
+  EXPECT_EQ(t.bos_id(), 128000);
+  EXPECT_TRUE(t.add_bos());  // no add_bos_token key: llama-bpe adds BOS
+  EXPECT_EQ(t.EndOfGenerationIds(), (std::vector<int32_t>{128001, 128009}));
+  EXPECT_THAT(t.Encode("Once upon a time", true, false),
+              ::testing::ElementsAre(128000, 12805, 5304, 264, 892));
+  // <|eot_id|> is one token only when special text is parsed.
+  EXPECT_THAT(t.Encode("a<|eot_id|>", false, true), ::testing::ElementsAre(64, 128009));
+  for (int32_t id : t.Encode("<|eot_id|>", false, false)) EXPECT_NE(id, 128009);
+  EXPECT_EQ(t.TokenPiece(128009), "");
+  EXPECT_EQ(t.TokenPiece(128009, /*render_special=*/true), "<|eot_id|>");
+}
+
+TEST(TokenizerVectorsTest, Qwen2BpeVocabMatchesLlamaCpp) {
+  ExpectBpeVocab("qwen2", 46);
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-qwen2.gguf");
+  EXPECT_FALSE(t.add_bos());  // no add_bos_token key: qwen2 adds none
+  // <|endoftext|> (EOS), <|im_end|> (EOT) and the ordinary "</s>" that
+  // llama.cpp re-types as control and treats as end of generation.
+  EXPECT_EQ(t.EndOfGenerationIds(), (std::vector<int32_t>{128247, 151643, 151645}));
+  EXPECT_EQ(t.token_type(128247), TokenType::kControl);
+  EXPECT_THAT(t.Encode("Once upon a time", true, false),
+              ::testing::ElementsAre(12522, 5193, 264, 882));
+  EXPECT_THAT(t.Encode("<|im_start|>user", true, true), ::testing::ElementsAre(151644, 872));
+}
+
+TEST(TokenizerVectorsTest, Qwen35BpeVocabMatchesLlamaCpp) {
+  ExpectBpeVocab("qwen35", 50);
+  EXPECT_FALSE(LoadTokenizer("tokenizer/ggml-vocab-qwen35.gguf").add_bos());
+}
+
+TEST(TokenizerVectorsTest, Phi3SpmVocabMatchesLlamaCpp) {
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-phi-3.gguf");
+  const std::vector<Case> cases = ReadVocabTest("tokenizer/ggml-vocab-phi-3.gguf");
+  EXPECT_EQ(cases.size(), 46u);
+  ExpectAllCases(t, "ggml-vocab-phi-3", cases, false, true);
+  ExpectRoundTrips(t, cases);
+}
+
+TEST(TokenizerVectorsTest, Phi3SpecialTokensAsLlamaCppTreatsThem) {
+  const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-phi-3.gguf");
+  // "</s>" is user-defined in the file; llama.cpp makes it a control token
+  // (it ends generation), so it is plain text unless special text is parsed.
+  EXPECT_EQ(t.token_type(2), TokenType::kControl);
+  for (int32_t id : t.Encode("a</s>b", false, false)) EXPECT_NE(id, 2);
+  // Phi-3's special tokens eat the whitespace after them (rstrip), except
+  // <s>, <unk> and <|endoftext|>.
+  EXPECT_EQ(t.Encode("<|user|>\n Hi", false, true), t.Encode("<|user|>Hi", false, true));
+  EXPECT_NE(t.Encode("<|endoftext|> Hi", false, true), t.Encode("<|endoftext|>Hi", false, true));
+  EXPECT_TRUE(t.IsEndOfGeneration(32000));  // <|endoftext|> (EOS)
+  EXPECT_TRUE(t.IsEndOfGeneration(32007));  // <|end|>
+  EXPECT_TRUE(t.IsEndOfGeneration(2));      // </s>
+}
+
+TEST(TokenizerVectorsTest, FamilyModelsTokenizeLikeTheirVocabularies) {
+  // The nano models carry the vocab files' tokenizer KVs verbatim.
+  const std::pair<const char*, const char*> pairs[] = {
+      {"models/llama3-nano-q4_k_m.gguf", "tokenizer/ggml-vocab-llama-bpe.gguf"},
+      {"models/qwen2-nano-q4_0.gguf", "tokenizer/ggml-vocab-qwen2.gguf"},
+      {"models/qwen3-nano-q4_k_m.gguf", "tokenizer/ggml-vocab-qwen2.gguf"}};
+  for (const auto& [model, vocab] : pairs) {
+    const Tokenizer& m = LoadTokenizer(model);
+    const Tokenizer& v = LoadTokenizer(vocab);
+    EXPECT_EQ(m.EndOfGenerationIds(), v.EndOfGenerationIds()) << model;
+    EXPECT_EQ(m.add_bos(), v.add_bos()) << model;
+    for (const Case& c : ReadVocabTest(std::string(vocab))) {
+      EXPECT_EQ(m.Encode(c.text, true, true), v.Encode(c.text, true, true)) << model;
+    }
+  }
+}
+
 TEST(TokenizerVectorsTest, OtherTokenizerModelsAreRefusedByName) {
   auto gguf = GgufFile::Open(testing::TestDataPath("tokenizer/ggml-vocab-llama-spm.gguf"));
   ASSERT_TRUE(gguf.ok()) << gguf.status();
@@ -351,6 +455,16 @@ TEST(TokenizerVectorsTest, OtherTokenizerModelsAreRefusedByName) {
   auto t = Tokenizer::Create(*std::move(vocab));
   ASSERT_FALSE(t.ok());
   EXPECT_NE(std::string(t.status().message()).find("\"bert\""), std::string::npos);
+
+  auto bpe = GgufFile::Open(testing::TestDataPath("tokenizer/ggml-vocab-qwen2.gguf"));
+  ASSERT_TRUE(bpe.ok()) << bpe.status();
+  auto qwen = Vocabulary::FromGguf(**bpe);
+  ASSERT_TRUE(qwen.ok()) << qwen.status();
+  qwen->pre = "deepseek-coder";
+  auto refused = Tokenizer::Create(*std::move(qwen));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(std::string(refused.status().message()).find("\"deepseek-coder\""), std::string::npos);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // Token-by-token detokenization for streaming generated text to a client.
 //
 // A SentencePiece vocabulary spells rare characters as several byte tokens
-// (`<0xE2><0x96><0x81>`), so a single token's piece can be part of a UTF-8
-// character. Push() returns only complete, valid UTF-8: bytes of a character
+// (`<0xE2><0x96><0x81>`), and a byte-level BPE one may split a character's
+// bytes over tokens (Llama 3, Qwen), so a single token's piece can be part of
+// a UTF-8 character. Push() returns only complete, valid UTF-8: bytes of a character
 // still being spelled are held back (at most 3) until it completes. Bytes that
 // can never become valid (a lone 0xFF, a continuation byte without a lead, a
 // lead byte followed by a non-continuation) come out at once as U+FFFD, one
@@ -28,7 +29,9 @@ class StreamDetokenizer {
   // only when the stream starts at the beginning of a sequence (e.g. right
   // after BOS), see the leading-space rule in tokenizer.h.
   explicit StreamDetokenizer(const Tokenizer& tokenizer, DecodeOptions options = {})
-      : tokenizer_(&tokenizer), options_(options), strip_(options.strip_leading_space) {}
+      : tokenizer_(&tokenizer),
+        options_(options),
+        strip_(options.strip_leading_space && tokenizer.strips_leading_space()) {}
 
   // Text completed by token `id`: possibly empty, always valid UTF-8.
   // Out-of-range ids decode to nothing.

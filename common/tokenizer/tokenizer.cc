@@ -5,8 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/model/gguf.h"
 #include "common/base/status_macros.h"
+#include "common/model/gguf.h"
+#include "common/tokenizer/byte_unicode.h"
 #include "common/tokenizer/utf8.h"
 
 namespace shardlm {
@@ -89,10 +90,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& g
 
 absl::Status Tokenizer::Init() {
   Vocabulary& v = vocab_;
-  if (v.model != "llama") {
+  const bool byte_level = v.model == "gpt2";
+  if (v.model != "llama" && !byte_level) {
     return absl::UnimplementedError(
         absl::StrCat("tokenizer model \"", v.model,
-                     "\" is not supported (supported: \"llama\", SentencePiece BPE)"));
+                     "\" is not supported (supported: \"llama\", SentencePiece BPE; \"gpt2\", "
+                     "byte-level BPE)"));
   }
   if (v.tokens.empty() || v.tokens.size() > static_cast<size_t>(INT32_MAX)) {
     return absl::InvalidArgumentError(absl::StrCat("vocabulary has ", v.tokens.size(), " tokens"));
@@ -140,17 +143,12 @@ absl::Status Tokenizer::Init() {
       }
       token_byte_[i] = static_cast<int16_t>(byte);
     }
+    if (byte_level) continue;
     for (size_t k = text.find(kSpaceMarker, 1); k != std::string::npos;
          k = text.find(kSpaceMarker, k + 1)) {
       for (size_t len = 1; len <= std::min<size_t>(4, k); ++len) {
         joins_before_space_.insert(SymbolKey(text.data() + k - len, len));
       }
-    }
-    const TokenType type = v.types[i];
-    if ((type == TokenType::kControl || type == TokenType::kUnknown ||
-         type == TokenType::kUserDefined) &&
-        !text.empty()) {
-      special_tokens_.push_back(id);
     }
   }
   // llama.cpp's byte_to_token: "<0xXX>" if present, else the one-byte text.
@@ -160,8 +158,12 @@ absl::Status Tokenizer::Init() {
     const int32_t id = LookupToken(name);
     byte_to_token_[b] = id != kNoToken ? id : single_byte_token[b];
   }
-  std::stable_sort(special_tokens_.begin(), special_tokens_.end(),
-                   [&](int32_t a, int32_t b) { return v.tokens[a].size() > v.tokens[b].size(); });
+  special_ = PrepareSpecialTokens(&v, [this](std::string_view text) { return LookupToken(text); });
+  if (byte_level) {
+    v.add_space_prefix = false;
+    ASSIGN_OR_RETURN(bpe_, BpeTokenizer::Create(v, &token_to_id_));
+  }
+  strips_leading_space_ = !byte_level && v.add_space_prefix;
   return absl::OkStatus();
 }
 
@@ -178,49 +180,19 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_bos,
   out.reserve(text.size() / 3 + 4);
   if (add_bos && vocab_.add_bos) out.push_back(vocab_.bos_id);
 
-  // Step 1: cut special-token text out, longest token first; each token
-  // takes its leftmost non-overlapping occurrences in every text fragment.
-  struct Fragment {
-    size_t offset;
-    size_t length;
-    int32_t token;  // kNoToken for a text fragment
-  };
-  std::vector<Fragment> fragments;
-  if (!text.empty()) fragments.push_back({0, text.size(), kNoToken});
-  std::vector<Fragment> next;
-  for (const int32_t special : special_tokens_) {
-    const TokenType type = vocab_.types[special];
-    if (!parse_special && (type == TokenType::kControl || type == TokenType::kUnknown)) continue;
-    const std::string& needle = vocab_.tokens[special];
-    next.clear();
-    bool found = false;
-    for (const Fragment& f : fragments) {
-      if (f.token != kNoToken) {
-        next.push_back(f);
-        continue;
-      }
-      const std::string_view body = text.substr(f.offset, f.length);
-      size_t pos = 0;
-      for (size_t match = body.find(needle); match != std::string_view::npos;
-           match = body.find(needle, pos)) {
-        found = true;
-        if (match > pos) next.push_back({f.offset + pos, match - pos, kNoToken});
-        next.push_back({0, 0, special});
-        pos = match + needle.size();
-      }
-      if (pos < body.size()) next.push_back({f.offset + pos, body.size() - pos, kNoToken});
-    }
-    if (found) fragments.swap(next);
-  }
-
   bool prev_special = true;  // the start of the text counts as "after a special"
-  for (const Fragment& f : fragments) {
+  for (const Fragment& f : PartitionSpecial(text, vocab_, special_, parse_special)) {
     if (f.token != kNoToken) {
       out.push_back(f.token);
       prev_special = true;
       continue;
     }
-    EncodeFragment(text.substr(f.offset, f.length), vocab_.add_space_prefix && prev_special, &out);
+    const std::string_view fragment = text.substr(f.offset, f.length);
+    if (bpe_ != nullptr) {
+      bpe_->Encode(fragment, &out);
+    } else {
+      EncodeFragment(fragment, vocab_.add_space_prefix && prev_special, &out);
+    }
     prev_special = false;
   }
   if (add_bos && vocab_.add_eos) out.push_back(vocab_.eos_id);
@@ -327,6 +299,10 @@ std::string Tokenizer::TokenPiece(int32_t id, bool render_special) const {
   switch (vocab_.types[id]) {
     case TokenType::kNormal: {
       std::string piece;
+      if (bpe_ != nullptr) {
+        AppendByteLevelDecoded(text, &piece);
+        return piece;
+      }
       piece.reserve(text.size());
       for (size_t i = 0; i < text.size();) {
         if (text.compare(i, kSpaceMarker.size(), kSpaceMarker) == 0) {
@@ -365,7 +341,7 @@ float Tokenizer::token_score(int32_t id) const { return IsValidId(id) ? vocab_.s
 
 std::string Tokenizer::Decode(absl::Span<const int32_t> ids, const DecodeOptions& options) const {
   std::string out;
-  bool strip = options.strip_leading_space;
+  bool strip = options.strip_leading_space && strips_leading_space_;
   for (const int32_t id : ids) {
     std::string piece = TokenPiece(id, options.render_special);
     if (piece.empty()) continue;
@@ -387,7 +363,13 @@ absl::Status Tokenizer::CheckIds(absl::Span<const int32_t> ids) const {
 }
 
 bool Tokenizer::IsEndOfGeneration(int32_t id) const {
-  return id != kNoToken && (id == vocab_.eos_id || id == vocab_.eot_id || id == vocab_.eom_id);
+  return special_.end_of_generation.contains(id);
+}
+
+std::vector<int32_t> Tokenizer::EndOfGenerationIds() const {
+  std::vector<int32_t> ids(special_.end_of_generation.begin(), special_.end_of_generation.end());
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 }  // namespace shardlm

@@ -1,10 +1,15 @@
-// Text <-> token ids for "llama" (SentencePiece BPE) vocabularies, matching
-// llama.cpp's tokenizer id for id.
+// Text <-> token ids for "llama" (SentencePiece BPE) and "gpt2" (byte-level
+// BPE: Llama 3, Qwen) vocabularies, matching llama.cpp's tokenizer id for id.
 //
-// Encoding (llama.cpp `llm_tokenizer_spm` semantics):
-//  1. Special-token text is cut out first. User-defined tokens are always
-//     recognised; control and unknown tokens (`<s>`, `</s>`, `<unk>`) only
-//     when `parse_special` is set. Longer token texts win.
+// Encoding, both types:
+//  1. Special-token text is cut out first (special_tokens.h). User-defined
+//     tokens are always recognised; control and unknown tokens (`<s>`,
+//     `</s>`, `<|im_start|>`, `<|eot_id|>`) only when `parse_special` is set.
+//     Longer token texts win.
+// Each text fragment between special tokens is then encoded on its own:
+// byte-level BPE vocabularies as bpe_tokenizer.h describes (pre-tokenizer
+// regex, then merges by rank), SentencePiece ones as follows
+// (llama.cpp `llm_tokenizer_spm` semantics):
 //  2. Each remaining text fragment that starts the input or follows a special
 //     token gets one space prepended (`add_space_prefix`, SentencePiece's dummy
 //     prefix); every ' ' becomes "▁" (U+2581). No whitespace is collapsed.
@@ -14,14 +19,17 @@
 //  4. A final symbol that is not a token is emitted as its bytes' `<0xXX>`
 //     tokens (byte fallback), or as the unknown token if those are missing.
 //
-// Decoding: a normal token's text with "▁" turned into ' '; a byte token its
-// one byte; user-defined and unknown tokens their text; control tokens
-// (BOS/EOS) nothing unless `render_special`; unused tokens nothing.
+// Decoding: a normal token's text with "▁" turned into ' ' (byte-level BPE:
+// each character turned back into its byte, so a piece may be part of a
+// UTF-8 character); a byte token its one byte; user-defined and unknown
+// tokens their text; control tokens (BOS/EOS, <|eot_id|>) nothing unless
+// `render_special`; unused tokens nothing.
 //
-// Leading-space rule (our rule, documented once here): with
-// `strip_leading_space`, the first token that decodes to a non-empty piece
-// loses ONE leading ' '. Control tokens before it (BOS) decode to nothing and
-// are skipped over. This undoes the dummy prefix of step 2, so
+// Leading-space rule (our rule, documented once here): for SentencePiece
+// vocabularies that add the dummy prefix, with `strip_leading_space`, the
+// first token that decodes to a non-empty piece loses ONE leading ' '.
+// Control tokens before it (BOS) decode to nothing and are skipped over. This undoes the dummy
+// prefix of step 2, so
 //   Decode(Encode(s, add_bos, /*parse_special=*/false), {strip}) == s
 // for any valid UTF-8 s without a literal "▁" (SentencePiece cannot tell it
 // from ' ') and without user-defined token text (the text after such a token
@@ -32,6 +40,9 @@
 // `remove_space` with the difference that llama.cpp only ever looks at the
 // very first token. Use it when decoding from the start of a sequence, never
 // for a continuation (generated text after a prompt keeps its space).
+// Byte-level BPE adds no prefix, so there the option changes nothing and
+// Decode(Encode(s, add_bos, false)) == s for any valid UTF-8 s (invalid
+// UTF-8 is encoded as U+FFFD, as llama.cpp does).
 #ifndef SHARDLM_COMMON_TOKENIZER_TOKENIZER_H_
 #define SHARDLM_COMMON_TOKENIZER_TOKENIZER_H_
 
@@ -47,6 +58,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/tokenizer/bpe_tokenizer.h"
+#include "common/tokenizer/special_tokens.h"
 #include "common/tokenizer/vocabulary.h"
 
 namespace shardlm {
@@ -63,8 +76,9 @@ struct DecodeOptions {
 class Tokenizer {
  public:
   // Validates the vocabulary (non-empty, consistent lengths, special ids in
-  // range) and builds the lookup tables. UNIMPLEMENTED, naming the model
-  // string, for any `model` other than "llama".
+  // range) and builds the lookup tables. UNIMPLEMENTED, naming it, for a
+  // `model` other than "llama" and "gpt2" or a "gpt2" pre-tokenizer we do
+  // not have.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(Vocabulary vocab);
   // Vocabulary::FromGguf + Create.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& gguf);
@@ -100,8 +114,17 @@ class Tokenizer {
   bool add_bos() const { return vocab_.add_bos; }
   bool add_eos() const { return vocab_.add_eos; }
   bool add_space_prefix() const { return vocab_.add_space_prefix; }
-  // EOS, EOT and EOM end a generation.
+  // Whether DecodeOptions::strip_leading_space does anything: only for
+  // SentencePiece vocabularies with the dummy prefix.
+  bool strips_leading_space() const { return strips_leading_space_; }
+  // True for "gpt2" (byte-level BPE) vocabularies.
+  bool is_byte_level() const { return bpe_ != nullptr; }
+  // EOS, EOT, EOM and the end-of-turn tokens llama.cpp finds by text
+  // (<|eot_id|>, <|im_end|>, <|endoftext|>, ...; special_tokens.h) end a
+  // generation.
   bool IsEndOfGeneration(int32_t id) const;
+  // Those ids, ascending.
+  std::vector<int32_t> EndOfGenerationIds() const;
   bool IsValidId(int32_t id) const { return id >= 0 && id < vocab_.size(); }
   const Vocabulary& vocabulary() const { return vocab_; }
 
@@ -109,7 +132,7 @@ class Tokenizer {
   explicit Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {}
   absl::Status Init();
 
-  // Steps 2-4 of the encoder for one text fragment.
+  // Steps 2-4 of the SentencePiece encoder for one text fragment.
   void EncodeFragment(std::string_view text, bool add_prefix, std::vector<int32_t>* out) const;
   int32_t LookupToken(std::string_view text) const;
 
@@ -120,8 +143,11 @@ class Tokenizer {
   std::array<int32_t, 256> byte_to_token_;
   // Byte value of each byte-type token (decoding), -1 for other tokens.
   std::vector<int16_t> token_byte_;
-  // Tokens that special-text parsing looks for, longest text first.
-  std::vector<int32_t> special_tokens_;
+  SpecialTokens special_;
+  // Set for byte-level BPE vocabularies.
+  std::unique_ptr<BpeTokenizer> bpe_;
+  // The leading-space rule applies (SentencePiece with the dummy prefix).
+  bool strips_leading_space_ = false;
   size_t max_token_bytes_ = 0;
   // Symbols X (their 1-4 bytes packed with the length) such that some token
   // contains X followed by "▁". Before any other "▁" no merge can ever

@@ -5,9 +5,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "common/model/gguf.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "common/model/gguf.h"
+#include "common/tokenizer/pre_tokenizer.h"
 
 namespace shardlm {
 namespace {
@@ -68,6 +69,18 @@ absl::StatusOr<Vocabulary> Vocabulary::FromGguf(const GgufFile& gguf) {
   if (gguf.Find("tokenizer.ggml.pre") != nullptr) {
     ASSIGN_OR_RETURN(vocab.pre, gguf.GetString("tokenizer.ggml.pre"));
   }
+  if (gguf.Find("general.name") != nullptr) {
+    ASSIGN_OR_RETURN(vocab.name, gguf.GetString("general.name"));
+  }
+  if (vocab.model == "gpt2") {
+    // llama.cpp's defaults for BPE vocabularies (llama_vocab::impl::load).
+    vocab.bos_id = 11;
+    vocab.eos_id = 11;
+    vocab.unk_id = kNoToken;
+    vocab.add_space_prefix = false;
+    const PreTokenizerTraits* traits = PreTokenizer::Traits(vocab.pre);
+    vocab.add_bos = traits != nullptr && traits->add_bos;
+  }
   ASSIGN_OR_RETURN(const std::vector<std::string>* tokens,
                    gguf.GetStringArray("tokenizer.ggml.tokens"));
   if (tokens->empty() || tokens->size() > static_cast<size_t>(INT32_MAX)) {
@@ -121,7 +134,9 @@ absl::StatusOr<Vocabulary> Vocabulary::FromGguf(const GgufFile& gguf) {
 
   RETURN_IF_ERROR(ReadFlag(gguf, "tokenizer.ggml.add_bos_token", &vocab.add_bos));
   RETURN_IF_ERROR(ReadFlag(gguf, "tokenizer.ggml.add_eos_token", &vocab.add_eos));
-  RETURN_IF_ERROR(ReadFlag(gguf, "tokenizer.ggml.add_space_prefix", &vocab.add_space_prefix));
+  if (vocab.model != "gpt2") {
+    RETURN_IF_ERROR(ReadFlag(gguf, "tokenizer.ggml.add_space_prefix", &vocab.add_space_prefix));
+  }
   return vocab;
 }
 

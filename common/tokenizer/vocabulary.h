@@ -31,11 +31,15 @@ std::string_view TokenTypeName(TokenType type);
 inline constexpr int32_t kNoToken = -1;
 
 struct Vocabulary {
-  // `tokenizer.ggml.model`: "llama" (SentencePiece) is supported; "gpt2"
-  // (byte-level BPE) and others are refused by Tokenizer::Create.
+  // `tokenizer.ggml.model`: "llama" (SentencePiece) and "gpt2" (byte-level
+  // BPE) are supported; others are refused by Tokenizer::Create.
   std::string model = "llama";
-  // `tokenizer.ggml.pre` (pre-tokenizer name, only meaningful for "gpt2").
+  // `tokenizer.ggml.pre` (pre-tokenizer name, only meaningful for "gpt2";
+  // see pre_tokenizer.h for the supported ones).
   std::string pre;
+  // `general.name`: llama.cpp keys a few per-token attributes on it (Phi-3's
+  // special tokens swallow the whitespace after them).
+  std::string name;
 
   // One entry per token id. `scores` and `types` have the same length as
   // `tokens` (FromGguf fills 0 / kNormal when the GGUF omits them).
@@ -46,7 +50,8 @@ struct Vocabulary {
   std::vector<std::string> merges;
 
   // Special ids; kNoToken when the vocabulary has none. Defaults are
-  // llama.cpp's for SentencePiece vocabularies.
+  // llama.cpp's for SentencePiece vocabularies (FromGguf uses its "gpt2"
+  // defaults, BOS = EOS = 11 and no unknown token, for BPE ones).
   int32_t bos_id = 1;
   int32_t eos_id = 2;
   int32_t unk_id = 0;
@@ -54,9 +59,14 @@ struct Vocabulary {
   int32_t eot_id = kNoToken;  // end of turn (chat models)
   int32_t eom_id = kNoToken;  // end of message (tool calls)
 
-  bool add_bos = true;           // `tokenizer.ggml.add_bos_token`
-  bool add_eos = false;          // `tokenizer.ggml.add_eos_token`
-  bool add_space_prefix = true;  // `tokenizer.ggml.add_space_prefix`
+  // `tokenizer.ggml.add_bos_token`. When the GGUF lacks it, FromGguf uses
+  // llama.cpp's default: true for SentencePiece; for BPE it depends on the
+  // pre-tokenizer (Llama 3: true, Qwen: false).
+  bool add_bos = true;
+  bool add_eos = false;  // `tokenizer.ggml.add_eos_token`
+  // `tokenizer.ggml.add_space_prefix` (SentencePiece's dummy prefix); BPE
+  // vocabularies never add one.
+  bool add_space_prefix = true;
 
   int32_t size() const { return static_cast<int32_t>(tokens.size()); }
 

@@ -4,6 +4,7 @@
 // hold more than 3 bytes, and agree with Decode + SanitizeUtf8.
 //
 // Input: byte 0 = option bits, the rest = text (also read as token ids).
+// Bit 16 picks a byte-level BPE vocabulary instead of the SentencePiece one.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/tokenizer/byte_unicode.h"
 #include "common/tokenizer/stream_detokenizer.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/utf8.h"
@@ -57,6 +59,32 @@ std::unique_ptr<Tokenizer> MakeTokenizer() {
   return std::move(t).value();
 }
 
+// Byte-level BPE (Qwen2 pre-tokenizer): the 256 byte characters, merges
+// with a result that is not a token, ties, a space merge, a control token.
+std::unique_ptr<Tokenizer> MakeBpeTokenizer() {
+  Vocabulary v;
+  v.model = "gpt2";
+  v.pre = "qwen2";
+  for (int b = 0; b < 256; ++b) v.tokens.emplace_back(ByteToUnicode(static_cast<uint8_t>(b)));
+  for (const char* extra : {"aa", "ab",
+                            "\xC4\xA0"
+                            "a",
+                            "\xC3\x83\xC2\xA9", "\xC4\xA0\xC4\xA0"}) {
+    v.tokens.push_back(extra);
+  }
+  v.tokens.push_back("<|endoftext|>");
+  v.types.assign(v.tokens.size(), TokenType::kNormal);
+  v.types.back() = TokenType::kControl;
+  v.merges = {"a a", "a b", "\xC4\xA0 a", "\xC3\x83 \xC2\xA9", "b c", "\xC4\xA0 \xC4\xA0"};
+  v.bos_id = v.eos_id = v.size() - 1;
+  v.unk_id = kNoToken;
+  v.add_bos = false;
+  v.add_space_prefix = false;
+  auto t = Tokenizer::Create(std::move(v));
+  if (!t.ok()) Fail("cannot build the BPE vocabulary");
+  return std::move(t).value();
+}
+
 void CheckStream(const Tokenizer& t, const std::vector<int32_t>& ids, DecodeOptions options) {
   StreamDetokenizer stream(t, options);
   std::string streamed;
@@ -78,10 +106,11 @@ void CheckStream(const Tokenizer& t, const std::vector<int32_t>& ids, DecodeOpti
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shardlm;
-  static const Tokenizer* const tokenizer = MakeTokenizer().release();
-  const Tokenizer& t = *tokenizer;
+  static const Tokenizer* const spm = MakeTokenizer().release();
+  static const Tokenizer* const bpe = MakeBpeTokenizer().release();
   if (size == 0) return 0;
   const uint8_t flags = data[0];
+  const Tokenizer& t = (flags & 16) ? *bpe : *spm;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
   const bool add_bos = flags & 1;
   const bool parse_special = flags & 2;
@@ -92,9 +121,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<int32_t> ids = t.Encode(text, add_bos, parse_special);
   if (!t.CheckIds(ids).ok()) Fail("Encode produced an invalid id");
   // Round trip for valid UTF-8 without a literal "▁" or user-defined token
-  // text (see tokenizer.h).
-  if (!parse_special && IsValidUtf8(text) && text.find("\xE2\x96\x81") == std::string_view::npos &&
-      text.find("<tool>") == std::string_view::npos &&
+  // text (see tokenizer.h); byte-level BPE round-trips any valid UTF-8.
+  if (!parse_special && IsValidUtf8(text) &&
+      (t.is_byte_level() || (text.find("\xE2\x96\x81") == std::string_view::npos &&
+                             text.find("<tool>") == std::string_view::npos)) &&
       t.Decode(ids, {.strip_leading_space = true}) != text) {
     Fail("Decode(Encode(text)) != text");
   }
