@@ -46,49 +46,30 @@ void AddHighBits(const uint8_t* qh_bytes, int* q) {
   for (int j = 0; j < kQK; ++j) q[j] |= static_cast<int>((qh >> j) & 1u) << 4;
 }
 
-struct Q4_0 {
-  using Block = BlockQ4_0;
-  static constexpr bool kHasMin = false;
+// q4_0, q4_1, q5_0, q5_1: nibbles, plus a fifth bit for the q5 types. The
+// _0 types centre their levels (q - 2^(bits - 1)); the _1 types add a min.
+template <class B, int kBits, bool kMin>
+struct Nibbles {
+  using Block = B;
+  static constexpr bool kHasMin = kMin;
   static void Unpack(const Block& b, LegacyValues* v) {
     UnpackNibbles(b.qs, v->q);
-    for (int& q : v->q) q -= 8;
+    if constexpr (kBits == 5) AddHighBits(b.qh, v->q);
+    if constexpr (!kMin) {
+      for (int& q : v->q) q -= 1 << (kBits - 1);
+    }
     v->d = Fp16ToFp32(b.d);
-    v->m = 0;
+    if constexpr (kMin) {
+      v->m = Fp16ToFp32(b.m);
+    } else {
+      v->m = 0;
+    }
   }
 };
-
-struct Q4_1 {
-  using Block = BlockQ4_1;
-  static constexpr bool kHasMin = true;
-  static void Unpack(const Block& b, LegacyValues* v) {
-    UnpackNibbles(b.qs, v->q);
-    v->d = Fp16ToFp32(b.d);
-    v->m = Fp16ToFp32(b.m);
-  }
-};
-
-struct Q5_0 {
-  using Block = BlockQ5_0;
-  static constexpr bool kHasMin = false;
-  static void Unpack(const Block& b, LegacyValues* v) {
-    UnpackNibbles(b.qs, v->q);
-    AddHighBits(b.qh, v->q);
-    for (int& q : v->q) q -= 16;
-    v->d = Fp16ToFp32(b.d);
-    v->m = 0;
-  }
-};
-
-struct Q5_1 {
-  using Block = BlockQ5_1;
-  static constexpr bool kHasMin = true;
-  static void Unpack(const Block& b, LegacyValues* v) {
-    UnpackNibbles(b.qs, v->q);
-    AddHighBits(b.qh, v->q);
-    v->d = Fp16ToFp32(b.d);
-    v->m = Fp16ToFp32(b.m);
-  }
-};
+using Q4_0 = Nibbles<BlockQ4_0, 4, false>;
+using Q4_1 = Nibbles<BlockQ4_1, 4, true>;
+using Q5_0 = Nibbles<BlockQ5_0, 5, false>;
+using Q5_1 = Nibbles<BlockQ5_1, 5, true>;
 
 template <class B>
 struct Q8 {  // q8_0 and q8_1 (whose s is only needed by the dot product)
