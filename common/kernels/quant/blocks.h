@@ -8,6 +8,8 @@
 #ifndef SHARDLM_COMMON_KERNELS_QUANT_BLOCKS_H_
 #define SHARDLM_COMMON_KERNELS_QUANT_BLOCKS_H_
 
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -183,6 +185,29 @@ static_assert(sizeof(BlockQ8_K) == 292);
 // The helpers below are used by the scalar files and by the -mavx2 files:
 // always_inline keeps an AVX2-compiled out-of-line copy from being linked
 // into the scalar code (one-definition rule with different target flags).
+
+// The value of largest magnitude among x[0..n) (the first one on ties), its
+// magnitude in *amax (0 for all zeros): ggml's quantizers divide by the
+// signed value so that it maps exactly onto the end level.
+[[gnu::always_inline]] inline float SignedAbsMax(const float* x, int n, float* amax) {
+  float max = 0;
+  *amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > *amax) {
+      *amax = ax;
+      max = x[i];
+    }
+  }
+  return max;
+}
+
+// Row i of rows `stride` bytes apart from `base` (weights, or activations),
+// as its blocks.
+template <class Block>
+[[gnu::always_inline]] inline const Block* RowAt(const void* base, size_t stride, int i) {
+  return reinterpret_cast<const Block*>(static_cast<const uint8_t*>(base) + i * stride);
+}
 
 // Shared by the q4_K and q5_K kernels (scalar and SIMD): the 12 scale bytes
 // hold eight 6-bit scales and eight 6-bit mins. For j < 4: sc = b[j] & 63,

@@ -135,8 +135,7 @@ void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* 
   const auto* ab = static_cast<const BlockQ8_0*>(a);
   LegacyValues v;
   for (int r = 0; r < 8; ++r) {
-    const auto* wb =
-        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    const auto* wb = RowAt<typename T::Block>(w, row_bytes, r);
     float acc = 0;
     for (int64_t ib = 0; ib < n / kQK; ++ib) {
       T::Unpack(wb[ib], &v);
@@ -173,13 +172,8 @@ void QuantizeSymmetric(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<Block*>(dst);
   constexpr int kLevels = 1 << kBits;
   for (int64_t ib = 0; ib < n / kQK; ++ib, x += kQK) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < kQK; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    float amax;
+    const float max = SignedAbsMax(x, kQK, &amax);
     const float d = max / -(kLevels / 2);
     const float id = d != 0 ? 1.0f / d : 0.0f;
     y[ib].d = Fp32ToFp16(d);
