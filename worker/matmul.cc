@@ -113,15 +113,18 @@ void ForTiles(int64_t units, int64_t grain, std::span<const Call> calls, size_t 
                     });
 }
 
-// Eight rows at a time (interleaved groups or plain rows): dot8(g, call, out)
-// writes out[8 i + r] = dot(row 8g + r, activation call.t + i).
+// Eight rows at a time: group g (an interleaved group, or 8 plain rows)
+// starts at base + g * group_stride, and dot8(group, call, out) writes
+// out[8 i + r] = dot(row 8g + r, activation call.t + i).
 template <class Dot8>
-void MatMulX8(const WeightMatrix& w, std::span<const Call> calls, float* y, Dot8&& dot8) {
+void MatMulX8(const WeightMatrix& w, const uint8_t* base, size_t group_stride,
+              std::span<const Call> calls, float* y, Dot8&& dot8) {
   ForTiles(w.rows / 8, kRowGrain / 8, calls, kCallTile, [&](int64_t g, size_t c0, size_t c1) {
     float out[4 * 8];
+    const uint8_t* group = base + g * group_stride;
     for (size_t c = c0; c < c1; ++c) {
       const Call& call = calls[c];
-      dot8(g, call, out);
+      dot8(group, call, out);
       for (int i = 0; i < call.count; ++i) {
         std::copy(out + 8 * i, out + 8 * i + 8,
                   y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
@@ -133,19 +136,20 @@ void MatMulX8(const WeightMatrix& w, std::span<const Call> calls, float* y, Dot8
 void MatMulInterleavedX8(const WeightMatrix& w, const InterleavedX8Kernels& k,
                          const Activations& act, std::span<const Call> calls, float* y) {
   const quant::ActivationBlockTerms* terms = k.block_terms != nullptr ? act.terms : nullptr;
-  MatMulX8(w, calls, y, [&](int64_t g, const Call& call, float* out) {
-    k.gemm(w.cols, w.group(g), act.row(call.t), act.row_bytes,
-           terms == nullptr ? nullptr : terms + call.t * act.n_blocks, act.n_blocks, call.count,
-           out, call.gemm);
-  });
+  MatMulX8(w, w.data, w.group_bytes, calls, y,
+           [&](const uint8_t* group, const Call& call, float* out) {
+             k.gemm(w.cols, group, act.row(call.t), act.row_bytes,
+                    terms == nullptr ? nullptr : terms + call.t * act.n_blocks, act.n_blocks,
+                    call.count, out, call.gemm);
+           });
 }
 
 void MatMulPlainX8(const WeightMatrix& w, VecDotX8Fn dot8, const Activations& act,
                    std::span<const Call> calls, float* y) {
-  MatMulX8(w, calls, y, [&](int64_t g, const Call& call, float* out) {
-    dot8(w.cols, w.row(8 * g), w.row_bytes, act.row(call.t), act.row_bytes, call.count, out,
-         call.gemm);
-  });
+  MatMulX8(
+      w, w.data, 8 * w.row_bytes, calls, y, [&](const uint8_t* rows, const Call& call, float* out) {
+        dot8(w.cols, rows, w.row_bytes, act.row(call.t), act.row_bytes, call.count, out, call.gemm);
+      });
 }
 
 // kTileRows rows x up to kTileActs consecutive one-token calls per kernel
