@@ -157,35 +157,34 @@ void MatMulPlainX8(const WeightMatrix& w, VecDotX8Fn dot8, const Activations& ac
 // vec_dot.
 void MatMulTile(const WeightMatrix& w, const TensorFormat& wf, const Activations& act,
                 std::span<const Call> calls, float* y) {
+  auto tile = [&](int64_t u, size_t c0, size_t c1) {
+    const int64_t r0 = u * kTileRows;
+    for (size_t c = c0; c < c1;) {
+      const int t = calls[c].t;
+      int n_act = 1;
+      while (n_act < kTileActs && c + n_act < c1 && calls[c + n_act].t == t + n_act) ++n_act;
+      if (r0 + kTileRows <= w.rows) {
+        float out[kTileRows * kTileActs];
+        wf.vec_dot_tile(w.cols, w.row(r0), w.row_bytes, act.row(t), act.row_bytes, n_act, out);
+        for (int i = 0; i < n_act; ++i) {
+          std::copy(out + kTileRows * i, out + kTileRows * (i + 1),
+                    y + static_cast<int64_t>(t + i) * w.rows + r0);
+        }
+      } else {
+        for (int i = 0; i < n_act; ++i) {
+          for (int64_t r = r0; r < w.rows; ++r) {
+            y[static_cast<int64_t>(t + i) * w.rows + r] =
+                wf.vec_dot(w.cols, w.row(r), act.row(t + i));
+          }
+        }
+      }
+      c += n_act;
+    }
+  };
   const int64_t units = (w.rows + kTileRows - 1) / kTileRows;
   ForTiles(units, std::max<int64_t>(1, kRowGrain / kTileRows), calls,
            /*call_tile=*/kTileActs,  // one tile of tokens stays in L1 while the rows pass
-           [&](int64_t u, size_t c0, size_t c1) {
-             const int64_t r0 = u * kTileRows;
-             for (size_t c = c0; c < c1;) {
-               const int t = calls[c].t;
-               int n_act = 1;
-               while (n_act < kTileActs && c + n_act < c1 && calls[c + n_act].t == t + n_act)
-                 ++n_act;
-               if (r0 + kTileRows <= w.rows) {
-                 float out[kTileRows * kTileActs];
-                 wf.vec_dot_tile(w.cols, w.row(r0), w.row_bytes, act.row(t), act.row_bytes, n_act,
-                                 out);
-                 for (int i = 0; i < n_act; ++i) {
-                   std::copy(out + kTileRows * i, out + kTileRows * (i + 1),
-                             y + static_cast<int64_t>(t + i) * w.rows + r0);
-                 }
-               } else {
-                 for (int i = 0; i < n_act; ++i) {
-                   for (int64_t r = r0; r < w.rows; ++r) {
-                     y[static_cast<int64_t>(t + i) * w.rows + r] =
-                         wf.vec_dot(w.cols, w.row(r), act.row(t + i));
-                   }
-                 }
-               }
-               c += n_act;
-             }
-           });
+           tile);
 }
 
 // One row and one token per kernel call; llamafile's sgemm (f32 / f16) takes
