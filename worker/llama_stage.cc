@@ -100,8 +100,20 @@ void LlamaStage::Embed(const ForwardRequest& r) {
   for (int t = 0; t < n; ++t) DequantizeRow(weights_.token_embd, r.tokens[t], &x_[t * d]);
 }
 
+// One Llama block over the batch, as llama2.c's transformer loop body.
 void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<Run>& runs) {
   const LayerWeights& w = weights_.layers[local];
+  // MatMul groups by run: each sequence's tokens get the numbers llama.cpp
+  // gives that sequence alone, whatever else shares the batch.
+  std::vector<int> groups;
+  for (const Run& run : runs) groups.push_back(run.count);
+  Attention(local, w, r, runs, groups);
+  FeedForward(w, static_cast<int>(r.n_tokens()), groups);
+}
+
+// x += Wo · attn(RoPE(Wq·rms(x)), RoPE(Wk·rms(x)), Wv·rms(x))
+void LlamaStage::Attention(int local, const LayerWeights& w, const ForwardRequest& r,
+                           const std::vector<Run>& runs, const std::vector<int>& groups) {
   const ModelConfig& c = config_;
   const int n = static_cast<int>(r.n_tokens()), d = c.n_embd;
   const int n_q = c.n_head * c.head_dim, n_kv = c.n_embd_kv();
@@ -110,13 +122,7 @@ void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<
   k_.resize(static_cast<size_t>(n) * n_kv);
   v_.resize(static_cast<size_t>(n) * n_kv);
   attn_.resize(q_.size());
-
-  // Attention: x += Wo · attn(RoPE(Wq·rms(x)), RoPE(Wk·rms(x)), Wv·rms(x))
   for (int t = 0; t < n; ++t) RmsNorm(&x_[t * d], w.attn_norm.data(), d, c.rms_eps, &xn_[t * d]);
-  // MatMul groups by run: each sequence's tokens get the numbers llama.cpp
-  // gives that sequence alone, whatever else shares the batch.
-  std::vector<int> groups;
-  for (const Run& run : runs) groups.push_back(run.count);
   MatMul(w.wq, xn_.data(), n, q_.data(), &mm_, groups);
   MatMul(w.wk, xn_.data(), n, k_.data(), &mm_, groups);
   MatMul(w.wv, xn_.data(), n, v_.data(), &mm_, groups);
@@ -124,6 +130,16 @@ void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<
     Rope(&q_[t * n_q], c.n_head, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
     Rope(&k_[t * n_kv], c.n_head_kv, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
   }
+  CacheKeysValues(local, runs);
+  AttendHeads(local, n, runs);
+  tmp_.resize(x_.size());
+  MatMul(w.wo, attn_.data(), n, tmp_.data(), &mm_, groups);
+  AddInPlace(x_.data(), tmp_.data(), n * d);
+}
+
+// Appends each token's k_ and v_ rows at its position in its sequence's cache.
+void LlamaStage::CacheKeysValues(int local, const std::vector<Run>& runs) {
+  const int n_kv = config_.n_embd_kv();
   const size_t kv_row_bytes = static_cast<size_t>(n_kv) * kv_.elem_bytes();
   for (const Run& run : runs) {
     auto* keys = static_cast<uint8_t*>(kv_.keys(run.seq, local));
@@ -134,26 +150,35 @@ void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<
               values + pos * kv_row_bytes);
     }
   }
+}
+
+// attn_ = softmax(q k^T / sqrt(head_dim)) v per token and query head, over
+// its sequence's cached positions up to its own (causal), in parallel.
+void LlamaStage::AttendHeads(int local, int n, const std::vector<Run>& runs) {
+  const ModelConfig& c = config_;
+  const int n_q = c.n_head * c.head_dim;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
   std::vector<std::pair<const Run*, int>> token_run(n);
   for (const Run& run : runs) {
     for (int i = 0; i < run.count; ++i) token_run[run.begin + i] = {&run, i};
   }
-  tbb::parallel_for(tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
-    std::vector<float>& scratch = attn_scratch_.local();
-    for (int idx = br.begin(); idx < br.end(); ++idx) {
-      const int t = idx / c.n_head, h = idx % c.n_head;
-      const Run& run = *token_run[t].first;
-      const int n_pos = run.start_pos + token_run[t].second + 1;  // causal: up to itself
-      AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
-                 n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
-    }
-  });
-  tmp_.resize(x_.size());
-  MatMul(w.wo, attn_.data(), n, tmp_.data(), &mm_, groups);
-  AddInPlace(x_.data(), tmp_.data(), n * d);
+  tbb::parallel_for(
+      tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
+        std::vector<float>& scratch = attn_scratch_.local();
+        for (int idx = br.begin(); idx < br.end(); ++idx) {
+          const int t = idx / c.n_head, h = idx % c.n_head;
+          const Run& run = *token_run[t].first;
+          const int n_pos = run.start_pos + token_run[t].second + 1;  // causal: up to itself
+          AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
+                     n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
+        }
+      });
+}
 
-  // Feed-forward: x += Wdown · (silu(Wgate·rms(x)) ⊙ Wup·rms(x))
+// x += Wdown · (silu(Wgate·rms(x)) ⊙ Wup·rms(x))
+void LlamaStage::FeedForward(const LayerWeights& w, int n, const std::vector<int>& groups) {
+  const ModelConfig& c = config_;
+  const int d = c.n_embd;
   for (int t = 0; t < n; ++t) RmsNorm(&x_[t * d], w.ffn_norm.data(), d, c.rms_eps, &xn_[t * d]);
   gate_.resize(static_cast<size_t>(n) * c.n_ff);
   up_.resize(gate_.size());

@@ -63,7 +63,13 @@ class LlamaStage : public Stage {
              const StageOptions& options);
   absl::Status Validate(const ForwardRequest& request, std::vector<Run>* runs) const;
   void Embed(const ForwardRequest& request);
+  // x_ through one layer: Attention, then FeedForward (each adds to x_).
   void RunLayer(int local_layer, const ForwardRequest& request, const std::vector<Run>& runs);
+  void Attention(int local_layer, const LayerWeights& w, const ForwardRequest& request,
+                 const std::vector<Run>& runs, const std::vector<int>& groups);
+  void CacheKeysValues(int local_layer, const std::vector<Run>& runs);
+  void AttendHeads(int local_layer, int n_tokens, const std::vector<Run>& runs);
+  void FeedForward(const LayerWeights& w, int n_tokens, const std::vector<int>& groups);
   void ComputeLogits(const ForwardRequest& request, const std::vector<Run>& runs,
                      ForwardResult* result);
 
@@ -82,9 +88,17 @@ class LlamaStage : public Stage {
   KvStats stats_;
   Histogram forward_seconds_{Histogram::LatencySeconds()};
   Counter tokens_;
-  // Activations of the current batch, reused across calls so the decode
-  // loop allocates nothing once warm.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, tmp_, gate_, up_;
+  // Activations of the current batch of n tokens, one row per token, reused
+  // across calls so the decode loop allocates nothing once warm.
+  std::vector<float> x_;     // [n, n_embd] the residual stream
+  std::vector<float> xn_;    // [n, n_embd] rms(x_) (ComputeLogits: [logit rows, n_embd])
+  std::vector<float> q_;     // [n, n_head * head_dim] RoPE(Wq xn_)
+  std::vector<float> k_;     // [n, n_head_kv * head_dim] RoPE(Wk xn_), then cached
+  std::vector<float> v_;     // [n, n_head_kv * head_dim] Wv xn_, then cached
+  std::vector<float> attn_;  // [n, n_head * head_dim] each query head's mix of v
+  std::vector<float> tmp_;   // [n, n_embd] Wo attn_ or Wdown gate_, before x_ += tmp_
+  std::vector<float> gate_;  // [n, n_ff] Wgate xn_, then silu(gate_) * up_ in place
+  std::vector<float> up_;    // [n, n_ff] Wup xn_
   MatMulScratch mm_;
   tbb::enumerable_thread_specific<std::vector<float>> attn_scratch_;
 };

@@ -16,23 +16,27 @@
 
 namespace shardlm {
 
+// Matrix shapes are [rows, cols] as ggml stores them row-major: a row is
+// ne[0] = cols contiguous elements of the input dimension, and there is one
+// row per output (ne[1]), so y = W x is one dot product per row. Tensor names
+// are the GGUF's (llama_weights.cc).
 struct LayerWeights {
-  std::vector<float> attn_norm;  // [n_embd]
-  WeightMatrix wq;               // [n_embd] -> [n_head * head_dim]
-  WeightMatrix wk;               // [n_embd] -> [n_head_kv * head_dim]
-  WeightMatrix wv;               // [n_embd] -> [n_head_kv * head_dim]
-  WeightMatrix wo;               // [n_head * head_dim] -> [n_embd]
-  std::vector<float> ffn_norm;   // [n_embd]
-  WeightMatrix ffn_gate;         // [n_embd] -> [n_ff]
-  WeightMatrix ffn_up;           // [n_embd] -> [n_ff]
-  WeightMatrix ffn_down;         // [n_ff] -> [n_embd]
+  std::vector<float> attn_norm;  // [n_embd]                        blk.N.attn_norm
+  WeightMatrix wq;               // [n_head * head_dim, n_embd]     blk.N.attn_q
+  WeightMatrix wk;               // [n_head_kv * head_dim, n_embd]  blk.N.attn_k
+  WeightMatrix wv;               // [n_head_kv * head_dim, n_embd]  blk.N.attn_v
+  WeightMatrix wo;               // [n_embd, n_head * head_dim]     blk.N.attn_output
+  std::vector<float> ffn_norm;   // [n_embd]                        blk.N.ffn_norm
+  WeightMatrix ffn_gate;         // [n_ff, n_embd]                  blk.N.ffn_gate
+  WeightMatrix ffn_up;           // [n_ff, n_embd]                  blk.N.ffn_up
+  WeightMatrix ffn_down;         // [n_embd, n_ff]                  blk.N.ffn_down
 };
 
 struct StageWeights {
-  WeightMatrix token_embd;          // [n_embd] x n_vocab rows; first stage only
+  WeightMatrix token_embd;           // [n_vocab, n_embd]: a row per token; first stage only
   std::vector<LayerWeights> layers;  // layers[i] is model layer first + i
-  std::vector<float> output_norm;   // [n_embd]; last stage only
-  WeightMatrix output;              // [n_embd] -> [n_vocab]; last stage only
+  std::vector<float> output_norm;    // [n_embd]; last stage only
+  WeightMatrix output;               // [n_vocab, n_embd] (token_embd if tied); last stage only
 
   // Interleaved copies of the matrices whose type has a faster 8-row layout
   // (matmul.h Interleave); the mapped originals are evicted.

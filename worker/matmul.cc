@@ -10,7 +10,8 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <cstring>
+#include <span>
+#include <vector>
 
 #include "common/base/logging.h"
 #include "common/kernels/tensor_format.h"
@@ -55,144 +56,174 @@ void PlanCalls(int n_tokens, std::span<const int> groups, bool x8, std::vector<C
   }
 }
 
+// The activation rows as the kernels read them: x itself for f32 weights,
+// else x quantized to the weight format's vec_dot_type.
+struct Activations {
+  const uint8_t* data;
+  size_t row_bytes;
+  int64_t n_blocks;                          // weight blocks per row
+  const quant::ActivationBlockTerms* terms;  // n_blocks per row, or null
+  const uint8_t* row(int t) const { return data + t * row_bytes; }
+};
+
+// llama.cpp's activation quantizer (its from_float), not the weight one.
+// Interleaved kernels that want per-block terms of the activations get them
+// in the same pass, while the row is hot.
+Activations QuantizeActivations(const WeightMatrix& w, const TensorFormat& wf, const float* x,
+                                int n_tokens, MatMulScratch* scratch) {
+  const int64_t n_blocks = w.cols / wf.info.block_size;
+  if (wf.vec_dot_type == GgmlType::kF32) {
+    return {reinterpret_cast<const uint8_t*>(x), w.cols * sizeof(float), n_blocks, nullptr};
+  }
+  const QuantizeRowFn quantize = Format(wf.vec_dot_type).quantize_activation;
+  const size_t row_bytes = *RowBytes(wf.vec_dot_type, w.cols);
+  scratch->quantized.resize(row_bytes * n_tokens);
+  uint8_t* q = scratch->quantized.data();
+  auto* const terms_fn = w.interleaved() ? wf.interleaved_x8->block_terms : nullptr;
+  if (terms_fn != nullptr) scratch->block_terms.resize(n_blocks * n_tokens);
+  auto quantize_rows = [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      quantize(x + t * w.cols, q + t * row_bytes, w.cols);
+      if (terms_fn != nullptr) {
+        terms_fn(q + t * row_bytes, w.cols, scratch->block_terms.data() + t * n_blocks);
+      }
+    }
+  };
+  if (n_tokens > 1) {
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, n_tokens, 4),
+        [&](const tbb::blocked_range<int64_t>& r) { quantize_rows(r.begin(), r.end()); });
+  } else {
+    quantize_rows(0, n_tokens);
+  }
+  return {q, row_bytes, n_blocks, terms_fn != nullptr ? scratch->block_terms.data() : nullptr};
+}
+
+// Runs body(unit, c0, c1) over [0, units) in parallel: each task takes all its
+// units against call_tile calls, then the next calls.
+template <class Body>
+void ForTiles(int64_t units, int64_t grain, std::span<const Call> calls, size_t call_tile,
+              Body&& body) {
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain),
+                    [&](const tbb::blocked_range<int64_t>& range) {
+                      for (size_t c0 = 0; c0 < calls.size(); c0 += call_tile) {
+                        const size_t c1 = std::min(calls.size(), c0 + call_tile);
+                        for (int64_t u = range.begin(); u < range.end(); ++u) body(u, c0, c1);
+                      }
+                    });
+}
+
+// Eight rows at a time: group g (an interleaved group, or 8 plain rows)
+// starts at base + g * group_stride, and dot8(group, call, out) writes
+// out[8 i + r] = dot(row 8g + r, activation call.t + i).
+template <class Dot8>
+void MatMulX8(const WeightMatrix& w, const uint8_t* base, size_t group_stride,
+              std::span<const Call> calls, float* y, Dot8&& dot8) {
+  ForTiles(w.rows / 8, kRowGrain / 8, calls, kCallTile, [&](int64_t g, size_t c0, size_t c1) {
+    float out[4 * 8];
+    const uint8_t* group = base + g * group_stride;
+    for (size_t c = c0; c < c1; ++c) {
+      const Call& call = calls[c];
+      dot8(group, call, out);
+      for (int i = 0; i < call.count; ++i) {
+        std::copy(out + 8 * i, out + 8 * i + 8,
+                  y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
+      }
+    }
+  });
+}
+
+void MatMulInterleavedX8(const WeightMatrix& w, const InterleavedX8Kernels& k,
+                         const Activations& act, std::span<const Call> calls, float* y) {
+  const quant::ActivationBlockTerms* terms = k.block_terms != nullptr ? act.terms : nullptr;
+  MatMulX8(w, w.data, w.group_bytes, calls, y,
+           [&](const uint8_t* group, const Call& call, float* out) {
+             k.gemm(w.cols, group, act.row(call.t), act.row_bytes,
+                    terms == nullptr ? nullptr : terms + call.t * act.n_blocks, act.n_blocks,
+                    call.count, out, call.gemm);
+           });
+}
+
+void MatMulPlainX8(const WeightMatrix& w, VecDotX8Fn dot8, const Activations& act,
+                   std::span<const Call> calls, float* y) {
+  MatMulX8(
+      w, w.data, 8 * w.row_bytes, calls, y, [&](const uint8_t* rows, const Call& call, float* out) {
+        dot8(w.cols, rows, w.row_bytes, act.row(call.t), act.row_bytes, call.count, out, call.gemm);
+      });
+}
+
+// kTileRows rows x up to kTileActs consecutive one-token calls per kernel
+// call; each output is exactly vec_dot's. Rows past the last whole tile take
+// vec_dot.
+void MatMulTile(const WeightMatrix& w, const TensorFormat& wf, const Activations& act,
+                std::span<const Call> calls, float* y) {
+  auto tile = [&](int64_t u, size_t c0, size_t c1) {
+    const int64_t r0 = u * kTileRows;
+    for (size_t c = c0; c < c1;) {
+      const int t = calls[c].t;
+      int n_act = 1;
+      while (n_act < kTileActs && c + n_act < c1 && calls[c + n_act].t == t + n_act) ++n_act;
+      if (r0 + kTileRows <= w.rows) {
+        float out[kTileRows * kTileActs];
+        wf.vec_dot_tile(w.cols, w.row(r0), w.row_bytes, act.row(t), act.row_bytes, n_act, out);
+        for (int i = 0; i < n_act; ++i) {
+          std::copy(out + kTileRows * i, out + kTileRows * (i + 1),
+                    y + static_cast<int64_t>(t + i) * w.rows + r0);
+        }
+      } else {
+        for (int i = 0; i < n_act; ++i) {
+          for (int64_t r = r0; r < w.rows; ++r) {
+            y[static_cast<int64_t>(t + i) * w.rows + r] =
+                wf.vec_dot(w.cols, w.row(r), act.row(t + i));
+          }
+        }
+      }
+      c += n_act;
+    }
+  };
+  const int64_t units = (w.rows + kTileRows - 1) / kTileRows;
+  ForTiles(units, std::max<int64_t>(1, kRowGrain / kTileRows), calls,
+           /*call_tile=*/kTileActs,  // one tile of tokens stays in L1 while the rows pass
+           tile);
+}
+
+// One row and one token per kernel call; llamafile's sgemm (f32 / f16) takes
+// the tokens of batches when rows % 4 == 0.
+void MatMulVecDot(const WeightMatrix& w, const TensorFormat& wf, const Activations& act,
+                  std::span<const Call> calls, float* y) {
+  const VecDotFn batch_dot =
+      wf.vec_dot_batch != nullptr && w.rows % 4 == 0 ? wf.vec_dot_batch : wf.vec_dot;
+  ForTiles(w.rows, kRowGrain, calls, kCallTile, [&](int64_t r, size_t c0, size_t c1) {
+    const uint8_t* wr = w.row(r);
+    for (size_t c = c0; c < c1; ++c) {
+      const Call& call = calls[c];
+      y[static_cast<int64_t>(call.t) * w.rows + r] =
+          (call.batch ? batch_dot : wf.vec_dot)(w.cols, wr, act.row(call.t));
+    }
+  });
+}
+
 }  // namespace
 
 void MatMul(const WeightMatrix& w, const float* x, int n_tokens, float* y, MatMulScratch* scratch,
             std::span<const int> groups) {
   const TensorFormat& wf = Format(w.type);
-  const GgmlType act_type = wf.vec_dot_type;
-  const int64_t n_blocks = w.cols / wf.info.block_size;  // per row
-  const uint8_t* act = nullptr;
-  size_t act_row_bytes = 0;
-  if (act_type == GgmlType::kF32) {
-    act = reinterpret_cast<const uint8_t*>(x);
-    act_row_bytes = w.cols * sizeof(float);
-  } else {
-    // llama.cpp's activation quantizer (its from_float), not the weight one.
-    const QuantizeRowFn quantize = Format(act_type).quantize_activation;
-    act_row_bytes = *RowBytes(act_type, w.cols);
-    scratch->quantized.resize(act_row_bytes * n_tokens);
-    uint8_t* q = scratch->quantized.data();
-    // Interleaved kernels that want per-block terms of the activations get
-    // them in the same pass, while the row is hot.
-    auto* const terms_fn = w.interleaved() ? wf.interleaved_x8->block_terms : nullptr;
-    if (terms_fn != nullptr) scratch->block_terms.resize(n_blocks * n_tokens);
-    auto quantize_rows = [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        quantize(x + t * w.cols, q + t * act_row_bytes, w.cols);
-        if (terms_fn != nullptr) {
-          terms_fn(q + t * act_row_bytes, w.cols, scratch->block_terms.data() + t * n_blocks);
-        }
-      }
-    };
-    if (n_tokens > 1) {
-      tbb::parallel_for(
-          tbb::blocked_range<int64_t>(0, n_tokens, 4),
-          [&](const tbb::blocked_range<int64_t>& r) { quantize_rows(r.begin(), r.end()); });
-    } else {
-      quantize_rows(0, n_tokens);
-    }
-    act = q;
-  }
+  const Activations act = QuantizeActivations(w, wf, x, n_tokens, scratch);
   // llama.cpp repacks such weights 8 rows at a time only when every row has a
   // group (ne[1] % 8 == 0); otherwise all rows take the plain vec_dot.
   // Interleaved weights are always of such a type, with rows % 8 == 0.
   const bool x8 = wf.vec_dot_x8 != nullptr && w.rows % 8 == 0;
-  std::vector<Call>& calls = scratch->calls;
-  PlanCalls(n_tokens, groups, x8, &calls);
-  // Process all rows of a task against kCallTile calls, then the next calls.
-  auto for_tiles = [&](int64_t units, int64_t grain, auto&& body, size_t call_tile = kCallTile) {
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, units, grain),
-                      [&](const tbb::blocked_range<int64_t>& range) {
-                        for (size_t c0 = 0; c0 < calls.size(); c0 += call_tile) {
-                          const size_t c1 = std::min(calls.size(), c0 + call_tile);
-                          for (int64_t u = range.begin(); u < range.end(); ++u) body(u, c0, c1);
-                        }
-                      });
-  };
+  PlanCalls(n_tokens, groups, x8, &scratch->calls);
+  const std::span<const Call> calls = scratch->calls;
   if (w.interleaved()) {
-    const InterleavedX8Kernels& k = *wf.interleaved_x8;
-    const quant::ActivationBlockTerms* terms =
-        k.block_terms != nullptr ? scratch->block_terms.data() : nullptr;
-    for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
-      float out[4 * 8];
-      const uint8_t* group = w.group(g);
-      for (size_t c = c0; c < c1; ++c) {
-        const Call& call = calls[c];
-        k.gemm(w.cols, group, act + call.t * act_row_bytes, act_row_bytes,
-               terms == nullptr ? nullptr : terms + call.t * n_blocks, n_blocks, call.count, out,
-               call.gemm);
-        for (int i = 0; i < call.count; ++i) {
-          std::copy(out + 8 * i, out + 8 * i + 8,
-                    y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
-        }
-      }
-    });
-    return;
+    MatMulInterleavedX8(w, *wf.interleaved_x8, act, calls, y);
+  } else if (x8) {
+    MatMulPlainX8(w, wf.vec_dot_x8, act, calls, y);
+  } else if (wf.vec_dot_tile != nullptr) {
+    MatMulTile(w, wf, act, calls, y);
+  } else {
+    MatMulVecDot(w, wf, act, calls, y);
   }
-  if (x8) {
-    const VecDotX8Fn dot8 = wf.vec_dot_x8;
-    for_tiles(w.rows / 8, kRowGrain / 8, [&](int64_t g, size_t c0, size_t c1) {
-      float out[4 * 8];
-      const uint8_t* wr = w.row(8 * g);
-      for (size_t c = c0; c < c1; ++c) {
-        const Call& call = calls[c];
-        dot8(w.cols, wr, w.row_bytes, act + call.t * act_row_bytes, act_row_bytes, call.count, out,
-             call.gemm);
-        for (int i = 0; i < call.count; ++i) {
-          std::copy(out + 8 * i, out + 8 * i + 8,
-                    y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
-        }
-      }
-    });
-    return;
-  }
-  if (wf.vec_dot_tile != nullptr) {
-    // kTileRows rows x up to kTileActs consecutive one-token calls per kernel
-    // call; each output is exactly vec_dot's. Rows past the last whole tile
-    // take vec_dot.
-    const int64_t units = (w.rows + kTileRows - 1) / kTileRows;
-    for_tiles(
-        units, std::max<int64_t>(1, kRowGrain / kTileRows),
-        [&](int64_t u, size_t c0, size_t c1) {
-          const int64_t r0 = u * kTileRows;
-          for (size_t c = c0; c < c1;) {
-            const int t = calls[c].t;
-            int n_act = 1;
-            while (n_act < kTileActs && c + n_act < c1 && calls[c + n_act].t == t + n_act) ++n_act;
-            if (r0 + kTileRows <= w.rows) {
-              float out[kTileRows * kTileActs];
-              wf.vec_dot_tile(w.cols, w.row(r0), w.row_bytes, act + t * act_row_bytes,
-                              act_row_bytes, n_act, out);
-              for (int i = 0; i < n_act; ++i) {
-                std::copy(out + kTileRows * i, out + kTileRows * (i + 1),
-                          y + static_cast<int64_t>(t + i) * w.rows + r0);
-              }
-            } else {
-              for (int i = 0; i < n_act; ++i) {
-                for (int64_t r = r0; r < w.rows; ++r) {
-                  y[static_cast<int64_t>(t + i) * w.rows + r] =
-                      wf.vec_dot(w.cols, w.row(r), act + (t + i) * act_row_bytes);
-                }
-              }
-            }
-            c += n_act;
-          }
-        },
-        /*call_tile=*/kTileActs);  // one tile of tokens stays in L1 while the rows pass
-    return;
-  }
-  // llamafile's sgemm (f32 / f16) takes batches when rows % 4 == 0.
-  const VecDotFn batch_dot =
-      wf.vec_dot_batch != nullptr && w.rows % 4 == 0 ? wf.vec_dot_batch : wf.vec_dot;
-  for_tiles(w.rows, kRowGrain, [&](int64_t r, size_t c0, size_t c1) {
-    const uint8_t* wr = w.row(r);
-    for (size_t c = c0; c < c1; ++c) {
-      const Call& call = calls[c];
-      y[static_cast<int64_t>(call.t) * w.rows + r] =
-          (call.batch ? batch_dot : wf.vec_dot)(w.cols, wr, act + call.t * act_row_bytes);
-    }
-  });
 }
 
 bool Interleave(WeightMatrix* w, std::unique_ptr<uint8_t[]>* storage) {

@@ -26,83 +26,147 @@ namespace ref = quant::ref;
 #define SHARDLM_AVX2(fn) nullptr
 #endif
 
+// One kernel set's functions for a type (TensorFormat documents each). In
+// the reference set null means the type has no such kernel; in the AVX2 set
+// it means "keep the reference one".
+struct Kernels {
+  DequantizeRowFn dequantize = nullptr;
+  QuantizeRowFn quantize = nullptr;
+  QuantizeRowFn quantize_activation = nullptr;
+  VecDotFn vec_dot = nullptr;
+  VecDotX8Fn vec_dot_x8 = nullptr;
+  VecDotFn vec_dot_batch = nullptr;
+  VecDotTileFn vec_dot_tile = nullptr;
+};
+
 struct KernelRow {
   GgmlType type;
-  GgmlType vec_dot_type;
-  DequantizeRowFn dequantize;
-  QuantizeRowFn quantize;
-  QuantizeRowFn quantize_activation;
-  VecDotFn vec_dot;
-  VecDotX8Fn vec_dot_x8;
-  VecDotFn vec_dot_batch;
-  // AVX2 + FMA + F16C replacements; null keeps the reference kernel.
-  DequantizeRowFn dequantize_avx2;
-  QuantizeRowFn quantize_avx2;
-  QuantizeRowFn quantize_activation_avx2;
-  VecDotFn vec_dot_avx2;
-  VecDotX8Fn vec_dot_x8_avx2;
-  VecDotFn vec_dot_batch_avx2;
+  GgmlType vec_dot_type;  // paired as llama.cpp does (TensorFormat::vec_dot_type)
+  Kernels reference = {};
+  Kernels avx2 = {};  // AVX2 + FMA + F16C
 };
 
 using T = GgmlType;
-// vec_dot_type pairs as llama.cpp does (see TensorFormat::vec_dot_type).
-// Columns: type, vec_dot_type; reference dequantize, quantize,
-// quantize_activation, vec_dot, vec_dot_x8, vec_dot_batch; then the AVX2 ones.
 constexpr KernelRow kRows[] = {
-    {T::kF32, T::kF32, ref::DequantizeF32, ref::QuantizeF32, nullptr, ref::VecDotF32, nullptr,
-     ref::VecDotBatchF32, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotF32), nullptr,
-     SHARDLM_AVX2(VecDotBatchF32)},
-    {T::kF16, T::kF16, ref::DequantizeF16, ref::QuantizeF16, ref::QuantizeF16, ref::VecDotF16,
-     nullptr, ref::VecDotBatchF16, SHARDLM_AVX2(DequantizeF16), SHARDLM_AVX2(QuantizeF16),
-     SHARDLM_AVX2(QuantizeF16), SHARDLM_AVX2(VecDotF16), nullptr, SHARDLM_AVX2(VecDotBatchF16)},
-    {T::kBF16, T::kBF16, ref::DequantizeBF16, ref::QuantizeBF16, ref::QuantizeBF16, ref::VecDotBF16,
-     nullptr, nullptr, SHARDLM_AVX2(DequantizeBF16), nullptr, nullptr, SHARDLM_AVX2(VecDotBF16),
-     nullptr, nullptr},
-    {T::kQ4_0, T::kQ8_0, ref::DequantizeQ4_0, ref::QuantizeQ4_0, nullptr, ref::VecDotQ4_0,
-     ref::VecDotX8Q4_0, nullptr, SHARDLM_AVX2(DequantizeQ4_0), nullptr, nullptr,
-     SHARDLM_AVX2(VecDotQ4_0), SHARDLM_AVX2(VecDotX8Q4_0), nullptr},
-    {T::kQ4_1, T::kQ8_1, ref::DequantizeQ4_1, ref::QuantizeQ4_1, nullptr, ref::VecDotQ4_1, nullptr,
-     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_1), nullptr, nullptr},
-    {T::kQ5_0, T::kQ8_0, ref::DequantizeQ5_0, ref::QuantizeQ5_0, nullptr, ref::VecDotQ5_0, nullptr,
-     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_0), nullptr, nullptr},
-    {T::kQ5_1, T::kQ8_1, ref::DequantizeQ5_1, ref::QuantizeQ5_1, nullptr, ref::VecDotQ5_1, nullptr,
-     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_1), nullptr, nullptr},
-    {T::kQ8_0, T::kQ8_0, ref::DequantizeQ8_0, ref::QuantizeQ8_0, ref::QuantizeActivationQ8_0,
-     ref::VecDotQ8_0, nullptr, nullptr, SHARDLM_AVX2(DequantizeQ8_0), SHARDLM_AVX2(QuantizeQ8_0),
-     SHARDLM_AVX2(QuantizeActivationQ8_0), SHARDLM_AVX2(VecDotQ8_0), nullptr, nullptr},
-    {T::kQ8_1, T::kQ8_1, ref::DequantizeQ8_1, ref::QuantizeQ8_1, ref::QuantizeActivationQ8_1,
-     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_1),
-     SHARDLM_AVX2(QuantizeActivationQ8_1), nullptr, nullptr, nullptr},
-    {T::kQ2_K, T::kQ8_K, ref::DequantizeQ2_K, ref::QuantizeQ2_K, nullptr, ref::VecDotQ2_K,
-     ref::VecDotX8Q2_K, nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ2_K),
-     SHARDLM_AVX2(VecDotX8Q2_K), nullptr},
-    {T::kQ3_K, T::kQ8_K, ref::DequantizeQ3_K, ref::QuantizeQ3_K, nullptr, ref::VecDotQ3_K, nullptr,
-     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ3_K), nullptr, nullptr},
-    {T::kQ4_K, T::kQ8_K, ref::DequantizeQ4_K, ref::QuantizeQ4_K, nullptr, ref::VecDotQ4_K,
-     ref::VecDotX8Q4_K, nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ4_K),
-     SHARDLM_AVX2(VecDotX8Q4_K), nullptr},
-    {T::kQ5_K, T::kQ8_K, ref::DequantizeQ5_K, ref::QuantizeQ5_K, nullptr, ref::VecDotQ5_K, nullptr,
-     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ5_K), nullptr, nullptr},
-    {T::kQ6_K, T::kQ8_K, ref::DequantizeQ6_K, ref::QuantizeQ6_K, nullptr, ref::VecDotQ6_K, nullptr,
-     nullptr, nullptr, nullptr, nullptr, SHARDLM_AVX2(VecDotQ6_K), nullptr, nullptr},
-    {T::kQ8_K, T::kQ8_K, ref::DequantizeQ8_K, ref::QuantizeQ8_K, ref::QuantizeQ8_K, nullptr,
-     nullptr, nullptr, nullptr, SHARDLM_AVX2(QuantizeQ8_K), SHARDLM_AVX2(QuantizeQ8_K), nullptr,
-     nullptr, nullptr},
-};
-// vec_dot over tiles: the reference (vec_dot per output) and the AVX2 one.
-struct TileRow {
-  GgmlType type;
-  VecDotTileFn reference, avx2;
-};
-constexpr TileRow kTileKernels[] = {
-    {T::kQ4_0, ref::VecDotTileQ4_0, SHARDLM_AVX2(VecDotTileQ4_0)},
-    {T::kQ4_1, ref::VecDotTileQ4_1, SHARDLM_AVX2(VecDotTileQ4_1)},
-    {T::kQ5_0, ref::VecDotTileQ5_0, SHARDLM_AVX2(VecDotTileQ5_0)},
-    {T::kQ5_1, ref::VecDotTileQ5_1, SHARDLM_AVX2(VecDotTileQ5_1)},
-    {T::kQ8_0, ref::VecDotTileQ8_0, SHARDLM_AVX2(VecDotTileQ8_0)},
-    {T::kQ3_K, ref::VecDotTileQ3_K, SHARDLM_AVX2(VecDotTileQ3_K)},
-    {T::kQ5_K, ref::VecDotTileQ5_K, SHARDLM_AVX2(VecDotTileQ5_K)},
-    {T::kQ6_K, ref::VecDotTileQ6_K, SHARDLM_AVX2(VecDotTileQ6_K)},
+    {.type = T::kF32,
+     .vec_dot_type = T::kF32,
+     .reference = {.dequantize = ref::DequantizeF32,
+                   .quantize = ref::QuantizeF32,
+                   .vec_dot = ref::VecDotF32,
+                   .vec_dot_batch = ref::VecDotBatchF32},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotF32), .vec_dot_batch = SHARDLM_AVX2(VecDotBatchF32)}},
+    {.type = T::kF16,
+     .vec_dot_type = T::kF16,
+     .reference = {.dequantize = ref::DequantizeF16,
+                   .quantize = ref::QuantizeF16,
+                   .quantize_activation = ref::QuantizeF16,
+                   .vec_dot = ref::VecDotF16,
+                   .vec_dot_batch = ref::VecDotBatchF16},
+     .avx2 = {.dequantize = SHARDLM_AVX2(DequantizeF16),
+              .quantize = SHARDLM_AVX2(QuantizeF16),
+              .quantize_activation = SHARDLM_AVX2(QuantizeF16),
+              .vec_dot = SHARDLM_AVX2(VecDotF16),
+              .vec_dot_batch = SHARDLM_AVX2(VecDotBatchF16)}},
+    {.type = T::kBF16,
+     .vec_dot_type = T::kBF16,
+     .reference = {.dequantize = ref::DequantizeBF16,
+                   .quantize = ref::QuantizeBF16,
+                   .quantize_activation = ref::QuantizeBF16,
+                   .vec_dot = ref::VecDotBF16},
+     .avx2 = {.dequantize = SHARDLM_AVX2(DequantizeBF16), .vec_dot = SHARDLM_AVX2(VecDotBF16)}},
+    {.type = T::kQ4_0,
+     .vec_dot_type = T::kQ8_0,
+     .reference = {.dequantize = ref::DequantizeQ4_0,
+                   .quantize = ref::QuantizeQ4_0,
+                   .vec_dot = ref::VecDotQ4_0,
+                   .vec_dot_x8 = ref::VecDotX8Q4_0,
+                   .vec_dot_tile = ref::VecDotTileQ4_0},
+     .avx2 = {.dequantize = SHARDLM_AVX2(DequantizeQ4_0),
+              .vec_dot = SHARDLM_AVX2(VecDotQ4_0),
+              .vec_dot_x8 = SHARDLM_AVX2(VecDotX8Q4_0),
+              .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ4_0)}},
+    {.type = T::kQ4_1,
+     .vec_dot_type = T::kQ8_1,
+     .reference = {.dequantize = ref::DequantizeQ4_1,
+                   .quantize = ref::QuantizeQ4_1,
+                   .vec_dot = ref::VecDotQ4_1,
+                   .vec_dot_tile = ref::VecDotTileQ4_1},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ4_1), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ4_1)}},
+    {.type = T::kQ5_0,
+     .vec_dot_type = T::kQ8_0,
+     .reference = {.dequantize = ref::DequantizeQ5_0,
+                   .quantize = ref::QuantizeQ5_0,
+                   .vec_dot = ref::VecDotQ5_0,
+                   .vec_dot_tile = ref::VecDotTileQ5_0},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ5_0), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ5_0)}},
+    {.type = T::kQ5_1,
+     .vec_dot_type = T::kQ8_1,
+     .reference = {.dequantize = ref::DequantizeQ5_1,
+                   .quantize = ref::QuantizeQ5_1,
+                   .vec_dot = ref::VecDotQ5_1,
+                   .vec_dot_tile = ref::VecDotTileQ5_1},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ5_1), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ5_1)}},
+    {.type = T::kQ8_0,
+     .vec_dot_type = T::kQ8_0,
+     .reference = {.dequantize = ref::DequantizeQ8_0,
+                   .quantize = ref::QuantizeQ8_0,
+                   .quantize_activation = ref::QuantizeActivationQ8_0,
+                   .vec_dot = ref::VecDotQ8_0,
+                   .vec_dot_tile = ref::VecDotTileQ8_0},
+     .avx2 = {.dequantize = SHARDLM_AVX2(DequantizeQ8_0),
+              .quantize = SHARDLM_AVX2(QuantizeQ8_0),
+              .quantize_activation = SHARDLM_AVX2(QuantizeActivationQ8_0),
+              .vec_dot = SHARDLM_AVX2(VecDotQ8_0),
+              .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ8_0)}},
+    {.type = T::kQ8_1,  // activations only: no vec_dot
+     .vec_dot_type = T::kQ8_1,
+     .reference = {.dequantize = ref::DequantizeQ8_1,
+                   .quantize = ref::QuantizeQ8_1,
+                   .quantize_activation = ref::QuantizeActivationQ8_1},
+     .avx2 = {.quantize = SHARDLM_AVX2(QuantizeQ8_1),
+              .quantize_activation = SHARDLM_AVX2(QuantizeActivationQ8_1)}},
+    {.type = T::kQ2_K,
+     .vec_dot_type = T::kQ8_K,
+     .reference = {.dequantize = ref::DequantizeQ2_K,
+                   .quantize = ref::QuantizeQ2_K,
+                   .vec_dot = ref::VecDotQ2_K,
+                   .vec_dot_x8 = ref::VecDotX8Q2_K},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ2_K), .vec_dot_x8 = SHARDLM_AVX2(VecDotX8Q2_K)}},
+    {.type = T::kQ3_K,
+     .vec_dot_type = T::kQ8_K,
+     .reference = {.dequantize = ref::DequantizeQ3_K,
+                   .quantize = ref::QuantizeQ3_K,
+                   .vec_dot = ref::VecDotQ3_K,
+                   .vec_dot_tile = ref::VecDotTileQ3_K},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ3_K), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ3_K)}},
+    {.type = T::kQ4_K,
+     .vec_dot_type = T::kQ8_K,
+     .reference = {.dequantize = ref::DequantizeQ4_K,
+                   .quantize = ref::QuantizeQ4_K,
+                   .vec_dot = ref::VecDotQ4_K,
+                   .vec_dot_x8 = ref::VecDotX8Q4_K},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ4_K), .vec_dot_x8 = SHARDLM_AVX2(VecDotX8Q4_K)}},
+    {.type = T::kQ5_K,
+     .vec_dot_type = T::kQ8_K,
+     .reference = {.dequantize = ref::DequantizeQ5_K,
+                   .quantize = ref::QuantizeQ5_K,
+                   .vec_dot = ref::VecDotQ5_K,
+                   .vec_dot_tile = ref::VecDotTileQ5_K},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ5_K), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ5_K)}},
+    {.type = T::kQ6_K,
+     .vec_dot_type = T::kQ8_K,
+     .reference = {.dequantize = ref::DequantizeQ6_K,
+                   .quantize = ref::QuantizeQ6_K,
+                   .vec_dot = ref::VecDotQ6_K,
+                   .vec_dot_tile = ref::VecDotTileQ6_K},
+     .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ6_K), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ6_K)}},
+    {.type = T::kQ8_K,  // activations only: no vec_dot
+     .vec_dot_type = T::kQ8_K,
+     .reference = {.dequantize = ref::DequantizeQ8_K,
+                   .quantize = ref::QuantizeQ8_K,
+                   .quantize_activation = ref::QuantizeQ8_K},
+     .avx2 = {.quantize = SHARDLM_AVX2(QuantizeQ8_K),
+              .quantize_activation = SHARDLM_AVX2(QuantizeQ8_K)}},
 };
 
 // Interleaved layouts: the reference kernels, and the AVX2 product.
@@ -112,11 +176,17 @@ struct InterleavedRow {
   decltype(InterleavedX8Kernels::gemm) gemm_avx2;
 };
 constexpr InterleavedRow kInterleavedRows[] = {
-    {T::kQ4_0,
-     {sizeof(quant::BlockQ4_0x8), ref::InterleaveQ4_0x8, ref::BlockTermsQ8_0, ref::GemmQ4_0x8},
-     SHARDLM_AVX2(GemmQ4_0x8)},
-    {T::kQ4_K, {sizeof(quant::BlockQ4_Kx8), ref::InterleaveQ4_Kx8, nullptr, ref::GemmQ4_Kx8},
-     SHARDLM_AVX2(GemmQ4_Kx8)},
+    {.type = T::kQ4_0,
+     .reference = {.block_bytes = sizeof(quant::BlockQ4_0x8),
+                   .interleave = ref::InterleaveQ4_0x8,
+                   .block_terms = ref::BlockTermsQ8_0,
+                   .gemm = ref::GemmQ4_0x8},
+     .gemm_avx2 = SHARDLM_AVX2(GemmQ4_0x8)},
+    {.type = T::kQ4_K,
+     .reference = {.block_bytes = sizeof(quant::BlockQ4_Kx8),
+                   .interleave = ref::InterleaveQ4_Kx8,
+                   .gemm = ref::GemmQ4_Kx8},  // its activation sums come with the q8_K blocks
+     .gemm_avx2 = SHARDLM_AVX2(GemmQ4_Kx8)},
 };
 #undef SHARDLM_AVX2
 
@@ -136,6 +206,34 @@ bool CpuHasAvx2() {
 #endif
 }
 
+// `fast` with each null slot taken from `reference`.
+Kernels Prefer(Kernels fast, const Kernels& reference) {
+  auto fill = [](auto& slot, auto fallback) {
+    if (slot == nullptr) slot = fallback;
+  };
+  fill(fast.dequantize, reference.dequantize);
+  fill(fast.quantize, reference.quantize);
+  fill(fast.quantize_activation, reference.quantize_activation);
+  fill(fast.vec_dot, reference.vec_dot);
+  fill(fast.vec_dot_x8, reference.vec_dot_x8);
+  fill(fast.vec_dot_batch, reference.vec_dot_batch);
+  fill(fast.vec_dot_tile, reference.vec_dot_tile);
+  return fast;
+}
+
+TensorFormat MakeFormat(const KernelRow& r, const Kernels& k) {
+  return {.info = TypeInfo(r.type),
+          .dequantize = k.dequantize,
+          .quantize = k.quantize,
+          .quantize_activation = k.quantize_activation,
+          .vec_dot = k.vec_dot,
+          .vec_dot_x8 = k.vec_dot_x8,
+          .vec_dot_batch = k.vec_dot_batch,
+          .vec_dot_tile = k.vec_dot_tile,
+          .interleaved_x8 = nullptr,  // set from kInterleavedRows
+          .vec_dot_type = r.vec_dot_type};
+}
+
 class Registry {
  public:
   Registry() : use_avx2_(CpuHasAvx2()) {
@@ -145,28 +243,8 @@ class Registry {
       const auto id = static_cast<size_t>(r.type);
       SHARDLM_CHECK(id < kMaxTypeId && index_[id] == -1);
       index_[id] = static_cast<int>(i);
-      reference_[i] = {TypeInfo(r.type), r.dequantize,    r.quantize, r.quantize_activation,
-                       r.vec_dot,        r.vec_dot_x8,    r.vec_dot_batch,
-                       /*vec_dot_tile=*/nullptr,          /*interleaved_x8=*/nullptr,
-                       r.vec_dot_type};
-      best_[i] = reference_[i];
-      if (use_avx2_) {
-        auto pick = [](auto fast, auto& slot) {
-          if (fast != nullptr) slot = fast;
-        };
-        pick(r.dequantize_avx2, best_[i].dequantize);
-        pick(r.quantize_avx2, best_[i].quantize);
-        pick(r.quantize_activation_avx2, best_[i].quantize_activation);
-        pick(r.vec_dot_avx2, best_[i].vec_dot);
-        pick(r.vec_dot_x8_avx2, best_[i].vec_dot_x8);
-        pick(r.vec_dot_batch_avx2, best_[i].vec_dot_batch);
-      }
-    }
-    for (const TileRow& r : kTileKernels) {
-      const int i = index_[static_cast<size_t>(r.type)];
-      SHARDLM_CHECK(i >= 0);
-      reference_[i].vec_dot_tile = best_[i].vec_dot_tile = r.reference;
-      if (use_avx2_ && r.avx2 != nullptr) best_[i].vec_dot_tile = r.avx2;
+      reference_[i] = MakeFormat(r, r.reference);
+      best_[i] = MakeFormat(r, use_avx2_ ? Prefer(r.avx2, r.reference) : r.reference);
     }
     for (size_t j = 0; j < std::size(kInterleavedRows); ++j) {
       const InterleavedRow& r = kInterleavedRows[j];

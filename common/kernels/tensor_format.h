@@ -10,9 +10,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "common/model/ggml_type.h"
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/kernels.h"
+#include "common/model/ggml_type.h"
 
 namespace shardlm {
 
@@ -48,16 +48,16 @@ using VecDotTileFn = void (*)(int64_t n, const void* w, size_t row_bytes, const 
 // block_terms, `terms_stride` apart (null where the type needs none).
 struct InterleavedX8Kernels {
   // Bytes of one interleaved block: 8 rows x one block of elements.
-  size_t block_bytes;
+  size_t block_bytes = 0;
   // 8 plain rows `row_bytes` apart, n elements each -> one interleaved group
   // (n / block size interleaved blocks) at dst.
-  void (*interleave)(const void* rows, size_t row_bytes, int64_t n, void* dst);
+  void (*interleave)(const void* rows, size_t row_bytes, int64_t n, void* dst) = nullptr;
   // Null, or the per-block terms of one activation row (n / block size of
   // them) that `gemm` needs (quant::ActivationBlockTerms).
-  void (*block_terms)(const void* a, int64_t n, quant::ActivationBlockTerms* terms);
+  void (*block_terms)(const void* a, int64_t n, quant::ActivationBlockTerms* terms) = nullptr;
   void (*gemm)(int64_t n, const void* w, const void* a, size_t a_stride,
                const quant::ActivationBlockTerms* terms, size_t terms_stride, int n_act, float* out,
-               bool gemm_order);
+               bool gemm_order) = nullptr;
 };
 
 // Every kernel computes what llama.cpp's CPU backend (v0.4.0, x86) computes,

@@ -8,6 +8,8 @@
 #ifndef SHARDLM_COMMON_KERNELS_QUANT_BLOCKS_H_
 #define SHARDLM_COMMON_KERNELS_QUANT_BLOCKS_H_
 
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -23,6 +25,7 @@ struct BlockQ4_0 {
   uint16_t d;
   uint8_t qs[kQK / 2];
 };
+static_assert(sizeof(BlockQ4_0) == 18);
 
 // q4_1: x = d * q + m, q in [0, 15]; nibble order as q4_0.
 struct BlockQ4_1 {
@@ -30,6 +33,7 @@ struct BlockQ4_1 {
   uint16_t m;
   uint8_t qs[kQK / 2];
 };
+static_assert(sizeof(BlockQ4_1) == 20);
 
 // q5_0: x = d * (q - 16), q in [0, 31]; low 4 bits as q4_0, bit 4 of element
 // j is bit j of the little-endian uint32 qh.
@@ -38,6 +42,7 @@ struct BlockQ5_0 {
   uint8_t qh[4];
   uint8_t qs[kQK / 2];
 };
+static_assert(sizeof(BlockQ5_0) == 22);
 
 // q5_1: x = d * q + m, q in [0, 31]; bit layout as q5_0.
 struct BlockQ5_1 {
@@ -46,12 +51,14 @@ struct BlockQ5_1 {
   uint8_t qh[4];
   uint8_t qs[kQK / 2];
 };
+static_assert(sizeof(BlockQ5_1) == 24);
 
 // q8_0: x = d * q, q in [-127, 127] (files may hold -128).
 struct BlockQ8_0 {
   uint16_t d;
   int8_t qs[kQK];
 };
+static_assert(sizeof(BlockQ8_0) == 34);
 
 // Per block of a q8_0 activation row, what the interleaved q4_0 kernel needs
 // besides the levels, computed once per matmul in the quantization pass: the
@@ -73,6 +80,7 @@ struct BlockQ4_0x8 {
   uint16_t d[8];
   uint8_t qs[8 * kQK / 2];
 };
+static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
 
 // q8_1 (activations for q4_1/q5_1): as q8_0 plus s = d * sum(qs), so the
 // weight's min term m * sum(x) costs one multiply per block.
@@ -81,6 +89,7 @@ struct BlockQ8_1 {
   uint16_t s;
   int8_t qs[kQK];
 };
+static_assert(sizeof(BlockQ8_1) == 36);
 
 // q2_K: 16 sub-blocks of 16. x = d * (sc & 15) * q - dmin * (sc >> 4),
 // q in [0, 3]. Element 128h + 32k + l (l < 32) is bits 2k..2k+1 of
@@ -91,6 +100,7 @@ struct BlockQ2_K {
   uint16_t d;
   uint16_t dmin;
 };
+static_assert(sizeof(BlockQ2_K) == 84);
 
 // q3_K: 16 sub-blocks of 16. x = d * (sc - 32) * (q - 4 * !hbit), low 2 bits
 // of q placed as in q2_K, hbit of element 128h + 32k + l is bit 4h + k of
@@ -102,6 +112,7 @@ struct BlockQ3_K {
   uint8_t scales[12];
   uint16_t d;
 };
+static_assert(sizeof(BlockQ3_K) == 110);
 
 // q4_K: 8 sub-blocks of 32. x = d * sc_j * q - dmin * m_j, q in [0, 15],
 // sc_j and m_j are 6-bit (see UnpackScaleMinK4). Element 64g + l (l < 32) is
@@ -112,6 +123,7 @@ struct BlockQ4_K {
   uint8_t scales[kKScaleBytes];
   uint8_t qs[kQKK / 2];
 };
+static_assert(sizeof(BlockQ4_K) == 144);
 
 // q5_K: q4_K plus a fifth bit: bit c of qh[l] is bit 4 of element 32c + l.
 struct BlockQ5_K {
@@ -121,6 +133,7 @@ struct BlockQ5_K {
   uint8_t qh[kQKK / 8];
   uint8_t qs[kQKK / 2];
 };
+static_assert(sizeof(BlockQ5_K) == 176);
 
 // q6_K: 16 sub-blocks of 16. x = d * scales[j] * (q - 32), q in [0, 63].
 // In half h (128 elements), element 32k + l: low 4 bits are the low (k = 0,1)
@@ -132,6 +145,7 @@ struct BlockQ6_K {
   int8_t scales[kQKK / 16];
   uint16_t d;
 };
+static_assert(sizeof(BlockQ6_K) == 210);
 
 // q4_K x 8 rows, interleaved (load-time layout, not a GGUF type): super-
 // block i of 8 consecutive rows, scales and mins unpacked to bytes as
@@ -146,6 +160,7 @@ struct BlockQ4_Kx8 {
   uint8_t mins[8][8];
   uint8_t qs[8 * kQKK / 2];
 };
+static_assert(sizeof(BlockQ4_Kx8) == 1184);
 
 // q8_K (activations for K-quants): float scale, q in [-127, 127], and the sum
 // of each group of 16 qs so the weights' min terms need no extra pass.
@@ -154,20 +169,6 @@ struct BlockQ8_K {
   int8_t qs[kQKK];
   int16_t bsums[kQKK / 16];
 };
-
-static_assert(sizeof(BlockQ4_0) == 18);
-static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0));
-static_assert(sizeof(BlockQ4_Kx8) == 1184);
-static_assert(sizeof(BlockQ4_1) == 20);
-static_assert(sizeof(BlockQ5_0) == 22);
-static_assert(sizeof(BlockQ5_1) == 24);
-static_assert(sizeof(BlockQ8_0) == 34);
-static_assert(sizeof(BlockQ8_1) == 36);
-static_assert(sizeof(BlockQ2_K) == 84);
-static_assert(sizeof(BlockQ3_K) == 110);
-static_assert(sizeof(BlockQ4_K) == 144);
-static_assert(sizeof(BlockQ5_K) == 176);
-static_assert(sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292);
 
 // ggml's nearest_int: adding 1.5 * 2^23 leaves the float's ulp at 1, so the
@@ -183,6 +184,29 @@ static_assert(sizeof(BlockQ8_K) == 292);
 // The helpers below are used by the scalar files and by the -mavx2 files:
 // always_inline keeps an AVX2-compiled out-of-line copy from being linked
 // into the scalar code (one-definition rule with different target flags).
+
+// The value of largest magnitude among x[0..n) (the first one on ties), its
+// magnitude in *amax (0 for all zeros): ggml's quantizers divide by the
+// signed value so that it maps exactly onto the end level.
+[[gnu::always_inline]] inline float SignedAbsMax(const float* x, int n, float* amax) {
+  float max = 0;
+  *amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > *amax) {
+      *amax = ax;
+      max = x[i];
+    }
+  }
+  return max;
+}
+
+// Row i of rows `stride` bytes apart from `base` (weights, or activations),
+// as its blocks.
+template <class Block>
+[[gnu::always_inline]] inline const Block* RowAt(const void* base, size_t stride, int i) {
+  return reinterpret_cast<const Block*>(static_cast<const uint8_t*>(base) + i * stride);
+}
 
 // Shared by the q4_K and q5_K kernels (scalar and SIMD): the 12 scale bytes
 // hold eight 6-bit scales and eight 6-bit mins. For j < 4: sc = b[j] & 63,

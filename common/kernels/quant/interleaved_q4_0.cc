@@ -20,9 +20,7 @@ void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst) 
   auto* out = static_cast<BlockQ4_0x8*>(dst);
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
     for (int r = 0; r < 8; ++r) {
-      const auto* b =
-          reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(rows) + r * row_bytes) +
-          ib;
+      const auto* b = RowAt<BlockQ4_0>(rows, row_bytes, r) + ib;
       out[ib].d[r] = b->d;
       for (int k = 0; k < 4; ++k) std::memcpy(&out[ib].qs[32 * k + 4 * r], &b->qs[4 * k], 4);
     }
@@ -43,8 +41,7 @@ void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride,
                 float* out, bool /*gemm*/) {
   const auto* wb = static_cast<const BlockQ4_0x8*>(w);
   for (int t = 0; t < n_act; ++t) {
-    const auto* ab =
-        reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride);
+    const auto* ab = RowAt<BlockQ8_0>(a, a_stride, t);
     for (int r = 0; r < 8; ++r) {
       float acc = 0;
       for (int64_t ib = 0; ib < n / kQK; ++ib) {

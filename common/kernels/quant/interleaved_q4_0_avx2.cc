@@ -31,7 +31,7 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride,
   const ActivationBlockTerms* act_terms[kActs];
   __m256 acc[kActs];
   for (int t = 0; t < kActs; ++t) {
-    act[t] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride);
+    act[t] = RowAt<BlockQ8_0>(a, a_stride, t);
     act_terms[t] = terms + t * terms_stride;
     acc[t] = _mm256_setzero_ps();
   }

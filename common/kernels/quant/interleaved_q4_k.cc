@@ -20,8 +20,7 @@ void InterleaveQ4_Kx8(const void* rows, size_t row_bytes, int64_t n, void* dst) 
   auto* out = static_cast<BlockQ4_Kx8*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i) {
     for (int r = 0; r < 8; ++r) {
-      const auto* b =
-          reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(rows) + r * row_bytes) + i;
+      const auto* b = RowAt<BlockQ4_K>(rows, row_bytes, r) + i;
       out[i].d[r] = b->d;
       out[i].dmin[r] = b->dmin;
       uint8_t sc[8], m[8];
@@ -45,8 +44,7 @@ void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride,
   const auto* wb = static_cast<const BlockQ4_Kx8*>(w);
   const int step = gemm ? 64 : kQKK;  // llama.cpp's gemm sums 64 elements at a time
   for (int t = 0; t < n_act; ++t) {
-    const auto* ab =
-        reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * a_stride);
+    const auto* ab = RowAt<BlockQ8_K>(a, a_stride, t);
     for (int r = 0; r < 8; ++r) {
       float acc = 0, acc_min = 0;
       for (int64_t i = 0; i < n / kQKK; ++i) {

@@ -42,7 +42,7 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride, float* out) 
   const BlockQ8_K* act[kActs];
   __m256 acc[kActs], acc_min[kActs];
   for (int t = 0; t < kActs; ++t) {
-    act[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * a_stride);
+    act[t] = RowAt<BlockQ8_K>(a, a_stride, t);
     acc[t] = acc_min[t] = _mm256_setzero_ps();
   }
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F);

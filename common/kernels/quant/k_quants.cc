@@ -209,8 +209,7 @@ void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* 
   const auto* ab = static_cast<const BlockQ8_K*>(a);
   KValues v;
   for (int r = 0; r < 8; ++r) {
-    const auto* wb =
-        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    const auto* wb = RowAt<typename T::Block>(w, row_bytes, r);
     float acc = 0, acc_min = 0;
     for (int64_t i = 0; i < n / kQKK; ++i) {
       T::Unpack(wb[i], &v);
@@ -270,14 +269,8 @@ void DequantizeQ8_K(const void* src, float* dst, int64_t n) {
 void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8_K*>(dst);
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
-    float max = 0, amax = 0;
-    for (int j = 0; j < kQKK; ++j) {
-      const float ax = std::fabs(x[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = x[j];
-      }
-    }
+    float amax;
+    const float max = SignedAbsMax(x, kQKK, &amax);
     if (amax == 0) {
       std::memset(&y[i], 0, sizeof(y[i]));
       continue;

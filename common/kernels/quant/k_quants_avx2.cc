@@ -314,13 +314,11 @@ template <class T, int kActs>
 void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                 float* out) {
   const BlockQ8_K* act[kActs];
-  for (int t = 0; t < kActs; ++t)
-    act[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  for (int t = 0; t < kActs; ++t) act[t] = RowAt<BlockQ8_K>(a, a_stride, t);
   __m256i shuffle[4];
   ScaleShuffles(shuffle);
   for (int r = 0; r < kTileRows; ++r) {
-    const auto* wb =
-        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    const auto* wb = RowAt<typename T::Block>(w, row_bytes, r);
     DotChain<T> chain[kActs];
     for (int64_t i = 0; i < n / kQKK; ++i) {
       __m256i isum[kActs];
@@ -400,11 +398,9 @@ void VecDotX8Steps(int64_t n, const void* w, size_t row_bytes, const void* a, si
   using WB = typename T::Block;
   constexpr int kChunks = 8 / kSteps;  // 32-element chunks per step
   const BlockQ8_K* act[kActs];
-  for (int t = 0; t < kActs; ++t)
-    act[t] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  for (int t = 0; t < kActs; ++t) act[t] = RowAt<BlockQ8_K>(a, a_stride, t);
   const WB* rows[8];
-  for (int r = 0; r < 8; ++r)
-    rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+  for (int r = 0; r < 8; ++r) rows[r] = RowAt<WB>(w, row_bytes, r);
   __m256i shuffle[4];
   ScaleShuffles(shuffle);
   __m256 acc[kActs], acc_min[kActs];

@@ -27,14 +27,8 @@ constexpr float kGroupMaxEps = 1e-15f;
 // scale is sum(w x l) / sum(w l^2) and the fit improves with sum(w x l)^2 /
 // sum(w l^2). Returns the scale; L gets l + nmax.
 float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax;
+  const float max = SignedAbsMax(x, n, &amax);
   if (amax < kGroupMaxEps) {
     std::fill(L, L + n, 0);
     return 0.f;
@@ -75,14 +69,8 @@ float MakeQxQuants(int n, int nmax, const float* x, int8_t* L) {
 // passes of coordinate descent moving one level at a time whenever that
 // improves the weighted fit (weights x^2). Returns the scale; L gets l + nmax.
 float MakeQ3Quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax;
+  const float max = SignedAbsMax(x, n, &amax);
   if (amax < kGroupMaxEps) {
     std::fill(L, L + n, 0);
     return 0.f;
@@ -305,15 +293,9 @@ void QuantizeQ3_K(const float* x, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
     int8_t L[kQKK];
     float scales[16];
-    float max_scale = 0, amax = 0;
-    for (int j = 0; j < 16; ++j) {
-      scales[j] = MakeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
-      const float scale = std::fabs(scales[j]);
-      if (scale > amax) {
-        amax = scale;
-        max_scale = scales[j];
-      }
-    }
+    for (int j = 0; j < 16; ++j) scales[j] = MakeQ3Quants(16, 4, x + 16 * j, L + 16 * j);
+    float amax;
+    const float max_scale = SignedAbsMax(scales, 16, &amax);
     std::memset(y[i].scales, 0, sizeof(y[i].scales));
     if (max_scale != 0) {
       // Six-bit scales l in [0, 63] (value l - 32): low nibbles in bytes 0-7,
@@ -390,15 +372,9 @@ void QuantizeQ6_K(const float* x, void* dst, int64_t n) {
   for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
     int8_t L[kQKK];
     float scales[16];
-    float max_scale = 0, max_abs_scale = 0;
-    for (int ib = 0; ib < 16; ++ib) {
-      scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
-      const float abs_scale = std::fabs(scales[ib]);
-      if (abs_scale > max_abs_scale) {
-        max_abs_scale = abs_scale;
-        max_scale = scales[ib];
-      }
-    }
+    for (int ib = 0; ib < 16; ++ib) scales[ib] = MakeQxQuants(16, 32, x + 16 * ib, L + 16 * ib);
+    float max_abs_scale;
+    const float max_scale = SignedAbsMax(scales, 16, &max_abs_scale);
     std::memset(&y[i], 0, sizeof(y[i]));
     if (max_abs_scale < kGroupMaxEps) continue;  // all-zero block, d = 0
     const float iscale = -128.f / max_scale;

@@ -21,13 +21,22 @@ namespace shardlm::quant {
 // rows against up to kTileActs activation rows.
 constexpr int kTileRows = 2, kTileActs = 4;
 
-// Function types of the kernel families declared several times below
-// (tensor_format.h documents them: VecDotTileFn, InterleavedX8Kernels::gemm).
+// The function type of each kernel family, so each list below declares many
+// kernels in one line (tensor_format.h documents them: DequantizeRowFn,
+// QuantizeRowFn, VecDotFn, VecDotX8Fn, VecDotTileFn, InterleavedX8Kernels::
+// gemm, MixRowsFn).
+using DequantizeKernel = void(const void* src, float* dst, int64_t n);
+using QuantizeKernel = void(const float* src, void* dst, int64_t n);
+using VecDotKernel = float(int64_t n, const void* w, const void* a);
+using X8Kernel = void(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                      int n_act, float* out, bool gemm);
 using TileKernel = void(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                         int n_act, float* out);
 using InterleavedGemmKernel = void(int64_t n, const void* w, const void* a, size_t a_stride,
                                    const ActivationBlockTerms* terms, size_t terms_stride,
                                    int n_act, float* out, bool gemm);
+using MixRowsKernel = void(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim,
+                           int slots, float* scratch, float* out);
 
 // Plain scalar C++: the definition of correct. Weight quantizers are ggml's
 // quantize_row_*_ref; everything else computes what llama.cpp's CPU backend
@@ -35,51 +44,27 @@ using InterleavedGemmKernel = void(int64_t n, const void* w, const void* a, size
 // so the SIMD kernels below equal these to the bit.
 namespace ref {
 
-void DequantizeF32(const void* src, float* dst, int64_t n);
-void DequantizeF16(const void* src, float* dst, int64_t n);
-void DequantizeBF16(const void* src, float* dst, int64_t n);
-void QuantizeF32(const float* src, void* dst, int64_t n);
-void QuantizeF16(const float* src, void* dst, int64_t n);
-void QuantizeBF16(const float* src, void* dst, int64_t n);
-float VecDotF32(int64_t n, const void* w, const void* a);
-float VecDotF16(int64_t n, const void* w, const void* a);
-float VecDotBF16(int64_t n, const void* w, const void* a);
-float VecDotBatchF32(int64_t n, const void* w, const void* a);
-float VecDotBatchF16(int64_t n, const void* w, const void* a);
+DequantizeKernel DequantizeF32, DequantizeF16, DequantizeBF16;
+QuantizeKernel QuantizeF32, QuantizeF16, QuantizeBF16;
+VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;
 // The forward pass's float operations (tensor_format.h ForwardKernels).
 float ExpGgml(float x);
 void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
 double SoftmaxExp(int64_t n, const float* x, float max, float* y);
-void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out);
-void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out);
+MixRowsKernel MixRowsF32, MixRowsF16;
 
-void DequantizeQ4_0(const void* src, float* dst, int64_t n);
-void DequantizeQ4_1(const void* src, float* dst, int64_t n);
-void DequantizeQ5_0(const void* src, float* dst, int64_t n);
-void DequantizeQ5_1(const void* src, float* dst, int64_t n);
-void DequantizeQ8_0(const void* src, float* dst, int64_t n);
-void DequantizeQ8_1(const void* src, float* dst, int64_t n);
-void QuantizeQ4_0(const float* src, void* dst, int64_t n);
-void QuantizeQ4_1(const float* src, void* dst, int64_t n);
-void QuantizeQ5_0(const float* src, void* dst, int64_t n);
-void QuantizeQ5_1(const float* src, void* dst, int64_t n);
-void QuantizeQ8_0(const float* src, void* dst, int64_t n);
-void QuantizeQ8_1(const float* src, void* dst, int64_t n);
-float VecDotQ4_0(int64_t n, const void* w, const void* a);  // a: q8_0
-float VecDotQ4_1(int64_t n, const void* w, const void* a);  // a: q8_1
-float VecDotQ5_0(int64_t n, const void* w, const void* a);  // a: q8_0
-float VecDotQ5_1(int64_t n, const void* w, const void* a);  // a: q8_1
-float VecDotQ8_0(int64_t n, const void* w, const void* a);  // a: q8_0
+// Legacy types. vec_dot's activations: q8_0 for q4_0 / q5_0 / q8_0, q8_1
+// for q4_1 / q5_1.
+DequantizeKernel DequantizeQ4_0, DequantizeQ4_1, DequantizeQ5_0, DequantizeQ5_1, DequantizeQ8_0,
+    DequantizeQ8_1;
+QuantizeKernel QuantizeQ4_0, QuantizeQ4_1, QuantizeQ5_0, QuantizeQ5_1, QuantizeQ8_0, QuantizeQ8_1;
+VecDotKernel VecDotQ4_0, VecDotQ4_1, VecDotQ5_0, VecDotQ5_1, VecDotQ8_0;
 // vec_dot over kTileRows x n_act (tensor_format.h VecDotTileFn).
 TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0;
-void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
-void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
-// Eight rows `row_bytes` apart against one activation row -> out[0..7]
+QuantizeKernel QuantizeActivationQ8_0, QuantizeActivationQ8_1;
+// Eight rows `row_bytes` apart against 1..4 activation rows
 // (TensorFormat::vec_dot_x8).
-void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                  int n_act, float* out, bool gemm);
+X8Kernel VecDotX8Q4_0;
 // The interleaved q4_0 layout (blocks.h BlockQ4_0x8; TensorFormat::
 // interleaved_x8): 8 plain rows -> one interleaved group; the per-block
 // terms of a q8_0 activation row; the 8-row product over a group.
@@ -87,29 +72,14 @@ void InterleaveQ4_0x8(const void* rows, size_t row_bytes, int64_t n, void* dst);
 void BlockTermsQ8_0(const void* a, int64_t n, ActivationBlockTerms* terms);
 InterleavedGemmKernel GemmQ4_0x8;
 
-void DequantizeQ2_K(const void* src, float* dst, int64_t n);
-void DequantizeQ3_K(const void* src, float* dst, int64_t n);
-void DequantizeQ4_K(const void* src, float* dst, int64_t n);
-void DequantizeQ5_K(const void* src, float* dst, int64_t n);
-void DequantizeQ6_K(const void* src, float* dst, int64_t n);
-void DequantizeQ8_K(const void* src, float* dst, int64_t n);
-void QuantizeQ2_K(const float* src, void* dst, int64_t n);
-void QuantizeQ3_K(const float* src, void* dst, int64_t n);
-void QuantizeQ4_K(const float* src, void* dst, int64_t n);
-void QuantizeQ5_K(const float* src, void* dst, int64_t n);
-void QuantizeQ6_K(const float* src, void* dst, int64_t n);
-void QuantizeQ8_K(const float* src, void* dst, int64_t n);
-float VecDotQ2_K(int64_t n, const void* w, const void* a);  // a: q8_K
-float VecDotQ3_K(int64_t n, const void* w, const void* a);
-float VecDotQ4_K(int64_t n, const void* w, const void* a);
-float VecDotQ5_K(int64_t n, const void* w, const void* a);
-float VecDotQ6_K(int64_t n, const void* w, const void* a);
+// K-quants; vec_dot's activations are q8_K.
+DequantizeKernel DequantizeQ2_K, DequantizeQ3_K, DequantizeQ4_K, DequantizeQ5_K, DequantizeQ6_K,
+    DequantizeQ8_K;
+QuantizeKernel QuantizeQ2_K, QuantizeQ3_K, QuantizeQ4_K, QuantizeQ5_K, QuantizeQ6_K, QuantizeQ8_K;
+VecDotKernel VecDotQ2_K, VecDotQ3_K, VecDotQ4_K, VecDotQ5_K, VecDotQ6_K;
 // K-quants without a repacked x8 kernel in llama.cpp: vec_dot over a tile.
 TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;
-void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                  int n_act, float* out, bool gemm);
-void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                  int n_act, float* out, bool gemm);
+X8Kernel VecDotX8Q2_K, VecDotX8Q4_K;
 // The interleaved q4_K layout (blocks.h BlockQ4_Kx8), as for q4_0 (its
 // activation sums come with the q8_K blocks).
 void InterleaveQ4_Kx8(const void* rows, size_t row_bytes, int64_t n, void* dst);
@@ -121,48 +91,24 @@ InterleavedGemmKernel GemmQ4_Kx8;
 // they are compiled in). Call only when the CPU has all three.
 namespace avx2 {
 
-void DequantizeF16(const void* src, float* dst, int64_t n);
-void DequantizeBF16(const void* src, float* dst, int64_t n);
-void QuantizeF16(const float* src, void* dst, int64_t n);
-float VecDotF32(int64_t n, const void* w, const void* a);
-float VecDotF16(int64_t n, const void* w, const void* a);
-float VecDotBF16(int64_t n, const void* w, const void* a);
-float VecDotBatchF32(int64_t n, const void* w, const void* a);
-float VecDotBatchF16(int64_t n, const void* w, const void* a);
+DequantizeKernel DequantizeF16, DequantizeBF16;
+QuantizeKernel QuantizeF16;
+VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;
 void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
 double SoftmaxExp(int64_t n, const float* x, float max, float* y);
-void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out);
-void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out);
+MixRowsKernel MixRowsF32, MixRowsF16;
 
-void DequantizeQ4_0(const void* src, float* dst, int64_t n);
-void DequantizeQ8_0(const void* src, float* dst, int64_t n);
-void QuantizeQ8_0(const float* src, void* dst, int64_t n);
-void QuantizeQ8_1(const float* src, void* dst, int64_t n);
-float VecDotQ4_0(int64_t n, const void* w, const void* a);
-float VecDotQ4_1(int64_t n, const void* w, const void* a);
-float VecDotQ5_0(int64_t n, const void* w, const void* a);
-float VecDotQ5_1(int64_t n, const void* w, const void* a);
-float VecDotQ8_0(int64_t n, const void* w, const void* a);
+DequantizeKernel DequantizeQ4_0, DequantizeQ8_0;
+QuantizeKernel QuantizeQ8_0, QuantizeQ8_1, QuantizeActivationQ8_0, QuantizeActivationQ8_1;
+VecDotKernel VecDotQ4_0, VecDotQ4_1, VecDotQ5_0, VecDotQ5_1, VecDotQ8_0;
 TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0;
-void QuantizeActivationQ8_0(const float* src, void* dst, int64_t n);
-void QuantizeActivationQ8_1(const float* src, void* dst, int64_t n);
-void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                  int n_act, float* out, bool gemm);
+X8Kernel VecDotX8Q4_0;
 InterleavedGemmKernel GemmQ4_0x8;
 
-void QuantizeQ8_K(const float* src, void* dst, int64_t n);
-float VecDotQ2_K(int64_t n, const void* w, const void* a);
-float VecDotQ3_K(int64_t n, const void* w, const void* a);
-float VecDotQ4_K(int64_t n, const void* w, const void* a);
-float VecDotQ5_K(int64_t n, const void* w, const void* a);
-float VecDotQ6_K(int64_t n, const void* w, const void* a);
+QuantizeKernel QuantizeQ8_K;
+VecDotKernel VecDotQ2_K, VecDotQ3_K, VecDotQ4_K, VecDotQ5_K, VecDotQ6_K;
 TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;
-void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                  int n_act, float* out, bool gemm);
-void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                  int n_act, float* out, bool gemm);
+X8Kernel VecDotX8Q2_K, VecDotX8Q4_K;
 InterleavedGemmKernel GemmQ4_Kx8;
 
 }  // namespace avx2

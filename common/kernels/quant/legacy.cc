@@ -46,49 +46,30 @@ void AddHighBits(const uint8_t* qh_bytes, int* q) {
   for (int j = 0; j < kQK; ++j) q[j] |= static_cast<int>((qh >> j) & 1u) << 4;
 }
 
-struct Q4_0 {
-  using Block = BlockQ4_0;
-  static constexpr bool kHasMin = false;
+// q4_0, q4_1, q5_0, q5_1: nibbles, plus a fifth bit for the q5 types. The
+// _0 types centre their levels (q - 2^(bits - 1)); the _1 types add a min.
+template <class B, int kBits, bool kMin>
+struct Nibbles {
+  using Block = B;
+  static constexpr bool kHasMin = kMin;
   static void Unpack(const Block& b, LegacyValues* v) {
     UnpackNibbles(b.qs, v->q);
-    for (int& q : v->q) q -= 8;
+    if constexpr (kBits == 5) AddHighBits(b.qh, v->q);
+    if constexpr (!kMin) {
+      for (int& q : v->q) q -= 1 << (kBits - 1);
+    }
     v->d = Fp16ToFp32(b.d);
-    v->m = 0;
+    if constexpr (kMin) {
+      v->m = Fp16ToFp32(b.m);
+    } else {
+      v->m = 0;
+    }
   }
 };
-
-struct Q4_1 {
-  using Block = BlockQ4_1;
-  static constexpr bool kHasMin = true;
-  static void Unpack(const Block& b, LegacyValues* v) {
-    UnpackNibbles(b.qs, v->q);
-    v->d = Fp16ToFp32(b.d);
-    v->m = Fp16ToFp32(b.m);
-  }
-};
-
-struct Q5_0 {
-  using Block = BlockQ5_0;
-  static constexpr bool kHasMin = false;
-  static void Unpack(const Block& b, LegacyValues* v) {
-    UnpackNibbles(b.qs, v->q);
-    AddHighBits(b.qh, v->q);
-    for (int& q : v->q) q -= 16;
-    v->d = Fp16ToFp32(b.d);
-    v->m = 0;
-  }
-};
-
-struct Q5_1 {
-  using Block = BlockQ5_1;
-  static constexpr bool kHasMin = true;
-  static void Unpack(const Block& b, LegacyValues* v) {
-    UnpackNibbles(b.qs, v->q);
-    AddHighBits(b.qh, v->q);
-    v->d = Fp16ToFp32(b.d);
-    v->m = Fp16ToFp32(b.m);
-  }
-};
+using Q4_0 = Nibbles<BlockQ4_0, 4, false>;
+using Q4_1 = Nibbles<BlockQ4_1, 4, true>;
+using Q5_0 = Nibbles<BlockQ5_0, 5, false>;
+using Q5_1 = Nibbles<BlockQ5_1, 5, true>;
 
 template <class B>
 struct Q8 {  // q8_0 and q8_1 (whose s is only needed by the dot product)
@@ -154,8 +135,7 @@ void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, float* 
   const auto* ab = static_cast<const BlockQ8_0*>(a);
   LegacyValues v;
   for (int r = 0; r < 8; ++r) {
-    const auto* wb =
-        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+    const auto* wb = RowAt<typename T::Block>(w, row_bytes, r);
     float acc = 0;
     for (int64_t ib = 0; ib < n / kQK; ++ib) {
       T::Unpack(wb[ib], &v);
@@ -192,13 +172,8 @@ void QuantizeSymmetric(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<Block*>(dst);
   constexpr int kLevels = 1 << kBits;
   for (int64_t ib = 0; ib < n / kQK; ++ib, x += kQK) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < kQK; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    float amax;
+    const float max = SignedAbsMax(x, kQK, &amax);
     const float d = max / -(kLevels / 2);
     const float id = d != 0 ? 1.0f / d : 0.0f;
     y[ib].d = Fp32ToFp16(d);

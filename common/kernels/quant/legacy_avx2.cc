@@ -109,12 +109,9 @@ void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_
   using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
   constexpr int kRows = kTileRows;
   const typename T::Block* rows[kRows];
-  for (int r = 0; r < kRows; ++r)
-    rows[r] =
-        reinterpret_cast<const typename T::Block*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+  for (int r = 0; r < kRows; ++r) rows[r] = RowAt<typename T::Block>(w, row_bytes, r);
   const Act* act[kActs];
-  for (int t = 0; t < kActs; ++t)
-    act[t] = reinterpret_cast<const Act*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  for (int t = 0; t < kActs; ++t) act[t] = RowAt<Act>(a, a_stride, t);
   __m256 acc[kActs][kRows];
   float summs[kActs][kRows] = {};
   for (auto& row : acc)
@@ -168,11 +165,9 @@ void VecDotX8(int64_t n, const void* w, size_t row_bytes, const void* a, size_t 
   static_assert(!T::kHasMin && !T::kSigned && T::kOffset == 8);
   using WB = typename T::Block;
   const BlockQ8_0* act[kActs];
-  for (int t = 0; t < kActs; ++t)
-    act[t] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride);
+  for (int t = 0; t < kActs; ++t) act[t] = RowAt<BlockQ8_0>(a, a_stride, t);
   const WB* rows[8];
-  for (int r = 0; r < 8; ++r)
-    rows[r] = reinterpret_cast<const WB*>(static_cast<const uint8_t*>(w) + r * row_bytes);
+  for (int r = 0; r < 8; ++r) rows[r] = RowAt<WB>(w, row_bytes, r);
   __m256 acc[kActs];
   for (__m256& v : acc) v = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
