@@ -156,12 +156,17 @@ grpc::ServerUnaryReactor* ShardLmService::GetModelInfo(grpc::CallbackServerConte
   response->set_n_embd(config_->n_embd);
   response->set_bos_token_id(tokenizer_->bos_id());
   response->set_eos_token_id(tokenizer_->eos_id());
-  for (const auto& stage : pipeline_->stages()) {
-    v1::StageStatus* s = response->add_stages();
-    s->set_address(stage->name());
-    s->set_first_layer(stage->info().first_layer);
-    s->set_last_layer(stage->info().last_layer);
-    s->set_healthy(true);
+  // One entry per replica, healthy as the engine's probes and calls last
+  // saw it (a worker that died is marked down within a probe interval).
+  for (int range = 0; range < pipeline_->n_ranges(); ++range) {
+    for (int replica = 0; replica < pipeline_->n_replicas(range); ++replica) {
+      const Stage& stage = pipeline_->stage(range, replica);
+      v1::StageStatus* s = response->add_stages();
+      s->set_address(stage.name());
+      s->set_first_layer(stage.info().first_layer);
+      s->set_last_layer(stage.info().last_layer);
+      s->set_healthy(pipeline_->healthy(range, replica));
+    }
   }
   return FinishNow(context, grpc::Status::OK);
 }
