@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
+#include "common/rpc/credentials.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/openai_api.h"
 
@@ -114,18 +115,11 @@ std::string RandomId(const char* prefix) {
   return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
 }
 
-// Same bytes, compared in time independent of where they differ.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 }  // namespace
 
 struct OpenAiHttpServer::Impl {
   OpenAiHttpOptions options;
+  BearerAuthenticator authenticator;  // options.api_keys
   Engine* engine = nullptr;
   const Tokenizer* tokenizer = nullptr;
   httplib::Server server;
@@ -137,24 +131,12 @@ struct OpenAiHttpServer::Impl {
   int64_t started = absl::ToUnixSeconds(absl::Now());
 
   // False (and the 401 set) when keys are configured and the request has
-  // none of them.
+  // none of them: the gRPC API's check (common/rpc/credentials.h).
   bool Authorized(const httplib::Request& req, httplib::Response& res) const {
-    if (options.api_keys.empty()) return true;
-    const std::string header = req.get_header_value("Authorization");
-    const std::string kBearer = "Bearer ";
-    if (header.compare(0, kBearer.size(), kBearer) != 0) {
-      SendError(res, ErrorFromStatus(absl::UnauthenticatedError(
-                         "You didn't provide an API key. You need to provide your API key in an "
-                         "Authorization header using Bearer auth (i.e. Authorization: Bearer "
-                         "YOUR_KEY).")));
-      return false;
-    }
-    const std::string key = header.substr(kBearer.size());
-    bool ok = false;
-    for (const std::string& k : options.api_keys) ok |= SameSecret(k, key);
-    if (!ok)
-      SendError(res, ErrorFromStatus(absl::UnauthenticatedError("Incorrect API key provided.")));
-    return ok;
+    absl::Status st = authenticator.CheckHeader(req.has_header("Authorization"),
+                                                req.get_header_value("Authorization"));
+    if (!st.ok()) SendError(res, ErrorFromStatus(st));
+    return st.ok();
   }
 
   // The engine input for a parsed request.
@@ -365,6 +347,7 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->authenticator = BearerAuthenticator(options.api_keys);
   impl->engine = engine;
   impl->tokenizer = tokenizer;
   const int threads = std::max(1, options.threads);

@@ -55,8 +55,8 @@ ShardLmService::ShardLmService(Engine* engine, const Tokenizer* tokenizer,
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
-    return new GenerateCall(engine_, tokenizer_, GenerationRequest(), denied);
+  if (absl::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return new GenerateCall(engine_, tokenizer_, GenerationRequest(), ToGrpcStatus(denied));
   }
   GenerationRequest r;
   r.request_id = request->request_id();
@@ -83,8 +83,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Chat(
     grpc::CallbackServerContext* context, const v1::ChatRequest* request) {
-  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
-    return new GenerateCall(engine_, tokenizer_, GenerationRequest(), denied);
+  if (absl::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return new GenerateCall(engine_, tokenizer_, GenerationRequest(), ToGrpcStatus(denied));
   }
   GenerationRequest r;
   r.request_id = request->request_id();
@@ -111,8 +111,8 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Chat(
 grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* context,
                                                    const v1::TokenizeRequest* request,
                                                    v1::TokenizeResponse* response) {
-  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
-    return FinishNow(context, denied);
+  if (absl::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return FinishNow(context, ToGrpcStatus(denied));
   }
   if (request->text().size() > kMaxPromptBytes) {
     return FinishNow(context, Invalid(absl::StrCat("text: more than ", kMaxPromptBytes, " bytes")));
@@ -128,8 +128,8 @@ grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* ShardLmService::Detokenize(grpc::CallbackServerContext* context,
                                                      const v1::DetokenizeRequest* request,
                                                      v1::DetokenizeResponse* response) {
-  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
-    return FinishNow(context, denied);
+  if (absl::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return FinishNow(context, ToGrpcStatus(denied));
   }
   std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
   if (absl::Status st = tokenizer_->CheckIds(ids); !st.ok()) {
@@ -144,8 +144,8 @@ grpc::ServerUnaryReactor* ShardLmService::Detokenize(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ShardLmService::GetModelInfo(grpc::CallbackServerContext* context,
                                                        const v1::GetModelInfoRequest*,
                                                        v1::ModelInfo* response) {
-  if (grpc::Status denied = authenticator_.Check(*context); !denied.ok()) {
-    return FinishNow(context, denied);
+  if (absl::Status denied = authenticator_.Check(*context); !denied.ok()) {
+    return FinishNow(context, ToGrpcStatus(denied));
   }
   response->set_model_name(config_->name);
   response->set_architecture(config_->architecture);
