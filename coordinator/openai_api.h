@@ -62,8 +62,8 @@ struct OpenAiError {
 // INVALID_ARGUMENT / FAILED_PRECONDITION / OUT_OF_RANGE -> 400,
 // UNAUTHENTICATED -> 401, PERMISSION_DENIED -> 403, NOT_FOUND -> 404,
 // RESOURCE_EXHAUSTED -> 429, UNAVAILABLE / CANCELLED -> 503,
-// DEADLINE_EXCEEDED -> 504, anything else -> 500. `param` is taken from a
-// message that starts with a request parameter's name ("temperature = 5 ...").
+// DEADLINE_EXCEEDED -> 504, anything else -> 500. `param` is the field the
+// status names (common/base/field_error.h), set where the error was made.
 OpenAiError ErrorFromStatus(const absl::Status& status);
 
 // JSON text that never throws (invalid UTF-8 in a token piece is replaced).
