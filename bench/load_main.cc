@@ -57,19 +57,9 @@ int main(int argc, char** argv) {
   args.AddString("--tls-cert", &tls.cert_file, "client certificate (PEM)");
   args.AddString("--tls-key", &tls.key_file, "private key of --tls-cert");
   args.AddString("--auth-token", &auth_token, "bearer token sent as 'authorization: Bearer TOKEN'");
-  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
-    std::fprintf(stderr, "shardlm-bench: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
-  if (args.help_requested()) {
-    std::printf("%s", args.Usage().c_str());
-    return 0;
-  }
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-bench")) return *exit;
   auto credentials = MakeChannelCredentials(tls);
-  if (!credentials.ok()) {
-    std::fprintf(stderr, "shardlm-bench: %s\n", std::string(credentials.status().message()).c_str());
-    return 2;
-  }
+  if (!credentials.ok()) return ExitWithError("shardlm-bench", credentials.status(), 2);
   auto channel = CreateClientChannel(server, *credentials, "");
   auto stub = v1::ShardLM::NewStub(channel);
   v1::ModelInfo info;

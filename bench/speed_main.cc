@@ -56,15 +56,9 @@ int main(int argc, char** argv) {
   args.AddInt("--runs", &runs, "timed runs of each (best is reported)");
   args.AddInt("-t,--threads", &threads, "compute threads");
   args.AddString("--kv-type", &kv, "KV cache type: f16 or f32");
-  const absl::Status parsed = args.Parse(argc, argv);
-  if (parsed.ok() && args.help_requested()) {
-    std::printf("%s", args.Usage().c_str());
-    return 0;
-  }
-  if (!parsed.ok() || model.empty()) {
-    std::fprintf(stderr, "shardlm-speed: %s\n",
-                 parsed.ok() ? "--model is required" : std::string(parsed.message()).c_str());
-    return 2;
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-speed")) return *exit;
+  if (model.empty()) {
+    return ExitWithError("shardlm-speed", absl::InvalidArgumentError("--model is required"), 2);
   }
   auto file = GgufFile::Open(model);
   if (!file.ok()) {

@@ -107,14 +107,7 @@ int Run(int argc, char** argv) {
   args.AddInt("--threads", &threads, "worker threads (0: all cores)");
   args.AddBool("-q,--quiet", &quiet, "no progress output");
   args.AddString("-o,--output", &output, "output file");
-  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
-    std::fprintf(stderr, "shardlm-mkmodel: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
-  if (args.help_requested()) {
-    std::fputs(args.Usage().c_str(), stdout);
-    return 0;
-  }
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-mkmodel")) return *exit;
   if (output.empty()) {
     std::fprintf(stderr, "shardlm-mkmodel: -o OUT.gguf is required (see --help)\n");
     return 2;
