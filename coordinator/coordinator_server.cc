@@ -19,6 +19,7 @@
 #include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_template.h"
+#include "coordinator/front_door.h"
 #include "coordinator/openai_http.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/remote_stage.h"
@@ -35,6 +36,7 @@ struct CoordinatorServer::State {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Pipeline> pipeline;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<FrontDoor> door;         // waits for its tasks before the engine goes
   std::unique_ptr<OpenAiHttpServer> http;  // stops before the engine
   std::unique_ptr<ShardLmService> service;
   std::unique_ptr<grpc::Server> server;
@@ -110,21 +112,20 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   for (auto& [range, replicas] : by_range) ranges.push_back(std::move(replicas));
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
   st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
-  st->service = std::make_unique<ShardLmService>(st->engine.get(), st->tokenizer.get(),
-                                                 st->pipeline.get(), &st->config, st->fingerprint,
-                                                 chat_template,
+  st->door = std::make_unique<FrontDoor>(st->engine.get(), st->tokenizer.get(), chat_template);
+  st->service = std::make_unique<ShardLmService>(st->door.get(), st->pipeline.get(), &st->config,
+                                                 st->fingerprint,
                                                  BearerAuthenticator(options.auth_tokens));
   if (!options.http_listen.empty()) {
     OpenAiHttpOptions ho;
     ho.listen = options.http_listen;
     ho.api_keys = options.api_keys;
     ho.api_keys.insert(ho.api_keys.end(), options.auth_tokens.begin(), options.auth_tokens.end());
-    ho.chat_template = chat_template;
     // The model's file name without folder and extension, e.g. "stories260K".
     std::string id = options.model_path.substr(options.model_path.rfind('/') + 1);
     if (absl::EndsWith(id, ".gguf")) id.resize(id.size() - 5);
     ho.model_id = id.empty() ? "shardlm" : id;
-    ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->engine.get(), st->tokenizer.get()));
+    ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->door.get()));
   }
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -192,6 +193,7 @@ void CoordinatorServer::Shutdown() {
   // The engine stays up meanwhile so cancelled streams can finish.
   state_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   state_->server->Wait();
+  state_->door.reset();
   state_->engine.reset();
   if (state_->health) state_->health->Shutdown();
 }

@@ -279,6 +279,24 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
   return r;
 }
 
+ClientRequest ToClientRequest(const OpenAiRequest& r) {
+  ClientRequest c;
+  if (r.kind == OpenAiKind::kChat) {
+    c.kind = ClientRequest::Kind::kChat;
+    c.messages = r.messages;
+    c.chat_template = r.chat_template;
+    c.prompt_field = "messages";
+  } else if (r.has_prompt_tokens) {
+    c.kind = ClientRequest::Kind::kTokens;
+    c.tokens = r.prompt_tokens;
+  } else {
+    c.kind = ClientRequest::Kind::kText;
+    c.text = r.prompt;
+  }
+  c.params = r.params;
+  return c;
+}
+
 json OpenAiError::ToJson() const {
   json e = {{"message", message},
             {"type", type},

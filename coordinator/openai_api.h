@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/engine.h"
+#include "coordinator/request_builder.h"
 #include "coordinator/sampling_params.h"
 
 namespace shardlm {
@@ -49,6 +50,10 @@ struct OpenAiRequest {
 // that is not JSON, a field of the wrong type or value, n != 1, or a
 // feature we do not serve (echo, suffix, best_of > 1, tools).
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body);
+
+// The front door's input for a parsed request (deadline and id are the
+// server's to set).
+ClientRequest ToClientRequest(const OpenAiRequest& request);
 
 struct OpenAiError {
   int http_status = 500;
