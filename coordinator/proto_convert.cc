@@ -1,6 +1,7 @@
 #include "coordinator/proto_convert.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace shardlm {
 
@@ -43,32 +44,31 @@ v1::SamplingParams SamplingToProto(const SamplingParams& s) {
   return p;
 }
 
+namespace {
+
+// The reasons a summary can carry; kError and kDeadline end a stream with a
+// status instead.
+constexpr std::pair<FinishReason, v1::FinishReason> kFinishReasons[] = {
+    {FinishReason::kLength, v1::FINISH_REASON_LENGTH},
+    {FinishReason::kStop, v1::FINISH_REASON_STOP},
+    {FinishReason::kEndOfText, v1::FINISH_REASON_EOS},
+    {FinishReason::kCancelled, v1::FINISH_REASON_CANCELLED},
+};
+
+}  // namespace
+
 v1::FinishReason FinishReasonToProto(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kLength:
-      return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kStop:
-      return v1::FINISH_REASON_STOP;
-    case FinishReason::kEndOfText:
-      return v1::FINISH_REASON_EOS;
-    default:
-      return v1::FINISH_REASON_CANCELLED;
+  for (const auto& [engine, proto] : kFinishReasons) {
+    if (engine == reason) return proto;
   }
+  return v1::FINISH_REASON_CANCELLED;
 }
 
 FinishReason FinishReasonFromProto(v1::FinishReason reason) {
-  switch (reason) {
-    case v1::FINISH_REASON_LENGTH:
-      return FinishReason::kLength;
-    case v1::FINISH_REASON_STOP:
-      return FinishReason::kStop;
-    case v1::FINISH_REASON_EOS:
-      return FinishReason::kEndOfText;
-    case v1::FINISH_REASON_CANCELLED:
-      return FinishReason::kCancelled;
-    default:
-      return FinishReason::kError;
+  for (const auto& [engine, proto] : kFinishReasons) {
+    if (proto == reason) return engine;
   }
+  return FinishReason::kError;
 }
 
 v1::GeneratedChunk ChunkToProto(const GeneratedToken& t, const Tokenizer& tokenizer) {
