@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     checksum += sum;
     best = std::max(best, data.size() * sizeof(double) / secs / 1e9);
   }
-  std::printf("{\"threads\":%d,\"mib\":%lld,\"read_gb_per_s_best\":%.2f,\"checksum\":%.0f}\n", threads,
-              static_cast<long long>(mib), best, checksum);
+  std::printf("{\"threads\":%d,\"mib\":%lld,\"read_gb_per_s_best\":%.2f,\"checksum\":%.0f}\n",
+              threads, static_cast<long long>(mib), best, checksum);
   return 0;
 }

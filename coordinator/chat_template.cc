@@ -78,9 +78,10 @@ absl::Status CheckRoles(const std::vector<ChatMessage>& messages) {
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& r = messages[i].role;
     if (r != "system" && r != "user" && r != "assistant") {
-      return WithField(absl::InvalidArgumentError(absl::StrCat(
-                           "messages[", i, "].role: '", r, "' is not one of system, user, assistant")),
-                       "messages");
+      return WithField(
+          absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: '", r,
+                                                  "' is not one of system, user, assistant")),
+          "messages");
     }
   }
   return absl::OkStatus();
@@ -183,9 +184,9 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromName(std::string_view name) {
   if (n == "zephyr" || n == "tinyllama") return ChatTemplate(ChatFamily::kZephyr);
   if (n == "llama2" || n == "llama-2") return ChatTemplate(ChatFamily::kLlama2);
   if (n == "chatml" || n == "chat-ml") return ChatTemplate(ChatFamily::kChatMl);
-  return InvalidFieldError("template", absl::StrCat("'", std::string(name),
-                                                    "' is not a known chat template (known: ",
-                                                    kKnownNames, ")"));
+  return InvalidFieldError(
+      "template", absl::StrCat("'", std::string(name),
+                               "' is not a known chat template (known: ", kKnownNames, ")"));
 }
 
 absl::StatusOr<ChatTemplate> ChatTemplate::Detect(std::string_view jinja) {
@@ -253,9 +254,9 @@ absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
   absl::StatusOr<RenderedChat> r = t->Render(messages);
   if (!r.ok()) return r.status();
   if (r->prompt.size() > max_prompt_bytes) {
-    return InvalidFieldError("messages", absl::StrCat("the rendered prompt has ", r->prompt.size(),
-                                                      " bytes, over the limit of ",
-                                                      max_prompt_bytes));
+    return InvalidFieldError("messages",
+                             absl::StrCat("the rendered prompt has ", r->prompt.size(),
+                                          " bytes, over the limit of ", max_prompt_bytes));
   }
   ChatPrompt out;
   out.tokens = tokenizer.Encode(r->prompt, r->add_bos, /*parse_special=*/true);

@@ -14,7 +14,8 @@ int main(int argc, char** argv) {
   CoordinatorFlags flags;
   std::string workers;
   CliArgs args(
-      "shardlm-coordinator --model MODEL.gguf --workers HOST:PORT,HOST:PORT,... [--listen HOST:PORT]",
+      "shardlm-coordinator --model MODEL.gguf --workers HOST:PORT,HOST:PORT,... [--listen "
+      "HOST:PORT]",
       "Serves the public ShardLM gRPC API (Generate, Tokenize, Detokenize, GetModelInfo, health,\n"
       "reflection) over a pipeline of shardlm-worker processes (replicas of a layer range share\n"
       "the load and take over when one fails). Reads only the model's metadata\n"
@@ -27,9 +28,8 @@ int main(int argc, char** argv) {
   AddCoordinatorFlags(WorkerPlacement::kRemote, &args, &flags);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram)) return *exit;
   if (flags.options.model_path.empty() || workers.empty()) {
-    return ExitWithError(kProgram,
-                         absl::InvalidArgumentError("--model and --workers are required (see --help)"),
-                         2);
+    return ExitWithError(
+        kProgram, absl::InvalidArgumentError("--model and --workers are required (see --help)"), 2);
   }
   CoordinatorOptions o;
   if (absl::Status st = ApplyCoordinatorFlags(WorkerPlacement::kRemote, flags, &o); !st.ok()) {
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
 
   auto server = CoordinatorServer::Start(o);
   if (!server.ok()) return ExitWithError(kProgram, server.status(), 1);
-  if (!(*server)->http_address().empty()) std::printf("HTTP %s\n", (*server)->http_address().c_str());
+  if (!(*server)->http_address().empty())
+    std::printf("HTTP %s\n", (*server)->http_address().c_str());
   std::printf("LISTENING %s\n", (*server)->address().c_str());
   if (!(*server)->health_address().empty()) {
     std::printf("HEALTH %s\n", (*server)->health_address().c_str());

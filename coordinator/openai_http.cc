@@ -111,9 +111,8 @@ struct OpenAiHttpServer::Impl {
     absl::StatusOr<uint64_t> engine_id = door->Submit(std::move(request), stream);
     if (!engine_id.ok()) return SendError(res, ErrorFromStatus(engine_id.status()));
     ++counters.requests;
-    auto responder = std::make_shared<OpenAiResponder>(*parsed, &door->tokenizer(), id,
-                                                       options.model_id,
-                                                       absl::ToUnixSeconds(absl::Now()));
+    auto responder = std::make_shared<OpenAiResponder>(
+        *parsed, &door->tokenizer(), id, options.model_id, absl::ToUnixSeconds(absl::Now()));
     if (parsed->stream) {
       Stream(std::move(stream), std::move(responder), *engine_id, res);
     } else {

@@ -28,15 +28,15 @@ struct OpenAiHttpOptions {
   // /health is always open (for probes).
   std::vector<std::string> api_keys;
   std::string model_id = "shardlm";  // reported by /v1/models and in responses
-  int threads = 32;  // connections served at once (each stream holds one)
+  int threads = 32;                  // connections served at once (each stream holds one)
   absl::Duration request_timeout = absl::Minutes(10);
   absl::Duration heartbeat = absl::Seconds(2);  // SSE comment when a stream is idle
 };
 
 class OpenAiHttpServer {
  public:
-  // Binds and starts serving. `door` must outlive the server. The process ignores SIGPIPE from then on: a write to a client
-  // that went away must fail with EPIPE, not kill the process.
+  // Binds and starts serving. `door` must outlive the server. The process ignores SIGPIPE from then
+  // on: a write to a client that went away must fail with EPIPE, not kill the process.
   static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const OpenAiHttpOptions& options,
                                                                  FrontDoor* door);
   ~OpenAiHttpServer();

@@ -9,9 +9,9 @@ namespace shardlm {
 namespace {
 
 absl::Status OutOfRange(const char* field, double value, const char* allowed) {
-  return WithField(absl::InvalidArgumentError(
-                       absl::StrCat(field, " = ", value, " is out of range: ", allowed)),
-                   field);
+  return WithField(
+      absl::InvalidArgumentError(absl::StrCat(field, " = ", value, " is out of range: ", allowed)),
+      field);
 }
 
 }  // namespace
@@ -47,11 +47,13 @@ absl::Status SamplingParams::Validate(int n_vocab) const {
   if (top_logprobs < 0 || top_logprobs > 20) {
     return OutOfRange("top_logprobs", top_logprobs, "0 <= top_logprobs <= 20");
   }
-  if (logit_bias.size() > 1024) return OutOfRange("logit_bias", logit_bias.size(), "at most 1024 entries");
+  if (logit_bias.size() > 1024)
+    return OutOfRange("logit_bias", logit_bias.size(), "at most 1024 entries");
   for (const auto& [token, bias] : logit_bias) {
     if (token < 0 || token >= n_vocab) {
       return InvalidFieldError(
-          "logit_bias", absl::StrCat("token ", token, " is outside the vocabulary [0, ", n_vocab, ")"));
+          "logit_bias",
+          absl::StrCat("token ", token, " is outside the vocabulary [0, ", n_vocab, ")"));
     }
     if (!std::isfinite(bias) || bias < -100 || bias > 100) {
       return InvalidFieldError("logit_bias", absl::StrCat("bias ", bias, " for token ", token,

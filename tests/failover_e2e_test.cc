@@ -32,11 +32,11 @@ struct StreamResult {
 // stream 0 after each token (to inject a fault mid-way).
 std::vector<StreamResult> RunStreams(const std::string& address,
                                      const std::function<void(int)>& on_progress = nullptr) {
-  auto stub = v1::ShardLM::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  const std::vector<std::string> prompts = {"Once upon a time", "Lily saw a big red ball",
-                                            "The little bird", "Tom and his dog",
-                                            "One day, a girl", "The sun was hot",
-                                            "Mom said", "A cat sat"};
+  auto stub =
+      v1::ShardLM::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  const std::vector<std::string> prompts = {
+      "Once upon a time", "Lily saw a big red ball", "The little bird", "Tom and his dog",
+      "One day, a girl",  "The sun was hot",         "Mom said",        "A cat sat"};
   std::vector<StreamResult> results(kStreams);
   std::vector<std::thread> threads;
   for (int i = 0; i < kStreams; ++i) {
@@ -103,7 +103,8 @@ TEST_F(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
 }
 
 TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
-  WorkerCluster c({.model = Model(), .ranges = {{0, 2}, {2, 5}}, .failover_timeout = absl::Seconds(2)});
+  WorkerCluster c(
+      {.model = Model(), .ranges = {{0, 2}, {2, 5}}, .failover_timeout = absl::Seconds(2)});
   ASSERT_TRUE(c.ok()) << c.status();
   c.worker(1).Signal(SIGKILL);
   c.worker(1).Wait(absl::Seconds(5));
@@ -125,7 +126,8 @@ TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
 TEST(FailoverHealthTest, ModelInfoShowsAKilledWorkerUnhealthy) {
   WorkerCluster c({.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}}});
   ASSERT_TRUE(c.ok()) << c.status();
-  auto stub = v1::ShardLM::NewStub(grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::ShardLM::NewStub(grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
   auto info = [&] {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -176,8 +176,8 @@ TEST(OpenAiErrorTest, StatusCodesMapOntoHttp) {
   // `param` is data set where the error is made, never read from the text.
   EXPECT_EQ(ErrorFromStatus(absl::InvalidArgumentError("temperature: too hot")).param, "");
   EXPECT_EQ(ErrorFromStatus(InvalidFieldError("seed", "bad")).param, "seed");
-  EXPECT_EQ(FieldOf(WithField(InvalidFieldError("stop", "x"), "prompt")), "stop");  // innermost wins
-
+  EXPECT_EQ(FieldOf(WithField(InvalidFieldError("stop", "x"), "prompt")),
+            "stop");  // innermost wins
 }
 
 class OpenAiResponderTest : public ::testing::Test {

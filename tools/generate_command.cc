@@ -1,5 +1,7 @@
 #include "tools/generate_command.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -8,14 +10,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include <grpcpp/grpcpp.h>
-
 #include "common/base/cli_args.h"
-#include "common/rpc/credentials.h"
-#include "common/rpc/grpc_settings.h"
+#include "common/base/status_macros.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
-#include "common/base/status_macros.h"
+#include "common/rpc/credentials.h"
+#include "common/rpc/grpc_settings.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/engine.h"
 #include "coordinator/front_door.h"
@@ -167,7 +167,8 @@ absl::Status RunRemote(const GenerateOptions& o) {
   }
   const Printer printer(o.json);
   printer.Prompt(o.prompt);
-  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = stub->Generate(&context, request);
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
+      stub->Generate(&context, request);
   v1::GenerateResponse response;
   bool summarized = false;
   while (reader->Read(&response)) {
@@ -191,14 +192,16 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   constexpr char kProgram[] = "shardlm generate";
   GenerateOptions o;
   std::string stop_dummy;
-  CliArgs args("shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
-               "Generates text from a prompt and streams it to stdout as it is produced, then\n"
-               "prints prompt and generation speed. --temp 0 is greedy decoding.");
+  CliArgs args(
+      "shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
+      "Generates text from a prompt and streams it to stdout as it is produced, then\n"
+      "prints prompt and generation speed. --temp 0 is greedy decoding.");
   args.AddString("-m,--model", &o.model, "GGUF model file (runs in this process)");
   args.AddString("--server", &o.server, "coordinator HOST:PORT (instead of --model)");
   args.AddString("-p,--prompt", &o.prompt, "prompt text");
   args.AddInt("-n,--max-tokens", &o.sampling.max_tokens, "tokens to generate at most");
-  args.AddFloat("--temp,--temperature", &o.sampling.temperature, "sampling temperature, 0 = greedy");
+  args.AddFloat("--temp,--temperature", &o.sampling.temperature,
+                "sampling temperature, 0 = greedy");
   args.AddInt("--top-k", &o.sampling.top_k, "keep the k most likely tokens, 0 = off");
   args.AddFloat("--top-p", &o.sampling.top_p, "nucleus sampling mass, 1 = off");
   args.AddFloat("--min-p", &o.sampling.min_p, "drop tokens below min-p x the top probability");

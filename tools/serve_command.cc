@@ -10,11 +10,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/cli_args.h"
+#include "common/base/status_macros.h"
+#include "common/base/subprocess.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/model/model_config.h"
-#include "common/base/status_macros.h"
-#include "common/base/subprocess.h"
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/coordinator_server.h"
 
@@ -38,8 +38,8 @@ absl::StatusOr<std::vector<LayerRange>> LayerRanges(const ServeOptions& o, const
                                                     int n_layer) {
   if (!o.split.empty()) return ParseLayerRanges(o.split);
   if (o.workers < 1 || o.workers > n_layer) {
-    return absl::InvalidArgumentError(absl::StrCat("--workers must be between 1 and the model's ",
-                                                   n_layer, " layers"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--workers must be between 1 and the model's ", n_layer, " layers"));
   }
   return BalancedLayerRanges(file, n_layer, o.workers);
 }
@@ -51,7 +51,8 @@ absl::Status Serve(ServeOptions o) {
   file.reset();
   const int n = static_cast<int>(ranges.size());
   int threads = o.threads;
-  if (threads <= 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);
+  if (threads <= 0)
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);
 
   // Stop signals are handled here by sigwait, not by default handlers.
   sigset_t stop;
@@ -63,11 +64,17 @@ absl::Status Serve(ServeOptions o) {
   const std::string worker_bin = ExecutableDir() + "/shardlm-worker";
   std::vector<std::unique_ptr<Subprocess>> workers;
   for (int i = 0; i < n; ++i) {
-    std::vector<std::string> argv = {worker_bin,  "--model",   o.model,
-                                     "--layers",  absl::StrCat(ranges[i].first, ":", ranges[i].second),
-                                     "--listen",  "127.0.0.1:0",
-                                     "--threads", std::to_string(threads),
-                                     "--kv-type", o.kv_type};
+    std::vector<std::string> argv = {worker_bin,
+                                     "--model",
+                                     o.model,
+                                     "--layers",
+                                     absl::StrCat(ranges[i].first, ":", ranges[i].second),
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--threads",
+                                     std::to_string(threads),
+                                     "--kv-type",
+                                     o.kv_type};
     if (!o.kv_budget.empty()) {
       argv.push_back("--kv-budget");
       argv.push_back(o.kv_budget);
@@ -88,7 +95,8 @@ absl::Status Serve(ServeOptions o) {
   o.coordinator.on_status = [](const std::string& line) {
     std::fprintf(stderr, "shardlm serve: %s\n", line.c_str());
   };
-  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start(o.coordinator);
+  absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
+      CoordinatorServer::Start(o.coordinator);
   absl::Status result = server.status();
   if (server.ok()) {
     std::fprintf(stderr, "shardlm serve: serving %s on %s with %d workers (Ctrl-C stops)\n",
@@ -136,14 +144,17 @@ int RunServeCommand(int argc, char** argv, int first) {
   constexpr char kProgram[] = "shardlm serve";
   ServeOptions o;
   CoordinatorFlags flags;
-  CliArgs args("shardlm serve --model MODEL.gguf [--workers N | --split 0:8,8:16,16:22] [--listen HOST:PORT]",
-               "Starts N shardlm-worker processes on loopback, each with a contiguous share of the\n"
-               "model's layers, and a coordinator serving the ShardLM gRPC API in front of them.\n"
-               "With --http-listen it also serves the OpenAI-compatible HTTP API (docs/OPENAI.md).\n"
-               "Prints HTTP, HEALTH and METRICS <address> (those that are on), then SERVING <address>\n"
-               "once ready; Ctrl-C or SIGTERM stops everything.");
+  CliArgs args(
+      "shardlm serve --model MODEL.gguf [--workers N | --split 0:8,8:16,16:22] [--listen "
+      "HOST:PORT]",
+      "Starts N shardlm-worker processes on loopback, each with a contiguous share of the\n"
+      "model's layers, and a coordinator serving the ShardLM gRPC API in front of them.\n"
+      "With --http-listen it also serves the OpenAI-compatible HTTP API (docs/OPENAI.md).\n"
+      "Prints HTTP, HEALTH and METRICS <address> (those that are on), then SERVING <address>\n"
+      "once ready; Ctrl-C or SIGTERM stops everything.");
   args.AddString("-m,--model", &o.model, "GGUF model file");
-  args.AddInt("--workers", &o.workers, "number of workers (layers split so each does about the same work)");
+  args.AddInt("--workers", &o.workers,
+              "number of workers (layers split so each does about the same work)");
   args.AddString("--split", &o.split, "explicit layer ranges, one per worker");
   args.AddInt("-t,--threads", &o.threads, "threads per worker, 0 = cores / workers");
   args.AddString("--kv-budget", &o.kv_budget, "KV-cache budget per worker, e.g. 2G");
@@ -151,7 +162,8 @@ int RunServeCommand(int argc, char** argv, int first) {
   AddCoordinatorFlags(WorkerPlacement::kLoopback, &args, &flags);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram, first)) return *exit;
   if (o.model.empty()) {
-    return ExitWithError(kProgram, absl::InvalidArgumentError("--model is required (see --help)"), 2);
+    return ExitWithError(kProgram, absl::InvalidArgumentError("--model is required (see --help)"),
+                         2);
   }
   flags.options.model_path = o.model;
   if (absl::Status st = ApplyCoordinatorFlags(WorkerPlacement::kLoopback, flags, &o.coordinator);

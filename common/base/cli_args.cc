@@ -149,10 +149,23 @@ absl::Status ParseByteSize(const std::string& text, int64_t* bytes) {
   int64_t mult = 1;
   std::string digits = text;
   switch (text.back()) {
-    case 'k': case 'K': mult = int64_t{1} << 10; digits.pop_back(); break;
-    case 'm': case 'M': mult = int64_t{1} << 20; digits.pop_back(); break;
-    case 'g': case 'G': mult = int64_t{1} << 30; digits.pop_back(); break;
-    default: break;
+    case 'k':
+    case 'K':
+      mult = int64_t{1} << 10;
+      digits.pop_back();
+      break;
+    case 'm':
+    case 'M':
+      mult = int64_t{1} << 20;
+      digits.pop_back();
+      break;
+    case 'g':
+    case 'G':
+      mult = int64_t{1} << 30;
+      digits.pop_back();
+      break;
+    default:
+      break;
   }
   int64_t n;
   if (!absl::SimpleAtoi(digits, &n) || n < 0 || n > (int64_t{1} << 50) / mult) {

@@ -103,8 +103,7 @@ absl::StatusOr<std::vector<LayerRange>> ParseLayerRanges(absl::string_view text,
     std::vector<absl::string_view> ends = absl::StrSplit(part, ':');
     int a, b;
     if (ends.size() != 2 || !absl::SimpleAtoi(ends[0], &a) || !absl::SimpleAtoi(ends[1], &b)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(flag, ": '", part, "' is not FIRST:LAST"));
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": '", part, "' is not FIRST:LAST"));
     }
     ranges.push_back({a, b});
   }

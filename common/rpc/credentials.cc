@@ -145,8 +145,7 @@ bool MatchesAnyToken(const std::string& presented, const std::vector<std::string
 absl::Status BearerAuthenticator::CheckHeader(bool present, absl::string_view value) const {
   if (tokens_.empty()) return absl::OkStatus();
   if (!present) {
-    return absl::UnauthenticatedError(
-        "missing credentials: send 'authorization: Bearer <token>'");
+    return absl::UnauthenticatedError("missing credentials: send 'authorization: Bearer <token>'");
   }
   constexpr absl::string_view kScheme = "bearer ";
   if (value.size() <= kScheme.size() ||
