@@ -44,32 +44,24 @@ int main(int argc, char** argv) {
   TlsClientFlags tls;
   tls.insecure = true;  // plaintext unless a --tls-* file is given
   std::string auth_token;
-  CliArgs args("shardlm-bench --server HOST:PORT [-c 4] [-n 16] [--prompt-tokens 32] [--max-tokens 64]",
-               "Drives a coordinator with C concurrent greedy Generate streams until N requests\n"
-               "are done; prints throughput and latency percentiles.");
+  CliArgs args(
+      "shardlm-bench --server HOST:PORT [-c 4] [-n 16] [--prompt-tokens 32] [--max-tokens 64]",
+      "Drives a coordinator with C concurrent greedy Generate streams until N requests\n"
+      "are done; prints throughput and latency percentiles.");
   args.AddString("--server", &server, "coordinator address");
   args.AddInt("-c,--concurrency", &concurrency, "streams open at once");
   args.AddInt("-n,--requests", &requests, "requests in total");
-  args.AddInt("--prompt-tokens", &prompt_tokens, "prompt length in tokens (BOS + pseudo-random ids)");
+  args.AddInt("--prompt-tokens", &prompt_tokens,
+              "prompt length in tokens (BOS + pseudo-random ids)");
   args.AddInt("--max-tokens", &max_tokens, "tokens generated per request");
   args.AddBool("--json", &json, "print the summary as JSON");
   args.AddString("--tls-ca", &tls.ca_file, "TLS, trusting this CA (PEM) for the coordinator");
   args.AddString("--tls-cert", &tls.cert_file, "client certificate (PEM)");
   args.AddString("--tls-key", &tls.key_file, "private key of --tls-cert");
   args.AddString("--auth-token", &auth_token, "bearer token sent as 'authorization: Bearer TOKEN'");
-  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
-    std::fprintf(stderr, "shardlm-bench: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
-  if (args.help_requested()) {
-    std::printf("%s", args.Usage().c_str());
-    return 0;
-  }
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-bench")) return *exit;
   auto credentials = MakeChannelCredentials(tls);
-  if (!credentials.ok()) {
-    std::fprintf(stderr, "shardlm-bench: %s\n", std::string(credentials.status().message()).c_str());
-    return 2;
-  }
+  if (!credentials.ok()) return ExitWithError("shardlm-bench", credentials.status(), 2);
   auto channel = CreateClientChannel(server, *credentials, "");
   auto stub = v1::ShardLM::NewStub(channel);
   v1::ModelInfo info;
@@ -163,14 +155,14 @@ int main(int argc, char** argv) {
         Percentile(ttft, 99), Percentile(itl, 50), Percentile(itl, 90), Percentile(itl, 99),
         Percentile(total, 50), Percentile(total, 90), Percentile(total, 99));
   } else {
-    std::printf("%d requests (%d failed), concurrency %d, %.2f s: %.1f generated tokens/s\n", requests,
-                failed.load(), concurrency, wall, tps);
-    std::printf("time to first token  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms\n", Percentile(ttft, 50),
-                Percentile(ttft, 90), Percentile(ttft, 99));
+    std::printf("%d requests (%d failed), concurrency %d, %.2f s: %.1f generated tokens/s\n",
+                requests, failed.load(), concurrency, wall, tps);
+    std::printf("time to first token  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms\n",
+                Percentile(ttft, 50), Percentile(ttft, 90), Percentile(ttft, 99));
     std::printf("inter-token latency  p50 %.1f ms  p90 %.1f ms  p99 %.1f ms\n", Percentile(itl, 50),
                 Percentile(itl, 90), Percentile(itl, 99));
-    std::printf("request latency      p50 %.0f ms  p90 %.0f ms  p99 %.0f ms\n", Percentile(total, 50),
-                Percentile(total, 90), Percentile(total, 99));
+    std::printf("request latency      p50 %.0f ms  p90 %.0f ms  p99 %.0f ms\n",
+                Percentile(total, 50), Percentile(total, 90), Percentile(total, 99));
   }
   return failed.load() == 0 ? 0 : 1;
 }

@@ -19,14 +19,7 @@ int main(int argc, char** argv) {
   args.AddInt("-t,--threads", &threads, "threads");
   args.AddInt64("--mib", &mib, "array size in MiB (well above the caches)");
   args.AddInt("--passes", &passes, "passes (the best is reported)");
-  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
-    std::fprintf(stderr, "shardlm-membw: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
-  if (args.help_requested()) {
-    std::printf("%s", args.Usage().c_str());
-    return 0;
-  }
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-membw")) return *exit;
   std::vector<double> data(static_cast<size_t>(mib) * (1 << 20) / sizeof(double), 1.0);
   tbb::task_arena arena(threads);
   double best = 0, checksum = 0;
@@ -45,7 +38,7 @@ int main(int argc, char** argv) {
     checksum += sum;
     best = std::max(best, data.size() * sizeof(double) / secs / 1e9);
   }
-  std::printf("{\"threads\":%d,\"mib\":%lld,\"read_gb_per_s_best\":%.2f,\"checksum\":%.0f}\n", threads,
-              static_cast<long long>(mib), best, checksum);
+  std::printf("{\"threads\":%d,\"mib\":%lld,\"read_gb_per_s_best\":%.2f,\"checksum\":%.0f}\n",
+              threads, static_cast<long long>(mib), best, checksum);
   return 0;
 }

@@ -15,8 +15,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/base/cli_args.h"
-#include "common/model/gguf.h"
 #include "common/kernels/tensor_format.h"
+#include "common/model/gguf.h"
 #include "common/tokenizer/tokenizer.h"
 #include "worker/llama_stage.h"
 
@@ -47,24 +47,19 @@ int main(int argc, char** argv) {
   using namespace shardlm;
   std::string model, kv = "f16";
   int pp = 256, tg = 128, runs = 3, threads = 2;
-  CliArgs args("shardlm-speed --model MODEL.gguf [--pp 256] [--tg 128] [--runs 3] [--threads 2]",
-               "Measures prompt processing (one batch of --pp tokens) and decode (--tg greedy\n"
-               "tokens) of the whole model in this process; prints JSON with tokens/s and peak RSS.");
+  CliArgs args(
+      "shardlm-speed --model MODEL.gguf [--pp 256] [--tg 128] [--runs 3] [--threads 2]",
+      "Measures prompt processing (one batch of --pp tokens) and decode (--tg greedy\n"
+      "tokens) of the whole model in this process; prints JSON with tokens/s and peak RSS.");
   args.AddString("-m,--model", &model, "GGUF model file");
   args.AddInt("--pp", &pp, "prompt tokens in one batch");
   args.AddInt("--tg", &tg, "generated tokens");
   args.AddInt("--runs", &runs, "timed runs of each (best is reported)");
   args.AddInt("-t,--threads", &threads, "compute threads");
   args.AddString("--kv-type", &kv, "KV cache type: f16 or f32");
-  const absl::Status parsed = args.Parse(argc, argv);
-  if (parsed.ok() && args.help_requested()) {
-    std::printf("%s", args.Usage().c_str());
-    return 0;
-  }
-  if (!parsed.ok() || model.empty()) {
-    std::fprintf(stderr, "shardlm-speed: %s\n",
-                 parsed.ok() ? "--model is required" : std::string(parsed.message()).c_str());
-    return 2;
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-speed")) return *exit;
+  if (model.empty()) {
+    return ExitWithError("shardlm-speed", absl::InvalidArgumentError("--model is required"), 2);
   }
   auto file = GgufFile::Open(model);
   if (!file.ok()) {
@@ -140,7 +135,8 @@ int main(int argc, char** argv) {
     return absl::StrJoin(out, ",");
   };
   std::printf(
-      "{\"engine\":\"shardlm\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"weight_bytes\":%lld,"
+      "{\"engine\":\"shardlm\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"weight_bytes\":"
+      "%lld,"
       "\"pp\":{\"n_tokens\":%d,\"tokens_per_s_best\":%.2f,\"tokens_per_s_runs\":[%s]},"
       "\"tg\":{\"n_tokens\":%d,\"tokens_per_s_best\":%.2f,\"tokens_per_s_runs\":[%s]},"
       "\"peak_rss_kib\":%lld}\n",

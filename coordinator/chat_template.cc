@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/base/field_error.h"
 #include "common/tokenizer/tokenizer.h"
 
 namespace shardlm {
@@ -72,13 +73,15 @@ bool Has(std::string_view text, std::string_view marker) {
 
 absl::Status CheckRoles(const std::vector<ChatMessage>& messages) {
   if (messages.empty()) {
-    return absl::InvalidArgumentError("messages: empty (a chat needs at least one message)");
+    return InvalidFieldError("messages", "empty (a chat needs at least one message)");
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& r = messages[i].role;
     if (r != "system" && r != "user" && r != "assistant") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("messages[", i, "].role: '", r, "' is not one of system, user, assistant"));
+      return WithField(
+          absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: '", r,
+                                                  "' is not one of system, user, assistant")),
+          "messages");
     }
   }
   return absl::OkStatus();
@@ -104,7 +107,7 @@ absl::StatusOr<RenderedChat> RenderLlama2(const std::vector<ChatMessage>& messag
     first = 1;
   }
   if (first == messages.size()) {
-    return absl::InvalidArgumentError("messages: llama2 needs a user message after the system one");
+    return InvalidFieldError("messages", "llama2 needs a user message after the system one");
   }
   RenderedChat out;
   out.add_bos = false;  // the template spells "<s>" before every [INST]
@@ -112,9 +115,11 @@ absl::StatusOr<RenderedChat> RenderLlama2(const std::vector<ChatMessage>& messag
     const ChatMessage& m = messages[i];
     const bool want_user = (i - first) % 2 == 0;
     if ((m.role == "user") != want_user || m.role == "system") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "messages[", i, "].role: '", m.role, "' — llama2 takes one optional system message ",
-          "first, then user and assistant messages alternating, starting with user"));
+      return WithField(
+          absl::InvalidArgumentError(absl::StrCat(
+              "messages[", i, "].role: '", m.role, "' — llama2 takes one optional system message ",
+              "first, then user and assistant messages alternating, starting with user")),
+          "messages");
     }
     if (m.role == "user") {
       std::string content = m.content;
@@ -127,8 +132,8 @@ absl::StatusOr<RenderedChat> RenderLlama2(const std::vector<ChatMessage>& messag
     }
   }
   if (messages.back().role != "user") {
-    return absl::InvalidArgumentError(
-        "messages: llama2 needs the last message to be the user's (the answer follows [/INST])");
+    return InvalidFieldError(
+        "messages", "llama2 needs the last message to be the user's (the answer follows [/INST])");
   }
   out.stop = {"</s>"};
   return out;
@@ -179,9 +184,9 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromName(std::string_view name) {
   if (n == "zephyr" || n == "tinyllama") return ChatTemplate(ChatFamily::kZephyr);
   if (n == "llama2" || n == "llama-2") return ChatTemplate(ChatFamily::kLlama2);
   if (n == "chatml" || n == "chat-ml") return ChatTemplate(ChatFamily::kChatMl);
-  return absl::InvalidArgumentError(
-      absl::StrCat("template: '", std::string(name),
-                   "' is not a known chat template (known: ", kKnownNames, ")"));
+  return InvalidFieldError(
+      "template", absl::StrCat("'", std::string(name),
+                               "' is not a known chat template (known: ", kKnownNames, ")"));
 }
 
 absl::StatusOr<ChatTemplate> ChatTemplate::Detect(std::string_view jinja) {
@@ -249,9 +254,9 @@ absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
   absl::StatusOr<RenderedChat> r = t->Render(messages);
   if (!r.ok()) return r.status();
   if (r->prompt.size() > max_prompt_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("messages: the rendered prompt has ",
-                                                   r->prompt.size(), " bytes, over the limit of ",
-                                                   max_prompt_bytes));
+    return InvalidFieldError("messages",
+                             absl::StrCat("the rendered prompt has ", r->prompt.size(),
+                                          " bytes, over the limit of ", max_prompt_bytes));
   }
   ChatPrompt out;
   out.tokens = tokenizer.Encode(r->prompt, r->add_bos, /*parse_special=*/true);

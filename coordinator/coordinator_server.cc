@@ -8,17 +8,18 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/model/gguf.h"
 #include "common/base/logging.h"
 #include "common/base/metrics.h"
 #include "common/base/metrics_server.h"
+#include "common/base/status_macros.h"
+#include "common/model/gguf.h"
 #include "common/model/model_config.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/rpc/health_server.h"
-#include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_template.h"
+#include "coordinator/front_door.h"
 #include "coordinator/openai_http.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/remote_stage.h"
@@ -35,6 +36,7 @@ struct CoordinatorServer::State {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<Pipeline> pipeline;
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<FrontDoor> door;         // waits for its tasks before the engine goes
   std::unique_ptr<OpenAiHttpServer> http;  // stops before the engine
   std::unique_ptr<ShardLmService> service;
   std::unique_ptr<grpc::Server> server;
@@ -45,9 +47,8 @@ struct CoordinatorServer::State {
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     const CoordinatorOptions& options) {
-  auto status = options.on_status ? options.on_status : [](const std::string& line) {
-    SHARDLM_LOG(kInfo, "%s", line);
-  };
+  auto status = options.on_status ? options.on_status
+                                  : [](const std::string& line) { SHARDLM_LOG(kInfo, "%s", line); };
   RETURN_IF_ERROR(ValidateEngineOptions(options.engine));
   auto st = std::make_unique<State>();
   ASSIGN_OR_RETURN(st->file, GgufFile::Open(options.model_path));
@@ -58,11 +59,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   std::string chat_template = options.chat_template;
   if (!chat_template.empty()) {
     RETURN_IF_ERROR(ChatTemplate::FromName(chat_template).status());
-  } else if (absl::StatusOr<std::string> t = st->file->GetString("tokenizer.chat_template"); t.ok()) {
+  } else if (absl::StatusOr<std::string> t = st->file->GetString("tokenizer.chat_template");
+             t.ok()) {
     chat_template = *t;
     absl::StatusOr<ChatTemplate> family = ChatTemplate::Detect(chat_template);
-    status(family.ok() ? absl::StrCat("chat template: the model's (", family->name(), ")")
-                       : absl::StrCat("chat requests must name a template: ", family.status().message()));
+    status(family.ok()
+               ? absl::StrCat("chat template: the model's (", family->name(), ")")
+               : absl::StrCat("chat requests must name a template: ", family.status().message()));
   }
   if (options.workers.empty()) {
     return absl::InvalidArgumentError("no workers given (--workers HOST:PORT,HOST:PORT,...)");
@@ -76,8 +79,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   } else if (options.hidden_dtype == "bf16") {
     hidden_dtype = v1::DTYPE_BF16;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("hidden dtype '", options.hidden_dtype,
-                                                   "' is not one of f32, f16, bf16"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("hidden dtype '", options.hidden_dtype, "' is not one of f32, f16, bf16"));
   }
   // Workers may be listed in any order; those serving the same layer range
   // are replicas of it.
@@ -97,10 +100,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     ASSIGN_OR_RETURN(std::unique_ptr<RemoteStage> stage, RemoteStage::Connect(address, ro));
     const ShardInfo& info = stage->info();
     if (info.fingerprint != st->fingerprint) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "worker ", address, " (layers ", info.first_layer, ":", info.last_layer,
-          ") serves a different model: fingerprint ", info.fingerprint, ", but ",
-          options.model_path, " has ", st->fingerprint));
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker ", address, " (layers ", info.first_layer, ":", info.last_layer,
+                       ") serves a different model: fingerprint ", info.fingerprint, ", but ",
+                       options.model_path, " has ", st->fingerprint));
     }
     status(absl::StrCat("worker ", address, " ready: layers ", info.first_layer, ":",
                         info.last_layer, " of ", info.n_layer));
@@ -110,37 +113,36 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   for (auto& [range, replicas] : by_range) ranges.push_back(std::move(replicas));
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
   st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
-  st->service = std::make_unique<ShardLmService>(st->engine.get(), st->tokenizer.get(),
-                                                 st->pipeline.get(), &st->config, st->fingerprint,
-                                                 chat_template,
-                                                 BearerAuthenticator(options.auth_tokens));
+  st->door = std::make_unique<FrontDoor>(st->engine.get(), st->tokenizer.get(), chat_template);
+  st->service =
+      std::make_unique<ShardLmService>(st->door.get(), st->pipeline.get(), &st->config,
+                                       st->fingerprint, BearerAuthenticator(options.auth_tokens));
   if (!options.http_listen.empty()) {
     OpenAiHttpOptions ho;
     ho.listen = options.http_listen;
     ho.api_keys = options.api_keys;
     ho.api_keys.insert(ho.api_keys.end(), options.auth_tokens.begin(), options.auth_tokens.end());
-    ho.chat_template = chat_template;
     // The model's file name without folder and extension, e.g. "stories260K".
     std::string id = options.model_path.substr(options.model_path.rfind('/') + 1);
     if (absl::EndsWith(id, ".gguf")) id.resize(id.size() - 5);
     ho.model_id = id.empty() ? "shardlm" : id;
-    ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->engine.get(), st->tokenizer.get()));
+    ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->door.get()));
   }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen,
-                           options.server_credentials ? options.server_credentials
-                                                      : grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(
+      options.listen,
+      options.server_credentials ? options.server_credentials : grpc::InsecureServerCredentials(),
+      &port);
   ApplyServerSettings(builder);
   builder.RegisterService(st->service.get());
   st->server = builder.BuildAndStart();
   if (st->server == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or not local?)"));
   }
   st->server->GetHealthCheckService()->SetServingStatus(true);
   if (!options.health_listen.empty()) {
@@ -192,6 +194,7 @@ void CoordinatorServer::Shutdown() {
   // The engine stays up meanwhile so cancelled streams can finish.
   state_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   state_->server->Wait();
+  state_->door.reset();
   state_->engine.reset();
   if (state_->health) state_->health->Shutdown();
 }

@@ -1,108 +1,70 @@
 #include "coordinator/generate_call.h"
 
-#include "common/base/logging.h"
+#include <utility>
+#include <vector>
+
 #include "common/rpc/grpc_settings.h"
+#include "coordinator/proto_convert.h"
 
 namespace shardlm {
-namespace {
 
-v1::FinishReason ToProto(FinishReason r) {
-  switch (r) {
-    case FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kStop: return v1::FINISH_REASON_STOP;
-    case FinishReason::kEndOfText: return v1::FINISH_REASON_EOS;
-    default: return v1::FINISH_REASON_CANCELLED;
-  }
+std::shared_ptr<GenerateCall> GenerateCall::Create(FrontDoor* door) {
+  std::shared_ptr<GenerateCall> call(new GenerateCall(door));
+  call->self_ = call;
+  return call;
 }
 
-}  // namespace
+GenerateCall* GenerateCall::Start(FrontDoor* door, ClientRequest request) {
+  std::shared_ptr<GenerateCall> call = Create(door);
+  std::weak_ptr<GenerateCall> weak = call;
+  call->stream_ = std::make_shared<TokenStream>([weak] {
+    if (std::shared_ptr<GenerateCall> c = weak.lock()) c->Pump();
+  });
+  door->SubmitAsync(std::move(request), call->stream_,
+                    [call](absl::StatusOr<uint64_t> id) { call->Submitted(std::move(id)); });
+  return call.get();
+}
 
-class GenerateCall::Bridge : public GenerationObserver {
- public:
-  Bridge(GenerateCall* call, const Tokenizer* tokenizer) : call_(call), tokenizer_(tokenizer) {}
+GenerateCall* GenerateCall::Refuse(const absl::Status& refusal) {
+  std::shared_ptr<GenerateCall> call = Create(nullptr);
+  call->Submitted(refusal);
+  return call.get();
+}
 
-  void OnToken(const GeneratedToken& t) override {
-    v1::GenerateResponse msg;
-    v1::GeneratedChunk* c = msg.mutable_chunk();
-    c->set_token_id(t.id);
-    c->set_text(t.text);
-    c->set_logprob(t.logprob);
-    for (const TokenLogprob& alt : t.top_logprobs) {
-      v1::TokenLogprob* p = c->add_top_logprobs();
-      p->set_token_id(alt.token);
-      p->set_logprob(alt.logprob);
-      p->set_text(tokenizer_->TokenPiece(alt.token));
-    }
-    Deliver(std::move(msg), false, grpc::Status::OK);
-  }
-
-  void OnFinish(FinishReason reason, const GenerationStats& s, const absl::Status& error) override {
-    v1::GenerateResponse msg;
-    grpc::Status status = grpc::Status::OK;
-    if (reason == FinishReason::kError || reason == FinishReason::kDeadline) {
-      status = ToGrpcStatus(error.ok() ? absl::InternalError("generation failed") : error);
-    } else {
-      v1::GenerationSummary* sum = msg.mutable_summary();
-      sum->set_finish_reason(ToProto(reason));
-      sum->set_prompt_tokens(s.prompt_tokens);
-      sum->set_generated_tokens(s.generated_tokens);
-      sum->set_time_to_first_token_ms(s.time_to_first_token_ms);
-      sum->set_prompt_tokens_per_second(s.prompt_tokens_per_s);
-      sum->set_generation_tokens_per_second(s.generation_tokens_per_s);
-      sum->set_total_ms(s.total_ms);
-    }
-    Deliver(std::move(msg), true, status);
-  }
-
-  // Called from OnDone: from now on events are dropped.
-  void Detach() {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
-    call_ = nullptr;
-  }
-
- private:
-  void Deliver(v1::GenerateResponse msg, bool last, grpc::Status status) {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
-    if (call_ == nullptr) return;
+void GenerateCall::Submitted(absl::StatusOr<uint64_t> id) {
+  if (id.ok()) {
+    bool cancel;
     {
-      std::lock_guard<std::mutex> call_lock(call_->mu_);
-      if (msg.event_case() != v1::GenerateResponse::EVENT_NOT_SET) {
-        call_->pending_.push_back(std::move(msg));
-      }
-      if (last) {
-        call_->engine_done_ = true;
-        call_->final_status_ = std::move(status);
-      }
-    }
-    call_->Pump();
-  }
-
-  // Recursive: if gRPC runs OnDone inline inside Finish (called from
-  // Deliver -> Pump), Detach re-enters on the same thread. Holding it across
-  // Pump keeps the call alive until Deliver is done with it.
-  std::recursive_mutex mu_;
-  GenerateCall* call_;
-  const Tokenizer* tokenizer_;
-};
-
-GenerateCall::GenerateCall(Engine* engine, const Tokenizer* tokenizer, GenerationRequest request,
-                           const grpc::Status& invalid)
-    : engine_(engine), bridge_(std::make_shared<Bridge>(this, tokenizer)) {
-  grpc::Status refusal = invalid;
-  if (refusal.ok()) {
-    absl::StatusOr<uint64_t> id = engine_->Submit(std::move(request), bridge_);
-    if (id.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
       request_id_ = *id;
-      return;
+      cancel = cancelled_;
     }
-    refusal = ToGrpcStatus(id.status());
+    if (cancel) door_->Cancel(*id);  // the client left while the request was built
+    return;
   }
-  bridge_->Detach();
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
     finished_ = true;
   }
-  Finish(refusal);
+  Finish(ToGrpcStatus(id.status()));
+}
+
+void GenerateCall::DrainLocked() {
+  if (ended_) return;
+  std::vector<GeneratedToken> tokens;
+  StreamEnd end;
+  ended_ = stream_->Take(&tokens, &end);
+  for (const GeneratedToken& t : tokens) {
+    *pending_.emplace_back().mutable_chunk() = ChunkToProto(t, door_->tokenizer());
+  }
+  if (!ended_) return;
+  if (end.reason == FinishReason::kError || end.reason == FinishReason::kDeadline) {
+    final_status_ =
+        ToGrpcStatus(end.error.ok() ? absl::InternalError("generation failed") : end.error);
+  } else {
+    *pending_.emplace_back().mutable_summary() = SummaryToProto(end.reason, end.stats);
+  }
 }
 
 void GenerateCall::Pump() {
@@ -111,11 +73,12 @@ void GenerateCall::Pump() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (writing_ || finished_) return;
+    if (pending_.empty()) DrainLocked();
     if (!pending_.empty()) {
       current_ = std::move(pending_.front());
       pending_.pop_front();
       writing_ = write = true;
-    } else if (engine_done_) {
+    } else if (ended_) {
       finished_ = finish = true;
       status = final_status_;
     }
@@ -126,38 +89,45 @@ void GenerateCall::Pump() {
 }
 
 void GenerateCall::OnWriteDone(bool ok) {
-  bool cancel = false;
+  if (ok) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+    }
+    Pump();
+    return;
+  }
+  // The client is gone: stop generating for it.
+  uint64_t id;
+  bool finish;
   {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
-    if (!ok) {
-      // The client is gone: stop generating for it.
-      pending_.clear();
-      if (!finished_) {
-        finished_ = true;
-        cancel = true;
-      }
-    }
+    pending_.clear();
+    cancelled_ = true;
+    id = request_id_;
+    finish = !finished_;
+    finished_ = true;
   }
-  // Outside mu_: the engine calls the bridge (which takes mu_) while holding
-  // its own lock, so cancelling under mu_ could deadlock with a finishing
-  // request (a client that disconnects at the wrong moment hung the engine).
-  if (cancel) engine_->Cancel(request_id_);
-  if (!ok) {
-    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
-    return;
-  }
-  Pump();
+  // Outside mu_: the engine may be delivering an event to this call.
+  if (id != 0) door_->Cancel(id);
+  if (finish) Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
 }
 
 void GenerateCall::OnCancel() {
   // Deadline passed or the client cancelled: free the sequence everywhere.
-  if (request_id_ != 0) engine_->Cancel(request_id_);
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    id = request_id_;
+  }
+  if (id != 0) door_->Cancel(id);
 }
 
 void GenerateCall::OnDone() {
-  bridge_->Detach();
-  delete this;
+  // Deleted here unless the build task or an engine callback still holds it.
+  std::shared_ptr<GenerateCall> self = std::move(self_);
 }
 
 }  // namespace shardlm

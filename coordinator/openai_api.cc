@@ -1,13 +1,13 @@
 #include "coordinator/openai_api.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <limits>
 #include <random>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/field_error.h"
 #include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 
@@ -16,8 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-absl::Status Bad(std::string_view param, std::string_view message) {
-  return absl::InvalidArgumentError(absl::StrCat(std::string(param), ": ", std::string(message)));
+absl::Status Bad(absl::string_view param, absl::string_view message) {
+  return InvalidFieldError(param, message);
 }
 
 // The field, or nullptr when absent or null (OpenAI treats null as unset).
@@ -184,52 +184,6 @@ absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
   return absl::OkStatus();
 }
 
-// Request parameters an error message may start with (for the `param` field).
-constexpr std::string_view kParams[] = {"model",
-                                        "prompt",
-                                        "messages",
-                                        "temperature",
-                                        "top_p",
-                                        "top_k",
-                                        "min_p",
-                                        "max_tokens",
-                                        "max_completion_tokens",
-                                        "stop",
-                                        "seed",
-                                        "presence_penalty",
-                                        "frequency_penalty",
-                                        "repetition_penalty",
-                                        "penalty_window",
-                                        "logprobs",
-                                        "top_logprobs",
-                                        "n",
-                                        "stream",
-                                        "stream_options",
-                                        "logit_bias",
-                                        "template",
-                                        "echo",
-                                        "suffix",
-                                        "best_of",
-                                        "tools",
-                                        "functions",
-                                        "response_format",
-                                        "ignore_eos"};
-
-std::string ParamOf(std::string_view message) {
-  size_t n = 0;
-  while (n < message.size() &&
-         (std::islower(static_cast<unsigned char>(message[n])) || message[n] == '_'))
-    ++n;
-  if (n == 0 || n == message.size()) return "";
-  const char next = message[n];
-  if (next != ':' && next != ' ' && next != '[' && next != '.') return "";
-  const std::string_view word = message.substr(0, n);
-  for (std::string_view p : kParams) {
-    if (p == word) return std::string(word);
-  }
-  return "";
-}
-
 }  // namespace
 
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body) {
@@ -325,6 +279,24 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
   return r;
 }
 
+ClientRequest ToClientRequest(const OpenAiRequest& r) {
+  ClientRequest c;
+  if (r.kind == OpenAiKind::kChat) {
+    c.kind = ClientRequest::Kind::kChat;
+    c.messages = r.messages;
+    c.chat_template = r.chat_template;
+    c.prompt_field = "messages";
+  } else if (r.has_prompt_tokens) {
+    c.kind = ClientRequest::Kind::kTokens;
+    c.tokens = r.prompt_tokens;
+  } else {
+    c.kind = ClientRequest::Kind::kText;
+    c.text = r.prompt;
+  }
+  c.params = r.params;
+  return c;
+}
+
 json OpenAiError::ToJson() const {
   json e = {{"message", message},
             {"type", type},
@@ -343,7 +315,7 @@ OpenAiError ErrorFromStatus(const absl::Status& status) {
     case absl::StatusCode::kOutOfRange:
       e.http_status = 400;
       e.type = "invalid_request_error";
-      e.param = ParamOf(e.message);
+      e.param = FieldOf(status);
       break;
     case absl::StatusCode::kUnauthenticated:
       e.http_status = 401;

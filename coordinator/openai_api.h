@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/engine.h"
+#include "coordinator/request_builder.h"
 #include "coordinator/sampling_params.h"
 
 namespace shardlm {
@@ -50,6 +51,10 @@ struct OpenAiRequest {
 // feature we do not serve (echo, suffix, best_of > 1, tools).
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body);
 
+// The front door's input for a parsed request (deadline and id are the
+// server's to set).
+ClientRequest ToClientRequest(const OpenAiRequest& request);
+
 struct OpenAiError {
   int http_status = 500;
   std::string message;
@@ -62,8 +67,8 @@ struct OpenAiError {
 // INVALID_ARGUMENT / FAILED_PRECONDITION / OUT_OF_RANGE -> 400,
 // UNAUTHENTICATED -> 401, PERMISSION_DENIED -> 403, NOT_FOUND -> 404,
 // RESOURCE_EXHAUSTED -> 429, UNAVAILABLE / CANCELLED -> 503,
-// DEADLINE_EXCEEDED -> 504, anything else -> 500. `param` is taken from a
-// message that starts with a request parameter's name ("temperature = 5 ...").
+// DEADLINE_EXCEEDED -> 504, anything else -> 500. `param` is the field the
+// status names (common/base/field_error.h), set where the error was made.
 OpenAiError ErrorFromStatus(const absl::Status& status);
 
 // JSON text that never throws (invalid UTF-8 in a token piece is replaced).

@@ -3,9 +3,7 @@
 #include <httplib.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <csignal>
-#include <deque>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -14,15 +12,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
-#include "coordinator/chat_template.h"
+#include "common/rpc/credentials.h"
 #include "coordinator/openai_api.h"
+#include "coordinator/token_stream.h"
 
 namespace shardlm {
 namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMaxPromptBytes = 1 << 20;
 constexpr size_t kMaxBodyBytes = 8 << 20;
 // How often a waiting HTTP thread looks at the shutdown flag.
 constexpr absl::Duration kWaitSlice = absl::Milliseconds(200);
@@ -35,26 +33,11 @@ struct Counters {
   std::atomic<int64_t> client_disconnects{0};  // streams whose client went away first
 };
 
-struct FinalEvent {
-  FinishReason reason = FinishReason::kError;
-  GenerationStats stats;
-  absl::Status error;
-};
-
-// One request's engine events, handed from the engine thread (which must
-// never block) to the HTTP thread through an unbounded queue: at most
-// max_tokens small entries.
-class HttpGeneration : public GenerationObserver {
+// The shared TokenStream, counting how requests end for /health (on the
+// engine thread: a stream whose client left is never read to its end).
+class CountingStream : public TokenStream {
  public:
-  explicit HttpGeneration(Counters* counters) : counters_(counters) {}
-
-  void OnToken(const GeneratedToken& token) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tokens_.push_back(token);
-    }
-    cv_.notify_all();
-  }
+  explicit CountingStream(Counters* counters) : counters_(counters) {}
 
   void OnFinish(FinishReason reason, const GenerationStats& stats,
                 const absl::Status& error) override {
@@ -70,33 +53,11 @@ class HttpGeneration : public GenerationObserver {
         ++counters_->completed;
         break;
     }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      final_ = FinalEvent{reason, stats, error};
-      finished_ = true;
-    }
-    cv_.notify_all();
-  }
-
-  // Waits until there is news or `timeout` passed; moves the queued tokens
-  // into `tokens`. Returns true (and sets `final`) once the request ended.
-  bool Wait(absl::Duration timeout, std::deque<GeneratedToken>* tokens, FinalEvent* final) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                 [&] { return finished_ || !tokens_.empty(); });
-    tokens->swap(tokens_);
-    tokens_.clear();
-    if (finished_) *final = final_;
-    return finished_;
+    TokenStream::OnFinish(reason, stats, error);
   }
 
  private:
   Counters* counters_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<GeneratedToken> tokens_;  // guarded by mu_
-  bool finished_ = false;              // guarded by mu_
-  FinalEvent final_;                   // guarded by mu_
 };
 
 void SendJson(httplib::Response& res, int status, const json& body) {
@@ -114,20 +75,12 @@ std::string RandomId(const char* prefix) {
   return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
 }
 
-// Same bytes, compared in time independent of where they differ.
-bool SameSecret(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 }  // namespace
 
 struct OpenAiHttpServer::Impl {
   OpenAiHttpOptions options;
-  Engine* engine = nullptr;
-  const Tokenizer* tokenizer = nullptr;
+  BearerAuthenticator authenticator;  // options.api_keys
+  FrontDoor* door = nullptr;
   httplib::Server server;
   std::thread thread;
   std::string address;
@@ -137,48 +90,12 @@ struct OpenAiHttpServer::Impl {
   int64_t started = absl::ToUnixSeconds(absl::Now());
 
   // False (and the 401 set) when keys are configured and the request has
-  // none of them.
+  // none of them: the gRPC API's check (common/rpc/credentials.h).
   bool Authorized(const httplib::Request& req, httplib::Response& res) const {
-    if (options.api_keys.empty()) return true;
-    const std::string header = req.get_header_value("Authorization");
-    const std::string kBearer = "Bearer ";
-    if (header.compare(0, kBearer.size(), kBearer) != 0) {
-      SendError(res, ErrorFromStatus(absl::UnauthenticatedError(
-                         "You didn't provide an API key. You need to provide your API key in an "
-                         "Authorization header using Bearer auth (i.e. Authorization: Bearer "
-                         "YOUR_KEY).")));
-      return false;
-    }
-    const std::string key = header.substr(kBearer.size());
-    bool ok = false;
-    for (const std::string& k : options.api_keys) ok |= SameSecret(k, key);
-    if (!ok)
-      SendError(res, ErrorFromStatus(absl::UnauthenticatedError("Incorrect API key provided.")));
-    return ok;
-  }
-
-  // The engine input for a parsed request.
-  absl::StatusOr<GenerationRequest> ToGeneration(const OpenAiRequest& r, const std::string& id) {
-    GenerationRequest g;
-    g.request_id = id;
-    g.params = r.params;
-    g.deadline = absl::Now() + options.request_timeout;
-    if (r.kind == OpenAiKind::kChat) {
-      absl::StatusOr<ChatPrompt> chat = BuildChatPrompt(
-          *tokenizer, options.chat_template, r.chat_template, r.messages, kMaxPromptBytes);
-      if (!chat.ok()) return chat.status();
-      g.prompt = std::move(chat->tokens);
-      MergeStops(chat->stop, &g.params.stop);
-    } else if (r.has_prompt_tokens) {
-      g.prompt = r.prompt_tokens;
-    } else {
-      if (r.prompt.size() > kMaxPromptBytes) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "prompt: ", r.prompt.size(), " bytes exceed the limit of ", kMaxPromptBytes));
-      }
-      g.prompt = tokenizer->Encode(r.prompt, /*add_bos=*/true, /*parse_special=*/false);
-    }
-    return g;
+    absl::Status st = authenticator.CheckHeader(req.has_header("Authorization"),
+                                                req.get_header_value("Authorization"));
+    if (!st.ok()) SendError(res, ErrorFromStatus(st));
+    return st.ok();
   }
 
   void HandleGenerate(OpenAiKind kind, const httplib::Request& req, httplib::Response& res) {
@@ -186,41 +103,43 @@ struct OpenAiHttpServer::Impl {
     absl::StatusOr<OpenAiRequest> parsed = ParseOpenAiRequest(kind, req.body);
     if (!parsed.ok()) return SendError(res, ErrorFromStatus(parsed.status()));
     const std::string id = RandomId(kind == OpenAiKind::kChat ? "chatcmpl-" : "cmpl-");
-    absl::StatusOr<GenerationRequest> gen = ToGeneration(*parsed, id);
-    if (!gen.ok()) return SendError(res, ErrorFromStatus(gen.status()));
-    auto observer = std::make_shared<HttpGeneration>(&counters);
-    absl::StatusOr<uint64_t> engine_id = engine->Submit(std::move(*gen), observer);
+    ClientRequest request = ToClientRequest(*parsed);
+    request.request_id = id;
+    request.deadline = absl::Now() + options.request_timeout;
+    // This HTTP thread may block: the request is built right here.
+    auto stream = std::make_shared<CountingStream>(&counters);
+    absl::StatusOr<uint64_t> engine_id = door->Submit(std::move(request), stream);
     if (!engine_id.ok()) return SendError(res, ErrorFromStatus(engine_id.status()));
     ++counters.requests;
-    auto responder = std::make_shared<OpenAiResponder>(*parsed, tokenizer, id, options.model_id,
-                                                       absl::ToUnixSeconds(absl::Now()));
+    auto responder = std::make_shared<OpenAiResponder>(
+        *parsed, &door->tokenizer(), id, options.model_id, absl::ToUnixSeconds(absl::Now()));
     if (parsed->stream) {
-      Stream(std::move(observer), std::move(responder), *engine_id, res);
+      Stream(std::move(stream), std::move(responder), *engine_id, res);
     } else {
-      Collect(observer.get(), responder.get(), *engine_id, res);
+      Collect(stream.get(), responder.get(), *engine_id, res);
     }
   }
 
   // Not streaming: wait for the whole generation on this HTTP thread.
-  void Collect(HttpGeneration* gen, OpenAiResponder* responder, uint64_t engine_id,
+  void Collect(TokenStream* stream, OpenAiResponder* responder, uint64_t engine_id,
                httplib::Response& res) {
-    std::deque<GeneratedToken> tokens;
-    FinalEvent final;
+    std::vector<GeneratedToken> tokens;
+    StreamEnd end;
     while (true) {
-      const bool finished = gen->Wait(kWaitSlice, &tokens, &final);
+      const bool finished = stream->WaitAndTake(kWaitSlice, &tokens, &end);
       for (const GeneratedToken& t : tokens) responder->AddToken(t);
       tokens.clear();
       if (finished) break;
-      if (stopping) engine->Cancel(engine_id);  // ends with kCancelled -> 503
+      if (stopping) door->Cancel(engine_id);  // ends with kCancelled -> 503
     }
     json body;
-    const int status = responder->Finish(final.reason, final.stats, final.error, &body);
+    const int status = responder->Finish(end.reason, end.stats, end.error, &body);
     SendJson(res, status, body);
   }
 
   // Streaming: server-sent events from a chunked content provider that
-  // drains the queue on this HTTP thread.
-  void Stream(std::shared_ptr<HttpGeneration> gen, std::shared_ptr<OpenAiResponder> responder,
+  // drains the stream on this HTTP thread.
+  void Stream(std::shared_ptr<TokenStream> stream, std::shared_ptr<OpenAiResponder> responder,
               uint64_t engine_id, httplib::Response& res) {
     struct State {
       bool started = false;
@@ -232,18 +151,18 @@ struct OpenAiHttpServer::Impl {
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, gen, responder, state](size_t, httplib::DataSink& sink) {
+        [this, stream, responder, state](size_t, httplib::DataSink& sink) {
           std::string out;
           if (!state->started) {
             state->started = true;
             out = responder->StreamStart();
           }
-          std::deque<GeneratedToken> tokens;
-          FinalEvent final;
+          std::vector<GeneratedToken> tokens;
+          StreamEnd end;
           const bool finished =
-              gen->Wait(out.empty() ? kWaitSlice : absl::ZeroDuration(), &tokens, &final);
+              stream->WaitAndTake(out.empty() ? kWaitSlice : absl::ZeroDuration(), &tokens, &end);
           for (const GeneratedToken& t : tokens) out += responder->StreamToken(t);
-          if (finished) out += responder->StreamFinish(final.reason, final.stats, final.error);
+          if (finished) out += responder->StreamFinish(end.reason, end.stats, end.error);
           const absl::Time now = absl::Now();
           // An idle stream still writes now and then: that is how a client
           // that went away is noticed (the write fails) while we wait.
@@ -274,7 +193,7 @@ struct OpenAiHttpServer::Impl {
           // client went away (or we are stopping): free the sequence.
           if (!state->done) {
             ++counters.client_disconnects;
-            engine->Cancel(engine_id);
+            door->Cancel(engine_id);
           }
         });
   }
@@ -313,7 +232,8 @@ struct OpenAiHttpServer::Impl {
       SendJson(res, up ? 200 : 503,
                json{{"status", up ? "ok" : "stopping"},
                     {"model", options.model_id},
-                    {"engine", {{"active", engine->active()}, {"queued", engine->queued()}}},
+                    {"engine",
+                     {{"active", door->engine().active()}, {"queued", door->engine().queued()}}},
                     {"http",
                      {{"requests", counters.requests.load()},
                       {"completed", counters.completed.load()},
@@ -349,7 +269,7 @@ struct OpenAiHttpServer::Impl {
 };
 
 absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
-    const OpenAiHttpOptions& options, Engine* engine, const Tokenizer* tokenizer) {
+    const OpenAiHttpOptions& options, FrontDoor* door) {
   const size_t colon = options.listen.rfind(':');
   int port = -1;
   if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
@@ -365,8 +285,8 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->engine = engine;
-  impl->tokenizer = tokenizer;
+  impl->authenticator = BearerAuthenticator(options.api_keys);
+  impl->door = door;
   const int threads = std::max(1, options.threads);
   impl->server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl->server.set_payload_max_length(kMaxBodyBytes);

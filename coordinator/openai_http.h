@@ -2,10 +2,10 @@
 //   POST /v1/completions, POST /v1/chat/completions (each with
 //   `"stream": true` as server-sent events ending in `data: [DONE]`),
 //   GET /v1/models, GET /health.
-// A thin layer: requests are parsed by openai_api.h and submitted to the
-// SAME Engine the gRPC API uses; an observer queues the engine's events
-// (the engine thread never waits for a client) and the HTTP worker thread
-// drains the queue into the response. A client that disconnects mid-stream
+// A thin layer: requests are parsed by openai_api.h and submitted through
+// the SAME FrontDoor the gRPC API uses; a TokenStream queues the engine's
+// events (the engine thread never waits for a client) and the HTTP worker
+// thread drains it into the response. A client that disconnects mid-stream
 // cancels its engine request, which frees its KV on every worker. HTTP is
 // served by Debian's cpp-httplib (plain HTTP: terminate TLS in front of it
 // for now).
@@ -18,8 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/tokenizer/tokenizer.h"
-#include "coordinator/engine.h"
+#include "coordinator/front_door.h"
 
 namespace shardlm {
 
@@ -29,22 +28,17 @@ struct OpenAiHttpOptions {
   // /health is always open (for probes).
   std::vector<std::string> api_keys;
   std::string model_id = "shardlm";  // reported by /v1/models and in responses
-  // The model's tokenizer.chat_template or a family name (see
-  // BuildChatPrompt); requests may name their own with `template`.
-  std::string chat_template;
-  int threads = 32;  // connections served at once (each stream holds one)
+  int threads = 32;                  // connections served at once (each stream holds one)
   absl::Duration request_timeout = absl::Minutes(10);
   absl::Duration heartbeat = absl::Seconds(2);  // SSE comment when a stream is idle
 };
 
 class OpenAiHttpServer {
  public:
-  // Binds and starts serving. `engine` and `tokenizer` must outlive the
-  // server. The process ignores SIGPIPE from then on: a write to a client
-  // that went away must fail with EPIPE, not kill the process.
+  // Binds and starts serving. `door` must outlive the server. The process ignores SIGPIPE from then
+  // on: a write to a client that went away must fail with EPIPE, not kill the process.
   static absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> Start(const OpenAiHttpOptions& options,
-                                                                 Engine* engine,
-                                                                 const Tokenizer* tokenizer);
+                                                                 FrontDoor* door);
   ~OpenAiHttpServer();
 
   // The address actually bound (port 0 resolved).

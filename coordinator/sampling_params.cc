@@ -3,13 +3,15 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/field_error.h"
 
 namespace shardlm {
 namespace {
 
 absl::Status OutOfRange(const char* field, double value, const char* allowed) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " = ", value, " is out of range: ", allowed));
+  return WithField(
+      absl::InvalidArgumentError(absl::StrCat(field, " = ", value, " is out of range: ", allowed)),
+      field);
 }
 
 }  // namespace
@@ -39,21 +41,23 @@ absl::Status SamplingParams::Validate(int n_vocab) const {
   if (stop.size() > 16) return OutOfRange("stop", stop.size(), "at most 16 stop strings");
   for (const std::string& s : stop) {
     if (s.empty() || s.size() > 256) {
-      return absl::InvalidArgumentError("stop: every stop string must have 1 to 256 bytes");
+      return InvalidFieldError("stop", "every stop string must have 1 to 256 bytes");
     }
   }
   if (top_logprobs < 0 || top_logprobs > 20) {
     return OutOfRange("top_logprobs", top_logprobs, "0 <= top_logprobs <= 20");
   }
-  if (logit_bias.size() > 1024) return OutOfRange("logit_bias", logit_bias.size(), "at most 1024 entries");
+  if (logit_bias.size() > 1024)
+    return OutOfRange("logit_bias", logit_bias.size(), "at most 1024 entries");
   for (const auto& [token, bias] : logit_bias) {
     if (token < 0 || token >= n_vocab) {
-      return absl::InvalidArgumentError(absl::StrCat("logit_bias: token ", token,
-                                                     " is outside the vocabulary [0, ", n_vocab, ")"));
+      return InvalidFieldError(
+          "logit_bias",
+          absl::StrCat("token ", token, " is outside the vocabulary [0, ", n_vocab, ")"));
     }
     if (!std::isfinite(bias) || bias < -100 || bias > 100) {
-      return absl::InvalidArgumentError(absl::StrCat("logit_bias: bias ", bias, " for token ",
-                                                     token, " must be within [-100, 100]"));
+      return InvalidFieldError("logit_bias", absl::StrCat("bias ", bias, " for token ", token,
+                                                          " must be within [-100, 100]"));
     }
   }
   return absl::OkStatus();

@@ -32,11 +32,11 @@ struct StreamResult {
 // stream 0 after each token (to inject a fault mid-way).
 std::vector<StreamResult> RunStreams(const std::string& address,
                                      const std::function<void(int)>& on_progress = nullptr) {
-  auto stub = v1::ShardLM::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  const std::vector<std::string> prompts = {"Once upon a time", "Lily saw a big red ball",
-                                            "The little bird", "Tom and his dog",
-                                            "One day, a girl", "The sun was hot",
-                                            "Mom said", "A cat sat"};
+  auto stub =
+      v1::ShardLM::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  const std::vector<std::string> prompts = {
+      "Once upon a time", "Lily saw a big red ball", "The little bird", "Tom and his dog",
+      "One day, a girl",  "The sun was hot",         "Mom said",        "A cat sat"};
   std::vector<StreamResult> results(kStreams);
   std::vector<std::thread> threads;
   for (int i = 0; i < kStreams; ++i) {
@@ -103,7 +103,8 @@ TEST_F(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
 }
 
 TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
-  WorkerCluster c({.model = Model(), .ranges = {{0, 2}, {2, 5}}, .failover_timeout = absl::Seconds(2)});
+  WorkerCluster c(
+      {.model = Model(), .ranges = {{0, 2}, {2, 5}}, .failover_timeout = absl::Seconds(2)});
   ASSERT_TRUE(c.ok()) << c.status();
   c.worker(1).Signal(SIGKILL);
   c.worker(1).Wait(absl::Seconds(5));
@@ -117,6 +118,46 @@ TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
   }
   // failover timeout 2 s + call timeout 2 s + probes, with margin.
   EXPECT_LT(took, absl::Seconds(10));
+}
+
+// GetModelInfo reports each replica's health as the engine's probes see
+// it: a SIGKILLed worker shows up unhealthy within a few probe intervals,
+// the others stay healthy.
+TEST(FailoverHealthTest, ModelInfoShowsAKilledWorkerUnhealthy) {
+  WorkerCluster c({.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto stub =
+      v1::ShardLM::NewStub(grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
+  auto info = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ModelInfo m;
+    EXPECT_TRUE(stub->GetModelInfo(&ctx, v1::GetModelInfoRequest(), &m).ok());
+    return m;
+  };
+  // Whether the stage served by worker i is reported healthy.
+  auto healthy = [&](const v1::ModelInfo& m, int i) {
+    for (const v1::StageStatus& s : m.stages()) {
+      if (s.address().find(c.worker_addresses()[i]) != std::string::npos) return s.healthy();
+    }
+    ADD_FAILURE() << "no stage for worker " << c.worker_addresses()[i];
+    return false;
+  };
+  const v1::ModelInfo before = info();
+  ASSERT_EQ(before.stages_size(), 3);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(healthy(before, i)) << i;
+
+  c.worker(1).Signal(SIGKILL);
+  c.worker(1).Wait(absl::Seconds(5));
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  v1::ModelInfo after = info();
+  while (healthy(after, 1) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    after = info();
+  }
+  EXPECT_FALSE(healthy(after, 1)) << "worker 1 still reported healthy 5 s after SIGKILL";
+  EXPECT_TRUE(healthy(after, 0));
+  EXPECT_TRUE(healthy(after, 2));
 }
 
 }  // namespace

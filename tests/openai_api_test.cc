@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/base/field_error.h"
 #include "common/model/gguf.h"
 #include "common/tokenizer/tokenizer.h"
 #include "tests/test_data.h"
@@ -172,6 +173,11 @@ TEST(OpenAiErrorTest, StatusCodesMapOntoHttp) {
   EXPECT_TRUE(ErrorFromStatus(absl::InvalidArgumentError("the model is sad"))
                   .ToJson()["error"]["param"]
                   .is_null());
+  // `param` is data set where the error is made, never read from the text.
+  EXPECT_EQ(ErrorFromStatus(absl::InvalidArgumentError("temperature: too hot")).param, "");
+  EXPECT_EQ(ErrorFromStatus(InvalidFieldError("seed", "bad")).param, "seed");
+  EXPECT_EQ(FieldOf(WithField(InvalidFieldError("stop", "x"), "prompt")),
+            "stop");  // innermost wins
 }
 
 class OpenAiResponderTest : public ::testing::Test {

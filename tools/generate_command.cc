@@ -1,27 +1,27 @@
 #include "tools/generate_command.h"
 
-#include <condition_variable>
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include <grpcpp/grpcpp.h>
-
 #include "common/base/cli_args.h"
+#include "common/base/status_macros.h"
+#include "common/model/gguf.h"
+#include "common/model/layer_split.h"
 #include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
-#include "common/model/gguf.h"
-#include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/engine.h"
+#include "coordinator/front_door.h"
 #include "coordinator/pipeline.h"
+#include "coordinator/proto_convert.h"
+#include "coordinator/token_stream.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "tools/json_text.h"
 #include "worker/llama_stage.h"
@@ -44,12 +44,13 @@ struct GenerateOptions {
   std::string auth_token;  // sent as 'authorization: Bearer ...'
 };
 
-// Prints each event as it arrives; Wait() returns when the request ends.
-class PrintingObserver : public GenerationObserver {
+// Formats a generation's events for the terminal (or as JSON lines); the
+// same for the in-process engine's TokenStream and a coordinator's stream.
+class Printer {
  public:
-  explicit PrintingObserver(bool json) : json_(json) {}
+  explicit Printer(bool json) : json_(json) {}
 
-  void OnToken(const GeneratedToken& t) override {
+  void Token(const GeneratedToken& t) const {
     if (json_) {
       if (t.id >= 0) {
         std::printf("{\"id\":%d,\"piece\":%s,\"logprob\":%.6f}\n", t.id, JsonString(t.text).c_str(),
@@ -63,65 +64,52 @@ class PrintingObserver : public GenerationObserver {
     std::fflush(stdout);
   }
 
-  void OnFinish(FinishReason reason, const GenerationStats& s, const absl::Status& error) override {
+  void End(const StreamEnd& end) const {
+    const GenerationStats& s = end.stats;
     if (json_) {
       std::printf(
           "{\"finish_reason\":\"%s\",\"prompt_tokens\":%d,\"generated_tokens\":%d,"
           "\"time_to_first_token_ms\":%.2f,\"prompt_tokens_per_s\":%.2f,"
           "\"generation_tokens_per_s\":%.2f,\"total_ms\":%.2f%s}\n",
-          FinishReasonName(reason), s.prompt_tokens, s.generated_tokens, s.time_to_first_token_ms,
-          s.prompt_tokens_per_s, s.generation_tokens_per_s, s.total_ms,
-          error.ok() ? "" : absl::StrCat(",\"error\":", JsonString(std::string(error.message()))).c_str());
+          FinishReasonName(end.reason), s.prompt_tokens, s.generated_tokens,
+          s.time_to_first_token_ms, s.prompt_tokens_per_s, s.generation_tokens_per_s, s.total_ms,
+          end.error.ok()
+              ? ""
+              : absl::StrCat(",\"error\":", JsonString(std::string(end.error.message()))).c_str());
     } else {
       std::printf("\n");
       std::fprintf(stderr,
                    "\n[%s] prompt: %d tokens, %.1f tokens/s | generation: %d tokens, %.1f tokens/s "
                    "| first token after %.1f ms\n",
-                   FinishReasonName(reason), s.prompt_tokens, s.prompt_tokens_per_s,
+                   FinishReasonName(end.reason), s.prompt_tokens, s.prompt_tokens_per_s,
                    s.generated_tokens, s.generation_tokens_per_s, s.time_to_first_token_ms);
-      if (!error.ok()) std::fprintf(stderr, "error: %s\n", std::string(error.message()).c_str());
+      if (!end.error.ok()) {
+        std::fprintf(stderr, "error: %s\n", std::string(end.error.message()).c_str());
+      }
     }
     std::fflush(stdout);
-    std::lock_guard<std::mutex> lock(mu_);
-    done_ = true;
-    ok_ = error.ok();
-    cv_.notify_all();
   }
 
-  bool Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return done_; });
-    return ok_;
+  // Echoes the prompt before the generated text (not in JSON mode).
+  void Prompt(const std::string& prompt) const {
+    if (json_) return;
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
   }
 
  private:
   bool json_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false, ok_ = true;
 };
-
-absl::StatusOr<std::vector<std::pair<int, int>>> ParseSplit(const std::string& text, int n_layer) {
-  std::vector<std::pair<int, int>> ranges;
-  if (text.empty()) return std::vector<std::pair<int, int>>{{0, n_layer}};
-  for (absl::string_view part : absl::StrSplit(text, ',')) {
-    std::vector<std::string> ends = absl::StrSplit(part, ':');
-    int a, b;
-    if (ends.size() != 2 || !absl::SimpleAtoi(ends[0], &a) || !absl::SimpleAtoi(ends[1], &b)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--split: '", std::string(part), "' is not FIRST:LAST"));
-    }
-    ranges.push_back({a, b});
-  }
-  return ranges;
-}
 
 absl::Status RunLocal(const GenerateOptions& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> opened, GgufFile::Open(o.model));
   std::shared_ptr<const GgufFile> file(std::move(opened));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromGguf(*file));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
-  ASSIGN_OR_RETURN(auto ranges, ParseSplit(o.split, config.n_layer));
+  std::vector<LayerRange> ranges = {{0, config.n_layer}};
+  if (!o.split.empty()) {
+    ASSIGN_OR_RETURN(ranges, ParseLayerRanges(o.split));
+  }
   std::vector<std::shared_ptr<Stage>> stages;
   for (auto [first, last] : ranges) {
     StageOptions so;
@@ -138,17 +126,26 @@ absl::Status RunLocal(const GenerateOptions& o) {
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Pipeline> pipeline, Pipeline::Create(std::move(stages)));
   Engine engine(pipeline.get(), tokenizer.get(), EngineOptions{});
-  GenerationRequest request;
-  request.prompt = tokenizer->Encode(o.prompt, !o.no_bos, /*parse_special=*/false);
+  FrontDoor door(&engine, tokenizer.get(), /*chat_template=*/"");
+  ClientRequest request;
+  request.text = o.prompt;
+  request.add_bos = !o.no_bos;
   request.params = o.sampling;
   request.request_id = "cli";
-  auto observer = std::make_shared<PrintingObserver>(o.json);
-  if (!o.json) {
-    std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
-    std::fflush(stdout);
+  auto stream = std::make_shared<TokenStream>();
+  const Printer printer(o.json);
+  printer.Prompt(o.prompt);
+  RETURN_IF_ERROR(door.Submit(std::move(request), stream).status());
+  std::vector<GeneratedToken> tokens;
+  StreamEnd end;
+  bool ended = false;
+  while (!ended) {
+    ended = stream->WaitAndTake(absl::Seconds(1), &tokens, &end);
+    for (const GeneratedToken& t : tokens) printer.Token(t);
+    tokens.clear();
   }
-  RETURN_IF_ERROR(engine.Submit(std::move(request), observer).status());
-  if (!observer->Wait()) return absl::InternalError("generation failed");
+  printer.End(end);
+  if (!end.error.ok()) return absl::InternalError("generation failed");
   return absl::OkStatus();
 }
 
@@ -162,51 +159,24 @@ absl::Status RunRemote(const GenerateOptions& o) {
   v1::GenerateRequest request;
   request.set_prompt(o.prompt);
   request.set_add_bos(!o.no_bos);
-  v1::SamplingParams* p = request.mutable_sampling();
-  const SamplingParams& s = o.sampling;
-  p->set_temperature(s.temperature);
-  p->set_top_k(s.top_k);
-  p->set_top_p(s.top_p);
-  p->set_min_p(s.min_p);
-  p->set_repetition_penalty(s.repetition_penalty);
-  p->set_presence_penalty(s.presence_penalty);
-  p->set_frequency_penalty(s.frequency_penalty);
-  p->set_penalty_window(s.penalty_window);
-  p->set_seed(s.seed);
-  p->set_max_tokens(s.max_tokens);
-  for (const std::string& stop : s.stop) p->add_stop(stop);
-  p->set_ignore_eos(s.ignore_eos);
+  *request.mutable_sampling() = SamplingToProto(o.sampling);
   grpc::ClientContext context;
   AddBearerToken(&context, o.auth_token);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
     return absl::UnavailableError(absl::StrCat("cannot connect to ", o.server));
   }
-  PrintingObserver printer(o.json);
-  if (!o.json) {
-    std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
-    std::fflush(stdout);
-  }
-  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = stub->Generate(&context, request);
+  const Printer printer(o.json);
+  printer.Prompt(o.prompt);
+  std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
+      stub->Generate(&context, request);
   v1::GenerateResponse response;
   bool summarized = false;
   while (reader->Read(&response)) {
     if (response.has_chunk()) {
-      const v1::GeneratedChunk& c = response.chunk();
-      printer.OnToken(GeneratedToken{c.token_id(), c.text(), c.logprob(), {}});
+      printer.Token(TokenFromProto(response.chunk()));
     } else if (response.has_summary()) {
       const v1::GenerationSummary& m = response.summary();
-      GenerationStats st;
-      st.prompt_tokens = m.prompt_tokens();
-      st.generated_tokens = m.generated_tokens();
-      st.time_to_first_token_ms = m.time_to_first_token_ms();
-      st.prompt_tokens_per_s = m.prompt_tokens_per_second();
-      st.generation_tokens_per_s = m.generation_tokens_per_second();
-      st.total_ms = m.total_ms();
-      static constexpr FinishReason kReasons[] = {FinishReason::kError, FinishReason::kLength,
-                                                  FinishReason::kStop, FinishReason::kEndOfText,
-                                                  FinishReason::kCancelled};
-      const int r = m.finish_reason();
-      printer.OnFinish(r >= 0 && r <= 4 ? kReasons[r] : FinishReason::kError, st, absl::OkStatus());
+      printer.End({FinishReasonFromProto(m.finish_reason()), StatsFromProto(m), absl::OkStatus()});
       summarized = true;
     }
   }
@@ -219,16 +189,19 @@ absl::Status RunRemote(const GenerateOptions& o) {
 }  // namespace
 
 int RunGenerateCommand(int argc, char** argv, int first) {
+  constexpr char kProgram[] = "shardlm generate";
   GenerateOptions o;
   std::string stop_dummy;
-  CliArgs args("shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
-               "Generates text from a prompt and streams it to stdout as it is produced, then\n"
-               "prints prompt and generation speed. --temp 0 is greedy decoding.");
+  CliArgs args(
+      "shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
+      "Generates text from a prompt and streams it to stdout as it is produced, then\n"
+      "prints prompt and generation speed. --temp 0 is greedy decoding.");
   args.AddString("-m,--model", &o.model, "GGUF model file (runs in this process)");
   args.AddString("--server", &o.server, "coordinator HOST:PORT (instead of --model)");
   args.AddString("-p,--prompt", &o.prompt, "prompt text");
   args.AddInt("-n,--max-tokens", &o.sampling.max_tokens, "tokens to generate at most");
-  args.AddFloat("--temp,--temperature", &o.sampling.temperature, "sampling temperature, 0 = greedy");
+  args.AddFloat("--temp,--temperature", &o.sampling.temperature,
+                "sampling temperature, 0 = greedy");
   args.AddInt("--top-k", &o.sampling.top_k, "keep the k most likely tokens, 0 = off");
   args.AddFloat("--top-p", &o.sampling.top_p, "nucleus sampling mass, 1 = off");
   args.AddFloat("--min-p", &o.sampling.min_p, "drop tokens below min-p x the top probability");
@@ -253,22 +226,14 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   args.AddString("--auth-token", &o.auth_token,
                  "with --server: bearer token sent as 'authorization: Bearer TOKEN'");
   o.tls.insecure = true;  // a client without TLS flags talks plaintext
-  if (absl::Status st = args.Parse(argc, argv, first); !st.ok()) {
-    std::fprintf(stderr, "shardlm generate: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
-  if (args.help_requested()) {
-    std::printf("%s", args.Usage().c_str());
-    return 0;
-  }
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram, first)) return *exit;
   o.sampling.seed = static_cast<uint64_t>(seed);
   if (o.model.empty() == o.server.empty()) {
-    std::fprintf(stderr, "shardlm generate: give either --model or --server (see --help)\n");
-    return 2;
+    return ExitWithError(
+        kProgram, absl::InvalidArgumentError("give either --model or --server (see --help)"), 2);
   }
   if (absl::Status st = o.server.empty() ? RunLocal(o) : RunRemote(o); !st.ok()) {
-    std::fprintf(stderr, "shardlm generate: %s\n", std::string(st.message()).c_str());
-    return 1;
+    return ExitWithError(kProgram, st, 1);
   }
   return 0;
 }

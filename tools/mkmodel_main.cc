@@ -43,8 +43,8 @@ class ProgressPrinter {
       const int filled = static_cast<int>(frac * kWidth);
       std::fprintf(stderr, "\r%3d%% [%s%s] %.1f/%.1f MB %.1f MB/s ETA %.0fs %-28.28s",
                    static_cast<int>(frac * 100), std::string(filled, '#').c_str(),
-                   std::string(kWidth - filled, '.').c_str(), p.bytes_done / 1e6, p.bytes_total / 1e6,
-                   mbs, eta, done ? "" : std::string(p.tensor_name).c_str());
+                   std::string(kWidth - filled, '.').c_str(), p.bytes_done / 1e6,
+                   p.bytes_total / 1e6, mbs, eta, done ? "" : std::string(p.tensor_name).c_str());
       if (done) std::fputc('\n', stderr);
       return;
     }
@@ -52,7 +52,8 @@ class ProgressPrinter {
     if (quarter <= last_quarter_) return;
     last_quarter_ = quarter;
     std::fprintf(stderr, "%3d%% %.1f/%.1f MB %.1f MB/s ETA %.0fs (tensor %d/%d)\n", quarter * 25,
-                 p.bytes_done / 1e6, p.bytes_total / 1e6, mbs, eta, p.tensor_index + 1, p.n_tensors);
+                 p.bytes_done / 1e6, p.bytes_total / 1e6, mbs, eta, p.tensor_index + 1,
+                 p.n_tensors);
   }
 
   double Seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
@@ -86,10 +87,11 @@ int Run(int argc, char** argv) {
   int64_t seed = 1234;
   int threads = 0;
   bool quiet = false;
-  CliArgs args("shardlm-mkmodel [flags] -o OUT.gguf",
-               "Writes a Llama-architecture GGUF with deterministic pseudo-random weights (same flags,\n"
-               "same bytes), llama.cpp's metadata, tensor names and quantization mix. Shape flags\n"
-               "override the preset. Without --vocab-from a byte-level llama vocabulary is made up.");
+  CliArgs args(
+      "shardlm-mkmodel [flags] -o OUT.gguf",
+      "Writes a Llama-architecture GGUF with deterministic pseudo-random weights (same flags,\n"
+      "same bytes), llama.cpp's metadata, tensor names and quantization mix. Shape flags\n"
+      "override the preset. Without --vocab-from a byte-level llama vocabulary is made up.");
   args.AddString("--preset", &preset, "tiny (512/256/4 layers/8:2 heads/768) or tinyllama-1.1b");
   args.AddString("--n-vocab", &n_vocab, "vocabulary size (with --vocab-from: that file's)");
   args.AddString("--n-embd", &n_embd, "embedding width");
@@ -107,14 +109,7 @@ int Run(int argc, char** argv) {
   args.AddInt("--threads", &threads, "worker threads (0: all cores)");
   args.AddBool("-q,--quiet", &quiet, "no progress output");
   args.AddString("-o,--output", &output, "output file");
-  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
-    std::fprintf(stderr, "shardlm-mkmodel: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
-  if (args.help_requested()) {
-    std::fputs(args.Usage().c_str(), stdout);
-    return 0;
-  }
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-mkmodel")) return *exit;
   if (output.empty()) {
     std::fprintf(stderr, "shardlm-mkmodel: -o OUT.gguf is required (see --help)\n");
     return 2;
@@ -132,15 +127,15 @@ int Run(int argc, char** argv) {
   o.vocab_from = vocab_from;
   o.name = name.empty() ? absl::StrCat("synthetic-", preset, "-", type) : name;
   if (!vocab_from.empty()) o.shape.n_vocab = 0;  // from the file unless --n-vocab insists
-  for (absl::Status st : {ParseOptional("--n-vocab", n_vocab, &o.shape.n_vocab),
-                          ParseOptional("--n-embd", n_embd, &o.shape.n_embd),
-                          ParseOptional("--n-layer", n_layer, &o.shape.n_layer),
-                          ParseOptional("--n-head", n_head, &o.shape.n_head),
-                          ParseOptional("--n-head-kv", n_head_kv, &o.shape.n_head_kv),
-                          ParseOptional("--n-ff", n_ff, &o.shape.n_ff),
-                          ParseOptional("--ctx", ctx, &o.shape.n_ctx),
-                          ParseOptional("--gain", gain, &o.scales.gain),
-                          ParseOptional("--embd-std", embd_std, &o.scales.embd_std)}) {
+  for (absl::Status st :
+       {ParseOptional("--n-vocab", n_vocab, &o.shape.n_vocab),
+        ParseOptional("--n-embd", n_embd, &o.shape.n_embd),
+        ParseOptional("--n-layer", n_layer, &o.shape.n_layer),
+        ParseOptional("--n-head", n_head, &o.shape.n_head),
+        ParseOptional("--n-head-kv", n_head_kv, &o.shape.n_head_kv),
+        ParseOptional("--n-ff", n_ff, &o.shape.n_ff), ParseOptional("--ctx", ctx, &o.shape.n_ctx),
+        ParseOptional("--gain", gain, &o.scales.gain),
+        ParseOptional("--embd-std", embd_std, &o.scales.embd_std)}) {
     if (!st.ok()) {
       std::fprintf(stderr, "shardlm-mkmodel: %s\n", std::string(st.message()).c_str());
       return 2;
@@ -160,15 +155,18 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::string types;
-  for (const auto& [t, n] : report->tensors_per_type) absl::StrAppend(&types, types.empty() ? "" : ", ", t, " x", n);
+  for (const auto& [t, n] : report->tensors_per_type)
+    absl::StrAppend(&types, types.empty() ? "" : ", ", t, " x", n);
   const ModelShape& s = report->shape;
   std::fprintf(stderr,
-               "wrote %s: %lu bytes in %.1f s; n_vocab %ld n_embd %ld n_layer %ld heads %ld/%ld n_ff %ld; %s\n",
+               "wrote %s: %lu bytes in %.1f s; n_vocab %ld n_embd %ld n_layer %ld heads %ld/%ld "
+               "n_ff %ld; %s\n",
                output.c_str(), static_cast<unsigned long>(report->file_size), printer.Seconds(),
-               static_cast<long>(s.n_vocab), static_cast<long>(s.n_embd), static_cast<long>(s.n_layer),
-               static_cast<long>(s.n_head), static_cast<long>(s.n_head_kv), static_cast<long>(s.n_ff),
-               types.c_str());
-  for (const std::string& f : report->fallbacks) std::fprintf(stderr, "  fallback: %s\n", f.c_str());
+               static_cast<long>(s.n_vocab), static_cast<long>(s.n_embd),
+               static_cast<long>(s.n_layer), static_cast<long>(s.n_head),
+               static_cast<long>(s.n_head_kv), static_cast<long>(s.n_ff), types.c_str());
+  for (const std::string& f : report->fallbacks)
+    std::fprintf(stderr, "  fallback: %s\n", f.c_str());
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
@@ -10,6 +11,20 @@
 #include "absl/strings/str_split.h"
 
 namespace shardlm {
+
+std::optional<int> CliArgs::ParseForMain(int argc, char** argv, const char* program, int first) {
+  if (absl::Status st = Parse(argc, argv, first); !st.ok()) return ExitWithError(program, st, 2);
+  if (help_requested()) {
+    std::fputs(Usage().c_str(), stdout);
+    return 0;
+  }
+  return std::nullopt;
+}
+
+int ExitWithError(const char* program, const absl::Status& status, int exit_code) {
+  std::fprintf(stderr, "%s: %s\n", program, std::string(status.message()).c_str());
+  return exit_code;
+}
 
 void CliArgs::Add(const std::string& names, const std::string& help, bool takes_value,
                   std::string default_text, std::function<absl::Status(const std::string&)> set) {
@@ -134,10 +149,23 @@ absl::Status ParseByteSize(const std::string& text, int64_t* bytes) {
   int64_t mult = 1;
   std::string digits = text;
   switch (text.back()) {
-    case 'k': case 'K': mult = int64_t{1} << 10; digits.pop_back(); break;
-    case 'm': case 'M': mult = int64_t{1} << 20; digits.pop_back(); break;
-    case 'g': case 'G': mult = int64_t{1} << 30; digits.pop_back(); break;
-    default: break;
+    case 'k':
+    case 'K':
+      mult = int64_t{1} << 10;
+      digits.pop_back();
+      break;
+    case 'm':
+    case 'M':
+      mult = int64_t{1} << 20;
+      digits.pop_back();
+      break;
+    case 'g':
+    case 'G':
+      mult = int64_t{1} << 30;
+      digits.pop_back();
+      break;
+    default:
+      break;
   }
   int64_t n;
   if (!absl::SimpleAtoi(digits, &n) || n < 0 || n > (int64_t{1} << 50) / mult) {

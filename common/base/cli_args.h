@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ class CliArgs {
   absl::Status Parse(int argc, char** argv, int first = 1);
   bool help_requested() const { return help_; }
   std::string Usage() const;
+  // Parse for a main(): on an error prints "<program>: <message>" and
+  // returns 2, on --help prints the usage and returns 0; nullopt: go on.
+  //   if (std::optional<int> exit = args.ParseForMain(argc, argv, "tool")) return *exit;
+  std::optional<int> ParseForMain(int argc, char** argv, const char* program, int first = 1);
 
  private:
   struct Flag {
@@ -53,6 +58,10 @@ class CliArgs {
   std::string positional_help_;
   bool help_ = false;
 };
+
+// Prints "<program>: <message of status>" to stderr and returns
+// `exit_code`, for main()s: `return ExitWithError("tool", st, 1);`.
+int ExitWithError(const char* program, const absl::Status& status, int exit_code);
 
 // Parses sizes like "512M", "2G", "1048576" (binary units).
 absl::Status ParseByteSize(const std::string& text, int64_t* bytes);

@@ -5,7 +5,9 @@
 #include <limits>
 #include <string_view>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace shardlm {
 namespace {
@@ -92,6 +94,20 @@ absl::StatusOr<std::vector<LayerRange>> BalancedLayerRanges(const GgufFile& file
     if (block >= 0 && block < n_layer) layer_cost[block] += t.n_bytes;
   }
   return SplitByCost(layer_cost, head_cost, n_stages);
+}
+
+absl::StatusOr<std::vector<LayerRange>> ParseLayerRanges(absl::string_view text,
+                                                         absl::string_view flag) {
+  std::vector<LayerRange> ranges;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    std::vector<absl::string_view> ends = absl::StrSplit(part, ':');
+    int a, b;
+    if (ends.size() != 2 || !absl::SimpleAtoi(ends[0], &a) || !absl::SimpleAtoi(ends[1], &b)) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": '", part, "' is not FIRST:LAST"));
+    }
+    ranges.push_back({a, b});
+  }
+  return ranges;
 }
 
 }  // namespace shardlm

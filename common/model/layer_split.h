@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/model/gguf.h"
 
 namespace shardlm {
@@ -33,6 +34,12 @@ std::vector<LayerRange> SplitByCost(std::span<const uint64_t> layer_cost, uint64
 // [1, n_layer].
 absl::StatusOr<std::vector<LayerRange>> BalancedLayerRanges(const GgufFile& file, int n_layer,
                                                             int n_stages);
+
+// "0:8,8:16,16:22" (a --split flag) -> ranges, in order. INVALID_ARGUMENT
+// naming `flag` and the part that is not FIRST:LAST. Coverage is checked
+// by whoever builds the pipeline.
+absl::StatusOr<std::vector<LayerRange>> ParseLayerRanges(absl::string_view text,
+                                                         absl::string_view flag = "--split");
 
 }  // namespace shardlm
 

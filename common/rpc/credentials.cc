@@ -142,31 +142,27 @@ bool MatchesAnyToken(const std::string& presented, const std::vector<std::string
   return match != 0 && !presented.empty();
 }
 
-grpc::Status BearerAuthenticator::CheckHeader(bool present, const std::string& value) const {
-  if (tokens_.empty()) return grpc::Status::OK;
+absl::Status BearerAuthenticator::CheckHeader(bool present, absl::string_view value) const {
+  if (tokens_.empty()) return absl::OkStatus();
   if (!present) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing credentials: send metadata 'authorization: Bearer <token>'");
+    return absl::UnauthenticatedError("missing credentials: send 'authorization: Bearer <token>'");
   }
   constexpr absl::string_view kScheme = "bearer ";
   if (value.size() <= kScheme.size() ||
-      !absl::EqualsIgnoreCase(absl::string_view(value).substr(0, kScheme.size()), kScheme)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "authorization metadata is not 'Bearer <token>'");
+      !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+    return absl::UnauthenticatedError("authorization is not 'Bearer <token>'");
   }
-  std::string token(absl::StripAsciiWhitespace(absl::string_view(value).substr(kScheme.size())));
-  if (!MatchesAnyToken(token, tokens_)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "invalid bearer token");
-  }
-  return grpc::Status::OK;
+  const std::string token(absl::StripAsciiWhitespace(value.substr(kScheme.size())));
+  if (!MatchesAnyToken(token, tokens_)) return absl::UnauthenticatedError("invalid bearer token");
+  return absl::OkStatus();
 }
 
-grpc::Status BearerAuthenticator::Check(const grpc::ServerContextBase& context) const {
-  if (tokens_.empty()) return grpc::Status::OK;
+absl::Status BearerAuthenticator::Check(const grpc::ServerContextBase& context) const {
+  if (tokens_.empty()) return absl::OkStatus();
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return CheckHeader(false, "");
-  return CheckHeader(true, std::string(it->second.data(), it->second.size()));
+  return CheckHeader(true, absl::string_view(it->second.data(), it->second.size()));
 }
 
 void AddBearerToken(grpc::ClientContext* context, const std::string& token) {

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace shardlm {
 
@@ -77,19 +78,22 @@ absl::StatusOr<std::vector<std::string>> ReadTokenFile(const std::string& path);
 // difference is, nor on which token matched).
 bool MatchesAnyToken(const std::string& presented, const std::vector<std::string>& tokens);
 
-// Checks `authorization: Bearer <token>` metadata of a server call against
-// a fixed set of tokens. With no tokens every call passes. The refusal is
-// UNAUTHENTICATED and says what is missing, never what was sent.
+// The one bearer-token check of every public API: gRPC metadata and the
+// HTTP `Authorization` header carry the same `Bearer <token>` (the scheme
+// is case-insensitive, RFC 6750 / RFC 7235), compared in constant time
+// against a fixed set of tokens. With no tokens every call passes. The
+// refusal is UNAUTHENTICATED, the same text on both APIs, and says what is
+// missing, never what was sent.
 class BearerAuthenticator {
  public:
   BearerAuthenticator() = default;
   explicit BearerAuthenticator(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {}
 
   bool enabled() const { return !tokens_.empty(); }
-  grpc::Status Check(const grpc::ServerContextBase& context) const;
-  // The same check on a raw header value (for HTTP); `present` false when
-  // there was no such header.
-  grpc::Status CheckHeader(bool present, const std::string& value) const;
+  // The `authorization` metadata of a gRPC server call.
+  absl::Status Check(const grpc::ServerContextBase& context) const;
+  // A raw header value (HTTP); `present` false when there was no such header.
+  absl::Status CheckHeader(bool present, absl::string_view value) const;
 
  private:
   std::vector<std::string> tokens_;

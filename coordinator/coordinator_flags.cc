@@ -1,0 +1,121 @@
+#include "coordinator/coordinator_flags.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "common/base/status_macros.h"
+
+namespace shardlm {
+namespace {
+
+// Whether HOST:PORT is a loopback address (plaintext allowed without
+// --insecure: only local processes can connect).
+bool IsLoopback(const std::string& address) {
+  const std::string host = address.substr(0, address.rfind(':'));
+  return host == "localhost" || host == "[::1]" || absl::StartsWith(host, "127.");
+}
+
+}  // namespace
+
+void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFlags* f) {
+  const bool loopback = placement == WorkerPlacement::kLoopback;
+  CoordinatorOptions& o = f->options;
+  EngineOptions& e = o.engine;
+  args->AddString("--listen", &o.listen, "address to serve the gRPC API on (HOST:PORT)");
+  args->AddInt("--max-active", &e.max_active, "sequences decoded together");
+  args->AddInt("--micro-batches", &e.micro_batches,
+               "groups of sequences in flight at once (0: one per layer range)");
+  args->AddInt("--max-queued", &e.max_queued, "requests waiting beyond that");
+  args->AddInt("--prefill-chunk", &e.prefill_chunk, "prompt tokens per sequence per step");
+  args->AddInt("--max-batch-tokens", &e.max_batch_tokens, "tokens per step");
+  args->AddInt("--worker-wait", &f->worker_wait_s, "seconds to wait for workers still loading");
+  args->AddInt("--call-timeout", &f->call_timeout_s,
+               "seconds before a worker call fails (then: failover)");
+  args->AddInt("--failover-timeout-ms", &f->failover_timeout_ms,
+               "how long requests wait for a live replica of a layer range before UNAVAILABLE");
+  args->AddString("--metrics-listen", &o.metrics_listen,
+                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
+  args->AddString("--hidden-dtype", &o.hidden_dtype,
+                  "hidden states between workers: f32, f16, bf16");
+  args->AddString("--http-listen", &o.http_listen,
+                  "also serve the OpenAI-compatible HTTP API here (HOST:PORT; off by default)");
+  args->AddStringList("--api-key", &f->api_keys,
+                      "bearer token the HTTP API accepts (repeatable or comma-separated; none: no "
+                      "auth)");
+  args->AddString("--chat-template", &o.chat_template,
+                  "chat template when a request names none: zephyr, llama2, chatml (default: the "
+                  "model's)");
+  f->tls.client_ca_flag = "--tls-client-ca";
+  f->worker_tls.flag_prefix = "--worker-tls-";
+  args->AddString("--tls-cert", &f->tls.cert_file, "server certificate chain (PEM) for clients");
+  args->AddString("--tls-key", &f->tls.key_file, "private key of --tls-cert (PEM)");
+  args->AddString("--tls-client-ca", &f->tls.client_ca_file,
+                  "require client certificates signed by this CA (PEM); default: none required");
+  if (loopback) {
+    args->AddString("--worker-tls-cert", &f->worker_tls.cert_file,
+                    "mutual TLS on the loopback hops: certificate (PEM, SAN IP:127.0.0.1) the "
+                    "workers serve and the coordinator presents; default: plaintext on loopback");
+    args->AddString("--worker-tls-key", &f->worker_tls.key_file,
+                    "private key of --worker-tls-cert");
+    args->AddString("--worker-tls-ca", &f->worker_tls.ca_file,
+                    "CA (PEM) that signed --worker-tls-cert");
+  } else {
+    args->AddString("--worker-tls-ca", &f->worker_tls.ca_file,
+                    "CA (PEM) that signed the workers' certificates");
+    args->AddString("--worker-tls-cert", &f->worker_tls.cert_file,
+                    "client certificate (PEM) presented to the workers (mutual TLS)");
+    args->AddString("--worker-tls-key", &f->worker_tls.key_file,
+                    "private key of --worker-tls-cert");
+  }
+  args->AddString("--worker-tls-server-name", &o.worker_tls_server_name,
+                  "name the workers' certificates carry, when not the host of their address");
+  args->AddBool("--insecure", &f->insecure,
+                loopback ? "serve clients in plaintext on a non-loopback --listen (loopback is "
+                           "always allowed)"
+                         : "plaintext for whichever side has no TLS flags (clients and/or "
+                           "workers); without it both sides need TLS");
+  args->AddString("--auth-token-file", &f->auth_token_file,
+                  "file of bearer tokens, one per line: every gRPC call (and HTTP request) must "
+                  "send 'authorization: Bearer TOKEN'");
+  args->AddString("--health-listen", &o.health_listen,
+                  "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for probes");
+}
+
+absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorFlags& f,
+                                   CoordinatorOptions* o) {
+  *o = f.options;
+  o->worker_wait = absl::Seconds(f.worker_wait_s);
+  o->call_timeout = absl::Seconds(f.call_timeout_s);
+  o->engine.failover_timeout = absl::Milliseconds(f.failover_timeout_ms);
+  for (const std::string& k : f.api_keys) {
+    for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
+      o->api_keys.push_back(std::string(part));
+    }
+  }
+  TlsServerFlags tls = f.tls;
+  TlsClientFlags worker_tls = f.worker_tls;
+  if (placement == WorkerPlacement::kLoopback) {
+    // Clients: TLS when --tls-cert is given, else plaintext, which needs
+    // --insecure unless --listen is loopback. Worker hops (loopback):
+    // plaintext unless --worker-tls-* are given, then mutual TLS with one
+    // certificate that the workers serve and the coordinator presents.
+    tls.insecure = f.insecure || IsLoopback(o->listen);
+    worker_tls.insecure = true;
+    if (WantsTls(worker_tls) && (worker_tls.cert_file.empty() || worker_tls.ca_file.empty())) {
+      return absl::InvalidArgumentError(
+          "--worker-tls-cert, --worker-tls-key and --worker-tls-ca go together (the certificate "
+          "serves the workers and is the coordinator's client certificate)");
+    }
+  } else {
+    tls.insecure = f.insecure;
+    worker_tls.insecure = f.insecure;
+  }
+  ASSIGN_OR_RETURN(o->server_credentials, MakeServerCredentials(tls));
+  ASSIGN_OR_RETURN(o->worker_credentials, MakeChannelCredentials(worker_tls));
+  if (!f.auth_token_file.empty()) {
+    ASSIGN_OR_RETURN(o->auth_tokens, ReadTokenFile(f.auth_token_file));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace shardlm

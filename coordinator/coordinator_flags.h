@@ -1,0 +1,54 @@
+// The command-line flags of a coordinator, defined once for both binaries
+// that run one: `shardlm-coordinator` (remote workers) and `shardlm serve`
+// (workers it starts on loopback). Each main adds its own flags (--model,
+// --workers, ...), calls AddCoordinatorFlags, parses, then maps the result
+// into CoordinatorOptions with ApplyCoordinatorFlags. Nothing here is
+// global: the flags are bound to a plain struct the main owns.
+#ifndef SHARDLM_COORDINATOR_COORDINATOR_FLAGS_H_
+#define SHARDLM_COORDINATOR_COORDINATOR_FLAGS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/base/cli_args.h"
+#include "common/rpc/credentials.h"
+#include "coordinator/coordinator_server.h"
+
+namespace shardlm {
+
+// Where the coordinator's workers run: it changes what the worker TLS flags
+// and --insecure mean (see their help).
+enum class WorkerPlacement {
+  kRemote,    // shardlm-coordinator: addresses given, TLS towards them unless --insecure
+  kLoopback,  // shardlm serve: started here, plaintext on loopback unless --worker-tls-*
+};
+
+struct CoordinatorFlags {
+  // listen, engine, hidden_dtype, http_listen, chat_template,
+  // metrics_listen, health_listen and worker_tls_server_name are bound
+  // directly (model_path by the caller's --model); set defaults here
+  // before AddCoordinatorFlags.
+  CoordinatorOptions options;
+  std::vector<std::string> api_keys;  // as given: repeatable, comma-separated
+  int worker_wait_s = 600;
+  int call_timeout_s = 30;
+  int failover_timeout_ms = 10000;
+  TlsServerFlags tls;         // towards clients
+  TlsClientFlags worker_tls;  // towards the workers
+  bool insecure = false;
+  std::string auth_token_file;
+};
+
+void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFlags* flags);
+
+// Fills `options` from the parsed flags (the caller adds the workers and
+// on_status afterwards): the bound fields, durations, API
+// keys, the bearer tokens of --auth-token-file, and the credentials of both
+// sides by `placement`'s rules. Errors name the flag.
+absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorFlags& flags,
+                                   CoordinatorOptions* options);
+
+}  // namespace shardlm
+
+#endif  // SHARDLM_COORDINATOR_COORDINATOR_FLAGS_H_
