@@ -261,14 +261,7 @@ int main(int argc, char** argv) {
                  "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for "
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
-  if (absl::Status st = args.Parse(argc, argv); !st.ok()) {
-    std::fprintf(stderr, "shardlm-worker: %s\n", std::string(st.message()).c_str());
-    return 2;
-  }
-  if (args.help_requested()) {
-    std::printf("%s", args.Usage().c_str());
-    return 0;
-  }
+  if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-worker")) return *exit;
   if (o.model.empty()) {
     std::fprintf(stderr, "shardlm-worker: --model is required (see --help)\n");
     return 2;
