@@ -11,11 +11,23 @@
 
 namespace shardlm::testing {
 
+namespace {
+
+// The folders of golden JSON files, relative to golden/: llama.cpp's goldens
+// for the Llama-2-style models, and families/ for Llama 3 / Qwen2 / Qwen3.
+constexpr const char* kGoldenFolders[] = {"", "families/"};
+
+}  // namespace
+
 std::vector<std::string> GoldenNames() {
   std::vector<std::string> names;
-  for (const auto& e : std::filesystem::directory_iterator(TestDataPath("golden"))) {
-    const std::string file = e.path().filename().string();
-    if (file.size() > 5 && file.ends_with(".json")) names.push_back(file.substr(0, file.size() - 5));
+  for (const char* folder : kGoldenFolders) {
+    for (const auto& e : std::filesystem::directory_iterator(TestDataPath("golden/") + folder)) {
+      const std::string file = e.path().filename().string();
+      if (e.is_regular_file() && file.size() > 5 && file.ends_with(".json")) {
+        names.push_back(folder + file.substr(0, file.size() - 5));
+      }
+    }
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -24,6 +36,8 @@ std::vector<std::string> GoldenNames() {
 Golden LoadGolden(const std::string& name) {
   Golden g;
   g.name = name;
+  // Binary files sit beside their JSON.
+  const std::string dir = "golden/" + name.substr(0, name.rfind('/') + 1);
   const auto j = nlohmann::json::parse(ReadFileOrDie(TestDataPath("golden/" + name + ".json")));
   g.model_path = TestDataPath("models/" + j.at("model_file").get<std::string>());
   g.prompt = j.at("prompt").get<std::string>();
@@ -31,11 +45,13 @@ Golden LoadGolden(const std::string& name) {
   g.prompt_tokens = j.at("prompt_tokens").get<std::vector<int32_t>>();
   g.greedy_tokens = j.at("greedy_tokens").get<std::vector<int32_t>>();
   g.greedy_margins = j.at("greedy_margins").get<std::vector<double>>();
-  g.last_logits = ReadFloats(TestDataPath("golden/" + j.at("logits_bin").at("file").get<std::string>()));
+  g.last_logits = ReadFloats(TestDataPath(dir + j.at("logits_bin").at("file").get<std::string>()));
   g.n_vocab = static_cast<int>(g.last_logits.size());
-  if (j.contains("prompt_logits_bin")) {
+  // Every prompt position: nano / stories260K, and the families' `once`
+  // (null for their other prompts).
+  if (j.contains("prompt_logits_bin") && !j.at("prompt_logits_bin").is_null()) {
     g.prompt_logits =
-        ReadFloats(TestDataPath("golden/" + j.at("prompt_logits_bin").at("file").get<std::string>()));
+        ReadFloats(TestDataPath(dir + j.at("prompt_logits_bin").at("file").get<std::string>()));
   }
   return g;
 }
@@ -77,7 +93,9 @@ std::vector<float> BatchLogits(Stage* stage, SeqId seq, const std::vector<int32_
   return ChunkedLogits(stage, seq, tokens, static_cast<int>(tokens.size()));
 }
 
-int Argmax(const float* row, int n) { return static_cast<int>(std::max_element(row, row + n) - row); }
+int Argmax(const float* row, int n) {
+  return static_cast<int>(std::max_element(row, row + n) - row);
+}
 
 float MaxAbsDiff(const float* a, const float* b, int n) {
   float m = 0;

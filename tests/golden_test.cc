@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace shardlm::testing {
@@ -42,15 +43,17 @@ TEST_P(GoldenTest, PromptLogitsMatchLlamaCpp) {
   std::vector<float> logits = BatchLogits(stage_.get(), 1, golden_.prompt_tokens);
   ASSERT_EQ(logits.size(), static_cast<size_t>(n) * v);
   const float tol = Tolerance(golden_);
-  EXPECT_LE(MaxAbsDiff(&logits[(n - 1) * v], golden_.last_logits.data(), v), tol)
-      << "last prompt position";
+  float worst = MaxAbsDiff(&logits[(n - 1) * v], golden_.last_logits.data(), v);
+  EXPECT_LE(worst, tol) << "last prompt position";
   if (!golden_.prompt_logits.empty()) {
     ASSERT_EQ(golden_.prompt_logits.size(), logits.size());
     for (int p = 0; p < n; ++p) {
-      EXPECT_LE(MaxAbsDiff(&logits[p * v], &golden_.prompt_logits[p * v], v), tol)
-          << "prompt position " << p;
+      const float diff = MaxAbsDiff(&logits[p * v], &golden_.prompt_logits[p * v], v);
+      EXPECT_LE(diff, tol) << "prompt position " << p;
+      worst = std::max(worst, diff);
     }
   }
+  RecordProperty("max_abs_logit_diff", ::testing::PrintToString(worst));
 }
 
 // Feeds llama.cpp's own greedy tokens back (teacher forcing) so every step
@@ -93,6 +96,7 @@ TEST_P(GoldenTest, FreeRunningGreedyMatchesLlamaCpp) {
   ASSERT_FALSE(logits.empty());
   int next = Argmax(&logits[(golden_.prompt_tokens.size() - 1) * v], v);
   for (size_t i = 0; i < golden_.greedy_tokens.size(); ++i) {
+    RecordProperty("greedy_tokens_equal", static_cast<int>(i));
     if (next != golden_.greedy_tokens[i]) {
       EXPECT_LT(golden_.greedy_margins[i], kNearTie)
           << "diverged at step " << i << ": ours " << next << ", llama.cpp "
@@ -107,6 +111,7 @@ TEST_P(GoldenTest, FreeRunningGreedyMatchesLlamaCpp) {
     ASSERT_TRUE(stage_->Forward(r, &res).ok());
     next = Argmax(res.logits.data(), v);
   }
+  RecordProperty("greedy_tokens_equal", static_cast<int>(golden_.greedy_tokens.size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllGoldens, GoldenTest, ::testing::ValuesIn(GoldenNames()),

@@ -11,6 +11,7 @@
 #include "common/base/status_macros.h"
 #include "worker/attention.h"
 #include "worker/ops.h"
+#include "worker/qkv.h"
 
 namespace shardlm {
 
@@ -126,10 +127,8 @@ void LlamaStage::Attention(int local, const LayerWeights& w, const ForwardReques
   MatMul(w.wq, xn_.data(), n, q_.data(), &mm_, groups);
   MatMul(w.wk, xn_.data(), n, k_.data(), &mm_, groups);
   MatMul(w.wv, xn_.data(), n, v_.data(), &mm_, groups);
-  for (int t = 0; t < n; ++t) {
-    Rope(&q_[t * n_q], c.n_head, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
-    Rope(&k_[t * n_kv], c.n_head_kv, c.head_dim, c.n_rot, r.positions[t], c.rope_freq_base);
-  }
+  // Biases, q/k norms and RoPE as the architecture has them (qkv.h).
+  PrepareQkv(c, w, weights_.rope_freqs, r.positions, q_.data(), k_.data(), v_.data());
   CacheKeysValues(local, runs);
   AttendHeads(local, n, runs);
   tmp_.resize(x_.size());

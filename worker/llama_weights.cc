@@ -1,5 +1,7 @@
 #include "worker/llama_weights.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/kernels/tensor_format.h"
@@ -16,9 +18,9 @@ absl::StatusOr<const GgufTensorInfo*> FindShaped(const GgufFile& file, const std
   const bool is_vector = ne1 == 0;
   if (t->ne[0] != ne0 || (is_vector ? t->n_elements() != ne0 : t->ne[1] != ne1) || t->ne[2] != 1 ||
       t->ne[3] != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file.path(), ": tensor '", name, "' has shape [", t->ne[0], ", ", t->ne[1], "], expected [",
-        ne0, is_vector ? "" : absl::StrCat(", ", ne1), "]"));
+    return absl::InvalidArgumentError(absl::StrCat(file.path(), ": tensor '", name, "' has shape [",
+                                                   t->ne[0], ", ", t->ne[1], "], expected [", ne0,
+                                                   is_vector ? "" : absl::StrCat(", ", ne1), "]"));
   }
   return t;
 }
@@ -50,6 +52,40 @@ absl::StatusOr<std::vector<float>> LoadVector(const GgufFile& file, const std::s
   return out;
 }
 
+// Loads `name` into *out when `use` asks for it: kRequired fails without it,
+// kOptional leaves *out empty.
+absl::Status LoadExtra(const GgufFile& file, TensorUse use, const std::string& name, int64_t n,
+                       std::vector<float>* out) {
+  if (use == TensorUse::kUnused) return absl::OkStatus();
+  if (use == TensorUse::kOptional && file.FindTensor(name) == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(*out, LoadVector(file, name, n));
+  return absl::OkStatus();
+}
+
+// The extras of layer `p` ("blk.N."): biases after the projections, q/k norms.
+absl::Status LoadLayerExtras(const GgufFile& file, const ModelConfig& c, const std::string& p,
+                             LayerWeights* lw) {
+  const ArchFeatures& f = c.features;
+  RETURN_IF_ERROR(LoadExtra(file, f.qkv_bias, p + "attn_q.bias", c.n_embd_q(), &lw->bq));
+  RETURN_IF_ERROR(LoadExtra(file, f.qkv_bias, p + "attn_k.bias", c.n_embd_kv(), &lw->bk));
+  RETURN_IF_ERROR(LoadExtra(file, f.qkv_bias, p + "attn_v.bias", c.n_embd_kv(), &lw->bv));
+  RETURN_IF_ERROR(LoadExtra(file, f.qk_norm, p + "attn_q_norm.weight", c.head_dim, &lw->q_norm));
+  RETURN_IF_ERROR(LoadExtra(file, f.qk_norm, p + "attn_k_norm.weight", c.head_dim, &lw->k_norm));
+  return absl::OkStatus();
+}
+
+// Llama 3.1's RoPE factors divide angles: each must be a positive finite number.
+absl::Status LoadRopeFreqs(const GgufFile& file, const ModelConfig& c, std::vector<float>* out) {
+  RETURN_IF_ERROR(LoadExtra(file, c.features.rope_freqs, "rope_freqs.weight", c.n_rot / 2, out));
+  for (float f : *out) {
+    if (!(f > 0.0f && std::isfinite(f))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file.path(), ": rope_freqs.weight holds ", f, ", not a positive factor"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<StageWeights> StageWeights::Load(const GgufFile& file, const ModelConfig& c,
@@ -60,7 +96,8 @@ absl::StatusOr<StageWeights> StageWeights::Load(const GgufFile& file, const Mode
                                                    " layers (FIRST:LAST, FIRST < LAST)"));
   }
   StageWeights w;
-  const int64_t n_embd = c.n_embd, n_q = c.n_head * c.head_dim, n_kv = c.n_embd_kv();
+  RETURN_IF_ERROR(LoadRopeFreqs(file, c, &w.rope_freqs));
+  const int64_t n_embd = c.n_embd, n_q = c.n_embd_q(), n_kv = c.n_embd_kv();
   if (first == 0) {
     ASSIGN_OR_RETURN(w.token_embd, BindMatrix(file, "token_embd.weight", n_embd, c.n_vocab));
   }
@@ -72,13 +109,14 @@ absl::StatusOr<StageWeights> StageWeights::Load(const GgufFile& file, const Mode
     ASSIGN_OR_RETURN(lw.wk, BindMatrix(file, p + "attn_k.weight", n_embd, n_kv));
     ASSIGN_OR_RETURN(lw.wv, BindMatrix(file, p + "attn_v.weight", n_embd, n_kv));
     ASSIGN_OR_RETURN(lw.wo, BindMatrix(file, p + "attn_output.weight", n_q, n_embd));
+    RETURN_IF_ERROR(LoadLayerExtras(file, c, p, &lw));
     ASSIGN_OR_RETURN(lw.ffn_norm, LoadVector(file, p + "ffn_norm.weight", n_embd));
     ASSIGN_OR_RETURN(lw.ffn_gate, BindMatrix(file, p + "ffn_gate.weight", n_embd, c.n_ff));
     ASSIGN_OR_RETURN(lw.ffn_up, BindMatrix(file, p + "ffn_up.weight", n_embd, c.n_ff));
     ASSIGN_OR_RETURN(lw.ffn_down, BindMatrix(file, p + "ffn_down.weight", c.n_ff, n_embd));
     if (interleave) {
-      for (WeightMatrix* m : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.ffn_gate, &lw.ffn_up,
-                              &lw.ffn_down}) {
+      for (WeightMatrix* m :
+           {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.ffn_gate, &lw.ffn_up, &lw.ffn_down}) {
         w.InterleaveMatrix(file, m, /*evict=*/true);
       }
     }
@@ -105,7 +143,8 @@ void StageWeights::InterleaveMatrix(const GgufFile& file, WeightMatrix* m, bool 
 
 int64_t StageWeights::bytes() const {
   auto m = [](const WeightMatrix& w) {
-    return static_cast<int64_t>(w.interleaved() ? w.rows / 8 * w.group_bytes : w.rows * w.row_bytes);
+    return static_cast<int64_t>(w.interleaved() ? w.rows / 8 * w.group_bytes
+                                                : w.rows * w.row_bytes);
   };
   int64_t total = m(token_embd) + m(output);
   for (const LayerWeights& l : layers) {

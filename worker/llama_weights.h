@@ -1,7 +1,10 @@
 // Views of the GGUF tensors one stage needs: its layers [first, last), plus
 // the token embedding on the first stage and the final norm and output head
-// on the last. Shapes and types are validated against the hyper-parameters
-// before anything is computed; only these tensors are paged in.
+// on the last (with a tied head, no output.weight, that is token_embd: then
+// the first and the last stage bind it). What an architecture adds (biases,
+// q/k norms, RoPE factors) is bound as its ArchFeatures say. Shapes and
+// types are validated against the hyper-parameters before anything is
+// computed; only these tensors are paged in.
 #ifndef SHARDLM_WORKER_LLAMA_WEIGHTS_H_
 #define SHARDLM_WORKER_LLAMA_WEIGHTS_H_
 
@@ -26,6 +29,12 @@ struct LayerWeights {
   WeightMatrix wk;               // [n_head_kv * head_dim, n_embd]  blk.N.attn_k
   WeightMatrix wv;               // [n_head_kv * head_dim, n_embd]  blk.N.attn_v
   WeightMatrix wo;               // [n_embd, n_head * head_dim]     blk.N.attn_output
+  // Architecture extras (common/model/architecture.h); empty when unused.
+  std::vector<float> bq;         // [n_head * head_dim]             blk.N.attn_q.bias: qwen2
+  std::vector<float> bk;         // [n_head_kv * head_dim]          blk.N.attn_k.bias
+  std::vector<float> bv;         // [n_head_kv * head_dim]          blk.N.attn_v.bias
+  std::vector<float> q_norm;     // [head_dim], shared by the heads blk.N.attn_q_norm: qwen3
+  std::vector<float> k_norm;     // [head_dim]                      blk.N.attn_k_norm
   std::vector<float> ffn_norm;   // [n_embd]                        blk.N.ffn_norm
   WeightMatrix ffn_gate;         // [n_ff, n_embd]                  blk.N.ffn_gate
   WeightMatrix ffn_up;           // [n_ff, n_embd]                  blk.N.ffn_up
@@ -35,6 +44,9 @@ struct LayerWeights {
 struct StageWeights {
   WeightMatrix token_embd;           // [n_vocab, n_embd]: a row per token; first stage only
   std::vector<LayerWeights> layers;  // layers[i] is model layer first + i
+  // [n_rot / 2] RoPE frequency divisors (Llama 3.1's rope_freqs.weight, one
+  // tensor for every layer); empty: all 1.
+  std::vector<float> rope_freqs;
   std::vector<float> output_norm;    // [n_embd]; last stage only
   WeightMatrix output;               // [n_vocab, n_embd] (token_embd if tied); last stage only
 

@@ -14,29 +14,18 @@ void RmsNorm(const float* x, const float* weight, int n, float eps, float* out) 
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void Rope(float* x, int n_heads, int head_dim, int n_rot, int pos, float freq_base) {
-  // theta_i = pos * base^(-2i/n_rot), built by repeated multiplication as
-  // ggml's rope cache does, so the angles round the same way.
-  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
-  // ModelConfig guarantees n_rot <= kMaxRopeDims.
-  float cache[kMaxRopeDims];
-  float theta = static_cast<float>(pos);
-  const int pairs = n_rot / 2;
-  for (int i = 0; i < pairs; ++i) {
-    cache[2 * i] = std::cos(theta);
-    cache[2 * i + 1] = std::sin(theta);
-    theta *= theta_scale;
+void RmsNormRows(float* x, const float* weight, int n_rows, int n, float eps) {
+  // RmsNorm reads all of a row before it writes it: in place is safe.
+  for (int r = 0; r < n_rows; ++r) {
+    float* row = x + static_cast<int64_t>(r) * n;
+    RmsNorm(row, weight, n, eps, row);
   }
-  for (int h = 0; h < n_heads; ++h) {
-    float* v = x + static_cast<int64_t>(h) * head_dim;
-    for (int i = 0; i < pairs; ++i) {
-      const float c = cache[2 * i], s = cache[2 * i + 1];
-      const float x0 = v[2 * i], x1 = v[2 * i + 1];
-      // ggml's rotate_pairs, as GCC contracts it: x0 c - x1 s and
-      // x0 s + x1 c with the first product fused.
-      v[2 * i] = std::fma(x0, c, -(x1 * s));
-      v[2 * i + 1] = std::fma(x0, s, x1 * c);
-    }
+}
+
+void AddRowBias(float* y, const float* bias, int n_rows, int n) {
+  for (int r = 0; r < n_rows; ++r) {
+    float* row = y + static_cast<int64_t>(r) * n;
+    for (int i = 0; i < n; ++i) row[i] += bias[i];
   }
 }
 

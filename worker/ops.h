@@ -13,13 +13,15 @@ namespace shardlm {
 // out = x / sqrt(mean(x^2) + eps) * weight, over n elements.
 void RmsNorm(const float* x, const float* weight, int n, float eps, float* out);
 
-// Largest rope.dimension_count supported (ModelConfig rejects larger ones).
-inline constexpr int kMaxRopeDims = 512;
+// In place, each of n_rows rows of n values: x = x / sqrt(mean(x^2) + eps) *
+// weight. Qwen3's q/k norm: one row per head (n = head_dim), weight shared.
+void RmsNormRows(float* x, const float* weight, int n_rows, int n, float eps);
 
-// Rotary position embedding, llama "NORM" mode: within each head of
-// `head_dim` values, rotate adjacent pairs (2i, 2i+1) for 2i < n_rot by the
-// angle pos * base^(-2i / n_rot); values past n_rot are left alone.
-void Rope(float* x, int n_heads, int head_dim, int n_rot, int pos, float freq_base);
+// y[r * n + i] += bias[i] for r < n_rows (ggml_add of a broadcast bias row
+// after a projection: qwen2's q/k/v biases).
+void AddRowBias(float* y, const float* bias, int n_rows, int n);
+
+// Rotary position embedding: worker/rope.h.
 
 // gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + e^-x) (ggml's exp),
 // over one row of n values (ggml's exp differs in the last n % 16).

@@ -13,7 +13,7 @@ absl::Status Invalid(const GgufFile& file, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(file.path(), ": ", what));
 }
 
-// Reads a required positive integer hyper-parameter `llama.<suffix>`.
+// Reads a required positive integer hyper-parameter `{arch}.<suffix>`.
 absl::StatusOr<int> RequiredInt(const GgufFile& file, const std::string& arch,
                                 const std::string& suffix) {
   const std::string key = arch + "." + suffix;
@@ -24,16 +24,78 @@ absl::StatusOr<int> RequiredInt(const GgufFile& file, const std::string& arch,
   return static_cast<int>(v);
 }
 
+// Reads an optional float `{arch}.suffix` into *out (left alone when absent).
+absl::Status OptionalFloat(const GgufFile& file, const std::string& arch, const std::string& suffix,
+                           float* out) {
+  const std::string key = arch + "." + suffix;
+  if (file.Find(key) == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(*out, file.GetFloat(key));
+  return absl::OkStatus();
+}
+
+// RoPE scaling as llama.cpp reads it: freq_scale = 1 / rope.scaling.factor
+// (older files: rope.scale_linear), applied to every angle ("linear"). YaRN
+// and LongRoPE change the angles and their magnitude (ggml's rope_yarn with
+// ext_factor != 0): refused rather than run wrong. Llama 3.1's scaling needs
+// no key: its factors are the rope_freqs.weight tensor.
+absl::Status ReadRopeScaling(const GgufFile& file, const std::string& a, ModelConfig* c) {
+  const std::string type_key = a + ".rope.scaling.type";
+  if (file.Find(type_key) != nullptr) {
+    ASSIGN_OR_RETURN(std::string type, file.GetString(type_key));
+    if (type != "none" && type != "linear") {
+      return absl::UnimplementedError(absl::StrCat(file.path(), ": RoPE scaling '", type, "' (",
+                                                   type_key, ") is not supported (none, linear)"));
+    }
+  }
+  float factor = 0.0f;
+  RETURN_IF_ERROR(OptionalFloat(file, a, "rope.scale_linear", &factor));
+  RETURN_IF_ERROR(OptionalFloat(file, a, "rope.scaling.factor", &factor));
+  if (factor != 0.0f) {
+    if (!(factor > 0.0f && factor < 1e6f)) {
+      return Invalid(file, absl::StrCat("rope scaling factor ", factor, " out of range"));
+    }
+    c->rope_freq_scale = 1.0f / factor;
+  }
+  return absl::OkStatus();
+}
+
+// head_dim: attention.key_length when present (Qwen3: 64 while n_embd /
+// n_head = 16; q is then n_head * head_dim wide), else n_embd / n_head.
+absl::Status ReadHeadDim(const GgufFile& file, const std::string& a, ModelConfig* c) {
+  if (file.Find(a + ".attention.key_length") == nullptr) {
+    if (c->n_embd % c->n_head != 0) {
+      return Invalid(file, absl::StrCat("embedding_length ", c->n_embd,
+                                        " is not a multiple of head_count ", c->n_head));
+    }
+    c->head_dim = c->n_embd / c->n_head;
+  } else {
+    ASSIGN_OR_RETURN(c->head_dim, RequiredInt(file, a, "attention.key_length"));
+  }
+  if (file.Find(a + ".attention.value_length") != nullptr) {
+    ASSIGN_OR_RETURN(int value_length, RequiredInt(file, a, "attention.value_length"));
+    if (value_length != c->head_dim) {
+      return absl::UnimplementedError(absl::StrCat(file.path(), ": attention.value_length ",
+                                                   value_length, " differs from the key length ",
+                                                   c->head_dim, " (not supported)"));
+    }
+  }
+  if (c->head_dim > 4096)
+    return Invalid(file, absl::StrCat("head size ", c->head_dim, " too large"));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ModelConfig> ModelConfig::FromGguf(const GgufFile& file) {
   ModelConfig c;
   ASSIGN_OR_RETURN(c.architecture, file.GetString("general.architecture"));
-  if (c.architecture != "llama") {
-    return absl::UnimplementedError(absl::StrCat(
-        file.path(), ": architecture '", c.architecture,
-        "' is not supported (shardlm runs Llama-family models: general.architecture = llama)"));
+  const ArchFeatures* features = FindArchitecture(c.architecture);
+  if (features == nullptr) {
+    return absl::UnimplementedError(absl::StrCat(file.path(), ": architecture '", c.architecture,
+                                                 "' is not supported (shardlm runs ",
+                                                 SupportedArchitectures(), ")"));
   }
+  c.features = *features;
   const std::string& a = c.architecture;
   if (auto name = file.GetString("general.name"); name.ok()) c.name = *name;
   ASSIGN_OR_RETURN(c.n_ctx_train, RequiredInt(file, a, "context_length"));
@@ -45,32 +107,26 @@ absl::StatusOr<ModelConfig> ModelConfig::FromGguf(const GgufFile& file) {
   if (file.Find(a + ".attention.head_count_kv") != nullptr) {
     ASSIGN_OR_RETURN(c.n_head_kv, RequiredInt(file, a, "attention.head_count_kv"));
   }
-  if (c.n_embd % c.n_head != 0) {
-    return Invalid(file, absl::StrCat("embedding_length ", c.n_embd,
-                                      " is not a multiple of head_count ", c.n_head));
-  }
   if (c.n_head % c.n_head_kv != 0) {
-    return Invalid(file, absl::StrCat("head_count ", c.n_head, " is not a multiple of head_count_kv ",
-                                      c.n_head_kv));
+    return Invalid(file, absl::StrCat("head_count ", c.n_head,
+                                      " is not a multiple of head_count_kv ", c.n_head_kv));
   }
-  c.head_dim = c.n_embd / c.n_head;
+  RETURN_IF_ERROR(ReadHeadDim(file, a, &c));
   c.n_rot = c.head_dim;
   if (file.Find(a + ".rope.dimension_count") != nullptr) {
     ASSIGN_OR_RETURN(c.n_rot, RequiredInt(file, a, "rope.dimension_count"));
   }
   if (c.n_rot > c.head_dim || c.n_rot % 2 != 0 || c.n_rot > 512) {
-    return Invalid(file, absl::StrCat("rope.dimension_count ", c.n_rot,
-                                      " must be even, at most 512 and at most the head size ", c.head_dim));
+    return Invalid(
+        file, absl::StrCat("rope.dimension_count ", c.n_rot,
+                           " must be even, at most 512 and at most the head size ", c.head_dim));
   }
-  if (file.Find(a + ".attention.layer_norm_rms_epsilon") != nullptr) {
-    ASSIGN_OR_RETURN(c.rms_eps, file.GetFloat(a + ".attention.layer_norm_rms_epsilon"));
-  }
-  if (file.Find(a + ".rope.freq_base") != nullptr) {
-    ASSIGN_OR_RETURN(c.rope_freq_base, file.GetFloat(a + ".rope.freq_base"));
-  }
+  RETURN_IF_ERROR(OptionalFloat(file, a, "attention.layer_norm_rms_epsilon", &c.rms_eps));
+  RETURN_IF_ERROR(OptionalFloat(file, a, "rope.freq_base", &c.rope_freq_base));
   if (!(c.rms_eps > 0.0f && c.rms_eps < 1.0f) || !(c.rope_freq_base > 1.0f)) {
     return Invalid(file, "rms epsilon or rope freq_base out of range");
   }
+  RETURN_IF_ERROR(ReadRopeScaling(file, a, &c));
   const GgufTensorInfo* embd = file.FindTensor("token_embd.weight");
   if (embd != nullptr) {
     c.n_vocab = static_cast<int>(embd->ne[1]);
@@ -80,7 +136,8 @@ absl::StatusOr<ModelConfig> ModelConfig::FromGguf(const GgufFile& file) {
   if (file.Find(a + ".vocab_size") != nullptr && c.n_vocab == 0) {
     ASSIGN_OR_RETURN(c.n_vocab, RequiredInt(file, a, "vocab_size"));
   }
-  if (c.n_vocab <= 0) return Invalid(file, "cannot tell the vocabulary size (no token_embd.weight)");
+  if (c.n_vocab <= 0)
+    return Invalid(file, "cannot tell the vocabulary size (no token_embd.weight)");
   c.tied_output = file.FindTensor("output.weight") == nullptr;
   return c;
 }

@@ -1,4 +1,5 @@
-// Llama hyper-parameters read from GGUF metadata (`llama.*` keys), shared by
+// Hyper-parameters of a Llama-family model read from GGUF metadata (keys
+// prefixed with the architecture: `llama.*`, `qwen2.*`, `qwen3.*`), shared by
 // the workers (shapes of their tensors) and the coordinator (context length,
 // vocabulary size), plus the model fingerprint that lets mismatched peers
 // fail fast.
@@ -9,31 +10,39 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/model/architecture.h"
 #include "common/model/gguf.h"
 
 namespace shardlm {
 
 struct ModelConfig {
-  std::string architecture;   // "llama"
-  std::string name;           // general.name, for display
-  int n_vocab = 0;            // rows of token_embd
-  int n_ctx_train = 0;        // llama.context_length
-  int n_embd = 0;             // llama.embedding_length
-  int n_layer = 0;            // llama.block_count
-  int n_ff = 0;               // llama.feed_forward_length
-  int n_head = 0;             // llama.attention.head_count
-  int n_head_kv = 0;          // llama.attention.head_count_kv (defaults to n_head)
-  int head_dim = 0;           // n_embd / n_head
-  int n_rot = 0;              // llama.rope.dimension_count (defaults to head_dim)
-  float rms_eps = 1e-5f;      // llama.attention.layer_norm_rms_epsilon
-  float rope_freq_base = 10000.0f;  // llama.rope.freq_base
-  bool tied_output = false;   // no output.weight: the head reuses token_embd
+  // Keys below are `{arch}.…`, arch = general.architecture.
+  std::string architecture;         // "llama", "qwen2", "qwen3"
+  ArchFeatures features;            // what the architecture adds to the Llama block
+  std::string name;                 // general.name, for display
+  int n_vocab = 0;                  // rows of token_embd
+  int n_ctx_train = 0;              // context_length
+  int n_embd = 0;                   // embedding_length
+  int n_layer = 0;                  // block_count
+  int n_ff = 0;                     // feed_forward_length
+  int n_head = 0;                   // attention.head_count
+  int n_head_kv = 0;                // attention.head_count_kv (defaults to n_head)
+  int head_dim = 0;                 // attention.key_length (= value_length), else n_embd / n_head
+  int n_rot = 0;                    // rope.dimension_count (defaults to head_dim)
+  float rms_eps = 1e-5f;            // attention.layer_norm_rms_epsilon
+  float rope_freq_base = 10000.0f;  // rope.freq_base
+  float rope_freq_scale = 1.0f;     // 1 / rope.scaling.factor (linear scaling), else 1
+  bool tied_output = false;         // no output.weight: the head reuses token_embd
+
+  RopeType rope_type() const { return features.rope_type; }
+  int n_embd_q() const { return n_head * head_dim; }  // width of q and of attn_output's input
 
   int n_embd_kv() const { return n_head_kv * head_dim; }
 
   // Reads and validates the hyper-parameters. Errors name the file and key:
-  // a missing required key, an architecture other than llama, or shapes that
-  // do not divide (n_embd % n_head, n_head % n_head_kv, odd rope dims).
+  // a missing required key, an architecture shardlm cannot run (UNIMPLEMENTED,
+  // naming it), RoPE scaling other than linear, or shapes that do not divide
+  // (n_embd % n_head without key_length, n_head % n_head_kv, odd rope dims).
   static absl::StatusOr<ModelConfig> FromGguf(const GgufFile& file);
 };
 
