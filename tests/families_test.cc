@@ -18,6 +18,7 @@
 #include "common/model/gguf.h"
 #include "common/model/gguf_writer.h"
 #include "common/model/model_config.h"
+#include "common/model/tensor_plan.h"
 #include "tests/golden.h"
 #include "tests/test_data.h"
 #include "worker/llama_weights.h"
@@ -312,6 +313,38 @@ TEST(FamiliesTest, UnsupportedHyperParametersAreRefused) {
       KeepAll);
   EXPECT_EQ(st.code(), absl::StatusCode::kNotFound) << st;
   EXPECT_THAT(st.message(), HasSubstr("llama.context_length"));
+}
+
+// What shardlm-inspect reports: a qwen3 file relabelled qwen2 lacks the
+// biases and carries q/k norms qwen2 would ignore.
+TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
+  for (const char* model : kFamilies) {
+    auto file = OpenFile(ModelPath(model));
+    ASSERT_NE(file, nullptr);
+    const TensorCheck check = CheckTensors(*file, *ModelConfig::FromGguf(*file));
+    EXPECT_TRUE(check.problems.empty()) << model << ": " << check.problems[0];
+    EXPECT_TRUE(check.ignored.empty()) << model << ": " << check.ignored[0];
+  }
+  auto src = OpenFile(ModelPath("qwen3-nano-q4_k_m"));
+  ASSERT_NE(src, nullptr);
+  EditedCopy copy(
+      *src,
+      [&](GgufWriter* w) {
+        w->SetString("general.architecture", "qwen2");
+        for (const GgufKeyValue& kv : src->metadata()) {
+          if (kv.key.starts_with("qwen3.")) w->SetValue("qwen2." + kv.key.substr(6), kv.value);
+        }
+      },
+      KeepAll);
+  auto file = copy.Open();
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto c = ModelConfig::FromGguf(**file);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const TensorCheck check = CheckTensors(**file, *c);
+  ASSERT_EQ(check.problems.size(), 12u);  // 3 biases x 4 layers
+  EXPECT_EQ(check.problems[0], "tensor 'blk.0.attn_q.bias' is missing");
+  ASSERT_EQ(check.ignored.size(), 8u);  // 2 norms x 4 layers
+  EXPECT_EQ(check.ignored[0], "blk.0.attn_k_norm.weight");
 }
 
 }  // namespace

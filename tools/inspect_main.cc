@@ -1,21 +1,27 @@
-// shardlm-inspect MODEL.gguf [--json]: prints a GGUF file's header, all of
-// its metadata (like llama.cpp's gguf-dump), its tensor table and the bytes
-// per tensor type. Exit code 1 with the error message when the file is
-// refused, so it doubles as a validator.
+// shardlm-inspect MODEL.gguf [--json]: prints a GGUF file's header, whether
+// shardlm can run the model (its architecture, what that architecture adds,
+// and anything that stops it: unsupported architecture or hyper-parameters,
+// missing or mis-shaped tensors, weight types without a kernel), all of its
+// metadata (like llama.cpp's gguf-dump), its tensor table and the bytes per
+// tensor type. Exit code 1 with the error message when the file is refused
+// as GGUF, so it doubles as a validator.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/kernels/tensor_format.h"
 #include "common/model/ggml_type.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/model/model_config.h"
+#include "common/model/tensor_plan.h"
 
 namespace shardlm {
 namespace {
@@ -23,15 +29,16 @@ namespace {
 constexpr char kUsage[] =
     "usage: shardlm-inspect [--json | --split N] MODEL.gguf\n"
     "\n"
-    "Validates a GGUF file (v2/v3) and prints its header, metadata, tensor table\n"
-    "and the bytes per tensor type. Exits 1 with the error if the file is refused.\n"
+    "Validates a GGUF file (v2/v3) and prints its header, whether shardlm can run\n"
+    "the model (architecture; what stops it), metadata, tensor table and the bytes\n"
+    "per tensor type. Exits 1 with the error if the file is refused.\n"
     "\n"
     "  --json      machine-readable output (arrays shown as count + first elements)\n"
     "  --split N   instead: the --layers of N workers that do about the same work\n"
     "              (weight bytes, the output head on the last; what shardlm serve uses)\n"
     "  --help      this message\n";
 
-constexpr size_t kArrayHead = 3;       // elements shown for a long array
+constexpr size_t kArrayHead = 3;        // elements shown for a long array
 constexpr size_t kMaxStringShown = 80;  // bytes of a long string shown
 
 // Quotes a string for display: JSON escapes for quotes, backslashes and
@@ -58,7 +65,8 @@ std::string Quote(std::string_view s, size_t max_bytes = std::string::npos) {
       size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
       if (c >= 0xf5) len = 0;
       bool ok = len > 0 && i + len <= s.size();
-      for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+      for (size_t k = 1; ok && k < len; ++k)
+        ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
       if (ok) {
         out.append(s.substr(i, len));
         i += len;
@@ -87,32 +95,49 @@ std::string ShortestFloat(double x, bool is_float32) {
 
 std::string Scalar(const GgufValue& v, GgufValueType type, size_t max_string) {
   switch (type) {
-    case GgufValueType::kBool: return v.u ? "true" : "false";
-    case GgufValueType::kString: return Quote(v.s, max_string);
+    case GgufValueType::kBool:
+      return v.u ? "true" : "false";
+    case GgufValueType::kString:
+      return Quote(v.s, max_string);
     case GgufValueType::kFloat32:
-    case GgufValueType::kFloat64: return ShortestFloat(v.f, type == GgufValueType::kFloat32);
-    case GgufValueType::kInt8: case GgufValueType::kInt16:
-    case GgufValueType::kInt32: case GgufValueType::kInt64: return absl::StrCat(v.i);
-    default: return absl::StrCat(v.u);
+    case GgufValueType::kFloat64:
+      return ShortestFloat(v.f, type == GgufValueType::kFloat32);
+    case GgufValueType::kInt8:
+    case GgufValueType::kInt16:
+    case GgufValueType::kInt32:
+    case GgufValueType::kInt64:
+      return absl::StrCat(v.i);
+    default:
+      return absl::StrCat(v.u);
   }
 }
 
 std::string Element(const GgufValue& v, size_t j, size_t max_string) {
   GgufValue e;
   switch (v.elem_type) {
-    case GgufValueType::kString: e.s = v.arr_s[j]; break;
-    case GgufValueType::kFloat32: case GgufValueType::kFloat64: e.f = v.arr_f[j]; break;
-    case GgufValueType::kInt8: case GgufValueType::kInt16:
-    case GgufValueType::kInt32: case GgufValueType::kInt64: e.i = v.arr_i[j]; break;
-    default: e.u = v.arr_u[j]; break;
+    case GgufValueType::kString:
+      e.s = v.arr_s[j];
+      break;
+    case GgufValueType::kFloat32:
+    case GgufValueType::kFloat64:
+      e.f = v.arr_f[j];
+      break;
+    case GgufValueType::kInt8:
+    case GgufValueType::kInt16:
+    case GgufValueType::kInt32:
+    case GgufValueType::kInt64:
+      e.i = v.arr_i[j];
+      break;
+    default:
+      e.u = v.arr_u[j];
+      break;
   }
   return Scalar(e, v.elem_type, max_string);
 }
 
 // "[a, b, c, ...]" with at most `head` elements (all if head == npos); JSON
 // output passes mark_elided = false.
-std::string ArrayList(const GgufValue& v, size_t head, size_t max_string,
-                      bool mark_elided = true) {
+std::string ArrayList(const GgufValue& v, size_t head, size_t max_string, bool mark_elided = true) {
   const size_t n = v.array_size();
   std::string out = "[";
   for (size_t j = 0; j < n && j < head; ++j) {
@@ -147,6 +172,90 @@ std::map<uint32_t, std::pair<uint64_t, int>> BytesPerType(const GgufFile& f) {
 
 std::string TypeName(uint32_t raw) { return std::string(LookupGgmlType(raw)->name); }
 
+// What shardlm makes of the file as a model: the architecture, what it adds
+// to the Llama block, and everything that keeps shardlm from running it.
+struct ModelReport {
+  std::string architecture;  // general.architecture, "" if absent
+  bool runs = false;
+  std::string features;  // "NEOX RoPE, q/k/v biases, ..." when the config reads
+  std::vector<std::string> problems;
+  std::vector<std::string> ignored;  // tensors the architecture does not read
+};
+
+std::string Features(const ModelConfig& c, const GgufFile& f) {
+  std::string out =
+      absl::StrCat(c.rope_type() == RopeType::kNeox ? "NEOX" : "NORM", " RoPE (", c.n_rot, " of ",
+                   c.head_dim, " dims, theta ", ShortestFloat(c.rope_freq_base, true), ")");
+  if (c.rope_freq_scale != 1.0f) {
+    absl::StrAppend(&out, ", linear RoPE scale ", ShortestFloat(c.rope_freq_scale, true));
+  }
+  if (f.FindTensor("rope_freqs.weight") != nullptr && c.features.rope_freqs != TensorUse::kUnused) {
+    absl::StrAppend(&out, ", rope_freqs factors");
+  }
+  if (c.features.qkv_bias != TensorUse::kUnused && f.FindTensor("blk.0.attn_q.bias") != nullptr) {
+    absl::StrAppend(&out, ", q/k/v biases");
+  }
+  if (c.features.qk_norm != TensorUse::kUnused) absl::StrAppend(&out, ", q/k RMSNorm per head");
+  absl::StrAppend(&out, ", head size ", c.head_dim,
+                  c.head_dim * c.n_head != c.n_embd ? " (attention.key_length)" : "");
+  absl::StrAppend(&out, ", ", c.n_head, "/", c.n_head_kv, " heads, rms eps ",
+                  ShortestFloat(c.rms_eps, true));
+  if (c.tied_output) absl::StrAppend(&out, ", tied classifier (token_embd)");
+  return out;
+}
+
+ModelReport InspectModel(const GgufFile& f) {
+  ModelReport r;
+  if (auto arch = f.GetString("general.architecture"); arch.ok()) r.architecture = *arch;
+  absl::StatusOr<ModelConfig> config = ModelConfig::FromGguf(f);
+  if (!config.ok()) {
+    r.problems.push_back(std::string(config.status().message()));
+    return r;
+  }
+  r.features = Features(*config, f);
+  TensorCheck check = CheckTensors(f, *config);
+  r.problems = std::move(check.problems);
+  r.ignored = std::move(check.ignored);
+  for (const PlannedTensor& p : PlanTensors(*config)) {
+    const GgufTensorInfo* t = f.FindTensor(p.name);
+    if (t == nullptr) continue;
+    if (p.matrix() && Format(t->type).vec_dot == nullptr) {
+      r.problems.push_back(absl::StrCat("tensor '", p.name, "' has type ",
+                                        std::string(TypeInfo(t->type).name),
+                                        ", which is not supported as a weight matrix"));
+    }
+  }
+  r.runs = r.problems.empty();
+  return r;
+}
+
+std::string JoinNames(const std::vector<std::string>& names, size_t head) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < head; ++i) {
+    absl::StrAppend(&out, i > 0 ? ", " : "", names[i]);
+  }
+  if (names.size() > head) absl::StrAppend(&out, ", ...");
+  return out;
+}
+
+void PrintModelText(const ModelReport& r) {
+  std::printf("\nModel:\n");
+  std::printf("  architecture   %s\n", r.architecture.empty() ? "(none)" : r.architecture.c_str());
+  std::printf("  shardlm runs   %s\n", r.runs ? "yes" : "no");
+  if (!r.features.empty()) std::printf("  features       %s\n", r.features.c_str());
+  constexpr size_t kShown = 12;  // --json lists all
+  for (size_t i = 0; i < r.problems.size() && i < kShown; ++i) {
+    std::printf("  cannot run     %s\n", r.problems[i].c_str());
+  }
+  if (r.problems.size() > kShown) {
+    std::printf("  cannot run     ... and %zu more\n", r.problems.size() - kShown);
+  }
+  if (!r.ignored.empty()) {
+    std::printf("  ignored        %zu tensors: %s\n", r.ignored.size(),
+                JoinNames(r.ignored, 8).c_str());
+  }
+}
+
 void PrintText(const GgufFile& f) {
   std::printf("%s\n", f.path().c_str());
   std::printf("  GGUF version   %u\n", f.version());
@@ -155,6 +264,7 @@ void PrintText(const GgufFile& f) {
   std::printf("  metadata       %zu key/value pairs\n", f.metadata().size());
   std::printf("  alignment      %lu\n", static_cast<unsigned long>(f.alignment()));
   std::printf("  data offset    %lu\n", static_cast<unsigned long>(f.data_offset()));
+  PrintModelText(InspectModel(f));
 
   std::printf("\nMetadata (%zu):\n", f.metadata().size());
   std::printf("  %5s  %-10s  %-44s %s\n", "#", "type", "key", "value");
@@ -196,17 +306,18 @@ void PrintText(const GgufFile& f) {
 }
 
 void PrintJson(const GgufFile& f) {
-  std::printf("{\"path\": %s, \"version\": %u, \"file_size\": %lu, \"alignment\": %lu, "
-              "\"data_offset\": %lu,\n \"metadata\": [\n",
-              Quote(f.path()).c_str(), f.version(), static_cast<unsigned long>(f.file_size()),
-              static_cast<unsigned long>(f.alignment()), static_cast<unsigned long>(f.data_offset()));
+  std::printf(
+      "{\"path\": %s, \"version\": %u, \"file_size\": %lu, \"alignment\": %lu, "
+      "\"data_offset\": %lu,\n \"metadata\": [\n",
+      Quote(f.path()).c_str(), f.version(), static_cast<unsigned long>(f.file_size()),
+      static_cast<unsigned long>(f.alignment()), static_cast<unsigned long>(f.data_offset()));
   for (size_t k = 0; k < f.metadata().size(); ++k) {
     const GgufKeyValue& kv = f.metadata()[k];
     std::string value;
     if (kv.value.type == GgufValueType::kArray) {
       value = absl::StrCat("{\"elem_type\": \"", std::string(GgufValueTypeName(kv.value.elem_type)),
-                           "\", \"count\": ", kv.value.array_size(), ", \"head\": ",
-                           ArrayList(kv.value, 8, std::string::npos, false), "}");
+                           "\", \"count\": ", kv.value.array_size(),
+                           ", \"head\": ", ArrayList(kv.value, 8, std::string::npos, false), "}");
     } else {
       value = Scalar(kv.value, kv.value.type, std::string::npos);
       // JSON has no NaN/Inf literals.
@@ -219,12 +330,12 @@ void PrintJson(const GgufFile& f) {
   std::printf(" ],\n \"tensors\": [\n");
   for (size_t t = 0; t < f.tensors().size(); ++t) {
     const GgufTensorInfo& ti = f.tensors()[t];
-    std::printf("  {\"name\": %s, \"type\": \"%s\", \"shape\": %s, \"n_elements\": %ld, "
-                "\"bytes\": %lu, \"offset\": %lu}%s\n",
-                Quote(ti.name).c_str(), std::string(TypeInfo(ti.type).name).c_str(),
-                Shape(ti).c_str(), static_cast<long>(ti.n_elements()),
-                static_cast<unsigned long>(ti.n_bytes), static_cast<unsigned long>(ti.offset),
-                t + 1 < f.tensors().size() ? "," : "");
+    std::printf(
+        "  {\"name\": %s, \"type\": \"%s\", \"shape\": %s, \"n_elements\": %ld, "
+        "\"bytes\": %lu, \"offset\": %lu}%s\n",
+        Quote(ti.name).c_str(), std::string(TypeInfo(ti.type).name).c_str(), Shape(ti).c_str(),
+        static_cast<long>(ti.n_elements()), static_cast<unsigned long>(ti.n_bytes),
+        static_cast<unsigned long>(ti.offset), t + 1 < f.tensors().size() ? "," : "");
   }
   std::printf(" ],\n \"bytes_per_type\": {");
   bool first = true;
@@ -233,7 +344,17 @@ void PrintJson(const GgufFile& f) {
                 TypeName(raw).c_str(), e.second, static_cast<unsigned long>(e.first));
     first = false;
   }
-  std::printf("}}\n");
+  const ModelReport r = InspectModel(f);
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) absl::StrAppend(&out, i > 0 ? ", " : "", Quote(v[i]));
+    return out + "]";
+  };
+  std::printf(
+      "},\n \"model\": {\"architecture\": %s, \"runs\": %s, \"features\": %s, "
+      "\"problems\": %s, \"ignored\": %s}}\n",
+      Quote(r.architecture).c_str(), r.runs ? "true" : "false", Quote(r.features).c_str(),
+      list(r.problems).c_str(), list(r.ignored).c_str());
 }
 
 // One line per worker: its --layers range and the weight bytes it multiplies by.
