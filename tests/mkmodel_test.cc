@@ -2,8 +2,6 @@
 // metadata and quantization mix; the bytes are deterministic; quantized
 // tensors decode to the same weights as the f32 file; --vocab-from copies a
 // vocabulary. Also runs the shardlm-mkmodel and shardlm-inspect binaries.
-#include "tools/model_maker/model_maker.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,10 +11,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/model/gguf.h"
-#include "tools/model_maker/synthetic.h"
 #include "common/kernels/tensor_format.h"
+#include "common/model/gguf.h"
+#include "common/model/model_config.h"
+#include "common/model/tensor_plan.h"
 #include "tests/test_data.h"
+#include "tools/model_maker/model_maker.h"
+#include "tools/model_maker/synthetic.h"
 
 namespace shardlm {
 namespace {
@@ -47,7 +48,8 @@ std::vector<float> Decode(const GgufFile& f, const std::string& name) {
   std::vector<float> out(t->n_elements());
   const size_t row_bytes = *RowBytes(t->type, t->ne[0]);
   for (int64_t r = 0; r < t->n_rows(); ++r) {
-    Format(t->type, KernelSet::kReference).dequantize(f.TensorData(*t) + r * row_bytes, out.data() + r * t->ne[0], t->ne[0]);
+    Format(t->type, KernelSet::kReference)
+        .dequantize(f.TensorData(*t) + r * row_bytes, out.data() + r * t->ne[0], t->ne[0]);
   }
   return out;
 }
@@ -117,18 +119,20 @@ TEST_P(MkModelTypeTest, ShapesTypesAndMetadata) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MkModelTypeTest,
-                         ::testing::Values("f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k",
-                                           "q5_k", "q6_k", "q4_k_m", "q5_k_m"));
+                         ::testing::Values("f32", "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1",
+                                           "q8_0", "q4_k", "q5_k", "q6_k", "q4_k_m", "q5_k_m"));
 
 TEST(MkModelTest, QuantizedFilesDecodeToTheSameWeights) {
   const std::string dir = testing::TempDir();
   auto f32 = MakeAndOpen(Tiny("f32"), dir + "/f32.gguf");
   ASSERT_NE(f32, nullptr);
   // Relative RMS error bounds per type (Q4 ~ 0.1, Q8 ~ 0.005).
-  for (auto [type, bound] : {std::pair{"f16", 1e-3}, {"q8_0", 0.02}, {"q4_0", 0.2}, {"q4_k_m", 0.15}}) {
+  for (auto [type, bound] :
+       {std::pair{"f16", 1e-3}, {"q8_0", 0.02}, {"q4_0", 0.2}, {"q4_k_m", 0.15}}) {
     auto q = MakeAndOpen(Tiny(type), dir + "/" + type + ".gguf");
     ASSERT_NE(q, nullptr);
-    for (const char* name : {"token_embd.weight", "blk.1.attn_v.weight", "blk.0.ffn_down.weight", "output.weight"}) {
+    for (const char* name :
+         {"token_embd.weight", "blk.1.attn_v.weight", "blk.0.ffn_down.weight", "output.weight"}) {
       const std::vector<float> a = Decode(*f32, name), b = Decode(*q, name);
       ASSERT_EQ(a.size(), b.size());
       std::vector<float> diff(a.size());
@@ -151,7 +155,9 @@ TEST(MkModelTest, WeightDistribution) {
   EXPECT_NEAR(mean, 1.0, 0.03);
   // Output rows of <unk>, <s>, </s> are damped 100x so they are never the argmax.
   const std::vector<float> out = Decode(*f, "output.weight");
-  auto row_rms = [&](int r) { return Rms(std::vector<float>(out.begin() + r * 256, out.begin() + (r + 1) * 256)); };
+  auto row_rms = [&](int r) {
+    return Rms(std::vector<float>(out.begin() + r * 256, out.begin() + (r + 1) * 256));
+  };
   for (int r : {0, 1, 2}) EXPECT_LT(row_rms(r), 0.05 * row_rms(100)) << r;
 }
 
@@ -226,17 +232,21 @@ TEST(MkModelTest, RowsThatDoNotFitFallBack) {
   EXPECT_EQ(f->FindTensor("blk.0.ffn_up.weight")->type, GgmlType::kQ4_0);  // rows of n_embd
   ASSERT_EQ(report.fallbacks.size(), 2u);
   EXPECT_THAT(report.fallbacks[0], HasSubstr("blk.0.ffn_down.weight: row length 172"));
-  EXPECT_EQ(MatrixType(*ParseWeightMix("q4_k_m"), MatrixKind::kAttnQ, 0, 1, 64, nullptr), GgmlType::kQ5_0);
-  EXPECT_EQ(MatrixType(*ParseWeightMix("q6_k"), MatrixKind::kAttnQ, 0, 1, 96, nullptr), GgmlType::kQ8_0);
+  EXPECT_EQ(MatrixType(*ParseWeightMix("q4_k_m"), MatrixKind::kAttnQ, 0, 1, 64, nullptr),
+            GgmlType::kQ5_0);
+  EXPECT_EQ(MatrixType(*ParseWeightMix("q6_k"), MatrixKind::kAttnQ, 0, 1, 96, nullptr),
+            GgmlType::kQ8_0);
 }
 
 TEST(MkModelTest, RefusesBadOptions) {
   const std::string path = testing::TempDir() + "/bad.gguf";
   auto bad_type = MakeModel(Tiny("q3_x"), path);
-  EXPECT_THAT(std::string(bad_type.status().message()), HasSubstr("unknown weight type 'q3_x' (valid: f32|"));
+  EXPECT_THAT(std::string(bad_type.status().message()),
+              HasSubstr("unknown weight type 'q3_x' (valid: f32|"));
   ModelMakerOptions heads = Tiny("f32");
   heads.shape.n_head = 3;
-  EXPECT_THAT(std::string(MakeModel(heads, path).status().message()), HasSubstr("not a multiple of n_head 3"));
+  EXPECT_THAT(std::string(MakeModel(heads, path).status().message()),
+              HasSubstr("not a multiple of n_head 3"));
   ModelMakerOptions small = Tiny("f32");
   small.shape.n_vocab = 100;
   EXPECT_THAT(std::string(MakeModel(small, path).status().message()), HasSubstr("too small"));
@@ -244,35 +254,112 @@ TEST(MkModelTest, RefusesBadOptions) {
   EXPECT_EQ(FindModelPreset("tinyllama-1.1b")->shape.n_ff, 5632);
 }
 
+// --arch: the families' architectures with their keys and tensors, which
+// ModelConfig reads and whose tensor table has nothing missing or ignored.
+TEST(MkModelTest, FamilyArchitectures) {
+  struct Case {
+    MakerArch arch;
+    const char* name;
+    int64_t head_dim;
+    std::vector<std::string> extra;  // tensors of block 0 beyond the Llama ones
+  };
+  const Case cases[] = {
+      {MakerArch::kLlama3, "llama", 0, {}},
+      {MakerArch::kQwen2, "qwen2", 0, {"attn_q.bias", "attn_k.bias", "attn_v.bias"}},
+      {MakerArch::kQwen3, "qwen3", 128, {"attn_q_norm.weight", "attn_k_norm.weight"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ModelMakerOptions o = Tiny("q4_k_m");
+    o.arch = c.arch;
+    o.tied = true;
+    o.shape.head_dim = c.head_dim;
+    o.rope_theta = 500000.0f;
+    auto f = MakeAndOpen(o, testing::TempDir() + "/" + c.name + ".gguf");
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->GetString("general.architecture").value(), c.name);
+    EXPECT_EQ(f->FindTensor("output.weight"), nullptr);
+    EXPECT_EQ(f->FindTensor("token_embd.weight")->type, GgmlType::kQ6_K);  // typed like output
+    for (const std::string& t : c.extra) EXPECT_NE(f->FindTensor("blk.0." + t), nullptr) << t;
+    auto config = ModelConfig::FromGguf(*f);
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_TRUE(config->tied_output);
+    EXPECT_EQ(config->head_dim, c.head_dim != 0 ? c.head_dim : 64);
+    EXPECT_EQ(config->rope_freq_base, 500000.0f);
+    const TensorCheck check = CheckTensors(*f, *config);
+    EXPECT_TRUE(check.problems.empty()) << check.problems[0];
+    EXPECT_TRUE(check.ignored.empty()) << check.ignored[0];
+  }
+  EXPECT_FALSE(ParseMakerArch("gemma").ok());
+}
+
+// Llama 3.1's RoPE factors as llama.cpp's converter writes them: equal to
+// the shared llama3-nano's (head_dim 32, theta 500000) bit for bit.
+TEST(MkModelTest, Llama3RopeFactorsMatchLlamaCpp) {
+  ModelMakerOptions o = Tiny("f32");
+  o.arch = MakerArch::kLlama3;
+  o.shape.n_head = 8;  // head_dim 32
+  o.rope_theta = 500000.0f;
+  auto f = MakeAndOpen(o, testing::TempDir() + "/llama3.gguf");
+  ASSERT_NE(f, nullptr);
+  auto ref = GgufFile::Open(testing::TestDataPath("models/llama3-nano-q4_k_m.gguf"));
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  const std::vector<float> ours = Decode(*f, "rope_freqs.weight");
+  const std::vector<float> theirs = Decode(**ref, "rope_freqs.weight");
+  ASSERT_EQ(ours.size(), 16u);
+  EXPECT_EQ(ours, theirs);
+}
+
 TEST(MkModelTest, CommandLineTools) {
   const std::string dir = testing::TempDir();
   const std::string out = dir + "/cli.gguf";
-  const std::string mk = absl::StrCat(SHARDLM_MKMODEL_BIN, " -q --n-layer 1 --n-embd 64 --n-head 2 --n-head-kv 1",
-                                      " --n-ff 128 --n-vocab 260 --type q8_0 -o ", out);
+  const std::string mk =
+      absl::StrCat(SHARDLM_MKMODEL_BIN, " -q --n-layer 1 --n-embd 64 --n-head 2 --n-head-kv 1",
+                   " --n-ff 128 --n-vocab 260 --type q8_0 -o ", out);
   ASSERT_EQ(std::system(mk.c_str()), 0) << mk;
-  const std::string inspect = absl::StrCat(SHARDLM_INSPECT_BIN, " ", out, " > ", dir, "/inspect.txt");
+  const std::string inspect =
+      absl::StrCat(SHARDLM_INSPECT_BIN, " ", out, " > ", dir, "/inspect.txt");
   ASSERT_EQ(std::system(inspect.c_str()), 0);
   const std::string text = testing::ReadFileOrDie(dir + "/inspect.txt");
   EXPECT_THAT(text, HasSubstr("[260 strings] [\"<unk>\", \"<s>\", \"</s>\", ...]"));
   EXPECT_THAT(text, HasSubstr("blk.0.ffn_down.weight"));
   EXPECT_THAT(text, HasSubstr("q8_0"));
+  EXPECT_THAT(text, HasSubstr("shardlm runs   yes"));
+  const std::string qwen = dir + "/qwen3.gguf";
+  const std::string mk_qwen = absl::StrCat(
+      SHARDLM_MKMODEL_BIN, " -q --arch qwen3 --tied --head-dim 64 --n-layer 1 --n-embd 64",
+      " --n-head 4 --n-head-kv 2 --n-ff 128 --n-vocab 260 --type q8_0 -o ", qwen);
+  ASSERT_EQ(std::system(mk_qwen.c_str()), 0) << mk_qwen;
+  ASSERT_EQ(std::system(absl::StrCat(SHARDLM_INSPECT_BIN, " ", qwen, " > ", dir, "/q.txt").c_str()),
+            0);
+  const std::string qtext = testing::ReadFileOrDie(dir + "/q.txt");
+  EXPECT_THAT(qtext, HasSubstr("architecture   qwen3"));
+  EXPECT_THAT(qtext, HasSubstr("q/k RMSNorm per head, head size 64 (attention.key_length)"));
+  EXPECT_THAT(qtext, HasSubstr("tied classifier"));
+  EXPECT_NE(
+      std::system(
+          absl::StrCat(SHARDLM_MKMODEL_BIN, " -q --arch gemma -o ", qwen, " 2> /dev/null").c_str()),
+      0);
   EXPECT_EQ(std::system(absl::StrCat(SHARDLM_MKMODEL_BIN, " --help > /dev/null").c_str()), 0);
   EXPECT_EQ(std::system(absl::StrCat(SHARDLM_INSPECT_BIN, " --help > /dev/null").c_str()), 0);
   // A refused file: exit code 1 and the status message on stderr.
   const std::string v1 = testing::TestDataPath("models/tinyllamas-stories-260k-f32.gguf");
-  const int rc = std::system(absl::StrCat(SHARDLM_INSPECT_BIN, " ", v1, " 2> ", dir, "/err.txt").c_str());
+  const int rc =
+      std::system(absl::StrCat(SHARDLM_INSPECT_BIN, " ", v1, " 2> ", dir, "/err.txt").c_str());
   EXPECT_EQ(WEXITSTATUS(rc), 1);
   EXPECT_THAT(testing::ReadFileOrDie(dir + "/err.txt"), HasSubstr("GGUF version 1 is obsolete"));
   // --split: the balanced --layers per worker (mini-shape's head outweighs 3 of its 4 layers).
   const std::string mini = testing::TestDataPath("models/mini-shape-q4_0.gguf");
-  ASSERT_EQ(std::system(absl::StrCat(SHARDLM_INSPECT_BIN, " --split 2 ", mini, " > ", dir,
-                                     "/split.txt").c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(
+          absl::StrCat(SHARDLM_INSPECT_BIN, " --split 2 ", mini, " > ", dir, "/split.txt").c_str()),
+      0);
   EXPECT_EQ(testing::ReadFileOrDie(dir + "/split.txt"),
             "worker 0: --layers 0:3\nworker 1: --layers 3:4\n");
-  EXPECT_EQ(WEXITSTATUS(std::system(
-                absl::StrCat(SHARDLM_INSPECT_BIN, " --split 5 ", mini, " 2> ", dir, "/err.txt").c_str())),
-            2);
+  EXPECT_EQ(
+      WEXITSTATUS(std::system(
+          absl::StrCat(SHARDLM_INSPECT_BIN, " --split 5 ", mini, " 2> ", dir, "/err.txt").c_str())),
+      2);
   EXPECT_THAT(testing::ReadFileOrDie(dir + "/err.txt"), HasSubstr("at least one layer"));
 }
 

@@ -1,4 +1,5 @@
-// shardlm-mkmodel: writes a synthetic Llama GGUF of any shape and weight type
+// shardlm-mkmodel: writes a synthetic Llama-family GGUF (llama, Llama 3 RoPE
+// factors, qwen2, qwen3) of any shape and weight type
 // (library: tools/model_maker/model_maker.h). This file only parses flags, applies the
 // preset and draws the progress bar.
 #include <tbb/global_control.h>
@@ -84,12 +85,14 @@ absl::Status ParseOptional(const std::string& flag, const std::string& text, T* 
 int Run(int argc, char** argv) {
   std::string preset = "tiny", type = "f32", vocab_from, output, name;
   std::string n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, ctx, gain, embd_std;
+  std::string arch = "llama", head_dim, resid_gain, rope_theta, rms_eps;
+  bool tied = false;
   int64_t seed = 1234;
   int threads = 0;
   bool quiet = false;
   CliArgs args(
       "shardlm-mkmodel [flags] -o OUT.gguf",
-      "Writes a Llama-architecture GGUF with deterministic pseudo-random weights (same flags,\n"
+      "Writes a Llama-family GGUF with deterministic pseudo-random weights (same flags,\n"
       "same bytes), llama.cpp's metadata, tensor names and quantization mix. Shape flags\n"
       "override the preset. Without --vocab-from a byte-level llama vocabulary is made up.");
   args.AddString("--preset", &preset, "tiny (512/256/4 layers/8:2 heads/768) or tinyllama-1.1b");
@@ -99,6 +102,15 @@ int Run(int argc, char** argv) {
   args.AddString("--n-head", &n_head, "attention heads");
   args.AddString("--n-head-kv", &n_head_kv, "key/value heads (grouped-query attention)");
   args.AddString("--n-ff", &n_ff, "feed-forward width");
+  args.AddString(
+      "--arch", &arch,
+      "llama | llama3 (llama + Llama 3.1 rope_freqs) | qwen2 (q/k/v biases, NEOX RoPE) |\n"
+      "qwen3 (q/k norms, NEOX RoPE)");
+  args.AddString("--head-dim", &head_dim,
+                 "head size (default n_embd/n_head; written as key_length)");
+  args.AddBool("--tied", &tied, "no output.weight: the classifier is token_embd");
+  args.AddString("--rope-theta", &rope_theta, "rope.freq_base (default 10000)");
+  args.AddString("--rms-eps", &rms_eps, "attention.layer_norm_rms_epsilon (default 1e-5)");
   args.AddString("--ctx", &ctx, "llama.context_length");
   args.AddString("--type", &type, WeightMixNames());
   args.AddInt64("--seed", &seed, "weights seed");
@@ -106,6 +118,7 @@ int Run(int argc, char** argv) {
   args.AddString("--name", &name, "general.name (default synthetic-PRESET-TYPE)");
   args.AddString("--gain", &gain, "projection std gain/sqrt(fan_in) (default from preset)");
   args.AddString("--embd-std", &embd_std, "token_embd std (default from preset)");
+  args.AddString("--resid-gain", &resid_gain, "attn_output / ffn_down gain (default --gain)");
   args.AddInt("--threads", &threads, "worker threads (0: all cores)");
   args.AddBool("-q,--quiet", &quiet, "no progress output");
   args.AddString("-o,--output", &output, "output file");
@@ -119,7 +132,15 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "shardlm-mkmodel: %s\n", std::string(p.status().message()).c_str());
     return 2;
   }
+  auto parsed_arch = ParseMakerArch(arch);
+  if (!parsed_arch.ok()) {
+    std::fprintf(stderr, "shardlm-mkmodel: %s\n",
+                 std::string(parsed_arch.status().message()).c_str());
+    return 2;
+  }
   ModelMakerOptions o;
+  o.arch = *parsed_arch;
+  o.tied = tied;
   o.shape = p->shape;
   o.scales = p->scales;
   o.type = type;
@@ -135,13 +156,20 @@ int Run(int argc, char** argv) {
         ParseOptional("--n-head-kv", n_head_kv, &o.shape.n_head_kv),
         ParseOptional("--n-ff", n_ff, &o.shape.n_ff), ParseOptional("--ctx", ctx, &o.shape.n_ctx),
         ParseOptional("--gain", gain, &o.scales.gain),
-        ParseOptional("--embd-std", embd_std, &o.scales.embd_std)}) {
+        ParseOptional("--embd-std", embd_std, &o.scales.embd_std),
+        ParseOptional("--head-dim", head_dim, &o.shape.head_dim),
+        ParseOptional("--rope-theta", rope_theta, &o.rope_theta),
+        ParseOptional("--rms-eps", rms_eps, &o.rms_eps)}) {
     if (!st.ok()) {
       std::fprintf(stderr, "shardlm-mkmodel: %s\n", std::string(st.message()).c_str());
       return 2;
     }
   }
   if (!gain.empty()) o.scales.resid_gain = o.scales.gain;
+  if (absl::Status st = ParseOptional("--resid-gain", resid_gain, &o.scales.resid_gain); !st.ok()) {
+    std::fprintf(stderr, "shardlm-mkmodel: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
 
   // oneTBB does not see container CPU limits: an explicit --threads wins.
   std::optional<tbb::global_control> limit;
