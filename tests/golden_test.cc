@@ -1,6 +1,9 @@
-// Our forward pass against llama.cpp's own outputs (../shared/golden) for
-// every model and prompt there: logits at every prompt position, greedy
-// continuations teacher-forced and free-running.
+// Our forward pass against llama.cpp's own outputs (../shared/golden and
+// golden/families: Llama 3, Qwen2, Qwen3, whose prompt token ids come from
+// the JSON, no tokenizer involved) for every model and prompt there: logits
+// at every prompt position, greedy continuations teacher-forced and
+// free-running. The XML output records each case's max |logit difference|
+// and how many greedy tokens matched.
 #include "tests/golden.h"
 
 #include <gtest/gtest.h>
@@ -22,7 +25,8 @@ constexpr double kNearTie = 0.02;
 // batch, every position) agree to the bit for every model. What is left is
 // llama.cpp's own full-vs-last-position difference in .logits.bin: asked for
 // the last position only, it runs the last layer's FFN on that row alone with
-// its single-row kernels (F32 models: up to 3e-6, golden/README.md).
+// its single-row kernels (F32 models: up to 3e-6, golden/README.md;
+// llama3-nano-q4_k_m.chat-llama3, Q4_K: 5.7e-6).
 float Tolerance(const Golden&) { return 1e-5f; }
 
 class GoldenTest : public ::testing::TestWithParam<std::string> {
