@@ -310,6 +310,28 @@ TEST(MkModelTest, Llama3RopeFactorsMatchLlamaCpp) {
   EXPECT_EQ(ours, theirs);
 }
 
+// --vocab-from a byte-level BPE vocabulary (Qwen's, "gpt2"): its tokens,
+// merges and pre-tokenizer are copied; with a tied classifier the control
+// tokens' embedding rows are damped (x 0.05), so they rarely win the argmax.
+TEST(MkModelTest, BpeVocabularyWithTiedClassifier) {
+  ModelMakerOptions o = Tiny("q8_0");
+  o.arch = MakerArch::kQwen2;
+  o.tied = true;
+  o.shape = {0, 64, 1, 2, 1, 128, 256};
+  o.vocab_from = testing::TestDataPath("tokenizer/ggml-vocab-qwen2.gguf");
+  auto f = MakeAndOpen(o, testing::TempDir() + "/qwen2-bpe.gguf");
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->GetString("tokenizer.ggml.model").value(), "gpt2");
+  EXPECT_EQ(f->GetString("tokenizer.ggml.pre").value(), "qwen2");
+  EXPECT_EQ(f->GetStringArray("tokenizer.ggml.merges").value()->size(), 151387u);
+  EXPECT_EQ(f->GetUint32("qwen2.vocab_size").value(), 151936u);
+  const std::vector<float> embd = Decode(*f, "token_embd.weight");
+  auto row_rms = [&](int64_t r) {
+    return Rms(std::vector<float>(embd.begin() + r * 64, embd.begin() + (r + 1) * 64));
+  };
+  EXPECT_LT(row_rms(151643), 0.1 * row_rms(12522));  // <|endoftext|> vs "Once"
+}
+
 TEST(MkModelTest, CommandLineTools) {
   const std::string dir = testing::TempDir();
   const std::string out = dir + "/cli.gguf";
