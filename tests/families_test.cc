@@ -315,6 +315,44 @@ TEST(FamiliesTest, UnsupportedHyperParametersAreRefused) {
   EXPECT_THAT(st.message(), HasSubstr("llama.context_length"));
 }
 
+// llama.cpp's default f16 KV cache: its greedy continuations of "Once upon a
+// time" (families-README.md, "Checked"; ctx 2048) reproduced token for
+// token with our f16 cache.
+TEST(FamiliesTest, GreedyWithF16CacheMatchesLlamaCpp) {
+  const std::pair<const char*, std::vector<int32_t>> cases[] = {
+      {"llama3-nano-q4_k_m",
+       {47007, 102202, 29787,  99447, 40373, 9011,   12320,  85771,  21649, 30817, 32042,
+        93033, 86982,  13384,  88332, 97078, 41585,  122251, 112564, 59547, 38232, 123285,
+        41888, 55023,  116747, 56826, 59720, 103332, 108618, 127407, 22730, 58839}},
+      {"qwen2-nano-q4_0",
+       {94789,  88311,  50066,  77301,  27836,  78213, 147042, 136021, 27907, 139658, 39161,
+        83476,  39181,  92768,  141678, 117455, 84001, 124158, 114303, 41746, 49596,  139757,
+        119502, 135770, 131735, 123491, 79519,  11904, 103052, 12096,  89485, 10276}},
+      {"qwen3-nano-q4_k_m",
+       {4677,  43701,  43701, 43701,  43701,  29951,  129934, 62047,  101719, 15027,  4383,
+        82466, 105653, 73756, 113710, 113710, 113710, 106281, 140710, 38005,  136187, 33362,
+        16675, 140710, 61972, 71613,  74651,  1127,   68741,  33362,  50728,  132152}},
+  };
+  for (const auto& [model, expected] : cases) {
+    SCOPED_TRACE(model);
+    auto stage = OpenStage(ModelPath(model), KvType::kF16);
+    ASSERT_NE(stage, nullptr);
+    const std::vector<int32_t> prompt =
+        LoadGolden(std::string("families/") + model + ".once").prompt_tokens;
+    const int v = stage->info().n_vocab;
+    std::vector<float> logits = BatchLogits(stage.get(), 1, prompt);
+    ASSERT_FALSE(logits.empty());
+    int next = Argmax(&logits[(prompt.size() - 1) * v], v);
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_EQ(next, expected[i]) << "greedy step " << i;
+      ForwardRequest r{{1}, {static_cast<int32_t>(prompt.size() + i)}, {next}, {}, {}};
+      ForwardResult res;
+      ASSERT_TRUE(stage->Forward(r, &res).ok());
+      next = Argmax(res.logits.data(), v);
+    }
+  }
+}
+
 // What shardlm-inspect reports: a qwen3 file relabelled qwen2 lacks the
 // biases and carries q/k norms qwen2 would ignore.
 TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
