@@ -1,8 +1,9 @@
 // RemoteStage over loopback gRPC against in-process LlamaStages: equal bit
 // for bit with f32 hidden states, close with f16, pipelines of 2 and 3
-// workers decode the same greedy tokens as one local stage, long batches
-// are chunked under the message limit, Connect waits for a loading worker,
-// errors name the worker. Also measures the round trip of a decode step.
+// workers (also of the Llama 3 / Qwen2 / Qwen3 test models) decode the same
+// greedy tokens as one local stage, long batches are chunked under the
+// message limit, Connect waits for a loading worker, errors name the worker.
+// Also measures the round trip of a decode step.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "absl/time/clock.h"
 #include "tests/rpc_test_util.h"
+#include "tests/test_data.h"
 
 namespace shardlm::testing {
 namespace {
@@ -134,6 +136,15 @@ TEST(RemoteStageTest, PipelineOfThreeWorkersEqualsInProcess) {
   ExpectPipelineMatchesLocal(StoriesModel(), {1, 2});  // two one-layer stages
   ExpectPipelineMatchesLocal(StoriesModel(), {2, 4});
   ExpectPipelineMatchesLocal(NanoModel(), {1, 3});
+}
+
+// The Llama 3 / Qwen2 / Qwen3 test models: the last worker binds the tied
+// classifier (token_embd) and sends 128256 / 151936 logits a row.
+TEST(RemoteStageTest, FamilyModelPipelinesEqualInProcess) {
+  for (const char* model : {"llama3-nano-q4_k_m", "qwen2-nano-q4_0", "qwen3-nano-q4_k_m"}) {
+    SCOPED_TRACE(model);
+    ExpectPipelineMatchesLocal(TestDataPath(std::string("models/") + model + ".gguf"), {1, 3});
+  }
 }
 
 void ExpectClose(const std::vector<float>& got, const std::vector<float>& want) {
