@@ -353,6 +353,15 @@ TEST(FamiliesTest, GreedyWithF16CacheMatchesLlamaCpp) {
   }
 }
 
+// The same keys under another prefix: `{arch}.*` of general.architecture.
+void RelabelKeys(const GgufFile& src, const std::string& from, const std::string& to,
+                 GgufWriter* w) {
+  w->SetString("general.architecture", to);
+  for (const GgufKeyValue& kv : src.metadata()) {
+    if (kv.key.starts_with(from + ".")) w->SetValue(to + kv.key.substr(from.size()), kv.value);
+  }
+}
+
 // What shardlm-inspect reports: a qwen3 file relabelled qwen2 lacks the
 // biases and carries q/k norms qwen2 would ignore.
 TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
@@ -366,14 +375,7 @@ TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
   auto src = OpenFile(ModelPath("qwen3-nano-q4_k_m"));
   ASSERT_NE(src, nullptr);
   EditedCopy copy(
-      *src,
-      [&](GgufWriter* w) {
-        w->SetString("general.architecture", "qwen2");
-        for (const GgufKeyValue& kv : src->metadata()) {
-          if (kv.key.starts_with("qwen3.")) w->SetValue("qwen2." + kv.key.substr(6), kv.value);
-        }
-      },
-      KeepAll);
+      *src, [&](GgufWriter* w) { RelabelKeys(*src, "qwen3", "qwen2", w); }, KeepAll);
   auto file = copy.Open();
   ASSERT_TRUE(file.ok()) << file.status();
   auto c = ModelConfig::FromGguf(**file);
@@ -383,6 +385,26 @@ TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
   EXPECT_EQ(check.problems[0], "tensor 'blk.0.attn_q.bias' is missing");
   ASSERT_EQ(check.ignored.size(), 8u);  // 2 norms x 4 layers
   EXPECT_EQ(check.ignored[0], "blk.0.attn_k_norm.weight");
+}
+
+// llama reads q/k/v biases when a file has them (llama.cpp: optional), so a
+// qwen2 file relabelled llama binds them (and would run them with NORM RoPE).
+TEST(FamiliesTest, LlamaBindsOptionalBiases) {
+  auto src = OpenFile(ModelPath("qwen2-nano-q4_0"));
+  ASSERT_NE(src, nullptr);
+  EditedCopy copy(
+      *src, [&](GgufWriter* w) { RelabelKeys(*src, "qwen2", "llama", w); }, KeepAll);
+  auto file = copy.Open();
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto c = ModelConfig::FromGguf(**file);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope_type(), RopeType::kNorm);
+  auto w = StageWeights::Load(**file, *c, 0, 4);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->layers[3].bq.size(), 128u);
+  EXPECT_EQ(w->layers[3].bv.size(), 64u);
+  EXPECT_TRUE(w->rope_freqs.empty());
+  EXPECT_TRUE(CheckTensors(**file, *c).ignored.empty());
 }
 
 }  // namespace
