@@ -1,12 +1,14 @@
 // The scheduler end to end in one process: stories260K's greedy story equal
-// to llama2.c's expected text, concurrent requests equal to lone ones,
-// cancellation, queue limits and validation.
+// to llama2.c's expected text, the Llama 3 / Qwen family models' greedy
+// continuations from text equal to llama.cpp's, concurrent requests equal to
+// lone ones, cancellation, queue limits and validation.
 #include "coordinator/engine.h"
 
 #include <gtest/gtest.h>
 
 #include <condition_variable>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/model/gguf.h"
@@ -33,7 +35,8 @@ class Collector : public GenerationObserver {
     if (cancel_after_ > 0 && static_cast<int>(ids_.size()) == cancel_after_) cancel_now_ = true;
     cv_.notify_all();
   }
-  void OnFinish(FinishReason reason, const GenerationStats& stats, const absl::Status& error) override {
+  void OnFinish(FinishReason reason, const GenerationStats& stats,
+                const absl::Status& error) override {
     std::lock_guard<std::mutex> lock(mu_);
     reason_ = reason;
     stats_ = stats;
@@ -47,7 +50,8 @@ class Collector : public GenerationObserver {
   }
   void WaitForTokens(int n) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(60), [&] { return done_ || static_cast<int>(ids_.size()) >= n; });
+    cv_.wait_for(lock, std::chrono::seconds(60),
+                 [&] { return done_ || static_cast<int>(ids_.size()) >= n; });
   }
   std::vector<int32_t> ids_;
   std::string text_;
@@ -75,7 +79,8 @@ class EngineTest : public ::testing::Test {
       EXPECT_EQ(n, 0) << s->name() << " still holds KV";
     }
   }
-  void Open(const std::string& model, std::vector<std::pair<int, int>> split, EngineOptions eo = {}) {
+  void Open(const std::string& model, std::vector<std::pair<int, int>> split,
+            EngineOptions eo = {}) {
     auto file = GgufFile::Open(model);
     ASSERT_TRUE(file.ok()) << file.status();
     file_ = std::shared_ptr<const GgufFile>(std::move(*file));
@@ -138,6 +143,37 @@ TEST_F(EngineTest, StoriesGreedy200TokensIsLlama2cExpectedText) {
   ExpectKvFreedEventually();  // released at the end
 }
 
+// The Llama 3 / Qwen2 / Qwen3 test models through a 3-stage pipeline with
+// their byte-level BPE tokenizers: every golden/families prompt tokenizes to
+// llama.cpp's ids and greedy decoding gives llama.cpp's 32 tokens (f32 KV
+// cache, like the goldens; a prompt is one batch, as in llama.cpp).
+TEST_F(EngineTest, FamilyModelsGreedyEqualsLlamaCppFromText) {
+  const std::string family_prefix = "families/";
+  std::string open_model;
+  for (const std::string& name : GoldenNames()) {
+    if (!name.starts_with(family_prefix)) continue;
+    SCOPED_TRACE(name);
+    const auto json =
+        nlohmann::json::parse(ReadFileOrDie(TestDataPath("golden/" + name + ".json")));
+    const Golden g = LoadGolden(name);
+    if (g.model_path != open_model) {
+      engine_.reset();
+      Open(g.model_path, {{0, 1}, {1, 3}, {3, 4}});
+      open_model = g.model_path;
+    }
+    const bool parse_special = json.value("parse_special", false);
+    const std::vector<int32_t> prompt = tokenizer_->Encode(g.prompt, true, parse_special);
+    ASSERT_EQ(prompt, g.prompt_tokens);
+    SamplingParams p = SamplingParams::Greedy();
+    p.max_tokens = static_cast<int>(g.greedy_tokens.size());
+    p.ignore_eos = true;
+    auto c = Run(prompt, p);
+    c->Wait();
+    EXPECT_EQ(c->ids_, g.greedy_tokens);
+  }
+  ExpectKvFreedEventually();
+}
+
 TEST_F(EngineTest, ConcurrentRequestsEqualLoneOnesThroughAPipeline) {
   EngineOptions eo;
   eo.prefill_chunk = 3;  // prompts arrive in chunks beside running decodes
@@ -155,7 +191,8 @@ TEST_F(EngineTest, ConcurrentRequestsEqualLoneOnesThroughAPipeline) {
     alone.push_back(c->ids_);
   }
   std::vector<std::shared_ptr<Collector>> together;
-  for (const auto& text : prompts) together.push_back(Run(tokenizer_->Encode(text, true, false), p));
+  for (const auto& text : prompts)
+    together.push_back(Run(tokenizer_->Encode(text, true, false), p));
   for (size_t i = 0; i < prompts.size(); ++i) {
     together[i]->Wait();
     EXPECT_EQ(together[i]->ids_, alone[i]) << prompts[i];
@@ -197,14 +234,12 @@ TEST_F(EngineTest, InvalidRequestsAndFullQueueAreRefused) {
   Open(TestDataPath("models/stories260K.gguf"), {{0, 5}}, eo);
   auto c = std::make_shared<Collector>();
   SamplingParams p = SamplingParams::Greedy();
-  EXPECT_EQ(engine_->Submit(Req({}, p), c).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Submit(Req({}, p), c).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(engine_->Submit(Req({1, 9999}, p), c).status().code(),
             absl::StatusCode::kInvalidArgument);
   SamplingParams bad = p;
   bad.top_p = 2;
-  EXPECT_EQ(engine_->Submit(Req({1}, bad), c).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine_->Submit(Req({1}, bad), c).status().code(), absl::StatusCode::kInvalidArgument);
   // Fill the running slot and the queue, then one more is refused.
   p.max_tokens = 100000;
   p.ignore_eos = true;
