@@ -30,15 +30,15 @@ struct LayerWeights {
   WeightMatrix wv;               // [n_head_kv * head_dim, n_embd]  blk.N.attn_v
   WeightMatrix wo;               // [n_embd, n_head * head_dim]     blk.N.attn_output
   // Architecture extras (common/model/architecture.h); empty when unused.
-  std::vector<float> bq;         // [n_head * head_dim]             blk.N.attn_q.bias: qwen2
-  std::vector<float> bk;         // [n_head_kv * head_dim]          blk.N.attn_k.bias
-  std::vector<float> bv;         // [n_head_kv * head_dim]          blk.N.attn_v.bias
-  std::vector<float> q_norm;     // [head_dim], shared by the heads blk.N.attn_q_norm: qwen3
-  std::vector<float> k_norm;     // [head_dim]                      blk.N.attn_k_norm
-  std::vector<float> ffn_norm;   // [n_embd]                        blk.N.ffn_norm
-  WeightMatrix ffn_gate;         // [n_ff, n_embd]                  blk.N.ffn_gate
-  WeightMatrix ffn_up;           // [n_ff, n_embd]                  blk.N.ffn_up
-  WeightMatrix ffn_down;         // [n_embd, n_ff]                  blk.N.ffn_down
+  std::vector<float> bq;        // [n_head * head_dim]             blk.N.attn_q.bias: qwen2
+  std::vector<float> bk;        // [n_head_kv * head_dim]          blk.N.attn_k.bias
+  std::vector<float> bv;        // [n_head_kv * head_dim]          blk.N.attn_v.bias
+  std::vector<float> q_norm;    // [head_dim] (every head)         blk.N.attn_q_norm: qwen3
+  std::vector<float> k_norm;    // [head_dim] (every head)         blk.N.attn_k_norm
+  std::vector<float> ffn_norm;  // [n_embd]                        blk.N.ffn_norm
+  WeightMatrix ffn_gate;        // [n_ff, n_embd]                  blk.N.ffn_gate
+  WeightMatrix ffn_up;          // [n_ff, n_embd]                  blk.N.ffn_up
+  WeightMatrix ffn_down;        // [n_embd, n_ff]                  blk.N.ffn_down
 };
 
 struct StageWeights {
@@ -47,8 +47,8 @@ struct StageWeights {
   // [n_rot / 2] RoPE frequency divisors (Llama 3.1's rope_freqs.weight, one
   // tensor for every layer); empty: all 1.
   std::vector<float> rope_freqs;
-  std::vector<float> output_norm;    // [n_embd]; last stage only
-  WeightMatrix output;               // [n_vocab, n_embd] (token_embd if tied); last stage only
+  std::vector<float> output_norm;  // [n_embd]; last stage only
+  WeightMatrix output;             // [n_vocab, n_embd] (token_embd if tied); last stage only
 
   // Interleaved copies of the matrices whose type has a faster 8-row layout
   // (matmul.h Interleave); the mapped originals are evicted.
