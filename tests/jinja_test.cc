@@ -108,6 +108,41 @@ TEST(JinjaTest, RunawayTemplatesAreBounded) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
+TEST(JinjaTest, HugeExpressionsAreRefusedNotOverflowed) {
+  // Long operator chains deepen the tree like nesting does: refused at
+  // parse time, whatever the operator.
+  for (const char* op : {" + ", " ~ ", " and ", " or ", " == ", "|trim", ".a", "[0]"}) {
+    std::string chain = "{{ x";
+    for (int i = 0; i < 20000; ++i) chain += std::string(op) + (op[0] == ' ' ? "x" : "");
+    absl::StatusOr<std::string> r = Render(chain + " }}");
+    if (std::string(op) == " == ") {
+      // A comparison chain is one flat node: fine at any length.
+      EXPECT_TRUE(r.ok()) << r.status();
+      continue;
+    }
+    ASSERT_FALSE(r.ok()) << op;
+    EXPECT_THAT(r.status().message(), HasSubstr("too long or nested too deeply")) << op;
+  }
+  absl::StatusOr<std::string> r = Render("{{ " + std::string(100000, '-') + "1 }}");
+  EXPECT_FALSE(r.ok());
+  std::string conditional = "{{ ";
+  for (int i = 0; i < 20000; ++i) conditional += "1 if x else ";
+  r = Render(conditional + "2 }}");
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(JinjaTest, IntegerOverflowIsAnErrorNotUndefinedBehaviour) {
+  for (const char* expr : {"9223372036854775807 + 1", "-9223372036854775807 - 2", "2 ** 64",
+                           "3037000500 * 3037000500", "1e300|int"}) {
+    absl::StatusOr<std::string> r = Render(std::string("{{ ") + expr + " }}");
+    EXPECT_FALSE(r.ok()) << expr << " gave " << *r;
+  }
+  EXPECT_EQ(
+      RenderOk("{{ 2 ** 62 }} {{ (-1) ** 99 }} {{ 7 // -2 }} {{ [1, 2][::9223372036854775807] }}"),
+      "4611686018427387904 -1 -4 [1]");
+  EXPECT_EQ(RenderOk("{{ (1, 2) == [1, 2] }}"), "False");
+}
+
 TEST(JinjaTest, StrftimeNowUsesTheInjectedClock) {
   jinja::RenderOptions options;
   options.now.tm_year = 2026 - 1900;

@@ -1,6 +1,8 @@
 // Expression evaluation (Interpreter::Eval): Python semantics for values,
 // Jinja2's for Undefined — printing, testing and iterating it is fine, using
 // it as an object (attribute, subscript, call, arithmetic) raises.
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "coordinator/jinja/filters.h"
@@ -40,7 +42,26 @@ absl::StatusOr<Value> Interpreter::EvalCall(const Expr& e, Scope* scope) {
   return result;
 }
 
+namespace {
+
+// Eval frames alive at once; each is a few hundred bytes of stack.
+constexpr int kMaxEvalDepth = 2000;
+
+}  // namespace
+
 absl::StatusOr<Value> Interpreter::Eval(const Expr& e, Scope* scope) {
+  if (eval_depth_ >= kMaxEvalDepth) {
+    return absl::ResourceExhaustedError(absl::StrCat("chat template line ", e.line,
+                                                     ": expressions and macro calls nested over ",
+                                                     kMaxEvalDepth, " deep"));
+  }
+  ++eval_depth_;
+  absl::StatusOr<Value> v = EvalNode(e, scope);
+  --eval_depth_;
+  return v;
+}
+
+absl::StatusOr<Value> Interpreter::EvalNode(const Expr& e, Scope* scope) {
   using K = Expr::Kind;
   switch (e.kind) {
     case K::kLiteral:
@@ -120,8 +141,12 @@ absl::StatusOr<Value> Interpreter::Eval(const Expr& e, Scope* scope) {
                          e.kind == K::kNeg ? "-" : "+", ": '", TypeName(*v), "'"));
       }
       if (e.kind == K::kPos) return *v;
-      return v->kind() == Value::Kind::kFloat ? Value::Float(-v->number_value())
-                                              : Value::Int(-v->int_value());
+      if (v->kind() == Value::Kind::kFloat) return Value::Float(-v->number_value());
+      if (v->int_value() == INT64_MIN) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("chat template line ", e.line, ": integer overflow in unary -"));
+      }
+      return Value::Int(-v->int_value());
     }
     case K::kBinary: {
       absl::StatusOr<Value> a = Eval(*e.args[0], scope);

@@ -8,13 +8,6 @@
 #include "coordinator/jinja/parser_impl.h"
 
 namespace shardlm::jinja {
-namespace {
-
-// Deep enough for any real template, shallow enough for the stack.
-constexpr int kMaxDepth = 100;
-
-}  // namespace
-
 ExprPtr Parser::Make(Expr::Kind kind, int line) {
   auto e = std::make_unique<Expr>();
   e->kind = kind;
@@ -40,7 +33,7 @@ ExprPtr Parser::ParseTuple(bool condexpr) {
 }
 
 ExprPtr Parser::ParseExpression(bool condexpr) {
-  if (++depth_ > kMaxDepth) return Fail("expression nested too deeply");
+  if (++depth_ > kMaxDepth) return Fail("expression too long or nested too deeply");
   ExprPtr e = condexpr ? ParseCondExpr() : ParseOr();
   --depth_;
   return e;
@@ -48,7 +41,9 @@ ExprPtr Parser::ParseExpression(bool condexpr) {
 
 ExprPtr Parser::ParseCondExpr() {
   ExprPtr e = ParseOr();
+  Chain chain(this);
   while (e && IsName("if")) {
+    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
     const int line = Next().line;
     ExprPtr c = Make(Expr::Kind::kCondExpr, line);
     ExprPtr cond = ParseOr();
@@ -57,7 +52,7 @@ ExprPtr Parser::ParseCondExpr() {
     c->args.push_back(std::move(e));
     if (IsName("else")) {
       Next();
-      ExprPtr other = ParseCondExpr();
+      ExprPtr other = ParseExpression(true);
       if (!other) return nullptr;
       c->args.push_back(std::move(other));
     } else {
@@ -70,7 +65,9 @@ ExprPtr Parser::ParseCondExpr() {
 
 ExprPtr Parser::ParseOr() {
   ExprPtr e = ParseAnd();
+  Chain chain(this);
   while (e && IsName("or")) {
+    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
     ExprPtr o = Make(Expr::Kind::kOr, Next().line);
     ExprPtr r = ParseAnd();
     if (!r) return nullptr;
@@ -83,7 +80,9 @@ ExprPtr Parser::ParseOr() {
 
 ExprPtr Parser::ParseAnd() {
   ExprPtr e = ParseNot();
+  Chain chain(this);
   while (e && IsName("and")) {
+    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
     ExprPtr a = Make(Expr::Kind::kAnd, Next().line);
     ExprPtr r = ParseNot();
     if (!r) return nullptr;
@@ -97,7 +96,7 @@ ExprPtr Parser::ParseAnd() {
 ExprPtr Parser::ParseNot() {
   if (IsName("not")) {
     ExprPtr n = Make(Expr::Kind::kNot, Next().line);
-    if (++depth_ > kMaxDepth) return Fail("expression nested too deeply");
+    if (++depth_ > kMaxDepth) return Fail("expression too long or nested too deeply");
     ExprPtr operand = ParseNot();
     --depth_;
     if (!operand) return nullptr;
@@ -145,7 +144,9 @@ ExprPtr Parser::ParseBinary(int level) {
     return level + 1 < static_cast<int>(kLevels.size()) ? ParseBinary(level + 1) : ParseUnary(true);
   };
   ExprPtr e = operand();
+  Chain chain(this);
   while (e) {
+    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
     const std::string* found = nullptr;
     for (const std::string& op : kLevels[level]) {
       if (IsOp(op.c_str())) found = &op;
@@ -163,7 +164,7 @@ ExprPtr Parser::ParseBinary(int level) {
 }
 
 ExprPtr Parser::ParseUnary(bool with_filter) {
-  if (++depth_ > kMaxDepth) return Fail("expression nested too deeply");
+  if (++depth_ > kMaxDepth) return Fail("expression too long or nested too deeply");
   ExprPtr e;
   if (IsOp("-") || IsOp("+")) {
     const bool neg = IsOp("-");
@@ -258,7 +259,9 @@ ExprPtr Parser::ParsePrimary() {
 }
 
 ExprPtr Parser::ParsePostfix(ExprPtr e) {
+  Chain chain(this);
   while (e) {
+    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
     if (IsOp(".")) {
       const int line = Next().line;
       const Token& t = Next();
@@ -319,7 +322,9 @@ ExprPtr Parser::ParseSubscript(ExprPtr e) {
 }
 
 ExprPtr Parser::ParseFilterExpr(ExprPtr e) {
+  Chain chain(this);
   while (e) {
+    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
     if (IsOp("|")) {
       const int line = Next().line;
       if (Peek().type != Token::Type::kName) return Fail("expected a filter name after '|'");

@@ -123,14 +123,21 @@ absl::StatusOr<Value> ToJsonFilter(const Value& input, const CallArgs& args) {
   return Value::String(*std::move(json));
 }
 
+// int(d) for a float, when it fits (Python's int is unbounded; ours not).
+absl::StatusOr<Value> FloatToInt(double d) {
+  if (!std::isfinite(d) || d >= 9.2e18 || d <= -9.2e18) {
+    return absl::InvalidArgumentError("int: the number does not fit in 64 bits");
+  }
+  return Value::Int(static_cast<int64_t>(d));
+}
+
 absl::StatusOr<Value> ToNumber(const Value& input, const CallArgs& args, bool integer) {
   const Value* def = args.Get(0, "default");
   Value fallback = def != nullptr ? *def : integer ? Value::Int(0) : Value::Float(0);
   if (input.is_number()) {
-    return integer ? Value::Int(input.kind() == Value::Kind::kFloat
-                                    ? static_cast<int64_t>(input.number_value())
-                                    : input.int_value())
-                   : Value::Float(input.number_value());
+    if (!integer) return Value::Float(input.number_value());
+    if (input.kind() == Value::Kind::kFloat) return FloatToInt(input.number_value());
+    return Value::Int(input.int_value());
   }
   if (!input.is_string()) return fallback;
   const std::string s = PyStrip(input.str(), std::nullopt, true, true);
@@ -141,7 +148,7 @@ absl::StatusOr<Value> ToNumber(const Value& input, const CallArgs& args, bool in
   }
   const double d = std::strtod(s.c_str(), &end);
   if (s.empty() || end != s.c_str() + s.size()) return fallback;
-  return integer ? Value::Int(static_cast<int64_t>(d)) : Value::Float(d);
+  return integer ? FloatToInt(d) : absl::StatusOr<Value>(Value::Float(d));
 }
 
 }  // namespace
@@ -236,7 +243,9 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input,
   }
   if (name == "int" || name == "float") return ToNumber(input, args, name == "int");
   if (name == "abs") {
-    if (input.is_int() || input.is_bool()) return Value::Int(std::llabs(input.int_value()));
+    if ((input.is_int() || input.is_bool()) && input.int_value() != INT64_MIN) {
+      return Value::Int(std::llabs(input.int_value()));
+    }
     if (input.is_number()) return Value::Float(std::fabs(input.number_value()));
     return absl::InvalidArgumentError(
         absl::StrCat("TypeError: bad operand type for abs(): '", TypeName(input), "'"));

@@ -34,7 +34,11 @@ class Interpreter {
   absl::StatusOr<Flow> ExecStmt(const Stmt& s, Scope* scope, std::string* out);
   absl::Status ExecFor(const Stmt& s, Scope* scope, std::string* out);
   absl::Status ExecSet(const Stmt& s, Scope* scope, std::string* out);
+  // Eval with a bound on its recursion (expressions inside macro calls
+  // inside expressions...): a recursive macro fails cleanly, well before
+  // the thread's stack runs out.
   absl::StatusOr<Value> Eval(const Expr& e, Scope* scope);
+  absl::StatusOr<Value> EvalNode(const Expr& e, Scope* scope);
   absl::StatusOr<Value> EvalCall(const Expr& e, Scope* scope);
   absl::StatusOr<CallArgs> EvalArgs(const Expr& e, size_t first, Scope* scope);
   absl::StatusOr<Value> CallMacro(const Stmt& macro, const CallArgs& args);
@@ -48,6 +52,7 @@ class Interpreter {
   Scope root_;
   int64_t steps_ = 0;
   int call_depth_ = 0;
+  int eval_depth_ = 0;
   size_t output_bytes_ = 0;  // all text produced, macro output included
 };
 

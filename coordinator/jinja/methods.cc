@@ -166,7 +166,10 @@ std::vector<int64_t> SliceIndices(int64_t len, const Value& start, const Value& 
   const int64_t a = clamp(start, step < 0 ? upper : lower);
   const int64_t b = clamp(stop, step < 0 ? lower : upper);
   std::vector<int64_t> out;
-  for (int64_t i = a; step > 0 ? i < b : i > b; i += step) out.push_back(i);
+  for (int64_t i = a; step > 0 ? i < b : i > b;) {
+    out.push_back(i);
+    if (__builtin_add_overflow(i, step, &i)) break;
+  }
   return out;
 }
 

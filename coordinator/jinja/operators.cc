@@ -1,6 +1,7 @@
 #include "coordinator/jinja/operators.h"
 
 #include <cmath>
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -27,14 +28,14 @@ absl::StatusOr<Value> Repeat(const Value& seq, int64_t n) {
   constexpr int64_t kMaxBytes = int64_t{1} << 24;
   n = std::max<int64_t>(n, 0);
   if (seq.is_string()) {
-    if (n * static_cast<int64_t>(seq.str().size()) > kMaxBytes) {
+    if (!seq.str().empty() && n > kMaxBytes / static_cast<int64_t>(seq.str().size())) {
       return absl::ResourceExhaustedError("string repetition too large");
     }
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str();
     return Value::String(std::move(out));
   }
-  if (n * static_cast<int64_t>(seq.list().size()) > kMaxBytes) {
+  if (!seq.list().empty() && n > kMaxBytes / static_cast<int64_t>(seq.list().size())) {
     return absl::ResourceExhaustedError("list repetition too large");
   }
   std::vector<Value> out;
@@ -83,18 +84,36 @@ absl::StatusOr<Value> Arithmetic(const std::string& op, const Value& a, const Va
     if (op == "%") return Value::Float(x - std::floor(x / y) * y);
     if (op == "**") return Value::Float(std::pow(x, y));
   } else {
+    // Python ints never overflow; ours are 64-bit, so an overflow is an
+    // error rather than a wrong (or undefined) result.
     const int64_t x = a.int_value(), y = b.int_value();
-    if (op == "+") return Value::Int(x + y);
-    if (op == "-") return Value::Int(x - y);
-    if (op == "*") return Value::Int(x * y);
-    if (op == "//") return Value::Int(FloorDiv(x, y));
-    if (op == "%") return Value::Int(x - FloorDiv(x, y) * y);
-    if (op == "**") {
+    int64_t r = 0;
+    bool overflow = false;
+    if (op == "+") {
+      overflow = __builtin_add_overflow(x, y, &r);
+    } else if (op == "-") {
+      overflow = __builtin_sub_overflow(x, y, &r);
+    } else if (op == "*") {
+      overflow = __builtin_mul_overflow(x, y, &r);
+    } else if (op == "//" || op == "%") {
+      overflow = x == INT64_MIN && y == -1;
+      if (!overflow) r = op == "//" ? FloorDiv(x, y) : x - FloorDiv(x, y) * y;
+    } else if (op == "**") {
       if (y < 0) return Value::Float(std::pow(static_cast<double>(x), static_cast<double>(y)));
-      int64_t r = 1;
-      for (int64_t i = 0; i < y && i < 64; ++i) r *= x;
-      return Value::Int(r);
+      r = 1;
+      for (int64_t i = 0; i < y && !overflow; ++i) {
+        overflow = __builtin_mul_overflow(r, x, &r);
+        if (r == 0 || r == 1) break;  // 0**n, 1**n
+      }
+      if (!overflow && x == -1) r = (y % 2 == 0) ? 1 : -1;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown operator ", op));
     }
+    if (overflow) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("integer overflow in ", op, " (past 64 bits)"));
+    }
+    return Value::Int(r);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown operator ", op));
 }

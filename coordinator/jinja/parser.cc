@@ -9,12 +9,6 @@
 #include "coordinator/jinja/parser_impl.h"
 
 namespace shardlm::jinja {
-namespace {
-
-constexpr int kMaxBlockDepth = 100;
-
-}  // namespace
-
 const Token& Parser::Peek(size_t ahead) const {
   const size_t i = std::min(pos_ + ahead, tokens_.size() - 1);
   return tokens_[i];
@@ -68,7 +62,7 @@ bool Parser::ExpectBlockEnd() {
 
 Body Parser::ParseBody(const std::vector<std::string>& end_tags, std::string* found) {
   Body body;
-  if (++depth_ > kMaxBlockDepth) {
+  if (++depth_ > kMaxDepth) {
     Fail("blocks nested too deeply");
     return body;
   }

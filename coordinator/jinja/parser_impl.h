@@ -49,6 +49,29 @@ class Parser {
   // After '(': positional and keyword arguments into `call`, through ')'.
   bool ParseCallArgs(Expr* call);
 
+  // Bound on depth_: templates nest a handful of levels; the bound keeps
+  // parsing, evaluating and destroying the tree well within the stack.
+  static constexpr int kMaxDepth = 100;
+
+  // An operator applied to an already parsed operand deepens the tree as a
+  // parenthesis would: Deepen() counts it in depth_ (false past the bound)
+  // until the chain ends, so a+a+a+... is bounded like (((a))).
+  class Chain {
+   public:
+    explicit Chain(Parser* parser) : parser_(parser) {}
+    Chain(const Chain&) = delete;
+    Chain& operator=(const Chain&) = delete;
+    ~Chain() { parser_->depth_ -= links_; }
+    bool Deepen() {
+      ++links_;
+      return ++parser_->depth_ <= kMaxDepth;
+    }
+
+   private:
+    Parser* parser_;
+    int links_ = 0;
+  };
+
   const Token& Peek(size_t ahead = 0) const;
   const Token& Next();
   bool IsOp(const char* op, size_t ahead = 0) const;

@@ -33,11 +33,12 @@ absl::StatusOr<Value> Range(const CallArgs& args) {
   }
   if (step == 0) return absl::InvalidArgumentError("ValueError: range() arg 3 must not be zero");
   std::vector<Value> out;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
     if (static_cast<int64_t>(out.size()) >= kMaxRange) {
       return absl::ResourceExhaustedError(absl::StrCat("range() over ", kMaxRange, " items"));
     }
     out.push_back(Value::Int(i));
+    if (__builtin_add_overflow(i, step, &i)) break;
   }
   return Value::List(std::move(out));
 }

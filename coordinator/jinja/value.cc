@@ -393,7 +393,8 @@ bool Equals(const Value& a, const Value& b) {
     }
     return a.int_value() == b.int_value();
   }
-  if (a.kind() != b.kind()) return false;
+  // A tuple never equals a list in Python, even with the same items.
+  if (a.kind() != b.kind() || a.is_tuple() != b.is_tuple()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
     case Value::Kind::kNone:
