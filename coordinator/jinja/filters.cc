@@ -1,5 +1,6 @@
 #include "coordinator/jinja/filters.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -106,6 +107,41 @@ absl::StatusOr<Value> Map(const Value& input, const CallArgs& args) {
   return Value::List(std::move(out));
 }
 
+// sort(reverse=false, case_sensitive=false, attribute=none): stable, by
+// Python's <, strings compared lowercased unless case_sensitive.
+absl::StatusOr<Value> Sort(const Value& input, const CallArgs& args) {
+  auto items = Iterate(input);
+  if (!items.ok()) return items.status();
+  const Value* reverse = args.Get(0, "reverse");
+  const Value* case_sensitive = args.Get(1, "case_sensitive");
+  const Value* attribute = args.Get(2, "attribute");
+  auto key = [&](const Value& v) {
+    Value k = attribute != nullptr && !attribute->is_none() && !v.is_undefined()
+                  ? GetAttr(v, ToStr(*attribute))
+                  : v;
+    if (k.is_string() && (case_sensitive == nullptr || !Truthy(*case_sensitive))) {
+      k = Value::String(PyLower(k.str()));
+    }
+    return k;
+  };
+  std::vector<std::pair<Value, Value>> keyed;
+  for (const Value& v : *items) keyed.emplace_back(key(v), v);
+  absl::Status error;
+  std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+    absl::StatusOr<bool> less = CompareOp("<", a.first, b.first);
+    if (!less.ok()) {
+      if (error.ok()) error = less.status();
+      return false;
+    }
+    return *less;
+  });
+  if (!error.ok()) return error;
+  std::vector<Value> out;
+  for (auto& [k, v] : keyed) out.push_back(std::move(v));
+  if (reverse != nullptr && Truthy(*reverse)) std::reverse(out.begin(), out.end());
+  return Value::List(std::move(out));
+}
+
 absl::StatusOr<Value> ToJsonFilter(const Value& input, const CallArgs& args) {
   int indent = -1;
   if (const Value* v = args.Get(0, "indent"); v != nullptr && !v->is_none()) {
@@ -184,6 +220,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input,
     return Select(input, args, true, name == "selectattr");
   }
   if (name == "map") return Map(input, args);
+  if (name == "sort") return Sort(input, args);
   if (name == "join") {
     auto items = Iterate(input);
     if (!items.ok()) return items.status();

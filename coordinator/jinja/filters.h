@@ -2,8 +2,8 @@
 // `tojson` (input key order, raw UTF-8, `indent`) in place of Jinja2's.
 // Filters: abs, capitalize, count, d/default, first, float, int, items,
 // join, last, length, list, lower, map, reject, rejectattr, replace,
-// reverse, safe, select, selectattr, string, title, tojson, trim, unique,
-// upper. Tests: boolean, callable, defined, divisibleby, eq/equalto/==,
+// reverse, safe, select, selectattr, sort, string, title, tojson, trim,
+// unique, upper. Tests: boolean, callable, defined, divisibleby, eq/equalto/==,
 // even, false, float, ge/>=, gt/>, in, integer, iterable, le/<=, lower,
 // lt/<, mapping, ne/!=, none, number, odd, sameas, sequence, string, true,
 // undefined, upper.

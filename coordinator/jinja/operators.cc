@@ -175,6 +175,14 @@ absl::StatusOr<bool> CompareOp(const std::string& op, const Value& a, const Valu
   } else if (a.is_string() && b.is_string()) {
     // UTF-8 byte order is code point order, Python's str order.
     cmp = a.str().compare(b.str());
+  } else if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
+    // Lexicographic: the first unequal items decide, else the length.
+    const auto& x = a.list();
+    const auto& y = b.list();
+    size_t i = 0;
+    while (i < x.size() && i < y.size() && Equals(x[i], y[i])) ++i;
+    if (i < x.size() && i < y.size()) return CompareOp(op, x[i], y[i]);
+    cmp = x.size() < y.size() ? -1 : x.size() > y.size() ? 1 : 0;
   } else {
     if (a.is_undefined()) return UndefinedError(a);
     if (b.is_undefined()) return UndefinedError(b);

@@ -77,7 +77,10 @@ void Interpreter::AddGlobals() {
     return absl::StatusOr<Value>(
         absl::InvalidArgumentError(msg != nullptr ? ToStr(*msg) : "raise_exception()"));
   });
-  const std::tm now = options_.now;
+  // timegm() normalizes the fields and fills in the weekday and day of the
+  // year (%A, %j), so callers need only set the date and time.
+  std::tm now = options_.now;
+  timegm(&now);
   globals_.vars["strftime_now"] = Value::MakeFunction("strftime_now", [now](const CallArgs& a) {
     const Value* fmt = a.Get(0, "format");
     if (fmt == nullptr || !fmt->is_string()) {
