@@ -192,8 +192,7 @@ next
        R"J([1]
 [2])J"},
       {R"J(a
-b
-c
+bc
 {% if true %}
 d{% endif %}
 )J",
@@ -269,6 +268,28 @@ a
        R"J(False0)J"},
       {R"J({%- if messages[0]['role'] == 'system' -%}{{ messages[0]['content'] }}{%- endif -%})J",
        R"J(sys)J"},
+      {R"J({{ 'a
+b
+
+c'|indent }}|{{ 'a
+b'|indent(2, true) }}|{{ 'a
+
+b
+'|indent('> ', blank=true) }}|{{ ''|indent(first=true) }}|)J",
+       R"J(a
+    b
+
+    c|  a
+  b|a
+> 
+> b
+> |    |)J"},
+      {R"J({{ 'a
+bc
+'.splitlines() }}{{ ''.splitlines() }}{{ 'x
+
+y'.splitlines() }})J",
+       R"J(['a', 'b', 'c'][]['x', '', 'y'])J"},
   };
   return *cases;
 }

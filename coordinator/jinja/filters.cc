@@ -142,6 +142,28 @@ absl::StatusOr<Value> Sort(const Value& input, const CallArgs& args) {
   return Value::List(std::move(out));
 }
 
+// indent(width=4, first=false, blank=false), Jinja2's algorithm: every line
+// after the first gets the indentation, blank lines only with `blank`.
+Value Indent(const std::string& s, const CallArgs& args) {
+  const Value* width = args.Get(0, "width");
+  const Value* first = args.Get(1, "first");
+  const Value* blank = args.Get(2, "blank");
+  std::string pad(4, ' ');
+  if (width != nullptr && width->is_string()) pad = width->str();
+  if (width != nullptr && width->is_int()) {
+    pad.assign(static_cast<size_t>(std::clamp<int64_t>(width->int_value(), 0, 256)), ' ');
+  }
+  const std::vector<std::string> lines = PySplitLines(s + "\n");
+  std::string out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (i > 0) out += "\n";
+    const bool indent = i > 0 && (!lines[i].empty() || (blank != nullptr && Truthy(*blank)));
+    out += (indent ? pad : "") + lines[i];
+  }
+  if (first != nullptr && Truthy(*first)) out = pad + out;
+  return Value::String(std::move(out));
+}
+
 absl::StatusOr<Value> ToJsonFilter(const Value& input, const CallArgs& args) {
   int indent = -1;
   if (const Value* v = args.Get(0, "indent"); v != nullptr && !v->is_none()) {
@@ -268,6 +290,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input,
                                      : std::nullopt,
                                  true, true));
   }
+  if (name == "indent") return Indent(s, args);
   if (name == "upper") return Value::String(PyUpper(s));
   if (name == "lower") return Value::String(PyLower(s));
   if (name == "title") return Value::String(PyTitle(s));

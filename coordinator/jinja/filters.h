@@ -1,7 +1,7 @@
 // Jinja2's built-in filters and tests that chat templates use, with HF's
 // `tojson` (input key order, raw UTF-8, `indent`) in place of Jinja2's.
-// Filters: abs, capitalize, count, d/default, first, float, int, items,
-// join, last, length, list, lower, map, reject, rejectattr, replace,
+// Filters: abs, capitalize, count, d/default, first, float, indent, int,
+// items, join, last, length, list, lower, map, reject, rejectattr, replace,
 // reverse, safe, select, selectattr, sort, string, title, tojson, trim,
 // unique, upper. Tests: boolean, callable, defined, divisibleby, eq/equalto/==,
 // even, false, float, ge/>=, gt/>, in, integer, iterable, le/<=, lower,

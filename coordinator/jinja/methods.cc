@@ -82,6 +82,11 @@ absl::StatusOr<Value> StrMethod(const std::string& s, const std::string& name,
     for (std::string& piece : PySplit(s, *sep, maxsplit)) out.push_back(Value::String(piece));
     return Value::List(std::move(out));
   }
+  if (name == "splitlines") {
+    std::vector<Value> out;
+    for (std::string& line : PySplitLines(s)) out.push_back(Value::String(line));
+    return Value::List(std::move(out));
+  }
   if (name == "startswith" || name == "endswith") return Affix(s, args, name == "startswith");
   if (name == "upper") return Value::String(PyUpper(s));
   if (name == "lower") return Value::String(PyLower(s));
@@ -147,9 +152,9 @@ absl::StatusOr<Value> DictMethod(const Value& d, const std::string& name, const 
   return def != nullptr ? *def : Value::None();
 }
 
-constexpr const char* kStrMethods[] = {"strip",      "lstrip",   "rstrip", "split", "rsplit",
-                                       "startswith", "endswith", "upper",  "lower", "title",
-                                       "capitalize", "replace",  "find",   "count", "join"};
+constexpr const char* kStrMethods[] = {
+    "strip", "lstrip", "rstrip",     "split",   "rsplit", "startswith", "endswith", "upper",
+    "lower", "title",  "capitalize", "replace", "find",   "count",      "join",     "splitlines"};
 constexpr const char* kDictMethods[] = {"items", "keys", "values", "get"};
 
 // Python's slice.indices(): clamps start/stop for the step's direction.

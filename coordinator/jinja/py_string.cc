@@ -109,6 +109,23 @@ std::vector<std::string> PySplit(std::string_view s, const std::optional<std::st
   return out;
 }
 
+std::vector<std::string> PySplitLines(std::string_view s) {
+  std::vector<std::string> out;
+  const std::vector<CodePoint> cps = Decode(s);
+  size_t begin = 0;  // byte offset of the current line
+  for (size_t i = 0; i < cps.size(); ++i) {
+    const char32_t c = cps[i].c;
+    const bool brk = c == '\n' || c == '\r' || c == '\v' || c == '\f' || (c >= 0x1c && c <= 0x1e) ||
+                     c == 0x85 || c == 0x2028 || c == 0x2029;
+    if (!brk) continue;
+    out.emplace_back(s.substr(begin, cps[i].begin - begin));
+    if (c == '\r' && i + 1 < cps.size() && cps[i + 1].c == '\n') ++i;
+    begin = cps[i].end;
+  }
+  if (begin < s.size()) out.emplace_back(s.substr(begin));
+  return out;
+}
+
 std::string PyUpper(std::string_view s) { return absl::AsciiStrToUpper(std::string(s)); }
 std::string PyLower(std::string_view s) { return absl::AsciiStrToLower(std::string(s)); }
 

@@ -27,6 +27,9 @@ std::string PyStrip(std::string_view s, const std::optional<std::string>& chars,
 // pieces. maxsplit < 0: no limit.
 std::vector<std::string> PySplit(std::string_view s, const std::optional<std::string>& sep,
                                  int64_t maxsplit);
+// str.splitlines(): breaks at \n, \r\n, \r, \v, \f, \x1c-\x1e, U+0085,
+// U+2028, U+2029; no empty piece after a final break.
+std::vector<std::string> PySplitLines(std::string_view s);
 // str.upper()/lower()/title()/capitalize() for ASCII letters (other code
 // points unchanged).
 std::string PyUpper(std::string_view s);
