@@ -15,6 +15,18 @@ absl::Status AtLine(const absl::Status& status, int line) {
                       absl::StrCat("chat template line ", line, ": ", status.message()));
 }
 
+namespace {
+
+// loop.cycle(a, b, ...): the argument for this iteration, round robin.
+absl::StatusOr<Value> LoopCycle(int64_t index, const CallArgs& args) {
+  if (args.positional.empty()) {
+    return absl::InvalidArgumentError("loop.cycle needs at least one argument");
+  }
+  return args.positional[static_cast<size_t>(index) % args.positional.size()];
+}
+
+}  // namespace
+
 Interpreter::Interpreter(const Dict& variables, const RenderOptions& options) : options_(options) {
   AddGlobals();
   for (const auto& [k, v] : variables.items) globals_.vars[k] = v;
@@ -89,7 +101,7 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecStmt(const Stmt& s, Scope* sc
       return Flow::kNormal;
     case Stmt::Kind::kSet:
     case Stmt::Kind::kSetBlock:
-      if (absl::Status st = ExecSet(s, scope, out); !st.ok()) return st;
+      if (absl::Status st = ExecSet(s, scope); !st.ok()) return st;
       return Flow::kNormal;
     case Stmt::Kind::kMacro: {
       const Stmt* macro = &s;
@@ -107,8 +119,7 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecStmt(const Stmt& s, Scope* sc
   return absl::InternalError("unknown statement");
 }
 
-absl::Status Interpreter::ExecSet(const Stmt& s, Scope* scope, std::string* out) {
-  (void)out;
+absl::Status Interpreter::ExecSet(const Stmt& s, Scope* scope) {
   Value value;
   if (s.kind == Stmt::Kind::kSetBlock) {
     std::string text;
@@ -183,11 +194,7 @@ absl::Status Interpreter::ExecFor(const Stmt& s, Scope* scope, std::string* out)
     if (i > 0) loop.items.emplace_back("previtem", items[i - 1]);
     if (i + 1 < n) loop.items.emplace_back("nextitem", items[i + 1]);
     loop.items.emplace_back("cycle", Value::MakeFunction("loop.cycle", [i](const CallArgs& a) {
-                              if (a.positional.empty()) {
-                                return absl::StatusOr<Value>(absl::InvalidArgumentError(
-                                    "loop.cycle needs at least one argument"));
-                              }
-                              return absl::StatusOr<Value>(a.positional[i % a.positional.size()]);
+                              return LoopCycle(i, a);
                             }));
     iteration.vars["loop"] = Value::MakeDict(std::move(loop));
     absl::StatusOr<Flow> flow = Exec(s.body, &iteration, out);

@@ -33,7 +33,8 @@ class Interpreter {
   absl::StatusOr<Flow> Exec(const Body& body, Scope* scope, std::string* out);
   absl::StatusOr<Flow> ExecStmt(const Stmt& s, Scope* scope, std::string* out);
   absl::Status ExecFor(const Stmt& s, Scope* scope, std::string* out);
-  absl::Status ExecSet(const Stmt& s, Scope* scope, std::string* out);
+  // {% set %}: a block set renders its body to a string, not to the output.
+  absl::Status ExecSet(const Stmt& s, Scope* scope);
   // Eval with a bound on its recursion (expressions inside macro calls
   // inside expressions...): a recursive macro fails cleanly, well before
   // the thread's stack runs out.
