@@ -290,6 +290,12 @@ bc
 
 y'.splitlines() }})J",
        R"J(['a', 'b', 'c'][]['x', '', 'y'])J"},
+      {R"J({% macro box(t) %}[{{ t }}:{{ caller() }}]{% endmacro %}{% call box('x') %}in {{ n }}{% endcall %})J",
+       R"J([x:in 7])J"},
+      {R"J({% macro each(l) %}{% for i in l %}{{ caller(i) }},{% endfor %}{% endmacro %}{% call(item) each([1, 2]) %}<{{ item }}>{% endcall %})J",
+       R"J(<1>,<2>,)J"},
+      {R"J({% macro m() %}{{ caller() }}{{ caller() }}{% endmacro %}{% for i in [1,2] %}{% call m() %}{{ i }}{% endcall %}{% endfor %})J",
+       R"J(1122)J"},
   };
   return *cases;
 }

@@ -143,6 +143,17 @@ TEST(JinjaTest, IntegerOverflowIsAnErrorNotUndefinedBehaviour) {
   EXPECT_EQ(RenderOk("{{ (1, 2) == [1, 2] }}"), "False");
 }
 
+TEST(JinjaTest, CallerDoesNotOutliveItsBlock) {
+  // caller() renders in the call site's scope, gone once the call returns:
+  // a kept caller() is refused (Jinja2 would still render it), never a
+  // dangling scope.
+  absl::StatusOr<std::string> r = Render(
+      "{% set ns = namespace() %}{% macro keep() %}{% set ns.c = caller %}{% endmacro %}"
+      "{% call keep() %}x{% endcall %}{{ ns.c() }}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("caller() used after its {% call %} block"));
+}
+
 TEST(JinjaTest, StrftimeNowUsesTheInjectedClock) {
   jinja::RenderOptions options;
   options.now.tm_year = 2026 - 1900;

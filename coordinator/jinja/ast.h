@@ -65,6 +65,7 @@ struct Stmt {
     kBreak,
     kContinue,
     kGeneration,  // HF's {% generation %}: body, rendered as is
+    kCallBlock,   // call(targets) expr %}body{% endcall: expr's macro gets caller()
   };
   Kind kind;
   int line = 0;

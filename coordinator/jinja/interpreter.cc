@@ -115,6 +115,9 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecStmt(const Stmt& s, Scope* sc
       return Flow::kContinue;
     case Stmt::Kind::kGeneration:
       return Exec(s.body, scope, out);
+    case Stmt::Kind::kCallBlock:
+      if (absl::Status st = ExecCallBlock(s, scope, out); !st.ok()) return st;
+      return Flow::kNormal;
   }
   return absl::InternalError("unknown statement");
 }
@@ -208,6 +211,40 @@ absl::Status Interpreter::ExecFor(const Stmt& s, Scope* scope, std::string* out)
   return absl::OkStatus();
 }
 
+absl::Status Interpreter::ExecCallBlock(const Stmt& s, Scope* scope, std::string* out) {
+  absl::StatusOr<Value> callee = Eval(*s.expr->args[0], scope);
+  if (!callee.ok()) return callee.status();
+  if (!callee->is_function()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("{% call %} needs a macro, not ", TypeName(*callee)));
+  }
+  absl::StatusOr<CallArgs> args = EvalArgs(*s.expr, 1, scope);
+  if (!args.ok()) return args.status();
+  // caller() renders the block in the scope of the call site, which lives
+  // only until the call returns: a caller() kept past that fails.
+  auto alive = std::make_shared<bool>(true);
+  args->keyword.emplace_back(
+      "caller", Value::MakeFunction("caller", [this, &s, scope, alive](const CallArgs& a) {
+        if (!*alive) {
+          return absl::StatusOr<Value>(
+              absl::FailedPreconditionError("caller() used after its {% call %} block"));
+        }
+        Scope block{{}, scope};
+        for (size_t i = 0; i < s.targets.size(); ++i) {
+          const Value* v = a.Get(i, s.targets[i]);
+          block.vars[s.targets[i]] = v != nullptr ? *v : Value::Undefined(s.targets[i]);
+        }
+        std::string text;
+        absl::StatusOr<Flow> flow = Exec(s.body, &block, &text);
+        if (!flow.ok()) return absl::StatusOr<Value>(flow.status());
+        return absl::StatusOr<Value>(Value::String(std::move(text)));
+      }));
+  absl::StatusOr<Value> result = callee->function()(*args);
+  *alive = false;
+  if (!result.ok()) return result.status();
+  return Append(ToStr(*result), out);
+}
+
 absl::StatusOr<Value> Interpreter::CallMacro(const Stmt& macro, const CallArgs& args) {
   if (call_depth_ >= options_.max_call_depth) {
     return absl::ResourceExhaustedError(absl::StrCat("macro '", macro.name, "' nested more than ",
@@ -233,6 +270,10 @@ absl::StatusOr<Value> Interpreter::CallMacro(const Stmt& macro, const CallArgs& 
     }
   }
   for (const auto& [k, v] : args.keyword) {
+    if (k == "caller") {  // from a {% call %} block
+      scope.vars["caller"] = v;
+      continue;
+    }
     bool known = false;
     for (const std::string& p : macro.targets) known = known || p == k;
     if (!known) {

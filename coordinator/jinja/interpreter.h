@@ -43,6 +43,7 @@ class Interpreter {
   absl::StatusOr<Value> EvalCall(const Expr& e, Scope* scope);
   absl::StatusOr<CallArgs> EvalArgs(const Expr& e, size_t first, Scope* scope);
   absl::StatusOr<Value> CallMacro(const Stmt& macro, const CallArgs& args);
+  absl::Status ExecCallBlock(const Stmt& s, Scope* scope, std::string* out);
   Value Lookup(const std::string& name, Scope* scope) const;
   absl::Status Append(std::string_view text, std::string* out);
   absl::Status Step(int line);

@@ -1,5 +1,6 @@
 // Statements: {% if/elif/else %}, {% for %} (loop filter, else), {% set %}
-// (plain, namespace attribute, block), {% macro %}, {% break/continue %}
+// (plain, namespace attribute, block), {% macro %}, {% call %} blocks,
+// {% break/continue %}
 // (jinja2.ext.loopcontrols, which HF enables) and HF's {% generation %}.
 #include "coordinator/jinja/parser.h"
 
@@ -122,6 +123,7 @@ StmtPtr Parser::ParseStatement() {
   if (tag == "for") return ParseFor(line);
   if (tag == "set") return ParseSet(line);
   if (tag == "macro") return ParseMacro(line);
+  if (tag == "call") return ParseCallBlock(line);
   auto s = std::make_unique<Stmt>();
   s->line = line;
   if (tag == "break" || tag == "continue") {
@@ -235,21 +237,7 @@ StmtPtr Parser::ParseMacro(int line) {
   s->line = line;
   if (Peek().type != Token::Type::kName) return Fail("expected a macro name");
   s->name = Next().value;
-  if (!Expect("(")) return nullptr;
-  while (!IsOp(")")) {
-    if (Peek().type != Token::Type::kName) return Fail("expected a macro parameter name");
-    s->targets.push_back(Next().value);
-    ExprPtr def;
-    if (IsOp("=")) {
-      Next();
-      def = ParseExpression();
-      if (!def) return nullptr;
-    }
-    s->defaults.push_back(std::move(def));
-    if (!IsOp(",")) break;
-    Next();
-  }
-  if (!Expect(")") || !ExpectBlockEnd()) return nullptr;
+  if (!ParseParameters(s.get()) || !ExpectBlockEnd()) return nullptr;
   // A loop around the definition does not make break legal inside it.
   const int loops = loops_;
   loops_ = 0;
@@ -259,6 +247,45 @@ StmtPtr Parser::ParseMacro(int line) {
   if (!error_.ok()) return nullptr;
   if (Peek().type == Token::Type::kName && Peek().value == s->name) Next();
   if (!ExpectBlockEnd()) return nullptr;
+  return s;
+}
+
+bool Parser::ParseParameters(Stmt* s) {
+  if (!Expect("(")) return false;
+  while (!IsOp(")")) {
+    if (Peek().type != Token::Type::kName) {
+      Fail("expected a parameter name");
+      return false;
+    }
+    s->targets.push_back(Next().value);
+    ExprPtr def;
+    if (IsOp("=")) {
+      Next();
+      def = ParseExpression();
+      if (!def) return false;
+    }
+    s->defaults.push_back(std::move(def));
+    if (!IsOp(",")) break;
+    Next();
+  }
+  return Expect(")");
+}
+
+StmtPtr Parser::ParseCallBlock(int line) {
+  auto s = std::make_unique<Stmt>();
+  s->kind = Stmt::Kind::kCallBlock;
+  s->line = line;
+  if (IsOp("(") && !ParseParameters(s.get())) return nullptr;
+  s->expr = ParseExpression();
+  if (!s->expr) return nullptr;
+  if (s->expr->kind != Expr::Kind::kCall) return Fail("{% call %} needs a macro call");
+  if (!ExpectBlockEnd()) return nullptr;
+  const int loops = loops_;
+  loops_ = 0;
+  std::string end;
+  s->body = ParseBody({"endcall"}, &end);
+  loops_ = loops;
+  if (!error_.ok() || !ExpectBlockEnd()) return nullptr;
   return s;
 }
 

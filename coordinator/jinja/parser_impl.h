@@ -33,6 +33,9 @@ class Parser {
   StmtPtr ParseFor(int line);
   StmtPtr ParseSet(int line);
   StmtPtr ParseMacro(int line);
+  StmtPtr ParseCallBlock(int line);
+  // "(a, b=1)" of a macro or call block: names into targets, defaults.
+  bool ParseParameters(Stmt* s);
 
   ExprPtr ParseCondExpr();
   ExprPtr ParseOr();
