@@ -9,6 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "common/base/field_error.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/chat_jinja.h"
+#include "coordinator/jinja/template.h"
 
 namespace shardlm {
 namespace {
@@ -220,12 +222,8 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Detect(std::string_view jinja) {
 absl::StatusOr<ChatTemplate> ChatTemplate::Resolve(std::string_view requested_name,
                                                    std::string_view model_template) {
   if (!requested_name.empty()) return FromName(requested_name);
-  if (model_template.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the model has no chat template (GGUF key tokenizer.chat_template): name one in the "
-        "request (",
-        kKnownNames, ")"));
-  }
+  // No template in the model: ChatML, as llama.cpp's server does.
+  if (model_template.empty()) return ChatTemplate(ChatFamily::kChatMl);
   // The server's --chat-template is a family name, not Jinja text.
   if (absl::StatusOr<ChatTemplate> named = FromName(model_template); named.ok()) return named;
   return Detect(model_template);
@@ -244,14 +242,83 @@ absl::StatusOr<RenderedChat> ChatTemplate::Render(const std::vector<ChatMessage>
   return absl::InternalError("unknown chat family");
 }
 
+namespace {
+
+// The vocabulary's text of a special token, or "" when it has none.
+std::string SpecialText(const Tokenizer& tokenizer, int32_t id) {
+  return tokenizer.IsValidId(id) ? tokenizer.TokenText(id) : std::string();
+}
+
+// True when the model's Jinja template renders the chat (rather than a
+// family): no template named by the request or the server, and a model
+// template that is Jinja text.
+bool UsesModelJinja(std::string_view model_template, std::string_view requested_template) {
+  return requested_template.empty() && !model_template.empty() &&
+         !ChatTemplate::FromName(model_template).ok();
+}
+
+absl::StatusOr<RenderedChat> RenderModelJinja(const Tokenizer& tokenizer,
+                                              std::string_view model_template,
+                                              const std::vector<ChatMessage>& messages,
+                                              std::string* name) {
+  absl::StatusOr<jinja::Template> tmpl = ParseChatTemplate(model_template);
+  if (!tmpl.ok()) {
+    // A construct the interpreter lacks: a known family still renders it
+    // exactly; anything else is refused rather than guessed.
+    absl::StatusOr<ChatTemplate> family = ChatTemplate::Detect(model_template);
+    if (!family.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the model's chat template (tokenizer.chat_template) cannot be rendered: ",
+          tmpl.status().message(), ". Name a template in the request (", kKnownNames, ")."));
+    }
+    *name = family->name();
+    return family->Render(messages);
+  }
+  JinjaChatOptions options;
+  options.bos_token = SpecialText(tokenizer, tokenizer.bos_id());
+  options.eos_token = SpecialText(tokenizer, tokenizer.eos_id());
+  options.render = jinja::DefaultRenderOptions();  // strftime_now: today
+  *name = "jinja";
+  return RenderJinjaChat(*tmpl, model_template, messages, options);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DescribeDefaultTemplate(std::string_view model_template) {
+  if (model_template.empty()) return std::string("chatml (the model has no chat template)");
+  if (absl::StatusOr<ChatTemplate> named = ChatTemplate::FromName(model_template); named.ok()) {
+    return std::string(named->name());
+  }
+  absl::StatusOr<jinja::Template> tmpl = ParseChatTemplate(model_template);
+  if (tmpl.ok()) {
+    return absl::StrCat("the model's Jinja template (", model_template.size(), " bytes)");
+  }
+  absl::StatusOr<ChatTemplate> family = ChatTemplate::Detect(model_template);
+  if (family.ok()) {
+    return absl::StrCat(family->name(), " (the model's template, which the interpreter refuses: ",
+                        tmpl.status().message(), ")");
+  }
+  return tmpl.status();
+}
+
 absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
                                            std::string_view model_template,
                                            std::string_view requested_template,
                                            const std::vector<ChatMessage>& messages,
                                            size_t max_prompt_bytes) {
-  absl::StatusOr<ChatTemplate> t = ChatTemplate::Resolve(requested_template, model_template);
-  if (!t.ok()) return t.status();
-  absl::StatusOr<RenderedChat> r = t->Render(messages);
+  if (messages.empty()) {
+    return absl::InvalidArgumentError("messages: empty (a chat needs at least one message)");
+  }
+  std::string name;
+  absl::StatusOr<RenderedChat> r;
+  if (UsesModelJinja(model_template, requested_template)) {
+    r = RenderModelJinja(tokenizer, model_template, messages, &name);
+  } else {
+    absl::StatusOr<ChatTemplate> t = ChatTemplate::Resolve(requested_template, model_template);
+    if (!t.ok()) return t.status();
+    name = t->name();
+    r = t->Render(messages);
+  }
   if (!r.ok()) return r.status();
   if (r->prompt.size() > max_prompt_bytes) {
     return InvalidFieldError("messages",
@@ -261,7 +328,7 @@ absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
   ChatPrompt out;
   out.tokens = tokenizer.Encode(r->prompt, r->add_bos, /*parse_special=*/true);
   out.stop = std::move(r->stop);
-  out.template_name = t->name();
+  out.template_name = std::move(name);
   return out;
 }
 

@@ -1,11 +1,13 @@
-// Chat templates: role-tagged messages -> one prompt string, for the three
-// prompt families most Llama-family chat models use. We never run Jinja: a
-// GGUF's `tokenizer.chat_template` (Hugging Face Jinja text) is matched to a
-// family by its distinctive markers, or a family is named explicitly
-// (`zephyr`, `llama2`, `chatml`), and the family is rendered by hand exactly
-// as its official template renders with `add_generation_prompt=True` (the
-// templates are quoted in chat_template.cc, and the unit tests pin the
-// rendered text).
+// Chat templates: role-tagged messages -> one prompt string.
+//
+// A model's own template (GGUF `tokenizer.chat_template`, Hugging Face Jinja
+// text) is rendered by the Jinja interpreter (coordinator/jinja, through
+// chat_jinja.h) exactly as Jinja2 renders it under HF's apply_chat_template
+// conventions. Three families are also rendered natively, by hand, exactly
+// as their official templates render with `add_generation_prompt=True`
+// (quoted in chat_template.cc, pinned by the unit tests): a request or the
+// server's --chat-template may name one (`zephyr`, `llama2`, `chatml`), and
+// a model with no template gets ChatML, as with llama.cpp's server.
 //
 // The rendered text contains control-token text (`</s>`, `<s>`,
 // `<|im_start|>`): tokenize it with parse_special=true. Like llama.cpp's
@@ -55,7 +57,8 @@ class ChatTemplate {
   static absl::StatusOr<ChatTemplate> Detect(std::string_view jinja);
   // The request's template name when given (FromName), else the server's
   // default: a family name (the --chat-template flag) or the model's Jinja
-  // text (Detect); FAILED_PRECONDITION when there is none.
+  // text (Detect); ChatML when there is none. (BuildChatPrompt renders a
+  // model's Jinja text with the interpreter instead of Detect.)
   static absl::StatusOr<ChatTemplate> Resolve(std::string_view requested_name,
                                               std::string_view model_template);
 
@@ -80,12 +83,23 @@ struct ChatPrompt {
   std::string template_name;
 };
 
-// Resolve + Render + Encode. `max_prompt_bytes` bounds the rendered text.
+// Renders and encodes a chat: with the requested family when the request
+// names one, else the server default `model_template` — a family name (the
+// --chat-template flag), the model's Jinja text (rendered by the
+// interpreter with the vocabulary's BOS/EOS texts and today's date; a family
+// when it uses a construct the interpreter lacks) or empty (ChatML).
+// `max_prompt_bytes` bounds the rendered text. INVALID_ARGUMENT for no
+// messages or ones the template refuses (its message included).
 absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
                                            std::string_view model_template,
                                            std::string_view requested_template,
                                            const std::vector<ChatMessage>& messages,
                                            size_t max_prompt_bytes);
+
+// What BuildChatPrompt renders with when a request names no template, for
+// the server's startup log; the error when the model's Jinja template can be
+// neither interpreted nor matched to a family.
+absl::StatusOr<std::string> DescribeDefaultTemplate(std::string_view model_template);
 
 // Appends the stops not already present in `stop` (a user's own stop strings
 // come first).

@@ -44,7 +44,7 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
                       "auth)");
   args->AddString("--chat-template", &o.chat_template,
                   "chat template when a request names none: zephyr, llama2, chatml (default: the "
-                  "model's)");
+                  "model's Jinja template; chatml when it has none)");
   f->tls.client_ca_flag = "--tls-client-ca";
   f->worker_tls.flag_prefix = "--worker-tls-";
   args->AddString("--tls-cert", &f->tls.cert_file, "server certificate chain (PEM) for clients");

@@ -59,13 +59,14 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   std::string chat_template = options.chat_template;
   if (!chat_template.empty()) {
     RETURN_IF_ERROR(ChatTemplate::FromName(chat_template).status());
-  } else if (absl::StatusOr<std::string> t = st->file->GetString("tokenizer.chat_template");
-             t.ok()) {
-    chat_template = *t;
-    absl::StatusOr<ChatTemplate> family = ChatTemplate::Detect(chat_template);
-    status(family.ok()
-               ? absl::StrCat("chat template: the model's (", family->name(), ")")
-               : absl::StrCat("chat requests must name a template: ", family.status().message()));
+  } else {
+    if (absl::StatusOr<std::string> t = st->file->GetString("tokenizer.chat_template"); t.ok()) {
+      chat_template = *t;
+    }
+    absl::StatusOr<std::string> used = DescribeDefaultTemplate(chat_template);
+    status(used.ok()
+               ? absl::StrCat("chat template: ", *used)
+               : absl::StrCat("chat requests must name a template: ", used.status().message()));
   }
   if (options.workers.empty()) {
     return absl::InvalidArgumentError("no workers given (--workers HOST:PORT,HOST:PORT,...)");

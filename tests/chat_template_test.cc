@@ -3,7 +3,10 @@
 // tokenizer.chat_template texts, and clear errors for the rest.
 #include "coordinator/chat_template.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <ctime>
 
 #include "common/model/gguf.h"
 #include "common/tokenizer/tokenizer.h"
@@ -158,10 +161,8 @@ TEST(ChatTemplateTest, ResolvePrefersTheRequestThenTheServerDefault) {
   EXPECT_EQ(ChatTemplate::Resolve("chatml", kTinyLlamaJinja)->family(), ChatFamily::kChatMl);
   EXPECT_EQ(ChatTemplate::Resolve("", kTinyLlamaJinja)->family(), ChatFamily::kZephyr);
   EXPECT_EQ(ChatTemplate::Resolve("", "llama2")->family(), ChatFamily::kLlama2);  // --chat-template
-  auto none = ChatTemplate::Resolve("", "");
-  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(std::string(none.status().message()).find("tokenizer.chat_template"),
-            std::string::npos);
+  // No template in the model: ChatML, as llama.cpp's server does.
+  EXPECT_EQ(ChatTemplate::Resolve("", "")->family(), ChatFamily::kChatMl);
   auto unknown = ChatTemplate::Resolve("vicuna", kTinyLlamaJinja);
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(unknown.status().message()).find("'vicuna'"), std::string::npos);
@@ -196,6 +197,85 @@ TEST(ChatTemplateTest, PromptTokensParseTheMarkers) {
             1);  // not doubled
   auto big = BuildChatPrompt(t, "", "zephyr", {{"user", std::string(100, 'x')}}, 50);
   EXPECT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The model's own Jinja template renders through the interpreter, with the
+// vocabulary's BOS/EOS texts (stories260K: <s>, </s>) and today's date.
+class ModelTemplateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto file = GgufFile::Open(TestDataPath("models/stories260K.gguf"));
+    ASSERT_TRUE(file.ok()) << file.status();
+    auto tok = Tokenizer::FromGguf(**file);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tokenizer_ = *std::move(tok);
+  }
+  static std::string Template(const std::string& stem) {
+    return ReadFileOrDie(TestDataPath("templates/" + stem + ".jinja"));
+  }
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+TEST_F(ModelTemplateTest, RendersTheModelsJinjaWithItsSpecialTokens) {
+  const Tokenizer& t = *tokenizer_;
+  const std::string mistral = Template("mistralai-Mistral-Nemo-Instruct-2407");
+  auto p = BuildChatPrompt(t, mistral, "", {{"user", "Hi"}}, 1 << 20);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->template_name, "jinja");
+  // The template spells <s> itself: the tokenizer adds no second one.
+  EXPECT_EQ(p->tokens, t.Encode("<s>[INST]Hi[/INST]", /*add_bos=*/false, true));
+  EXPECT_EQ(std::count(p->tokens.begin(), p->tokens.end(), t.bos_id()), 1);
+  EXPECT_NE(std::find(p->stop.begin(), p->stop.end(), "</s>"), p->stop.end());
+
+  // A request may still name a family.
+  auto named = BuildChatPrompt(t, mistral, "chatml", {{"user", "Hi"}}, 1 << 20);
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->template_name, "chatml");
+}
+
+TEST_F(ModelTemplateTest, TheDateLineComesFromTheClock) {
+  auto p = BuildChatPrompt(*tokenizer_, Template("meta-llama-Llama-3.2-3B-Instruct"), "",
+                           {{"user", "Hi"}}, 1 << 20);
+  ASSERT_TRUE(p.ok()) << p.status();
+  char today[32];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm;
+  localtime_r(&now, &tm);
+  std::strftime(today, sizeof(today), "%d %b %Y", &tm);
+  EXPECT_THAT(tokenizer_->Decode(p->tokens, {.render_special = true}),
+              ::testing::HasSubstr(std::string("Today Date: ") + today));
+}
+
+TEST_F(ModelTemplateTest, NoTemplateFallsBackToChatMl) {
+  auto p = BuildChatPrompt(*tokenizer_, "", "", {{"user", "Hi"}}, 1 << 20);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->template_name, "chatml");
+  EXPECT_EQ(p->tokens, tokenizer_->Encode("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+                                          true, true));
+}
+
+TEST_F(ModelTemplateTest, RefusalsAndUnsupportedConstructsAreErrors) {
+  // Mistral's own raise_exception: roles must alternate.
+  auto refused = BuildChatPrompt(*tokenizer_, Template("mistralai-Mistral-Nemo-Instruct-2407"), "",
+                                 {{"user", "a"}, {"user", "b"}}, 1 << 20);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("roles must alternate"));
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("chat template line"));
+
+  // A construct the interpreter lacks in a ChatML-looking template: the
+  // native family renders it; in an unknown one: refused, naming the line.
+  const std::string chatml_with_filter =
+      std::string(kChatMlJinja) + "\n{% filter upper %}x{% endfilter %}";
+  auto family = BuildChatPrompt(*tokenizer_, chatml_with_filter, "", {{"user", "Hi"}}, 1 << 20);
+  ASSERT_TRUE(family.ok()) << family.status();
+  EXPECT_EQ(family->template_name, "chatml");
+  auto unknown = BuildChatPrompt(*tokenizer_, "{{ x }}\n{% filter upper %}x{% endfilter %}", "",
+                                 {{"user", "Hi"}}, 1 << 20);
+  ASSERT_EQ(unknown.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(unknown.status().message(), ::testing::HasSubstr("line 2"));
+  auto described = DescribeDefaultTemplate("");
+  ASSERT_TRUE(described.ok()) << described.status();
+  EXPECT_THAT(*described, ::testing::HasSubstr("chatml"));
 }
 
 TEST(ChatTemplateTest, MergeStopsKeepsTheUsersFirst) {
