@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts `shardlm serve` (2 workers, gRPC + OpenAI-compatible HTTP on
-# 127.0.0.1, an API key, the zephyr chat template) with stories260K and runs
+# 127.0.0.1, an API key, the zephyr chat template) with stories260K — or
+# SHARDLM_E2E_MODEL_NAME (in TEST_DATA_DIR/models) / SHARDLM_E2E_WORKERS /
+# SHARDLM_E2E_TEMPLATE — and runs
 # Node test files against it:
 #   run_e2e.sh BIN_DIR TEST_DATA_DIR TEST.mjs...
 # SHARDLM_TEST_DATA overrides TEST_DATA_DIR. Installs the npm packages
@@ -20,9 +22,15 @@ fi
 
 tmp=$(mktemp -d)
 export SHARDLM_API_KEY="sk-shardlm-test-$$"
-"$bin/shardlm" serve --model "$data/models/stories260K.gguf" --workers 2 --threads 1 \
+# The model, worker count and chat template may be overridden (the family
+# models run with their own templates: SHARDLM_E2E_TEMPLATE="").
+export SHARDLM_E2E_MODEL="$data/models/${SHARDLM_E2E_MODEL_NAME:-stories260K}.gguf"
+export SHARDLM_TEST_DATA="$data"
+template_flag=(--chat-template "${SHARDLM_E2E_TEMPLATE-zephyr}")
+[ -z "${SHARDLM_E2E_TEMPLATE-zephyr}" ] && template_flag=()
+"$bin/shardlm" serve --model "$SHARDLM_E2E_MODEL" --workers "${SHARDLM_E2E_WORKERS:-2}" --threads 1 \
   --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --api-key "$SHARDLM_API_KEY" \
-  --chat-template zephyr >"$tmp/out" 2>"$tmp/err" &
+  "${template_flag[@]}" >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 cleanup() {
   kill -TERM "$pid" 2>/dev/null || true
