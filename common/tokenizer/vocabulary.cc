@@ -44,23 +44,11 @@ absl::Status LengthMismatch(const GgufFile& gguf, std::string_view key, size_t g
 }  // namespace
 
 std::string_view TokenTypeName(TokenType type) {
-  switch (type) {
-    case TokenType::kUndefined:
-      return "undefined";
-    case TokenType::kNormal:
-      return "normal";
-    case TokenType::kUnknown:
-      return "unknown";
-    case TokenType::kControl:
-      return "control";
-    case TokenType::kUserDefined:
-      return "user_defined";
-    case TokenType::kUnused:
-      return "unused";
-    case TokenType::kByte:
-      return "byte";
-  }
-  return "invalid";
+  // Indexed by the GGUF value (tokenizer.ggml.token_type), as llama.cpp names them.
+  static constexpr std::string_view kNames[] = {"undefined",    "normal", "unknown", "control",
+                                                "user_defined", "unused", "byte"};
+  const auto i = static_cast<size_t>(type);
+  return i < std::size(kNames) ? kNames[i] : "invalid";
 }
 
 absl::StatusOr<Vocabulary> Vocabulary::FromGguf(const GgufFile& gguf) {
