@@ -30,6 +30,19 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path, const std::stri
   return pem;
 }
 
+// A certificate chain and its private key, both PEM, read together.
+absl::Status ReadKeyPair(const std::string& cert_file, const std::string& cert_flag,
+                         const std::string& key_file, const std::string& key_flag,
+                         std::string* cert, std::string* key) {
+  absl::StatusOr<std::string> c = ReadPemFile(cert_file, cert_flag);
+  if (!c.ok()) return c.status();
+  absl::StatusOr<std::string> k = ReadPemFile(key_file, key_flag);
+  if (!k.ok()) return k.status();
+  *cert = std::move(*c);
+  *key = std::move(*k);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TlsServerFlags& f) {
   const std::string cert_flag = f.flag_prefix + "cert", key_flag = f.flag_prefix + "key";
@@ -50,12 +63,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
                      ": it verifies the client certificates (mutual TLS)"));
   }
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  absl::StatusOr<std::string> cert = ReadPemFile(f.cert_file, cert_flag);
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPemFile(f.key_file, key_flag);
-  if (!key.ok()) return key.status();
-  pair.cert_chain = std::move(*cert);
-  pair.private_key = std::move(*key);
+  if (absl::Status st = ReadKeyPair(f.cert_file, cert_flag, f.key_file, key_flag,
+                                    &pair.cert_chain, &pair.private_key);
+      !st.ok()) {
+    return st;
+  }
   grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   if (!f.client_ca_file.empty()) {
     absl::StatusOr<std::string> ca = ReadPemFile(f.client_ca_file, f.client_ca_flag);
@@ -93,12 +105,11 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     options.pem_root_certs = std::move(*ca);
   }
   if (!f.cert_file.empty()) {
-    absl::StatusOr<std::string> cert = ReadPemFile(f.cert_file, cert_flag);
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadPemFile(f.key_file, key_flag);
-    if (!key.ok()) return key.status();
-    options.pem_cert_chain = std::move(*cert);
-    options.pem_private_key = std::move(*key);
+    if (absl::Status st = ReadKeyPair(f.cert_file, cert_flag, f.key_file, key_flag,
+                                      &options.pem_cert_chain, &options.pem_private_key);
+        !st.ok()) {
+      return st;
+    }
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::SslCredentials(options);
   if (creds == nullptr) return absl::InvalidArgumentError("cannot build TLS channel credentials");
