@@ -17,28 +17,29 @@ TEST(SamplerTest, GreedyPicksTheArgmax) {
   EXPECT_EQ(s.Sample(SomeLogits()).token, 1);
 }
 
-TEST(SamplerTest, TopK1IsGreedyWhateverTheSeed) {
+// With seeds 0..49, `p` samples SomeLogits()'s argmax every time.
+void ExpectGreedyWhateverTheSeed(SamplingParams p) {
   for (uint64_t seed = 0; seed < 50; ++seed) {
-    SamplingParams p;
-    p.temperature = 1.5f;
-    p.top_k = 1;
     p.seed = seed;
     Sampler s(p);
-    EXPECT_EQ(s.Sample(SomeLogits()).token, 1);
+    EXPECT_EQ(s.Sample(SomeLogits()).token, 1) << "seed " << seed;
   }
 }
 
+TEST(SamplerTest, TopK1IsGreedyWhateverTheSeed) {
+  SamplingParams p;
+  p.temperature = 1.5f;
+  p.top_k = 1;
+  ExpectGreedyWhateverTheSeed(p);
+}
+
 TEST(SamplerTest, TinyTemperatureIsGreedy) {
-  for (uint64_t seed = 0; seed < 50; ++seed) {
-    SamplingParams p;
-    p.temperature = 1e-3f;
-    p.top_k = 0;
-    p.top_p = 1;
-    p.min_p = 0;
-    p.seed = seed;
-    Sampler s(p);
-    EXPECT_EQ(s.Sample(SomeLogits()).token, 1);
-  }
+  SamplingParams p;
+  p.temperature = 1e-3f;
+  p.top_k = 0;
+  p.top_p = 1;
+  p.min_p = 0;
+  ExpectGreedyWhateverTheSeed(p);
 }
 
 TEST(SamplerTest, TopPKeepsTheSmallestSetWithThatMass) {
