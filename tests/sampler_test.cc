@@ -42,6 +42,17 @@ TEST(SamplerTest, TinyTemperatureIsGreedy) {
   ExpectGreedyWhateverTheSeed(p);
 }
 
+// How often each token is drawn from `logits` with seeds 0..n_seeds-1.
+std::map<int, int> DrawsBySeed(SamplingParams p, const std::vector<float>& logits, int n_seeds) {
+  std::map<int, int> seen;
+  for (uint64_t seed = 0; seed < static_cast<uint64_t>(n_seeds); ++seed) {
+    p.seed = seed;
+    Sampler s(p);
+    ++seen[s.Sample(logits).token];
+  }
+  return seen;
+}
+
 TEST(SamplerTest, TopPKeepsTheSmallestSetWithThatMass) {
   // Probabilities 0.5, 0.3, 0.2: top_p 0.75 keeps the first two only.
   std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.2f)};
@@ -50,12 +61,7 @@ TEST(SamplerTest, TopPKeepsTheSmallestSetWithThatMass) {
   p.top_k = 0;
   p.min_p = 0;
   p.top_p = 0.75f;
-  std::map<int, int> seen;
-  for (uint64_t seed = 0; seed < 2000; ++seed) {
-    p.seed = seed;
-    Sampler s(p);
-    ++seen[s.Sample(logits).token];
-  }
+  std::map<int, int> seen = DrawsBySeed(p, logits, 2000);
   EXPECT_EQ(seen.count(2), 0u);
   // Renormalised 0.5/0.8 = 62.5% for token 0.
   EXPECT_NEAR(seen[0] / 2000.0, 0.625, 0.04);
@@ -68,11 +74,7 @@ TEST(SamplerTest, MinPDropsUnlikelyTokens) {
   p.top_k = 0;
   p.top_p = 1;
   p.min_p = 0.1f;  // 0.05 < 0.1 * 0.6
-  for (uint64_t seed = 0; seed < 500; ++seed) {
-    p.seed = seed;
-    Sampler s(p);
-    EXPECT_NE(s.Sample(logits).token, 2);
-  }
+  EXPECT_EQ(DrawsBySeed(p, logits, 500).count(2), 0u);
 }
 
 TEST(SamplerTest, SameSeedSameSequenceDifferentSeedDiffers) {
