@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
+#include "tests/greedy_request.h"
 #include "tests/test_data.h"
 #include "tests/worker_cluster.h"
 
@@ -41,11 +42,8 @@ std::vector<StreamResult> RunStreams(const std::string& address,
   std::vector<std::thread> threads;
   for (int i = 0; i < kStreams; ++i) {
     threads.emplace_back([&, i] {
-      v1::GenerateRequest req;
+      v1::GenerateRequest req = GreedyRequest(kTokens);
       req.set_prompt(prompts[i]);
-      req.mutable_sampling()->set_temperature(0);
-      req.mutable_sampling()->set_max_tokens(kTokens);
-      req.mutable_sampling()->set_ignore_eos(true);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
       auto reader = stub->Generate(&ctx, req);

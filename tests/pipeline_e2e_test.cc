@@ -11,13 +11,14 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/rpc/grpc_settings.h"
 #include "common/base/subprocess.h"
+#include "common/rpc/grpc_settings.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/coordinator_server.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "shardlm/v1/stage.grpc.pb.h"
 #include "tests/golden.h"
+#include "tests/greedy_request.h"
 #include "tests/test_data.h"
 
 namespace shardlm::testing {
@@ -47,13 +48,20 @@ Workers StartWorkers(const std::string& model, const Split& split) {
   return w;
 }
 
-std::unique_ptr<CoordinatorServer> StartCoordinator(const std::string& model, const Workers& w) {
+// A coordinator of `model` over the workers `w`, on a free loopback port,
+// waiting at most `worker_wait` for them.
+CoordinatorOptions CoordinatorFor(const std::string& model, const Workers& w,
+                                  absl::Duration worker_wait) {
   CoordinatorOptions o;
   o.model_path = model;
   o.workers = w.addresses;
   o.listen = "127.0.0.1:0";
-  o.worker_wait = absl::Seconds(30);
-  auto server = CoordinatorServer::Start(o);
+  o.worker_wait = worker_wait;
+  return o;
+}
+
+std::unique_ptr<CoordinatorServer> StartCoordinator(const std::string& model, const Workers& w) {
+  auto server = CoordinatorServer::Start(CoordinatorFor(model, w, absl::Seconds(30)));
   EXPECT_TRUE(server.ok()) << server.status();
   return server.ok() ? std::move(*server) : nullptr;
 }
@@ -64,11 +72,8 @@ std::unique_ptr<v1::ShardLM::Stub> Client(const std::string& address) {
 
 std::vector<int32_t> GreedyOverGrpc(v1::ShardLM::Stub* stub, const std::vector<int32_t>& prompt,
                                     int n) {
-  v1::GenerateRequest req;
+  v1::GenerateRequest req = GreedyRequest(n);
   for (int32_t t : prompt) req.add_prompt_tokens(t);
-  req.mutable_sampling()->set_temperature(0);
-  req.mutable_sampling()->set_max_tokens(n);
-  req.mutable_sampling()->set_ignore_eos(true);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   auto reader = stub->Generate(&ctx, req);
@@ -90,7 +95,8 @@ std::vector<int32_t> GreedyInProcess(const std::string& model, const std::vector
   std::vector<float> l = BatchLogits(stage.get(), 1, prompt);
   std::vector<int32_t> out = {Argmax(&l[(prompt.size() - 1) * v], v)};
   while (static_cast<int>(out.size()) < n) {
-    ForwardRequest r{{1}, {static_cast<int32_t>(prompt.size() + out.size() - 1)}, {out.back()}, {}, {}};
+    ForwardRequest r{
+        {1}, {static_cast<int32_t>(prompt.size() + out.size() - 1)}, {out.back()}, {}, {}};
     ForwardResult res;
     EXPECT_TRUE(stage->Forward(r, &res).ok());
     out.push_back(Argmax(res.logits.data(), v));
@@ -137,7 +143,8 @@ TEST_P(PipelineE2eTest, GreedyEqualsSingleProcess) {
   ASSERT_NE(server, nullptr);
   auto stub = Client(server->address());
   const int n = 24;
-  EXPECT_EQ(GreedyOverGrpc(stub.get(), g.prompt_tokens, n), GreedyInProcess(model, g.prompt_tokens, n));
+  EXPECT_EQ(GreedyOverGrpc(stub.get(), g.prompt_tokens, n),
+            GreedyInProcess(model, g.prompt_tokens, n));
   ExpectNoKvEventually(w);  // a finished stream frees its KV everywhere
 }
 
@@ -146,7 +153,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"stories260K.gguf", "stories260K.story", {{0, 5}}},
                       Case{"stories260K.gguf", "stories260K.story", {{0, 2}, {2, 5}}},
                       Case{"stories260K.gguf", "stories260K.lily", {{0, 1}, {1, 4}, {4, 5}}},
-                      Case{"stories260K.gguf", "stories260K.once", {{0, 1}, {1, 2}, {2, 4}, {4, 5}}},
+                      Case{
+                          "stories260K.gguf", "stories260K.once", {{0, 1}, {1, 2}, {2, 4}, {4, 5}}},
                       Case{"nano-q4_k_m.gguf", "nano-q4_k_m.story", {{0, 3}, {3, 4}}},
                       Case{"nano-q4_0.gguf", "nano-q4_0.lily", {{0, 1}, {1, 2}, {2, 3}, {3, 4}}}),
     // e.g. "stories260K_lily_0to1_1to4_4to5": golden prompt and the split.
@@ -167,11 +175,8 @@ TEST(PipelineE2eFaultTest, CancelledStreamFreesKvOnEveryWorker) {
   auto server = StartCoordinator(model, w);
   ASSERT_NE(server, nullptr);
   auto stub = Client(server->address());
-  v1::GenerateRequest req;
+  v1::GenerateRequest req = GreedyRequest(100000);
   req.set_prompt("Once upon a time");
-  req.mutable_sampling()->set_temperature(0);
-  req.mutable_sampling()->set_max_tokens(100000);
-  req.mutable_sampling()->set_ignore_eos(true);
   grpc::ClientContext ctx;
   auto reader = stub->Generate(&ctx, req);
   v1::GenerateResponse r;
@@ -187,13 +192,9 @@ TEST(PipelineE2eFaultTest, CancelledStreamFreesKvOnEveryWorker) {
 }
 
 // Each bad topology is refused with a message naming the problem.
-void ExpectRefused(const std::string& coordinator_model, const Workers& w, const std::string& needle) {
-  CoordinatorOptions o;
-  o.model_path = coordinator_model;
-  o.workers = w.addresses;
-  o.listen = "127.0.0.1:0";
-  o.worker_wait = absl::Seconds(5);
-  auto server = CoordinatorServer::Start(o);
+void ExpectRefused(const std::string& coordinator_model, const Workers& w,
+                   const std::string& needle) {
+  auto server = CoordinatorServer::Start(CoordinatorFor(coordinator_model, w, absl::Seconds(5)));
   ASSERT_FALSE(server.ok());
   EXPECT_NE(std::string(server.status().message()).find(needle), std::string::npos)
       << server.status();
@@ -202,9 +203,11 @@ void ExpectRefused(const std::string& coordinator_model, const Workers& w, const
 TEST(PipelineE2eFaultTest, BadTopologiesAreRefusedClearly) {
   const std::string stories = TestDataPath("models/stories260K.gguf");
   const std::string nano = TestDataPath("models/nano-q4_0.gguf");
-  ExpectRefused(stories, StartWorkers(stories, {{0, 2}, {3, 5}}), "layers 2:3 are served by no stage");
+  ExpectRefused(stories, StartWorkers(stories, {{0, 2}, {3, 5}}),
+                "layers 2:3 are served by no stage");
   ExpectRefused(stories, StartWorkers(stories, {{0, 3}, {2, 5}}), "layers 2:3 are served twice");
-  ExpectRefused(stories, StartWorkers(stories, {{0, 2}, {2, 4}}), "layers 4:5 are served by no stage");
+  ExpectRefused(stories, StartWorkers(stories, {{0, 2}, {2, 4}}),
+                "layers 4:5 are served by no stage");
   ExpectRefused(stories, StartWorkers(nano, {{0, 4}}), "serves a different model");
   // Nothing listens on port 1.
   Workers down;
@@ -229,8 +232,9 @@ double Sample(const std::string& page, const std::string& prefix) {
 TEST(PipelineE2eMetricsTest, CoordinatorAndWorkersExposePrometheusMetrics) {
   const std::string model = TestDataPath("models/stories260K.gguf");
   Workers w;
-  auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--insecure", "--model", model, "--layers", "0:5", "--listen",
-                              "127.0.0.1:0", "--threads", "1", "--metrics-listen", "127.0.0.1:0"});
+  auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--insecure", "--model", model, "--layers", "0:5",
+                              "--listen", "127.0.0.1:0", "--threads", "1", "--metrics-listen",
+                              "127.0.0.1:0"});
   ASSERT_TRUE(p.ok()) << p.status();
   w.addresses.push_back(*(*p)->WaitForLine("LISTENING ", absl::Seconds(30)));
   const std::string worker_metrics = *(*p)->WaitForLine("METRICS ", absl::Seconds(30));

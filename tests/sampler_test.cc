@@ -17,28 +17,40 @@ TEST(SamplerTest, GreedyPicksTheArgmax) {
   EXPECT_EQ(s.Sample(SomeLogits()).token, 1);
 }
 
-TEST(SamplerTest, TopK1IsGreedyWhateverTheSeed) {
+// With seeds 0..49, `p` samples SomeLogits()'s argmax every time.
+void ExpectGreedyWhateverTheSeed(SamplingParams p) {
   for (uint64_t seed = 0; seed < 50; ++seed) {
-    SamplingParams p;
-    p.temperature = 1.5f;
-    p.top_k = 1;
     p.seed = seed;
     Sampler s(p);
-    EXPECT_EQ(s.Sample(SomeLogits()).token, 1);
+    EXPECT_EQ(s.Sample(SomeLogits()).token, 1) << "seed " << seed;
   }
 }
 
+TEST(SamplerTest, TopK1IsGreedyWhateverTheSeed) {
+  SamplingParams p;
+  p.temperature = 1.5f;
+  p.top_k = 1;
+  ExpectGreedyWhateverTheSeed(p);
+}
+
 TEST(SamplerTest, TinyTemperatureIsGreedy) {
-  for (uint64_t seed = 0; seed < 50; ++seed) {
-    SamplingParams p;
-    p.temperature = 1e-3f;
-    p.top_k = 0;
-    p.top_p = 1;
-    p.min_p = 0;
+  SamplingParams p;
+  p.temperature = 1e-3f;
+  p.top_k = 0;
+  p.top_p = 1;
+  p.min_p = 0;
+  ExpectGreedyWhateverTheSeed(p);
+}
+
+// How often each token is drawn from `logits` with seeds 0..n_seeds-1.
+std::map<int, int> DrawsBySeed(SamplingParams p, const std::vector<float>& logits, int n_seeds) {
+  std::map<int, int> seen;
+  for (uint64_t seed = 0; seed < static_cast<uint64_t>(n_seeds); ++seed) {
     p.seed = seed;
     Sampler s(p);
-    EXPECT_EQ(s.Sample(SomeLogits()).token, 1);
+    ++seen[s.Sample(logits).token];
   }
+  return seen;
 }
 
 TEST(SamplerTest, TopPKeepsTheSmallestSetWithThatMass) {
@@ -49,12 +61,7 @@ TEST(SamplerTest, TopPKeepsTheSmallestSetWithThatMass) {
   p.top_k = 0;
   p.min_p = 0;
   p.top_p = 0.75f;
-  std::map<int, int> seen;
-  for (uint64_t seed = 0; seed < 2000; ++seed) {
-    p.seed = seed;
-    Sampler s(p);
-    ++seen[s.Sample(logits).token];
-  }
+  std::map<int, int> seen = DrawsBySeed(p, logits, 2000);
   EXPECT_EQ(seen.count(2), 0u);
   // Renormalised 0.5/0.8 = 62.5% for token 0.
   EXPECT_NEAR(seen[0] / 2000.0, 0.625, 0.04);
@@ -67,11 +74,7 @@ TEST(SamplerTest, MinPDropsUnlikelyTokens) {
   p.top_k = 0;
   p.top_p = 1;
   p.min_p = 0.1f;  // 0.05 < 0.1 * 0.6
-  for (uint64_t seed = 0; seed < 500; ++seed) {
-    p.seed = seed;
-    Sampler s(p);
-    EXPECT_NE(s.Sample(logits).token, 2);
-  }
+  EXPECT_EQ(DrawsBySeed(p, logits, 500).count(2), 0u);
 }
 
 TEST(SamplerTest, SameSeedSameSequenceDifferentSeedDiffers) {

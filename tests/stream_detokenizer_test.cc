@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "common/model/gguf.h"
 #include "common/tokenizer/utf8.h"
+#include "tests/spm_byte_vocab.h"
 #include "tests/test_data.h"
 
 namespace shardlm {
@@ -21,16 +21,10 @@ const std::string kFffd(kUtf8Replacement);
 // 0 <unk>, 1 <s>, 2 </s>, 3..258 bytes, 259 "▁Hi", 260 "é", 261 "\xFF" as a
 // NORMAL token (a broken vocabulary entry must not break the stream either).
 std::unique_ptr<Tokenizer> ByteVocab() {
-  Vocabulary v;
-  v.tokens = {"<unk>", "<s>", "</s>"};
-  v.types = {TokenType::kUnknown, TokenType::kControl, TokenType::kControl};
-  for (int b = 0; b < 256; ++b) {
-    v.tokens.push_back(absl::StrFormat("<0x%02X>", b));
-    v.types.push_back(TokenType::kByte);
-  }
+  Vocabulary v = testing::SpmByteVocab();
   v.tokens.insert(v.tokens.end(), {"\xE2\x96\x81Hi", "\xC3\xA9", "\xFF"});
   v.types.insert(v.types.end(), 3, TokenType::kNormal);
-  v.scores.assign(v.tokens.size(), 0.0f);
+  v.scores.insert(v.scores.end(), 3, 0.0f);
   auto t = Tokenizer::Create(std::move(v));
   EXPECT_TRUE(t.ok()) << t.status();
   return std::move(t).value();

@@ -153,6 +153,17 @@ void ExpectRoundTrips(const Tokenizer& t, const std::vector<Case>& cases) {
   }
 }
 
+// The vectors of `file` (a SentencePiece vocabulary's, special text parsed,
+// no BOS): `n_cases` of them, all encoded as recorded and all round-tripping.
+std::vector<Case> ExpectSpmVectors(const Tokenizer& t, const std::string& file,
+                                   const std::string& name, size_t n_cases) {
+  std::vector<Case> cases = ReadVocabTest(file);
+  EXPECT_EQ(cases.size(), n_cases);
+  ExpectAllCases(t, name, cases, false, true);
+  ExpectRoundTrips(t, cases);
+  return cases;
+}
+
 // llama.cpp's llm_tokenizer_spm_session, ported as literally as possible: one
 // heap over the whole fragment, std::string keys, no word splitting. The
 // optimised encoder must give the same ids on any input.
@@ -258,27 +269,20 @@ TEST(TokenizerVectorsTest, LlamaSpmVocabMatchesLlamaCpp) {
   EXPECT_EQ(t.eos_id(), 2);
   EXPECT_TRUE(t.add_bos());
   EXPECT_FALSE(t.add_eos());
-  const std::vector<Case> cases = ReadVocabTest("tokenizer/ggml-vocab-llama-spm.gguf");
-  EXPECT_EQ(cases.size(), 46u);
-  ExpectAllCases(t, "ggml-vocab-llama-spm", cases, false, true);
-  ExpectRoundTrips(t, cases);
+  ExpectSpmVectors(t, "tokenizer/ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-spm", 46);
 }
 
 TEST(TokenizerVectorsTest, Stories260KVocabMatchesSentencePiece) {
   const Tokenizer& t = LoadTokenizer("models/stories260K.gguf");
   EXPECT_EQ(t.n_vocab(), 512);
-  const std::vector<Case> cases = ReadVocabTest("tokenizer/stories260K.gguf");
-  EXPECT_EQ(cases.size(), 60u);
-  ExpectAllCases(t, "stories260K", cases, false, true);
-  ExpectRoundTrips(t, cases);
+  ExpectSpmVectors(t, "tokenizer/stories260K.gguf", "stories260K", 60);
 }
 
 TEST(TokenizerVectorsTest, TinyLlamaSpecialTokenParsing) {
   const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-llama-spm.gguf");
-  const std::vector<Case> cases = ReadVocabTest("tokenizer/ggml-vocab-tinyllama.gguf");
-  EXPECT_EQ(cases.size(), 11u);
-  ExpectAllCases(t, "ggml-vocab-tinyllama (</s> parsed)", cases, false, true);
-  ExpectRoundTrips(t, cases);  // without special parsing "</s>" is plain text
+  // The round trips encode without special parsing: there "</s>" is plain text.
+  const std::vector<Case> cases = ExpectSpmVectors(t, "tokenizer/ggml-vocab-tinyllama.gguf",
+                                                   "ggml-vocab-tinyllama (</s> parsed)", 11);
   // Not parsed, "</s>" never becomes token 2.
   for (const Case& c : cases) {
     for (int32_t id : t.Encode(c.text, false, false)) EXPECT_NE(id, 2) << c.text;
@@ -407,10 +411,7 @@ TEST(TokenizerVectorsTest, Qwen35BpeVocabMatchesLlamaCpp) {
 
 TEST(TokenizerVectorsTest, Phi3SpmVocabMatchesLlamaCpp) {
   const Tokenizer& t = LoadTokenizer("tokenizer/ggml-vocab-phi-3.gguf");
-  const std::vector<Case> cases = ReadVocabTest("tokenizer/ggml-vocab-phi-3.gguf");
-  EXPECT_EQ(cases.size(), 46u);
-  ExpectAllCases(t, "ggml-vocab-phi-3", cases, false, true);
-  ExpectRoundTrips(t, cases);
+  ExpectSpmVectors(t, "tokenizer/ggml-vocab-phi-3.gguf", "ggml-vocab-phi-3", 46);
 }
 
 TEST(TokenizerVectorsTest, Phi3SpecialTokensAsLlamaCppTreatsThem) {

@@ -14,11 +14,11 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "common/tokenizer/byte_unicode.h"
 #include "common/tokenizer/stream_detokenizer.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/utf8.h"
+#include "tests/spm_byte_vocab.h"
 
 namespace shardlm {
 namespace {
@@ -33,14 +33,7 @@ void Fail(const char* what) {
 // user-defined token, an invalid-UTF-8 normal token and equal scores (ties).
 std::unique_ptr<Tokenizer> MakeTokenizer() {
   const std::string s = "\xE2\x96\x81";
-  Vocabulary v;
-  v.tokens = {"<unk>", "<s>", "</s>"};
-  v.types = {TokenType::kUnknown, TokenType::kControl, TokenType::kControl};
-  for (int b = 0; b < 256; ++b) {
-    v.tokens.push_back(absl::StrFormat("<0x%02X>", b));
-    v.types.push_back(TokenType::kByte);
-  }
-  v.scores.assign(v.tokens.size(), 0.0f);
+  Vocabulary v = testing::SpmByteVocab();
   const std::pair<std::string, float> pieces[] = {
       {s, -1},           {"a", -2},      {"b", -2},          {"c", -2},    {s + "a", -1},
       {"ab", -1},        {"abc", -0.5f}, {"a" + s, -1.5f},   {s + s, -3},  {"\xC3\xA9", -2},
