@@ -63,32 +63,22 @@ ExprPtr Parser::ParseCondExpr() {
   return e;
 }
 
-ExprPtr Parser::ParseOr() {
-  ExprPtr e = ParseAnd();
+ExprPtr Parser::ParseOr() { return ParseKeywordChain("or", Expr::Kind::kOr, &Parser::ParseAnd); }
+
+ExprPtr Parser::ParseAnd() { return ParseKeywordChain("and", Expr::Kind::kAnd, &Parser::ParseNot); }
+
+ExprPtr Parser::ParseKeywordChain(const char* keyword, Expr::Kind kind,
+                                  ExprPtr (Parser::*operand)()) {
+  ExprPtr e = (this->*operand)();
   Chain chain(this);
-  while (e && IsName("or")) {
+  while (e && IsName(keyword)) {
     if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
-    ExprPtr o = Make(Expr::Kind::kOr, Next().line);
-    ExprPtr r = ParseAnd();
+    ExprPtr o = Make(kind, Next().line);
+    ExprPtr r = (this->*operand)();
     if (!r) return nullptr;
     o->args.push_back(std::move(e));
     o->args.push_back(std::move(r));
     e = std::move(o);
-  }
-  return e;
-}
-
-ExprPtr Parser::ParseAnd() {
-  ExprPtr e = ParseNot();
-  Chain chain(this);
-  while (e && IsName("and")) {
-    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
-    ExprPtr a = Make(Expr::Kind::kAnd, Next().line);
-    ExprPtr r = ParseNot();
-    if (!r) return nullptr;
-    a->args.push_back(std::move(e));
-    a->args.push_back(std::move(r));
-    e = std::move(a);
   }
   return e;
 }
