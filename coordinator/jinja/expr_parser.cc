@@ -273,10 +273,8 @@ ExprPtr Parser::ParsePostfix(ExprPtr e) {
     } else if (IsOp("[")) {
       e = ParseSubscript(std::move(e));
     } else if (IsOp("(")) {
-      ExprPtr call = Make(Expr::Kind::kCall, Next().line);
-      call->args.push_back(std::move(e));
-      if (!ParseCallArgs(call.get())) return nullptr;
-      e = std::move(call);
+      e = ParseCall(std::move(e));
+      if (!e) return nullptr;
     } else {
       break;
     }
@@ -353,15 +351,20 @@ ExprPtr Parser::ParseFilterExpr(ExprPtr e) {
       }
       e = std::move(t);
     } else if (IsOp("(")) {
-      ExprPtr call = Make(Expr::Kind::kCall, Next().line);
-      call->args.push_back(std::move(e));
-      if (!ParseCallArgs(call.get())) return nullptr;
-      e = std::move(call);
+      e = ParseCall(std::move(e));
+      if (!e) return nullptr;
     } else {
       break;
     }
   }
   return e;
+}
+
+ExprPtr Parser::ParseCall(ExprPtr callee) {
+  ExprPtr call = Make(Expr::Kind::kCall, Next().line);  // '('
+  call->args.push_back(std::move(callee));
+  if (!ParseCallArgs(call.get())) return nullptr;
+  return call;
 }
 
 bool Parser::ParseCallArgs(Expr* call) {

@@ -55,6 +55,8 @@ class Parser {
   ExprPtr ParsePostfix(ExprPtr e);
   ExprPtr ParseFilterExpr(ExprPtr e);
   ExprPtr ParseSubscript(ExprPtr e);
+  // At '(': a call of `callee` with the arguments through ')'.
+  ExprPtr ParseCall(ExprPtr callee);
   // After '(': positional and keyword arguments into `call`, through ')'.
   bool ParseCallArgs(Expr* call);
 
