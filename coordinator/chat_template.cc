@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/base/field_error.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_jinja.h"
@@ -89,14 +90,21 @@ absl::Status CheckRoles(const std::vector<ChatMessage>& messages) {
   return absl::OkStatus();
 }
 
-RenderedChat RenderZephyr(const std::vector<ChatMessage>& messages) {
+// Each message as open + role + close + content + end + "\n", then the
+// assistant's header; generation stops at `end`.
+RenderedChat RenderRoleTagged(const std::vector<ChatMessage>& messages, absl::string_view open,
+                              absl::string_view close, absl::string_view end) {
   RenderedChat out;
   for (const ChatMessage& m : messages) {
-    absl::StrAppend(&out.prompt, "<|", m.role, "|>\n", m.content, "</s>\n");
+    absl::StrAppend(&out.prompt, open, m.role, close, m.content, end, "\n");
   }
-  absl::StrAppend(&out.prompt, "<|assistant|>\n");
-  out.stop = {"</s>"};
+  absl::StrAppend(&out.prompt, open, "assistant", close);
+  out.stop = {std::string(end)};
   return out;
+}
+
+RenderedChat RenderZephyr(const std::vector<ChatMessage>& messages) {
+  return RenderRoleTagged(messages, "<|", "|>\n", "</s>");
 }
 
 absl::StatusOr<RenderedChat> RenderLlama2(const std::vector<ChatMessage>& messages) {
@@ -142,13 +150,7 @@ absl::StatusOr<RenderedChat> RenderLlama2(const std::vector<ChatMessage>& messag
 }
 
 RenderedChat RenderChatMl(const std::vector<ChatMessage>& messages) {
-  RenderedChat out;
-  for (const ChatMessage& m : messages) {
-    absl::StrAppend(&out.prompt, "<|im_start|>", m.role, "\n", m.content, "<|im_end|>\n");
-  }
-  absl::StrAppend(&out.prompt, "<|im_start|>assistant\n");
-  out.stop = {"<|im_end|>"};
-  return out;
+  return RenderRoleTagged(messages, "<|im_start|>", "\n", "<|im_end|>");
 }
 
 // What a template we do not render looks like, for the error message.

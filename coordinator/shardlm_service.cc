@@ -56,17 +56,21 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Chat(
   return Stream(context, ClientRequestFromProto(*request));
 }
 
+grpc::ServerUnaryReactor* ShardLmService::RunUnary(grpc::CallbackServerContext* context,
+                                                   std::function<absl::Status()> work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Authorized(*context, reactor)) return reactor;
+  door_->Run([reactor, work = std::move(work)] { FinishUnary(reactor, work()); });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* context,
                                                    const v1::TokenizeRequest* request,
                                                    v1::TokenizeResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!Authorized(*context, reactor)) return reactor;
   // A prompt of up to 1 MiB takes milliseconds to encode: not on this thread.
-  door_->Run([this, reactor, request, response] {
+  return RunUnary(context, [this, request, response]() -> absl::Status {
     if (request->text().size() > kMaxPromptBytes) {
-      return FinishUnary(
-          reactor,
-          InvalidFieldError("text", absl::StrCat("more than ", kMaxPromptBytes, " bytes")));
+      return InvalidFieldError("text", absl::StrCat("more than ", kMaxPromptBytes, " bytes"));
     }
     const Tokenizer& tokenizer = door_->tokenizer();
     const bool add_bos = request->has_add_bos() ? request->add_bos() : true;
@@ -74,28 +78,24 @@ grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* 
       response->add_token_ids(id);
       response->add_pieces(tokenizer.TokenText(id));
     }
-    FinishUnary(reactor, absl::OkStatus());
+    return absl::OkStatus();
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ShardLmService::Detokenize(grpc::CallbackServerContext* context,
                                                      const v1::DetokenizeRequest* request,
                                                      v1::DetokenizeResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!Authorized(*context, reactor)) return reactor;
-  door_->Run([this, reactor, request, response] {
+  return RunUnary(context, [this, request, response]() -> absl::Status {
     const Tokenizer& tokenizer = door_->tokenizer();
     std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
     if (absl::Status st = tokenizer.CheckIds(ids); !st.ok()) {
-      return FinishUnary(reactor, InvalidFieldError("token_ids", st.message()));
+      return InvalidFieldError("token_ids", st.message());
     }
     DecodeOptions options;
     options.render_special = request->render_special();
     response->set_text(SanitizeUtf8(tokenizer.Decode(ids, options)));
-    FinishUnary(reactor, absl::OkStatus());
+    return absl::OkStatus();
   });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ShardLmService::GetModelInfo(grpc::CallbackServerContext* context,

@@ -6,6 +6,7 @@
 #ifndef SHARDLM_COORDINATOR_SHARDLM_SERVICE_H_
 #define SHARDLM_COORDINATOR_SHARDLM_SERVICE_H_
 
+#include <functional>
 #include <string>
 
 #include "common/model/model_config.h"
@@ -41,6 +42,10 @@ class ShardLmService final : public v1::ShardLM::CallbackService {
   // Checks the bearer token; false when it fails (the call is finished).
   bool Authorized(const grpc::CallbackServerContext& context,
                   grpc::ServerUnaryReactor* reactor) const;
+  // Authorizes, then runs `work` on the front door's threads and finishes the
+  // call with the status it returns.
+  grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
+                                     std::function<absl::Status()> work);
   // A Generate or Chat request, once mapped: the call's deadline, then the
   // front door.
   grpc::ServerWriteReactor<v1::GenerateResponse>* Stream(grpc::CallbackServerContext* context,

@@ -362,6 +362,26 @@ void RelabelKeys(const GgufFile& src, const std::string& from, const std::string
   }
 }
 
+// `model` with its keys relabelled `from` -> `to` (RelabelKeys), in memory.
+struct Relabelled {
+  std::unique_ptr<EditedCopy> copy;  // holds the bytes `file` reads
+  std::unique_ptr<GgufFile> file;
+  ModelConfig config;
+};
+
+absl::StatusOr<Relabelled> Relabel(const std::string& model, const std::string& from,
+                                   const std::string& to) {
+  auto src = OpenFile(ModelPath(model));
+  if (src == nullptr) return absl::InternalError("no source");
+  auto copy = std::make_unique<EditedCopy>(
+      *src, [&](GgufWriter* w) { RelabelKeys(*src, from, to, w); }, KeepAll);
+  auto file = copy->Open();
+  if (!file.ok()) return file.status();
+  auto c = ModelConfig::FromGguf(**file);
+  if (!c.ok()) return c.status();
+  return Relabelled{std::move(copy), *std::move(file), *std::move(c)};
+}
+
 // What shardlm-inspect reports: a qwen3 file relabelled qwen2 lacks the
 // biases and carries q/k norms qwen2 would ignore.
 TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
@@ -372,15 +392,9 @@ TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
     EXPECT_TRUE(check.problems.empty()) << model << ": " << check.problems[0];
     EXPECT_TRUE(check.ignored.empty()) << model << ": " << check.ignored[0];
   }
-  auto src = OpenFile(ModelPath("qwen3-nano-q4_k_m"));
-  ASSERT_NE(src, nullptr);
-  EditedCopy copy(
-      *src, [&](GgufWriter* w) { RelabelKeys(*src, "qwen3", "qwen2", w); }, KeepAll);
-  auto file = copy.Open();
-  ASSERT_TRUE(file.ok()) << file.status();
-  auto c = ModelConfig::FromGguf(**file);
-  ASSERT_TRUE(c.ok()) << c.status();
-  const TensorCheck check = CheckTensors(**file, *c);
+  auto relabelled = Relabel("qwen3-nano-q4_k_m", "qwen3", "qwen2");
+  ASSERT_TRUE(relabelled.ok()) << relabelled.status();
+  const TensorCheck check = CheckTensors(*relabelled->file, relabelled->config);
   ASSERT_EQ(check.problems.size(), 12u);  // 3 biases x 4 layers
   EXPECT_EQ(check.problems[0], "tensor 'blk.0.attn_q.bias' is missing");
   ASSERT_EQ(check.ignored.size(), 8u);  // 2 norms x 4 layers
@@ -390,21 +404,17 @@ TEST(FamiliesTest, TensorCheckNamesMissingAndIgnoredTensors) {
 // llama reads q/k/v biases when a file has them (llama.cpp: optional), so a
 // qwen2 file relabelled llama binds them (and would run them with NORM RoPE).
 TEST(FamiliesTest, LlamaBindsOptionalBiases) {
-  auto src = OpenFile(ModelPath("qwen2-nano-q4_0"));
-  ASSERT_NE(src, nullptr);
-  EditedCopy copy(
-      *src, [&](GgufWriter* w) { RelabelKeys(*src, "qwen2", "llama", w); }, KeepAll);
-  auto file = copy.Open();
-  ASSERT_TRUE(file.ok()) << file.status();
-  auto c = ModelConfig::FromGguf(**file);
-  ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->rope_type(), RopeType::kNorm);
-  auto w = StageWeights::Load(**file, *c, 0, 4);
+  auto relabelled = Relabel("qwen2-nano-q4_0", "qwen2", "llama");
+  ASSERT_TRUE(relabelled.ok()) << relabelled.status();
+  const GgufFile& file = *relabelled->file;
+  const ModelConfig& c = relabelled->config;
+  EXPECT_EQ(c.rope_type(), RopeType::kNorm);
+  auto w = StageWeights::Load(file, c, 0, 4);
   ASSERT_TRUE(w.ok()) << w.status();
   EXPECT_EQ(w->layers[3].bq.size(), 128u);
   EXPECT_EQ(w->layers[3].bv.size(), 64u);
   EXPECT_TRUE(w->rope_freqs.empty());
-  EXPECT_TRUE(CheckTensors(**file, *c).ignored.empty());
+  EXPECT_TRUE(CheckTensors(file, c).ignored.empty());
 }
 
 }  // namespace

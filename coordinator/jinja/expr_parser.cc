@@ -63,32 +63,22 @@ ExprPtr Parser::ParseCondExpr() {
   return e;
 }
 
-ExprPtr Parser::ParseOr() {
-  ExprPtr e = ParseAnd();
+ExprPtr Parser::ParseOr() { return ParseKeywordChain("or", Expr::Kind::kOr, &Parser::ParseAnd); }
+
+ExprPtr Parser::ParseAnd() { return ParseKeywordChain("and", Expr::Kind::kAnd, &Parser::ParseNot); }
+
+ExprPtr Parser::ParseKeywordChain(const char* keyword, Expr::Kind kind,
+                                  ExprPtr (Parser::*operand)()) {
+  ExprPtr e = (this->*operand)();
   Chain chain(this);
-  while (e && IsName("or")) {
+  while (e && IsName(keyword)) {
     if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
-    ExprPtr o = Make(Expr::Kind::kOr, Next().line);
-    ExprPtr r = ParseAnd();
+    ExprPtr o = Make(kind, Next().line);
+    ExprPtr r = (this->*operand)();
     if (!r) return nullptr;
     o->args.push_back(std::move(e));
     o->args.push_back(std::move(r));
     e = std::move(o);
-  }
-  return e;
-}
-
-ExprPtr Parser::ParseAnd() {
-  ExprPtr e = ParseNot();
-  Chain chain(this);
-  while (e && IsName("and")) {
-    if (!chain.Deepen()) return Fail("expression too long or nested too deeply");
-    ExprPtr a = Make(Expr::Kind::kAnd, Next().line);
-    ExprPtr r = ParseNot();
-    if (!r) return nullptr;
-    a->args.push_back(std::move(e));
-    a->args.push_back(std::move(r));
-    e = std::move(a);
   }
   return e;
 }
@@ -283,10 +273,8 @@ ExprPtr Parser::ParsePostfix(ExprPtr e) {
     } else if (IsOp("[")) {
       e = ParseSubscript(std::move(e));
     } else if (IsOp("(")) {
-      ExprPtr call = Make(Expr::Kind::kCall, Next().line);
-      call->args.push_back(std::move(e));
-      if (!ParseCallArgs(call.get())) return nullptr;
-      e = std::move(call);
+      e = ParseCall(std::move(e));
+      if (!e) return nullptr;
     } else {
       break;
     }
@@ -363,15 +351,20 @@ ExprPtr Parser::ParseFilterExpr(ExprPtr e) {
       }
       e = std::move(t);
     } else if (IsOp("(")) {
-      ExprPtr call = Make(Expr::Kind::kCall, Next().line);
-      call->args.push_back(std::move(e));
-      if (!ParseCallArgs(call.get())) return nullptr;
-      e = std::move(call);
+      e = ParseCall(std::move(e));
+      if (!e) return nullptr;
     } else {
       break;
     }
   }
   return e;
+}
+
+ExprPtr Parser::ParseCall(ExprPtr callee) {
+  ExprPtr call = Make(Expr::Kind::kCall, Next().line);  // '('
+  call->args.push_back(std::move(callee));
+  if (!ParseCallArgs(call.get())) return nullptr;
+  return call;
 }
 
 bool Parser::ParseCallArgs(Expr* call) {

@@ -74,17 +74,13 @@ Body Parser::ParseBody(const std::vector<std::string>& end_tags, std::string* fo
       break;
     }
     if (t.type == Token::Type::kText) {
-      auto s = std::make_unique<Stmt>();
-      s->kind = Stmt::Kind::kText;
-      s->line = t.line;
+      StmtPtr s = MakeStmt(Stmt::Kind::kText, t.line);
       s->text = Next().value;
       body.push_back(std::move(s));
       continue;
     }
     if (t.type == Token::Type::kVarBegin) {
-      auto s = std::make_unique<Stmt>();
-      s->kind = Stmt::Kind::kOutput;
-      s->line = Next().line;
+      StmtPtr s = MakeStmt(Stmt::Kind::kOutput, Next().line);
       s->expr = ParseTuple(true);
       if (!s->expr) break;
       if (Peek().type != Token::Type::kVarEnd) {
@@ -143,10 +139,25 @@ StmtPtr Parser::ParseStatement() {
   return Fail(absl::StrCat("unsupported tag '{% ", tag, " %}'"));
 }
 
-StmtPtr Parser::ParseIf(int line) {
+StmtPtr Parser::MakeStmt(Stmt::Kind kind, int line) {
   auto s = std::make_unique<Stmt>();
-  s->kind = Stmt::Kind::kIf;
+  s->kind = kind;
   s->line = line;
+  return s;
+}
+
+bool Parser::ParseElseAndEnd(const std::string& end, const std::string& end_tag, Stmt* s) {
+  if (end == "else") {
+    if (!ExpectBlockEnd()) return false;
+    std::string found;
+    s->else_body = ParseBody({end_tag}, &found);
+    if (!error_.ok()) return false;
+  }
+  return ExpectBlockEnd();
+}
+
+StmtPtr Parser::ParseIf(int line) {
+  StmtPtr s = MakeStmt(Stmt::Kind::kIf, line);
   while (true) {
     ExprPtr cond = ParseTuple(true);
     if (!cond || !ExpectBlockEnd()) return nullptr;
@@ -155,20 +166,13 @@ StmtPtr Parser::ParseIf(int line) {
     s->bodies.push_back(ParseBody({"elif", "else", "endif"}, &end));
     if (!error_.ok()) return nullptr;
     if (end == "elif") continue;
-    if (end == "else") {
-      if (!ExpectBlockEnd()) return nullptr;
-      s->else_body = ParseBody({"endif"}, &end);
-      if (!error_.ok()) return nullptr;
-    }
-    if (!ExpectBlockEnd()) return nullptr;
+    if (!ParseElseAndEnd(end, "endif", s.get())) return nullptr;
     return s;
   }
 }
 
 StmtPtr Parser::ParseFor(int line) {
-  auto s = std::make_unique<Stmt>();
-  s->kind = Stmt::Kind::kFor;
-  s->line = line;
+  StmtPtr s = MakeStmt(Stmt::Kind::kFor, line);
   const bool parens = IsOp("(");
   if (parens) Next();
   while (true) {
@@ -193,20 +197,12 @@ StmtPtr Parser::ParseFor(int line) {
   std::string end;
   s->body = ParseBody({"endfor", "else"}, &end);
   --loops_;
-  if (!error_.ok()) return nullptr;
-  if (end == "else") {
-    if (!ExpectBlockEnd()) return nullptr;
-    s->else_body = ParseBody({"endfor"}, &end);
-    if (!error_.ok()) return nullptr;
-  }
-  if (!ExpectBlockEnd()) return nullptr;
+  if (!error_.ok() || !ParseElseAndEnd(end, "endfor", s.get())) return nullptr;
   return s;
 }
 
 StmtPtr Parser::ParseSet(int line) {
-  auto s = std::make_unique<Stmt>();
-  s->kind = Stmt::Kind::kSet;
-  s->line = line;
+  StmtPtr s = MakeStmt(Stmt::Kind::kSet, line);
   if (Peek().type != Token::Type::kName) return Fail("expected a variable name after 'set'");
   s->targets.push_back(Next().value);
   if (IsOp(".")) {
@@ -232,9 +228,7 @@ StmtPtr Parser::ParseSet(int line) {
 }
 
 StmtPtr Parser::ParseMacro(int line) {
-  auto s = std::make_unique<Stmt>();
-  s->kind = Stmt::Kind::kMacro;
-  s->line = line;
+  StmtPtr s = MakeStmt(Stmt::Kind::kMacro, line);
   if (Peek().type != Token::Type::kName) return Fail("expected a macro name");
   s->name = Next().value;
   if (!ParseParameters(s.get()) || !ExpectBlockEnd()) return nullptr;
@@ -272,9 +266,7 @@ bool Parser::ParseParameters(Stmt* s) {
 }
 
 StmtPtr Parser::ParseCallBlock(int line) {
-  auto s = std::make_unique<Stmt>();
-  s->kind = Stmt::Kind::kCallBlock;
-  s->line = line;
+  StmtPtr s = MakeStmt(Stmt::Kind::kCallBlock, line);
   if (IsOp("(") && !ParseParameters(s.get())) return nullptr;
   s->expr = ParseExpression();
   if (!s->expr) return nullptr;

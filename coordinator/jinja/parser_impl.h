@@ -28,7 +28,11 @@ class Parser {
   ExprPtr ParseExpression(bool condexpr = true);
 
  private:
+  static StmtPtr MakeStmt(Stmt::Kind kind, int line);
   StmtPtr ParseStatement();
+  // After the body of an if/for closed by `end`: the else body through
+  // {% end_tag %} when `end` is "else", then the closing block's '%}'.
+  bool ParseElseAndEnd(const std::string& end, const std::string& end_tag, Stmt* s);
   StmtPtr ParseIf(int line);
   StmtPtr ParseFor(int line);
   StmtPtr ParseSet(int line);
@@ -40,6 +44,8 @@ class Parser {
   ExprPtr ParseCondExpr();
   ExprPtr ParseOr();
   ExprPtr ParseAnd();
+  // Left-associative `a <keyword> b <keyword> c`, each operand from `operand`.
+  ExprPtr ParseKeywordChain(const char* keyword, Expr::Kind kind, ExprPtr (Parser::*operand)());
   ExprPtr ParseNot();
   ExprPtr ParseCompare();
   // level 0: + -, 1: ~, 2: * / // %, 3: **.
@@ -49,6 +55,8 @@ class Parser {
   ExprPtr ParsePostfix(ExprPtr e);
   ExprPtr ParseFilterExpr(ExprPtr e);
   ExprPtr ParseSubscript(ExprPtr e);
+  // At '(': a call of `callee` with the arguments through ')'.
+  ExprPtr ParseCall(ExprPtr callee);
   // After '(': positional and keyword arguments into `call`, through ')'.
   bool ParseCallArgs(Expr* call);
 

@@ -41,51 +41,41 @@ Value Value::Undefined(std::string name) {
   return v;
 }
 
-Value Value::None() {
-  Value v;
-  v.kind_ = Kind::kNone;
-  return v;
-}
+Value Value::None() { return Value(Kind::kNone); }
 
 Value Value::Bool(bool b) {
-  Value v;
-  v.kind_ = Kind::kBool;
+  Value v(Kind::kBool);
   v.b_ = b;
   return v;
 }
 
 Value Value::Int(int64_t i) {
-  Value v;
-  v.kind_ = Kind::kInt;
+  Value v(Kind::kInt);
   v.i_ = i;
   return v;
 }
 
 Value Value::Float(double d) {
-  Value v;
-  v.kind_ = Kind::kFloat;
+  Value v(Kind::kFloat);
   v.f_ = d;
   return v;
 }
 
 Value Value::String(std::string s) {
-  Value v;
-  v.kind_ = Kind::kString;
+  Value v(Kind::kString);
   v.s_ = std::move(s);
   return v;
 }
 
 Value Value::List(std::vector<Value> items, bool tuple) {
-  Value v;
-  v.kind_ = Kind::kList;
+  Value v(Kind::kList);
   v.tuple_ = tuple;
   v.list_ = std::make_shared<std::vector<Value>>(std::move(items));
   return v;
 }
 
 Value Value::MakeDict(Dict dict) {
-  Value v;
-  v.kind_ = Kind::kDict;
+  Value v(Kind::kDict);
   v.dict_ = std::make_shared<Dict>(std::move(dict));
   return v;
 }
@@ -97,8 +87,7 @@ Value Value::Namespace(Dict dict) {
 }
 
 Value Value::MakeFunction(std::string name, Function fn) {
-  Value v;
-  v.kind_ = Kind::kFunction;
+  Value v(Kind::kFunction);
   v.s_ = std::move(name);
   v.fn_ = std::make_shared<Function>(std::move(fn));
   return v;

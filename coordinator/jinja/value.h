@@ -83,6 +83,8 @@ class Value {
   const Function& function() const { return *fn_; }
 
  private:
+  explicit Value(Kind kind) : kind_(kind) {}
+
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
   bool tuple_ = false;
