@@ -204,9 +204,7 @@ TEST(ChatTemplateTest, PromptTokensParseTheMarkers) {
 class ModelTemplateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto file = GgufFile::Open(TestDataPath("models/stories260K.gguf"));
-    ASSERT_TRUE(file.ok()) << file.status();
-    auto tok = Tokenizer::FromGguf(**file);
+    auto tok = TestModelTokenizer("stories260K");
     ASSERT_TRUE(tok.ok()) << tok.status();
     tokenizer_ = *std::move(tok);
   }

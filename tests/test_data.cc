@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/model/gguf.h"
+
 namespace shardlm::testing {
 
 std::string TestDataDir() {
@@ -45,6 +47,13 @@ std::string TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "shardlm_test_XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
   return tmpl;
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> TestModelTokenizer(const std::string& model) {
+  absl::StatusOr<std::unique_ptr<GgufFile>> file =
+      GgufFile::Open(TestDataPath("models/" + model + ".gguf"));
+  if (!file.ok()) return file.status();
+  return Tokenizer::FromGguf(**file);
 }
 
 }  // namespace shardlm::testing

@@ -67,16 +67,10 @@ absl::StatusOr<v1::DType> ParseDType(const std::string& name) {
 }
 
 const char* DTypeName(v1::DType dtype) {
-  switch (dtype) {
-    case v1::DTYPE_F32:
-      return "f32";
-    case v1::DTYPE_F16:
-      return "f16";
-    case v1::DTYPE_BF16:
-      return "bf16";
-    default:
-      return "unspecified";
-  }
+  // Indexed by the enum's wire value (tensor.proto).
+  static constexpr const char* kNames[] = {"unspecified", "f32", "f16", "bf16"};
+  const int i = static_cast<int>(dtype);
+  return i >= 0 && i < static_cast<int>(std::size(kNames)) ? kNames[i] : "unspecified";
 }
 
 absl::Status EncodeTensor(absl::Span<const float> values, absl::Span<const int64_t> shape,

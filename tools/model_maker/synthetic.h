@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model/ggml_type.h"
+#include "common/tokenizer/vocabulary.h"
 
 namespace shardlm {
 
@@ -35,15 +36,14 @@ class SyntheticStream {
   uint64_t key_;
 };
 
-// Token types as llama.cpp numbers them (tokenizer.ggml.token_type).
-enum TokenType : int32_t {
-  kTokenNormal = 1,
-  kTokenUnknown = 2,
-  kTokenControl = 3,
-  kTokenUserDefined = 4,
-  kTokenUnused = 5,
-  kTokenByte = 6,
-};
+// Token types as written to tokenizer.ggml.token_type (the tokenizer's
+// TokenType values, which are llama.cpp's numbers).
+inline constexpr int32_t kTokenNormal = static_cast<int32_t>(TokenType::kNormal);
+inline constexpr int32_t kTokenUnknown = static_cast<int32_t>(TokenType::kUnknown);
+inline constexpr int32_t kTokenControl = static_cast<int32_t>(TokenType::kControl);
+inline constexpr int32_t kTokenUserDefined = static_cast<int32_t>(TokenType::kUserDefined);
+inline constexpr int32_t kTokenUnused = static_cast<int32_t>(TokenType::kUnused);
+inline constexpr int32_t kTokenByte = static_cast<int32_t>(TokenType::kByte);
 
 struct SyntheticVocab {
   std::vector<std::string> tokens;
