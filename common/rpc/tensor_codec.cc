@@ -18,17 +18,25 @@ static_assert(std::endian::native == std::endian::little, "tensor codec assumes 
 // 16-bit rows by the portable conversions of fp16.h (bit-exact with F16C):
 // the wire codec links no kernels, and a hop's few thousand values cost
 // microseconds either way. Unaligned bytes are read with memcpy.
-void To16(const float* src, uint16_t* dst, int64_t n, v1::DType dtype) {
-  for (int64_t i = 0; i < n; ++i) {
-    dst[i] = dtype == v1::DTYPE_F16 ? Fp32ToFp16(src[i]) : Fp32ToBf16(src[i]);
-  }
+template <uint16_t (*kConvert)(float)>
+void ToHalves(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = kConvert(src[i]);
 }
-void From16(const char* src, float* dst, int64_t n, v1::DType dtype) {
+template <float (*kConvert)(uint16_t)>
+void FromHalves(const char* src, float* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, src + 2 * i, 2);
-    dst[i] = dtype == v1::DTYPE_F16 ? Fp16ToFp32(h) : Bf16ToFp32(h);
+    dst[i] = kConvert(h);
   }
+}
+// The conversion picked once per tensor, not per element.
+void To16(const float* src, uint16_t* dst, int64_t n, v1::DType dtype) {
+  dtype == v1::DTYPE_F16 ? ToHalves<Fp32ToFp16>(src, dst, n) : ToHalves<Fp32ToBf16>(src, dst, n);
+}
+void From16(const char* src, float* dst, int64_t n, v1::DType dtype) {
+  dtype == v1::DTYPE_F16 ? FromHalves<Fp16ToFp32>(src, dst, n)
+                         : FromHalves<Bf16ToFp32>(src, dst, n);
 }
 
 // True when every 16-bit value is finite: exponent field not all ones

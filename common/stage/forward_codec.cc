@@ -104,8 +104,6 @@ absl::Status ResponseHiddenDType(const v1::ForwardRequest& r, v1::DType* dtype) 
 
 absl::Status DecodeForwardRequest(const v1::ForwardRequest& r, const ShardInfo& info,
                                   ForwardRequest* out) {
-  v1::DType unused;
-  RETURN_IF_ERROR(ResponseHiddenDType(r, &unused));
   const int64_t n = r.seq_ids_size();
   out->seq_ids.assign(r.seq_ids().begin(), r.seq_ids().end());
   out->positions.assign(r.positions().begin(), r.positions().end());

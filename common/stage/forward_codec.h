@@ -57,7 +57,8 @@ absl::Status CheckForwardHeader(const v1::ForwardRequest& request, const ShardIn
 
 // Converts a request that passed CheckForwardHeader into `out` (whose vectors
 // keep their capacity across calls: hidden states decode straight into
-// out->hidden), checking the hidden tensor against [n_tokens, n_embd].
+// out->hidden), checking the hidden tensor against [n_tokens, n_embd]. The
+// requested response dtype is the caller's to check (ResponseHiddenDType).
 absl::Status DecodeForwardRequest(const v1::ForwardRequest& request, const ShardInfo& info,
                                   ForwardRequest* out);
 

@@ -26,8 +26,9 @@ export SHARDLM_API_KEY="sk-shardlm-test-$$"
 # models run with their own templates: SHARDLM_E2E_TEMPLATE="").
 export SHARDLM_E2E_MODEL="$data/models/${SHARDLM_E2E_MODEL_NAME:-stories260K}.gguf"
 export SHARDLM_TEST_DATA="$data"
-template_flag=(--chat-template "${SHARDLM_E2E_TEMPLATE-zephyr}")
-[ -z "${SHARDLM_E2E_TEMPLATE-zephyr}" ] && template_flag=()
+template="${SHARDLM_E2E_TEMPLATE-zephyr}"
+template_flag=()
+if [ -n "$template" ]; then template_flag=(--chat-template "$template"); fi
 "$bin/shardlm" serve --model "$SHARDLM_E2E_MODEL" --workers "${SHARDLM_E2E_WORKERS:-2}" --threads 1 \
   --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --api-key "$SHARDLM_API_KEY" \
   "${template_flag[@]}" >"$tmp/out" 2>"$tmp/err" &
