@@ -68,6 +68,15 @@ absl::Status LlamaStage::Forward(const ForwardRequest& request, ForwardResult* r
   std::vector<Run> runs;
   RETURN_IF_ERROR(Validate(request, &runs));
   for (const Run& run : runs) kv_.Prepare(run.seq, run.start_pos, run.count);
+  // The same for every layer: MatMul groups by run, so each sequence's tokens
+  // get the numbers llama.cpp gives that sequence alone, whatever else shares
+  // the batch; AttendHeads finds each token's run and place in it.
+  groups_.clear();
+  token_run_.resize(request.n_tokens());
+  for (const Run& run : runs) {
+    groups_.push_back(run.count);
+    for (int i = 0; i < run.count; ++i) token_run_[run.begin + i] = {&run, i};
+  }
 
   const absl::Time start = absl::Now();
   arena_.execute([&] {
@@ -104,12 +113,8 @@ void LlamaStage::Embed(const ForwardRequest& r) {
 // One Llama block over the batch, as llama2.c's transformer loop body.
 void LlamaStage::RunLayer(int local, const ForwardRequest& r, const std::vector<Run>& runs) {
   const LayerWeights& w = weights_.layers[local];
-  // MatMul groups by run: each sequence's tokens get the numbers llama.cpp
-  // gives that sequence alone, whatever else shares the batch.
-  std::vector<int> groups;
-  for (const Run& run : runs) groups.push_back(run.count);
-  Attention(local, w, r, runs, groups);
-  FeedForward(w, static_cast<int>(r.n_tokens()), groups);
+  Attention(local, w, r, runs, groups_);
+  FeedForward(w, static_cast<int>(r.n_tokens()), groups_);
 }
 
 // x += Wo · attn(RoPE(Wq·rms(x)), RoPE(Wk·rms(x)), Wv·rms(x))
@@ -130,7 +135,7 @@ void LlamaStage::Attention(int local, const LayerWeights& w, const ForwardReques
   // Biases, q/k norms and RoPE as the architecture has them (qkv.h).
   PrepareQkv(c, w, weights_.rope_freqs, r.positions, q_.data(), k_.data(), v_.data());
   CacheKeysValues(local, runs);
-  AttendHeads(local, n, runs);
+  AttendHeads(local, n);
   tmp_.resize(x_.size());
   MatMul(w.wo, attn_.data(), n, tmp_.data(), &mm_, groups);
   AddInPlace(x_.data(), tmp_.data(), n * d);
@@ -153,21 +158,17 @@ void LlamaStage::CacheKeysValues(int local, const std::vector<Run>& runs) {
 
 // attn_ = softmax(q k^T / sqrt(head_dim)) v per token and query head, over
 // its sequence's cached positions up to its own (causal), in parallel.
-void LlamaStage::AttendHeads(int local, int n, const std::vector<Run>& runs) {
+void LlamaStage::AttendHeads(int local, int n) {
   const ModelConfig& c = config_;
   const int n_q = c.n_head * c.head_dim;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
-  std::vector<std::pair<const Run*, int>> token_run(n);
-  for (const Run& run : runs) {
-    for (int i = 0; i < run.count; ++i) token_run[run.begin + i] = {&run, i};
-  }
   tbb::parallel_for(
       tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
         std::vector<float>& scratch = attn_scratch_.local();
         for (int idx = br.begin(); idx < br.end(); ++idx) {
           const int t = idx / c.n_head, h = idx % c.n_head;
-          const Run& run = *token_run[t].first;
-          const int n_pos = run.start_pos + token_run[t].second + 1;  // causal: up to itself
+          const Run& run = *token_run_[t].first;
+          const int n_pos = run.start_pos + token_run_[t].second + 1;  // causal: up to itself
           AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
                      n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
         }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -68,7 +69,7 @@ class LlamaStage : public Stage {
   void Attention(int local_layer, const LayerWeights& w, const ForwardRequest& request,
                  const std::vector<Run>& runs, const std::vector<int>& groups);
   void CacheKeysValues(int local_layer, const std::vector<Run>& runs);
-  void AttendHeads(int local_layer, int n_tokens, const std::vector<Run>& runs);
+  void AttendHeads(int local_layer, int n_tokens);
   void FeedForward(const LayerWeights& w, int n_tokens, const std::vector<int>& groups);
   void ComputeLogits(const ForwardRequest& request, const std::vector<Run>& runs,
                      ForwardResult* result);
@@ -99,6 +100,10 @@ class LlamaStage : public Stage {
   std::vector<float> tmp_;   // [n, n_embd] Wo attn_ or Wdown gate_, before x_ += tmp_
   std::vector<float> gate_;  // [n, n_ff] Wgate xn_, then silu(gate_) * up_ in place
   std::vector<float> up_;    // [n, n_ff] Wup xn_
+  // Per Forward, from its runs: each run's token count (the MatMul groups),
+  // and each token's run (pointing into Forward's runs) and index in it.
+  std::vector<int> groups_;
+  std::vector<std::pair<const Run*, int>> token_run_;
   MatMulScratch mm_;
   tbb::enumerable_thread_specific<std::vector<float>> attn_scratch_;
 };

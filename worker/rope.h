@@ -17,9 +17,6 @@
 
 namespace shardlm {
 
-// Largest rope.dimension_count supported (ModelConfig rejects larger ones).
-inline constexpr int kMaxRopeDims = 512;
-
 struct RopeParams {
   RopeType type = RopeType::kNorm;
   int n_rot = 0;  // even, <= head_dim, <= kMaxRopeDims

@@ -116,10 +116,11 @@ absl::StatusOr<ModelConfig> ModelConfig::FromGguf(const GgufFile& file) {
   if (file.Find(a + ".rope.dimension_count") != nullptr) {
     ASSIGN_OR_RETURN(c.n_rot, RequiredInt(file, a, "rope.dimension_count"));
   }
-  if (c.n_rot > c.head_dim || c.n_rot % 2 != 0 || c.n_rot > 512) {
+  if (c.n_rot > c.head_dim || c.n_rot % 2 != 0 || c.n_rot > kMaxRopeDims) {
     return Invalid(
         file, absl::StrCat("rope.dimension_count ", c.n_rot,
-                           " must be even, at most 512 and at most the head size ", c.head_dim));
+                           " must be even, at most ", kMaxRopeDims,
+                           " and at most the head size ", c.head_dim));
   }
   RETURN_IF_ERROR(OptionalFloat(file, a, "attention.layer_norm_rms_epsilon", &c.rms_eps));
   RETURN_IF_ERROR(OptionalFloat(file, a, "rope.freq_base", &c.rope_freq_base));

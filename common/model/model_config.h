@@ -15,6 +15,10 @@
 
 namespace shardlm {
 
+// Largest rope.dimension_count supported (FromGguf rejects larger ones; the
+// RoPE angle cache of worker/rope.h is this size).
+inline constexpr int kMaxRopeDims = 512;
+
 struct ModelConfig {
   // Keys below are `{arch}.…`, arch = general.architecture.
   std::string architecture;         // "llama", "qwen2", "qwen3"
