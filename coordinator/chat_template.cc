@@ -16,6 +16,8 @@
 namespace shardlm {
 namespace {
 
+constexpr absl::string_view kNoMessages = "empty (a chat needs at least one message)";
+
 // The official templates, as published in the models' tokenizer_config.json
 // (Hugging Face Jinja, rendered with trim_blocks/lstrip_blocks and
 // add_generation_prompt=True):
@@ -76,7 +78,7 @@ bool Has(std::string_view text, std::string_view marker) {
 
 absl::Status CheckRoles(const std::vector<ChatMessage>& messages) {
   if (messages.empty()) {
-    return InvalidFieldError("messages", "empty (a chat needs at least one message)");
+    return InvalidFieldError("messages", kNoMessages);
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& r = messages[i].role;
@@ -308,9 +310,7 @@ absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
                                            std::string_view requested_template,
                                            const std::vector<ChatMessage>& messages,
                                            size_t max_prompt_bytes) {
-  if (messages.empty()) {
-    return absl::InvalidArgumentError("messages: empty (a chat needs at least one message)");
-  }
+  if (messages.empty()) return InvalidFieldError("messages", kNoMessages);
   std::string name;
   absl::StatusOr<RenderedChat> r;
   if (UsesModelJinja(model_template, requested_template)) {
