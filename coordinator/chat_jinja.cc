@@ -19,13 +19,17 @@ constexpr const char* kEndOfTurnMarkers[] = {"<|im_end|>", "<|eot_id|>",        
 
 absl::StatusOr<jinja::Template> ParseChatTemplate(std::string_view source) {
   static std::mutex mu;
+  static bool parsed = false;
   static std::string* cached_source = new std::string;
   static absl::StatusOr<jinja::Template>* cached =
       new absl::StatusOr<jinja::Template>(absl::UnknownError("empty cache"));
   std::lock_guard<std::mutex> lock(mu);
-  if (!cached->ok() || *cached_source != source) {
+  // A refusal is kept too: a template the interpreter lacks a construct for
+  // falls back to its family on every request, without parsing it again.
+  if (!parsed || *cached_source != source) {
     *cached = jinja::Template::Parse(source);
     *cached_source = std::string(source);
+    parsed = true;
   }
   return *cached;
 }

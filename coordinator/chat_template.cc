@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -15,6 +16,8 @@
 
 namespace shardlm {
 namespace {
+
+constexpr absl::string_view kNoMessages = "empty (a chat needs at least one message)";
 
 // The official templates, as published in the models' tokenizer_config.json
 // (Hugging Face Jinja, rendered with trim_blocks/lstrip_blocks and
@@ -76,7 +79,7 @@ bool Has(std::string_view text, std::string_view marker) {
 
 absl::Status CheckRoles(const std::vector<ChatMessage>& messages) {
   if (messages.empty()) {
-    return InvalidFieldError("messages", "empty (a chat needs at least one message)");
+    return InvalidFieldError("messages", kNoMessages);
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string& r = messages[i].role;
@@ -183,11 +186,26 @@ const char* ChatFamilyName(ChatFamily family) {
   return "unknown";
 }
 
+namespace {
+
+// The family a name stands for (case-insensitive), without copying the
+// text: the server's default is tested with it on every chat request, and
+// is usually a model's whole Jinja template.
+std::optional<ChatFamily> FamilyOfName(std::string_view name) {
+  const absl::string_view n(name.data(), name.size());
+  const auto is = [n](absl::string_view a, absl::string_view b) {
+    return absl::EqualsIgnoreCase(n, a) || absl::EqualsIgnoreCase(n, b);
+  };
+  if (is("zephyr", "tinyllama")) return ChatFamily::kZephyr;
+  if (is("llama2", "llama-2")) return ChatFamily::kLlama2;
+  if (is("chatml", "chat-ml")) return ChatFamily::kChatMl;
+  return std::nullopt;
+}
+
+}  // namespace
+
 absl::StatusOr<ChatTemplate> ChatTemplate::FromName(std::string_view name) {
-  const std::string n = absl::AsciiStrToLower(std::string(name));
-  if (n == "zephyr" || n == "tinyllama") return ChatTemplate(ChatFamily::kZephyr);
-  if (n == "llama2" || n == "llama-2") return ChatTemplate(ChatFamily::kLlama2);
-  if (n == "chatml" || n == "chat-ml") return ChatTemplate(ChatFamily::kChatMl);
+  if (std::optional<ChatFamily> family = FamilyOfName(name)) return ChatTemplate(*family);
   return InvalidFieldError(
       "template", absl::StrCat("'", std::string(name),
                                "' is not a known chat template (known: ", kKnownNames, ")"));
@@ -227,7 +245,7 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Resolve(std::string_view requested_na
   // No template in the model: ChatML, as llama.cpp's server does.
   if (model_template.empty()) return ChatTemplate(ChatFamily::kChatMl);
   // The server's --chat-template is a family name, not Jinja text.
-  if (absl::StatusOr<ChatTemplate> named = FromName(model_template); named.ok()) return named;
+  if (std::optional<ChatFamily> family = FamilyOfName(model_template)) return ChatTemplate(*family);
   return Detect(model_template);
 }
 
@@ -256,7 +274,7 @@ std::string SpecialText(const Tokenizer& tokenizer, int32_t id) {
 // template that is Jinja text.
 bool UsesModelJinja(std::string_view model_template, std::string_view requested_template) {
   return requested_template.empty() && !model_template.empty() &&
-         !ChatTemplate::FromName(model_template).ok();
+         !FamilyOfName(model_template).has_value();
 }
 
 absl::StatusOr<RenderedChat> RenderModelJinja(const Tokenizer& tokenizer,
@@ -308,9 +326,7 @@ absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
                                            std::string_view requested_template,
                                            const std::vector<ChatMessage>& messages,
                                            size_t max_prompt_bytes) {
-  if (messages.empty()) {
-    return absl::InvalidArgumentError("messages: empty (a chat needs at least one message)");
-  }
+  if (messages.empty()) return InvalidFieldError("messages", kNoMessages);
   std::string name;
   absl::StatusOr<RenderedChat> r;
   if (UsesModelJinja(model_template, requested_template)) {

@@ -186,6 +186,8 @@ TEST_F(FrontDoorTest, RefusalsNameTheFieldTheRequestUsed) {
   chat.prompt_field = "messages";
   chat.messages = {{"tool", "x"}};
   EXPECT_EQ(FieldOf(door_->Submit(chat, std::make_shared<TokenStream>()).status()), "messages");
+  chat.messages = {};
+  EXPECT_EQ(FieldOf(door_->Submit(chat, std::make_shared<TokenStream>()).status()), "messages");
   chat.messages = {{"user", "x"}};
   chat.chat_template = "vicuna";
   EXPECT_EQ(FieldOf(door_->Submit(chat, std::make_shared<TokenStream>()).status()), "template");
