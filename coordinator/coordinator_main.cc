@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_split.h"
 #include "common/base/cli_args.h"
+#include "common/fetch/model_source.h"
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/coordinator_server.h"
 
@@ -22,10 +23,14 @@ int main(int argc, char** argv) {
       "and vocabulary; checks that the workers' layer ranges are contiguous, cover the model\n"
       "and serve the same file, waiting for workers that are still loading.");
   args.AddString("-m,--model", &flags.options.model_path,
-                 "GGUF model file (metadata and vocabulary only)");
+                 "GGUF model file (metadata and vocabulary only), or a URL (http(s)://..., "
+                 "hf://OWNER/REPO/FILE.gguf[@REVISION]) of which only the header is fetched");
   args.AddString("--workers", &workers,
                  "worker addresses, comma-separated; workers of the same layers are replicas");
   AddCoordinatorFlags(WorkerPlacement::kRemote, &args, &flags);
+  ModelSourceOptions source;
+  source.client = "shardlm-coordinator";
+  AddModelSourceFlags(&args, &source);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram)) return *exit;
   if (flags.options.model_path.empty() || workers.empty()) {
     return ExitWithError(
@@ -36,6 +41,9 @@ int main(int argc, char** argv) {
     return ExitWithError(kProgram, st, 2);
   }
   o.workers = absl::StrSplit(workers, ',', absl::SkipEmpty());
+  absl::StatusOr<std::string> model = ResolveModelPath(o.model_path, ModelPart::Header(), source);
+  if (!model.ok()) return ExitWithError(kProgram, model.status(), 1);
+  o.model_path = *model;
 
   // Block the stop signals before any thread starts; wait for them below.
   sigset_t stop;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/base/cli_args.h"
 #include "common/base/status_macros.h"
+#include "common/fetch/model_source.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/rpc/credentials.h"
@@ -42,6 +43,7 @@ struct GenerateOptions {
   SamplingParams sampling;
   TlsClientFlags tls;      // towards --server; plaintext when no file is given
   std::string auth_token;  // sent as 'authorization: Bearer ...'
+  ModelSourceOptions source;  // --model as a URL
 };
 
 // Formats a generation's events for the terminal (or as JSON lines); the
@@ -102,7 +104,9 @@ class Printer {
 };
 
 absl::Status RunLocal(const GenerateOptions& o) {
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> opened, GgufFile::Open(o.model));
+  // A URL: every tensor is read here, so all of them are fetched.
+  ASSIGN_OR_RETURN(const std::string path, ResolveModelPath(o.model, ModelPart::All(), o.source));
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> opened, GgufFile::Open(path));
   std::shared_ptr<const GgufFile> file(std::move(opened));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromGguf(*file));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
@@ -196,7 +200,11 @@ int RunGenerateCommand(int argc, char** argv, int first) {
       "shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
       "Generates text from a prompt and streams it to stdout as it is produced, then\n"
       "prints prompt and generation speed. --temp 0 is greedy decoding.");
-  args.AddString("-m,--model", &o.model, "GGUF model file (runs in this process)");
+  args.AddString("-m,--model", &o.model,
+                 "GGUF model file or URL (http(s)://..., hf://OWNER/REPO/FILE.gguf[@REVISION]); "
+                 "runs in this process");
+  o.source.client = "shardlm generate";
+  AddModelSourceFlags(&args, &o.source);
   args.AddString("--server", &o.server, "coordinator HOST:PORT (instead of --model)");
   args.AddString("-p,--prompt", &o.prompt, "prompt text");
   args.AddInt("-n,--max-tokens", &o.sampling.max_tokens, "tokens to generate at most");

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/fetch/model_source.h"
 #include "common/kernels/tensor_format.h"
 #include "common/model/ggml_type.h"
 #include "common/model/gguf.h"
@@ -27,7 +28,8 @@ namespace shardlm {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: shardlm-inspect [--json | --split N] MODEL.gguf\n"
+    "usage: shardlm-inspect [--json | --split N] [--model-cache-dir DIR] [--model-token-file F]\n"
+    "                       MODEL.gguf | URL\n"
     "\n"
     "Validates a GGUF file (v2/v3) and prints its header, whether shardlm can run\n"
     "the model (architecture; what stops it), metadata, tensor table and the bytes\n"
@@ -36,6 +38,9 @@ constexpr char kUsage[] =
     "  --json      machine-readable output (arrays shown as count + first elements)\n"
     "  --split N   instead: the --layers of N workers that do about the same work\n"
     "              (weight bytes, the output head on the last; what shardlm serve uses)\n"
+    "  --model-cache-dir DIR, --model-token-file FILE\n"
+    "              for a URL (http(s)://..., hf://OWNER/REPO/FILE.gguf[@REVISION]): only\n"
+    "              its header is fetched, into DIR (default ~/.cache/shardlm/models)\n"
     "  --help      this message\n";
 
 constexpr size_t kArrayHead = 3;        // elements shown for a long array
@@ -383,11 +388,15 @@ int main(int argc, char** argv) {
   bool json = false;
   int split = 0;
   std::string path;
+  shardlm::ModelSourceOptions source;
+  source.client = "shardlm-inspect";
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::fputs(shardlm::kUsage, stdout);
       return 0;
+    } else if ((arg == "--model-cache-dir" || arg == "--model-token-file") && i + 1 < argc) {
+      (arg == "--model-cache-dir" ? source.cache_dir : source.token_file) = argv[++i];
     } else if (arg == "--json") {
       json = true;
     } else if (arg == "--split") {
@@ -411,7 +420,14 @@ int main(int argc, char** argv) {
     std::fputs(shardlm::kUsage, stderr);
     return 2;
   }
-  auto file = shardlm::GgufFile::Open(path);
+  // A URL: the header is all inspect reads.
+  absl::StatusOr<std::string> local =
+      shardlm::ResolveModelPath(path, shardlm::ModelPart::Header(), source);
+  if (!local.ok()) {
+    std::fprintf(stderr, "shardlm-inspect: %s\n", local.status().ToString().c_str());
+    return 1;
+  }
+  auto file = shardlm::GgufFile::Open(*local);
   if (!file.ok()) {
     std::fprintf(stderr, "shardlm-inspect: %s\n", file.status().ToString().c_str());
     return 1;

@@ -12,6 +12,7 @@
 #include "common/base/cli_args.h"
 #include "common/base/status_macros.h"
 #include "common/base/subprocess.h"
+#include "common/fetch/model_source.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/model/model_config.h"
@@ -30,6 +31,7 @@ struct ServeOptions {
   std::string kv_type = "f16";
   CoordinatorOptions coordinator;
   TlsClientFlags worker_tls;  // the loopback hops: the workers' certificate too
+  ModelSourceOptions source;  // --model as a URL: each worker fetches its own layers
 };
 
 // Layer ranges: --split as given, or --workers stages of about equal work
@@ -45,7 +47,10 @@ absl::StatusOr<std::vector<LayerRange>> LayerRanges(const ServeOptions& o, const
 }
 
 absl::Status Serve(ServeOptions o) {
-  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(o.model));
+  // A URL: the header here (split, coordinator); each worker its own layers.
+  ASSIGN_OR_RETURN(o.coordinator.model_path,
+                   ResolveModelPath(o.model, ModelPart::Header(), o.source));
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(o.coordinator.model_path));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
   ASSIGN_OR_RETURN(std::vector<LayerRange> ranges, LayerRanges(o, *file, config.n_layer));
   file.reset();
@@ -75,6 +80,9 @@ absl::Status Serve(ServeOptions o) {
                                      std::to_string(threads),
                                      "--kv-type",
                                      o.kv_type};
+    if (IsModelUrl(o.model)) {
+      for (const std::string& a : ModelSourceArgs(o.source)) argv.push_back(a);
+    }
     if (!o.kv_budget.empty()) {
       argv.push_back("--kv-budget");
       argv.push_back(o.kv_budget);
@@ -152,7 +160,11 @@ int RunServeCommand(int argc, char** argv, int first) {
       "With --http-listen it also serves the OpenAI-compatible HTTP API (docs/OPENAI.md).\n"
       "Prints HTTP, HEALTH and METRICS <address> (those that are on), then SERVING <address>\n"
       "once ready; Ctrl-C or SIGTERM stops everything.");
-  args.AddString("-m,--model", &o.model, "GGUF model file");
+  args.AddString("-m,--model", &o.model,
+                 "GGUF model file, or a URL (http(s)://..., hf://OWNER/REPO/FILE.gguf[@REVISION]): "
+                 "each worker then fetches only its own layers");
+  o.source.client = "shardlm serve";
+  AddModelSourceFlags(&args, &o.source);
   args.AddInt("--workers", &o.workers,
               "number of workers (layers split so each does about the same work)");
   args.AddString("--split", &o.split, "explicit layer ranges, one per worker");

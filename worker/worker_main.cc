@@ -33,6 +33,7 @@
 #include "common/base/status_macros.h"
 #include "common/base/metrics.h"
 #include "common/base/metrics_server.h"
+#include "common/fetch/model_source.h"
 #include "common/rpc/credentials.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_server.h"
@@ -57,6 +58,7 @@ struct WorkerOptions {
   std::string tls_cert, tls_key, tls_ca;
   bool insecure = false;
   std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
+  ModelSourceOptions source;  // --model as a URL: cache, token
 };
 
 absl::Status ParseLayers(const std::string& text, StageOptions* o) {
@@ -175,7 +177,11 @@ int Run(const WorkerOptions& o) {
   // Signals end the process at any time, loading included.
   std::thread signals(WaitForSignalAndStop, server->get(), absl::Seconds(o.shutdown_grace_s));
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::unique_ptr<LlamaStage>> stage = LlamaStage::Open(o.model, so);
+  // A URL: fetch only this stage's tensors into the local cache first.
+  absl::StatusOr<std::string> path = ResolveModelPath(
+      o.model, ModelPart::Layers(so.first_layer, so.last_layer), o.source);
+  absl::StatusOr<std::unique_ptr<LlamaStage>> stage =
+      path.ok() ? LlamaStage::Open(*path, so) : path.status();
   absl::Status checked = stage.ok() ? WarmUpStage(stage->get()) : stage.status();
   if (!checked.ok()) {
     SHARDLM_LOG(kError, "cannot serve %s of %s: %s", range, o.model,
@@ -231,8 +237,9 @@ int main(int argc, char** argv) {
       "final norm and output head. Prints 'LISTENING HOST:PORT' once bound (port 0 picks a\n"
       "free port) and 'READY' once the weights are loaded and checked; SIGINT/SIGTERM stop it.");
   args.AddString("-m,--model", &o.model,
-                 "GGUF model file (memory-mapped; only this stage's "
-                 "tensors are read)");
+                 "GGUF model file (memory-mapped; only this stage's tensors are read), or a "
+                 "URL: http(s)://... or hf://OWNER/REPO/FILE.gguf[@REVISION], of which only "
+                 "this stage's tensors are fetched");
   args.AddString("--layers", &o.layers,
                  "layer range FIRST:LAST (LAST exclusive, empty = to the "
                  "end); default: the whole model");
@@ -261,7 +268,9 @@ int main(int argc, char** argv) {
                  "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for "
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
+  AddModelSourceFlags(&args, &o.source);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-worker")) return *exit;
+  o.source.client = "shardlm-worker layers " + (o.layers.empty() ? std::string("all") : o.layers);
   if (o.model.empty()) {
     std::fprintf(stderr, "shardlm-worker: --model is required (see --help)\n");
     return 2;
