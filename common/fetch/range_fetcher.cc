@@ -281,6 +281,18 @@ absl::StatusOr<RemoteFileInfo> RangeFetcher::Probe() {
   const CURLcode res = curl_easy_perform(t.easy);
   long code = 0;
   curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &code);
+  if (code == 206) {
+    // Headers first: a body cut short by a lying Content-Length is the
+    // server's fault, not the network's.
+    uint64_t first = 0, last = 0;
+    int64_t total = -1;
+    if (ParseContentRange(t.content_range, &first, &last, &total) && t.content_length >= 0 &&
+        t.content_length != static_cast<int64_t>(last - first + 1)) {
+      return absl::DataLossError(absl::StrCat(url_, ": the server's Content-Length ",
+                                              t.content_length, " disagrees with its Content-Range ",
+                                              t.content_range, " (", last - first + 1, " bytes)"));
+    }
+  }
   if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && code == 200)) {
     return absl::UnavailableError(absl::StrCat(url_, ": ", t.error[0] ? t.error : curl_easy_strerror(res)));
   }
