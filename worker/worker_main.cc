@@ -177,9 +177,34 @@ int Run(const WorkerOptions& o) {
   // Signals end the process at any time, loading included.
   std::thread signals(WaitForSignalAndStop, server->get(), absl::Seconds(o.shutdown_grace_s));
   const absl::Time start = absl::Now();
+  // /metrics serves from the start, so a --model URL's download progress
+  // shows while it runs; the stage's series join once it is loaded.
+  auto fetch_stats = std::make_shared<ModelFetchStats>();
+  auto stage_slot = std::make_shared<std::shared_ptr<LlamaStage>>();
+  std::unique_ptr<MetricsServer> metrics;
+  if (!o.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsServer>> m =
+        MetricsServer::Start(o.metrics_listen, [fetch_stats, stage_slot] {
+          MetricsPage page;
+          fetch_stats->Render(&page);
+          if (std::shared_ptr<LlamaStage> s = std::atomic_load(stage_slot.get())) {
+            s->RenderMetrics(&page);
+          }
+          return page.text();
+        });
+    if (!m.ok()) {
+      SHARDLM_LOG(kError, "%s", std::string(m.status().message()));
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+    metrics = std::move(*m);
+    Announce("METRICS " + metrics->address());
+  }
   // A URL: fetch only this stage's tensors into the local cache first.
+  ModelSourceOptions source = o.source;
+  source.stats = fetch_stats.get();
   absl::StatusOr<std::string> path = ResolveModelPath(
-      o.model, ModelPart::Layers(so.first_layer, so.last_layer), o.source);
+      o.model, ModelPart::Layers(so.first_layer, so.last_layer), source);
   absl::StatusOr<std::unique_ptr<LlamaStage>> stage =
       path.ok() ? LlamaStage::Open(*path, so) : path.status();
   absl::Status checked = stage.ok() ? WarmUpStage(stage->get()) : stage.status();
@@ -193,22 +218,7 @@ int Run(const WorkerOptions& o) {
   const int64_t weight_bytes = (*stage)->weight_bytes();
   StageDetails details{(*stage)->config().name, weight_bytes};
   std::shared_ptr<LlamaStage> served(std::move(*stage));
-  std::unique_ptr<MetricsServer> metrics;
-  if (!o.metrics_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<MetricsServer>> m =
-        MetricsServer::Start(o.metrics_listen, [served] {
-          MetricsPage page;
-          served->RenderMetrics(&page);
-          return page.text();
-        });
-    if (!m.ok()) {
-      SHARDLM_LOG(kError, "%s", std::string(m.status().message()));
-      std::fflush(stderr);
-      std::_Exit(1);
-    }
-    metrics = std::move(*m);
-    Announce("METRICS " + metrics->address());
-  }
+  std::atomic_store(stage_slot.get(), served);
   (*server)->SetStage(served, std::move(details));
   g_serving.store(true);
   SHARDLM_LOG(kInfo,

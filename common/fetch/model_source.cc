@@ -58,9 +58,14 @@ std::string PartName(const ModelPart& part) {
 
 // Fetches `wanted` minus what the cache holds, logging progress.
 absl::Status FetchMissing(RangeFetcher* fetcher, ModelCacheEntry* entry,
-                          const std::vector<ByteRange>& wanted, const std::string& what) {
+                          const std::vector<ByteRange>& wanted, const std::string& what,
+                          ModelFetchStats* stats) {
   const std::vector<ByteRange> missing = entry->Missing(wanted);
   const uint64_t want = TotalBytes(MergeRanges(wanted)), need = TotalBytes(missing);
+  if (stats != nullptr) {
+    stats->to_fetch += need;
+    stats->cached += want - need;
+  }
   if (need == 0) return absl::OkStatus();
   SHARDLM_LOG(kInfo, "%s: fetching %s of %s (%s in %d ranges; %s already cached)", fetcher->url(),
               what, Mib(entry->size()), Mib(need), missing.size(), Mib(want - need));
@@ -69,8 +74,13 @@ absl::Status FetchMissing(RangeFetcher* fetcher, ModelCacheEntry* entry,
       [entry](uint64_t offset, const char* data, size_t n) { return entry->Write(offset, data, n); },
       [entry](const ByteRange& r) { return entry->MarkComplete(r); },
       [&](const FetchProgress& p) {
-        if (p.seconds <= 0 || p.done == p.total) return;
+        if (p.seconds <= 0) return;
         const double rate = p.done / p.seconds;
+        if (stats != nullptr) {
+          stats->fetched = fetcher->bytes_received();
+          stats->rate = rate;
+        }
+        if (p.done == p.total) return;
         SHARDLM_LOG(kInfo, "%s: %s of %s (%.0f%%), %.1f MiB/s, ETA %.0f s", what, Mib(p.done),
                     Mib(p.total), 100.0 * p.done / p.total, rate / 1048576.0,
                     rate > 0 ? (p.total - p.done) / rate : 0.0);
@@ -79,10 +89,13 @@ absl::Status FetchMissing(RangeFetcher* fetcher, ModelCacheEntry* entry,
 
 // Makes the header complete in the cache and returns its length (the data
 // section's offset): a first guess, then what the bytes so far say it needs.
-absl::StatusOr<uint64_t> FetchHeader(RangeFetcher* fetcher, ModelCacheEntry* entry) {
+absl::StatusOr<uint64_t> FetchHeader(RangeFetcher* fetcher, ModelCacheEntry* entry,
+                                     ModelFetchStats* stats) {
   uint64_t prefix = std::min(entry->size(), kFirstHeaderBytes);
   for (int round = 0; round < 64; ++round) {
-    RETURN_IF_ERROR(FetchMissing(fetcher, entry, {{0, prefix}}, "the GGUF header"));
+    // Rounds overlap (each asks for the whole prefix): count the header's
+    // bytes once, below, not per round.
+    RETURN_IF_ERROR(FetchMissing(fetcher, entry, {{0, prefix}}, "the GGUF header", nullptr));
     std::string bytes;
     RETURN_IF_ERROR(entry->Read(0, prefix, &bytes));
     absl::StatusOr<GgufHeaderExtent> extent = ScanGgufHeader(bytes, entry->size());
@@ -90,7 +103,10 @@ absl::StatusOr<uint64_t> FetchHeader(RangeFetcher* fetcher, ModelCacheEntry* ent
       return absl::InvalidArgumentError(
           absl::StrCat(fetcher->url(), ": ", extent.status().message()));
     }
-    if (extent->complete) return extent->bytes;
+    if (extent->complete) {
+      if (stats != nullptr) stats->to_fetch += fetcher->bytes_received();
+      return extent->bytes;
+    }
     if (extent->bytes <= prefix) break;  // the file ends inside its header
     prefix = extent->bytes;
   }
@@ -202,7 +218,10 @@ absl::StatusOr<std::string> ResolveModelPath(const std::string& model, const Mod
                    ModelCacheEntry::Open(cache_dir, url, info.size, info.etag));
 
   if (!info.supports_ranges) {
-    if (entry->Missing({{0, info.size}}).empty()) return entry->path();
+    if (entry->Missing({{0, info.size}}).empty()) {
+      if (options.stats != nullptr) options.stats->done = true;
+      return entry->path();
+    }
     if (!options.allow_full_download) {
       return absl::FailedPreconditionError(absl::StrCat(
           url, ": the server ignores HTTP Range requests, so this process cannot fetch only "
@@ -211,14 +230,19 @@ absl::StatusOr<std::string> ResolveModelPath(const std::string& model, const Mod
     }
     SHARDLM_LOG(kWarning, "%s: the server ignores Range requests: downloading the whole %s file",
                 url, Mib(info.size));
+    if (options.stats != nullptr) options.stats->to_fetch = info.size;
     RETURN_IF_ERROR(fetcher->FetchWhole(
         info.size,
         [&](uint64_t offset, const char* data, size_t n) { return entry->Write(offset, data, n); }));
     RETURN_IF_ERROR(entry->MarkComplete({0, info.size}));
+    if (options.stats != nullptr) {
+      options.stats->fetched = fetcher->bytes_received();
+      options.stats->done = true;
+    }
     return entry->path();
   }
 
-  ASSIGN_OR_RETURN(const uint64_t header_bytes, FetchHeader(fetcher.get(), entry.get()));
+  ASSIGN_OR_RETURN(const uint64_t header_bytes, FetchHeader(fetcher.get(), entry.get(), options.stats));
   // The full parse and its checks: every tensor inside the size the server
   // gave (a header that disagrees with it is refused here).
   absl::StatusOr<std::unique_ptr<GgufFile>> file = GgufFile::Open(entry->path());
@@ -237,7 +261,12 @@ absl::StatusOr<std::string> ResolveModelPath(const std::string& model, const Mod
     ASSIGN_OR_RETURN(ranges, ModelPartRanges(**file, config, part));
   }
   file->reset();
-  RETURN_IF_ERROR(FetchMissing(fetcher.get(), entry.get(), ranges, PartName(part)));
+  RETURN_IF_ERROR(
+      FetchMissing(fetcher.get(), entry.get(), ranges, PartName(part), options.stats));
+  if (options.stats != nullptr) {
+    options.stats->fetched = fetcher->bytes_received();
+    options.stats->done = true;
+  }
   SHARDLM_LOG(kInfo, "%s: %s ready in %s (%s fetched by this process)", url, PartName(part),
               entry->path(), Mib(fetcher->bytes_received()));
   return entry->path();

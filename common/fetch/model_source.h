@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "common/base/cli_args.h"
 #include "common/fetch/byte_range.h"
+#include "common/fetch/fetch_stats.h"
 
 namespace shardlm {
 
@@ -37,6 +38,7 @@ struct ModelSourceOptions {
   bool allow_full_download = false;  // servers without Range support
   int parallel = 4;         // range requests in flight
   std::string client = "shardlm";  // the User-Agent's comment: who fetches
+  ModelFetchStats* stats = nullptr;  // optional: live figures for /metrics
 };
 
 // --model-cache-dir, --model-token-file, --model-allow-full-download,

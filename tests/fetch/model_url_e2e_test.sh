@@ -7,7 +7,8 @@
 #   2. a restart with the same cache downloads nothing but the probes;
 #   3. a server that drops every connection after 1 MiB still ends in a
 #      correct load (ranges resume);
-#   4. 404, a server ignoring Range and a lying Content-Length each stop a
+#   4. a worker's /metrics shows what it fetched (shardlm_model_fetch_*);
+#   5. 404, a server ignoring Range and a lying Content-Length each stop a
 #      worker with exit code 1 and a message saying what is wrong (no crash).
 # Every process is started here, bound to 127.0.0.1, and ended by its pid.
 #   model_url_e2e_test.sh BIN_DIR TEST_DATA_DIR
@@ -117,7 +118,23 @@ serve drop "http://127.0.0.1:$port/m.gguf" "$tmp/cache-drop"
 stop_serve
 echo "drops: correct load"
 
-# 4. Bad servers: a clear error, exit code 1, no crash.
+# 4. /metrics: the fetch's figures, on a fresh cache.
+"$bin/shardlm-worker" --model "http://127.0.0.1:$plain_port/m.gguf" --layers 1:3 --insecure \
+  --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --threads 1 --model-cache-dir "$tmp/cache-m" \
+  >"$tmp/metrics.out" 2>"$tmp/metrics.err" &
+worker_pid=$!
+pids+=($worker_pid)
+for _ in $(seq 1 600); do grep -q '^READY' "$tmp/metrics.out" && break; sleep 0.1; done
+grep -q '^READY' "$tmp/metrics.out" || { cat "$tmp/metrics.err" >&2; fail "metrics worker not ready"; }
+metrics=$(sed -n 's/^METRICS //p' "$tmp/metrics.out")
+page=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://$metrics/metrics').read().decode())")
+echo "$page" | grep -q '^shardlm_model_fetch_done 1' || fail "no shardlm_model_fetch_done 1 in /metrics"
+fetched=$(echo "$page" | sed -n 's/^shardlm_model_fetch_bytes_total //p')
+python3 -c "import sys; sys.exit(0 if float('$fetched') > 1e5 else 1)" || fail "fetch bytes $fetched"
+kill -TERM $worker_pid; wait $worker_pid 2>/dev/null || true
+echo "metrics: shardlm_model_fetch_bytes_total $fetched"
+
+# 5. Bad servers: a clear error, exit code 1, no crash.
 # worker_error NAME EXPECTED_TEXT URL [FLAGS]
 worker_error() {
   local name=$1 text=$2 url=$3; shift 3
