@@ -197,6 +197,21 @@ function shardlmCheck(objects, where) {
   if (model !== envValue(coordinator, "SHARDLM_MODEL")) {
     fail(where, `workers serve ${model} but the coordinator reads ${envValue(coordinator, "SHARDLM_MODEL")}`);
   }
+  // A model URL: each pod fetches into its cache, which must be a writable
+  // volume (the root filesystem is read-only), not a shared claim.
+  if (/^(https?|hf):\/\//.test(String(model))) {
+    const cacheDir = envValue(worker, "SHARDLM_MODEL_CACHE_DIR");
+    const coordCache = (coordinator.args ?? []).find((a) => a.startsWith("--model-cache-dir="))?.split("=")[1];
+    for (const [owner, c, dir] of [["worker", worker, cacheDir], ["coordinator", coordinator, coordCache]]) {
+      const spec = owner === "worker" ? pod.spec : coord.spec.template.spec;
+      const mount = (c.volumeMounts ?? []).find((m) => dir !== undefined && m.mountPath === dir);
+      const volume = (spec.volumes ?? []).find((v) => v.name === mount?.name);
+      if (!mount || mount.readOnly) fail(where, `${owner}: a model URL needs its cache dir (${dir}) on a writable volume mount`);
+      else if (!volume?.emptyDir && !volume?.hostPath && !volume?.ephemeral) {
+        fail(where, `${owner}: the model cache volume '${mount.name}' should be an emptyDir, hostPath or ephemeral volume`);
+      }
+    }
+  }
 
   // The coordinator: one process (sequence ids are per process), known flags.
   if (coord.spec.replicas !== 1 || coord.spec.strategy?.type !== "Recreate") {

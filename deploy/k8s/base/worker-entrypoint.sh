@@ -30,6 +30,14 @@ echo "worker-entrypoint: ${HOSTNAME} serves layers ${layers} of ${SHARDLM_MODEL}
 # the coordinator's client certificate); the probes use the plaintext
 # health-only port.
 tls=${SHARDLM_TLS_DIR:-/etc/shardlm/tls}
+# SHARDLM_MODEL as a URL: where the fetched ranges are kept, and a token file
+# for a private repository (overlays/tinyllama-url-4-workers).
+if [ -n "${SHARDLM_MODEL_TOKEN_FILE:-}" ]; then
+  set -- --model-token-file "$SHARDLM_MODEL_TOKEN_FILE" "$@"
+fi
+if [ -n "${SHARDLM_MODEL_CACHE_DIR:-}" ]; then
+  set -- --model-cache-dir "$SHARDLM_MODEL_CACHE_DIR" "$@"
+fi
 exec "${SHARDLM_WORKER_BIN:-/usr/local/bin/shardlm-worker}" \
   --model "$SHARDLM_MODEL" \
   --layers "$layers" \
