@@ -15,7 +15,9 @@ uint64_t FixedSize(uint32_t type) {
   return type < 13 ? kSizes[type] : 0;
 }
 
-// Walks the prefix; `Need()` records how far it got when bytes run out.
+// Walks the prefix. Every step returns false when it cannot go on: either
+// the bytes ran out (short_by_ says how many the next item needs) or a
+// length is impossible for a file of this size (bad_).
 class Scanner {
  public:
   Scanner(std::string_view p, uint64_t file_size) : p_(p), file_size_(file_size) {}
@@ -23,32 +25,38 @@ class Scanner {
   absl::StatusOr<GgufHeaderExtent> Scan();
 
  private:
-  struct OutOfBytes {};  // thrown inside Scan only, never out of it
+  bool Need(uint64_t n) {
+    if (n > file_size_ - pos_) {
+      bad_ = true;
+      return false;
+    }
+    if (n > p_.size() - pos_) {
+      short_by_ = n;
+      return false;
+    }
+    return true;
+  }
   template <typename T>
-  T Read() {
-    if (p_.size() - pos_ < sizeof(T)) Stop(sizeof(T));
-    T v;
-    std::memcpy(&v, p_.data() + pos_, sizeof(T));
+  bool Read(T* v) {
+    if (!Need(sizeof(T))) return false;
+    std::memcpy(v, p_.data() + pos_, sizeof(T));
     pos_ += sizeof(T);
-    return v;
+    return true;
   }
-  void Skip(uint64_t n) {
-    if (n > file_size_ - std::min<uint64_t>(file_size_, pos_)) bad_ = true;
-    if (bad_ || p_.size() - pos_ < n) Stop(n);
+  bool Skip(uint64_t n) {
+    if (!Need(n)) return false;
     pos_ += n;
+    return true;
   }
-  // Bytes ran out `need` bytes short of the next item.
-  [[noreturn]] void Stop(uint64_t need) {
-    short_by_ = need;
-    throw OutOfBytes{};
+  bool SkipString(std::string_view* s = nullptr) {
+    uint64_t len = 0;
+    if (!Read(&len) || !Need(len)) return false;
+    if (s != nullptr) *s = p_.substr(pos_, len);
+    pos_ += len;
+    return true;
   }
-  std::string_view ReadString() {
-    const uint64_t len = Read<uint64_t>();
-    const size_t at = pos_;
-    Skip(len);
-    return p_.substr(at, len);
-  }
-  void SkipValue(uint32_t type, std::string_view key);
+  bool SkipValue(uint32_t type, std::string_view key);
+  bool Walk();  // true once the whole header was walked
 
   std::string_view p_;
   uint64_t file_size_;
@@ -63,60 +71,74 @@ class Scanner {
   uint64_t array_count_ = 0, array_read_ = 0;
 };
 
-void Scanner::SkipValue(uint32_t type, std::string_view key) {
-  if (type == kString) {
-    ReadString();
-  } else if (type == kArray) {
-    const uint32_t elem = Read<uint32_t>();
-    const uint64_t count = Read<uint64_t>();
+bool Scanner::SkipValue(uint32_t type, std::string_view key) {
+  if (type == kString) return SkipString();
+  if (type == kArray) {
+    uint32_t elem = 0;
+    uint64_t count = 0;
+    if (!Read(&elem) || !Read(&count)) return false;
     if (elem == kString) {
+      if (count > file_size_ / 8) {  // each element has at least its length
+        bad_ = true;
+        return false;
+      }
       array_start_ = pos_;
       array_count_ = count;
-      for (array_read_ = 0; array_read_ < count; ++array_read_) ReadString();
+      for (array_read_ = 0; array_read_ < count; ++array_read_) {
+        if (!SkipString()) return false;
+      }
       array_count_ = 0;
-    } else if (FixedSize(elem) == 0 || count > file_size_ / FixedSize(elem)) {
-      bad_ = true;
-      Stop(0);
-    } else {
-      Skip(count * FixedSize(elem));
+      return true;
     }
-  } else if (FixedSize(type) == 0) {
-    bad_ = true;
-    Stop(0);
-  } else if (key == "general.alignment" && FixedSize(type) <= 8) {
-    uint64_t v = 0;
-    const uint64_t n = FixedSize(type);
-    if (p_.size() - pos_ < n) Stop(n);
-    std::memcpy(&v, p_.data() + pos_, n);
-    pos_ += n;
-    if (v != 0 && (v & (v - 1)) == 0) alignment_ = v;
-  } else {
-    Skip(FixedSize(type));
+    const uint64_t size = FixedSize(elem);
+    if (size == 0 || count > file_size_ / size) {
+      bad_ = true;
+      return false;
+    }
+    return Skip(count * size);
   }
+  const uint64_t size = FixedSize(type);
+  if (size == 0) {
+    bad_ = true;
+    return false;
+  }
+  if (key != "general.alignment") return Skip(size);
+  uint64_t v = 0;  // any unsigned width; GgufFile::Open checks the type
+  if (!Need(size)) return false;
+  std::memcpy(&v, p_.data() + pos_, size);
+  pos_ += size;
+  if (v != 0 && (v & (v - 1)) == 0) alignment_ = v;
+  return true;
+}
+
+bool Scanner::Walk() {
+  uint32_t version = 0;  // checked by GgufFile::Open
+  uint64_t n_kv = 0;
+  if (!Skip(4) || !Read(&version) || !Read(&n_tensors_) || !Read(&n_kv)) return false;
+  for (uint64_t k = 0; k < n_kv; ++k) {
+    std::string_view key;
+    uint32_t type = 0;
+    if (!SkipString(&key) || !Read(&type) || !SkipValue(type, key)) return false;
+  }
+  for (uint64_t t = 0; t < n_tensors_; ++t) {
+    uint32_t n_dims = 0;
+    if (!SkipString() || !Read(&n_dims)) return false;
+    if (n_dims > 4) {
+      bad_ = true;
+      return false;
+    }
+    if (!Skip(8 * n_dims + 4 + 8)) return false;  // ne[], type, offset
+  }
+  return true;
 }
 
 absl::StatusOr<GgufHeaderExtent> Scanner::Scan() {
-  try {
-    if (p_.size() >= 4 && p_.substr(0, 4) != "GGUF") {
-      return absl::InvalidArgumentError("not a GGUF file (magic bytes are not \"GGUF\")");
-    }
-    Skip(4);
-    Read<uint32_t>();  // version: checked by GgufFile::Open
-    n_tensors_ = Read<uint64_t>();
-    const uint64_t n_kv = Read<uint64_t>();
-    for (uint64_t k = 0; k < n_kv; ++k) {
-      const std::string_view key = ReadString();
-      SkipValue(Read<uint32_t>(), key);
-    }
-    for (uint64_t t = 0; t < n_tensors_; ++t) {
-      ReadString();
-      const uint32_t n_dims = Read<uint32_t>();
-      if (n_dims > 4) return absl::InvalidArgumentError(absl::StrCat("tensor ", t, " has ", n_dims, " dimensions"));
-      Skip(8 * n_dims + 4 + 8);
-    }
-    const uint64_t end = pos_;
-    return GgufHeaderExtent{true, std::min(file_size_, (end + alignment_ - 1) / alignment_ * alignment_)};
-  } catch (const OutOfBytes&) {
+  if (p_.size() >= 4 && p_.substr(0, 4) != "GGUF") {
+    return absl::InvalidArgumentError("not a GGUF file (magic bytes are not \"GGUF\")");
+  }
+  if (Walk()) {
+    const uint64_t data = (pos_ + alignment_ - 1) / alignment_ * alignment_;
+    return GgufHeaderExtent{true, std::min(file_size_, data)};
   }
   if (bad_) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -130,7 +152,8 @@ absl::StatusOr<GgufHeaderExtent> Scanner::Scan() {
     const uint64_t avg = array_read_ > 0 ? (pos_ - array_start_) / array_read_ + 1 : 16;
     rest += (array_count_ - array_read_) * avg * 11 / 10;
   }
-  return GgufHeaderExtent{false, std::min(file_size_, std::max<uint64_t>(p_.size() + 4096, pos_ + rest))};
+  return GgufHeaderExtent{false,
+                          std::min(file_size_, std::max<uint64_t>(p_.size() + 4096, pos_ + rest))};
 }
 
 }  // namespace

@@ -59,7 +59,7 @@ std::string PartName(const ModelPart& part) {
 // Fetches `wanted` minus what the cache holds, logging progress.
 absl::Status FetchMissing(RangeFetcher* fetcher, ModelCacheEntry* entry,
                           const std::vector<ByteRange>& wanted, const std::string& what,
-                          ModelFetchStats* stats) {
+                          ModelFetchStats* stats, bool announce = true) {
   const std::vector<ByteRange> missing = entry->Missing(wanted);
   const uint64_t want = TotalBytes(MergeRanges(wanted)), need = TotalBytes(missing);
   if (stats != nullptr) {
@@ -67,8 +67,14 @@ absl::Status FetchMissing(RangeFetcher* fetcher, ModelCacheEntry* entry,
     stats->cached += want - need;
   }
   if (need == 0) return absl::OkStatus();
-  SHARDLM_LOG(kInfo, "%s: fetching %s of %s (%s in %d ranges; %s already cached)", fetcher->url(),
-              what, Mib(entry->size()), Mib(need), missing.size(), Mib(want - need));
+  // The header's rounds are a detail; a stage's tensors are news.
+  if (announce) {
+    SHARDLM_LOG(kInfo, "%s: fetching %s of %s (%s in %d ranges; %s already cached)",
+                fetcher->url(), what, Mib(entry->size()), Mib(need), missing.size(),
+                Mib(want - need));
+  } else {
+    SHARDLM_LOG(kDebug, "%s: fetching %s (%s)", fetcher->url(), what, Mib(need));
+  }
   return fetcher->Fetch(
       missing, entry->size(),
       [entry](uint64_t offset, const char* data, size_t n) { return entry->Write(offset, data, n); },
@@ -95,7 +101,8 @@ absl::StatusOr<uint64_t> FetchHeader(RangeFetcher* fetcher, ModelCacheEntry* ent
   for (int round = 0; round < 64; ++round) {
     // Rounds overlap (each asks for the whole prefix): count the header's
     // bytes once, below, not per round.
-    RETURN_IF_ERROR(FetchMissing(fetcher, entry, {{0, prefix}}, "the GGUF header", nullptr));
+    RETURN_IF_ERROR(FetchMissing(fetcher, entry, {{0, prefix}}, "the GGUF header", nullptr,
+                                 /*announce=*/false));
     std::string bytes;
     RETURN_IF_ERROR(entry->Read(0, prefix, &bytes));
     absl::StatusOr<GgufHeaderExtent> extent = ScanGgufHeader(bytes, entry->size());

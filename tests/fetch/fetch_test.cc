@@ -90,11 +90,52 @@ TEST(GgufHeaderExtentTest, FindsTheDataOffsetFromAPrefix) {
     ASSERT_TRUE(part.ok()) << part.status();
     EXPECT_FALSE(part->complete) << prefix;
     EXPECT_GT(part->bytes, prefix);
-    if (prefix >= 200000) EXPECT_LT(part->bytes, data_offset + data_offset / 10) << prefix;
+    if (prefix >= 200000) {
+      EXPECT_LT(part->bytes, data_offset + data_offset / 10) << prefix;
+    }
   }
   std::string bad = bytes.substr(0, 1000);
   bad[0] = 'X';
   EXPECT_FALSE(ScanGgufHeader(bad, bytes.size()).ok());
+}
+
+TEST(GgufHeaderExtentTest, ImpossibleCountsAreErrorsNotRequestsForMore) {
+  // "GGUF", v3, 0 tensors, 1 kv: key "k", an array of 2^60 strings.
+  std::string h = "GGUF";
+  auto put = [&h](auto v) { h.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  put(uint32_t{3});
+  put(uint64_t{0});
+  put(uint64_t{1});
+  put(uint64_t{1});
+  h += "k";
+  put(uint32_t{9});
+  put(uint32_t{8});
+  put(uint64_t{1} << 60);
+  auto extent = ScanGgufHeader(h, 1 << 20);
+  EXPECT_EQ(extent.status().code(), absl::StatusCode::kInvalidArgument) << extent.status();
+}
+
+TEST(ModelPartRangesTest, StagesTogetherCoverEveryTensorOnce) {
+  auto file = GgufFile::Open(TestDataPath("models/mini-shape-q4_0.gguf"));
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto config = ModelConfig::FromGguf(**file);
+  ASSERT_TRUE(config.ok());
+  auto all = ModelPartRanges(**file, *config, ModelPart::All());
+  ASSERT_TRUE(all.ok());
+  uint64_t tensors = 0;
+  for (const GgufTensorInfo& t : (*file)->tensors()) tensors += t.n_bytes;
+  EXPECT_GE(TotalBytes(*all), tensors);  // joined across padding
+  EXPECT_LT(TotalBytes(*all), tensors + 4096 * (*file)->tensors().size());
+  std::vector<ByteRange> parts;
+  for (auto [first, last] : {std::pair{0, 1}, {1, 3}, {3, 4}}) {
+    auto r = ModelPartRanges(**file, *config, ModelPart::Layers(first, last));
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(SubtractRanges(*r, *all).empty());
+    parts.insert(parts.end(), r->begin(), r->end());
+  }
+  EXPECT_TRUE(SubtractRanges(*all, parts).empty()) << "a tensor no stage fetches";
+  EXPECT_TRUE(ModelPartRanges(**file, *config, ModelPart::Header())->empty());
+  EXPECT_FALSE(ModelPartRanges(**file, *config, ModelPart::Layers(2, 9)).ok());
 }
 
 TEST(RangeFetcherTest, ProbesAndFetchesRangesInParallel) {
