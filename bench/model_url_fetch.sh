@@ -11,6 +11,7 @@
 # and ended by its pid; caches are removed after each run.
 #   bench/model_url_fetch.sh BIN_DIR MODEL.gguf [THREADS]
 # Model: build/bin/shardlm-mkmodel --preset tinyllama-1.1b --type q4_0 -o /tmp/tl-q4_0.gguf
+#   (docs/BENCHMARKS.md added --vocab-from ../shared/models/mini-shape-q4_0.gguf: a real vocabulary)
 set -euo pipefail
 bin=$1
 model=$2

@@ -21,7 +21,9 @@
 namespace shardlm {
 namespace {
 
-constexpr uint64_t kFirstHeaderBytes = 256 << 10;
+// A first guess at the header: small models have headers of a few KiB, a
+// 32k-token vocabulary makes ~0.7 MiB; the scan estimates the rest.
+constexpr uint64_t kFirstHeaderBytes = 64 << 10;
 // Ranges closer than this are fetched as one (GGUF pads tensors to 32 bytes).
 constexpr uint64_t kJoinGap = 4096;
 
