@@ -30,6 +30,10 @@ check_shelf kernels tokenizer rpc stage
 check_shelf tokenizer kernels rpc stage
 check_shelf rpc kernels tokenizer stage
 check_shelf stage kernels tokenizer
+# common/fetch (--model URL) sits on base and model only, and only the
+# binaries' main()s call it.
+check_shelf fetch kernels tokenizer rpc stage
+for shelf in base model kernels tokenizer rpc stage; do check_shelf "$shelf" fetch; done
 if hits=$(grep -rn 'recursive_mutex' "$src/coordinator" "$src/worker" "$src/common"); then
   problem "recursive mutex in server code:"; echo "$hits"
 fi
