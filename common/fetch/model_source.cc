@@ -242,7 +242,13 @@ absl::StatusOr<std::string> ResolveModelPath(const std::string& model, const Mod
     if (options.stats != nullptr) options.stats->to_fetch = info.size;
     RETURN_IF_ERROR(fetcher->FetchWhole(
         info.size,
-        [&](uint64_t offset, const char* data, size_t n) { return entry->Write(offset, data, n); }));
+        [&](uint64_t offset, const char* data, size_t n) { return entry->Write(offset, data, n); },
+        [&](const FetchProgress& p) {
+          if (p.seconds <= 0 || p.done == p.total) return;
+          SHARDLM_LOG(kInfo, "whole file: %s of %s (%.0f%%), %.1f MiB/s", Mib(p.done),
+                      Mib(p.total), 100.0 * p.done / p.total, p.done / p.seconds / 1048576.0);
+          if (options.stats != nullptr) options.stats->fetched = p.done;
+        }));
     RETURN_IF_ERROR(entry->MarkComplete({0, info.size}));
     if (options.stats != nullptr) {
       options.stats->fetched = fetcher->bytes_received();

@@ -367,6 +367,24 @@ TEST(ResolveModelPathTest, AHeaderThatDisagreesWithTheSizeIsRefused) {
       << local.status();
 }
 
+TEST(ResolveModelPathTest, ATokenFileOpensAPrivateModel) {
+  const std::string model = TestDataPath("models/stories260K.gguf");
+  auto server = RangeServer::Start(model, {"--token", "hf_s3cret"});
+  ASSERT_NE(server, nullptr);
+  ModelSourceOptions so;
+  so.cache_dir = TempDir();
+  auto refused = ResolveModelPath(server->url(), ModelPart::Header(), so);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
+  so.token_file = TempDir() + "/token";
+  auto missing = ResolveModelPath(server->url(), ModelPart::Header(), so);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  EXPECT_TRUE(absl::StrContains(missing.status().message(), "--model-token-file"));
+  std::ofstream(so.token_file) << "hf_s3cret\n";
+  auto local = ResolveModelPath(server->url(), ModelPart::All(), so);
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_TRUE(ReadAll(*local) == ReadAll(model));
+}
+
 TEST(ResolveModelPathTest, LocalPathsAreUntouched) {
   auto p = ResolveModelPath("/no/such/model.gguf", ModelPart::All(), {});
   ASSERT_TRUE(p.ok());
