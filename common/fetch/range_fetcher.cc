@@ -410,6 +410,7 @@ absl::Status RangeFetcher::Run(std::vector<std::unique_ptr<Transfer>> queue, uin
         }
         if (t->got == t->range.length) {
           if (done && !t->whole) result = done(t->range);
+          if (!result.ok()) break;
           continue;
         }
         why = absl::StrCat("the body ended after ", t->got - t->got_at_start, " of ",
