@@ -57,6 +57,29 @@ TEST(ByteRangeTest, SubtractLeavesWhatIsMissing) {
   EXPECT_EQ(TotalBytes({{0, 10}, {20, 5}}), 15u);
 }
 
+TEST(ModelCacheTest, OnlyCompleteWellFormedLinesCount) {
+  const std::string dir = TempDir();
+  auto entry = ModelCacheEntry::Open(dir, "http://h/x/m.gguf", 1000, "\"e1\"");
+  ASSERT_TRUE(entry.ok()) << entry.status();
+  EXPECT_TRUE(absl::EndsWith((*entry)->path(), "/m.gguf"));
+  EXPECT_TRUE((*entry)->Complete().empty());
+  ASSERT_TRUE((*entry)->Write(990, "0123456789", 10).ok());
+  EXPECT_FALSE((*entry)->Write(995, "0123456789", 10).ok());  // past the end
+  ASSERT_TRUE((*entry)->MarkComplete({990, 10}).ok());
+  ASSERT_TRUE((*entry)->MarkComplete({0, 100}).ok());
+  const std::string manifest = (*entry)->path().substr(0, (*entry)->path().rfind('/')) + "/ranges";
+  // A torn last line (a crash mid-append) and a range past the end: ignored.
+  std::ofstream(manifest, std::ios::app) << "100 900 ok\n200 5000 ok\n300 10";
+  EXPECT_EQ((*entry)->Complete(), (std::vector<ByteRange>{{0, 1000}}));
+  std::ofstream(manifest, std::ios::trunc) << "# header\n990 10 ok\n0 100 ok\n300 10";
+  EXPECT_EQ((*entry)->Missing({{0, 1000}}), (std::vector<ByteRange>{{100, 890}}));
+  // Another ETag (a new revision) is another entry.
+  auto other = ModelCacheEntry::Open(dir, "http://h/x/m.gguf", 1000, "\"e2\"");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE((*other)->path(), (*entry)->path());
+  EXPECT_TRUE((*other)->Complete().empty());
+}
+
 TEST(ModelUrlTest, HuggingFaceShorthand) {
   EXPECT_EQ(*ModelUrlToHttp("hf://TheBloke/TinyLlama-GGUF/tinyllama.Q4_0.gguf"),
             "https://huggingface.co/TheBloke/TinyLlama-GGUF/resolve/main/tinyllama.Q4_0.gguf");
