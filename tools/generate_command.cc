@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/base/cli_args.h"
 #include "common/base/status_macros.h"
+#include "common/model/embedded/embedded_model.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/rpc/credentials.h"
@@ -193,10 +194,13 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   GenerateOptions o;
   std::string stop_dummy;
   CliArgs args(
-      "shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
+      "shardlm generate [--model MODEL.gguf | --server HOST:PORT] --prompt TEXT [-n N] [flags]",
       "Generates text from a prompt and streams it to stdout as it is produced, then\n"
-      "prints prompt and generation speed. --temp 0 is greedy decoding.");
-  args.AddString("-m,--model", &o.model, "GGUF model file (runs in this process)");
+      "prints prompt and generation speed. --temp 0 is greedy decoding. Without --model\n"
+      "and --server it runs the embedded stories260K model in this process.");
+  args.AddString("-m,--model", &o.model,
+                 absl::StrCat("GGUF model file (runs in this process); default: ",
+                              kEmbeddedModelDescription));
   args.AddString("--server", &o.server, "coordinator HOST:PORT (instead of --model)");
   args.AddString("-p,--prompt", &o.prompt, "prompt text");
   args.AddInt("-n,--max-tokens", &o.sampling.max_tokens, "tokens to generate at most");
@@ -228,9 +232,14 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   o.tls.insecure = true;  // a client without TLS flags talks plaintext
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram, first)) return *exit;
   o.sampling.seed = static_cast<uint64_t>(seed);
-  if (o.model.empty() == o.server.empty()) {
+  if (!o.model.empty() && !o.server.empty()) {
     return ExitWithError(
-        kProgram, absl::InvalidArgumentError("give either --model or --server (see --help)"), 2);
+        kProgram, absl::InvalidArgumentError("give --model or --server, not both (see --help)"), 2);
+  }
+  if (o.model.empty() && o.server.empty()) {
+    absl::StatusOr<std::string> embedded = DefaultModelPath();
+    if (!embedded.ok()) return ExitWithError(kProgram, embedded.status(), 1);
+    o.model = *embedded;
   }
   if (absl::Status st = o.server.empty() ? RunLocal(o) : RunRemote(o); !st.ok()) {
     return ExitWithError(kProgram, st, 1);
