@@ -198,9 +198,9 @@ int RunGenerateCommand(int argc, char** argv, int first) {
       "Generates text from a prompt and streams it to stdout as it is produced, then\n"
       "prints prompt and generation speed. --temp 0 is greedy decoding. Without --model\n"
       "and --server it runs the embedded stories260K model in this process.");
-  args.AddString("-m,--model", &o.model,
-                 absl::StrCat("GGUF model file (runs in this process); default: ",
-                              kEmbeddedModelDescription));
+  args.AddString(
+      "-m,--model", &o.model,
+      absl::StrCat("GGUF model file (runs in this process); default: ", kEmbeddedModelDescription));
   args.AddString("--server", &o.server, "coordinator HOST:PORT (instead of --model)");
   args.AddString("-p,--prompt", &o.prompt, "prompt text");
   args.AddInt("-n,--max-tokens", &o.sampling.max_tokens, "tokens to generate at most");

@@ -6,6 +6,8 @@
 // (and ccache's key), not only the bytes behind .incbin.
 #include <cstddef>
 
+// One assembler line per string:
+// clang-format off
 __asm__(
     ".pushsection .rodata,\"a\"\n"
     ".balign 64\n"
@@ -17,6 +19,7 @@ __asm__(
     ".hidden shardlm_embedded_model_end\n"
     "shardlm_embedded_model_end:\n"
     ".popsection\n");
+// clang-format on
 
 // Hidden, like in the assembly: the linker resolves them inside this binary,
 // with PC-relative addressing and no text relocations.

@@ -42,7 +42,8 @@ absl::Status WriteAll(int fd, absl::string_view bytes, const std::string& path) 
     ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+      return absl::UnavailableError(
+          absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
     }
     bytes.remove_prefix(static_cast<size_t>(n));
   }
@@ -80,12 +81,12 @@ absl::StatusOr<std::string> MaterializeEmbeddedModel(const std::string& cache_di
     return absl::UnavailableError(absl::StrCat(cache_dir, " is not a folder", hint));
   }
   if (st.st_uid != ::getuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "the cache folder ", cache_dir, " belongs to another user or others may write to it", hint));
+    return absl::PermissionDeniedError(
+        absl::StrCat("the cache folder ", cache_dir,
+                     " belongs to another user or others may write to it", hint));
   }
-  const std::string path =
-      absl::StrCat(cache_dir, "/stories260K-", std::string(kEmbeddedModelSha256).substr(0, 16),
-                   ".gguf");
+  const std::string path = absl::StrCat(cache_dir, "/stories260K-",
+                                        std::string(kEmbeddedModelSha256).substr(0, 16), ".gguf");
   if (FileHolds(path, bytes)) return path;
 
   std::string tmp = path + ".XXXXXX";
@@ -96,7 +97,8 @@ absl::StatusOr<std::string> MaterializeEmbeddedModel(const std::string& cache_di
   }
   absl::Status written = WriteAll(fd, bytes, tmp);
   if (::close(fd) != 0 && written.ok()) {
-    written = absl::UnavailableError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+    written =
+        absl::UnavailableError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
   }
   // mkstemp makes 0600; others on the machine may read a public model.
   if (written.ok()) ::chmod(tmp.c_str(), 0644);
