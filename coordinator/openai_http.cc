@@ -73,16 +73,16 @@ std::string RandomId(const char* prefix) {
   return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
 }
 
-enum class Route { kNone, kCompletions, kChat, kModels, kModel, kHealth };
+enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth };
 
-Route RouteOf(const HttpRequest& req) {
+ApiRoute RouteOf(const HttpRequest& req) {
   const bool get = req.method == "GET" || req.method == "HEAD";
-  if (req.method == "POST" && req.path == "/v1/completions") return Route::kCompletions;
-  if (req.method == "POST" && req.path == "/v1/chat/completions") return Route::kChat;
-  if (get && req.path == "/v1/models") return Route::kModels;
-  if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11) return Route::kModel;
-  if (get && req.path == "/health") return Route::kHealth;
-  return Route::kNone;
+  if (req.method == "POST" && req.path == "/v1/completions") return ApiRoute::kCompletions;
+  if (req.method == "POST" && req.path == "/v1/chat/completions") return ApiRoute::kChat;
+  if (get && req.path == "/v1/models") return ApiRoute::kModels;
+  if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11) return ApiRoute::kModel;
+  if (get && req.path == "/health") return ApiRoute::kHealth;
+  return ApiRoute::kNone;
 }
 
 // One generation, from its body to its last event. Parsing and submitting
@@ -239,9 +239,9 @@ struct OpenAiHttpServer::Impl {
   // gRPC API's check (common/rpc/credentials.h). Runs before the body is
   // read.
   std::optional<HttpResponse> Admit(const HttpRequest& req) const {
-    const Route route = RouteOf(req);
-    if (route == Route::kNone) return NotFound(req);
-    if (route == Route::kHealth) return std::nullopt;
+    const ApiRoute route = RouteOf(req);
+    if (route == ApiRoute::kNone) return NotFound(req);
+    if (route == ApiRoute::kHealth) return std::nullopt;
     const std::string* value = req.Header("Authorization");
     absl::Status st = authenticator.CheckHeader(value != nullptr, value ? *value : "");
     if (!st.ok()) return ErrorResponse(ErrorFromStatus(st));
@@ -257,14 +257,14 @@ struct OpenAiHttpServer::Impl {
 
   std::unique_ptr<HttpExchange> Handle(const HttpRequest& req, HttpWake wake) {
     switch (RouteOf(req)) {
-      case Route::kCompletions:
+      case ApiRoute::kCompletions:
         return Generate(OpenAiKind::kCompletion, req, std::move(wake));
-      case Route::kChat:
+      case ApiRoute::kChat:
         return Generate(OpenAiKind::kChat, req, std::move(wake));
-      case Route::kModels:
+      case ApiRoute::kModels:
         return ReadyExchange(
             JsonResponse(200, json{{"object", "list"}, {"data", json::array({ModelJson()})}}));
-      case Route::kModel: {
+      case ApiRoute::kModel: {
         const std::string name = req.path.substr(11);
         if (name != options.model_id) {
           OpenAiError e = ErrorFromStatus(
@@ -274,9 +274,9 @@ struct OpenAiHttpServer::Impl {
         }
         return ReadyExchange(JsonResponse(200, ModelJson()));
       }
-      case Route::kHealth:
+      case ApiRoute::kHealth:
         return ReadyExchange(Health());
-      case Route::kNone:
+      case ApiRoute::kNone:
         break;
     }
     return ReadyExchange(NotFound(req));
