@@ -219,10 +219,11 @@ struct HttpServer::Impl {
     }
     if (*upload_data_size != 0) {
       if (call->request.body.size() + *upload_data_size > call->body_limit) {
-        SHARDLM_LOG(kInfo, "%s: request body over %d bytes: refused", self->what,
+        SHARDLM_LOG(kInfo, "%s: request body over %d bytes: connection closed", self->what,
                     static_cast<int>(call->body_limit));
-        // A response can be queued only before the body or after it: cut
-        // the connection when that fails (the client sees it closed).
+        // libmicrohttpd 0.9.75 queues a response only before the body or
+        // after it: mid-body (a chunked body, whose size came with no
+        // header) the connection is cut instead of reading on.
         if (self->Refuse(c, call, 413, "the request body is too large") == MHD_YES) {
           *upload_data_size = 0;
           return MHD_YES;
