@@ -255,12 +255,12 @@ struct OpenAiHttpServer::Impl {
     return ErrorResponse(e);
   }
 
-  std::unique_ptr<HttpExchange> Handle(const HttpRequest& req, HttpWake wake) {
+  std::unique_ptr<HttpExchange> Handle(HttpRequest req, HttpWake wake) {
     switch (RouteOf(req)) {
       case ApiRoute::kCompletions:
-        return Generate(OpenAiKind::kCompletion, req, std::move(wake));
+        return Generate(OpenAiKind::kCompletion, std::move(req.body), std::move(wake));
       case ApiRoute::kChat:
-        return Generate(OpenAiKind::kChat, req, std::move(wake));
+        return Generate(OpenAiKind::kChat, std::move(req.body), std::move(wake));
       case ApiRoute::kModels:
         return ReadyExchange(
             JsonResponse(200, json{{"object", "list"}, {"data", json::array({ModelJson()})}}));
@@ -282,12 +282,12 @@ struct OpenAiHttpServer::Impl {
     return ReadyExchange(NotFound(req));
   }
 
-  std::unique_ptr<HttpExchange> Generate(OpenAiKind kind, const HttpRequest& req, HttpWake wake) {
+  std::unique_ptr<HttpExchange> Generate(OpenAiKind kind, std::string request_body, HttpWake wake) {
     auto exchange = std::make_unique<GenerateExchange>(door, &stopping, options.heartbeat);
     exchange->set_disconnect_counter(&counters->client_disconnects);
     std::shared_ptr<GenerateExchange::Submitted> out = exchange->submitted();
-    // The body is moved into the task: the exchange never needs it again.
-    auto body = std::make_shared<std::string>(req.body);
+    // The body is moved into the task (freed once parsed).
+    auto body = std::make_shared<std::string>(std::move(request_body));
     door->Run([this_door = door, out, body, kind, wake, counters = counters,
                max_depth = options.max_json_depth, model_id = options.model_id,
                timeout = options.request_timeout] {
@@ -374,8 +374,8 @@ absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
   Impl* raw = impl.get();
   HttpRoutes routes;
   routes.admit = [raw](const HttpRequest& req) { return raw->Admit(req); };
-  routes.handle = [raw](const HttpRequest& req, HttpWake wake) {
-    return raw->Handle(req, std::move(wake));
+  routes.handle = [raw](HttpRequest req, HttpWake wake) {
+    return raw->Handle(std::move(req), std::move(wake));
   };
   routes.error = &Impl::Error;
   absl::StatusOr<std::unique_ptr<HttpServer>> server =

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdarg>
@@ -130,6 +131,40 @@ void ResumeAll(Hub* hub, bool stop) {
   for (MHD_Connection* c : resume) MHD_resume_connection(c);
 }
 
+// A header as libmicrohttpd stores it: pointers into its read buffer.
+struct RawHeader {
+  const char* key;
+  size_t key_size;
+  const char* value;
+  size_t value_size;
+};
+
+// Whether a header line held a NUL byte. libmicrohttpd 0.9.75 hands out
+// values as C strings, so `Bearer KEY\0junk` would read as `Bearer KEY`
+// (issue 21). The lines stay in its read buffer, in order, each line end
+// (CR LF, or a bare LF) replaced by NULs: between the end of one value and
+// the next key there is room for that line end only (1 or 2 NULs); the
+// last value is followed by at least its line end and the empty line's (2
+// or more NULs: what follows the head may be zeros too, so a NUL the
+// client put at the very end of the last line goes unseen, harmlessly: the
+// value is the same without it). Anything else was sent by the client.
+bool HasCutValue(std::vector<RawHeader> headers) {
+  std::sort(headers.begin(), headers.end(),
+            [](const RawHeader& a, const RawHeader& b) { return a.key < b.key; });
+  for (size_t i = 0; i < headers.size(); ++i) {
+    const RawHeader& h = headers[i];
+    if (h.value == nullptr || h.value < h.key) continue;
+    const char* end = h.value + h.value_size;  // its first NUL
+    if (i + 1 < headers.size() && headers[i + 1].key > end) {
+      if (headers[i + 1].key - end > 2) return true;
+      continue;
+    }
+    // The last line: a NUL, then a byte of the client's, was its own.
+    if (end[1] != '\0') return true;
+  }
+  return false;
+}
+
 // One request on a connection, from its headers to its completion.
 struct Call {
   HttpRequest request;
@@ -240,7 +275,7 @@ struct HttpServer::Impl {
       call->waiter->hub = self->hub;
       call->waiter->connection = c;
       std::shared_ptr<Waiter> w = call->waiter;
-      call->exchange = self->routes.handle(call->request, [w] { Wake(w); });
+      call->exchange = self->routes.handle(std::move(call->request), [w] { Wake(w); });
       std::lock_guard<std::mutex> lock(self->hub->mu);
       ++self->hub->live_calls;
     }
@@ -254,16 +289,23 @@ struct HttpServer::Impl {
     call->request.method = method;
     call->request.path = url;
     call->body_limit = limits.max_body_bytes;
+    std::vector<RawHeader> raw;
     MHD_get_connection_values_n(
         c, MHD_HEADER_KIND,
         [](void* cls, MHD_ValueKind, const char* key, size_t key_size, const char* value,
            size_t value_size) -> MHD_Result {
-          auto* headers = static_cast<std::vector<std::pair<std::string, std::string>>*>(cls);
-          headers->emplace_back(std::string(key, key_size),
-                                value == nullptr ? std::string() : std::string(value, value_size));
+          static_cast<std::vector<RawHeader>*>(cls)->push_back({key, key_size, value, value_size});
           return MHD_YES;
         },
-        &call->request.headers);
+        &raw);
+    if (HasCutValue(raw)) {
+      return Refuse(c, call, 400, "a request header holds a NUL byte");
+    }
+    for (const RawHeader& h : raw) {
+      call->request.headers.emplace_back(std::string(h.key, h.key_size),
+                                         h.value == nullptr ? std::string()
+                                                            : std::string(h.value, h.value_size));
+    }
     if (static_cast<int>(call->request.headers.size()) > limits.max_headers) {
       return Refuse(c, call, 431,
                     absl::StrCat("more than ", limits.max_headers, " header lines"));
@@ -273,6 +315,8 @@ struct HttpServer::Impl {
       if (absl::SimpleAtoi(*length, &n) && n > limits.max_body_bytes) {
         return Refuse(c, call, 413, "the request body is too large");
       }
+      // Sized: one allocation of its size (at most the cap), not doublings.
+      call->request.body.reserve(static_cast<size_t>(n));
     }
     if (routes.admit) {
       if (std::optional<HttpResponse> refusal = routes.admit(call->request)) {

@@ -92,8 +92,9 @@ struct HttpRoutes {
   // Called once the headers are in, before any body byte is read: a
   // response refuses the request at once (its body is never read).
   std::function<std::optional<HttpResponse>(const HttpRequest&)> admit;
-  // Called with the whole request, on an event thread.
-  std::function<std::unique_ptr<HttpExchange>(const HttpRequest&, HttpWake)> handle;
+  // Called with the whole request (handed over: its body is not copied),
+  // on an event thread.
+  std::function<std::unique_ptr<HttpExchange>(HttpRequest, HttpWake)> handle;
   // The body of the server's own refusals (413, 431, 503...).
   std::function<HttpResponse(int status, const std::string& message)> error;
 };

@@ -7,7 +7,7 @@ namespace shardlm {
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const std::string& address, std::function<std::string()> render, const HttpLimits& limits) {
   HttpRoutes routes;
-  routes.handle = [render](const HttpRequest& req, HttpWake) {
+  routes.handle = [render](HttpRequest req, HttpWake) {
     HttpResponse r;
     if (req.path != "/metrics" || (req.method != "GET" && req.method != "HEAD")) {
       r.status = 404;
