@@ -38,6 +38,14 @@ struct CoordinatorFlags {
   TlsClientFlags worker_tls;  // towards the workers
   bool insecure = false;
   std::string auth_token_file;
+  // HTTP API limits (options.http_limits) in flag units.
+  int http_max_connections = 1024;
+  int http_max_connections_per_ip = 0;
+  int http_max_header_bytes = 32 << 10;
+  int http_max_headers = 64;
+  int http_max_body_bytes = 8 << 20;
+  int http_read_timeout_s = 30;
+  int http_threads = 2;
 };
 
 void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFlags* flags);

@@ -123,6 +123,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     ho.listen = options.http_listen;
     ho.api_keys = options.api_keys;
     ho.api_keys.insert(ho.api_keys.end(), options.auth_tokens.begin(), options.auth_tokens.end());
+    ho.limits = options.http_limits;
+    ho.max_json_depth = options.http_max_json_depth;
     // The model's file name without folder and extension, e.g. "stories260K".
     std::string id = options.model_path.substr(options.model_path.rfind('/') + 1);
     if (absl::EndsWith(id, ".gguf")) id.resize(id.size() - 5);

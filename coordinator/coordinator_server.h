@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/base/http_server.h"
 #include "coordinator/engine.h"
 
 namespace grpc {
@@ -35,6 +36,8 @@ struct CoordinatorOptions {
   // OpenAI-compatible HTTP API (openai_http.h): off unless an address is given.
   std::string http_listen;
   std::vector<std::string> api_keys;  // HTTP bearer tokens; empty: no auth
+  HttpLimits http_limits;             // the HTTP API port (docs/DEPLOY.md, "Limits")
+  int http_max_json_depth = 64;       // arrays/objects nested in an HTTP request body
   // Chat template family ("zephyr", "llama2", "chatml") used by Chat and
   // /v1/chat/completions when a request names none; empty: the model's own
   // tokenizer.chat_template.

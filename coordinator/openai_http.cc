@@ -1,18 +1,15 @@
 #include "coordinator/openai_http.h"
 
-#include <httplib.h>
-
 #include <atomic>
 #include <csignal>
 #include <mutex>
 #include <random>
-#include <thread>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/rpc/credentials.h"
+#include "coordinator/json_depth.h"
 #include "coordinator/openai_api.h"
 #include "coordinator/token_stream.h"
 
@@ -20,10 +17,6 @@ namespace shardlm {
 namespace {
 
 using nlohmann::json;
-
-constexpr size_t kMaxBodyBytes = 8 << 20;
-// How often a waiting HTTP thread looks at the shutdown flag.
-constexpr absl::Duration kWaitSlice = absl::Milliseconds(200);
 
 struct Counters {
   std::atomic<int64_t> requests{0};            // generations submitted
@@ -37,7 +30,8 @@ struct Counters {
 // engine thread: a stream whose client left is never read to its end).
 class CountingStream : public TokenStream {
  public:
-  explicit CountingStream(Counters* counters) : counters_(counters) {}
+  CountingStream(std::shared_ptr<Counters> counters, std::function<void()> notify)
+      : TokenStream(std::move(notify)), counters_(std::move(counters)) {}
 
   void OnFinish(FinishReason reason, const GenerationStats& stats,
                 const absl::Status& error) override {
@@ -57,17 +51,21 @@ class CountingStream : public TokenStream {
   }
 
  private:
-  Counters* counters_;
+  std::shared_ptr<Counters> counters_;
 };
 
-void SendJson(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(JsonText(body), "application/json");
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = JsonText(body);
+  return r;
 }
 
-void SendError(httplib::Response& res, const OpenAiError& e) {
-  if (e.http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
-  SendJson(res, e.http_status, e.ToJson());
+HttpResponse ErrorResponse(const OpenAiError& e) {
+  HttpResponse r = JsonResponse(e.http_status, e.ToJson());
+  if (e.http_status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
 }
 
 std::string RandomId(const char* prefix) {
@@ -75,127 +73,261 @@ std::string RandomId(const char* prefix) {
   return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
 }
 
+enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth };
+
+ApiRoute RouteOf(const HttpRequest& req) {
+  const bool get = req.method == "GET" || req.method == "HEAD";
+  if (req.method == "POST" && req.path == "/v1/completions") return ApiRoute::kCompletions;
+  if (req.method == "POST" && req.path == "/v1/chat/completions") return ApiRoute::kChat;
+  if (get && req.path == "/v1/models") return ApiRoute::kModels;
+  if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11) return ApiRoute::kModel;
+  if (get && req.path == "/health") return ApiRoute::kHealth;
+  return ApiRoute::kNone;
+}
+
+// One generation, from its body to its last event. Parsing and submitting
+// run on a oneTBB task (a 8 MiB body or a long prompt must not hold an
+// event thread); the engine's events wake the connection, whose event
+// thread turns them into the JSON response or the SSE events.
+class GenerateExchange : public HttpExchange {
+ public:
+  // What the submitting task hands over (guarded by mu).
+  struct Submitted {
+    std::mutex mu;
+    bool ready = false;
+    bool closed = false;  // the client left before the submission was done
+    absl::Status error;
+    uint64_t engine_id = 0;
+    std::shared_ptr<CountingStream> stream;
+    std::shared_ptr<OpenAiResponder> responder;
+    bool streaming = false;
+  };
+
+  GenerateExchange(FrontDoor* door, const std::atomic<bool>* stopping, absl::Duration heartbeat)
+      : door_(door), stopping_(stopping), heartbeat_(heartbeat),
+        submitted_(std::make_shared<Submitted>()) {}
+
+  std::shared_ptr<Submitted> submitted() const { return submitted_; }
+
+  std::optional<HttpResponse> Respond() override {
+    if (!TakeSubmission()) return std::nullopt;
+    if (!error_.ok()) return ErrorResponse(ErrorFromStatus(error_));
+    if (streaming_) {
+      HttpResponse r;
+      r.streamed = true;
+      r.content_type = "text/event-stream";
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      r.headers.emplace_back("X-Accel-Buffering", "no");
+      return r;
+    }
+    // Not streaming: collect every token, answer once the request ended.
+    std::vector<GeneratedToken> tokens;
+    StreamEnd end;
+    const bool finished = stream_->Take(&tokens, &end);
+    for (const GeneratedToken& t : tokens) responder_->AddToken(t);
+    if (!finished) {
+      if (stopping_->load() && !cancel_sent_) {
+        cancel_sent_ = true;
+        door_->Cancel(engine_id_);  // ends with kCancelled -> 503
+      }
+      return std::nullopt;
+    }
+    done_ = true;
+    json body;
+    const int status = responder_->Finish(end.reason, end.stats, end.error, &body);
+    return JsonResponse(status, body);
+  }
+
+  bool ReadBody(std::string* out) override {
+    if (!started_) {
+      started_ = true;
+      *out = responder_->StreamStart();
+    }
+    std::vector<GeneratedToken> tokens;
+    StreamEnd end;
+    const bool finished = stream_->Take(&tokens, &end);
+    for (const GeneratedToken& t : tokens) *out += responder_->StreamToken(t);
+    if (finished) {
+      *out += responder_->StreamFinish(end.reason, end.stats, end.error);
+      done_ = true;
+      return true;
+    }
+    const absl::Time now = absl::Now();
+    // An idle stream still writes now and then: that is how a client that
+    // went away is noticed (the write fails) while we wait.
+    if (out->empty() && now - last_write_ >= heartbeat_) *out = ": keep-alive\n\n";
+    if (!out->empty()) last_write_ = now;
+    if (stopping_->load()) {
+      // Tell the client why its stream ends (Closed cancels the request).
+      *out += absl::StrCat(
+          "data: ",
+          JsonText(ErrorFromStatus(absl::UnavailableError("the server is shutting down")).ToJson()),
+          "\n\n");
+      return true;
+    }
+    return false;
+  }
+
+  void Closed(bool /*completed*/) override {
+    uint64_t cancel = 0;
+    bool have = false;
+    {
+      std::lock_guard<std::mutex> lock(submitted_->mu);
+      submitted_->closed = true;
+      if (submitted_->ready && submitted_->error.ok()) {
+        have = true;
+        cancel = submitted_->engine_id;
+      }
+    }
+    // Unless the request reached its end, the client went away (or we are
+    // stopping): free the sequence.
+    if (have && !done_) {
+      if (streaming_) ++*disconnects_;
+      door_->Cancel(cancel);
+    }
+  }
+
+  void set_disconnect_counter(std::atomic<int64_t>* c) { disconnects_ = c; }
+
+ private:
+  // True once the submission is done (its outcome copied here).
+  bool TakeSubmission() {
+    if (taken_) return true;
+    std::lock_guard<std::mutex> lock(submitted_->mu);
+    if (!submitted_->ready) return false;
+    taken_ = true;
+    error_ = submitted_->error;
+    engine_id_ = submitted_->engine_id;
+    stream_ = submitted_->stream;
+    responder_ = submitted_->responder;
+    streaming_ = submitted_->streaming;
+    return true;
+  }
+
+  FrontDoor* door_;
+  const std::atomic<bool>* stopping_;
+  const absl::Duration heartbeat_;
+  std::shared_ptr<Submitted> submitted_;
+  std::atomic<int64_t>* disconnects_ = nullptr;
+  // Event-thread state.
+  bool taken_ = false;
+  absl::Status error_;
+  uint64_t engine_id_ = 0;
+  std::shared_ptr<CountingStream> stream_;
+  std::shared_ptr<OpenAiResponder> responder_;
+  bool streaming_ = false;
+  bool started_ = false;
+  bool done_ = false;  // the request's end was formatted
+  bool cancel_sent_ = false;
+  absl::Time last_write_ = absl::Now();
+};
+
 }  // namespace
 
 struct OpenAiHttpServer::Impl {
   OpenAiHttpOptions options;
   BearerAuthenticator authenticator;  // options.api_keys
   FrontDoor* door = nullptr;
-  httplib::Server server;
-  std::thread thread;
-  std::string address;
+  std::unique_ptr<HttpServer> server;
   std::atomic<bool> stopping{false};
   bool shut_down = false;
-  Counters counters;
+  // Shared with submitting tasks and engine streams, which may outlive us.
+  std::shared_ptr<Counters> counters = std::make_shared<Counters>();
   int64_t started = absl::ToUnixSeconds(absl::Now());
 
-  // False (and the 401 set) when keys are configured and the request has
-  // none of them: the gRPC API's check (common/rpc/credentials.h).
-  bool Authorized(const httplib::Request& req, httplib::Response& res) const {
-    absl::Status st = authenticator.CheckHeader(req.has_header("Authorization"),
-                                                req.get_header_value("Authorization"));
-    if (!st.ok()) SendError(res, ErrorFromStatus(st));
-    return st.ok();
+  // A 401 when keys are configured and the request has none of them: the
+  // gRPC API's check (common/rpc/credentials.h). Runs before the body is
+  // read.
+  std::optional<HttpResponse> Admit(const HttpRequest& req) const {
+    const ApiRoute route = RouteOf(req);
+    if (route == ApiRoute::kNone) return NotFound(req);
+    if (route == ApiRoute::kHealth) return std::nullopt;
+    const std::string* value = req.Header("Authorization");
+    absl::Status st = authenticator.CheckHeader(value != nullptr, value ? *value : "");
+    if (!st.ok()) return ErrorResponse(ErrorFromStatus(st));
+    return std::nullopt;
   }
 
-  void HandleGenerate(OpenAiKind kind, const httplib::Request& req, httplib::Response& res) {
-    if (!Authorized(req, res)) return;
-    absl::StatusOr<OpenAiRequest> parsed = ParseOpenAiRequest(kind, req.body);
-    if (!parsed.ok()) return SendError(res, ErrorFromStatus(parsed.status()));
-    const std::string id = RandomId(kind == OpenAiKind::kChat ? "chatcmpl-" : "cmpl-");
-    ClientRequest request = ToClientRequest(*parsed);
-    request.request_id = id;
-    request.deadline = absl::Now() + options.request_timeout;
-    // This HTTP thread may block: the request is built right here.
-    auto stream = std::make_shared<CountingStream>(&counters);
-    absl::StatusOr<uint64_t> engine_id = door->Submit(std::move(request), stream);
-    if (!engine_id.ok()) return SendError(res, ErrorFromStatus(engine_id.status()));
-    ++counters.requests;
-    auto responder = std::make_shared<OpenAiResponder>(
-        *parsed, &door->tokenizer(), id, options.model_id, absl::ToUnixSeconds(absl::Now()));
-    if (parsed->stream) {
-      Stream(std::move(stream), std::move(responder), *engine_id, res);
-    } else {
-      Collect(stream.get(), responder.get(), *engine_id, res);
+  static HttpResponse NotFound(const HttpRequest& req) {
+    OpenAiError e = ErrorFromStatus(absl::NotFoundError(""));
+    e.type = "invalid_request_error";
+    e.message = absl::StrCat("Invalid URL (", req.method, " ", req.path, ")");
+    return ErrorResponse(e);
+  }
+
+  std::unique_ptr<HttpExchange> Handle(HttpRequest req, HttpWake wake) {
+    switch (RouteOf(req)) {
+      case ApiRoute::kCompletions:
+        return Generate(OpenAiKind::kCompletion, std::move(req.body), std::move(wake));
+      case ApiRoute::kChat:
+        return Generate(OpenAiKind::kChat, std::move(req.body), std::move(wake));
+      case ApiRoute::kModels:
+        return ReadyExchange(
+            JsonResponse(200, json{{"object", "list"}, {"data", json::array({ModelJson()})}}));
+      case ApiRoute::kModel: {
+        const std::string name = req.path.substr(11);
+        if (name != options.model_id) {
+          OpenAiError e = ErrorFromStatus(
+              absl::NotFoundError(absl::StrCat("The model '", name, "' does not exist")));
+          e.code = "model_not_found";
+          return ReadyExchange(ErrorResponse(e));
+        }
+        return ReadyExchange(JsonResponse(200, ModelJson()));
+      }
+      case ApiRoute::kHealth:
+        return ReadyExchange(Health());
+      case ApiRoute::kNone:
+        break;
     }
+    return ReadyExchange(NotFound(req));
   }
 
-  // Not streaming: wait for the whole generation on this HTTP thread.
-  void Collect(TokenStream* stream, OpenAiResponder* responder, uint64_t engine_id,
-               httplib::Response& res) {
-    std::vector<GeneratedToken> tokens;
-    StreamEnd end;
-    while (true) {
-      const bool finished = stream->WaitAndTake(kWaitSlice, &tokens, &end);
-      for (const GeneratedToken& t : tokens) responder->AddToken(t);
-      tokens.clear();
-      if (finished) break;
-      if (stopping) door->Cancel(engine_id);  // ends with kCancelled -> 503
-    }
-    json body;
-    const int status = responder->Finish(end.reason, end.stats, end.error, &body);
-    SendJson(res, status, body);
-  }
-
-  // Streaming: server-sent events from a chunked content provider that
-  // drains the stream on this HTTP thread.
-  void Stream(std::shared_ptr<TokenStream> stream, std::shared_ptr<OpenAiResponder> responder,
-              uint64_t engine_id, httplib::Response& res) {
-    struct State {
-      bool started = false;
-      bool done = false;  // [DONE] (or the error event) was written
-      absl::Time last_write = absl::Now();
-    };
-    auto state = std::make_shared<State>();
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, stream, responder, state](size_t, httplib::DataSink& sink) {
-          std::string out;
-          if (!state->started) {
-            state->started = true;
-            out = responder->StreamStart();
-          }
-          std::vector<GeneratedToken> tokens;
-          StreamEnd end;
-          const bool finished =
-              stream->WaitAndTake(out.empty() ? kWaitSlice : absl::ZeroDuration(), &tokens, &end);
-          for (const GeneratedToken& t : tokens) out += responder->StreamToken(t);
-          if (finished) out += responder->StreamFinish(end.reason, end.stats, end.error);
-          const absl::Time now = absl::Now();
-          // An idle stream still writes now and then: that is how a client
-          // that went away is noticed (the write fails) while we wait.
-          if (out.empty() && now - state->last_write >= options.heartbeat) out = ": keep-alive\n\n";
-          if (!out.empty()) {
-            if (!sink.write(out.data(), out.size())) return false;
-            state->last_write = now;
-          }
-          if (finished) {
-            state->done = true;
-            sink.done();
-            return true;
-          }
-          if (stopping) {
-            // Tell the client why its stream ends (the releaser cancels).
-            const std::string bye = absl::StrCat(
-                "data: ",
-                JsonText(ErrorFromStatus(absl::UnavailableError("the server is shutting down"))
-                             .ToJson()),
-                "\n\n");
-            sink.write(bye.data(), bye.size());
-            return false;
-          }
-          return true;
-        },
-        [this, state, engine_id](bool) {
-          // The response is over. Unless the stream reached its end, the
-          // client went away (or we are stopping): free the sequence.
-          if (!state->done) {
-            ++counters.client_disconnects;
-            door->Cancel(engine_id);
-          }
-        });
+  std::unique_ptr<HttpExchange> Generate(OpenAiKind kind, std::string request_body, HttpWake wake) {
+    auto exchange = std::make_unique<GenerateExchange>(door, &stopping, options.heartbeat);
+    exchange->set_disconnect_counter(&counters->client_disconnects);
+    std::shared_ptr<GenerateExchange::Submitted> out = exchange->submitted();
+    // The body is moved into the task (freed once parsed).
+    auto body = std::make_shared<std::string>(std::move(request_body));
+    door->Run([this_door = door, out, body, kind, wake, counters = counters,
+               max_depth = options.max_json_depth, model_id = options.model_id,
+               timeout = options.request_timeout] {
+      auto finish = [&](absl::Status error) {
+        {
+          std::lock_guard<std::mutex> lock(out->mu);
+          out->ready = true;
+          out->error = std::move(error);
+        }
+        wake();
+      };
+      if (absl::Status depth = CheckJsonDepth(*body, max_depth); !depth.ok()) return finish(depth);
+      absl::StatusOr<OpenAiRequest> parsed = ParseOpenAiRequest(kind, *body);
+      body->clear();
+      body->shrink_to_fit();
+      if (!parsed.ok()) return finish(parsed.status());
+      const std::string id = RandomId(kind == OpenAiKind::kChat ? "chatcmpl-" : "cmpl-");
+      ClientRequest request = ToClientRequest(*parsed);
+      request.request_id = id;
+      request.deadline = absl::Now() + timeout;
+      auto stream = std::make_shared<CountingStream>(counters, wake);
+      auto responder = std::make_shared<OpenAiResponder>(
+          *parsed, &this_door->tokenizer(), id, model_id, absl::ToUnixSeconds(absl::Now()));
+      absl::StatusOr<uint64_t> engine_id = this_door->Submit(std::move(request), stream);
+      if (!engine_id.ok()) return finish(engine_id.status());
+      ++counters->requests;
+      bool closed;
+      {
+        std::lock_guard<std::mutex> lock(out->mu);
+        out->ready = true;
+        out->engine_id = *engine_id;
+        out->stream = std::move(stream);
+        out->responder = std::move(responder);
+        out->streaming = parsed->stream;
+        closed = out->closed;
+      }
+      if (closed) this_door->Cancel(*engine_id);  // the client left meanwhile
+      wake();
+    });
+    return exchange;
   }
 
   json ModelJson() const {
@@ -205,105 +337,51 @@ struct OpenAiHttpServer::Impl {
                 {"owned_by", "shardlm"}};
   }
 
-  void Routes() {
-    server.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      HandleGenerate(OpenAiKind::kCompletion, req, res);
-    });
-    server.Post("/v1/chat/completions",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  HandleGenerate(OpenAiKind::kChat, req, res);
-                });
-    server.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!Authorized(req, res)) return;
-      SendJson(res, 200, json{{"object", "list"}, {"data", json::array({ModelJson()})}});
-    });
-    server.Get("/v1/models/(.+)", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!Authorized(req, res)) return;
-      if (req.matches[1] != options.model_id) {
-        OpenAiError e = ErrorFromStatus(absl::NotFoundError(
-            absl::StrCat("The model '", std::string(req.matches[1]), "' does not exist")));
-        e.code = "model_not_found";
-        return SendError(res, e);
-      }
-      SendJson(res, 200, ModelJson());
-    });
-    server.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      const bool up = !stopping.load();
-      SendJson(res, up ? 200 : 503,
-               json{{"status", up ? "ok" : "stopping"},
-                    {"model", options.model_id},
-                    {"engine",
-                     {{"active", door->engine().active()}, {"queued", door->engine().queued()}}},
-                    {"http",
-                     {{"requests", counters.requests.load()},
-                      {"completed", counters.completed.load()},
-                      {"cancelled", counters.cancelled.load()},
-                      {"failed", counters.failed.load()},
-                      {"client_disconnects", counters.client_disconnects.load()}}}});
-    });
-    // Any other error response without a body (unknown route, body too
-    // large) gets an OpenAI-shaped one.
-    server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                                     httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      OpenAiError e = ErrorFromStatus(absl::InvalidArgumentError(""));
-      e.http_status = res.status;
-      e.message = res.status == 404 ? absl::StrCat("Invalid URL (", req.method, " ", req.path, ")")
-                                    : absl::StrCat("HTTP ", res.status);
-      if (res.status == 413) e.message = "the request body is too large";
-      SendJson(res, res.status, e.ToJson());
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    server.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-          std::string what = "internal error";
-          try {
-            if (ep) std::rethrow_exception(ep);
-          } catch (const std::exception& e) {
-            what = e.what();
-          } catch (...) {
-          }
-          SendError(res, ErrorFromStatus(absl::InternalError(what)));
-        });
+  HttpResponse Health() const {
+    const bool up = !stopping.load();
+    const Counters& c = *counters;
+    return JsonResponse(up ? 200 : 503,
+                        json{{"status", up ? "ok" : "stopping"},
+                             {"model", options.model_id},
+                             {"engine",
+                              {{"active", door->engine().active()},
+                               {"queued", door->engine().queued()}}},
+                             {"http",
+                              {{"requests", c.requests.load()},
+                               {"completed", c.completed.load()},
+                               {"cancelled", c.cancelled.load()},
+                               {"failed", c.failed.load()},
+                               {"client_disconnects", c.client_disconnects.load()}}}});
+  }
+
+  // The server's own refusals (413, 431, 503...), OpenAI-shaped.
+  static HttpResponse Error(int status, const std::string& message) {
+    OpenAiError e = ErrorFromStatus(absl::InvalidArgumentError(message));
+    e.http_status = status;
+    if (status >= 500) e.type = "server_error";
+    return ErrorResponse(e);
   }
 };
 
 absl::StatusOr<std::unique_ptr<OpenAiHttpServer>> OpenAiHttpServer::Start(
     const OpenAiHttpOptions& options, FrontDoor* door) {
-  const size_t colon = options.listen.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTP listen address '", options.listen, "' is not HOST:PORT"));
-  }
-  std::string host = options.listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
   // Writes to a client that closed its socket must fail, not kill us.
   std::signal(SIGPIPE, SIG_IGN);
-
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->authenticator = BearerAuthenticator(options.api_keys);
   impl->door = door;
-  const int threads = std::max(1, options.threads);
-  impl->server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  impl->server.set_payload_max_length(kMaxBodyBytes);
-  impl->server.set_tcp_nodelay(true);  // small SSE events go out at once
-  impl->Routes();
-  const int bound = port == 0 ? impl->server.bind_to_any_port(host)
-                              : (impl->server.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen for HTTP on ", options.listen,
-                                               " (address in use or not local?)"));
-  }
-  impl->address = absl::StrCat(options.listen.substr(0, colon), ":", bound);
   Impl* raw = impl.get();
-  impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
-  // stop() only stops a server that runs: wait until it does.
-  for (int i = 0; i < 5000 && !impl->server.is_running(); ++i)
-    absl::SleepFor(absl::Milliseconds(1));
+  HttpRoutes routes;
+  routes.admit = [raw](const HttpRequest& req) { return raw->Admit(req); };
+  routes.handle = [raw](HttpRequest req, HttpWake wake) {
+    return raw->Handle(std::move(req), std::move(wake));
+  };
+  routes.error = &Impl::Error;
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      HttpServer::Start(options.listen, options.limits, std::move(routes), "HTTP");
+  if (!server.ok()) return server.status();
+  impl->server = std::move(*server);
   return std::unique_ptr<OpenAiHttpServer>(new OpenAiHttpServer(std::move(impl)));
 }
 
@@ -311,16 +389,15 @@ OpenAiHttpServer::OpenAiHttpServer(std::unique_ptr<Impl> impl) : impl_(std::move
 
 OpenAiHttpServer::~OpenAiHttpServer() { Shutdown(); }
 
-const std::string& OpenAiHttpServer::address() const { return impl_->address; }
+const std::string& OpenAiHttpServer::address() const { return impl_->server->address(); }
 
 void OpenAiHttpServer::Shutdown() {
   if (impl_->shut_down) return;
   impl_->shut_down = true;
+  // Streams see `stopping` when next woken and end with an error event;
+  // collecting requests are cancelled (503); then the port closes.
   impl_->stopping = true;
-  // Streams notice `stopping` within one wait slice, their releasers cancel
-  // the engine requests; stop() then joins the HTTP threads.
-  impl_->server.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->server->Shutdown();
 }
 
 }  // namespace shardlm

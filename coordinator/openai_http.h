@@ -4,11 +4,13 @@
 //   GET /v1/models, GET /health.
 // A thin layer: requests are parsed by openai_api.h and submitted through
 // the SAME FrontDoor the gRPC API uses; a TokenStream queues the engine's
-// events (the engine thread never waits for a client) and the HTTP worker
-// thread drains it into the response. A client that disconnects mid-stream
-// cancels its engine request, which frees its KV on every worker. HTTP is
-// served by Debian's cpp-httplib (plain HTTP: terminate TLS in front of it
-// for now).
+// events (the engine thread never waits for a client) and wakes the
+// request's connection, whose event thread formats them into the response.
+// A client that disconnects mid-stream cancels its engine request, which
+// frees its KV on every worker. HTTP is served by common/base/http_server.h
+// (libmicrohttpd, event-driven: slow or idle clients hold no thread; the key
+// is checked before any body byte is read; plain HTTP: terminate TLS in
+// front of it for now).
 #ifndef SHARDLM_COORDINATOR_OPENAI_HTTP_H_
 #define SHARDLM_COORDINATOR_OPENAI_HTTP_H_
 
@@ -18,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/base/http_server.h"
 #include "coordinator/front_door.h"
 
 namespace shardlm {
@@ -28,7 +31,8 @@ struct OpenAiHttpOptions {
   // /health is always open (for probes).
   std::vector<std::string> api_keys;
   std::string model_id = "shardlm";  // reported by /v1/models and in responses
-  int threads = 32;                  // connections served at once (each stream holds one)
+  HttpLimits limits;                 // connections, header/body caps, read deadline, threads
+  int max_json_depth = 64;           // arrays/objects nested in a request body
   absl::Duration request_timeout = absl::Minutes(10);
   absl::Duration heartbeat = absl::Seconds(2);  // SSE comment when a stream is idle
 };

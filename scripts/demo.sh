@@ -5,11 +5,12 @@
 #
 #   scripts/demo.sh [MODEL.gguf] [PROMPT] [N_TOKENS]
 #
-# The default model is the trained stories260K from ../shared/models.
+# Without MODEL (or with MODEL ""), shardlm's embedded stories260K (common/model/embedded/):
+# a bare clone needs nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh --if-missing
-MODEL="${1:-../shared/models/stories260K.gguf}"
+MODEL="${1:-}"
 PROMPT="${2:-Once upon a time}"
 N="${3:-120}"
 BUILD_DIR="${BUILD_DIR:-build}"
@@ -17,9 +18,9 @@ echo "== building (Release) in $BUILD_DIR" >&2
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD_DIR" -j2 --target shardlm shardlm-worker >/dev/null
 
-echo "== starting 2 workers and a coordinator for $MODEL" >&2
+echo "== starting 2 workers and a coordinator for ${MODEL:-the embedded stories260K}" >&2
 OUT=$(mktemp)
-"$BUILD_DIR/bin/shardlm" serve --model "$MODEL" --workers 2 --listen 127.0.0.1:0 >"$OUT" &
+"$BUILD_DIR/bin/shardlm" serve ${MODEL:+--model "$MODEL"} --workers 2 --listen 127.0.0.1:0 >"$OUT" &
 SERVE_PID=$!
 trap 'kill -TERM $SERVE_PID 2>/dev/null || true; wait $SERVE_PID 2>/dev/null || true; rm -f "$OUT"' EXIT
 ADDR=""

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   cmake ninja-build g++ pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libtbb-dev libtbbmalloc2 libtbbbind-2-5 nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
+  libabsl-dev libtbb-dev libtbbmalloc2 libtbbbind-2-5 nlohmann-json3-dev libcpp-httplib-dev libmicrohttpd-dev libpcre2-dev
   libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev python3 python3-grpcio python3-jinja2 iproute2 openssl procps time

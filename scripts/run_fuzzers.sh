@@ -11,7 +11,9 @@
 # 30. Per fuzzer, tests/fuzz/NAME_fuzzer.seeds may list libFuzzer options and
 # seeds (see gguf_fuzzer.seeds for the syntax) and NAME_fuzzer.dict is passed
 # as -dict. Seeds come from the shared test data ($SHARDLM_TEST_DATA, default
-# ../shared). SKIP_BUILD=1 runs already-built fuzzers (used by ctest).
+# ../shared); without that folder (a bare clone) the `file` seeds are skipped
+# and listed, but models/stories260K.gguf comes from the copy embedded in
+# common/model/embedded/. SKIP_BUILD=1 runs already-built fuzzers (used by ctest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -23,7 +25,9 @@ if [ "$#" -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then
   SECONDS_EACH="$1"
   shift
 fi
-DATA="$(cd "${SHARDLM_TEST_DATA:-$ROOT/../shared}" && pwd)"
+DATA_DIR="${SHARDLM_TEST_DATA:-$ROOT/../shared}"
+DATA=""
+if [ -d "$DATA_DIR" ]; then DATA="$(cd "$DATA_DIR" && pwd)"; fi
 
 if [ "$#" -gt 0 ]; then
   targets=("$@")
@@ -69,8 +73,17 @@ prepare_seeds() {
       file)
         read -r path bytes <<<"$rest"
         n=$((n + 1))
+        local from="$DATA/$path"
+        if [ -z "$DATA" ]; then
+          if [ "$path" = models/stories260K.gguf ]; then
+            from="$ROOT/common/model/embedded/stories260K.gguf"
+          else
+            echo "SKIPPED seed (no test data at $DATA_DIR): $path" >&2
+            continue
+          fi
+        fi
         # head -c, not cp: the shared data is read-only and a copy would be too.
-        head -c "${bytes:-1000000000}" "$DATA/$path" > "$corpus/seed-$n-$(basename "$path")"
+        head -c "${bytes:-1000000000}" "$from" > "$corpus/seed-$n-$(basename "$path")"
         ;;
       run)
         n=$((n + 1))

@@ -10,11 +10,31 @@
 #   scripts/test.sh --quick   stage 1 without the soak (while developing)
 #
 # The shared test data comes from SHARDLM_TEST_DATA (default: ../shared).
+# Without ../shared (a bare clone; also when SHARDLM_TEST_DATA names ../shared,
+# as the README's command does) every stage runs the tests that do not need it
+# and prints "SKIPPED (no test data at ...)" with the list of those that do
+# (ctest label `data`). Any other SHARDLM_TEST_DATA that does not exist is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh --if-missing
-# Made absolute here because ctest runs the tests from the build folder.
-export SHARDLM_TEST_DATA="$(cd "${SHARDLM_TEST_DATA:-../shared}" && pwd)"
+DEFAULT_DATA=../shared
+DATA="${SHARDLM_TEST_DATA:-$DEFAULT_DATA}"
+BARE=0
+if [ -d "$DATA" ]; then
+  # Made absolute here because ctest runs the tests from the build folder.
+  export SHARDLM_TEST_DATA="$(cd "$DATA" && pwd)"
+elif [ "$(realpath -m "$DATA")" = "$(realpath -m "$DEFAULT_DATA")" ]; then
+  BARE=1
+  DATA="$(realpath -m "$DATA")"
+  unset SHARDLM_TEST_DATA
+  echo "no test data at $DATA: running the tests that do not need it (those are listed as SKIPPED)"
+else
+  echo "SHARDLM_TEST_DATA=$DATA: no such folder (point it at the shared test data, or unset it" \
+       "to run without it when $DEFAULT_DATA is missing)" >&2
+  exit 2
+fi
+SKIPPED_LOG="$(mktemp)"
+trap 'rm -f "$SKIPPED_LOG"' EXIT
 JOBS="${JOBS:-2}"
 QUICK=0
 if [ "${1:-}" = "--quick" ]; then QUICK=1; fi
@@ -23,7 +43,9 @@ START=$(date +%s)
 stage() { echo; echo "=== [$(( $(date +%s) - START )) s] $*"; }
 
 # build DIR CMAKE_ARGS... -- CTEST_ARGS...: configures and builds DIR (only
-# the targets in $TARGETS if set), then runs ctest there.
+# the targets in $TARGETS if set), then runs ctest there, leaving out the
+# labels in $EXCLUDE (a space-separated list) and, on a bare clone, `data`;
+# the `data` tests left out are printed in a SKIPPED block.
 build_and_test() {
   local dir="$1"; shift
   local cmake_args=()
@@ -32,12 +54,40 @@ build_and_test() {
   cmake -S . -B "$dir" -G Ninja "${cmake_args[@]}" >/dev/null
   # shellcheck disable=SC2086 # TARGETS is a list
   cmake --build "$dir" -j"$JOBS" ${TARGETS:+--target $TARGETS}
-  (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900 "$@")
+  local exclude="${EXCLUDE:-}" label_args=()
+  [ "$BARE" = 1 ] && exclude="$exclude data"
+  read -r -a exclude <<<"$exclude"
+  if [ "${#exclude[@]}" -gt 0 ]; then
+    label_args=(-LE "^($(IFS='|'; echo "${exclude[*]}"))\$")
+  fi
+  (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900 "${label_args[@]}" "$@")
+  if [ "$BARE" = 1 ]; then
+    local others=() skipped
+    read -r -a others <<<"${EXCLUDE:-}"
+    [ "${#others[@]}" -gt 0 ] && others=(-LE "^($(IFS='|'; echo "${others[*]}"))\$")
+    skipped=$(cd "$dir" && ctest -N -L '^data$' "${others[@]}" "$@" | sed -n 's/^ *Test *#[0-9]*: //p' | sed 's/  *# GetParam().*//')
+    if [ -n "$skipped" ]; then
+      echo
+      echo "SKIPPED (no test data at $DATA): $(echo "$skipped" | wc -l) tests of $dir/ that need it:"
+      echo "$skipped" | sed 's/^/  /'
+      echo "$dir/: $(echo "$skipped" | wc -l) tests skipped (no test data at $DATA)" >>"$SKIPPED_LOG"
+    fi
+  fi
+}
+
+# At the end: what was skipped, once more, so it cannot be missed.
+summary() {
+  if [ -s "$SKIPPED_LOG" ]; then
+    echo
+    echo "SKIPPED, listed above:"
+    sed 's/^/  /' "$SKIPPED_LOG"
+  fi
 }
 
 if [ "$QUICK" = 1 ]; then
   stage "Release build, all tests but the soak"
-  build_and_test build -DCMAKE_BUILD_TYPE=Release -- -LE soak
+  EXCLUDE=soak build_and_test build -DCMAKE_BUILD_TYPE=Release --
+  summary
   exit 0
 fi
 
@@ -52,8 +102,9 @@ stage "3/4 ASan+UBSan build, all tests but the soak"
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$(pwd)/tests/sanitizers/lsan.supp"
-build_and_test build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON -- -LE soak
-unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+export SHARDLM_SANITIZED=1  # tests/hostile: instrumented memory bounds are scaled
+EXCLUDE=soak build_and_test build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON --
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS SHARDLM_SANITIZED
 
 stage "4/4 TSan build, the concurrency tests"
 # ignore_noninstrumented_modules: Debian's gRPC, Abseil and oneTBB are not
@@ -66,3 +117,4 @@ TARGETS="engine_test stage_service_test pipeline_e2e_test failover_e2e_test" \
   -E 'LongBatchesAreChunked'  # one thread, minutes of instrumented kernels: Release and ASan run it
 
 stage "all stages passed"
+summary

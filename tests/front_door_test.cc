@@ -10,9 +10,12 @@
 #include <atomic>
 #include <future>
 
+#include "absl/strings/escaping.h"
+
 #include "common/base/field_error.h"
 #include "common/model/gguf.h"
 #include "common/rpc/credentials.h"
+#include "coordinator/json_depth.h"
 #include "coordinator/proto_convert.h"
 #include "coordinator/token_stream.h"
 #include "tests/test_data.h"
@@ -34,6 +37,32 @@ TEST(BearerAuthenticatorTest, SchemeIsCaseInsensitiveAndMessagesNeverEchoTheToke
   const absl::Status wrong = auth.CheckHeader(true, "Bearer secret-3");
   EXPECT_EQ(wrong.message(), "invalid bearer token");
   EXPECT_TRUE(BearerAuthenticator().CheckHeader(false, "").ok());  // no tokens: open
+}
+
+TEST(BearerAuthenticatorTest, RefusesControlBytesInThePresentedValue) {
+  const BearerAuthenticator auth({"secret-1"});
+  using namespace std::string_literals;
+  for (const std::string& bad : {"Bearer secret-1\0junk"s, "Bearer secret-1\0"s,
+                                 "Bearer secret-1\x01"s, "Bearer secret-1\x7f"s,
+                                 "Bearer \nsecret-1"s}) {
+    const absl::Status st = auth.CheckHeader(true, bad);
+    EXPECT_TRUE(absl::IsUnauthenticated(st)) << absl::CEscape(bad);
+    EXPECT_EQ(st.message(), "authorization holds a control byte");
+  }
+  EXPECT_TRUE(auth.CheckHeader(true, "Bearer secret-1\t").ok());  // a tab is a blank
+}
+
+TEST(JsonDepthTest, RefusesOnlyWhatNestsTooDeep) {
+  EXPECT_TRUE(CheckJsonDepth(R"({"a": [[1], {"b": [2]}]})", 4).ok());
+  EXPECT_FALSE(CheckJsonDepth(R"({"a": [[1], {"b": [2]}]})", 3).ok());
+  // Brackets inside strings (escaped quotes too) do not count.
+  EXPECT_TRUE(CheckJsonDepth(R"({"a": "[[[[\"{{{{"})", 1).ok());
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const absl::Status st = CheckJsonDepth(deep, 64);
+  EXPECT_TRUE(absl::IsInvalidArgument(st));
+  EXPECT_NE(st.message().find("deeper than 64 levels"), absl::string_view::npos);
+  EXPECT_TRUE(CheckJsonDepth("", 1).ok());
+  EXPECT_TRUE(CheckJsonDepth("]]]]", 1).ok());  // malformed: the parser's business
 }
 
 TEST(ProtoConvertTest, RoundTrips) {

@@ -13,6 +13,7 @@
 #include "common/base/cli_args.h"
 #include "common/base/status_macros.h"
 #include "common/fetch/model_source.h"
+#include "common/model/embedded/embedded_model.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/rpc/credentials.h"
@@ -197,12 +198,15 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   GenerateOptions o;
   std::string stop_dummy;
   CliArgs args(
-      "shardlm generate (--model MODEL.gguf | --server HOST:PORT) --prompt TEXT [-n N] [flags]",
+      "shardlm generate [--model MODEL.gguf | --server HOST:PORT] --prompt TEXT [-n N] [flags]",
       "Generates text from a prompt and streams it to stdout as it is produced, then\n"
-      "prints prompt and generation speed. --temp 0 is greedy decoding.");
+      "prints prompt and generation speed. --temp 0 is greedy decoding. Without --model\n"
+      "and --server it runs the embedded stories260K model in this process.");
   args.AddString("-m,--model", &o.model,
-                 "GGUF model file or URL (http(s)://..., hf://OWNER/REPO/FILE.gguf[@REVISION]); "
-                 "runs in this process");
+                 absl::StrCat("GGUF model file or URL (http(s)://..., "
+                              "hf://OWNER/REPO/FILE.gguf[@REVISION]), runs in this process; "
+                              "default: ",
+                              kEmbeddedModelDescription));
   o.source.client = "shardlm generate";
   AddModelSourceFlags(&args, &o.source);
   args.AddString("--server", &o.server, "coordinator HOST:PORT (instead of --model)");
@@ -236,9 +240,14 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   o.tls.insecure = true;  // a client without TLS flags talks plaintext
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram, first)) return *exit;
   o.sampling.seed = static_cast<uint64_t>(seed);
-  if (o.model.empty() == o.server.empty()) {
+  if (!o.model.empty() && !o.server.empty()) {
     return ExitWithError(
-        kProgram, absl::InvalidArgumentError("give either --model or --server (see --help)"), 2);
+        kProgram, absl::InvalidArgumentError("give --model or --server, not both (see --help)"), 2);
+  }
+  if (o.model.empty() && o.server.empty()) {
+    absl::StatusOr<std::string> embedded = DefaultModelPath();
+    if (!embedded.ok()) return ExitWithError(kProgram, embedded.status(), 1);
+    o.model = *embedded;
   }
   if (absl::Status st = o.server.empty() ? RunLocal(o) : RunRemote(o); !st.ok()) {
     return ExitWithError(kProgram, st, 1);

@@ -13,6 +13,7 @@
 #include "common/base/status_macros.h"
 #include "common/base/subprocess.h"
 #include "common/fetch/model_source.h"
+#include "common/model/embedded/embedded_model.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/model/model_config.h"
@@ -153,16 +154,19 @@ int RunServeCommand(int argc, char** argv, int first) {
   ServeOptions o;
   CoordinatorFlags flags;
   CliArgs args(
-      "shardlm serve --model MODEL.gguf [--workers N | --split 0:8,8:16,16:22] [--listen "
+      "shardlm serve [--model MODEL.gguf] [--workers N | --split 0:8,8:16,16:22] [--listen "
       "HOST:PORT]",
       "Starts N shardlm-worker processes on loopback, each with a contiguous share of the\n"
       "model's layers, and a coordinator serving the ShardLM gRPC API in front of them.\n"
       "With --http-listen it also serves the OpenAI-compatible HTTP API (docs/OPENAI.md).\n"
       "Prints HTTP, HEALTH and METRICS <address> (those that are on), then SERVING <address>\n"
-      "once ready; Ctrl-C or SIGTERM stops everything.");
+      "once ready; Ctrl-C or SIGTERM stops everything. Without --model it serves the\n"
+      "embedded stories260K model.");
   args.AddString("-m,--model", &o.model,
-                 "GGUF model file, or a URL (http(s)://..., hf://OWNER/REPO/FILE.gguf[@REVISION]): "
-                 "each worker then fetches only its own layers");
+                 absl::StrCat("GGUF model file, or a URL (http(s)://..., "
+                              "hf://OWNER/REPO/FILE.gguf[@REVISION]) of which each worker fetches "
+                              "only its own layers; default: ",
+                              kEmbeddedModelDescription));
   o.source.client = "shardlm serve";
   AddModelSourceFlags(&args, &o.source);
   args.AddInt("--workers", &o.workers,
@@ -174,8 +178,9 @@ int RunServeCommand(int argc, char** argv, int first) {
   AddCoordinatorFlags(WorkerPlacement::kLoopback, &args, &flags);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram, first)) return *exit;
   if (o.model.empty()) {
-    return ExitWithError(kProgram, absl::InvalidArgumentError("--model is required (see --help)"),
-                         2);
+    absl::StatusOr<std::string> embedded = DefaultModelPath();
+    if (!embedded.ok()) return ExitWithError(kProgram, embedded.status(), 1);
+    o.model = *embedded;
   }
   flags.options.model_path = o.model;
   if (absl::Status st = ApplyCoordinatorFlags(WorkerPlacement::kLoopback, flags, &o.coordinator);

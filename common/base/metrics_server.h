@@ -1,35 +1,43 @@
 // Serves Prometheus text metrics over HTTP (GET /metrics) on its own port,
 // rendered on each scrape by a callback. Used by the coordinator and by
-// workers (`--metrics-listen HOST:PORT`).
+// workers (`--metrics-listen HOST:PORT`). Served by the event-driven
+// HttpServer: slow or idle scrapers cannot starve it.
 #ifndef SHARDLM_COMMON_BASE_METRICS_SERVER_H_
 #define SHARDLM_COMMON_BASE_METRICS_SERVER_H_
 
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
-
-namespace httplib {
-class Server;
-}
+#include "common/base/http_server.h"
 
 namespace shardlm {
+
+// A scrape port needs few connections and no body.
+inline HttpLimits MetricsHttpLimits() {
+  HttpLimits l;
+  l.max_connections = 256;
+  l.max_header_bytes = 16 << 10;
+  l.max_body_bytes = 0;
+  l.read_timeout = absl::Seconds(10);
+  l.threads = 1;
+  return l;
+}
 
 class MetricsServer {
  public:
   // Listens on `address` ("host:port", port 0 picks one) and serves the page
-  // `render` returns.
-  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& address,
-                                                              std::function<std::string()> render);
+  // `render` returns (called on the server's thread).
+  static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
+      const std::string& address, std::function<std::string()> render,
+      const HttpLimits& limits = MetricsHttpLimits());
   ~MetricsServer();
   const std::string& address() const { return address_; }
 
  private:
   MetricsServer() = default;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::unique_ptr<HttpServer> server_;
   std::string address_;
 };
 

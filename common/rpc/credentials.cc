@@ -158,6 +158,14 @@ absl::Status BearerAuthenticator::CheckHeader(bool present, absl::string_view va
   if (!present) {
     return absl::UnauthenticatedError("missing credentials: send 'authorization: Bearer <token>'");
   }
+  // A control byte (a NUL above all: C APIs would cut the value there) is
+  // never part of a token; refuse it rather than compare around it.
+  for (const char c : value) {
+    const auto b = static_cast<unsigned char>(c);
+    if ((b < 0x20 && b != '\t') || b == 0x7f) {
+      return absl::UnauthenticatedError("authorization holds a control byte");
+    }
+  }
   constexpr absl::string_view kScheme = "bearer ";
   if (value.size() <= kScheme.size() ||
       !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
