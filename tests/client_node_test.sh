@@ -15,7 +15,7 @@ fi
 model="$data/models/stories260K.gguf"
 tmp=$(mktemp -d)
 extra=()
-"$bin/shardlm" serve --help | grep -q -- '--insecure' && extra+=(--insecure)
+"$bin/shardlm" serve --help | grep -- '--insecure' >/dev/null && extra+=(--insecure)  # not -q: SIGPIPE under pipefail
 "$bin/shardlm" serve --model "$model" --workers 2 --threads 1 --listen 127.0.0.1:0 "${extra[@]}" \
   >"$tmp/out" 2>"$tmp/err" &
 pid=$!

@@ -29,9 +29,11 @@ shardlm="$tmp/bin/shardlm"
 # The printer ends the text with a newline.
 expected="$(cat "$expected_file")"
 
-"$shardlm" generate --help | grep -q 'default: the embedded stories260K' ||
+# grep reads all of --help (not -q): with pipefail, a grep that exits at the
+# first match can kill the writer with SIGPIPE and fail the pipeline.
+"$shardlm" generate --help | grep 'default: the embedded stories260K' >/dev/null ||
   fail "generate --help does not name the default model"
-"$shardlm" serve --help | grep -q 'default: the embedded stories260K' ||
+"$shardlm" serve --help | grep 'default: the embedded stories260K' >/dev/null ||
   fail "serve --help does not name the default model"
 
 # 1. In process: BOS alone, 200 greedy tokens.

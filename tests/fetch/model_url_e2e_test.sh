@@ -40,7 +40,7 @@ start_server() {
 stats() { python3 -c "import json,sys,urllib.request; print(json.dumps(json.load(urllib.request.urlopen('http://127.0.0.1:$1/_stats'))))"; }
 
 serve_extra=()
-"$bin/shardlm" serve --help | grep -q -- '--insecure' && serve_extra+=(--insecure)
+"$bin/shardlm" serve --help | grep -- '--insecure' >/dev/null && serve_extra+=(--insecure)  # not -q: SIGPIPE
 # serve NAME URL CACHE: starts `shardlm serve` and sets $serve_pid, $addr.
 serve() {
   "$bin/shardlm" serve --model "$2" --workers 3 --threads 1 --listen 127.0.0.1:0 \
