@@ -21,12 +21,14 @@ void FinishUnary(grpc::ServerUnaryReactor* reactor, const absl::Status& status) 
 }  // namespace
 
 ShardLmService::ShardLmService(FrontDoor* door, const Pipeline* pipeline, const ModelConfig* config,
-                               std::string fingerprint, BearerAuthenticator authenticator)
+                               std::string fingerprint, BearerAuthenticator authenticator,
+                               StreamLimits stream_limits)
     : door_(door),
       pipeline_(pipeline),
       config_(config),
       fingerprint_(std::move(fingerprint)),
-      authenticator_(std::move(authenticator)) {}
+      authenticator_(std::move(authenticator)),
+      stream_limits_(stream_limits) {}
 
 bool ShardLmService::Authorized(const grpc::CallbackServerContext& context,
                                 grpc::ServerUnaryReactor* reactor) const {
@@ -43,7 +45,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Stream(
   if (context->deadline() != std::chrono::system_clock::time_point::max()) {
     request.deadline = absl::FromChrono(context->deadline());
   }
-  return GenerateCall::Start(door_, std::move(request));
+  return GenerateCall::Start(door_, std::move(request), context, stream_limits_);
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(

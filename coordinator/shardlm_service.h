@@ -12,6 +12,7 @@
 #include "common/model/model_config.h"
 #include "common/rpc/credentials.h"
 #include "coordinator/front_door.h"
+#include "coordinator/generate_call.h"
 #include "coordinator/pipeline.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 
@@ -22,7 +23,8 @@ class ShardLmService final : public v1::ShardLM::CallbackService {
   // All pointers must outlive the service.
   ShardLmService(FrontDoor* door, const Pipeline* pipeline, const ModelConfig* config,
                  std::string fingerprint,
-                 BearerAuthenticator authenticator = BearerAuthenticator());
+                 BearerAuthenticator authenticator = BearerAuthenticator(),
+                 StreamLimits stream_limits = StreamLimits());
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
@@ -56,6 +58,7 @@ class ShardLmService final : public v1::ShardLM::CallbackService {
   const ModelConfig* config_;
   std::string fingerprint_;
   const BearerAuthenticator authenticator_;  // checked first by every RPC
+  const StreamLimits stream_limits_;         // of every Generate / Chat stream
 };
 
 }  // namespace shardlm

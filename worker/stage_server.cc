@@ -21,7 +21,7 @@ absl::StatusOr<std::unique_ptr<StageServer>> StageServer::Start(const StageServe
   std::unique_ptr<StageServer> s(new StageServer());
   s->service_ = std::make_unique<StageService>(options.service);
   grpc::ServerBuilder builder;
-  ApplyServerSettings(builder, options.max_message_bytes);
+  ApplyServerSettings(builder, options.max_message_bytes, options.limits);
   builder.AddListeningPort(
       options.listen_address,
       options.credentials ? options.credentials : grpc::InsecureServerCredentials(), &s->port_);

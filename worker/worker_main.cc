@@ -57,6 +57,8 @@ struct WorkerOptions {
   std::string tls_cert, tls_key, tls_ca;
   bool insecure = false;
   std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
+  int grpc_max_streams = GrpcServerLimits().max_concurrent_streams;
+  std::string grpc_memory = "256M";
 };
 
 absl::Status ParseLayers(const std::string& text, StageOptions* o) {
@@ -130,8 +132,10 @@ int Run(const WorkerOptions& o) {
   }
   so.kv_type = o.kv_type == "f32" ? KvType::kF32 : KvType::kF16;
   int64_t max_message = 0;
+  int64_t grpc_memory = 0;
   for (auto [flag, text, out] : {std::tuple{"--kv-budget", &o.kv_budget, &so.kv_budget_bytes},
-                                 std::tuple{"--max-message-size", &o.max_message, &max_message}}) {
+                                 std::tuple{"--max-message-size", &o.max_message, &max_message},
+                                 std::tuple{"--grpc-memory", &o.grpc_memory, &grpc_memory}}) {
     if (absl::Status st = ParseByteSize(*text, out); !st.ok()) {
       SHARDLM_LOG(kError, "%s: %s", flag, std::string(st.message()));
       return 2;
@@ -161,6 +165,12 @@ int Run(const WorkerOptions& o) {
   server_options.health_listen = o.health_listen;
   server_options.max_message_bytes = static_cast<int>(max_message);
   server_options.service.max_batch_tokens = o.max_batch;
+  server_options.limits.max_concurrent_streams = o.grpc_max_streams;
+  server_options.limits.memory_bytes = grpc_memory;
+  if (absl::Status st = ValidateGrpcServerLimits(server_options.limits); !st.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(st.message()));
+    return 2;
+  }
   absl::StatusOr<std::unique_ptr<StageServer>> server = StageServer::Start(server_options);
   if (!server.ok()) {
     SHARDLM_LOG(kError, "%s", std::string(server.status().message()));
@@ -260,6 +270,10 @@ int main(int argc, char** argv) {
   args.AddString("--health-listen", &o.health_listen,
                  "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for "
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");
+  args.AddInt("--grpc-max-streams", &o.grpc_max_streams,
+              "HTTP/2 streams one gRPC connection may open at once");
+  args.AddString("--grpc-memory", &o.grpc_memory,
+                 "memory the gRPC server may use for all connections (e.g. 256M)");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-worker")) return *exit;
   if (o.model.empty()) {

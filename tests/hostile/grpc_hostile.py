@@ -1,0 +1,234 @@
+"""Shared helpers of the gRPC hostile-traffic tests (tests/hostile/grpc_*).
+
+Each test starts its own `shardlm serve` / `shardlm-worker` from the build on
+loopback, attacks it with raw HTTP/2 (hand-written frames, HPACK from
+python3-h2's hpack) or Python grpcio, measures the server's RSS from
+/proc/PID/status and ends only the processes it started (by pid).
+"""
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import hpack
+
+SANITIZED = os.environ.get("SHARDLM_SANITIZED") == "1"
+# Under ASan every allocation carries redzones and quarantine: memory
+# bounds are scaled, but still asserted.
+MEMORY_SCALE = 4 if SANITIZED else 1
+
+
+def fail(message):
+    print("FAIL: " + message, flush=True)
+    sys.exit(1)
+
+
+def test_data():
+    data = os.environ.get("SHARDLM_TEST_DATA")
+    if not data:
+        here = os.path.dirname(os.path.abspath(__file__))
+        data = os.path.join(here, "..", "..", "..", "shared")
+    return data
+
+
+def model(name):
+    path = os.path.join(test_data(), "models", name)
+    if not os.path.exists(path):
+        fail("test model missing: " + path + " (set SHARDLM_TEST_DATA)")
+    return path
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    """A process we started, with the protocol lines it printed on stdout."""
+
+    def __init__(self, argv, wanted, timeout=60):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self.lines = {}
+        deadline = time.time() + timeout
+        buf = b""
+        while not all(w in self.lines for w in wanted):
+            left = deadline - time.time()
+            if left <= 0 or self.proc.poll() is not None:
+                self.stop()
+                fail("%s did not print %s in time (got %s)" % (argv[0], wanted, self.lines))
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                continue
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                parts = line.decode().split(" ", 1)
+                self.lines[parts[0]] = parts[1] if len(parts) > 1 else ""
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: it and its workers
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def bin_dir():
+    d = os.environ.get("SHARDLM_BIN_DIR")
+    if not d:
+        fail("SHARDLM_BIN_DIR is not set (the build's bin/)")
+    return d
+
+
+def start_serve(model_name="stories260K.gguf", extra=()):
+    """`shardlm serve` with one worker, gRPC and health on loopback."""
+    argv = [os.path.join(bin_dir(), "shardlm"), "serve", "--model", model(model_name),
+            "--workers", "1", "--threads", "1", "--listen", "127.0.0.1:0",
+            "--health-listen", "127.0.0.1:0"] + list(extra)
+    return Server(argv, ["SERVING", "HEALTH"])
+
+
+def start_worker(model_name="stories260K.gguf", extra=()):
+    argv = [os.path.join(bin_dir(), "shardlm-worker"), "--model", model(model_name),
+            "--insecure", "--threads", "1", "--listen", "127.0.0.1:0",
+            "--health-listen", "127.0.0.1:0"] + list(extra)
+    return Server(argv, ["LISTENING", "HEALTH", "READY"])
+
+
+def split_address(address):
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+# --- raw HTTP/2 -------------------------------------------------------------
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + \
+        struct.pack(">I", stream) + payload
+
+
+def settings(pairs):
+    return frame(SETTINGS, 0, 0, b"".join(struct.pack(">HI", k, v) for k, v in pairs))
+
+
+def grpc_headers(encoder, address, path):
+    return encoder.encode([
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", address),
+        ("content-type", "application/grpc"), ("te", "trailers")])
+
+
+def grpc_message(payload):
+    return b"\x00" + struct.pack(">I", len(payload)) + payload
+
+
+class FrameReader:
+    """Reads whatever the server sends, counting RST_STREAM and GOAWAY frames."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.rst = 0
+        self.goaway = False
+        self.closed = False
+        self.settings_frames = 0
+        self.data_bytes = 0
+
+    def pump(self, timeout=0.0):
+        while True:
+            r, _, _ = select.select([self.sock], [], [], timeout)
+            if not r:
+                return
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except (ConnectionResetError, OSError):
+                chunk = b""
+            if not chunk:
+                self.closed = True
+                return
+            self.buf += chunk
+            while len(self.buf) >= 9:
+                length = struct.unpack(">I", b"\x00" + self.buf[:3])[0]
+                if len(self.buf) < 9 + length:
+                    break
+                kind = self.buf[3]
+                flags = self.buf[4]
+                if kind == RST_STREAM:
+                    self.rst += 1
+                elif kind == GOAWAY:
+                    self.goaway = True
+                elif kind == SETTINGS and not flags & ACK:
+                    self.settings_frames += 1
+                elif kind == DATA:
+                    self.data_bytes += length
+                self.buf = self.buf[9 + length:]
+            timeout = 0.0
+
+
+def open_h2(address, initial_window=65535, ack_settings=True):
+    """A plaintext HTTP/2 connection: preface and our SETTINGS sent; the
+    server's SETTINGS read and, when `ack_settings`, acknowledged."""
+    host, port = split_address(address)
+    sock = socket.create_connection((host, port), timeout=10)
+    sock.setblocking(True)
+    sock.sendall(PREFACE + settings([(0x4, initial_window), (0x2, 0)]))
+    reader = FrameReader(sock)
+    deadline = time.time() + 5
+    while reader.settings_frames == 0 and time.time() < deadline and not reader.closed:
+        reader.pump(0.1)
+    if ack_settings:
+        sock.sendall(frame(SETTINGS, ACK, 0))
+    return sock, reader
+
+
+def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
+    """Opens `count` streams with HEADERS only (no message, no END_STREAM) on
+    one connection. Returns the FrameReader (RST/GOAWAY/closed seen)."""
+    sock, reader = open_h2(address, ack_settings=ack_settings)
+    encoder = hpack.Encoder()
+    deadline = time.time() + seconds
+    stream = 1
+    batch = []
+    for i in range(count):
+        batch.append(frame(HEADERS, END_HEADERS, stream, grpc_headers(encoder, address, path)))
+        stream += 2
+        if len(batch) == 500:
+            try:
+                sock.sendall(b"".join(batch))
+            except OSError:
+                reader.closed = True
+                break
+            batch = []
+            reader.pump(0.0)
+            if reader.closed or time.time() > deadline:
+                break
+    if batch and not reader.closed:
+        try:
+            sock.sendall(b"".join(batch))
+        except OSError:
+            reader.closed = True
+    reader.pump(0.5)
+    reader.opened = (stream - 1) // 2
+    reader.socket = sock
+    return reader
