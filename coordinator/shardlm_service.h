@@ -18,6 +18,11 @@
 
 namespace shardlm {
 
+// Most ids one Detokenize call may carry: 256 Ki ids decode to a few MiB at
+// most (longest pieces are a few dozen bytes), far below the message limit,
+// and cover any context window we serve.
+inline constexpr int kMaxDetokenizeIds = 1 << 18;
+
 class ShardLmService final : public v1::ShardLM::CallbackService {
  public:
   // All pointers must outlive the service.

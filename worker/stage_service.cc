@@ -1,5 +1,7 @@
 #include "worker/stage_service.h"
 
+#include "common/base/text_escape.h"
+
 #include <chrono>
 #include <utility>
 
@@ -166,7 +168,9 @@ void StageService::FillShardInfo(v1::ShardInfo* out) const {
     return;
   }
   ShardInfoToProto(info_, out);
-  out->set_model_name(details_.model_name);
+  // From GGUF metadata (any bytes): proto3 strings must be valid UTF-8.
+  out->set_model_name(IsPrintableUtf8(details_.model_name) ? details_.model_name
+                                                            : EscapeNonPrintable(details_.model_name));
   out->set_weight_bytes(details_.weight_bytes);
   KvStatsToProto(kv, out->mutable_kv());
 }

@@ -9,6 +9,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/text_escape.h"
 
 namespace shardlm {
 namespace {
@@ -169,7 +170,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl::StatusCode and grpc::StatusCode share their numbering (both are
   // google.rpc.Code).
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  // Messages may quote file or client bytes: clients decode them as UTF-8
+  // (and print them), so anything else is escaped.
+  const std::string_view message(status.message().data(), status.message().size());
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      IsPrintableUtf8(message) ? std::string(message) : EscapeNonPrintable(message));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& context) {
