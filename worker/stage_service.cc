@@ -131,6 +131,9 @@ absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
   v1::DType hidden_dtype;
   RETURN_IF_ERROR(ResponseHiddenDType(request, &hidden_dtype));
   RETURN_IF_ERROR(DecodeForwardRequest(request, info_, &request_));
+  // Before computing: 4096 x 32000 logits (500 MiB) would otherwise be
+  // computed and only then found to exceed the message limit.
+  RETURN_IF_ERROR(CheckLogitsFitMessage(request_, info_, options_.max_message_bytes));
   const absl::Status status = stage_->Forward(request_, &result_);
   RefreshKvStats();
   RETURN_IF_ERROR(status);
