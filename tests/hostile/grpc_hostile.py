@@ -54,7 +54,7 @@ class Server:
     """A process we started, with the protocol lines it printed on stdout."""
 
     def __init__(self, argv, wanted, timeout=60):
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=None if os.environ.get("H21DBG") else subprocess.DEVNULL,
                                      start_new_session=True)
         self.lines = {}
         deadline = time.time() + timeout
@@ -155,6 +155,12 @@ class FrameReader:
         self.settings_frames = 0
         self.data_bytes = 0
 
+    def pump_for(self, seconds):
+        """Reads for `seconds` (pump returns after the first burst)."""
+        end = time.time() + seconds
+        while time.time() < end and not self.closed:
+            self.pump(min(0.1, max(0.0, end - time.time())))
+
     def pump(self, timeout=0.0):
         while True:
             r, _, _ = select.select([self.sock], [], [], timeout)
@@ -228,7 +234,7 @@ def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
             sock.sendall(b"".join(batch))
         except OSError:
             reader.closed = True
-    reader.pump(0.5)
+    reader.pump_for(0.5)
     reader.opened = (stream - 1) // 2
     reader.socket = sock
     return reader
