@@ -102,8 +102,8 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
                "HTTP/2 streams one gRPC connection may open at once (calls beyond wait or are "
                "refused)");
   args->AddString("--grpc-memory", &f->grpc_memory,
-                  "memory the gRPC server may use for all connections (e.g. 256M); past it new "
-                  "streams are refused");
+                  "gRPC resource quota: memory its buffers may use for all connections (e.g. "
+                  "256M); under pressure gRPC shrinks windows and buffers");
   args->AddInt("--max-stream-lifetime", &f->max_stream_lifetime_s,
                "seconds a Generate/Chat stream may run before it ends with DEADLINE_EXCEEDED");
   args->AddInt("--max-connection-age", &f->max_connection_age_s,

@@ -290,7 +290,7 @@ int main(int argc, char** argv) {
   args.AddInt("--grpc-max-streams", &o.grpc_max_streams,
               "HTTP/2 streams one gRPC connection may open at once");
   args.AddString("--grpc-memory", &o.grpc_memory,
-                 "memory the gRPC server may use for all connections (e.g. 256M)");
+                 "gRPC resource quota: memory its buffers may use for all connections (e.g. 256M)");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-worker")) return *exit;
   if (o.model.empty()) {

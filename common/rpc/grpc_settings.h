@@ -48,11 +48,14 @@ inline constexpr int kKeepaliveTimeoutMs = 5'000;
 // may need to change as flags (docs/DEPLOY.md, "Limits").
 struct GrpcServerLimits {
   // HTTP/2 streams one connection may have open at once. Without it one
-  // connection opening 30 000 half-open streams costs ~360 MB.
+  // connection opening 30 000 half-open streams costs ~360 MB. gRPC 1.51
+  // enforces it once the client has acknowledged our SETTINGS (a client
+  // exceeding it gets the connection closed); see docs/DEPLOY.md, "Limits"
+  // for the gap this leaves.
   int max_concurrent_streams = 64;
   // Memory gRPC may use for all connections of this server (its resource
-  // quota: under pressure transport buffers shrink and new streams/
-  // connections are refused instead of allocating).
+  // quota: under pressure gRPC shrinks flow-control windows and read
+  // buffers; 1.51 does not refuse streams for it, the stream limit does).
   int64_t memory_bytes = int64_t{256} << 20;
   // Threads the quota allows gRPC's sync machinery (callback servers such
   // as ours use few; this caps what a flood can make it spawn).
