@@ -61,15 +61,39 @@ void GenerateCall::Submitted(absl::StatusOr<uint64_t> id) {
     if (finished_) return;
     finished_ = true;
   }
-  Finish(ToGrpcStatus(id.status()));
+  FinishOrDefer(ToGrpcStatus(id.status()));
 }
 
 void GenerateCall::LifetimeOver() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return;
+    // No Finish until TryCancel has returned: Finish leads to OnDone, after
+    // which context_ is gone.
+    cancelling_ = true;
   }
   context_->TryCancel();  // OnCancel / OnWriteDone(false) follow
+  grpc::Status deferred;
+  bool finish;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelling_ = false;
+    finish = finish_deferred_;
+    deferred = std::move(deferred_status_);
+  }
+  if (finish) Finish(std::move(deferred));
+}
+
+void GenerateCall::FinishOrDefer(grpc::Status status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancelling_) {
+      finish_deferred_ = true;
+      deferred_status_ = std::move(status);
+      return;
+    }
+  }
+  Finish(std::move(status));
 }
 
 void GenerateCall::DrainLocked() {
@@ -131,7 +155,7 @@ void GenerateCall::Pump() {
   // be delivering an event to this call.
   if (cancel_id != 0) door_->Cancel(cancel_id);
   if (write) StartWrite(&current_);
-  if (finish) Finish(status);
+  if (finish) FinishOrDefer(std::move(status));
 }
 
 void GenerateCall::OnWriteDone(bool ok) {
@@ -157,7 +181,7 @@ void GenerateCall::OnWriteDone(bool ok) {
   }
   // Outside mu_: the engine may be delivering an event to this call.
   if (id != 0) door_->Cancel(id);
-  if (finish) Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
+  if (finish) FinishOrDefer(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
 }
 
 void GenerateCall::OnCancel() {

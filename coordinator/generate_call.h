@@ -63,6 +63,9 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   void DrainLocked();
   // max_lifetime passed: cancel the call if it has not finished.
   void LifetimeOver();
+  // Finish (once finished_ is set), or leave it to LifetimeOver while it is
+  // cancelling the call.
+  void FinishOrDefer(grpc::Status status);
 
 
   FrontDoor* door_;
@@ -79,6 +82,9 @@ class GenerateCall : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   bool writing_ = false;                      // guarded by mu_
   bool finished_ = false;                     // guarded by mu_: Finish was called
   bool overflowed_ = false;                   // guarded by mu_: the client fell too far behind
+  bool cancelling_ = false;                   // guarded by mu_: LifetimeOver is in TryCancel
+  bool finish_deferred_ = false;              // guarded by mu_: Finish waits for it
+  grpc::Status deferred_status_;              // guarded by mu_
   grpc::Status final_status_;                 // guarded by mu_
   v1::GenerateResponse current_;              // the message being written
 };
