@@ -1,6 +1,7 @@
 #include "coordinator/coordinator_flags.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/base/status_macros.h"
@@ -97,6 +98,20 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
                   "send 'authorization: Bearer TOKEN'");
   args->AddString("--health-listen", &o.health_listen,
                   "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for probes");
+  args->AddInt("--grpc-max-streams", &o.grpc_limits.max_concurrent_streams,
+               "HTTP/2 streams one gRPC connection may open at once (calls beyond wait or are "
+               "refused)");
+  args->AddString("--grpc-memory", &f->grpc_memory,
+                  "gRPC resource quota: memory its buffers may use for all connections (e.g. "
+                  "256M); under pressure gRPC shrinks windows and buffers");
+  args->AddInt("--max-stream-lifetime", &f->max_stream_lifetime_s,
+               "seconds a Generate/Chat stream may run before it ends with DEADLINE_EXCEEDED");
+  args->AddInt("--max-connection-age", &f->max_connection_age_s,
+               "seconds before a client connection is asked to reconnect (running streams finish "
+               "first)");
+  args->AddInt("--max-unread-chunks", &f->max_unread_chunks,
+               "generated chunks a stream may hold for a client that does not read; past it "
+               "the request ends with RESOURCE_EXHAUSTED");
 }
 
 absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorFlags& f,
@@ -125,6 +140,22 @@ absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorF
       o->api_keys.push_back(std::string(part));
     }
   }
+  int64_t grpc_memory = 0;
+  if (absl::Status st = ParseByteSize(f.grpc_memory, &grpc_memory); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--grpc-memory: ", st.message()));
+  }
+  o->grpc_limits.memory_bytes = grpc_memory;
+  if (f.max_stream_lifetime_s < 1 || f.max_connection_age_s < 1) {
+    return absl::InvalidArgumentError(
+        "--max-stream-lifetime and --max-connection-age must be at least 1 second");
+  }
+  if (f.max_unread_chunks < 1) {
+    return absl::InvalidArgumentError("--max-unread-chunks must be at least 1");
+  }
+  o->stream_limits.max_unread_chunks = static_cast<size_t>(f.max_unread_chunks);
+  o->stream_limits.max_lifetime = absl::Seconds(f.max_stream_lifetime_s);
+  o->grpc_limits.max_connection_age = absl::Seconds(f.max_connection_age_s);
+  RETURN_IF_ERROR(ValidateGrpcServerLimits(o->grpc_limits, "--grpc-"));
   TlsServerFlags tls = f.tls;
   TlsClientFlags worker_tls = f.worker_tls;
   if (placement == WorkerPlacement::kLoopback) {

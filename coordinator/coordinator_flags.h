@@ -46,6 +46,11 @@ struct CoordinatorFlags {
   int http_max_body_bytes = 8 << 20;
   int http_read_timeout_s = 30;
   int http_threads = 2;
+  // Limits of the public gRPC port (grpc_settings.h, generate_call.h).
+  std::string grpc_memory = "256M";
+  int max_stream_lifetime_s = 1800;
+  int max_connection_age_s = 7200;
+  int max_unread_chunks = 256;
 };
 
 void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFlags* flags);

@@ -1,5 +1,7 @@
 #include "coordinator/coordinator_server.h"
 
+#include <algorithm>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -117,7 +119,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   st->door = std::make_unique<FrontDoor>(st->engine.get(), st->tokenizer.get(), chat_template);
   st->service =
       std::make_unique<ShardLmService>(st->door.get(), st->pipeline.get(), &st->config,
-                                       st->fingerprint, BearerAuthenticator(options.auth_tokens));
+                                       st->fingerprint, BearerAuthenticator(options.auth_tokens),
+                                       options.stream_limits);
   if (!options.http_listen.empty()) {
     OpenAiHttpOptions ho;
     ho.listen = options.http_listen;
@@ -140,7 +143,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       options.listen,
       options.server_credentials ? options.server_credentials : grpc::InsecureServerCredentials(),
       &port);
-  ApplyServerSettings(builder);
+  GrpcServerLimits limits = options.grpc_limits;
+  limits.max_connection_age_grace = std::max(
+      limits.max_connection_age_grace, options.stream_limits.max_lifetime + absl::Minutes(1));
+  ApplyServerSettings(builder, kMaxMessageBytes, limits);
   builder.RegisterService(st->service.get());
   st->server = builder.BuildAndStart();
   if (st->server == nullptr || port == 0) {

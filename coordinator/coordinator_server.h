@@ -13,7 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/base/http_server.h"
+#include "common/rpc/grpc_settings.h"
 #include "coordinator/engine.h"
+#include "coordinator/generate_call.h"
 
 namespace grpc {
 class Server;
@@ -22,6 +24,16 @@ class ChannelCredentials;
 }
 
 namespace shardlm {
+
+// The public port's limits: GrpcServerLimits' defaults plus a connection age
+// of 2 h, so a client cannot pin a connection forever; Start raises the
+// age grace to outlast the longest stream (StreamLimits::max_lifetime), so
+// the GOAWAY never cuts a running Generate.
+inline GrpcServerLimits PublicPortLimits() {
+  GrpcServerLimits l;
+  l.max_connection_age = absl::Hours(2);
+  return l;
+}
 
 struct CoordinatorOptions {
   std::string model_path;            // read for metadata and vocabulary only
@@ -55,6 +67,10 @@ struct CoordinatorOptions {
   // Bearer tokens every ShardLM RPC must carry (`authorization: Bearer T`),
   // also accepted by the HTTP API; empty: no authentication.
   std::vector<std::string> auth_tokens;
+  // What the public gRPC port grants each client (connections, streams,
+  // memory) and each Generate/Chat stream (unread chunks, lifetime).
+  GrpcServerLimits grpc_limits = PublicPortLimits();
+  StreamLimits stream_limits;
   // Progress lines ("waiting for worker ... (loading)"); default: the log.
   std::function<void(const std::string&)> on_status;
 };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/tokenizer/utf8.h"
+
 namespace shardlm {
 
 SamplingParams SamplingFromProto(const v1::SamplingParams& p) {
@@ -80,7 +82,11 @@ v1::GeneratedChunk ChunkToProto(const GeneratedToken& t, const Tokenizer& tokeni
     v1::TokenLogprob* p = c.add_top_logprobs();
     p->set_token_id(alt.token);
     p->set_logprob(alt.logprob);
-    p->set_text(tokenizer.TokenPiece(alt.token));
+    // proto3 strings must be UTF-8 (strict clients fail the whole stream
+    // otherwise): the text is sanitized, the exact bytes travel in `raw`.
+    std::string piece = tokenizer.TokenPiece(alt.token);
+    p->set_text(SanitizeUtf8(piece));
+    p->set_raw(std::move(piece));
   }
   return c;
 }

@@ -21,12 +21,14 @@ void FinishUnary(grpc::ServerUnaryReactor* reactor, const absl::Status& status) 
 }  // namespace
 
 ShardLmService::ShardLmService(FrontDoor* door, const Pipeline* pipeline, const ModelConfig* config,
-                               std::string fingerprint, BearerAuthenticator authenticator)
+                               std::string fingerprint, BearerAuthenticator authenticator,
+                               StreamLimits stream_limits)
     : door_(door),
       pipeline_(pipeline),
       config_(config),
       fingerprint_(std::move(fingerprint)),
-      authenticator_(std::move(authenticator)) {}
+      authenticator_(std::move(authenticator)),
+      stream_limits_(stream_limits) {}
 
 bool ShardLmService::Authorized(const grpc::CallbackServerContext& context,
                                 grpc::ServerUnaryReactor* reactor) const {
@@ -43,7 +45,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Stream(
   if (context->deadline() != std::chrono::system_clock::time_point::max()) {
     request.deadline = absl::FromChrono(context->deadline());
   }
-  return GenerateCall::Start(door_, std::move(request));
+  return GenerateCall::Start(door_, std::move(request), context, stream_limits_);
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* ShardLmService::Generate(
@@ -76,7 +78,8 @@ grpc::ServerUnaryReactor* ShardLmService::Tokenize(grpc::CallbackServerContext* 
     const bool add_bos = request->has_add_bos() ? request->add_bos() : true;
     for (int32_t id : tokenizer.Encode(request->text(), add_bos, request->parse_special())) {
       response->add_token_ids(id);
-      response->add_pieces(tokenizer.TokenText(id));
+      // Vocabulary pieces come from the GGUF: made valid UTF-8 for proto3.
+      response->add_pieces(SanitizeUtf8(tokenizer.TokenText(id)));
     }
     return absl::OkStatus();
   });
@@ -86,6 +89,13 @@ grpc::ServerUnaryReactor* ShardLmService::Detokenize(grpc::CallbackServerContext
                                                      const v1::DetokenizeRequest* request,
                                                      v1::DetokenizeResponse* response) {
   return RunUnary(context, [this, request, response]() -> absl::Status {
+    // Before any work: a 2 M-id request would build a string far beyond the
+    // message limit before failing on it.
+    if (request->token_ids_size() > kMaxDetokenizeIds) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "token_ids: ", request->token_ids_size(), " ids exceed the limit of ",
+          kMaxDetokenizeIds, " per Detokenize call; split the request"));
+    }
     const Tokenizer& tokenizer = door_->tokenizer();
     std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
     if (absl::Status st = tokenizer.CheckIds(ids); !st.ok()) {
@@ -104,8 +114,9 @@ grpc::ServerUnaryReactor* ShardLmService::GetModelInfo(grpc::CallbackServerConte
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!Authorized(*context, reactor)) return reactor;
   const Tokenizer& tokenizer = door_->tokenizer();
-  response->set_model_name(config_->name);
-  response->set_architecture(config_->architecture);
+  // GGUF metadata: any bytes; proto3 strings must be UTF-8.
+  response->set_model_name(SanitizeUtf8(config_->name));
+  response->set_architecture(SanitizeUtf8(config_->architecture));
   response->set_model_fingerprint(fingerprint_);
   response->set_n_vocab(config_->n_vocab);
   response->set_n_ctx(pipeline_->model().n_ctx);
@@ -119,7 +130,7 @@ grpc::ServerUnaryReactor* ShardLmService::GetModelInfo(grpc::CallbackServerConte
     for (int replica = 0; replica < pipeline_->n_replicas(range); ++replica) {
       const Stage& stage = pipeline_->stage(range, replica);
       v1::StageStatus* s = response->add_stages();
-      s->set_address(stage.name());
+      s->set_address(SanitizeUtf8(stage.name()));
       s->set_first_layer(stage.info().first_layer);
       s->set_last_layer(stage.info().last_layer);
       s->set_healthy(pipeline_->healthy(range, replica));

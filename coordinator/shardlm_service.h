@@ -12,17 +12,24 @@
 #include "common/model/model_config.h"
 #include "common/rpc/credentials.h"
 #include "coordinator/front_door.h"
+#include "coordinator/generate_call.h"
 #include "coordinator/pipeline.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 
 namespace shardlm {
+
+// Most ids one Detokenize call may carry: 256 Ki ids decode to a few MiB at
+// most (longest pieces are a few dozen bytes), far below the message limit,
+// and cover any context window we serve.
+inline constexpr int kMaxDetokenizeIds = 1 << 18;
 
 class ShardLmService final : public v1::ShardLM::CallbackService {
  public:
   // All pointers must outlive the service.
   ShardLmService(FrontDoor* door, const Pipeline* pipeline, const ModelConfig* config,
                  std::string fingerprint,
-                 BearerAuthenticator authenticator = BearerAuthenticator());
+                 BearerAuthenticator authenticator = BearerAuthenticator(),
+                 StreamLimits stream_limits = StreamLimits());
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
       grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
@@ -56,6 +63,7 @@ class ShardLmService final : public v1::ShardLM::CallbackService {
   const ModelConfig* config_;
   std::string fingerprint_;
   const BearerAuthenticator authenticator_;  // checked first by every RPC
+  const StreamLimits stream_limits_;         // of every Generate / Chat stream
 };
 
 }  // namespace shardlm

@@ -5,7 +5,11 @@ namespace shardlm {
 void TokenStream::OnToken(const GeneratedToken& token) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    tokens_.push_back(token);
+    if (max_unread_ > 0 && tokens_.size() >= max_unread_) {
+      overflowed_ = true;
+    } else if (!overflowed_) {
+      tokens_.push_back(token);
+    }
   }
   cv_.notify_all();
   if (notify_) notify_();
@@ -29,6 +33,11 @@ bool TokenStream::Take(std::vector<GeneratedToken>* tokens, StreamEnd* end) {
   tokens_.clear();
   if (ended_) *end = end_;
   return ended_;
+}
+
+bool TokenStream::overflowed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return overflowed_;
 }
 
 bool TokenStream::WaitAndTake(absl::Duration timeout, std::vector<GeneratedToken>* tokens,

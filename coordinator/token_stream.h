@@ -4,7 +4,10 @@
 // appends to the queue and, when a `notify` callback was given, calls it
 // outside the queue's lock (the gRPC reactor starts a write from it). A
 // front end that may block instead waits with a bounded WaitAndTake.
-// The queue holds at most max_tokens small entries.
+// The queue holds at most max_tokens small entries, or `max_unread` when
+// given: a consumer that falls that far behind (a client that does not
+// read) overflows the stream, which drops further tokens and says so, so
+// the front end can end the request instead of buffering without bound.
 #ifndef SHARDLM_COORDINATOR_TOKEN_STREAM_H_
 #define SHARDLM_COORDINATOR_TOKEN_STREAM_H_
 
@@ -31,7 +34,9 @@ class TokenStream : public GenerationObserver {
   // `notify`, when given, runs on the engine thread after every event, with
   // no lock of ours held: it must not block, and must keep whatever it
   // touches alive itself (e.g. through a weak_ptr).
-  explicit TokenStream(std::function<void()> notify = nullptr) : notify_(std::move(notify)) {}
+  // `max_unread` > 0 bounds the tokens queued and not yet taken.
+  explicit TokenStream(std::function<void()> notify = nullptr, size_t max_unread = 0)
+      : notify_(std::move(notify)), max_unread_(max_unread) {}
 
   void OnToken(const GeneratedToken& token) override;
   void OnFinish(FinishReason reason, const GenerationStats& stats,
@@ -42,13 +47,18 @@ class TokenStream : public GenerationObserver {
   bool Take(std::vector<GeneratedToken>* tokens, StreamEnd* end);
   // The same after waiting up to `timeout` for an event.
   bool WaitAndTake(absl::Duration timeout, std::vector<GeneratedToken>* tokens, StreamEnd* end);
+  // True once a token arrived with max_unread tokens already queued (that
+  // token and later ones were dropped).
+  bool overflowed() const;
 
  private:
   const std::function<void()> notify_;
-  std::mutex mu_;
+  const size_t max_unread_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<GeneratedToken> tokens_;  // guarded by mu_
   bool ended_ = false;                  // guarded by mu_
+  bool overflowed_ = false;             // guarded by mu_
   StreamEnd end_;                       // guarded by mu_
 };
 

@@ -10,6 +10,7 @@ PACKAGES=(
   libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev python3 python3-grpcio python3-jinja2 iproute2 openssl procps time
+  python3-h2 python3-protobuf  # tests/hostile/grpc_*: raw HTTP/2 attacks, strict gRPC client
 )
 if [ "${1:-}" = "--if-missing" ]; then
   installed=$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -c 'install ok installed' || true)

@@ -15,6 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/text_escape.h"
 #include "absl/strings/str_format.h"
 #include "common/fetch/model_source.h"
 #include "common/kernels/tensor_format.h"
@@ -46,6 +47,11 @@ constexpr char kUsage[] =
 constexpr size_t kArrayHead = 3;        // elements shown for a long array
 constexpr size_t kMaxStringShown = 80;  // bytes of a long string shown
 
+// Text that came from the file (names, keys, messages quoting them), made
+// safe for a terminal: a tensor named "\x1b[2J" must not clear the screen
+// of the person vetting the file.
+std::string Show(std::string_view s) { return EscapeNonPrintable(s); }
+
 // Quotes a string for display: JSON escapes for quotes, backslashes and
 // control bytes; bytes that are not valid UTF-8 become U+FFFD so --json
 // output stays valid.
@@ -72,6 +78,12 @@ std::string Quote(std::string_view s, size_t max_bytes = std::string::npos) {
       bool ok = len > 0 && i + len <= s.size();
       for (size_t k = 1; ok && k < len; ++k)
         ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+      if (ok && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+        // U+0080..U+009F: C1 controls (0x9b is CSI on some terminals).
+        out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(s[i + 1]));
+        i += len;
+        continue;
+      }
       if (ok) {
         out.append(s.substr(i, len));
         i += len;
@@ -245,24 +257,24 @@ std::string JoinNames(const std::vector<std::string>& names, size_t head) {
 
 void PrintModelText(const ModelReport& r) {
   std::printf("\nModel:\n");
-  std::printf("  architecture   %s\n", r.architecture.empty() ? "(none)" : r.architecture.c_str());
+  std::printf("  architecture   %s\n", r.architecture.empty() ? "(none)" : Show(r.architecture).c_str());
   std::printf("  shardlm runs   %s\n", r.runs ? "yes" : "no");
-  if (!r.features.empty()) std::printf("  features       %s\n", r.features.c_str());
+  if (!r.features.empty()) std::printf("  features       %s\n", Show(r.features).c_str());
   constexpr size_t kShown = 12;  // --json lists all
   for (size_t i = 0; i < r.problems.size() && i < kShown; ++i) {
-    std::printf("  cannot run     %s\n", r.problems[i].c_str());
+    std::printf("  cannot run     %s\n", Show(r.problems[i]).c_str());
   }
   if (r.problems.size() > kShown) {
     std::printf("  cannot run     ... and %zu more\n", r.problems.size() - kShown);
   }
   if (!r.ignored.empty()) {
     std::printf("  ignored        %zu tensors: %s\n", r.ignored.size(),
-                JoinNames(r.ignored, 8).c_str());
+                Show(JoinNames(r.ignored, 8)).c_str());
   }
 }
 
 void PrintText(const GgufFile& f) {
-  std::printf("%s\n", f.path().c_str());
+  std::printf("%s\n", Show(f.path()).c_str());
   std::printf("  GGUF version   %u\n", f.version());
   std::printf("  file size      %lu bytes\n", static_cast<unsigned long>(f.file_size()));
   std::printf("  tensors        %zu\n", f.tensors().size());
@@ -284,7 +296,7 @@ void PrintText(const GgufFile& f) {
     } else {
       value = Scalar(kv.value, kv.value.type, kMaxStringShown);
     }
-    std::printf("  %5zu  %-10s  %-44s %s\n", k + 1, TypeLabel(kv.value).c_str(), kv.key.c_str(),
+    std::printf("  %5zu  %-10s  %-44s %s\n", k + 1, TypeLabel(kv.value).c_str(), Show(kv.key).c_str(),
                 value.c_str());
   }
 
@@ -293,7 +305,7 @@ void PrintText(const GgufFile& f) {
               "bytes", "offset");
   for (size_t t = 0; t < f.tensors().size(); ++t) {
     const GgufTensorInfo& ti = f.tensors()[t];
-    std::printf("  %5zu  %-32s %-6s %-22s %12ld %12lu %12lu\n", t + 1, ti.name.c_str(),
+    std::printf("  %5zu  %-32s %-6s %-22s %12ld %12lu %12lu\n", t + 1, Show(ti.name).c_str(),
                 std::string(TypeInfo(ti.type).name).c_str(), Shape(ti).c_str(),
                 static_cast<long>(ti.n_elements()), static_cast<unsigned long>(ti.n_bytes),
                 static_cast<unsigned long>(ti.offset));
@@ -366,7 +378,7 @@ void PrintJson(const GgufFile& f) {
 int PrintSplit(const GgufFile& f, int n_workers) {
   absl::StatusOr<ModelConfig> config = ModelConfig::FromGguf(f);
   if (!config.ok()) {
-    std::fprintf(stderr, "shardlm-inspect: %s\n", config.status().ToString().c_str());
+    std::fprintf(stderr, "shardlm-inspect: %s\n", Show(config.status().ToString()).c_str());
     return 1;
   }
   absl::StatusOr<std::vector<LayerRange>> ranges =
@@ -429,7 +441,7 @@ int main(int argc, char** argv) {
   }
   auto file = shardlm::GgufFile::Open(*local);
   if (!file.ok()) {
-    std::fprintf(stderr, "shardlm-inspect: %s\n", file.status().ToString().c_str());
+    std::fprintf(stderr, "shardlm-inspect: %s\n", shardlm::Show(file.status().ToString()).c_str());
     return 1;
   }
   if (split > 0) return shardlm::PrintSplit(**file, split);

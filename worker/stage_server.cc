@@ -19,9 +19,11 @@ absl::StatusOr<std::unique_ptr<StageServer>> StageServer::Start(const StageServe
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   std::unique_ptr<StageServer> s(new StageServer());
-  s->service_ = std::make_unique<StageService>(options.service);
+  StageServiceOptions service_options = options.service;
+  service_options.max_message_bytes = options.max_message_bytes;
+  s->service_ = std::make_unique<StageService>(service_options);
   grpc::ServerBuilder builder;
-  ApplyServerSettings(builder, options.max_message_bytes);
+  ApplyServerSettings(builder, options.max_message_bytes, options.limits);
   builder.AddListeningPort(
       options.listen_address,
       options.credentials ? options.credentials : grpc::InsecureServerCredentials(), &s->port_);

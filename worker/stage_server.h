@@ -29,6 +29,9 @@ struct StageServerOptions {
   // Plaintext grpc.health.v1-only port mirroring the main one (for probes
   // that cannot present a client certificate); empty: none.
   std::string health_listen;
+  // Streams, memory and idle connections (grpc_settings.h). No connection
+  // age: a coordinator's Forward streams live as long as it does.
+  GrpcServerLimits limits;
 };
 
 class StageServer {

@@ -1,5 +1,7 @@
 #include "worker/stage_service.h"
 
+#include "common/base/text_escape.h"
+
 #include <chrono>
 #include <utility>
 
@@ -129,6 +131,9 @@ absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
   v1::DType hidden_dtype;
   RETURN_IF_ERROR(ResponseHiddenDType(request, &hidden_dtype));
   RETURN_IF_ERROR(DecodeForwardRequest(request, info_, &request_));
+  // Before computing: 4096 x 32000 logits (500 MiB) would otherwise be
+  // computed and only then found to exceed the message limit.
+  RETURN_IF_ERROR(CheckLogitsFitMessage(request_, info_, options_.max_message_bytes));
   const absl::Status status = stage_->Forward(request_, &result_);
   RefreshKvStats();
   RETURN_IF_ERROR(status);
@@ -166,7 +171,9 @@ void StageService::FillShardInfo(v1::ShardInfo* out) const {
     return;
   }
   ShardInfoToProto(info_, out);
-  out->set_model_name(details_.model_name);
+  // From GGUF metadata (any bytes): proto3 strings must be valid UTF-8.
+  out->set_model_name(IsPrintableUtf8(details_.model_name) ? details_.model_name
+                                                            : EscapeNonPrintable(details_.model_name));
   out->set_weight_bytes(details_.weight_bytes);
   KvStatsToProto(kv, out->mutable_kv());
 }

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/rpc/grpc_settings.h"
 #include "shardlm/v1/stage.grpc.pb.h"
 #include "worker/compute_queue.h"
 #include "common/stage/forward_codec.h"
@@ -35,6 +36,7 @@ struct StageServiceOptions {
   int max_queued_calls = 64;                      // beyond: RESOURCE_EXHAUSTED "busy"
   int max_release_ids = kMaxReleaseIds;           // sequence ids per Release call
   std::string address;                            // reported in ShardInfo.address
+  int64_t max_message_bytes = kMaxMessageBytes;   // logits beyond are refused before computing
 };
 
 // What the service reports about the loaded stage besides Stage::info().

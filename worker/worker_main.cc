@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -35,6 +36,7 @@
 #include "common/base/metrics_server.h"
 #include "common/fetch/model_source.h"
 #include "common/rpc/credentials.h"
+#include "worker/kv_budget.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_server.h"
 
@@ -46,7 +48,7 @@ struct WorkerOptions {
   std::string layers;  // "FIRST:LAST", LAST empty = through the last layer
   std::string listen = "127.0.0.1:5001";
   int threads = 0;
-  std::string kv_budget = "0";
+  std::string kv_budget = "auto";
   std::string kv_type = "f16";
   int ctx = 0;
   int max_batch = kDefaultMaxBatchTokens;
@@ -59,6 +61,8 @@ struct WorkerOptions {
   bool insecure = false;
   std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
   ModelSourceOptions source;  // --model as a URL: cache, token
+  int grpc_max_streams = GrpcServerLimits().max_concurrent_streams;
+  std::string grpc_memory = "256M";
 };
 
 absl::Status ParseLayers(const std::string& text, StageOptions* o) {
@@ -132,8 +136,12 @@ int Run(const WorkerOptions& o) {
   }
   so.kv_type = o.kv_type == "f32" ? KvType::kF32 : KvType::kF16;
   int64_t max_message = 0;
-  for (auto [flag, text, out] : {std::tuple{"--kv-budget", &o.kv_budget, &so.kv_budget_bytes},
-                                 std::tuple{"--max-message-size", &o.max_message, &max_message}}) {
+  int64_t grpc_memory = 0;
+  const bool auto_kv_budget = o.kv_budget == "auto";
+  const std::string kv_budget_text = auto_kv_budget ? "0" : o.kv_budget;
+  for (auto [flag, text, out] : {std::tuple{"--kv-budget", &kv_budget_text, &so.kv_budget_bytes},
+                                 std::tuple{"--max-message-size", &o.max_message, &max_message},
+                                 std::tuple{"--grpc-memory", &o.grpc_memory, &grpc_memory}}) {
     if (absl::Status st = ParseByteSize(*text, out); !st.ok()) {
       SHARDLM_LOG(kError, "%s: %s", flag, std::string(st.message()));
       return 2;
@@ -142,6 +150,19 @@ int Run(const WorkerOptions& o) {
   if (max_message < (1 << 20) || max_message > (1 << 30) || o.max_batch < 1) {
     SHARDLM_LOG(kError, "--max-message-size must be in [1M, 1G] and --max-batch >= 1");
     return 2;
+  }
+
+  if (auto_kv_budget) {
+    // The mapped file bounds this stage's weights from above.
+    std::error_code ec;
+    const auto file_bytes = std::filesystem::file_size(o.model, ec);
+    const MemoryFacts facts = ReadMemoryFacts();
+    so.kv_budget_bytes = DefaultKvBudget(facts, ec ? 0 : static_cast<int64_t>(file_bytes));
+    SHARDLM_LOG(kInfo, "KV budget %.1f MiB (default: half of the memory left after the weights; %s; "
+                "--kv-budget sets it)",
+                so.kv_budget_bytes / 1048576.0, DescribeMemoryFacts(facts));
+  } else if (so.kv_budget_bytes == 0) {
+    SHARDLM_LOG(kWarning, "--kv-budget 0: the KV cache is unlimited (clients can exhaust memory)");
   }
 
   TlsServerFlags tls;
@@ -163,6 +184,12 @@ int Run(const WorkerOptions& o) {
   server_options.health_listen = o.health_listen;
   server_options.max_message_bytes = static_cast<int>(max_message);
   server_options.service.max_batch_tokens = o.max_batch;
+  server_options.limits.max_concurrent_streams = o.grpc_max_streams;
+  server_options.limits.memory_bytes = grpc_memory;
+  if (absl::Status st = ValidateGrpcServerLimits(server_options.limits); !st.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(st.message()));
+    return 2;
+  }
   absl::StatusOr<std::unique_ptr<StageServer>> server = StageServer::Start(server_options);
   if (!server.ok()) {
     SHARDLM_LOG(kError, "%s", std::string(server.status().message()));
@@ -258,8 +285,8 @@ int main(int argc, char** argv) {
               "compute threads, 0 = all cores oneTBB sees (set it "
               "explicitly in containers)");
   args.AddString("--kv-budget", &o.kv_budget,
-                 "KV cache memory budget, e.g. 512M or 2G; 0 = "
-                 "unlimited");
+                 "KV cache memory budget, e.g. 512M or 2G; auto = half of the memory left after "
+                 "the weights (MemAvailable / cgroup memory.max); 0 = unlimited");
   args.AddString("--kv-type", &o.kv_type, "KV cache element type: f16 or f32");
   args.AddInt("--ctx", &o.ctx, "positions per sequence, 0 = the model's training context");
   args.AddInt("--max-batch", &o.max_batch, "most tokens accepted in one Forward call");
@@ -277,6 +304,10 @@ int main(int argc, char** argv) {
   args.AddString("--health-listen", &o.health_listen,
                  "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for "
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");
+  args.AddInt("--grpc-max-streams", &o.grpc_max_streams,
+              "HTTP/2 streams one gRPC connection may open at once");
+  args.AddString("--grpc-memory", &o.grpc_memory,
+                 "gRPC resource quota: memory its buffers may use for all connections (e.g. 256M)");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");
   AddModelSourceFlags(&args, &o.source);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-worker")) return *exit;

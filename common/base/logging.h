@@ -20,6 +20,8 @@ void SetMinLogLevel(LogLevel level);
 LogLevel MinLogLevel();
 
 // Writes "I 12:34:56.789 file.cc:42] message" to stderr, one line, atomically.
+// A message that is not printable UTF-8 (control bytes, newlines, invalid
+// bytes) is written through EscapeNonPrintable (text_escape.h).
 void LogLine(LogLevel level, const char* file, int line, std::string_view message);
 
 }  // namespace shardlm

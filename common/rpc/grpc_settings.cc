@@ -5,9 +5,11 @@
 #include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/generic/generic_stub.h>
 
+#include <climits>
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/text_escape.h"
 
 namespace shardlm {
 namespace {
@@ -56,21 +58,81 @@ const char* GrpcCodeName(grpc::StatusCode code) {
 
 }  // namespace
 
-void ApplyServerSettings(grpc::ServerBuilder& builder, int max_message_bytes) {
+namespace {
+
+// gRPC channel arguments are ints of milliseconds; InfiniteDuration and
+// anything beyond INT_MAX mean "never" (INT_MAX is gRPC's own "infinite").
+int MillisArg(absl::Duration d) {
+  if (d == absl::InfiniteDuration() || d >= absl::Milliseconds(INT_MAX)) return INT_MAX;
+  return static_cast<int>(absl::ToInt64Milliseconds(d));
+}
+
+}  // namespace
+
+GrpcServerLimits HealthPortLimits() {
+  GrpcServerLimits l;
+  l.max_concurrent_streams = 8;
+  l.memory_bytes = int64_t{32} << 20;
+  l.max_threads = 8;
+  l.max_connection_idle = absl::Minutes(5);
+  l.max_connection_age = absl::Minutes(30);
+  l.max_connection_age_grace = absl::Seconds(30);  // Watch streams reconnect
+  return l;
+}
+
+absl::Status ValidateGrpcServerLimits(const GrpcServerLimits& l, const std::string& prefix) {
+  if (l.max_concurrent_streams < 1 || l.max_concurrent_streams > 65536) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, "max-concurrent-streams must be in [1, 65536], not ",
+                     l.max_concurrent_streams));
+  }
+  if (l.memory_bytes < (int64_t{4} << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, "memory must be at least 4M, not ", l.memory_bytes, " bytes"));
+  }
+  if (l.max_threads < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, "max-threads must be at least 2, not ", l.max_threads));
+  }
+  if (l.max_connection_idle <= absl::ZeroDuration() ||
+      l.max_connection_age <= absl::ZeroDuration() ||
+      l.max_connection_age_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, "connection idle/age limits must be positive"));
+  }
+  return absl::OkStatus();
+}
+
+void ApplyServerSettings(grpc::ServerBuilder& builder, int max_message_bytes,
+                         const GrpcServerLimits& limits) {
   builder.SetMaxReceiveMessageSize(max_message_bytes);
   builder.SetMaxSendMessageSize(max_message_bytes);
   // Accept the clients' keepalive pings (every kKeepaliveTimeMs, also while
   // idle). The minimum interval is half the client's so jitter never counts
-  // as a strike; a strike limit of 0 means a misbehaving client is never
-  // sent GOAWAY for pinging (the budget is tiny either way).
+  // as a strike; a client pinging faster than that gets a strike per ping
+  // and GOAWAY after a few (a ping flood costs us a write per ping).
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              kKeepaliveTimeMs / 2);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 3);
   // The server pings idle clients too, to drop half-open connections of
   // coordinators that vanished.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 6 * kKeepaliveTimeMs);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+
+  // Streams per connection: the SETTINGS value every client is told.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams);
+  // Request headers: gRPC's default soft limit (8 KiB) made explicit; a
+  // bearer token and a few metadata entries fit many times.
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 << 10);
+  grpc::ResourceQuota quota("shardlm-server");
+  quota.Resize(static_cast<size_t>(limits.memory_bytes));
+  quota.SetMaxThreads(limits.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, MillisArg(limits.max_connection_idle));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, MillisArg(limits.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             MillisArg(limits.max_connection_age_grace));
 }
 
 grpc::ChannelArguments ClientChannelArguments(int max_message_bytes) {
@@ -108,7 +170,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl::StatusCode and grpc::StatusCode share their numbering (both are
   // google.rpc.Code).
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  // Messages may quote file or client bytes: clients decode them as UTF-8
+  // (and print them), so anything else is escaped.
+  const std::string_view message(status.message().data(), status.message().size());
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      IsPrintableUtf8(message) ? std::string(message) : EscapeNonPrintable(message));
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status, const std::string& context) {

@@ -41,10 +41,55 @@ inline constexpr int kMaxReleaseIds = 1 << 16;
 inline constexpr int kKeepaliveTimeMs = 10'000;
 inline constexpr int kKeepaliveTimeoutMs = 5'000;
 
-// Server side: accept the client pings above (by default a server answers
-// pings more often than every 5 min without data with GOAWAY
-// "too_many_pings").
-void ApplyServerSettings(grpc::ServerBuilder& builder, int max_message_bytes = kMaxMessageBytes);
+// What one gRPC server grants its clients, so that no unauthenticated peer
+// can exhaust memory or threads (gRPC 1.51 as shipped by Debian predates the
+// core fixes for 2023's HTTP/2 DoS advisories; these settings are the
+// defence). Defaults suit every shardlm port; mains expose the ones a user
+// may need to change as flags (docs/DEPLOY.md, "Limits").
+struct GrpcServerLimits {
+  // HTTP/2 streams one connection may have open at once. Without it one
+  // connection opening 30 000 half-open streams costs ~360 MB. gRPC 1.51
+  // enforces it once the client has acknowledged our SETTINGS (a client
+  // exceeding it gets the connection closed); see docs/DEPLOY.md, "Limits"
+  // for the gap this leaves.
+  int max_concurrent_streams = 64;
+  // Memory gRPC may use for all connections of this server (its resource
+  // quota: under pressure gRPC shrinks flow-control windows and read
+  // buffers; 1.51 does not refuse streams for it, the stream limit does).
+  int64_t memory_bytes = int64_t{256} << 20;
+  // Threads the quota allows gRPC's sync machinery (callback servers such
+  // as ours use few; this caps what a flood can make it spawn).
+  int max_threads = 64;
+  // A connection without any call for this long is closed (GOAWAY; a
+  // client reconnects transparently). Idle time only counts while no call
+  // is open, so it never cuts real work.
+  absl::Duration max_connection_idle = absl::Minutes(10);
+  // A connection older than this is asked to go away (GOAWAY); its running
+  // calls get max_connection_age_grace to finish, then it is closed.
+  // InfiniteDuration: no age limit. Worker Stage ports must not age out:
+  // the coordinator's Forward streams live as long as the coordinator, and
+  // cutting one triggers a failover and a KV replay. The public port ages
+  // with a grace of at least the longest Generate stream
+  // (--max-stream-lifetime), so a real stream is never cut by it.
+  absl::Duration max_connection_age = absl::InfiniteDuration();
+  absl::Duration max_connection_age_grace = absl::Minutes(10);
+};
+
+// The limits of a plaintext grpc.health.v1-only port: probes are short unary
+// calls, so it needs few streams, little memory and may age out quickly.
+GrpcServerLimits HealthPortLimits();
+
+// Server side: message limits, `limits`, and keepalive: accept the client
+// pings above (by default a server answers pings more often than every
+// 5 min without data with GOAWAY "too_many_pings") but send GOAWAY to a
+// client pinging much faster (a ping flood costs the server a write each).
+void ApplyServerSettings(grpc::ServerBuilder& builder, int max_message_bytes = kMaxMessageBytes,
+                         const GrpcServerLimits& limits = GrpcServerLimits());
+
+// Checks `limits` for values gRPC cannot honour; INVALID_ARGUMENT naming the
+// flag (`flag_prefix` + "max-concurrent-streams", ...).
+absl::Status ValidateGrpcServerLimits(const GrpcServerLimits& limits,
+                                      const std::string& flag_prefix = "--grpc-");
 
 // Channel arguments for every client channel: message limits, keepalive.
 grpc::ChannelArguments ClientChannelArguments(int max_message_bytes = kMaxMessageBytes);

@@ -3,6 +3,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc/grpc_settings.h"
 
 namespace shardlm {
 
@@ -12,6 +13,8 @@ absl::StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(const std::str
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<HealthServer> s(new HealthServer());
   grpc::ServerBuilder builder;
+  // Health checks are tiny: a small message limit and the health limits.
+  ApplyServerSettings(builder, 64 << 10, HealthPortLimits());
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   s->server_ = builder.BuildAndStart();

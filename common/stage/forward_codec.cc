@@ -13,6 +13,38 @@ bool WantsLogits(const ForwardRequest& r, const ShardInfo& info, size_t i) {
   return i + 1 == r.n_tokens() || r.seq_ids[i + 1] != r.seq_ids[i];
 }
 
+namespace {
+
+int64_t LogitsRows(const ForwardRequest& request, const ShardInfo& info) {
+  if (!info.is_last()) return 0;
+  int64_t rows = 0;
+  for (size_t i = 0; i < request.n_tokens(); ++i) rows += WantsLogits(request, info, i) ? 1 : 0;
+  return rows;
+}
+
+}  // namespace
+
+int64_t ForwardLogitsBytes(const ForwardRequest& request, const ShardInfo& info) {
+  return LogitsRows(request, info) * static_cast<int64_t>(info.n_vocab) *
+         static_cast<int64_t>(sizeof(float));
+}
+
+absl::Status CheckLogitsFitMessage(const ForwardRequest& request, const ShardInfo& info,
+                                   int64_t max_message_bytes) {
+  // Room for the response's other fields: a row index (varint, 5 bytes at
+  // most) per row, the tensor's shape and dtype, timing. No stricter than
+  // what RemoteStage plans its chunks with (4 KiB + 10 bytes per row).
+  const int64_t rows = LogitsRows(request, info);
+  const int64_t bytes = ForwardLogitsBytes(request, info);
+  const int64_t headroom = 1024 + 5 * rows;
+  if (bytes + headroom <= max_message_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the logits of this batch (", rows, " rows x ",
+      info.n_vocab, " vocab x 4 bytes = ", bytes, " bytes) exceed the message limit of ",
+      max_message_bytes, " bytes: request fewer logits rows per call (want_logits) or raise "
+      "--max-message-size on both sides"));
+}
+
 absl::Status EncodeForwardRequest(const ForwardRequest& r, size_t begin, size_t end,
                                   const ShardInfo& info, v1::DType hidden_dtype,
                                   bool explicit_logits, v1::ForwardRequest* m) {

@@ -66,6 +66,17 @@ absl::Status DecodeForwardRequest(const v1::ForwardRequest& request, const Shard
 // INVALID_ARGUMENT for an unknown value.
 absl::Status ResponseHiddenDType(const v1::ForwardRequest& request, v1::DType* dtype);
 
+// On the last stage: bytes of the logits a Forward response would carry for
+// `request` (rows x n_vocab x f32), so a worker can refuse a request whose
+// response exceeds its message limit before computing it.
+int64_t ForwardLogitsBytes(const ForwardRequest& request, const ShardInfo& info);
+
+// RESOURCE_EXHAUSTED when the logits of `request` cannot fit in one
+// response of at most `max_message_bytes` (headroom kept for the other
+// fields); OK on non-last stages.
+absl::Status CheckLogitsFitMessage(const ForwardRequest& request, const ShardInfo& info,
+                                   int64_t max_message_bytes);
+
 // Writes the stage's result for a batch of `n_tokens`: hidden states
 // [n_tokens, n_embd] in `hidden_dtype` from a non-last stage, f32 logits
 // [rows, n_vocab] and their batch indices from the last. INTERNAL if the

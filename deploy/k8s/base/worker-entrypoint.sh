@@ -43,7 +43,7 @@ exec "${SHARDLM_WORKER_BIN:-/usr/local/bin/shardlm-worker}" \
   --layers "$layers" \
   --listen "0.0.0.0:${SHARDLM_PORT:-7001}" \
   --threads "$SHARDLM_THREADS" \
-  --kv-budget "${SHARDLM_KV_BUDGET:-0}" \
+  --kv-budget "${SHARDLM_KV_BUDGET:-auto}" \
   --kv-type "${SHARDLM_KV_TYPE:-f16}" \
   --tls-cert "$tls/tls.crt" --tls-key "$tls/tls.key" --tls-ca "$tls/ca.crt" \
   --health-listen "0.0.0.0:${SHARDLM_HEALTH_PORT:-7002}" \

@@ -1,0 +1,93 @@
+"""20 000 half-open HTTP/2 streams (HEADERS only, no message) on one
+connection to the coordinator's public port, a worker's Stage port and a
+plaintext health port: RSS grows < 100 MB (or the connection is reset) and
+a normal call still answers in < 2 s. Bounded: 3 servers, one connection
+each, ~20 s in all."""
+import time
+
+import grpc
+
+import grpc_hostile as h
+
+STREAMS = 20000
+MAX_GROWTH = 100e6 * h.MEMORY_SCALE
+
+
+def health_ok(address):
+    # grpc.health.v1.HealthCheckRequest{} is empty; SERVING is field 1 = 1.
+    channel = grpc.insecure_channel(address)
+    call = channel.unary_unary("/grpc.health.v1.Health/Check",
+                               request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    reply, seconds = h.timed(lambda: call(b"", timeout=5))
+    channel.close()
+    if reply != b"\x08\x01":
+        h.fail("health answered %r, not SERVING" % reply)
+    return seconds
+
+
+def attack(name, server, address, path, normal_call):
+    time.sleep(0.3)
+    before = h.rss_bytes(server.pid)
+    reader = h.half_open_streams(address, STREAMS, path)
+    time.sleep(0.5)
+    reader.pump_for(0.2)
+    growth = h.rss_bytes(server.pid) - before
+    seconds = normal_call()
+    print("%s: %d streams sent, RST %d, GOAWAY %s, closed %s, RSS +%.1f MB, normal call %.3f s"
+          % (name, reader.opened, reader.rst, reader.goaway, reader.closed, growth / 1e6, seconds),
+          flush=True)
+    reader.socket.close()
+    if growth >= MAX_GROWTH:
+        h.fail("%s: RSS grew by %.1f MB (bound %.0f MB)" % (name, growth / 1e6, MAX_GROWTH / 1e6))
+    if seconds >= 2.0:
+        h.fail("%s: a normal call took %.2f s during the attack" % (name, seconds))
+    # The limit is what held, not luck: the server refused streams beyond it.
+    if not (reader.closed or reader.rst > 0 or reader.goaway):
+        h.fail("%s: %d half-open streams accepted without RST_STREAM or GOAWAY" %
+               (name, reader.opened))
+
+
+def main():
+    pb, stage = h.protos()
+    serve = h.start_serve()
+    try:
+        channel = grpc.insecure_channel(serve.lines["SERVING"])
+
+        def tokenize():
+            reply, seconds = h.timed(lambda: h.unary(
+                channel, "/shardlm.v1.ShardLM/Tokenize", pb.TokenizeRequest(text="Once upon"),
+                pb.TokenizeResponse, timeout=5))
+            if not reply.token_ids:
+                h.fail("Tokenize returned no ids")
+            return seconds
+
+        tokenize()  # connect before measuring
+        attack("coordinator", serve, serve.lines["SERVING"], "/shardlm.v1.ShardLM/Tokenize",
+               tokenize)
+        attack("coordinator health port", serve, serve.lines["HEALTH"],
+               "/grpc.health.v1.Health/Check", lambda: health_ok(serve.lines["HEALTH"]))
+    finally:
+        serve.stop()
+
+    worker = h.start_worker()
+    try:
+        channel = grpc.insecure_channel(worker.lines["LISTENING"])
+
+        def shard_info():
+            reply, seconds = h.timed(lambda: h.unary(
+                channel, "/shardlm.v1.Stage/GetShardInfo", stage.GetShardInfoRequest(),
+                stage.ShardInfo, timeout=5))
+            if not reply.ready:
+                h.fail("worker not ready")
+            return seconds
+
+        shard_info()
+        attack("worker", worker, worker.lines["LISTENING"], "/shardlm.v1.Stage/GetShardInfo",
+               shard_info)
+    finally:
+        worker.stop()
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
