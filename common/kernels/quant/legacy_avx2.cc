@@ -17,7 +17,7 @@
 #include "common/kernels/quant/kernels.h"
 #include "common/kernels/quant/simd_avx2.h"
 
-namespace shardlm::quant::avx2 {
+namespace shardlm::quant::SHARDLM_SIMD_NS {
 namespace {
 
 // Levels() gives the 32 levels of a block in element order. The q4_0/q5_0
@@ -318,4 +318,4 @@ void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, siz
   });
 }
 
-}  // namespace shardlm::quant::avx2
+}  // namespace shardlm::quant::SHARDLM_SIMD_NS
