@@ -58,11 +58,18 @@ int main(int argc, char** argv) {
   args.AddInt("-t,--threads", &threads, "compute threads");
   args.AddString("--kv-type", &kv, "KV cache type: f16 or f32");
   args.AddString("--cpu", &cpu, kCpuFlagHelp);
+  bool print_kernel_set = false;
+  args.AddBool("--print-kernel-set", &print_kernel_set,
+               "print the kernel set in use (after --cpu / $SHARDLM_CPU) and exit");
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-speed")) return *exit;
+  if (absl::Status st = UseKernelSet(cpu); !st.ok()) return ExitWithError("shardlm-speed", st, 2);
+  if (print_kernel_set) {
+    std::printf("%s\n", std::string(BestKernelName()).c_str());
+    return 0;
+  }
   if (model.empty()) {
     return ExitWithError("shardlm-speed", absl::InvalidArgumentError("--model is required"), 2);
   }
-  if (absl::Status st = UseKernelSet(cpu); !st.ok()) return ExitWithError("shardlm-speed", st, 2);
   auto file = GgufFile::Open(model);
   if (!file.ok()) {
     std::fprintf(stderr, "shardlm-speed: %s\n", std::string(file.status().message()).c_str());

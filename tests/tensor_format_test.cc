@@ -592,6 +592,65 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
   }
 }
 
+// Extreme blocks, where integer shortcuts would overflow or saturate (AVX2
+// maddubs saturates int16 pair sums, VNNI's vpdpbusd does not): every level
+// at its largest magnitude, of one sign or alternating, against activations
+// all +-127; and q8_0 weights of -128 (the sign trick's |w| = 128). Every
+// set's vec_dot, tile, x8 and interleaved kernels equal the reference.
+TEST(TensorFormatTest, FastKernelsMatchReferenceOnExtremeBlocks) {
+  constexpr int64_t n = 512;
+  const auto pattern = [](int kind) {
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = kind == 0 ? 1.f : kind == 1 ? -1.f : (i % 2 ? 1.f : -1.f);
+    }
+    return x;
+  };
+  for (KernelSet set : FastSets())
+  for (GgmlType wt : kAllTypes) {
+    if (IsActivationOnly(wt)) continue;
+    const TensorFormat& ref = Format(wt, KernelSet::kReference);
+    const TensorFormat& best = Format(wt, set);
+    const GgmlType at = ref.vec_dot_type;
+    const TensorFormat& af = Format(at, KernelSet::kReference);
+    const size_t row_bytes = *RowBytes(wt, n);
+    for (int wk = 0; wk < 4; ++wk) {
+      std::vector<uint8_t> w;
+      for (int r = 0; r < 8; ++r) {
+        std::vector<uint8_t> row = Quantize(wt, KernelSet::kReference, pattern(wk % 3));
+        if (wk == 3 && wt == GgmlType::kQ8_0) {  // qs all -128, d = 1
+          for (auto* b = reinterpret_cast<BlockQ8_0*>(row.data()); b < reinterpret_cast<BlockQ8_0*>(row.data() + row.size()); ++b) {
+            b->d = 0x3C00;
+            std::memset(b->qs, 0x80, sizeof(b->qs));
+          }
+        }
+        w.insert(w.end(), row.begin(), row.end());
+      }
+      for (int ak = 0; ak < 3; ++ak) {
+        SCOPED_TRACE(Name(wt) + " " + std::string(KernelSetName(set)) + " weights " +
+                     std::to_string(wk) + " acts " + std::to_string(ak));
+        std::vector<uint8_t> a(*RowBytes(at, n));
+        (af.quantize_activation ? af.quantize_activation : af.quantize)(pattern(ak).data(),
+                                                                        a.data(), n);
+        for (int r = 0; r < 8; ++r) {
+          const uint8_t* row = w.data() + r * row_bytes;
+          ASSERT_EQ(Bits(best.vec_dot(n, row, a.data())), Bits(ref.vec_dot(n, row, a.data())));
+        }
+        if (ref.vec_dot_tile != nullptr) CheckTile(set, wt, n, w, a, 77);
+        if (ref.vec_dot_x8 != nullptr) {
+          for (bool gemm : {false, true}) {
+            float want8[8], got8[8];
+            ref.vec_dot_x8(n, w.data(), row_bytes, a.data(), 0, 1, want8, gemm);
+            best.vec_dot_x8(n, w.data(), row_bytes, a.data(), 0, 1, got8, gemm);
+            for (int r = 0; r < 8; ++r) ASSERT_EQ(Bits(got8[r]), Bits(want8[r])) << "row " << r;
+          }
+        }
+        if (ref.interleaved_x8 != nullptr) CheckInterleaved(set, wt, n, w, a, 78);
+      }
+    }
+  }
+}
+
 TEST(TensorFormatTest, FastQuantizeIsBitExact) {
   for (KernelSet set : FastSets())
   for (GgmlType t : kAllTypes) {
