@@ -6,6 +6,10 @@
 #
 #   bench/compare_llama_cpp.sh [ROUNDS] [TYPES...]     (defaults: 2 rounds; q4_0 q4_k_m q8_0)
 #
+# SHARDLM_CPU=scalar|avx2|avx512 pins shardlm's kernel set (default: the best
+# the CPU has); the CPU's model, its SIMD flags and the set in use are printed
+# first. UPDATE_DOC=0 leaves docs/BENCHMARKS.md alone (to compare sets or CPUs).
+#
 # Needs node-llama-cpp: NODE_PATH pointing at a node_modules that has it, or
 # it is installed into /tmp/nlc (npm registry).
 set -euo pipefail
@@ -34,6 +38,13 @@ for t in "${TYPES[@]}"; do
       --vocab-from "$SHARED/tokenizer/ggml-vocab-llama-spm.gguf" -o "$m" >&2
 done
 
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+CPU_FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512[a-z0-9_]*|amx[a-z0-9_]*|avx_vnni)$' | sort -u | tr '\n' ' ')
+KERNEL_SET=$("$BUILD_DIR/bin/shardlm-speed" --print-kernel-set)
+echo "CPU: $CPU_MODEL ($(nproc) cores visible)" >&2
+echo "CPU flags: $CPU_FLAGS" >&2
+echo "shardlm kernel set: $KERNEL_SET${SHARDLM_CPU:+ (SHARDLM_CPU=$SHARDLM_CPU)}" >&2
+
 "$BUILD_DIR/bin/shardlm-membw" --threads "$THREADS" > "$OUT/membw.json"
 BW=$(sed -n 's/.*"read_gb_per_s_best":\([0-9.]*\).*/\1/p' "$OUT/membw.json")
 echo "read bandwidth, $THREADS threads: $BW GB/s" >&2
@@ -49,9 +60,11 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
+CPU_MODEL="$CPU_MODEL" CPU_FLAGS="$CPU_FLAGS" KERNEL_SET="$KERNEL_SET" \
 python3 - "$OUT" "$BW" "$ROUNDS" "$THREADS" "${TYPES[@]}" <<'PY' > "$OUT/table.md"
 import json, os, sys
 out, bw, rounds, threads, types = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+print(f"CPU: {os.environ['CPU_MODEL']}; flags: {os.environ['CPU_FLAGS'].strip()}; shardlm kernel set: {os.environ['KERNEL_SET']}\n")
 print(f"| model | weights read per token | bound at {bw:.1f} GB/s | shardlm tg | llama.cpp tg | tg ratio | shardlm pp | llama.cpp pp | pp ratio | shardlm peak RSS | llama.cpp peak RSS |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for t in types:
@@ -65,7 +78,7 @@ for t in types:
           f"| {spp:.1f} | {lpp:.1f} | {spp/lpp:.2f}x | {srss/1024:.0f} MiB | {lrss/1024:.0f} MiB |")
 PY
 cat "$OUT/table.md"
-if grep -q '<!-- llama.cpp comparison -->' docs/BENCHMARKS.md 2>/dev/null; then
+if [ "${UPDATE_DOC:-1}" != 0 ] && grep -q '<!-- llama.cpp comparison -->' docs/BENCHMARKS.md 2>/dev/null; then
   python3 - "$OUT/table.md" <<'PY'
 import sys, re
 table = open(sys.argv[1]).read()

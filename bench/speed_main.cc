@@ -45,7 +45,7 @@ int Argmax(const std::vector<float>& v) {
 
 int main(int argc, char** argv) {
   using namespace shardlm;
-  std::string model, kv = "f16";
+  std::string model, kv = "f16", cpu;
   int pp = 256, tg = 128, runs = 3, threads = 2;
   CliArgs args(
       "shardlm-speed --model MODEL.gguf [--pp 256] [--tg 128] [--runs 3] [--threads 2]",
@@ -57,7 +57,16 @@ int main(int argc, char** argv) {
   args.AddInt("--runs", &runs, "timed runs of each (best is reported)");
   args.AddInt("-t,--threads", &threads, "compute threads");
   args.AddString("--kv-type", &kv, "KV cache type: f16 or f32");
+  args.AddString("--cpu", &cpu, kCpuFlagHelp);
+  bool print_kernel_set = false;
+  args.AddBool("--print-kernel-set", &print_kernel_set,
+               "print the kernel set in use (after --cpu / $SHARDLM_CPU) and exit");
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-speed")) return *exit;
+  if (absl::Status st = UseKernelSet(cpu); !st.ok()) return ExitWithError("shardlm-speed", st, 2);
+  if (print_kernel_set) {
+    std::printf("%s\n", std::string(BestKernelName()).c_str());
+    return 0;
+  }
   if (model.empty()) {
     return ExitWithError("shardlm-speed", absl::InvalidArgumentError("--model is required"), 2);
   }

@@ -35,6 +35,8 @@
 #include "common/base/metrics.h"
 #include "common/base/metrics_server.h"
 #include "common/fetch/model_source.h"
+#include "common/kernels/cpu_features.h"
+#include "common/kernels/tensor_format.h"
 #include "common/rpc/credentials.h"
 #include "worker/kv_budget.h"
 #include "worker/llama_stage.h"
@@ -63,6 +65,7 @@ struct WorkerOptions {
   ModelSourceOptions source;  // --model as a URL: cache, token
   int grpc_max_streams = GrpcServerLimits().max_concurrent_streams;
   std::string grpc_memory = "256M";
+  std::string cpu;            // kernel set, empty = $SHARDLM_CPU or the best
 };
 
 absl::Status ParseLayers(const std::string& text, StageOptions* o) {
@@ -128,6 +131,12 @@ int Run(const WorkerOptions& o) {
     SHARDLM_LOG(kError, "%s", std::string(st.message()));
     return 2;
   }
+  if (absl::Status st = UseKernelSet(o.cpu); !st.ok()) {
+    SHARDLM_LOG(kError, "--cpu: %s", std::string(st.message()));
+    return 2;
+  }
+  SHARDLM_LOG(kInfo, "kernel set %s (CPU: %s)", std::string(BestKernelName()),
+              CpuFeatureList(HostCpu()));
   so.n_threads = o.threads;
   so.n_ctx = o.ctx;
   if (o.kv_type != "f16" && o.kv_type != "f32") {
@@ -288,6 +297,7 @@ int main(int argc, char** argv) {
                  "KV cache memory budget, e.g. 512M or 2G; auto = half of the memory left after "
                  "the weights (MemAvailable / cgroup memory.max); 0 = unlimited");
   args.AddString("--kv-type", &o.kv_type, "KV cache element type: f16 or f32");
+  args.AddString("--cpu", &o.cpu, kCpuFlagHelp);
   args.AddInt("--ctx", &o.ctx, "positions per sequence, 0 = the model's training context");
   args.AddInt("--max-batch", &o.max_batch, "most tokens accepted in one Forward call");
   args.AddString("--max-message-size", &o.max_message, "gRPC message limit (send and receive)");

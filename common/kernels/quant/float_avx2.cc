@@ -13,7 +13,7 @@
 #include "common/kernels/quant/kernels.h"
 #include "common/kernels/quant/simd_avx2.h"
 
-namespace shardlm::quant::avx2 {
+namespace shardlm::quant::SHARDLM_SIMD_NS {
 namespace {
 
 struct F32 {
@@ -267,4 +267,4 @@ void QuantizeF16(const float* src, void* dst, int64_t n) {
   for (; i < n; ++i) out[i] = ToF16(src[i]);
 }
 
-}  // namespace shardlm::quant::avx2
+}  // namespace shardlm::quant::SHARDLM_SIMD_NS

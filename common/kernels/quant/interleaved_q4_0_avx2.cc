@@ -18,7 +18,7 @@
 #include "common/kernels/quant/kernels.h"
 #include "common/kernels/quant/simd_avx2.h"
 
-namespace shardlm::quant::avx2 {
+namespace shardlm::quant::SHARDLM_SIMD_NS {
 namespace {
 
 constexpr int kPrefetchBytes = 1024;
@@ -36,7 +36,6 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride,
     acc[t] = _mm256_setzero_ps();
   }
   const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-  const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t ib = 0; ib < n / kQK; ++ib) {
     // One stream, but a short one per call: fetch a few blocks ahead (past
     // the row's end this reads the next group, MatMul's next call).
@@ -55,18 +54,17 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride,
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb[ib].d)));
     for (int t = 0; t < kActs; ++t) {
       const int8_t* q = act[t][ib].qs;
-      // int16 lanes: 8 maddubs of u <= 15 by |a| <= 127 add up to at most
-      // 8 * 2 * 15 * 127 = 30480, inside int16.
-      __m256i pair_sums = _mm256_add_epi16(_mm256_maddubs_epi16(lo[0], Broadcast4(q)),
-                                           _mm256_maddubs_epi16(hi[0], Broadcast4(q + 16)));
+      // AVX2 int16 lanes: 8 maddubs of u <= 15 by |a| <= 127 add up to at
+      // most 8 * 2 * 15 * 127 = 30480, inside int16 (simd_avx2.h AddDots).
+      __m256i dots = AddDots(_mm256_setzero_si256(), lo[0], Broadcast4(q));
+      dots = AddDots(dots, hi[0], Broadcast4(q + 16));
       for (int k = 1; k < 4; ++k) {
-        pair_sums = _mm256_add_epi16(pair_sums, _mm256_maddubs_epi16(lo[k], Broadcast4(q + 4 * k)));
-        pair_sums =
-            _mm256_add_epi16(pair_sums, _mm256_maddubs_epi16(hi[k], Broadcast4(q + 16 + 4 * k)));
+        dots = AddDots(dots, lo[k], Broadcast4(q + 4 * k));
+        dots = AddDots(dots, hi[k], Broadcast4(q + 16 + 4 * k));
       }
       const ActivationBlockTerms& at = act_terms[t][ib];
       const __m256i isum =
-          _mm256_sub_epi32(_mm256_madd_epi16(pair_sums, ones), _mm256_set1_epi32(at.offset));
+          _mm256_sub_epi32(WidenDots(dots), _mm256_set1_epi32(at.offset));
       const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(at.d));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[t]);
     }
@@ -84,4 +82,4 @@ void GemmQ4_0x8(int64_t n, const void* w, const void* a, size_t a_stride,
   });
 }
 
-}  // namespace shardlm::quant::avx2
+}  // namespace shardlm::quant::SHARDLM_SIMD_NS

@@ -17,7 +17,7 @@
 #include "common/kernels/quant/kernels.h"
 #include "common/kernels/quant/simd_avx2.h"
 
-namespace shardlm::quant::avx2 {
+namespace shardlm::quant::SHARDLM_SIMD_NS {
 namespace {
 
 // 8 bytes (one per row) -> dword r = byte r in both int16 halves.
@@ -73,15 +73,15 @@ void Gemm(int64_t n, const void* w, const void* a, size_t a_stride, float* out) 
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_nibbles);
         for (int t = 0; t < kActs; ++t) {
           const int8_t* q = act[t][i].qs + 64 * g + 4 * c;
-          lo_sum[t] = _mm256_add_epi16(lo_sum[t], _mm256_maddubs_epi16(lo, Broadcast4(q)));
-          hi_sum[t] = _mm256_add_epi16(hi_sum[t], _mm256_maddubs_epi16(hi, Broadcast4(q + 32)));
+          lo_sum[t] = AddDots(lo_sum[t], lo, Broadcast4(q));
+          hi_sum[t] = AddDots(hi_sum[t], hi, Broadcast4(q + 32));
         }
       }
       const __m256i sc_lo = ScalePerRow(b.scales[2 * g]), sc_hi = ScalePerRow(b.scales[2 * g + 1]);
       const __m256i mins = MinPairPerRow(b.mins[2 * g], b.mins[2 * g + 1]);
       for (int t = 0; t < kActs; ++t) {
-        const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(lo_sum[t], sc_lo),
-                                           _mm256_madd_epi16(hi_sum[t], sc_hi));
+        const __m256i s = _mm256_add_epi32(WidenDotsScaled(lo_sum[t], sc_lo),
+                                           WidenDotsScaled(hi_sum[t], sc_hi));
         const int16_t* bs = act[t][i].bsums + 4 * g;
         const uint32_t pair = static_cast<uint16_t>(bs[0] + bs[1]) |
                               static_cast<uint32_t>(static_cast<uint16_t>(bs[2] + bs[3])) << 16;
@@ -119,4 +119,4 @@ void GemmQ4_Kx8(int64_t n, const void* w, const void* a, size_t a_stride,
   GemmActs<false>(n, w, a, a_stride, n_act, out);
 }
 
-}  // namespace shardlm::quant::avx2
+}  // namespace shardlm::quant::SHARDLM_SIMD_NS

@@ -23,7 +23,7 @@
 #include "common/kernels/quant/kernels.h"
 #include "common/kernels/quant/simd_avx2.h"
 
-namespace shardlm::quant::avx2 {
+namespace shardlm::quant::SHARDLM_SIMD_NS {
 namespace {
 
 inline __m256i Load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -302,7 +302,7 @@ inline void TileHalf(const typename T::Block& b, const BlockQ8_K* const* act, in
       if constexpr (T::kMinMode == MinMode::kSigned) {
         p = _mm256_sub_epi16(p, _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), q));
       }
-      isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, scales));
+      isum[t] = AddPairProducts(isum[t], p, scales);
     }
   }
 }
@@ -544,4 +544,4 @@ void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
   }
 }
 
-}  // namespace shardlm::quant::avx2
+}  // namespace shardlm::quant::SHARDLM_SIMD_NS

@@ -17,7 +17,7 @@
 #include "common/kernels/quant/kernels.h"
 #include "common/kernels/quant/simd_avx2.h"
 
-namespace shardlm::quant::avx2 {
+namespace shardlm::quant::SHARDLM_SIMD_NS {
 namespace {
 
 // Levels() gives the 32 levels of a block in element order. The q4_0/q5_0
@@ -71,13 +71,49 @@ struct Q8_0 {
   }
 };
 
-// 8 int32 partial sums of sum_j (level_j - offset) a_j.
+// The dot product of a block's levels with an activation block, in two
+// parts: ActTerm (once per activation block, shared by the rows of a tile)
+// and BlockDot (per weight row), giving 8 int32 partial sums of
+// sum_j (level_j - offset) a_j; the rows' levels pass through DotLevels.
+//   AVX2: offset levels: maddubs(u, a) - maddubs(o, a) on int16 pairs (the
+//   term is maddubs(o, a)); signed levels (q8_0): the sign trick.
+//   VNNI: the term is -sum(o a) in int32 lanes, the start value of one
+//   vpdpbusd; q8_0's signed levels become unsigned + 128 (xor 0x80), so they
+//   take the same path with o = 128. Exact in int32 either way: equal lanes.
 template <class T>
-inline __m256i BlockDot(__m256i q, __m256i a) {
+constexpr int DotOffset() {
+  return SHARDLM_SIMD_VNNI && T::kSigned ? 128 : T::kOffset;
+}
+
+template <class T>
+inline __m256i DotLevels(__m256i q) {
+  if constexpr (SHARDLM_SIMD_VNNI && T::kSigned) return _mm256_xor_si256(q, _mm256_set1_epi8(-128));
+  return q;
+}
+
+template <class T>
+inline __m256i ActTerm(__m256i a) {
+  if constexpr (DotOffset<T>() == 0 || (!SHARDLM_SIMD_VNNI && T::kSigned)) {
+    return _mm256_setzero_si256();  // unused
+  } else {
+#if SHARDLM_SIMD_VNNI
+    const __m256i o = _mm256_set1_epi8(static_cast<char>(DotOffset<T>()));
+    return _mm256_sub_epi32(_mm256_setzero_si256(), DotU8I8(o, a));
+#else
+    return _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), a);
+#endif
+  }
+}
+
+template <class T>
+inline __m256i BlockDot(__m256i q, __m256i a, __m256i term) {
+#if SHARDLM_SIMD_VNNI
+  return _mm256_dpbusd_epi32(term, q, a);
+#else
   if constexpr (T::kSigned) return DotI8I8(q, a);
   if constexpr (T::kOffset == 0) return DotU8I8(q, a);
-  const __m256i offset_dot = _mm256_maddubs_epi16(_mm256_set1_epi8(T::kOffset), a);
-  return PairSums(_mm256_sub_epi16(_mm256_maddubs_epi16(q, a), offset_dot));
+  return PairSums(_mm256_sub_epi16(_mm256_maddubs_epi16(q, a), term));
+#endif
 }
 
 template <class T>
@@ -89,10 +125,10 @@ float VecDot(int64_t n, const void* w, const void* a) {
   __m256 acc = _mm256_setzero_ps();
   float summs = 0;  // m_w * s_a, types with a min
   for (int64_t ib = 0; ib < nb; ++ib) {
-    const __m256i q = T::Levels(wb[ib]);
+    const __m256i q = DotLevels<T>(T::Levels(wb[ib]));
     const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[ib].qs));
     const __m256 d = _mm256_set1_ps(F16(wb[ib].d) * F16(ab[ib].d));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(BlockDot<T>(q, y)), acc);
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(BlockDot<T>(q, y, ActTerm<T>(y))), acc);
     if constexpr (T::kHasMin) summs = std::fma(F16(wb[ib].m), F16(ab[ib].s), summs);
   }
   if constexpr (T::kHasMin) return HorizontalSum(acc) + summs;
@@ -123,15 +159,16 @@ void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_
       // Short interleaved streams defeat the hardware prefetcher: fetch the
       // same block of the next tile's rows (MatMul's next call) meanwhile.
       _mm_prefetch(reinterpret_cast<const char*>(rows[r] + ib) + kRows * row_bytes, _MM_HINT_T0);
-      q[r] = T::Levels(rows[r][ib]);
+      q[r] = DotLevels<T>(T::Levels(rows[r][ib]));
       dw[r] = F16(rows[r][ib].d);
     }
     for (int t = 0; t < kActs; ++t) {
       const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
       const float da = F16(act[t][ib].d);
+      const __m256i term = ActTerm<T>(y);
       for (int r = 0; r < kRows; ++r) {
         acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da),
-                                    _mm256_cvtepi32_ps(BlockDot<T>(q[r], y)), acc[t][r]);
+                                    _mm256_cvtepi32_ps(BlockDot<T>(q[r], y, term)), acc[t][r]);
         if constexpr (T::kHasMin) {
           summs[t][r] = std::fma(F16(rows[r][ib].m), F16(act[t][ib].s), summs[t][r]);
         }
@@ -318,4 +355,4 @@ void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, siz
   });
 }
 
-}  // namespace shardlm::quant::avx2
+}  // namespace shardlm::quant::SHARDLM_SIMD_NS

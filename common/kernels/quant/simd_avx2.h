@@ -1,11 +1,32 @@
 // Small AVX2 helpers shared by the *_avx2.cc kernels. Include ONLY from files
 // compiled with -mavx2 -mfma -mf16c (every includer then sees the same
 // definitions, so the inline functions are ODR-safe).
+//
+// The same kernels are compiled a second time for the avx512 set (the
+// *_avx512.cc files define SHARDLM_SIMD_AVX512 and include the *_avx2.cc
+// file): everything then lands in namespace quant::avx512 (SHARDLM_SIMD_NS,
+// so no inline function exists in two builds under one name), and the
+// integer dot-product helpers below use AVX-512 VNNI (vpdpbusd, vpdpwssd on
+// 256-bit registers). Those give the same int32 lanes as maddubs + madd
+// whenever maddubs does not saturate, which the callers already guarantee
+// (|a| <= 127, levels small), so both builds equal the reference to the bit.
 #ifndef SHARDLM_COMMON_KERNELS_QUANT_SIMD_AVX2_H_
 #define SHARDLM_COMMON_KERNELS_QUANT_SIMD_AVX2_H_
 
 #if !defined(__AVX2__) || !defined(__FMA__) || !defined(__F16C__)
 #error "simd_avx2.h needs -mavx2 -mfma -mf16c"
+#endif
+
+#if defined(SHARDLM_SIMD_AVX512)
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || \
+    !defined(__AVX512VNNI__)
+#error "SHARDLM_SIMD_AVX512 needs -mavx512f -mavx512bw -mavx512vl -mavx512vnni"
+#endif
+#define SHARDLM_SIMD_NS avx512
+#define SHARDLM_SIMD_VNNI 1
+#else
+#define SHARDLM_SIMD_NS avx2
+#define SHARDLM_SIMD_VNNI 0
 #endif
 
 #include <immintrin.h>
@@ -14,7 +35,7 @@
 #include <cstring>
 #include <type_traits>
 
-namespace shardlm::quant::avx2 {
+namespace shardlm::quant::SHARDLM_SIMD_NS {
 
 // Scalar f16 <-> f32 with the F16C instructions (bit-exact with
 // Fp16ToFp32 / Fp32ToFp16; the AVX2 files use these rather than the inline
@@ -66,14 +87,61 @@ inline __m256i PairSums(__m256i v) { return _mm256_madd_epi16(v, _mm256_set1_epi
 
 // 8 int32 dot-partials of unsigned u (<= 127) times signed a (|a| <= 127):
 // maddubs multiplies u8 x s8 and adds neighbours into int16 without
-// saturation (2 * 127 * 127 < 2^15).
-inline __m256i DotU8I8(__m256i u, __m256i a) { return PairSums(_mm256_maddubs_epi16(u, a)); }
+// saturation (2 * 127 * 127 < 2^15). VNNI sums the 4 products of each dword
+// straight into int32: the same lanes.
+inline __m256i DotU8I8(__m256i u, __m256i a) {
+#if SHARDLM_SIMD_VNNI
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, a);
+#else
+  return PairSums(_mm256_maddubs_epi16(u, a));
+#endif
+}
 
 // Same for signed w: |w| * (a with w's sign), since w * a = |w| * sign(w) a.
 // Needs a != -128 (a's sign flip would overflow); w may be -128 (|w| = 128
 // read as unsigned).
 inline __m256i DotI8I8(__m256i w, __m256i a) {
-  return PairSums(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)));
+  return DotU8I8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+}
+
+// A running sum of u8 x s8 products over several loads (a block's worth):
+// AVX2 adds maddubs' int16 pair sums (the caller bounds the total below
+// 2^15) and widens once at the end; VNNI adds 4-product int32 sums. After
+// WidenDots / WidenDotsScaled both hold the same int32 lanes.
+inline __m256i AddDots(__m256i acc, __m256i u, __m256i a) {
+#if SHARDLM_SIMD_VNNI
+  return _mm256_dpbusd_epi32(acc, u, a);
+#else
+  return _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, a));
+#endif
+}
+
+inline __m256i WidenDots(__m256i acc) {
+#if SHARDLM_SIMD_VNNI
+  return acc;
+#else
+  return PairSums(acc);
+#endif
+}
+
+// WidenDots times a per-dword scale: `scale` holds the same int16 in both
+// halves of each dword (madd's operand).
+inline __m256i WidenDotsScaled(__m256i acc, __m256i scale) {
+#if SHARDLM_SIMD_VNNI
+  return _mm256_mullo_epi32(acc, _mm256_and_si256(scale, _mm256_set1_epi32(0xFFFF)));
+#else
+  return _mm256_madd_epi16(acc, scale);
+#endif
+}
+
+// acc + madd(p, s): int16 pairs times int16 weights summed into int32 lanes
+// (VNNI: vpdpwssd, without saturation, so the same sum).
+inline __m256i AddPairProducts(__m256i acc, __m256i p, __m256i s) {
+#if SHARDLM_SIMD_VNNI
+  return _mm256_dpwssd_epi32(acc, p, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, s));
+#endif
 }
 
 // 4 int8 at p (one 32-bit word) repeated in all 8 dword lanes: an
@@ -101,6 +169,6 @@ inline void WithActs(int n_act, F&& f) {
   }
 }
 
-}  // namespace shardlm::quant::avx2
+}  // namespace shardlm::quant::SHARDLM_SIMD_NS
 
 #endif  // SHARDLM_COMMON_KERNELS_QUANT_SIMD_AVX2_H_
