@@ -1,0 +1,81 @@
+// The quant::neon entry points: each forwards to the dot-product build of
+// its kernel (neon_dotprod, `sdot`) when this CPU has the ARMv8.2 dot product
+// (HWCAP_ASIMDDP), else to the plain ARMv8.0 NEON build (neon_base). Both
+// builds compute the same bits; the check is one predictable branch per
+// call, not per block.
+#include <sys/auxv.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/kernels/quant/kernels_neon.h"
+
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)  // Linux's arm64 hwcap bit (asm/hwcap.h)
+#endif
+
+namespace shardlm::quant::neon {
+namespace {
+
+// Read once, on first use (not at static initialization: no order issue).
+bool HasDotProd() {
+  static const bool dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  return dotprod;
+}
+
+// Calls the build of one kernel this CPU runs.
+template <auto kBase, auto kDot, class... Args>
+[[gnu::always_inline]] inline auto Call(Args... args) {
+  return HasDotProd() ? kDot(args...) : kBase(args...);
+}
+
+}  // namespace
+
+bool UsesDotProd() { return HasDotProd(); }
+
+#define SHARDLM_DISPATCH(Name, Params, Args) \
+  auto Name Params { return Call<neon_base::Name, neon_dotprod::Name> Args; }
+
+SHARDLM_DISPATCH(DequantizeQ4_0, (const void* s, float* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(DequantizeQ8_0, (const void* s, float* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(QuantizeQ8_0, (const float* s, void* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(QuantizeQ8_1, (const float* s, void* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(QuantizeActivationQ8_0, (const float* s, void* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(QuantizeActivationQ8_1, (const float* s, void* d, int64_t n)->void, (s, d, n))
+
+#define SHARDLM_VEC_DOT(Name) \
+  SHARDLM_DISPATCH(Name, (int64_t n, const void* w, const void* a)->float, (n, w, a))
+SHARDLM_VEC_DOT(VecDotQ4_0)
+SHARDLM_VEC_DOT(VecDotQ4_1)
+SHARDLM_VEC_DOT(VecDotQ5_0)
+SHARDLM_VEC_DOT(VecDotQ5_1)
+SHARDLM_VEC_DOT(VecDotQ8_0)
+
+#define SHARDLM_TILE(Name)                                                               \
+  SHARDLM_DISPATCH(Name,                                                                 \
+                   (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, \
+                    float* o)                                                            \
+                       ->void,                                                           \
+                   (n, w, rb, a, as, k, o))
+SHARDLM_TILE(VecDotTileQ4_0)
+SHARDLM_TILE(VecDotTileQ4_1)
+SHARDLM_TILE(VecDotTileQ5_0)
+SHARDLM_TILE(VecDotTileQ5_1)
+SHARDLM_TILE(VecDotTileQ8_0)
+
+SHARDLM_DISPATCH(VecDotX8Q4_0,
+                 (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, float* o,
+                  bool g)
+                     ->void,
+                 (n, w, rb, a, as, k, o, g))
+SHARDLM_DISPATCH(GemmQ4_0x8,
+                 (int64_t n, const void* w, const void* a, size_t as,
+                  const ActivationBlockTerms* t, size_t ts, int k, float* o, bool g)
+                     ->void,
+                 (n, w, a, as, t, ts, k, o, g))
+
+#undef SHARDLM_TILE
+#undef SHARDLM_VEC_DOT
+#undef SHARDLM_DISPATCH
+
+}  // namespace shardlm::quant::neon
