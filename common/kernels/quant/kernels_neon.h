@@ -24,7 +24,9 @@
   VecDotKernel VecDotQ4_0, VecDotQ4_1, VecDotQ5_0, VecDotQ5_1, VecDotQ8_0;                \
   TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0; \
   X8Kernel VecDotX8Q4_0;                                                                  \
-  InterleavedGemmKernel GemmQ4_0x8;
+  InterleavedGemmKernel GemmQ4_0x8;                                                       \
+  VecDotKernel VecDotQ4_K, VecDotQ6_K;                                                    \
+  TileKernel VecDotTileQ6_K;
 
 namespace shardlm::quant {
 namespace neon_base {

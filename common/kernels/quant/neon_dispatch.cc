@@ -50,6 +50,8 @@ SHARDLM_VEC_DOT(VecDotQ4_1)
 SHARDLM_VEC_DOT(VecDotQ5_0)
 SHARDLM_VEC_DOT(VecDotQ5_1)
 SHARDLM_VEC_DOT(VecDotQ8_0)
+SHARDLM_VEC_DOT(VecDotQ4_K)
+SHARDLM_VEC_DOT(VecDotQ6_K)
 
 #define SHARDLM_TILE(Name)                                                               \
   SHARDLM_DISPATCH(Name,                                                                 \
@@ -62,6 +64,7 @@ SHARDLM_TILE(VecDotTileQ4_1)
 SHARDLM_TILE(VecDotTileQ5_0)
 SHARDLM_TILE(VecDotTileQ5_1)
 SHARDLM_TILE(VecDotTileQ8_0)
+SHARDLM_TILE(VecDotTileQ6_K)
 
 SHARDLM_DISPATCH(VecDotX8Q4_0,
                  (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, float* o,
