@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -37,8 +38,11 @@ std::vector<float> Gaussian(int64_t n, uint32_t seed) {
 }
 
 std::string SetName(KernelSet set) {
-  return set == KernelSet::kReference ? "reference" : std::string(BestKernelName());
+  return set == KernelSet::kReference ? "reference" : std::string(KernelSetName(set));
 }
+
+// The sets measured: every one this CPU runs, or scalar and --cpu=NAME.
+std::vector<KernelSet> g_sets;
 
 // How the rows are multiplied: one vec_dot per row and token; vec_dot_x8
 // over groups of 8 rows; vec_dot_tile over kTileRows rows x kTileActs
@@ -164,7 +168,7 @@ void RegisterAll() {
       }
       // 1 token: the decode regime; 4 tokens: a prompt's batch per call.
       for (int n_act : {1, 4}) {
-        for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+        for (KernelSet set : g_sets) {
           const std::string name = std::string(k.name) + "/" + std::string(TypeInfo(t).name) +
                                    "/" + SetName(set) + "/tokens:" + std::to_string(n_act);
           benchmark::RegisterBenchmark(name.c_str(), BM_MatMul, t, set, k.kind, n_act)
@@ -177,7 +181,7 @@ void RegisterAll() {
   }
   for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K, GgmlType::kF16}) {
     for (bool activation : {false, true}) {
-      for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+      for (KernelSet set : g_sets) {
         const std::string name = std::string(activation ? "quantize_activation/" : "quantize/") +
                                  std::string(TypeInfo(t).name) + "/" + SetName(set);
         benchmark::RegisterBenchmark(name.c_str(), BM_Quantize, t, set, activation)
@@ -192,7 +196,30 @@ void RegisterAll() {
 }  // namespace shardlm
 
 int main(int argc, char** argv) {
-  shardlm::RegisterAll();
+  using namespace shardlm;
+  g_sets = AvailableKernelSets();
+  // --cpu=NAME (before the benchmark flags): the reference and that set only.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("shardlm_kernels_bench [--cpu=NAME] [--benchmark_* flags]\n  --cpu=NAME  %s\n",
+                  kCpuFlagHelp);
+      return 0;
+    }
+    if (arg.rfind("--cpu=", 0) != 0) continue;
+    absl::StatusOr<KernelSet> set = ParseKernelSet(arg.substr(6));
+    absl::Status st = set.ok() ? KernelSetSupported(*set) : set.status();
+    if (!st.ok()) {
+      std::fprintf(stderr, "shardlm_kernels_bench: --cpu: %s\n", std::string(st.message()).c_str());
+      return 2;
+    }
+    g_sets = {KernelSet::kReference};
+    if (*set != KernelSet::kReference) g_sets.push_back(*set);
+    std::copy(argv + i + 1, argv + argc + 1, argv + i);  // drop it (argv[argc] is null)
+    --argc;
+    break;
+  }
+  RegisterAll();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

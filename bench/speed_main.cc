@@ -45,7 +45,7 @@ int Argmax(const std::vector<float>& v) {
 
 int main(int argc, char** argv) {
   using namespace shardlm;
-  std::string model, kv = "f16";
+  std::string model, kv = "f16", cpu;
   int pp = 256, tg = 128, runs = 3, threads = 2;
   CliArgs args(
       "shardlm-speed --model MODEL.gguf [--pp 256] [--tg 128] [--runs 3] [--threads 2]",
@@ -57,10 +57,12 @@ int main(int argc, char** argv) {
   args.AddInt("--runs", &runs, "timed runs of each (best is reported)");
   args.AddInt("-t,--threads", &threads, "compute threads");
   args.AddString("--kv-type", &kv, "KV cache type: f16 or f32");
+  args.AddString("--cpu", &cpu, kCpuFlagHelp);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-speed")) return *exit;
   if (model.empty()) {
     return ExitWithError("shardlm-speed", absl::InvalidArgumentError("--model is required"), 2);
   }
+  if (absl::Status st = UseKernelSet(cpu); !st.ok()) return ExitWithError("shardlm-speed", st, 2);
   auto file = GgufFile::Open(model);
   if (!file.ok()) {
     std::fprintf(stderr, "shardlm-speed: %s\n", std::string(file.status().message()).c_str());

@@ -43,6 +43,24 @@ constexpr GgmlType kAllTypes[] = {
     GgmlType::kQ3_K, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_K,
 };
 
+// Every kernel set this machine runs (scalar first), and those but scalar:
+// each is tested against the reference. A set that cannot run here is named
+// once on stderr with the reason (the CPU feature it lacks), not tested.
+std::vector<KernelSet> AllSets() { return AvailableKernelSets(); }
+std::vector<KernelSet> FastSets() {
+  static const bool noted = [] {
+    for (KernelSet set : {KernelSet::kAvx2, KernelSet::kAvx512, KernelSet::kAmx, KernelSet::kNeon}) {
+      if (absl::Status st = KernelSetSupported(set); !st.ok())
+        std::fprintf(stderr, "note: not tested here: %s\n", std::string(st.message()).c_str());
+    }
+    return true;
+  }();
+  (void)noted;
+  std::vector<KernelSet> sets = AvailableKernelSets();
+  sets.erase(sets.begin());  // the reference itself
+  return sets;
+}
+
 bool IsActivationOnly(GgmlType t) { return t == GgmlType::kQ8_1 || t == GgmlType::kQ8_K; }
 std::string Name(GgmlType t) { return std::string(TypeInfo(t).name); }
 int BlockSize(GgmlType t) { return TypeInfo(t).block_size; }
@@ -191,9 +209,9 @@ double DotMagnitude(GgmlType wt, const std::vector<uint8_t>& w, const std::vecto
 
 TEST(TensorFormatTest, RegistryHasOneConsistentRowPerType) {
   for (GgmlType t : kAllTypes) {
-    for (KernelSet set : {KernelSet::kReference, KernelSet::kBest}) {
+    for (KernelSet set : AllSets()) {
       const TensorFormat& f = Format(t, set);
-      SCOPED_TRACE(Name(t));
+      SCOPED_TRACE(Name(t) + " " + std::string(KernelSetName(set)));
       EXPECT_EQ(f.info.type, t);
       EXPECT_EQ(f.info.block_bytes, TypeInfo(t).block_bytes);
       EXPECT_NE(f.dequantize, nullptr);
@@ -214,21 +232,69 @@ TEST(TensorFormatTest, RegistryHasOneConsistentRowPerType) {
 }
 
 // kBest never picks kernels the CPU cannot run; on x86-64 builds (where the
-// AVX2 kernels are compiled in) it picks them whenever the CPU can.
+// AVX2 kernels are compiled in) it picks them whenever the CPU can, AVX-512
+// over AVX2 where both are built and runnable ($SHARDLM_CPU may pin another).
 TEST(TensorFormatTest, BestKernelSetMatchesCpu) {
   const std::string_view name = BestKernelName();
-  EXPECT_TRUE(name == "avx2" || name == "scalar") << name;
+  const std::vector<KernelSet> sets = AvailableKernelSets();
+  ASSERT_FALSE(sets.empty());
+  EXPECT_EQ(sets.front(), KernelSet::kReference);
+  ASSERT_TRUE(ParseKernelSet(name).ok()) << name;
+  EXPECT_TRUE(KernelSetSupported(*ParseKernelSet(name)).ok()) << name;
+  const char* env = std::getenv("SHARDLM_CPU");
+  if (env != nullptr && *env != '\0') {
+    EXPECT_EQ(name, env);
+    return;
+  }
+  EXPECT_EQ(name, KernelSetName(sets.back() == KernelSet::kAmx ? sets[sets.size() - 2]
+                                                                : sets.back()));
 #if defined(__x86_64__)
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                     __builtin_cpu_supports("f16c");
 #if defined(SHARDLM_EXPECT_AVX2_KERNELS)
-  EXPECT_EQ(name, avx2 ? "avx2" : "scalar");
+  if (avx2) {
+    EXPECT_TRUE(name == "avx2" || name == "avx512") << name;
+  } else {
+    EXPECT_EQ(name, "scalar");
+  }
 #else
   if (!avx2) {
     EXPECT_EQ(name, "scalar");
   }
 #endif
 #endif
+}
+
+// Names parse both ways; a set this CPU or build lacks is refused with a
+// message naming why, never handed out.
+TEST(TensorFormatTest, KernelSetNamesAndRefusals) {
+  for (KernelSet set : {KernelSet::kReference, KernelSet::kAvx2, KernelSet::kAvx512,
+                        KernelSet::kAmx, KernelSet::kNeon}) {
+    absl::StatusOr<KernelSet> parsed = ParseKernelSet(KernelSetName(set));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, set);
+    const absl::Status st = KernelSetSupported(set);
+    const std::vector<KernelSet> sets = AvailableKernelSets();
+    EXPECT_EQ(st.ok(), std::find(sets.begin(), sets.end(), set) != sets.end());
+    if (!st.ok()) {
+      EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_NE(st.message().find(std::string(KernelSetName(set))), absl::string_view::npos)
+          << st.message();
+      EXPECT_FALSE(UseKernelSet(KernelSetName(set)).ok());
+    }
+  }
+  EXPECT_TRUE(KernelSetSupported(KernelSet::kReference).ok());
+  EXPECT_FALSE(KernelSetSupported(KernelSet::kAmx).ok());  // reserved: not implemented
+  EXPECT_EQ(ParseKernelSet("avx-512").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseKernelSet("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(UseKernelSet("sse").code(), absl::StatusCode::kInvalidArgument);
+  // Selecting a runnable set works and is what kBest then reports.
+  const std::string before(BestKernelName());
+  ASSERT_TRUE(UseKernelSet("scalar").ok());
+  EXPECT_EQ(BestKernelName(), "scalar");
+  EXPECT_EQ(Format(GgmlType::kQ4_0).vec_dot, Format(GgmlType::kQ4_0, KernelSet::kReference).vec_dot);
+  ASSERT_TRUE(UseKernelSet(before).ok());
+  EXPECT_EQ(BestKernelName(), before);
 }
 
 // Largest allowed |x - dequantize(quantize(x))| for the elements of one
@@ -381,10 +447,10 @@ uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
 // vec_dot_tile on the first kTileRows of `w` against 1..kTileActs
 // activation rows (`a`, then others): reference and best tiles equal
 // vec_dot per output to the bit.
-void CheckTile(GgmlType wt, int64_t n, const std::vector<uint8_t>& w, const std::vector<uint8_t>& a,
-               uint64_t seed) {
+void CheckTile(KernelSet set, GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
+               const std::vector<uint8_t>& a, uint64_t seed) {
   const TensorFormat& ref = Format(wt, KernelSet::kReference);
-  const TensorFormat& best = Format(wt, KernelSet::kBest);
+  const TensorFormat& best = Format(wt, set);
   ASSERT_NE(best.vec_dot_tile, nullptr);
   const size_t row_bytes = w.size() / 8;
   const TensorFormat& af = Format(ref.vec_dot_type, KernelSet::kReference);
@@ -413,10 +479,10 @@ void CheckTile(GgmlType wt, int64_t n, const std::vector<uint8_t>& w, const std:
 // The interleaved layout of 8 rows `w` against 1..4 activation rows (`a`,
 // zeros, two more): reference and best kernels equal the plain rows'
 // vec_dot_x8 to the bit.
-void CheckInterleaved(GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
+void CheckInterleaved(KernelSet set, GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
                       const std::vector<uint8_t>& a, uint64_t seed) {
   const TensorFormat& ref = Format(wt, KernelSet::kReference);
-  const TensorFormat& best = Format(wt, KernelSet::kBest);
+  const TensorFormat& best = Format(wt, set);
   ASSERT_NE(best.interleaved_x8, nullptr);
   const size_t row_bytes = w.size() / 8;
   const int64_t n_blocks = n / ref.info.block_size;
@@ -458,10 +524,12 @@ void CheckInterleaved(GgmlType wt, int64_t n, const std::vector<uint8_t>& w,
 }
 
 TEST(TensorFormatTest, FastVecDotMatchesReference) {
+  for (KernelSet set : FastSets())
   for (GgmlType wt : kAllTypes) {
     if (IsActivationOnly(wt)) continue;
+    SCOPED_TRACE(KernelSetName(set));
     const TensorFormat& ref = Format(wt, KernelSet::kReference);
-    const TensorFormat& best = Format(wt, KernelSet::kBest);
+    const TensorFormat& best = Format(wt, set);
     const GgmlType at = ref.vec_dot_type;
     for (int64_t n : TestSizes(wt)) {
       if (n % BlockSize(at) != 0) continue;
@@ -500,7 +568,7 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
           ASSERT_EQ(Bits(best.vec_dot_batch(n, w.data(), a.data())),
                     Bits(ref.vec_dot_batch(n, w.data(), a.data())));
         }
-        if (ref.vec_dot_tile != nullptr) CheckTile(wt, n, w, a, seed);
+        if (ref.vec_dot_tile != nullptr) CheckTile(set, wt, n, w, a, seed);
         if (ref.vec_dot_x8 == nullptr) continue;
         std::vector<uint8_t> a3(a);  // three activation rows at once: a, zeros, a
         a3.resize(3 * a.size());
@@ -518,21 +586,23 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
                         kDotRelTol * DotMagnitude(wt, row, a_f) + 1e-30);
           }
         }
-        if (ref.interleaved_x8 != nullptr) CheckInterleaved(wt, n, w, a, seed);
+        if (ref.interleaved_x8 != nullptr) CheckInterleaved(set, wt, n, w, a, seed);
       }
     }
   }
 }
 
 TEST(TensorFormatTest, FastQuantizeIsBitExact) {
+  for (KernelSet set : FastSets())
   for (GgmlType t : kAllTypes) {
+    SCOPED_TRACE(KernelSetName(set));
     const TensorFormat& ref = Format(t, KernelSet::kReference);
-    const TensorFormat& best = Format(t, KernelSet::kBest);
+    const TensorFormat& best = Format(t, set);
     for (int64_t n : TestSizes(t)) {
       for (Dist dist : kDists) {
         const std::vector<float> x =
             RandomRow(n, dist, static_cast<uint32_t>(n + 31 * static_cast<int>(dist)));
-        ASSERT_EQ(Quantize(t, KernelSet::kBest, x), Quantize(t, KernelSet::kReference, x))
+        ASSERT_EQ(Quantize(t, set, x), Quantize(t, KernelSet::kReference, x))
             << Name(t) << " n " << n << " dist " << static_cast<int>(dist);
         if (ref.quantize_activation == nullptr) continue;
         std::vector<uint8_t> want(*RowBytes(t, n)), got(want.size());
@@ -548,9 +618,11 @@ TEST(TensorFormatTest, FastQuantizeIsBitExact) {
   for (int i = 0; i < 256; ++i)
     ties[i] = (i % 32 == 0) ? (i % 64 ? -127.f : 127.f) : (i % 7 - 3) + 0.5f;
   ties[100] = -127.f;
-  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K}) {
-    EXPECT_EQ(Quantize(t, KernelSet::kBest, ties), Quantize(t, KernelSet::kReference, ties))
-        << Name(t);
+  for (KernelSet set : FastSets()) {
+    for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ8_1, GgmlType::kQ8_K}) {
+      EXPECT_EQ(Quantize(t, set, ties), Quantize(t, KernelSet::kReference, ties))
+          << Name(t) << " " << KernelSetName(set);
+    }
   }
   const std::vector<uint8_t> q = Quantize(GgmlType::kQ8_0, KernelSet::kReference, ties);
   EXPECT_EQ(reinterpret_cast<const BlockQ8_0*>(q.data())->qs[3], 1);   // 0.5 -> 1
@@ -563,16 +635,17 @@ TEST(TensorFormatTest, FastQuantizeIsBitExact) {
 }
 
 TEST(TensorFormatTest, FastDequantizeIsBitExact) {
+  for (KernelSet set : FastSets())
   for (GgmlType t : kAllTypes) {
     for (int64_t n : TestSizes(t)) {
       const std::vector<uint8_t> q =
           IsActivationOnly(t) ? Quantize(t, KernelSet::kReference, RandomRow(n, Dist::kGauss, 5))
                               : RandomWeightBytes(t, n, static_cast<uint32_t>(n));
-      const std::vector<float> best = Dequantize(t, KernelSet::kBest, q, n);
+      const std::vector<float> best = Dequantize(t, set, q, n);
       const std::vector<float> ref = Dequantize(t, KernelSet::kReference, q, n);
       for (int64_t i = 0; i < n; ++i) {
         ASSERT_EQ(std::bit_cast<uint32_t>(best[i]), std::bit_cast<uint32_t>(ref[i]))
-            << Name(t) << " n " << n << " i " << i;
+            << Name(t) << " n " << n << " i " << i << " " << KernelSetName(set);
       }
     }
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/base/cli_args.h"
 #include "common/base/status_macros.h"
+#include "common/kernels/tensor_format.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/rpc/credentials.h"
@@ -36,6 +37,7 @@ struct GenerateOptions {
   std::string split;  // in-process stages, "0:2,2:5"
   int threads = 0;
   std::string kv_type = "f16";
+  std::string cpu;  // kernel set, empty = $SHARDLM_CPU or the best
   int ctx = 0;
   bool no_bos = false;
   bool json = false;
@@ -217,6 +219,7 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   args.AddBool("--json", &o.json, "one JSON object per token, then a stats object");
   args.AddInt("-t,--threads", &o.threads, "compute threads, 0 = all cores");
   args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
+  args.AddString("--cpu", &o.cpu, kCpuFlagHelp);
   args.AddInt("--ctx", &o.ctx, "context size, 0 = the model's");
   args.AddString("--split", &o.split, "run as in-process stages, e.g. 0:2,2:5");
   args.AddString("--tls-ca", &o.tls.ca_file,
@@ -232,6 +235,7 @@ int RunGenerateCommand(int argc, char** argv, int first) {
     return ExitWithError(
         kProgram, absl::InvalidArgumentError("give either --model or --server (see --help)"), 2);
   }
+  if (absl::Status st = UseKernelSet(o.cpu); !st.ok()) return ExitWithError(kProgram, st, 2);
   if (absl::Status st = o.server.empty() ? RunLocal(o) : RunRemote(o); !st.ok()) {
     return ExitWithError(kProgram, st, 1);
   }

@@ -12,6 +12,7 @@
 #include "common/base/cli_args.h"
 #include "common/base/status_macros.h"
 #include "common/base/subprocess.h"
+#include "common/kernels/tensor_format.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/model/model_config.h"
@@ -28,6 +29,7 @@ struct ServeOptions {
   int threads = 0;
   std::string kv_budget;
   std::string kv_type = "f16";
+  std::string cpu;  // --cpu for every worker (they check it)
   CoordinatorOptions coordinator;
   TlsClientFlags worker_tls;  // the loopback hops: the workers' certificate too
 };
@@ -75,6 +77,7 @@ absl::Status Serve(ServeOptions o) {
                                      std::to_string(threads),
                                      "--kv-type",
                                      o.kv_type};
+    if (!o.cpu.empty()) argv.insert(argv.end(), {"--cpu", o.cpu});
     if (!o.kv_budget.empty()) {
       argv.push_back("--kv-budget");
       argv.push_back(o.kv_budget);
@@ -159,12 +162,15 @@ int RunServeCommand(int argc, char** argv, int first) {
   args.AddInt("-t,--threads", &o.threads, "threads per worker, 0 = cores / workers");
   args.AddString("--kv-budget", &o.kv_budget, "KV-cache budget per worker, e.g. 2G");
   args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
+  args.AddString("--cpu", &o.cpu, kCpuFlagHelp);
   AddCoordinatorFlags(WorkerPlacement::kLoopback, &args, &flags);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram, first)) return *exit;
   if (o.model.empty()) {
     return ExitWithError(kProgram, absl::InvalidArgumentError("--model is required (see --help)"),
                          2);
   }
+  // Checked here too, so a bad name fails before any worker starts.
+  if (absl::Status st = UseKernelSet(o.cpu); !st.ok()) return ExitWithError(kProgram, st, 2);
   flags.options.model_path = o.model;
   if (absl::Status st = ApplyCoordinatorFlags(WorkerPlacement::kLoopback, flags, &o.coordinator);
       !st.ok()) {

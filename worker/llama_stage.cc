@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/base/status_macros.h"
+#include "common/kernels/tensor_format.h"
 #include "worker/attention.h"
 #include "worker/ops.h"
 #include "worker/qkv.h"
@@ -237,6 +238,8 @@ void LlamaStage::RenderMetrics(MetricsPage* page) const {
   page->Counter("shardlm_worker_tokens_total", "Tokens run through this worker's layers", tokens_.value(), labels);
   page->Histogram("shardlm_worker_forward_seconds", "Compute time of a Forward batch", forward_seconds_,
                   labels);
+  page->Gauge("shardlm_kernel_set_info", "Kernel set this worker computes with (label set)", 1,
+              absl::StrCat("set=\"", std::string(BestKernelName()), "\""));
 }
 
 KvStats LlamaStage::kv_stats() const {

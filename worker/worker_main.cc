@@ -33,6 +33,8 @@
 #include "common/base/status_macros.h"
 #include "common/base/metrics.h"
 #include "common/base/metrics_server.h"
+#include "common/kernels/cpu_features.h"
+#include "common/kernels/tensor_format.h"
 #include "common/rpc/credentials.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_server.h"
@@ -57,6 +59,7 @@ struct WorkerOptions {
   std::string tls_cert, tls_key, tls_ca;
   bool insecure = false;
   std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
+  std::string cpu;            // kernel set, empty = $SHARDLM_CPU or the best
 };
 
 absl::Status ParseLayers(const std::string& text, StageOptions* o) {
@@ -122,6 +125,12 @@ int Run(const WorkerOptions& o) {
     SHARDLM_LOG(kError, "%s", std::string(st.message()));
     return 2;
   }
+  if (absl::Status st = UseKernelSet(o.cpu); !st.ok()) {
+    SHARDLM_LOG(kError, "--cpu: %s", std::string(st.message()));
+    return 2;
+  }
+  SHARDLM_LOG(kInfo, "kernel set %s (CPU: %s)", std::string(BestKernelName()),
+              CpuFeatureList(HostCpu()));
   so.n_threads = o.threads;
   so.n_ctx = o.ctx;
   if (o.kv_type != "f16" && o.kv_type != "f32") {
@@ -244,6 +253,7 @@ int main(int argc, char** argv) {
                  "KV cache memory budget, e.g. 512M or 2G; 0 = "
                  "unlimited");
   args.AddString("--kv-type", &o.kv_type, "KV cache element type: f16 or f32");
+  args.AddString("--cpu", &o.cpu, kCpuFlagHelp);
   args.AddInt("--ctx", &o.ctx, "positions per sequence, 0 = the model's training context");
   args.AddInt("--max-batch", &o.max_batch, "most tokens accepted in one Forward call");
   args.AddString("--max-message-size", &o.max_message, "gRPC message limit (send and receive)");

@@ -1,17 +1,19 @@
 // The tensor-format registry: one row per type with its reference kernels
-// and, where one exists, the AVX2 kernel that replaces each of them in the
-// kBest set. This file is the single dispatch point: the CPU is checked once,
-// and everything else calls through Format(type).
+// and, per kernel set (AVX2, AVX-512, ...), the faster kernels that replace
+// them. This file is the single dispatch point: the set is chosen once, and
+// everything else calls through Format(type).
 #include "common/kernels/tensor_format.h"
 
 #include <array>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <iterator>
+#include <mutex>
 
-#if defined(SHARDLM_HAVE_AVX2_KERNELS)
-#include <cpuid.h>
-#endif
-
+#include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
+#include "common/kernels/cpu_features.h"
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/kernels.h"
 
@@ -20,15 +22,26 @@ namespace {
 
 namespace ref = quant::ref;
 
+// A kernel of a set, or null where the set is not compiled into this binary.
 #if defined(SHARDLM_HAVE_AVX2_KERNELS)
 #define SHARDLM_AVX2(fn) &quant::avx2::fn
 #else
 #define SHARDLM_AVX2(fn) nullptr
 #endif
+#if defined(SHARDLM_HAVE_AVX512_KERNELS)
+#define SHARDLM_AVX512(fn) &quant::avx512::fn
+#else
+#define SHARDLM_AVX512(fn) nullptr
+#endif
+#if defined(SHARDLM_HAVE_NEON_KERNELS)
+#define SHARDLM_NEON(fn) &quant::neon::fn
+#else
+#define SHARDLM_NEON(fn) nullptr
+#endif
 
 // One kernel set's functions for a type (TensorFormat documents each). In
-// the reference set null means the type has no such kernel; in the AVX2 set
-// it means "keep the reference one".
+// the reference set null means the type has no such kernel; in the others
+// it means "keep the next lower set's one" (FallbackOf).
 struct Kernels {
   DequantizeRowFn dequantize = nullptr;
   QuantizeRowFn quantize = nullptr;
@@ -43,7 +56,10 @@ struct KernelRow {
   GgmlType type;
   GgmlType vec_dot_type;  // paired as llama.cpp does (TensorFormat::vec_dot_type)
   Kernels reference = {};
-  Kernels avx2 = {};  // AVX2 + FMA + F16C
+  Kernels avx2 = {};    // AVX2 + FMA + F16C
+  Kernels avx512 = {};  // AVX-512F/BW/DQ/VL + VNNI
+  Kernels amx = {};     // reserved
+  Kernels neon = {};    // aarch64 NEON
 };
 
 using T = GgmlType;
@@ -169,11 +185,13 @@ constexpr KernelRow kRows[] = {
               .quantize_activation = SHARDLM_AVX2(QuantizeQ8_K)}},
 };
 
-// Interleaved layouts: the reference kernels, and the AVX2 product.
+// Interleaved layouts: the reference kernels, and each set's product (null:
+// the next lower set's).
 struct InterleavedRow {
   GgmlType type;
   InterleavedX8Kernels reference;
-  decltype(InterleavedX8Kernels::gemm) gemm_avx2;
+  decltype(InterleavedX8Kernels::gemm) gemm_avx2 = nullptr, gemm_avx512 = nullptr,
+                                       gemm_amx = nullptr, gemm_neon = nullptr;
 };
 constexpr InterleavedRow kInterleavedRows[] = {
     {.type = T::kQ4_0,
@@ -188,36 +206,154 @@ constexpr InterleavedRow kInterleavedRows[] = {
                    .gemm = ref::GemmQ4_Kx8},  // its activation sums come with the q8_K blocks
      .gemm_avx2 = SHARDLM_AVX2(GemmQ4_Kx8)},
 };
+
+// The forward pass's float kernels per set (null members: the lower set's).
+constexpr ForwardKernels kForwardReference = {ref::SwiGlu, ref::SoftmaxExp, ref::MixRowsF32,
+                                              ref::MixRowsF16};
+#if defined(SHARDLM_HAVE_AVX2_KERNELS)
+constexpr ForwardKernels kForwardAvx2 = {quant::avx2::SwiGlu, quant::avx2::SoftmaxExp,
+                                         quant::avx2::MixRowsF32, quant::avx2::MixRowsF16};
+#else
+constexpr ForwardKernels kForwardAvx2 = {};
+#endif
+constexpr ForwardKernels kForwardNone = {};
 #undef SHARDLM_AVX2
+#undef SHARDLM_AVX512
+#undef SHARDLM_NEON
 
 constexpr size_t kNumRows = sizeof(kRows) / sizeof(kRows[0]);
 constexpr size_t kMaxTypeId = 31;  // GgmlType values are < 31
 
-bool CpuHasAvx2() {
-#if defined(SHARDLM_HAVE_AVX2_KERNELS)
-  // GCC's cpu model also checks that the OS saves the YMM state (XGETBV).
-  // F16C through CPUID leaf 1 (ECX bit 29): clang 14 (the fuzz build) has
-  // no "f16c" in __builtin_cpu_supports.
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-#else
-  return false;
-#endif
+// The concrete sets (kBest excluded), ascending: the order AvailableKernelSets
+// reports and the registry's table index.
+constexpr KernelSet kConcreteSets[] = {KernelSet::kReference, KernelSet::kAvx2,
+                                       KernelSet::kAvx512, KernelSet::kAmx, KernelSet::kNeon};
+constexpr size_t kNumSets = std::size(kConcreteSets);
+
+constexpr size_t SetIndex(KernelSet set) { return static_cast<size_t>(set); }
+
+// Where a set's null slots come from.
+KernelSet FallbackOf(KernelSet set) {
+  switch (set) {
+    case KernelSet::kAmx: return KernelSet::kAvx512;
+    case KernelSet::kAvx512: return KernelSet::kAvx2;
+    default: return KernelSet::kReference;
+  }
 }
 
-// `fast` with each null slot taken from `reference`.
-Kernels Prefer(Kernels fast, const Kernels& reference) {
+const Kernels& Column(const KernelRow& r, KernelSet set) {
+  switch (set) {
+    case KernelSet::kAvx2: return r.avx2;
+    case KernelSet::kAvx512: return r.avx512;
+    case KernelSet::kAmx: return r.amx;
+    case KernelSet::kNeon: return r.neon;
+    default: return r.reference;
+  }
+}
+
+decltype(InterleavedX8Kernels::gemm) GemmColumn(const InterleavedRow& r, KernelSet set) {
+  switch (set) {
+    case KernelSet::kAvx2: return r.gemm_avx2;
+    case KernelSet::kAvx512: return r.gemm_avx512;
+    case KernelSet::kAmx: return r.gemm_amx;
+    case KernelSet::kNeon: return r.gemm_neon;
+    default: return r.reference.gemm;
+  }
+}
+
+const ForwardKernels& ForwardColumn(KernelSet set) {
+  switch (set) {
+    case KernelSet::kReference: return kForwardReference;
+    case KernelSet::kAvx2: return kForwardAvx2;
+    default: return kForwardNone;
+  }
+}
+
+bool SetBuilt(KernelSet set) {
+  switch (set) {
+    case KernelSet::kReference: return true;
+#if defined(SHARDLM_HAVE_AVX2_KERNELS)
+    case KernelSet::kAvx2: return true;
+#endif
+#if defined(SHARDLM_HAVE_AVX512_KERNELS)
+    case KernelSet::kAvx512: return true;
+#endif
+#if defined(SHARDLM_HAVE_NEON_KERNELS)
+    case KernelSet::kNeon: return true;
+#endif
+    default: return false;
+  }
+}
+
+// Ok, or what keeps `set` from running here.
+absl::Status CheckSupported(KernelSet set) {
+  const CpuFeatures& cpu = HostCpu();
+  const std::string name(KernelSetName(set));
+  if (set == KernelSet::kAmx) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kernel set amx is not implemented yet",
+        cpu.amx_int8 ? "" : " (and this CPU has no AMX-INT8 tiles)", "; use avx512 or avx2"));
+  }
+  if (!SetBuilt(set)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kernel set ", name, " is not built into this binary (",
+        set == KernelSet::kNeon ? "aarch64 builds only" : "x86-64 builds only", ")"));
+  }
+  std::string missing;
+  auto need = [&missing](bool has, const char* feature) {
+    if (!has) absl::StrAppend(&missing, missing.empty() ? "" : ", ", feature);
+  };
+  switch (set) {
+    case KernelSet::kAvx2:
+      need(cpu.avx2, "avx2");
+      need(cpu.fma, "fma");
+      need(cpu.f16c, "f16c");
+      break;
+    case KernelSet::kAvx512:
+      need(cpu.avx2 && cpu.fma && cpu.f16c, "avx2+fma+f16c");
+      need(cpu.avx512f, "avx512f");
+      need(cpu.avx512bw, "avx512bw");
+      need(cpu.avx512dq, "avx512dq");
+      need(cpu.avx512vl, "avx512vl");
+      need(cpu.avx512vnni, "avx512vnni");
+      break;
+    case KernelSet::kNeon:
+      need(cpu.neon, "neon");
+      break;
+    default:
+      break;
+  }
+  if (missing.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "kernel set ", name, " needs CPU features this machine (or its OS) lacks: ", missing,
+      "; available: ", [] {
+        std::string sets;
+        for (KernelSet s : AvailableKernelSets())
+          absl::StrAppend(&sets, sets.empty() ? "" : " ", std::string(KernelSetName(s)));
+        return sets;
+      }()));
+}
+
+// `fast` with each null slot taken from `lower`.
+Kernels Prefer(Kernels fast, const Kernels& lower) {
   auto fill = [](auto& slot, auto fallback) {
     if (slot == nullptr) slot = fallback;
   };
-  fill(fast.dequantize, reference.dequantize);
-  fill(fast.quantize, reference.quantize);
-  fill(fast.quantize_activation, reference.quantize_activation);
-  fill(fast.vec_dot, reference.vec_dot);
-  fill(fast.vec_dot_x8, reference.vec_dot_x8);
-  fill(fast.vec_dot_batch, reference.vec_dot_batch);
-  fill(fast.vec_dot_tile, reference.vec_dot_tile);
+  fill(fast.dequantize, lower.dequantize);
+  fill(fast.quantize, lower.quantize);
+  fill(fast.quantize_activation, lower.quantize_activation);
+  fill(fast.vec_dot, lower.vec_dot);
+  fill(fast.vec_dot_x8, lower.vec_dot_x8);
+  fill(fast.vec_dot_batch, lower.vec_dot_batch);
+  fill(fast.vec_dot_tile, lower.vec_dot_tile);
+  return fast;
+}
+
+ForwardKernels PreferForward(ForwardKernels fast, const ForwardKernels& lower) {
+  if (fast.swiglu == nullptr) fast.swiglu = lower.swiglu;
+  if (fast.softmax_exp == nullptr) fast.softmax_exp = lower.softmax_exp;
+  if (fast.mix_rows_f32 == nullptr) fast.mix_rows_f32 = lower.mix_rows_f32;
+  if (fast.mix_rows_f16 == nullptr) fast.mix_rows_f16 = lower.mix_rows_f16;
   return fast;
 }
 
@@ -234,69 +370,171 @@ TensorFormat MakeFormat(const KernelRow& r, const Kernels& k) {
           .vec_dot_type = r.vec_dot_type};
 }
 
+// Every set's full table (a set this CPU cannot run is built too, never
+// handed out), and the set kBest stands for.
 class Registry {
  public:
-  Registry() : use_avx2_(CpuHasAvx2()) {
+  Registry() {
     index_.fill(-1);
     for (size_t i = 0; i < kNumRows; ++i) {
-      const KernelRow& r = kRows[i];
-      const auto id = static_cast<size_t>(r.type);
+      const auto id = static_cast<size_t>(kRows[i].type);
       SHARDLM_CHECK(id < kMaxTypeId && index_[id] == -1);
       index_[id] = static_cast<int>(i);
-      reference_[i] = MakeFormat(r, r.reference);
-      best_[i] = MakeFormat(r, use_avx2_ ? Prefer(r.avx2, r.reference) : r.reference);
     }
-    for (size_t j = 0; j < std::size(kInterleavedRows); ++j) {
-      const InterleavedRow& r = kInterleavedRows[j];
-      const int i = index_[static_cast<size_t>(r.type)];
-      SHARDLM_CHECK(i >= 0);
-      interleaved_reference_[j] = r.reference;
-      interleaved_best_[j] = r.reference;
-      if (use_avx2_ && r.gemm_avx2 != nullptr) interleaved_best_[j].gemm = r.gemm_avx2;
-      reference_[i].interleaved_x8 = &interleaved_reference_[j];
-      best_[i].interleaved_x8 = &interleaved_best_[j];
+    // Ascending, so each set's fallback is complete before the set.
+    for (KernelSet set : kConcreteSets) {
+      const size_t s = SetIndex(set), lower = SetIndex(FallbackOf(set));
+      for (size_t i = 0; i < kNumRows; ++i) {
+        const Kernels& column = Column(kRows[i], set);
+        kernels_[s][i] = set == KernelSet::kReference ? column : Prefer(column, kernels_[lower][i]);
+        formats_[s][i] = MakeFormat(kRows[i], kernels_[s][i]);
+      }
+      for (size_t j = 0; j < std::size(kInterleavedRows); ++j) {
+        const InterleavedRow& r = kInterleavedRows[j];
+        interleaved_[s][j] = r.reference;
+        if (set != KernelSet::kReference) {
+          auto gemm = GemmColumn(r, set);
+          interleaved_[s][j].gemm = gemm != nullptr ? gemm : interleaved_[lower][j].gemm;
+        }
+        const int i = index_[static_cast<size_t>(r.type)];
+        SHARDLM_CHECK(i >= 0);
+        formats_[s][i].interleaved_x8 = &interleaved_[s][j];
+      }
+      forward_[s] = set == KernelSet::kReference
+                        ? kForwardReference
+                        : PreferForward(ForwardColumn(set), forward_[lower]);
+      supported_[s] = CheckSupported(set).ok();
     }
   }
 
   const TensorFormat& Get(GgmlType type, KernelSet set) const {
     const auto id = static_cast<size_t>(type);
     SHARDLM_CHECK(id < kMaxTypeId && index_[id] >= 0);  // an impossible enum value is our bug
-    return set == KernelSet::kReference ? reference_[index_[id]] : best_[index_[id]];
+    return formats_[Resolve(set)][index_[id]];
   }
 
-  std::string_view best_name() const { return use_avx2_ ? "avx2" : "scalar"; }
+  const ForwardKernels& forward(KernelSet set) const { return forward_[Resolve(set)]; }
 
-  const ForwardKernels& forward(KernelSet set) const {
-    static constexpr ForwardKernels kReference = {ref::SwiGlu, ref::SoftmaxExp, ref::MixRowsF32,
-                                                  ref::MixRowsF16};
-#if defined(SHARDLM_HAVE_AVX2_KERNELS)
-    static constexpr ForwardKernels kAvx2 = {quant::avx2::SwiGlu, quant::avx2::SoftmaxExp,
-                                             quant::avx2::MixRowsF32, quant::avx2::MixRowsF16};
-    if (set == KernelSet::kBest && use_avx2_) return kAvx2;
-#endif
-    return kReference;
-  }
+  bool supported(KernelSet set) const { return supported_[SetIndex(set)]; }
+
+  KernelSet active() const { return active_.load(std::memory_order_acquire); }
+  void set_active(KernelSet set) { active_.store(set, std::memory_order_release); }
 
  private:
-  bool use_avx2_;
+  size_t Resolve(KernelSet set) const {
+    if (set == KernelSet::kBest) set = active();
+    const size_t s = SetIndex(set);
+    SHARDLM_CHECK(s < kNumSets && supported_[s]);  // tests ask AvailableKernelSets first
+    return s;
+  }
+
   std::array<int, kMaxTypeId> index_;
-  std::array<TensorFormat, kNumRows> reference_;
-  std::array<TensorFormat, kNumRows> best_;
-  std::array<InterleavedX8Kernels, std::size(kInterleavedRows)> interleaved_reference_;
-  std::array<InterleavedX8Kernels, std::size(kInterleavedRows)> interleaved_best_;
+  std::array<std::array<Kernels, kNumRows>, kNumSets> kernels_;
+  std::array<std::array<TensorFormat, kNumRows>, kNumSets> formats_;
+  std::array<std::array<InterleavedX8Kernels, std::size(kInterleavedRows)>, kNumSets> interleaved_;
+  std::array<ForwardKernels, kNumSets> forward_;
+  std::array<bool, kNumSets> supported_{};
+  std::atomic<KernelSet> active_{KernelSet::kReference};
 };
 
-const Registry& GetRegistry() {
-  static const Registry* const registry = new Registry();
+// The registry, with kBest at the best set this CPU runs.
+Registry& GetRegistry() {
+  static Registry* const registry = [] {
+    auto* r = new Registry();
+    KernelSet best = KernelSet::kReference;
+    for (KernelSet set : {KernelSet::kAvx2, KernelSet::kAvx512, KernelSet::kNeon}) {
+      if (r->supported(set)) best = set;  // amx is never chosen by itself
+    }
+    r->set_active(best);
+    return r;
+  }();
   return *registry;
+}
+
+// $SHARDLM_CPU is applied once, at the first use of kBest, unless
+// UseKernelSet was given a name (the --cpu flag) before.
+std::once_flag g_env_once;
+
+void ApplyEnvironment() {
+  const char* env = std::getenv("SHARDLM_CPU");
+  if (env == nullptr || *env == '\0') return;
+  absl::StatusOr<KernelSet> chosen = ParseKernelSet(env);
+  absl::Status st = chosen.ok() ? CheckSupported(*chosen) : chosen.status();
+  if (!st.ok()) {
+    // No Status to return from here (first use of kBest, deep inside a
+    // caller): a clear message and a clean exit, not a SIGILL later.
+    std::fprintf(stderr, "shardlm: SHARDLM_CPU=%s: %s\n", env, std::string(st.message()).c_str());
+    std::exit(2);
+  }
+  GetRegistry().set_active(*chosen);
+}
+
+Registry& RegistryWithEnvironment() {
+  std::call_once(g_env_once, ApplyEnvironment);
+  return GetRegistry();
 }
 
 }  // namespace
 
-const TensorFormat& Format(GgmlType type, KernelSet set) { return GetRegistry().Get(type, set); }
+const TensorFormat& Format(GgmlType type, KernelSet set) {
+  return RegistryWithEnvironment().Get(type, set);
+}
 
-const ForwardKernels& Forward(KernelSet set) { return GetRegistry().forward(set); }
+const ForwardKernels& Forward(KernelSet set) { return RegistryWithEnvironment().forward(set); }
 
-std::string_view BestKernelName() { return GetRegistry().best_name(); }
+std::string_view KernelSetName(KernelSet set) {
+  switch (set) {
+    case KernelSet::kReference: return "scalar";
+    case KernelSet::kAvx2: return "avx2";
+    case KernelSet::kAvx512: return "avx512";
+    case KernelSet::kAmx: return "amx";
+    case KernelSet::kNeon: return "neon";
+    case KernelSet::kBest: return BestKernelName();
+  }
+  return "?";
+}
+
+absl::StatusOr<KernelSet> ParseKernelSet(std::string_view name) {
+  for (KernelSet set : kConcreteSets) {
+    if (name == KernelSetName(set)) return set;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown kernel set '", std::string(name),
+                                                 "': expected scalar, avx2, avx512, amx or neon"));
+}
+
+absl::Status KernelSetSupported(KernelSet set) {
+  if (set == KernelSet::kBest) return absl::OkStatus();
+  return CheckSupported(set);
+}
+
+std::vector<KernelSet> AvailableKernelSets() {
+  std::vector<KernelSet> sets;
+  for (KernelSet set : kConcreteSets) {
+    if (CheckSupported(set).ok()) sets.push_back(set);
+  }
+  return sets;
+}
+
+absl::Status UseKernelSet(std::string_view name) {
+  if (name.empty()) {
+    // $SHARDLM_CPU, checked now rather than at the first matmul.
+    const char* env = std::getenv("SHARDLM_CPU");
+    if (env != nullptr && *env != '\0') {
+      absl::StatusOr<KernelSet> set = ParseKernelSet(env);
+      absl::Status st = set.ok() ? CheckSupported(*set) : set.status();
+      if (!st.ok()) return absl::Status(st.code(), absl::StrCat("SHARDLM_CPU=", env, ": ", st.message()));
+    }
+    RegistryWithEnvironment();
+    return absl::OkStatus();
+  }
+  absl::StatusOr<KernelSet> set = ParseKernelSet(name);
+  if (!set.ok()) return set.status();
+  if (absl::Status st = CheckSupported(*set); !st.ok()) return st;
+  std::call_once(g_env_once, [] {});  // the flag overrides $SHARDLM_CPU
+  GetRegistry().set_active(*set);
+  return absl::OkStatus();
+}
+
+std::string_view BestKernelName() { return KernelSetName(RegistryWithEnvironment().active()); }
 
 }  // namespace shardlm

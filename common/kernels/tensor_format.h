@@ -2,13 +2,18 @@
 // geometry and its kernels (dequantize, quantize, dot with a quantized
 // activation row). Kernels are written once per type; every type has a plain
 // scalar reference, and the registry's single dispatch point picks a faster
-// implementation (AVX2 ...) at run time where one exists and the CPU has it.
+// implementation (AVX2, AVX-512, ...) at run time where one exists and the
+// CPU has it (KernelSet).
 #ifndef SHARDLM_COMMON_KERNELS_TENSOR_FORMAT_H_
 #define SHARDLM_COMMON_KERNELS_TENSOR_FORMAT_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/kernels.h"
@@ -114,18 +119,53 @@ struct ForwardKernels {
   MixRowsFn mix_rows_f32, mix_rows_f16;
 };
 
+// The kernel sets. Each is complete: a kernel a set has no faster version of
+// comes from the next lower set (amx -> avx512 -> avx2 -> scalar; neon ->
+// scalar). kBest is the set in use, chosen once per process: the --cpu flag
+// (UseKernelSet), else $SHARDLM_CPU, else the best this CPU supports.
 enum class KernelSet {
-  kReference,  // plain scalar C++, the definition of correct
-  kBest,       // the fastest implementation this CPU supports
+  kReference,  // "scalar": plain C++, the definition of correct
+  kAvx2,       // "avx2": AVX2 + FMA + F16C
+  kAvx512,     // "avx512": AVX-512F/BW/DQ/VL + VNNI (+ BF16 kernels where the CPU has it)
+  kAmx,        // "amx": reserved, not implemented yet (always refused)
+  kNeon,       // "neon": aarch64 NEON (+ dot product where present)
+  kBest,       // the set in use (see above)
 };
 
-// The registry row for `type`; never null for a type LookupGgmlType knows.
+// The row for `type` in `set`; never null for a type LookupGgmlType knows.
+// An explicit set must be runnable here (KernelSetSupported) — tests ask
+// AvailableKernelSets() first.
 const TensorFormat& Format(GgmlType type, KernelSet set = KernelSet::kBest);
 
 const ForwardKernels& Forward(KernelSet set = KernelSet::kBest);
 
-// Name of the kernel set kBest resolved to on this CPU ("avx2", "scalar").
+// "scalar", "avx2", "avx512", "amx", "neon"; kBest: the name of the set in use.
+std::string_view KernelSetName(KernelSet set);
+
+// The set named `name` (one of the names above), or kInvalidArgument.
+absl::StatusOr<KernelSet> ParseKernelSet(std::string_view name);
+
+// Ok if `set` is built into this binary and this CPU (and OS) can run it;
+// else kFailedPrecondition naming what is missing.
+absl::Status KernelSetSupported(KernelSet set);
+
+// The sets runnable here, scalar first, ascending (never kBest).
+std::vector<KernelSet> AvailableKernelSets();
+
+// Selects the set kBest resolves to: `name` if not empty (the --cpu flag),
+// else $SHARDLM_CPU if set, else the best this CPU supports. Call at startup,
+// before weights are loaded; an unknown or unsupported name is an error
+// (nothing changes). Without a call, the first use of kBest applies
+// $SHARDLM_CPU the same way and exits with a message if it is bad.
+absl::Status UseKernelSet(std::string_view name);
+
+// Name of the set in use ("avx512", "avx2", "scalar", ...).
 std::string_view BestKernelName();
+
+// Help text for the --cpu flag of the binaries.
+inline constexpr char kCpuFlagHelp[] =
+    "kernel set: scalar|avx2|avx512|amx|neon (default: $SHARDLM_CPU, else the best this CPU "
+    "supports; a set the CPU lacks is an error)";
 
 }  // namespace shardlm
 
