@@ -3,23 +3,18 @@
 // (HWCAP_ASIMDDP), else to the plain ARMv8.0 NEON build (neon_base). Both
 // builds compute the same bits; the check is one predictable branch per
 // call, not per block.
-#include <sys/auxv.h>
-
 #include <cstddef>
 #include <cstdint>
 
+#include "common/kernels/cpu_features.h"
 #include "common/kernels/quant/kernels_neon.h"
-
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)  // Linux's arm64 hwcap bit (asm/hwcap.h)
-#endif
 
 namespace shardlm::quant::neon {
 namespace {
 
 // Read once, on first use (not at static initialization: no order issue).
 bool HasDotProd() {
-  static const bool dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  static const bool dotprod = HostCpu().neon_dotprod;  // getauxval(AT_HWCAP) & HWCAP_ASIMDDP
   return dotprod;
 }
 
