@@ -201,7 +201,9 @@ constexpr KernelRow kRows[] = {
                    .quantize = ref::QuantizeQ8_K,
                    .quantize_activation = ref::QuantizeQ8_K},
      .avx2 = {.quantize = SHARDLM_AVX2(QuantizeQ8_K),
-              .quantize_activation = SHARDLM_AVX2(QuantizeQ8_K)}},
+              .quantize_activation = SHARDLM_AVX2(QuantizeQ8_K)},
+     .neon = {.quantize = SHARDLM_NEON(QuantizeQ8_K),
+              .quantize_activation = SHARDLM_NEON(QuantizeQ8_K)}},
 };
 
 // Interleaved layouts: the reference kernels, and each set's product (null:
@@ -224,7 +226,8 @@ constexpr InterleavedRow kInterleavedRows[] = {
      .reference = {.block_bytes = sizeof(quant::BlockQ4_Kx8),
                    .interleave = ref::InterleaveQ4_Kx8,
                    .gemm = ref::GemmQ4_Kx8},  // its activation sums come with the q8_K blocks
-     .gemm_avx2 = SHARDLM_AVX2(GemmQ4_Kx8)},
+     .gemm_avx2 = SHARDLM_AVX2(GemmQ4_Kx8),
+     .gemm_neon = SHARDLM_NEON(GemmQ4_Kx8)},
 };
 
 // The forward pass's float kernels per set (null members: the lower set's).

@@ -9,7 +9,9 @@
 // reference to the bit.
 #include <arm_neon.h>
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/kernels_neon.h"
@@ -113,6 +115,38 @@ float DotQ6K(int64_t n, const void* w, const void* a) {
 }
 
 }  // namespace
+
+// quantize_row_q8_K_ref (k_quants.cc QuantizeQ8_K): iscale = -127 / max with
+// max the signed value of largest magnitude (the first one on ties), q =
+// min(127, round-to-even(iscale x)) (fcvtns, as NearestInt), d = 1 / iscale,
+// bsums = sums of 16; an all-zero block is all zeros.
+void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_K*>(dst);
+  for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+    float32x4_t amax4 = vdupq_n_f32(0);
+    for (int j = 0; j < kQKK; j += 4) amax4 = vmaxq_f32(amax4, vabsq_f32(vld1q_f32(x + j)));
+    const float amax = vmaxvq_f32(amax4);
+    if (amax == 0) {
+      std::memset(&y[i], 0, sizeof(y[i]));
+      continue;
+    }
+    int first = 0;
+    while (std::fabs(x[first]) != amax) ++first;
+    const float iscale = -127.f / x[first];
+    for (int j = 0; j < kQKK; j += 16) {
+      int32x4_t q[4];
+      for (int k = 0; k < 4; ++k) {
+        q[k] = vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + j + 4 * k), iscale)),
+                         vdupq_n_s32(127));
+      }
+      const int16x8_t q16[2] = {vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1])),
+                                vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]))};
+      vst1q_s8(y[i].qs + j, vcombine_s8(vmovn_s16(q16[0]), vmovn_s16(q16[1])));
+      y[i].bsums[j / 16] = static_cast<int16_t>(vaddvq_s16(vaddq_s16(q16[0], q16[1])));
+    }
+    y[i].d = 1 / iscale;
+  }
+}
 
 float VecDotQ4_K(int64_t n, const void* w, const void* a) { return DotQ4K(n, w, a); }
 float VecDotQ6_K(int64_t n, const void* w, const void* a) { return DotQ6K(n, w, a); }

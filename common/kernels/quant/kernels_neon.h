@@ -26,7 +26,9 @@
   X8Kernel VecDotX8Q4_0;                                                                  \
   InterleavedGemmKernel GemmQ4_0x8;                                                       \
   VecDotKernel VecDotQ4_K, VecDotQ6_K;                                                    \
-  TileKernel VecDotTileQ6_K;
+  TileKernel VecDotTileQ6_K;                                                              \
+  QuantizeKernel QuantizeQ8_K;                                                            \
+  InterleavedGemmKernel GemmQ4_Kx8;
 
 namespace shardlm::quant {
 namespace neon_base {

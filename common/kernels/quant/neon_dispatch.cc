@@ -37,6 +37,7 @@ SHARDLM_DISPATCH(QuantizeQ8_0, (const float* s, void* d, int64_t n)->void, (s, d
 SHARDLM_DISPATCH(QuantizeQ8_1, (const float* s, void* d, int64_t n)->void, (s, d, n))
 SHARDLM_DISPATCH(QuantizeActivationQ8_0, (const float* s, void* d, int64_t n)->void, (s, d, n))
 SHARDLM_DISPATCH(QuantizeActivationQ8_1, (const float* s, void* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(QuantizeQ8_K, (const float* s, void* d, int64_t n)->void, (s, d, n))
 
 #define SHARDLM_VEC_DOT(Name) \
   SHARDLM_DISPATCH(Name, (int64_t n, const void* w, const void* a)->float, (n, w, a))
@@ -67,6 +68,11 @@ SHARDLM_DISPATCH(VecDotX8Q4_0,
                      ->void,
                  (n, w, rb, a, as, k, o, g))
 SHARDLM_DISPATCH(GemmQ4_0x8,
+                 (int64_t n, const void* w, const void* a, size_t as,
+                  const ActivationBlockTerms* t, size_t ts, int k, float* o, bool g)
+                     ->void,
+                 (n, w, a, as, t, ts, k, o, g))
+SHARDLM_DISPATCH(GemmQ4_Kx8,
                  (int64_t n, const void* w, const void* a, size_t as,
                   const ActivationBlockTerms* t, size_t ts, int k, float* o, bool g)
                      ->void,
