@@ -28,7 +28,10 @@
   VecDotKernel VecDotQ4_K, VecDotQ6_K;                                                    \
   TileKernel VecDotTileQ6_K;                                                              \
   QuantizeKernel QuantizeQ8_K;                                                            \
-  InterleavedGemmKernel GemmQ4_Kx8;
+  InterleavedGemmKernel GemmQ4_Kx8;                                                       \
+  DequantizeKernel DequantizeF16;                                                         \
+  QuantizeKernel QuantizeF16;                                                             \
+  VecDotKernel VecDotF32, VecDotF16, VecDotBatchF32, VecDotBatchF16;
 
 namespace shardlm::quant {
 namespace neon_base {

@@ -37,10 +37,16 @@ SHARDLM_DISPATCH(QuantizeQ8_0, (const float* s, void* d, int64_t n)->void, (s, d
 SHARDLM_DISPATCH(QuantizeQ8_1, (const float* s, void* d, int64_t n)->void, (s, d, n))
 SHARDLM_DISPATCH(QuantizeActivationQ8_0, (const float* s, void* d, int64_t n)->void, (s, d, n))
 SHARDLM_DISPATCH(QuantizeActivationQ8_1, (const float* s, void* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(DequantizeF16, (const void* s, float* d, int64_t n)->void, (s, d, n))
+SHARDLM_DISPATCH(QuantizeF16, (const float* s, void* d, int64_t n)->void, (s, d, n))
 SHARDLM_DISPATCH(QuantizeQ8_K, (const float* s, void* d, int64_t n)->void, (s, d, n))
 
 #define SHARDLM_VEC_DOT(Name) \
   SHARDLM_DISPATCH(Name, (int64_t n, const void* w, const void* a)->float, (n, w, a))
+SHARDLM_VEC_DOT(VecDotF32)
+SHARDLM_VEC_DOT(VecDotF16)
+SHARDLM_VEC_DOT(VecDotBatchF32)
+SHARDLM_VEC_DOT(VecDotBatchF16)
 SHARDLM_VEC_DOT(VecDotQ4_0)
 SHARDLM_VEC_DOT(VecDotQ4_1)
 SHARDLM_VEC_DOT(VecDotQ5_0)
