@@ -25,8 +25,8 @@
   TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0; \
   X8Kernel VecDotX8Q4_0;                                                                  \
   InterleavedGemmKernel GemmQ4_0x8;                                                       \
-  VecDotKernel VecDotQ4_K, VecDotQ6_K;                                                    \
-  TileKernel VecDotTileQ6_K;                                                              \
+  VecDotKernel VecDotQ2_K, VecDotQ3_K, VecDotQ4_K, VecDotQ5_K, VecDotQ6_K;                \
+  TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;                              \
   QuantizeKernel QuantizeQ8_K;                                                            \
   InterleavedGemmKernel GemmQ4_Kx8;                                                       \
   DequantizeKernel DequantizeF16;                                                         \
