@@ -40,6 +40,7 @@ inline int8x16_t Bits2(uint8x16_t q, int shift) {
 struct Q2K {  // element 128h + 32k + l: bits 2k..2k+1 of qs[32h + l]
   using Block = BlockQ2_K;
   static constexpr MinMode kMinMode = MinMode::kLanesFirst;
+  static constexpr int kGemmSteps = 2;  // ggml_gemm_q2_K_8x8: 128 elements
   static void Unpack(const Block& b, KLevels* v) {
     for (int h = 0; h < 2; ++h)
       for (int o = 0; o < 2; ++o) {
@@ -87,6 +88,7 @@ template <class B, bool kFifthBit>
 struct Q45K {
   using Block = B;
   static constexpr MinMode kMinMode = kFifthBit ? MinMode::kScalar : MinMode::kLanes4;
+  static constexpr int kGemmSteps = 4;  // ggml_gemm_q4_K_8x8: 64 elements
   static void Unpack(const Block& b, KLevels* v) {
     for (int g = 0; g < 4; ++g)
       for (int o = 0; o < 2; ++o) Nibbles(b.qs + 32 * g + 16 * o, &v->u[2 * g][o], &v->u[2 * g + 1][o]);
@@ -208,6 +210,73 @@ void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_
   }
 }
 
+// Eight rows as llama.cpp's repacked 8-row kernels sum them (k_quants.cc
+// VecDotX8): per step (a super-block for its gemv; 256 / kGemmSteps
+// elements for its gemm) one exact integer scale sum and one min sum per
+// row, each into its own FMA chain; the result is their difference. Each
+// row's block is unpacked once for all kActs activation rows; the chains of
+// rows 0..3 and 4..7 share one FMA each.
+template <class T, int kActs>
+void X8(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride, float* out,
+        bool gemm) {
+  const int steps = gemm ? T::kGemmSteps : 1, chunks = 8 / steps;
+  const BlockQ8_K* act[kActs];
+  float32x4_t acc[kActs][2], acc_min[kActs][2];
+  for (int t = 0; t < kActs; ++t) {
+    act[t] = RowAt<BlockQ8_K>(a, a_stride, t);
+    acc[t][0] = acc[t][1] = acc_min[t][0] = acc_min[t][1] = vdupq_n_f32(0);
+  }
+  KLevels v;
+  for (int64_t i = 0; i < n / kQKK; ++i) {
+    int32_t isum[kActs][4][8], imin[kActs][4][8];  // [token][step][row]
+    float d[8], dmin[8];
+    for (int r = 0; r < 8; ++r) {
+      T::Unpack(RowAt<typename T::Block>(w, row_bytes, r)[i], &v);
+      d[r] = v.d;
+      dmin[r] = v.dmin;
+      for (int t = 0; t < kActs; ++t) {
+        const BlockQ8_K& y = act[t][i];
+        for (int st = 0; st < steps; ++st) {
+          int32_t sum = 0, min = 0;
+          for (int c = st * chunks; c < (st + 1) * chunks; ++c) {
+            for (int o = 0; o < 2; ++o) {
+              const int32x4_t dot =
+                  Dot4(vdupq_n_s32(0), v.u[c][o], vld1q_s8(y.qs + 32 * c + 16 * o));
+              sum += vaddvq_s32(dot) * v.s[2 * c + o];
+              min += v.m[2 * c + o] * y.bsums[2 * c + o];
+            }
+          }
+          isum[t][st][r] = sum;
+          imin[t][st][r] = min;
+        }
+      }
+    }
+    for (int t = 0; t < kActs; ++t) {
+      for (int h = 0; h < 2; ++h) {
+        const float32x4_t scale = vmulq_n_f32(vld1q_f32(d + 4 * h), act[t][i].d);
+        const float32x4_t min_scale = vmulq_n_f32(vld1q_f32(dmin + 4 * h), act[t][i].d);
+        for (int st = 0; st < steps; ++st) {
+          acc[t][h] = vfmaq_f32(acc[t][h], vcvtq_f32_s32(vld1q_s32(isum[t][st] + 4 * h)), scale);
+          acc_min[t][h] =
+              vfmaq_f32(acc_min[t][h], vcvtq_f32_s32(vld1q_s32(imin[t][st] + 4 * h)), min_scale);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < kActs; ++t) {
+    vst1q_f32(out + 8 * t, vsubq_f32(acc[t][0], acc_min[t][0]));
+    vst1q_f32(out + 8 * t + 4, vsubq_f32(acc[t][1], acc_min[t][1]));
+  }
+}
+
+template <class T>
+void X8Acts(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride, int n_act,
+            float* out, bool gemm) {
+  WithActs(n_act, [&](auto acts) {
+    X8<T, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out, gemm);
+  });
+}
+
 }  // namespace
 
 // quantize_row_q8_K_ref (k_quants.cc QuantizeQ8_K): iscale = -127 / max with
@@ -256,5 +325,13 @@ SHARDLM_TILE(Q3_K, Q3K)
 SHARDLM_TILE(Q5_K, Q5K)
 SHARDLM_TILE(Q6_K, Q6K)
 #undef SHARDLM_TILE
+void VecDotX8Q2_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm) {
+  X8Acts<Q2K>(n, w, row_bytes, a, a_stride, n_act, out, gemm);
+}
+void VecDotX8Q4_K(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                  int n_act, float* out, bool gemm) {
+  X8Acts<Q4K>(n, w, row_bytes, a, a_stride, n_act, out, gemm);
+}
 
 }  // namespace shardlm::quant::SHARDLM_NEON_NS

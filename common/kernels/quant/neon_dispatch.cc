@@ -73,11 +73,15 @@ SHARDLM_TILE(VecDotTileQ3_K)
 SHARDLM_TILE(VecDotTileQ5_K)
 SHARDLM_TILE(VecDotTileQ6_K)
 
-SHARDLM_DISPATCH(VecDotX8Q4_0,
-                 (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, float* o,
-                  bool g)
-                     ->void,
-                 (n, w, rb, a, as, k, o, g))
+#define SHARDLM_X8(Name)                                                                \
+  SHARDLM_DISPATCH(Name,                                                                \
+                   (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, \
+                    float* o, bool g)                                                   \
+                       ->void,                                                          \
+                   (n, w, rb, a, as, k, o, g))
+SHARDLM_X8(VecDotX8Q4_0)
+SHARDLM_X8(VecDotX8Q2_K)
+SHARDLM_X8(VecDotX8Q4_K)
 SHARDLM_DISPATCH(GemmQ4_0x8,
                  (int64_t n, const void* w, const void* a, size_t as,
                   const ActivationBlockTerms* t, size_t ts, int k, float* o, bool g)
@@ -89,6 +93,7 @@ SHARDLM_DISPATCH(GemmQ4_Kx8,
                      ->void,
                  (n, w, a, as, t, ts, k, o, g))
 
+#undef SHARDLM_X8
 #undef SHARDLM_TILE
 #undef SHARDLM_VEC_DOT
 #undef SHARDLM_DISPATCH
