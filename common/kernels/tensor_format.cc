@@ -248,6 +248,8 @@ constexpr ForwardKernels kForwardAvx2 = {quant::avx2::SwiGlu, quant::avx2::Softm
 #else
 constexpr ForwardKernels kForwardAvx2 = {};
 #endif
+constexpr ForwardKernels kForwardNeon = {SHARDLM_NEON(SwiGlu), SHARDLM_NEON(SoftmaxExp),
+                                         SHARDLM_NEON(MixRowsF32), SHARDLM_NEON(MixRowsF16)};
 constexpr ForwardKernels kForwardNone = {};
 #undef SHARDLM_AVX2
 #undef SHARDLM_AVX512
@@ -297,6 +299,7 @@ const ForwardKernels& ForwardColumn(KernelSet set) {
   switch (set) {
     case KernelSet::kReference: return kForwardReference;
     case KernelSet::kAvx2: return kForwardAvx2;
+    case KernelSet::kNeon: return kForwardNeon;
     default: return kForwardNone;
   }
 }

@@ -31,7 +31,10 @@
   InterleavedGemmKernel GemmQ4_Kx8;                                                       \
   DequantizeKernel DequantizeF16;                                                         \
   QuantizeKernel QuantizeF16;                                                             \
-  VecDotKernel VecDotF32, VecDotF16, VecDotBatchF32, VecDotBatchF16;
+  VecDotKernel VecDotF32, VecDotF16, VecDotBatchF32, VecDotBatchF16;                     \
+  void SwiGlu(int64_t n, const float* gate, const float* up, float* out);                  \
+  double SoftmaxExp(int64_t n, const float* x, float max, float* y);                       \
+  MixRowsKernel MixRowsF32, MixRowsF16;
 
 namespace shardlm::quant {
 namespace neon_base {
