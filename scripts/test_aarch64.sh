@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The aarch64 stage of scripts/test.sh: cross-builds the kernel, forward,
-# golden and tokenizer tests and `shardlm` into build-aarch64/ with Debian's
+# The aarch64 stage of scripts/test.sh: cross-builds the kernel (tensor
+# format, quant models), forward, golden and tokenizer tests and `shardlm` into build-aarch64/ with Debian's
 # g++-aarch64-linux-gnu (scripts/toolchains/aarch64-linux-gnu.cmake) and runs
 # them under qemu-user (scripts/toolchains/qemu-aarch64.sh):
 #   1. QEMU_CPU=max: NEON with the ARMv8.2 dot product (the sdot kernels);
@@ -23,16 +23,17 @@ if command -v ccache >/dev/null; then LAUNCHER=(-DCMAKE_CXX_COMPILER_LAUNCHER=cc
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE=scripts/toolchains/aarch64-linux-gnu.cmake \
   -DSHARDLM_BUILD_BENCH=OFF "${LAUNCHER[@]}" >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target tensor_format_test forward_test golden_test tokenizer_test shardlm
+cmake --build "$BUILD" -j"$JOBS" --target tensor_format_test quant_models_test forward_test golden_test \
+  tokenizer_test shardlm
 
 # Only the binaries built above (ctest lists the others as not built).
-SUITES='(^|/)(TensorFormatTest|ForwardTest|BatchedTest|GoldenTest|TokenizerVectorsTest|TokenizerCoreTest|BpeTokenizerTest|StreamDetokenizerTest|Utf8Test)\.'
+SUITES='(^|/)(TensorFormatTest|QuantModelsTest|Fp16Test|ForwardTest|BatchedTest|GoldenTest|TokenizerVectorsTest|TokenizerCoreTest|BpeTokenizerTest|StreamDetokenizerTest|Utf8Test)\.'
 echo "--- aarch64 under qemu, cpu max (NEON + dot product)"
 (cd "$BUILD" && QEMU_CPU=max SHARDLM_EXPECT_DOTPROD=1 \
   ctest --output-on-failure -j"$JOBS" --timeout 900 -R "$SUITES")
 echo "--- aarch64 under qemu, cpu cortex-a72 (NEON without the dot product): kernel tests"
 (cd "$BUILD" && QEMU_CPU=cortex-a72 SHARDLM_EXPECT_DOTPROD=0 \
-  ctest --output-on-failure -j"$JOBS" --timeout 900 -R '^TensorFormatTest\.')
+  ctest --output-on-failure -j"$JOBS" --timeout 900 -R '^(TensorFormatTest|QuantModelsTest|Fp16Test)\.')
 
 echo "--- aarch64 shardlm generate under qemu (stories260K, greedy)"
 golden="$SHARDLM_TEST_DATA/golden/stories260K.once.json"
