@@ -35,6 +35,20 @@ struct F16Row {
   }
 };
 
+// bf16: the top half of an f32.
+struct BF16Row {
+  static float32x4_t Load4(const void* p, int64_t i) {
+    const uint16x4_t h = vld1_u16(static_cast<const uint16_t*>(p) + i);
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+  }
+  static float Load(const void* p, int64_t i) {
+    const uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(p)[i]) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof(f));
+    return f;
+  }
+};
+
 // kSlots FMA chains (slot i % kSlots) over the first np elements (np a
 // multiple of kSlots), left in `slots`.
 template <class F, int kSlots>
@@ -201,6 +215,25 @@ void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int
 void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
                 float* scratch, float* out) {
   MixRows<F16Row>(n, p, rows, stride, dim, slots, scratch, out);
+}
+
+// bf16 is the one float format whose dot product may differ from the
+// reference (which sums in double, as llama.cpp's bf16 kernel does on no
+// SIMD path we reproduce): 16 FMA slots, then the tail, within the tolerance
+// tensor_format_test states, as the AVX2 kernel.
+float VecDotBF16(int64_t n, const void* w, const void* a) {
+  const int64_t np = n & ~int64_t{15};
+  float slots[16];
+  Chains<BF16Row, 16>(np, w, a, slots);
+  float sum = np > 0 ? HsumLanes16(slots) : 0.0f;
+  for (int64_t i = np; i < n; ++i) sum += BF16Row::Load(w, i) * BF16Row::Load(a, i);
+  return sum;
+}
+
+void DequantizeBF16(const void* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(dst + i, BF16Row::Load4(src, i));
+  for (; i < n; ++i) dst[i] = BF16Row::Load(src, i);
 }
 
 float VecDotF32(int64_t n, const void* w, const void* a) { return DotF32(n, w, a); }

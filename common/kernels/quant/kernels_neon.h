@@ -29,9 +29,9 @@
   TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;                              \
   QuantizeKernel QuantizeQ8_K;                                                            \
   InterleavedGemmKernel GemmQ4_Kx8;                                                       \
-  DequantizeKernel DequantizeF16;                                                         \
+  DequantizeKernel DequantizeF16, DequantizeBF16;                                         \
   QuantizeKernel QuantizeF16;                                                             \
-  VecDotKernel VecDotF32, VecDotF16, VecDotBatchF32, VecDotBatchF16;                     \
+  VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;         \
   void SwiGlu(int64_t n, const float* gate, const float* up, float* out);                  \
   double SoftmaxExp(int64_t n, const float* x, float max, float* y);                       \
   MixRowsKernel MixRowsF32, MixRowsF16;
