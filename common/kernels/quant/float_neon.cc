@@ -30,9 +30,7 @@ struct F16Row {
   static float32x4_t Load4(const void* p, int64_t i) {
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(static_cast<const uint16_t*>(p) + i)));
   }
-  static float Load(const void* p, int64_t i) {
-    return F16(static_cast<const uint16_t*>(p)[i]);
-  }
+  static float Load(const void* p, int64_t i) { return F16(static_cast<const uint16_t*>(p)[i]); }
 };
 
 // bf16: the top half of an f32.
@@ -87,7 +85,8 @@ float DotF16(int64_t n, const void* x, const void* y) {
   float slots[64];
   Chains<F16Row, 64>(np, x, y, slots);
   double sum = np > 0 ? HsumSlots64(slots) : 0.0f;
-  for (int64_t i = np; i < n; ++i) sum += static_cast<double>(F16Row::Load(x, i) * F16Row::Load(y, i));
+  for (int64_t i = np; i < n; ++i)
+    sum += static_cast<double>(F16Row::Load(x, i) * F16Row::Load(y, i));
   return static_cast<float>(sum);
 }
 
@@ -143,20 +142,18 @@ void MixRows(int64_t n, const float* p, const void* rows, int64_t stride, int64_
 float32x4_t ExpGgml4(float32x4_t x) {
   const float32x4_t r = vdupq_n_f32(0x1.8p23f);
   const float32x4_t n = vsubq_f32(vfmaq_f32(r, x, vdupq_n_f32(0x1.715476p+0f)), r);
-  const float32x4_t b = vfmsq_f32(vfmsq_f32(x, n, vdupq_n_f32(0x1.62e4p-1f)), n,
-                                  vdupq_n_f32(0x1.7f7d1cp-20f));
+  const float32x4_t b =
+      vfmsq_f32(vfmsq_f32(x, n, vdupq_n_f32(0x1.62e4p-1f)), n, vdupq_n_f32(0x1.7f7d1cp-20f));
   const float32x4_t u = vmulq_f32(b, b);
   const auto fma = [](float32x4_t a, float32x4_t m, float c) {  // a * m + c, fused
     return vfmaq_f32(vdupq_n_f32(c), a, m);
   };
-  const float32x4_t j = vfmaq_f32(
-      fma(vdupq_n_f32(0x1.ffffecp-1f), b, 1.0f),
-      vfmaq_f32(fma(vdupq_n_f32(0x1.555e66p-3f), b, 0x1.fffdb6p-2f),
-                fma(vdupq_n_f32(0x1.0e4020p-7f), b, 0x1.573e2ep-5f), u),
-      u);
+  const float32x4_t j = vfmaq_f32(fma(vdupq_n_f32(0x1.ffffecp-1f), b, 1.0f),
+                                  vfmaq_f32(fma(vdupq_n_f32(0x1.555e66p-3f), b, 0x1.fffdb6p-2f),
+                                            fma(vdupq_n_f32(0x1.0e4020p-7f), b, 0x1.573e2ep-5f), u),
+                                  u);
   const int32x4_t ni = vcvtnq_s32_f32(n);
-  const float32x4_t pow2 =
-      vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(ni, vdupq_n_s32(127)), 23));
+  const float32x4_t pow2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(ni, vdupq_n_s32(127)), 23));
   float32x4_t res = vmulq_f32(j, pow2);
   const uint32x4_t normal =
       vandq_u32(vcgeq_f32(n, vdupq_n_f32(-126.0f)), vcleq_f32(n, vdupq_n_f32(127.0f)));
@@ -201,7 +198,8 @@ double SoftmaxExp(int64_t n, const float* x, float max, float* y) {
     float in[16], v[16];
     const int64_t m = n - i0 < 16 ? n - i0 : 16;
     for (int k = 0; k < 16; ++k) in[k] = k < m ? x[i0 + k] : -INFINITY;  // exp -> 0
-    for (int q = 0; q < 4; ++q) vst1q_f32(v + 4 * q, ExpGgml4(vsubq_f32(vld1q_f32(in + 4 * q), vmax)));
+    for (int q = 0; q < 4; ++q)
+      vst1q_f32(v + 4 * q, ExpGgml4(vsubq_f32(vld1q_f32(in + 4 * q), vmax)));
     std::memcpy(y + i0, v, m * sizeof(float));
     sum += HsumLanes16(v);
   }

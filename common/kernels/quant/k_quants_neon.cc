@@ -33,8 +33,8 @@ struct KLevels {
 };
 
 inline int8x16_t Bits2(uint8x16_t q, int shift) {
-  return vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q, vdupq_n_s8(static_cast<int8_t>(-shift))),
-                                      vdupq_n_u8(3)));
+  return vreinterpretq_s8_u8(
+      vandq_u8(vshlq_u8(q, vdupq_n_s8(static_cast<int8_t>(-shift))), vdupq_n_u8(3)));
 }
 
 struct Q2K {  // element 128h + 32k + l: bits 2k..2k+1 of qs[32h + l]
@@ -91,13 +91,14 @@ struct Q45K {
   static constexpr int kGemmSteps = 4;  // ggml_gemm_q4_K_8x8: 64 elements
   static void Unpack(const Block& b, KLevels* v) {
     for (int g = 0; g < 4; ++g)
-      for (int o = 0; o < 2; ++o) Nibbles(b.qs + 32 * g + 16 * o, &v->u[2 * g][o], &v->u[2 * g + 1][o]);
+      for (int o = 0; o < 2; ++o)
+        Nibbles(b.qs + 32 * g + 16 * o, &v->u[2 * g][o], &v->u[2 * g + 1][o]);
     if constexpr (kFifthBit) {
       for (int o = 0; o < 2; ++o) {
         const uint8x16_t qh = vld1q_u8(b.qh + 16 * o);
         for (int c = 0; c < 8; ++c) {
-          const uint8x16_t bit = vandq_u8(vshlq_u8(qh, vdupq_n_s8(static_cast<int8_t>(-c))),
-                                          vdupq_n_u8(1));
+          const uint8x16_t bit =
+              vandq_u8(vshlq_u8(qh, vdupq_n_s8(static_cast<int8_t>(-c))), vdupq_n_u8(1));
           v->u[c][o] = vorrq_s8(v->u[c][o], vreinterpretq_s8_u8(vshlq_n_u8(bit, 4)));
         }
       }
@@ -170,7 +171,8 @@ float VecDot(int64_t n, const void* w, const void* a) {
     // Per lane k the pair of 16-element sums 2k, 2k + 1 (kLanesFirst,
     // kIntLanes), or per 32-element sub-block (kLanes4, kScalar).
     int32_t pair[8];
-    for (int k = 0; k < 8; ++k) pair[k] = v.m[2 * k] * y.bsums[2 * k] + v.m[2 * k + 1] * y.bsums[2 * k + 1];
+    for (int k = 0; k < 8; ++k)
+      pair[k] = v.m[2 * k] * y.bsums[2 * k] + v.m[2 * k + 1] * y.bsums[2 * k + 1];
     if constexpr (T::kMinMode == MinMode::kLanesFirst) {
       for (int o = 0; o < 2; ++o)
         acc[o] = vfmaq_n_f32(acc[o], vcvtq_f32_s32(vld1q_s32(pair + 4 * o)), neg_dmin);

@@ -156,7 +156,7 @@ void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, s
 // FMA each.
 template <int kActs>
 void X8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
-                  float* out) {
+            float* out) {
   const BlockQ8_0* act[kActs];
   for (int t = 0; t < kActs; ++t) act[t] = RowAt<BlockQ8_0>(a, a_stride, t);
   const BlockQ4_0* rows[8];
@@ -267,9 +267,8 @@ SHARDLM_TILE(Q8_0)
 #undef SHARDLM_TILE
 void VecDotX8Q4_0(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                   int n_act, float* out, bool /*gemm*/) {
-  WithActs(n_act, [&](auto acts) {
-    X8Q4_0<decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
-  });
+  WithActs(n_act,
+           [&](auto acts) { X8Q4_0<decltype(acts)::value>(n, w, row_bytes, a, a_stride, out); });
 }
 void DequantizeQ4_0(const void* src, float* dst, int64_t n) { Dequantize<Q4_0>(src, dst, n); }
 void DequantizeQ8_0(const void* src, float* dst, int64_t n) { Dequantize<Q8_0>(src, dst, n); }

@@ -42,11 +42,11 @@ SHARDLM_DISPATCH(DequantizeBF16, (const void* s, float* d, int64_t n)->void, (s,
 SHARDLM_DISPATCH(QuantizeF16, (const float* s, void* d, int64_t n)->void, (s, d, n))
 SHARDLM_DISPATCH(SwiGlu, (int64_t n, const float* g, const float* u, float* o)->void, (n, g, u, o))
 SHARDLM_DISPATCH(SoftmaxExp, (int64_t n, const float* x, float m, float* y)->double, (n, x, m, y))
-#define SHARDLM_MIX(Name)                                                                     \
-  SHARDLM_DISPATCH(Name,                                                                      \
+#define SHARDLM_MIX(Name)                                                                    \
+  SHARDLM_DISPATCH(Name,                                                                     \
                    (int64_t n, const float* p, const void* r, int64_t st, int64_t d, int sl, \
-                    float* sc, float* o)                                                      \
-                       ->void,                                                                \
+                    float* sc, float* o)                                                     \
+                       ->void,                                                               \
                    (n, p, r, st, d, sl, sc, o))
 SHARDLM_MIX(MixRowsF32)
 SHARDLM_MIX(MixRowsF16)
@@ -71,12 +71,11 @@ SHARDLM_VEC_DOT(VecDotQ4_K)
 SHARDLM_VEC_DOT(VecDotQ5_K)
 SHARDLM_VEC_DOT(VecDotQ6_K)
 
-#define SHARDLM_TILE(Name)                                                               \
-  SHARDLM_DISPATCH(Name,                                                                 \
-                   (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, \
-                    float* o)                                                            \
-                       ->void,                                                           \
-                   (n, w, rb, a, as, k, o))
+#define SHARDLM_TILE(Name)                                                                    \
+  SHARDLM_DISPATCH(                                                                           \
+      Name,                                                                                   \
+      (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, float* o)->void, \
+      (n, w, rb, a, as, k, o))
 SHARDLM_TILE(VecDotTileQ4_0)
 SHARDLM_TILE(VecDotTileQ4_1)
 SHARDLM_TILE(VecDotTileQ5_0)
@@ -86,23 +85,23 @@ SHARDLM_TILE(VecDotTileQ3_K)
 SHARDLM_TILE(VecDotTileQ5_K)
 SHARDLM_TILE(VecDotTileQ6_K)
 
-#define SHARDLM_X8(Name)                                                                \
-  SHARDLM_DISPATCH(Name,                                                                \
-                   (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, \
-                    float* o, bool g)                                                   \
-                       ->void,                                                          \
-                   (n, w, rb, a, as, k, o, g))
+#define SHARDLM_X8(Name)                                                                       \
+  SHARDLM_DISPATCH(                                                                            \
+      Name,                                                                                    \
+      (int64_t n, const void* w, size_t rb, const void* a, size_t as, int k, float* o, bool g) \
+          ->void,                                                                              \
+      (n, w, rb, a, as, k, o, g))
 SHARDLM_X8(VecDotX8Q4_0)
 SHARDLM_X8(VecDotX8Q2_K)
 SHARDLM_X8(VecDotX8Q4_K)
 SHARDLM_DISPATCH(GemmQ4_0x8,
-                 (int64_t n, const void* w, const void* a, size_t as,
-                  const ActivationBlockTerms* t, size_t ts, int k, float* o, bool g)
+                 (int64_t n, const void* w, const void* a, size_t as, const ActivationBlockTerms* t,
+                  size_t ts, int k, float* o, bool g)
                      ->void,
                  (n, w, a, as, t, ts, k, o, g))
 SHARDLM_DISPATCH(GemmQ4_Kx8,
-                 (int64_t n, const void* w, const void* a, size_t as,
-                  const ActivationBlockTerms* t, size_t ts, int k, float* o, bool g)
+                 (int64_t n, const void* w, const void* a, size_t as, const ActivationBlockTerms* t,
+                  size_t ts, int k, float* o, bool g)
                      ->void,
                  (n, w, a, as, t, ts, k, o, g))
 
