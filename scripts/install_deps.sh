@@ -12,13 +12,28 @@ PACKAGES=(
   clang libclang-rt-14-dev python3 python3-grpcio python3-jinja2 iproute2 openssl procps time
   python3-h2 python3-protobuf  # tests/hostile/grpc_*: raw HTTP/2 attacks, strict gRPC client
 )
+# The aarch64 cross build (scripts/toolchains/aarch64-linux-gnu.cmake) and
+# qemu-user to run its tests: Debian's cross compiler and the arm64 builds of
+# the libraries, installed beside the amd64 ones (multiarch; same versions,
+# so they co-install; protoc and grpc_cpp_plugin stay the amd64 ones).
+AARCH64_PACKAGES=(
+  g++-aarch64-linux-gnu qemu-user-static
+  libgrpc++-dev:arm64 libprotobuf-dev:arm64 libssl-dev:arm64
+  libabsl-dev:arm64 libtbb-dev:arm64 libtbbmalloc2:arm64 libtbbbind-2-5:arm64
+  libcpp-httplib-dev:arm64 libpcre2-dev:arm64 libgtest-dev:arm64 libgmock-dev:arm64
+)
 if [ "${1:-}" = "--if-missing" ]; then
-  installed=$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -c 'install ok installed' || true)
-  [ "$installed" = "${#PACKAGES[@]}" ] && exit 0
+  all=("${PACKAGES[@]}" "${AARCH64_PACKAGES[@]}")
+  installed=$(dpkg-query -W -f='${Status}\n' "${all[@]}" 2>/dev/null | grep -c 'install ok installed' || true)
+  [ "$installed" = "${#all[@]}" ] && exit 0
 fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 echo "installing build dependencies (Debian packages)..." >&2
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${AARCH64_PACKAGES[@]}" >/dev/null

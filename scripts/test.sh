@@ -4,7 +4,10 @@
 #   2. the libFuzzer targets (build-fuzz/, clang), FUZZ_SECONDS each (default 30);
 #   3. ASan+UBSan build (build-asan/): every test but the soak;
 #   4. TSan build (build-tsan/): the concurrency tests (engine, stage service,
-#      pipeline and failover binaries; only those are built).
+#      pipeline and failover binaries; only those are built);
+#   then aarch64 (build-aarch64/, scripts/test_aarch64.sh): a cross build whose
+#      kernel and tokenizer tests run under qemu-user, with and without the
+#      dot-product extension.
 #
 #   scripts/test.sh           all four stages
 #   scripts/test.sh --quick   stage 1 without the soak (while developing)
@@ -115,6 +118,9 @@ TARGETS="engine_test stage_service_test pipeline_e2e_test failover_e2e_test" \
   build_and_test build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_TSAN=ON \
   -- -R '(EngineTest|StageServiceTest|RemoteStageTest|PipelineE2e[A-Za-z]*Test|Failover[A-Za-z]*Test)\.' \
   -E 'LongBatchesAreChunked'  # one thread, minutes of instrumented kernels: Release and ASan run it
+
+stage "aarch64 cross build, its kernel and tokenizer tests under qemu"
+scripts/test_aarch64.sh
 
 stage "all stages passed"
 summary

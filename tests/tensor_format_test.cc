@@ -3,6 +3,10 @@
 // kernel against its scalar reference: bit for bit, since both compute what
 // llama.cpp computes (bf16 dot products, within a tolerance, excepted).
 #include "common/kernels/tensor_format.h"
+#include "common/kernels/cpu_features.h"
+#if defined(SHARDLM_EXPECT_NEON_KERNELS)
+#include "common/kernels/quant/kernels_neon.h"
+#endif
 
 #include <gtest/gtest.h>
 
@@ -263,7 +267,23 @@ TEST(TensorFormatTest, BestKernelSetMatchesCpu) {
   }
 #endif
 #endif
+#if defined(SHARDLM_EXPECT_NEON_KERNELS)
+  EXPECT_EQ(name, "neon");
+#endif
 }
+
+#if defined(SHARDLM_EXPECT_NEON_KERNELS)
+// The neon set runs its dot-product (sdot) builds exactly where the CPU has
+// HWCAP_ASIMDDP; SHARDLM_EXPECT_DOTPROD=0|1 (scripts/test.sh's qemu stage,
+// which picks the emulated CPU) makes sure both paths ran.
+TEST(TensorFormatTest, NeonDotProductPathFollowsHwcap) {
+  EXPECT_EQ(quant::neon::UsesDotProd(), HostCpu().neon_dotprod);
+  const char* expect = std::getenv("SHARDLM_EXPECT_DOTPROD");
+  if (expect != nullptr && *expect != '\0') {
+    EXPECT_EQ(quant::neon::UsesDotProd(), std::string_view(expect) == "1");
+  }
+}
+#endif
 
 // Names parse both ways; a set this CPU or build lacks is refused with a
 // message naming why, never handed out.

@@ -16,6 +16,9 @@
 #include "common/kernels/cpu_features.h"
 #include "common/kernels/quant/blocks.h"
 #include "common/kernels/quant/kernels.h"
+#if defined(SHARDLM_HAVE_NEON_KERNELS)
+#include "common/kernels/quant/kernels_neon.h"
+#endif
 
 namespace shardlm {
 namespace {
@@ -71,7 +74,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotF32,
                    .vec_dot_batch = ref::VecDotBatchF32},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotF32), .vec_dot_batch = SHARDLM_AVX2(VecDotBatchF32)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotF32), .vec_dot_batch = SHARDLM_AVX512(VecDotBatchF32)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotF32), .vec_dot_batch = SHARDLM_AVX512(VecDotBatchF32)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotF32), .vec_dot_batch = SHARDLM_NEON(VecDotBatchF32)}},
     {.type = T::kF16,
      .vec_dot_type = T::kF16,
      .reference = {.dequantize = ref::DequantizeF16,
@@ -88,7 +92,12 @@ constexpr KernelRow kRows[] = {
                 .quantize = SHARDLM_AVX512(QuantizeF16),
                 .quantize_activation = SHARDLM_AVX512(QuantizeF16),
                 .vec_dot = SHARDLM_AVX512(VecDotF16),
-                .vec_dot_batch = SHARDLM_AVX512(VecDotBatchF16)}},
+                .vec_dot_batch = SHARDLM_AVX512(VecDotBatchF16)},
+     .neon = {.dequantize = SHARDLM_NEON(DequantizeF16),
+              .quantize = SHARDLM_NEON(QuantizeF16),
+              .quantize_activation = SHARDLM_NEON(QuantizeF16),
+              .vec_dot = SHARDLM_NEON(VecDotF16),
+              .vec_dot_batch = SHARDLM_NEON(VecDotBatchF16)}},
     {.type = T::kBF16,
      .vec_dot_type = T::kBF16,
      .reference = {.dequantize = ref::DequantizeBF16,
@@ -96,7 +105,8 @@ constexpr KernelRow kRows[] = {
                    .quantize_activation = ref::QuantizeBF16,
                    .vec_dot = ref::VecDotBF16},
      .avx2 = {.dequantize = SHARDLM_AVX2(DequantizeBF16), .vec_dot = SHARDLM_AVX2(VecDotBF16)},
-     .avx512 = {.dequantize = SHARDLM_AVX512(DequantizeBF16), .vec_dot = SHARDLM_AVX512(VecDotBF16)}},
+     .avx512 = {.dequantize = SHARDLM_AVX512(DequantizeBF16), .vec_dot = SHARDLM_AVX512(VecDotBF16)},
+     .neon = {.dequantize = SHARDLM_NEON(DequantizeBF16), .vec_dot = SHARDLM_NEON(VecDotBF16)}},
     {.type = T::kQ4_0,
      .vec_dot_type = T::kQ8_0,
      .reference = {.dequantize = ref::DequantizeQ4_0,
@@ -111,7 +121,11 @@ constexpr KernelRow kRows[] = {
      .avx512 = {.dequantize = SHARDLM_AVX512(DequantizeQ4_0),
                 .vec_dot = SHARDLM_AVX512(VecDotQ4_0),
                 .vec_dot_x8 = SHARDLM_AVX512(VecDotX8Q4_0),
-                .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ4_0)}},
+                .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ4_0)},
+     .neon = {.dequantize = SHARDLM_NEON(DequantizeQ4_0),
+              .vec_dot = SHARDLM_NEON(VecDotQ4_0),
+              .vec_dot_x8 = SHARDLM_NEON(VecDotX8Q4_0),
+              .vec_dot_tile = SHARDLM_NEON(VecDotTileQ4_0)}},
     {.type = T::kQ4_1,
      .vec_dot_type = T::kQ8_1,
      .reference = {.dequantize = ref::DequantizeQ4_1,
@@ -119,7 +133,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ4_1,
                    .vec_dot_tile = ref::VecDotTileQ4_1},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ4_1), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ4_1)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ4_1), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ4_1)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ4_1), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ4_1)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ4_1), .vec_dot_tile = SHARDLM_NEON(VecDotTileQ4_1)}},
     {.type = T::kQ5_0,
      .vec_dot_type = T::kQ8_0,
      .reference = {.dequantize = ref::DequantizeQ5_0,
@@ -127,7 +142,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ5_0,
                    .vec_dot_tile = ref::VecDotTileQ5_0},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ5_0), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ5_0)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ5_0), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ5_0)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ5_0), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ5_0)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ5_0), .vec_dot_tile = SHARDLM_NEON(VecDotTileQ5_0)}},
     {.type = T::kQ5_1,
      .vec_dot_type = T::kQ8_1,
      .reference = {.dequantize = ref::DequantizeQ5_1,
@@ -135,7 +151,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ5_1,
                    .vec_dot_tile = ref::VecDotTileQ5_1},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ5_1), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ5_1)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ5_1), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ5_1)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ5_1), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ5_1)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ5_1), .vec_dot_tile = SHARDLM_NEON(VecDotTileQ5_1)}},
     {.type = T::kQ8_0,
      .vec_dot_type = T::kQ8_0,
      .reference = {.dequantize = ref::DequantizeQ8_0,
@@ -152,7 +169,12 @@ constexpr KernelRow kRows[] = {
                 .quantize = SHARDLM_AVX512(QuantizeQ8_0),
                 .quantize_activation = SHARDLM_AVX512(QuantizeActivationQ8_0),
                 .vec_dot = SHARDLM_AVX512(VecDotQ8_0),
-                .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ8_0)}},
+                .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ8_0)},
+     .neon = {.dequantize = SHARDLM_NEON(DequantizeQ8_0),
+              .quantize = SHARDLM_NEON(QuantizeQ8_0),
+              .quantize_activation = SHARDLM_NEON(QuantizeActivationQ8_0),
+              .vec_dot = SHARDLM_NEON(VecDotQ8_0),
+              .vec_dot_tile = SHARDLM_NEON(VecDotTileQ8_0)}},
     {.type = T::kQ8_1,  // activations only: no vec_dot
      .vec_dot_type = T::kQ8_1,
      .reference = {.dequantize = ref::DequantizeQ8_1,
@@ -161,7 +183,9 @@ constexpr KernelRow kRows[] = {
      .avx2 = {.quantize = SHARDLM_AVX2(QuantizeQ8_1),
               .quantize_activation = SHARDLM_AVX2(QuantizeActivationQ8_1)},
      .avx512 = {.quantize = SHARDLM_AVX512(QuantizeQ8_1),
-                .quantize_activation = SHARDLM_AVX512(QuantizeActivationQ8_1)}},
+                .quantize_activation = SHARDLM_AVX512(QuantizeActivationQ8_1)},
+     .neon = {.quantize = SHARDLM_NEON(QuantizeQ8_1),
+              .quantize_activation = SHARDLM_NEON(QuantizeActivationQ8_1)}},
     {.type = T::kQ2_K,
      .vec_dot_type = T::kQ8_K,
      .reference = {.dequantize = ref::DequantizeQ2_K,
@@ -169,7 +193,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ2_K,
                    .vec_dot_x8 = ref::VecDotX8Q2_K},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ2_K), .vec_dot_x8 = SHARDLM_AVX2(VecDotX8Q2_K)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ2_K), .vec_dot_x8 = SHARDLM_AVX512(VecDotX8Q2_K)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ2_K), .vec_dot_x8 = SHARDLM_AVX512(VecDotX8Q2_K)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ2_K), .vec_dot_x8 = SHARDLM_NEON(VecDotX8Q2_K)}},
     {.type = T::kQ3_K,
      .vec_dot_type = T::kQ8_K,
      .reference = {.dequantize = ref::DequantizeQ3_K,
@@ -177,7 +202,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ3_K,
                    .vec_dot_tile = ref::VecDotTileQ3_K},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ3_K), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ3_K)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ3_K), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ3_K)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ3_K), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ3_K)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ3_K), .vec_dot_tile = SHARDLM_NEON(VecDotTileQ3_K)}},
     {.type = T::kQ4_K,
      .vec_dot_type = T::kQ8_K,
      .reference = {.dequantize = ref::DequantizeQ4_K,
@@ -185,7 +211,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ4_K,
                    .vec_dot_x8 = ref::VecDotX8Q4_K},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ4_K), .vec_dot_x8 = SHARDLM_AVX2(VecDotX8Q4_K)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ4_K), .vec_dot_x8 = SHARDLM_AVX512(VecDotX8Q4_K)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ4_K), .vec_dot_x8 = SHARDLM_AVX512(VecDotX8Q4_K)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ4_K), .vec_dot_x8 = SHARDLM_NEON(VecDotX8Q4_K)}},
     {.type = T::kQ5_K,
      .vec_dot_type = T::kQ8_K,
      .reference = {.dequantize = ref::DequantizeQ5_K,
@@ -193,7 +220,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ5_K,
                    .vec_dot_tile = ref::VecDotTileQ5_K},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ5_K), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ5_K)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ5_K), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ5_K)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ5_K), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ5_K)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ5_K), .vec_dot_tile = SHARDLM_NEON(VecDotTileQ5_K)}},
     {.type = T::kQ6_K,
      .vec_dot_type = T::kQ8_K,
      .reference = {.dequantize = ref::DequantizeQ6_K,
@@ -201,7 +229,8 @@ constexpr KernelRow kRows[] = {
                    .vec_dot = ref::VecDotQ6_K,
                    .vec_dot_tile = ref::VecDotTileQ6_K},
      .avx2 = {.vec_dot = SHARDLM_AVX2(VecDotQ6_K), .vec_dot_tile = SHARDLM_AVX2(VecDotTileQ6_K)},
-     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ6_K), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ6_K)}},
+     .avx512 = {.vec_dot = SHARDLM_AVX512(VecDotQ6_K), .vec_dot_tile = SHARDLM_AVX512(VecDotTileQ6_K)},
+     .neon = {.vec_dot = SHARDLM_NEON(VecDotQ6_K), .vec_dot_tile = SHARDLM_NEON(VecDotTileQ6_K)}},
     {.type = T::kQ8_K,  // activations only: no vec_dot
      .vec_dot_type = T::kQ8_K,
      .reference = {.dequantize = ref::DequantizeQ8_K,
@@ -210,7 +239,9 @@ constexpr KernelRow kRows[] = {
      .avx2 = {.quantize = SHARDLM_AVX2(QuantizeQ8_K),
               .quantize_activation = SHARDLM_AVX2(QuantizeQ8_K)},
      .avx512 = {.quantize = SHARDLM_AVX512(QuantizeQ8_K),
-                .quantize_activation = SHARDLM_AVX512(QuantizeQ8_K)}},
+                .quantize_activation = SHARDLM_AVX512(QuantizeQ8_K)},
+     .neon = {.quantize = SHARDLM_NEON(QuantizeQ8_K),
+              .quantize_activation = SHARDLM_NEON(QuantizeQ8_K)}},
 };
 
 // Interleaved layouts: the reference kernels, and each set's product (null:
@@ -228,13 +259,15 @@ constexpr InterleavedRow kInterleavedRows[] = {
                    .block_terms = ref::BlockTermsQ8_0,
                    .gemm = ref::GemmQ4_0x8},
      .gemm_avx2 = SHARDLM_AVX2(GemmQ4_0x8),
-     .gemm_avx512 = SHARDLM_AVX512(GemmQ4_0x8)},
+     .gemm_avx512 = SHARDLM_AVX512(GemmQ4_0x8),
+     .gemm_neon = SHARDLM_NEON(GemmQ4_0x8)},
     {.type = T::kQ4_K,
      .reference = {.block_bytes = sizeof(quant::BlockQ4_Kx8),
                    .interleave = ref::InterleaveQ4_Kx8,
                    .gemm = ref::GemmQ4_Kx8},  // its activation sums come with the q8_K blocks
      .gemm_avx2 = SHARDLM_AVX2(GemmQ4_Kx8),
-     .gemm_avx512 = SHARDLM_AVX512(GemmQ4_Kx8)},
+     .gemm_avx512 = SHARDLM_AVX512(GemmQ4_Kx8),
+     .gemm_neon = SHARDLM_NEON(GemmQ4_Kx8)},
 };
 
 // The forward pass's float kernels per set (null members: the lower set's).
@@ -252,6 +285,8 @@ constexpr ForwardKernels kForwardAvx512 = {quant::avx512::SwiGlu, quant::avx512:
 #else
 constexpr ForwardKernels kForwardAvx512 = {};
 #endif
+constexpr ForwardKernels kForwardNeon = {SHARDLM_NEON(SwiGlu), SHARDLM_NEON(SoftmaxExp),
+                                         SHARDLM_NEON(MixRowsF32), SHARDLM_NEON(MixRowsF16)};
 constexpr ForwardKernels kForwardNone = {};
 #undef SHARDLM_AVX2
 #undef SHARDLM_AVX512
@@ -302,6 +337,7 @@ const ForwardKernels& ForwardColumn(KernelSet set) {
     case KernelSet::kReference: return kForwardReference;
     case KernelSet::kAvx2: return kForwardAvx2;
     case KernelSet::kAvx512: return kForwardAvx512;
+    case KernelSet::kNeon: return kForwardNeon;
     default: return kForwardNone;
   }
 }
