@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything shardlm needs to build and test, from Debian 12 packages.
 # With --if-missing it does nothing when every package is already installed
-# (the quick-start scripts call it that way).
+# (the quick-start scripts call it that way). With --aarch64 it also installs
+# the cross toolchain, qemu-user and the arm64 libraries (scripts/test.sh's
+# aarch64 stage; the demo does not need them).
 set -euo pipefail
 PACKAGES=(
   cmake ninja-build g++ pkg-config git ca-certificates
@@ -20,9 +22,18 @@ AARCH64_PACKAGES=(
   g++-aarch64-linux-gnu qemu-user-static
   libgrpc++-dev:arm64 libprotobuf-dev:arm64 libssl-dev:arm64
   libabsl-dev:arm64 libtbb-dev:arm64 libtbbmalloc2:arm64 libtbbbind-2-5:arm64
-  libcpp-httplib-dev:arm64 libpcre2-dev:arm64 libgtest-dev:arm64 libgmock-dev:arm64
+  libcpp-httplib-dev:arm64 libmicrohttpd-dev:arm64 libcurl4-openssl-dev:arm64 libpcre2-dev:arm64 libgtest-dev:arm64 libgmock-dev:arm64
 )
-if [ "${1:-}" = "--if-missing" ]; then
+IF_MISSING=0 AARCH64=0
+for arg in "$@"; do
+  case "$arg" in
+    --if-missing) IF_MISSING=1 ;;
+    --aarch64) AARCH64=1 ;;
+    *) echo "usage: scripts/install_deps.sh [--if-missing] [--aarch64]" >&2; exit 2 ;;
+  esac
+done
+if [ "$AARCH64" = 0 ]; then AARCH64_PACKAGES=(); fi
+if [ "$IF_MISSING" = 1 ]; then
   all=("${PACKAGES[@]}" "${AARCH64_PACKAGES[@]}")
   installed=$(dpkg-query -W -f='${Status}\n' "${all[@]}" 2>/dev/null | grep -c 'install ok installed' || true)
   [ "$installed" = "${#all[@]}" ] && exit 0
@@ -31,9 +42,11 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 echo "installing build dependencies (Debian packages)..." >&2
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+if [ "$AARCH64" = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $SUDO dpkg --add-architecture arm64
 fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends "${AARCH64_PACKAGES[@]}" >/dev/null
+if [ "$AARCH64" = 1 ]; then
+  $SUDO apt-get install -y -qq --no-install-recommends "${AARCH64_PACKAGES[@]}" >/dev/null
+fi

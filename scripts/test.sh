@@ -19,7 +19,7 @@
 # (ctest label `data`). Any other SHARDLM_TEST_DATA that does not exist is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install_deps.sh --if-missing
+scripts/install_deps.sh --if-missing --aarch64
 DEFAULT_DATA=../shared
 DATA="${SHARDLM_TEST_DATA:-$DEFAULT_DATA}"
 BARE=0
