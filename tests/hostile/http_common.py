@@ -2,8 +2,9 @@
 `shardlm serve` on 127.0.0.1 with stories260K, reads its coordinator's memory
 from /proc, times a normal request, and stops only the process it started.
 
-Usage of every test: python3 http_X.py BIN_DIR TEST_DATA_DIR
-(SHARDLM_TEST_DATA overrides TEST_DATA_DIR). SHARDLM_SANITIZED=1 (the ASan
+Usage of every test: python3 http_X.py BIN_DIR MODEL.gguf (ctest passes
+the embedded stories260K from common/model/embedded/, so these run on a bare
+clone too). SHARDLM_SANITIZED=1 (the ASan
 build) scales memory bounds by MEM_SCALE: instrumented allocations cost more.
 """
 import http.client
@@ -43,8 +44,7 @@ class Serve:
 
     def __init__(self, extra=()):
         bin_dir = sys.argv[1]
-        data = os.environ.get("SHARDLM_TEST_DATA") or sys.argv[2]
-        model = os.path.join(data, "models", "stories260K.gguf")
+        model = sys.argv[2]
         self.tmp = tempfile.TemporaryDirectory()
         self.out = open(os.path.join(self.tmp.name, "out"), "w+")
         self.err = open(os.path.join(self.tmp.name, "err"), "w+")
