@@ -87,30 +87,30 @@ InterleavedGemmKernel GemmQ4_Kx8;
 
 }  // namespace ref
 
+// The kernels every SIMD set provides (AVX2, AVX-512, NEON): one declaration
+// list, repeated in each set's namespace; a null registry slot is the
+// reference's, so a set declares only what it replaces.
+#define SHARDLM_SIMD_KERNEL_LIST                                                             \
+  DequantizeKernel DequantizeF16, DequantizeBF16;                                            \
+  QuantizeKernel QuantizeF16;                                                                \
+  VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;             \
+  void SwiGlu(int64_t n, const float* gate, const float* up, float* out);                    \
+  double SoftmaxExp(int64_t n, const float* x, float max, float* y);                         \
+  MixRowsKernel MixRowsF32, MixRowsF16;                                                      \
+  DequantizeKernel DequantizeQ4_0, DequantizeQ8_0;                                           \
+  QuantizeKernel QuantizeQ8_0, QuantizeQ8_1, QuantizeActivationQ8_0, QuantizeActivationQ8_1; \
+  VecDotKernel VecDotQ4_0, VecDotQ4_1, VecDotQ5_0, VecDotQ5_1, VecDotQ8_0;                   \
+  TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0; \
+  X8Kernel VecDotX8Q4_0, VecDotX8Q2_K, VecDotX8Q4_K;                                         \
+  InterleavedGemmKernel GemmQ4_0x8, GemmQ4_Kx8;                                              \
+  QuantizeKernel QuantizeQ8_K;                                                               \
+  VecDotKernel VecDotQ2_K, VecDotQ3_K, VecDotQ4_K, VecDotQ5_K, VecDotQ6_K;                   \
+  TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;
+
 // AVX2 + FMA + F16C (x86-64 only; SHARDLM_HAVE_AVX2_KERNELS is defined when
 // they are compiled in). Call only when the CPU has all three.
 namespace avx2 {
-
-DequantizeKernel DequantizeF16, DequantizeBF16;
-QuantizeKernel QuantizeF16;
-VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;
-void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
-double SoftmaxExp(int64_t n, const float* x, float max, float* y);
-MixRowsKernel MixRowsF32, MixRowsF16;
-
-DequantizeKernel DequantizeQ4_0, DequantizeQ8_0;
-QuantizeKernel QuantizeQ8_0, QuantizeQ8_1, QuantizeActivationQ8_0, QuantizeActivationQ8_1;
-VecDotKernel VecDotQ4_0, VecDotQ4_1, VecDotQ5_0, VecDotQ5_1, VecDotQ8_0;
-TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0;
-X8Kernel VecDotX8Q4_0;
-InterleavedGemmKernel GemmQ4_0x8;
-
-QuantizeKernel QuantizeQ8_K;
-VecDotKernel VecDotQ2_K, VecDotQ3_K, VecDotQ4_K, VecDotQ5_K, VecDotQ6_K;
-TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;
-X8Kernel VecDotX8Q2_K, VecDotX8Q4_K;
-InterleavedGemmKernel GemmQ4_Kx8;
-
+SHARDLM_SIMD_KERNEL_LIST
 }  // namespace avx2
 
 // The AVX2 kernels compiled again with AVX-512F/BW/DQ/VL + VNNI (the
@@ -118,27 +118,7 @@ InterleavedGemmKernel GemmQ4_Kx8;
 // use vpdpbusd / vpdpwssd (simd_avx2.h), the compiler gets 32 vector
 // registers. Same results to the bit. Call only when the CPU has all of it.
 namespace avx512 {
-
-DequantizeKernel DequantizeF16, DequantizeBF16;
-QuantizeKernel QuantizeF16;
-VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;
-void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
-double SoftmaxExp(int64_t n, const float* x, float max, float* y);
-MixRowsKernel MixRowsF32, MixRowsF16;
-
-DequantizeKernel DequantizeQ4_0, DequantizeQ8_0;
-QuantizeKernel QuantizeQ8_0, QuantizeQ8_1, QuantizeActivationQ8_0, QuantizeActivationQ8_1;
-VecDotKernel VecDotQ4_0, VecDotQ4_1, VecDotQ5_0, VecDotQ5_1, VecDotQ8_0;
-TileKernel VecDotTileQ4_0, VecDotTileQ4_1, VecDotTileQ5_0, VecDotTileQ5_1, VecDotTileQ8_0;
-X8Kernel VecDotX8Q4_0;
-InterleavedGemmKernel GemmQ4_0x8;
-
-QuantizeKernel QuantizeQ8_K;
-VecDotKernel VecDotQ2_K, VecDotQ3_K, VecDotQ4_K, VecDotQ5_K, VecDotQ6_K;
-TileKernel VecDotTileQ3_K, VecDotTileQ5_K, VecDotTileQ6_K;
-X8Kernel VecDotX8Q2_K, VecDotX8Q4_K;
-InterleavedGemmKernel GemmQ4_Kx8;
-
+SHARDLM_SIMD_KERNEL_LIST
 }  // namespace avx512
 
 }  // namespace shardlm::quant
