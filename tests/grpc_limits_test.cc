@@ -166,6 +166,19 @@ TEST(LogitsCap, RowsTimesVocabCheckedAgainstTheMessageLimit) {
   EXPECT_TRUE(CheckLogitsFitMessage(all, middle, 1 << 20).ok());
 }
 
+// Found by forward_request_fuzzer: the worker sizes the logits before the
+// batch is validated, so fewer want_logits flags than tokens must be read
+// within bounds (ASan would report the overflow) and count only what is there.
+TEST(LogitsCap, ShortWantLogitsIsReadWithinBounds) {
+  const ShardInfo info = LastStage(32000);
+  ForwardRequest bad = Batch(1, 8, /*all_logits=*/true);
+  bad.want_logits.resize(3);
+  EXPECT_EQ(ForwardLogitsBytes(bad, info), int64_t{3} * 32000 * 4);
+  bad.want_logits.clear();
+  bad.seq_ids.resize(5);  // fewer sequence ids than positions
+  EXPECT_EQ(ForwardLogitsBytes(bad, info), int64_t{1} * 32000 * 4);
+}
+
 TEST(DefaultKvBudget, HalfOfWhatIsLeftAfterTheWeights) {
   const int64_t gib = int64_t{1} << 30;
   MemoryFacts facts;

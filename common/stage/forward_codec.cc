@@ -9,8 +9,10 @@ namespace shardlm {
 
 bool WantsLogits(const ForwardRequest& r, const ShardInfo& info, size_t i) {
   if (!info.is_last()) return false;
-  if (!r.want_logits.empty()) return r.want_logits[i] != 0;
-  return i + 1 == r.n_tokens() || r.seq_ids[i + 1] != r.seq_ids[i];
+  // Bounded by the vectors themselves, not n_tokens(): the worker sizes its
+  // logits before validating the batch, and a request's flags may be short.
+  if (!r.want_logits.empty()) return i < r.want_logits.size() && r.want_logits[i] != 0;
+  return i + 1 >= r.seq_ids.size() || r.seq_ids[i + 1] != r.seq_ids[i];
 }
 
 namespace {
