@@ -162,6 +162,8 @@ class FrameReader:
             self.pump(min(0.1, max(0.0, end - time.time())))
 
     def pump(self, timeout=0.0):
+        """Reads what has arrived (waiting up to `timeout` for the first
+        bytes) and hands every complete frame to handle()."""
         while True:
             r, _, _ = select.select([self.sock], [], [], timeout)
             if not r:
@@ -178,28 +180,32 @@ class FrameReader:
                 length = struct.unpack(">I", b"\x00" + self.buf[:3])[0]
                 if len(self.buf) < 9 + length:
                     break
-                kind = self.buf[3]
-                flags = self.buf[4]
-                if kind == RST_STREAM:
-                    self.rst += 1
-                elif kind == GOAWAY:
-                    self.goaway = True
-                elif kind == SETTINGS and not flags & ACK:
-                    self.settings_frames += 1
-                elif kind == DATA:
-                    self.data_bytes += length
+                kind, flags = self.buf[3], self.buf[4]
+                stream = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
+                payload = self.buf[9:9 + length]
                 self.buf = self.buf[9 + length:]
+                self.handle(kind, flags, stream, payload)
             timeout = 0.0
 
+    def handle(self, kind, flags, stream, payload):
+        if kind == RST_STREAM:
+            self.rst += 1
+        elif kind == GOAWAY:
+            self.goaway = True
+        elif kind == SETTINGS and not flags & ACK:
+            self.settings_frames += 1
+        elif kind == DATA:
+            self.data_bytes += len(payload)
 
-def open_h2(address, initial_window=65535, ack_settings=True):
+
+def open_h2(address, initial_window=65535, ack_settings=True, reader_class=None):
     """A plaintext HTTP/2 connection: preface and our SETTINGS sent; the
     server's SETTINGS read and, when `ack_settings`, acknowledged."""
     host, port = split_address(address)
     sock = socket.create_connection((host, port), timeout=10)
     sock.setblocking(True)
     sock.sendall(PREFACE + settings([(0x4, initial_window), (0x2, 0)]))
-    reader = FrameReader(sock)
+    reader = (reader_class or FrameReader)(sock)
     deadline = time.time() + 5
     while reader.settings_frames == 0 and time.time() < deadline and not reader.closed:
         reader.pump(0.1)
@@ -291,59 +297,29 @@ class StreamHeaders(FrameReader):
         self.headers = {}
         self.reset_streams = set()
 
-    def pump(self, timeout=0.0):
-        while True:
-            r, _, _ = select.select([self.sock], [], [], timeout)
-            if not r:
-                return
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except (ConnectionResetError, OSError):
-                chunk = b""
-            if not chunk:
-                self.closed = True
-                return
-            self.buf += chunk
-            while len(self.buf) >= 9:
-                length = struct.unpack(">I", b"\x00" + self.buf[:3])[0]
-                if len(self.buf) < 9 + length:
-                    break
-                kind, flags = self.buf[3], self.buf[4]
-                stream = struct.unpack(">I", self.buf[5:9])[0] & 0x7FFFFFFF
-                payload = self.buf[9:9 + length]
-                self.buf = self.buf[9 + length:]
-                if kind == HEADERS:
-                    if flags & 0x8:  # PADDED
-                        pad = payload[0]
-                        payload = payload[1:len(payload) - pad]
-                    if flags & 0x20:  # PRIORITY
-                        payload = payload[5:]
-                    for name, value in self.decoder.decode(payload):
-                        self.headers.setdefault(stream, {})[name] = value
-                elif kind == RST_STREAM:
-                    self.rst += 1
-                    self.reset_streams.add(stream)
-                elif kind == GOAWAY:
-                    self.goaway = True
-                elif kind == SETTINGS and not flags & ACK:
-                    self.settings_frames += 1
-                    self.sock.sendall(frame(SETTINGS, ACK, 0))
-                elif kind == PING and not flags & ACK:
-                    self.sock.sendall(frame(PING, ACK, 0, payload))
-                elif kind == DATA:
-                    self.data_bytes += length
-            timeout = 0.0
+    def handle(self, kind, flags, stream, payload):
+        super().handle(kind, flags, stream, payload)
+        if kind == HEADERS:
+            if flags & 0x8:  # PADDED
+                pad = payload[0]
+                payload = payload[1:len(payload) - pad]
+            if flags & 0x20:  # PRIORITY
+                payload = payload[5:]
+            for name, value in self.decoder.decode(payload):
+                self.headers.setdefault(stream, {})[name] = value
+        elif kind == RST_STREAM:
+            self.reset_streams.add(stream)
+        elif kind == SETTINGS and not flags & ACK:
+            self.sock.sendall(frame(SETTINGS, ACK, 0))
+        elif kind == PING and not flags & ACK:
+            self.sock.sendall(frame(PING, ACK, 0, payload))
 
 
 def open_reader(address, initial_window):
-    host, port = split_address(address)
-    sock = socket.create_connection((host, port), timeout=10)
-    sock.sendall(PREFACE + settings([(0x4, initial_window), (0x2, 0)]))
-    reader = StreamHeaders(sock)
-    deadline = time.time() + 5
-    while reader.settings_frames == 0 and time.time() < deadline and not reader.closed:
-        reader.pump(0.1)
-    return sock, reader
+    """open_h2 with a StreamHeaders reader (it acknowledges SETTINGS and PING
+    itself as they come)."""
+    return open_h2(address, initial_window=initial_window, ack_settings=False,
+                   reader_class=StreamHeaders)
 
 
 def start_grpc_call(sock, encoder, address, stream, path, message_bytes):
