@@ -8,7 +8,7 @@ import json
 import socket
 import time
 
-from http_common import (API_KEY, MIB, MEM_SCALE, Serve, check, check_normal_requests,
+from http_common import (read_until_closed, API_KEY, MIB, MEM_SCALE, Serve, check, check_normal_requests,
                          status_of)
 
 TOTAL = 128 * MIB
@@ -51,14 +51,7 @@ def chunked_post(addr, key, total, timeout=10):
         pass
     s.setblocking(True)
     s.settimeout(2)
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    except OSError:
-        pass
+    reply += read_until_closed(s)
     s.close()
     return status_of(reply), sent, time.time() - t0, reply
 
@@ -90,12 +83,7 @@ def main():
         s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % API_KEY).encode()
                   + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
-        got = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
+        got = read_until_closed(s)
         s.close()
         check(status_of(got) == 200 and b'"choices"' in got,
               "a small chunked completion: %s" % status_of(got))

@@ -152,6 +152,21 @@ def raw_exchange(addr, payload, timeout=10):
         s.close()
 
 
+def read_until_closed(s):
+    """Everything the server sends until it closes (or the socket's timeout
+    or an error ends the read)."""
+    reply = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    except OSError:
+        pass
+    return reply
+
+
 def status_of(reply):
     if not reply.startswith(b"HTTP/1."):
         return None

@@ -7,7 +7,7 @@ Bounded: ~10 s."""
 import socket
 import time
 
-from http_common import (API_KEY, MIB, MEM_SCALE, Serve, check, check_normal_requests,
+from http_common import (read_until_closed, API_KEY, MIB, MEM_SCALE, Serve, check, check_normal_requests,
                          raw_exchange, status_of)
 
 
@@ -19,19 +19,11 @@ def flood(addr, payload, timeout=5):
     """Sends `payload` as fast as the server takes it; returns (status, s)."""
     t0 = time.time()
     s = socket.create_connection(addr, timeout=timeout)
-    reply = b""
     try:
         s.sendall(payload)
     except OSError:
         pass  # the server closed on us mid-way: that is a refusal too
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    except OSError:
-        pass
+    reply = read_until_closed(s)
     s.close()
     return status_of(reply), time.time() - t0
 
