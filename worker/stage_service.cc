@@ -10,7 +10,6 @@
 #include "common/base/logging.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/base/status_macros.h"
-#include "common/stage/batch_validation.h"
 #include "common/stage/shard_info_codec.h"
 
 namespace shardlm {
@@ -132,9 +131,9 @@ absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
   v1::DType hidden_dtype;
   RETURN_IF_ERROR(ResponseHiddenDType(request, &hidden_dtype));
   RETURN_IF_ERROR(DecodeForwardRequest(request, info_, &request_));
-  RETURN_IF_ERROR(CheckBatchShape(request_, info_));
   // Before computing: 4096 x 32000 logits (500 MiB) would otherwise be
-  // computed and only then found to exceed the message limit.
+  // computed and only then found to exceed the message limit. The batch is
+  // not validated yet (Forward does that): the count reads within bounds.
   RETURN_IF_ERROR(CheckLogitsFitMessage(request_, info_, options_.max_message_bytes));
   const absl::Status status = stage_->Forward(request_, &result_);
   RefreshKvStats();
