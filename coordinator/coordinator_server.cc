@@ -1,11 +1,10 @@
 #include "coordinator/coordinator_server.h"
 
-#include <algorithm>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/match.h"
@@ -26,6 +25,7 @@
 #include "coordinator/pipeline.h"
 #include "coordinator/remote_stage.h"
 #include "coordinator/shardlm_service.h"
+#include "coordinator/web_ui.h"
 
 namespace shardlm {
 
@@ -59,6 +59,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   ASSIGN_OR_RETURN(st->tokenizer, Tokenizer::FromGguf(*st->file));
   // Chat template: the one named on the command line, else the model's.
   std::string chat_template = options.chat_template;
+  std::string used_template = chat_template;  // what chats use, for GET /v1/pipeline
   if (!chat_template.empty()) {
     RETURN_IF_ERROR(ChatTemplate::FromName(chat_template).status());
   } else {
@@ -66,6 +67,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       chat_template = *t;
     }
     absl::StatusOr<std::string> used = DescribeDefaultTemplate(chat_template);
+    used_template = used.ok() ? *used : "none: requests must name one";
     status(used.ok()
                ? absl::StrCat("chat template: ", *used)
                : absl::StrCat("chat requests must name a template: ", used.status().message()));
@@ -117,10 +119,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
   st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
   st->door = std::make_unique<FrontDoor>(st->engine.get(), st->tokenizer.get(), chat_template);
-  st->service =
-      std::make_unique<ShardLmService>(st->door.get(), st->pipeline.get(), &st->config,
-                                       st->fingerprint, BearerAuthenticator(options.auth_tokens),
-                                       options.stream_limits);
+  st->service = std::make_unique<ShardLmService>(
+      st->door.get(), st->pipeline.get(), &st->config, st->fingerprint,
+      BearerAuthenticator(options.auth_tokens), options.stream_limits);
   if (!options.http_listen.empty()) {
     OpenAiHttpOptions ho;
     ho.listen = options.http_listen;
@@ -132,6 +133,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     std::string id = options.model_path.substr(options.model_path.rfind('/') + 1);
     if (absl::EndsWith(id, ".gguf")) id.resize(id.size() - 5);
     ho.model_id = id.empty() ? "shardlm" : id;
+    const Pipeline* pipeline = st->pipeline.get();
+    ho.pipeline_info = [pipeline, model_id = ho.model_id, used_template] {
+      return PipelineJson(*pipeline, model_id, used_template);
+    };
     ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->door.get()));
   }
 
@@ -144,8 +149,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       options.server_credentials ? options.server_credentials : grpc::InsecureServerCredentials(),
       &port);
   GrpcServerLimits limits = options.grpc_limits;
-  limits.max_connection_age_grace = std::max(
-      limits.max_connection_age_grace, options.stream_limits.max_lifetime + absl::Minutes(1));
+  limits.max_connection_age_grace = std::max(limits.max_connection_age_grace,
+                                             options.stream_limits.max_lifetime + absl::Minutes(1));
   ApplyServerSettings(builder, kMaxMessageBytes, limits);
   builder.RegisterService(st->service.get());
   st->server = builder.BuildAndStart();

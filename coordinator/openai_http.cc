@@ -12,6 +12,7 @@
 #include "coordinator/json_depth.h"
 #include "coordinator/openai_api.h"
 #include "coordinator/token_stream.h"
+#include "coordinator/web_ui.h"
 
 namespace shardlm {
 namespace {
@@ -73,15 +74,18 @@ std::string RandomId(const char* prefix) {
   return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
 }
 
-enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth };
+enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth, kChatPage, kPipeline };
 
 ApiRoute RouteOf(const HttpRequest& req) {
   const bool get = req.method == "GET" || req.method == "HEAD";
   if (req.method == "POST" && req.path == "/v1/completions") return ApiRoute::kCompletions;
   if (req.method == "POST" && req.path == "/v1/chat/completions") return ApiRoute::kChat;
   if (get && req.path == "/v1/models") return ApiRoute::kModels;
-  if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11) return ApiRoute::kModel;
+  if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11)
+    return ApiRoute::kModel;
   if (get && req.path == "/health") return ApiRoute::kHealth;
+  if (get && req.path == "/") return ApiRoute::kChatPage;  // web_ui.h
+  if (get && req.path == "/v1/pipeline") return ApiRoute::kPipeline;
   return ApiRoute::kNone;
 }
 
@@ -104,7 +108,9 @@ class GenerateExchange : public HttpExchange {
   };
 
   GenerateExchange(FrontDoor* door, const std::atomic<bool>* stopping, absl::Duration heartbeat)
-      : door_(door), stopping_(stopping), heartbeat_(heartbeat),
+      : door_(door),
+        stopping_(stopping),
+        heartbeat_(heartbeat),
         submitted_(std::make_shared<Submitted>()) {}
 
   std::shared_ptr<Submitted> submitted() const { return submitted_; }
@@ -241,7 +247,8 @@ struct OpenAiHttpServer::Impl {
   std::optional<HttpResponse> Admit(const HttpRequest& req) const {
     const ApiRoute route = RouteOf(req);
     if (route == ApiRoute::kNone) return NotFound(req);
-    if (route == ApiRoute::kHealth) return std::nullopt;
+    // Probes and the chat page need no key (the page's API calls carry it).
+    if (route == ApiRoute::kHealth || route == ApiRoute::kChatPage) return std::nullopt;
     const std::string* value = req.Header("Authorization");
     absl::Status st = authenticator.CheckHeader(value != nullptr, value ? *value : "");
     if (!st.ok()) return ErrorResponse(ErrorFromStatus(st));
@@ -276,6 +283,14 @@ struct OpenAiHttpServer::Impl {
       }
       case ApiRoute::kHealth:
         return ReadyExchange(Health());
+      case ApiRoute::kChatPage:
+        return ReadyExchange(ChatPageResponse());
+      case ApiRoute::kPipeline: {
+        json info =
+            options.pipeline_info ? options.pipeline_info() : json{{"model", options.model_id}};
+        info["health"] = HealthJson();
+        return ReadyExchange(JsonResponse(200, info));
+      }
       case ApiRoute::kNone:
         break;
     }
@@ -337,21 +352,22 @@ struct OpenAiHttpServer::Impl {
                 {"owned_by", "shardlm"}};
   }
 
-  HttpResponse Health() const {
+  HttpResponse Health() const { return JsonResponse(stopping.load() ? 503 : 200, HealthJson()); }
+
+  json HealthJson() const {
     const bool up = !stopping.load();
     const Counters& c = *counters;
-    return JsonResponse(up ? 200 : 503,
-                        json{{"status", up ? "ok" : "stopping"},
-                             {"model", options.model_id},
-                             {"engine",
-                              {{"active", door->engine().active()},
-                               {"queued", door->engine().queued()}}},
-                             {"http",
-                              {{"requests", c.requests.load()},
-                               {"completed", c.completed.load()},
-                               {"cancelled", c.cancelled.load()},
-                               {"failed", c.failed.load()},
-                               {"client_disconnects", c.client_disconnects.load()}}}});
+    return json{
+        {"status", up ? "ok" : "stopping"},
+        {"model", options.model_id},
+        {"api_key_required", !options.api_keys.empty()},
+        {"engine", {{"active", door->engine().active()}, {"queued", door->engine().queued()}}},
+        {"http",
+         {{"requests", c.requests.load()},
+          {"completed", c.completed.load()},
+          {"cancelled", c.cancelled.load()},
+          {"failed", c.failed.load()},
+          {"client_disconnects", c.client_disconnects.load()}}}};
   }
 
   // The server's own refusals (413, 431, 503...), OpenAI-shaped.

@@ -1,7 +1,8 @@
 // An OpenAI-compatible HTTP API in front of the coordinator's Engine:
 //   POST /v1/completions, POST /v1/chat/completions (each with
 //   `"stream": true` as server-sent events ending in `data: [DONE]`),
-//   GET /v1/models, GET /health.
+//   GET /v1/models, GET /health; and the chat page, GET / (web_ui.h), with
+//   GET /v1/pipeline (the model and its stages) for it.
 // A thin layer: requests are parsed by openai_api.h and submitted through
 // the SAME FrontDoor the gRPC API uses; a TokenStream queues the engine's
 // events (the engine thread never waits for a client) and wakes the
@@ -14,6 +15,7 @@
 #ifndef SHARDLM_COORDINATOR_OPENAI_HTTP_H_
 #define SHARDLM_COORDINATOR_OPENAI_HTTP_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/base/http_server.h"
 #include "coordinator/front_door.h"
+#include "nlohmann/json.hpp"
 
 namespace shardlm {
 
@@ -35,6 +38,9 @@ struct OpenAiHttpOptions {
   int max_json_depth = 64;           // arrays/objects nested in a request body
   absl::Duration request_timeout = absl::Minutes(10);
   absl::Duration heartbeat = absl::Seconds(2);  // SSE comment when a stream is idle
+  // GET /v1/pipeline: the model and its stages (web_ui.h's PipelineJson),
+  // called on an event thread; unset: the model id only.
+  std::function<nlohmann::json()> pipeline_info;
 };
 
 class OpenAiHttpServer {

@@ -13,8 +13,8 @@
 #include "common/base/status_macros.h"
 #include "common/base/subprocess.h"
 #include "common/fetch/model_source.h"
-#include "common/model/embedded/embedded_model.h"
 #include "common/kernels/tensor_format.h"
+#include "common/model/embedded/embedded_model.h"
 #include "common/model/gguf.h"
 #include "common/model/layer_split.h"
 #include "common/model/model_config.h"
@@ -115,6 +115,8 @@ absl::Status Serve(ServeOptions o) {
                  o.model.c_str(), (*server)->address().c_str(), n);
     if (!(*server)->http_address().empty()) {
       std::fprintf(stderr, "shardlm serve: OpenAI-compatible HTTP API on http://%s/v1\n",
+                   (*server)->http_address().c_str());
+      std::fprintf(stderr, "shardlm serve: chat page on http://%s/\n",
                    (*server)->http_address().c_str());
       std::printf("HTTP %s\n", (*server)->http_address().c_str());
     }
