@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev python3 python3-grpcio python3-jinja2 iproute2 openssl procps time
   python3-h2 python3-protobuf  # tests/hostile/grpc_*: raw HTTP/2 attacks, strict gRPC client
+  chromium  # tests/webui: the chat page in a headless browser (DevTools protocol)
 )
 # The aarch64 cross build (scripts/toolchains/aarch64-linux-gnu.cmake) and
 # qemu-user to run its tests: Debian's cross compiler and the arm64 builds of

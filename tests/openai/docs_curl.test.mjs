@@ -2,6 +2,11 @@
 // live server (run_e2e.sh starts it) and checks HTTP 200 and the JSON shape
 // of each answer. The blocks read $SHARDLM_URL and $SHARDLM_API_KEY; `curl`
 // is wrapped by a shell function that records the status and the body.
+// Every ```js block (the openai SDK examples) runs too, as an ES module in
+// this folder (where the `openai` package is installed), with the same two
+// variables in its environment: it must exit 0 and print something.
+// (```console blocks start the server and set the variables; ```json blocks
+// show answers.)
 import assert from "node:assert/strict";
 import {execFileSync} from "node:child_process";
 import {mkdtempSync, readFileSync, rmSync} from "node:fs";
@@ -13,6 +18,8 @@ import {fileURLToPath} from "node:url";
 const doc = readFileSync(
     join(dirname(fileURLToPath(import.meta.url)), "..", "..", "docs", "OPENAI.md"), "utf8");
 const blocks = [...doc.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
+const jsBlocks = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+const here = dirname(fileURLToPath(import.meta.url));
 const env = {
   ...process.env,
   SHARDLM_URL: `http://${process.env.SHARDLM_HTTP}`,
@@ -21,6 +28,12 @@ const env = {
 
 // Checks the body of one answer; returns a short description.
 function checkShape(body) {
+  if (body.startsWith("HTTP/")) {
+    // `curl -I` of the chat page: its headers.
+    assert.match(body, /^content-type: text\/html/im);
+    assert.match(body, /^content-security-policy: default-src 'none';/im);
+    return "chat page headers";
+  }
   if (body.startsWith("data: ")) {
     const events = body.split("\n\n").filter((e) => e.trim() !== "");
     assert.equal(events.at(-1), "data: [DONE]", "a stream ends with [DONE]");
@@ -51,6 +64,11 @@ function checkShape(body) {
       assert.ok(j.usage.total_tokens > 0);
       break;
     default:
+      if (j.stages) {  // /v1/pipeline
+        assert.ok(j.stages.length > 0 && j.stages.every((s) => s.healthy), body);
+        assert.equal(j.health.status, "ok");
+        return "pipeline";
+      }
       assert.equal(j.status, "ok", `health or a known object: ${body}`);
   }
   return j.object ?? "health";
@@ -76,6 +94,36 @@ ${block}`;
       checkShape(body);
     } finally {
       rmSync(dir, {recursive: true, force: true});
+    }
+  });
+}
+
+async function health() {
+  return (await fetch(`${env.SHARDLM_URL}/health`)).json();
+}
+
+test("docs/OPENAI.md has SDK examples", () => {
+  assert.ok(jsBlocks.length >= 3, `found ${jsBlocks.length} js blocks`);
+});
+
+for (const [i, block] of jsBlocks.entries()) {
+  const call = block.match(/client\.[\w.]+/)?.[0] ?? "";
+  test(`docs SDK example ${i + 1}: ${call}`, {timeout: 60_000}, async () => {
+    const stops = block.includes("break;");
+    const before = stops ? await health() : null;
+    const out = execFileSync("node", ["--input-type=module", "-e", block],
+                             {cwd: here, env, encoding: "utf8", timeout: 40_000});
+    assert.ok(out.trim().length > 0, "the example prints its answer");
+    if (stops) {
+      // Leaving the loop early cancels the request on the server.
+      assert.match(out, /\(stopped after 10 chunks\)/);
+      const deadline = Date.now() + 15_000;
+      let now = await health();
+      while (now.http.cancelled === before.http.cancelled && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        now = await health();
+      }
+      assert.equal(now.http.cancelled, before.http.cancelled + 1, "the server cancelled it");
     }
   });
 }

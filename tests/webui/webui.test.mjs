@@ -8,7 +8,7 @@
 //   2. The server logged the ChatML default once.
 //   3. In the browser: type the key (it lands in localStorage and the stages
 //      appear), set greedy sampling, type a message, click Send; the reply
-//      streams into the DOM (several updates) and equals the API's greedy
+//      streams into the DOM (seen part-written) and equals the API's greedy
 //      answer to the same conversation.
 //   4. New chat, a long greedy generation, click Stop after the first token:
 //      the reply stops growing, is a strict prefix of the full greedy reply,
@@ -123,7 +123,7 @@ before(async () => {
       "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
       "--disable-background-networking", "--disable-component-update", "--mute-audio",
       "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-      `--user-data-dir=${join(tmp, "profile")}`, "--window-size=1100,720", "about:blank"],
+      `--user-data-dir=${join(tmp, "profile")}`, "--window-size=1200,880", "about:blank"],
       {stdio: ["ignore", "ignore", "pipe"]});
   browser.stderr.setEncoding("utf8");
   const ws = await waitForLine(browser.stderr, /DevTools listening on ws:\/\/127\.0\.0\.1:(\d+)\//,
@@ -143,7 +143,7 @@ before(async () => {
     if (entry.level === "error") pageErrors.push(`log (${entry.source}): ${entry.text} ${entry.url ?? ""}`);
   });
   await Promise.all([client.Runtime.enable(), client.Log.enable(), client.Page.enable()]);
-  await client.Emulation.setDeviceMetricsOverride({width: 1100, height: 720, deviceScaleFactor: 1,
+  await client.Emulation.setDeviceMetricsOverride({width: 1200, height: 880, deviceScaleFactor: 1,
                                                    mobile: false});
 });
 
@@ -205,14 +205,18 @@ test("a message streams its reply into the page", async () => {
   await until("two healthy stages", 20000,
       () => evaluate(`document.querySelectorAll('#stages li[data-healthy="true"]').length === 2`));
   await fill("#temperature", "0");
-  await fill("#max-tokens", "40");
+  await fill("#max-tokens", "160");
   await fill("#system-prompt", "You are a storyteller.");
 
-  // Count the reply's updates: a streamed reply arrives in pieces.
+  // Record the reply's lengths as the DOM shows them: a streamed reply is
+  // seen part-written before it is whole.
   await evaluate(`(() => {
-    window.__updates = 0;
-    new MutationObserver(() => { window.__updates++; }).observe(
-        document.getElementById("conversation"), {subtree: true, childList: true, characterData: true});
+    window.__lengths = [];
+    new MutationObserver(() => {
+      const c = document.querySelector(".msg.assistant:last-child .content");
+      if (c) window.__lengths.push(c.textContent.length);
+    }).observe(document.getElementById("conversation"),
+               {subtree: true, childList: true, characterData: true});
   })()`);
   const question = "Tell me about a dog.";
   await fill("#message", question);
@@ -221,15 +225,16 @@ test("a message streams its reply into the page", async () => {
       () => evaluate(`(document.querySelector(".msg.assistant:last-child") || {dataset: {}}).dataset.finish`));
   const reply = await evaluate(`document.querySelector(".msg.assistant:last-child .content").textContent`);
   const finish = await evaluate(`document.querySelector(".msg.assistant:last-child").dataset.finish`);
-  const updates = await evaluate("window.__updates");
+  const lengths = await evaluate("window.__lengths");
   const expected = await api("/v1/chat/completions", {
-    model: health.model, max_tokens: 40, temperature: 0, top_p: 0.95,
+    model: health.model, max_tokens: 160, temperature: 0, top_p: 0.95,
     messages: [{role: "system", content: "You are a storyteller."}, {role: "user", content: question}],
   });
   assert.ok(reply.length > 0, "a reply in the DOM");
   assert.equal(reply, expected.choices[0].message.content, "the page shows the API's greedy reply");
   assert.equal(finish, expected.choices[0].finish_reason);
-  assert.ok(updates >= 5, `the reply streamed in (${updates} DOM updates)`);
+  const partial = lengths.filter((n) => n > 0 && n < reply.length);
+  assert.ok(partial.length > 0, `the reply was shown part-written (lengths ${lengths})`);
   assert.equal(await evaluate(`document.querySelector(".msg.user .content").textContent`), question);
   assert.match(await evaluate(`document.getElementById("status").textContent`), /tokens in/);
 
@@ -245,17 +250,27 @@ test("Stop ends a long generation on the server", async () => {
   await fill("#max-tokens", "");  // until the context is full
   await fill("#system-prompt", "");
   const question = "Tell me a story.";
-  // Greedy, this conversation runs at least 200 tokens: Stop after the
-  // first one lands in the middle of it.
+  // Greedy, this conversation runs at least 1000 tokens (about 1.5 s here,
+  // more on a loaded machine): Stop, clicked right after the first token,
+  // lands in the middle of it.
   const full = await api("/v1/chat/completions", {
-    max_tokens: 200, temperature: 0, top_p: 0.95, messages: [{role: "user", content: question}]});
+    max_tokens: 1000, temperature: 0, top_p: 0.95, messages: [{role: "user", content: question}]});
   assert.equal(full.choices[0].finish_reason, "length");
   const before = (await api("/health")).http;
 
   await fill("#message", question);
   await click("#send");
-  await until("the first token", 20000,
-      () => evaluate(`(document.querySelector(".msg.assistant .content") || {}).textContent?.length > 0`));
+  // Resolved in the page by the DOM change that shows the first token (no
+  // polling delay), then a real click.
+  await evaluate(`new Promise((resolve, reject) => {
+    const has = () => (document.querySelector(".msg.assistant .content") || {}).textContent?.length > 0;
+    if (has()) return resolve(true);
+    const timer = setTimeout(() => reject(new Error("no token within 20 s")), 20000);
+    new MutationObserver((_, observer) => {
+      if (has()) { observer.disconnect(); clearTimeout(timer); resolve(true); }
+    }).observe(document.getElementById("conversation"),
+               {subtree: true, childList: true, characterData: true});
+  })`);
   await click("#stop");
   await until("the reply to end", 20000,
       () => evaluate(`document.querySelector(".msg.assistant").dataset.finish`));
