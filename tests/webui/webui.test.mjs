@@ -10,7 +10,8 @@
 //      appear), set greedy sampling, type a message, click Send; the reply
 //      streams into the DOM (seen part-written) and equals the API's greedy
 //      answer to the same conversation.
-//   4. New chat, a long greedy generation, click Stop after the first token:
+//   4. New chat, a long greedy generation (its question spells markup, shown
+//      as text), click Stop after the first token:
 //      the reply stops growing, is a strict prefix of the full greedy reply,
 //      and the server counts a cancelled request with nothing left active.
 //   5. No console error, exception or CSP violation on the page.
@@ -249,7 +250,8 @@ test("Stop ends a long generation on the server", async () => {
   assert.equal(await evaluate(`document.querySelectorAll(".msg").length`), 0);
   await fill("#max-tokens", "");  // until the context is full
   await fill("#system-prompt", "");
-  const question = "Tell me a story.";
+  // Markup in a message is text (the replies take the same path).
+  const question = `Tell me a story. <b>bold</b><img src=x onerror="window.__pwned=1">`;
   // Greedy, this conversation runs at least 1000 tokens (about 1.5 s here,
   // more on a loaded machine): Stop, clicked right after the first token,
   // lands in the middle of it.
@@ -275,6 +277,9 @@ test("Stop ends a long generation on the server", async () => {
   await until("the reply to end", 20000,
       () => evaluate(`document.querySelector(".msg.assistant").dataset.finish`));
   assert.equal(await evaluate(`document.querySelector(".msg.assistant").dataset.finish`), "stopped");
+  assert.equal(await evaluate(`document.querySelector(".msg.user .content").textContent`), question);
+  assert.equal(await evaluate(`document.querySelectorAll("#conversation img, #conversation b").length`), 0);
+  assert.equal(await evaluate(`window.__pwned`), undefined);
   assert.equal(await evaluate(`document.getElementById("stop").disabled`), true);
   assert.equal(await evaluate(`document.getElementById("send").disabled`), false);
   const stopped = await evaluate(`document.querySelector(".msg.assistant .content").textContent`);
