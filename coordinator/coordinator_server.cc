@@ -1,10 +1,11 @@
 #include "coordinator/coordinator_server.h"
 
+#include <algorithm>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <algorithm>
 #include <map>
 
 #include "absl/strings/match.h"
@@ -119,9 +120,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
   st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
   st->door = std::make_unique<FrontDoor>(st->engine.get(), st->tokenizer.get(), chat_template);
-  st->service = std::make_unique<ShardLmService>(
-      st->door.get(), st->pipeline.get(), &st->config, st->fingerprint,
-      BearerAuthenticator(options.auth_tokens), options.stream_limits);
+  st->service =
+      std::make_unique<ShardLmService>(st->door.get(), st->pipeline.get(), &st->config,
+                                       st->fingerprint, BearerAuthenticator(options.auth_tokens),
+                                       options.stream_limits);
   if (!options.http_listen.empty()) {
     OpenAiHttpOptions ho;
     ho.listen = options.http_listen;
@@ -149,8 +151,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       options.server_credentials ? options.server_credentials : grpc::InsecureServerCredentials(),
       &port);
   GrpcServerLimits limits = options.grpc_limits;
-  limits.max_connection_age_grace = std::max(limits.max_connection_age_grace,
-                                             options.stream_limits.max_lifetime + absl::Minutes(1));
+  limits.max_connection_age_grace = std::max(
+      limits.max_connection_age_grace, options.stream_limits.max_lifetime + absl::Minutes(1));
   ApplyServerSettings(builder, kMaxMessageBytes, limits);
   builder.RegisterService(st->service.get());
   st->server = builder.BuildAndStart();

@@ -74,6 +74,7 @@ std::string RandomId(const char* prefix) {
   return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
 }
 
+// kChatPage and kPipeline: the chat page (web_ui.h).
 enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth, kChatPage, kPipeline };
 
 ApiRoute RouteOf(const HttpRequest& req) {
@@ -81,10 +82,9 @@ ApiRoute RouteOf(const HttpRequest& req) {
   if (req.method == "POST" && req.path == "/v1/completions") return ApiRoute::kCompletions;
   if (req.method == "POST" && req.path == "/v1/chat/completions") return ApiRoute::kChat;
   if (get && req.path == "/v1/models") return ApiRoute::kModels;
-  if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11)
-    return ApiRoute::kModel;
+  if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11) return ApiRoute::kModel;
   if (get && req.path == "/health") return ApiRoute::kHealth;
-  if (get && req.path == "/") return ApiRoute::kChatPage;  // web_ui.h
+  if (get && req.path == "/") return ApiRoute::kChatPage;
   if (get && req.path == "/v1/pipeline") return ApiRoute::kPipeline;
   return ApiRoute::kNone;
 }
@@ -108,9 +108,7 @@ class GenerateExchange : public HttpExchange {
   };
 
   GenerateExchange(FrontDoor* door, const std::atomic<bool>* stopping, absl::Duration heartbeat)
-      : door_(door),
-        stopping_(stopping),
-        heartbeat_(heartbeat),
+      : door_(door), stopping_(stopping), heartbeat_(heartbeat),
         submitted_(std::make_shared<Submitted>()) {}
 
   std::shared_ptr<Submitted> submitted() const { return submitted_; }
@@ -285,12 +283,10 @@ struct OpenAiHttpServer::Impl {
         return ReadyExchange(Health());
       case ApiRoute::kChatPage:
         return ReadyExchange(ChatPageResponse());
-      case ApiRoute::kPipeline: {
-        json info =
-            options.pipeline_info ? options.pipeline_info() : json{{"model", options.model_id}};
-        info["health"] = HealthJson();
-        return ReadyExchange(JsonResponse(200, info));
-      }
+      case ApiRoute::kPipeline:
+        return ReadyExchange(JsonResponse(200, options.pipeline_info
+                                                   ? options.pipeline_info()
+                                                   : json{{"model", options.model_id}}));
       case ApiRoute::kNone:
         break;
     }
@@ -352,22 +348,22 @@ struct OpenAiHttpServer::Impl {
                 {"owned_by", "shardlm"}};
   }
 
-  HttpResponse Health() const { return JsonResponse(stopping.load() ? 503 : 200, HealthJson()); }
-
-  json HealthJson() const {
+  HttpResponse Health() const {
     const bool up = !stopping.load();
     const Counters& c = *counters;
-    return json{
-        {"status", up ? "ok" : "stopping"},
-        {"model", options.model_id},
-        {"api_key_required", !options.api_keys.empty()},
-        {"engine", {{"active", door->engine().active()}, {"queued", door->engine().queued()}}},
-        {"http",
-         {{"requests", c.requests.load()},
-          {"completed", c.completed.load()},
-          {"cancelled", c.cancelled.load()},
-          {"failed", c.failed.load()},
-          {"client_disconnects", c.client_disconnects.load()}}}};
+    return JsonResponse(up ? 200 : 503,
+                        json{{"status", up ? "ok" : "stopping"},
+                             {"model", options.model_id},
+                             {"api_key_required", !options.api_keys.empty()},
+                             {"engine",
+                              {{"active", door->engine().active()},
+                               {"queued", door->engine().queued()}}},
+                             {"http",
+                              {{"requests", c.requests.load()},
+                               {"completed", c.completed.load()},
+                               {"cancelled", c.cancelled.load()},
+                               {"failed", c.failed.load()},
+                               {"client_disconnects", c.client_disconnects.load()}}}});
   }
 
   // The server's own refusals (413, 431, 503...), OpenAI-shaped.
