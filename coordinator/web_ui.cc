@@ -1,6 +1,8 @@
 #include "coordinator/web_ui.h"
 
+#include <cstdint>
 #include <random>
+#include <string>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
