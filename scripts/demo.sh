@@ -9,7 +9,7 @@
 # a bare clone needs nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install_deps.sh --if-missing
+scripts/install_deps.sh --if-missing --build-only
 MODEL="${1:-}"
 PROMPT="${2:-Once upon a time}"
 N="${3:-120}"

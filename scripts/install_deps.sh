@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything shardlm needs to build and test, from Debian 12 packages.
 # With --if-missing it does nothing when every package is already installed
-# (the quick-start scripts call it that way). With --aarch64 it also installs
+# (the quick-start scripts call it that way). With --build-only it leaves out
+# the packages only the tests use (the demo needs none of them: no browser,
+# no Python). With --aarch64 it also installs
 # the cross toolchain, qemu-user and the arm64 libraries (scripts/test.sh's
 # aarch64 stage; the demo does not need them).
 set -euo pipefail
@@ -11,7 +13,12 @@ PACKAGES=(
   libabsl-dev libtbb-dev libtbbmalloc2 libtbbbind-2-5 nlohmann-json3-dev libcpp-httplib-dev libmicrohttpd-dev libpcre2-dev
   libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev python3 python3-grpcio python3-jinja2 iproute2 openssl procps time
+  openssl procps time
+)
+# Only the tests use these.
+TEST_PACKAGES=(
+  clang libclang-rt-14-dev  # the fuzzers (libFuzzer)
+  python3 python3-grpcio python3-jinja2 iproute2
   python3-h2 python3-protobuf  # tests/hostile/grpc_*: raw HTTP/2 attacks, strict gRPC client
   chromium  # tests/webui: the chat page in a headless browser (DevTools protocol)
 )
@@ -25,19 +32,25 @@ AARCH64_PACKAGES=(
   libabsl-dev:arm64 libtbb-dev:arm64 libtbbmalloc2:arm64 libtbbbind-2-5:arm64
   libcpp-httplib-dev:arm64 libmicrohttpd-dev:arm64 libcurl4-openssl-dev:arm64 libpcre2-dev:arm64 libgtest-dev:arm64 libgmock-dev:arm64
 )
-IF_MISSING=0 AARCH64=0
+IF_MISSING=0 AARCH64=0 BUILD_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --if-missing) IF_MISSING=1 ;;
     --aarch64) AARCH64=1 ;;
-    *) echo "usage: scripts/install_deps.sh [--if-missing] [--aarch64]" >&2; exit 2 ;;
+    --build-only) BUILD_ONLY=1 ;;
+    *) echo "usage: scripts/install_deps.sh [--if-missing] [--build-only] [--aarch64]" >&2; exit 2 ;;
   esac
 done
+if [ "$BUILD_ONLY" = 0 ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 if [ "$AARCH64" = 0 ]; then AARCH64_PACKAGES=(); fi
 if [ "$IF_MISSING" = 1 ]; then
   all=("${PACKAGES[@]}" "${AARCH64_PACKAGES[@]}")
-  installed=$(dpkg-query -W -f='${Status}\n' "${all[@]}" 2>/dev/null | grep -c 'install ok installed' || true)
-  [ "$installed" = "${#all[@]}" ] && exit 0
+  # One package at a time: a library installed for amd64 and arm64 prints two lines.
+  missing=0
+  for p in "${all[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || { missing=1; break; }
+  done
+  [ "$missing" = 0 ] && exit 0
 fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
