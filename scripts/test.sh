@@ -6,8 +6,8 @@
 #   4. TSan build (build-tsan/): the concurrency tests (engine, stage service,
 #      pipeline and failover binaries; only those are built);
 #   then aarch64 (build-aarch64/, scripts/test_aarch64.sh): a cross build whose
-#      kernel and tokenizer tests run under qemu-user, with and without the
-#      dot-product extension.
+#      kernel, tokenizer, forward and (some) golden tests and `shardlm
+#      generate` run under qemu-user, with and without the dot-product extension.
 #
 #   scripts/test.sh           all four stages
 #   scripts/test.sh --quick   stage 1 without the soak (while developing)
@@ -119,7 +119,7 @@ TARGETS="engine_test stage_service_test pipeline_e2e_test failover_e2e_test" \
   -- -R '(EngineTest|StageServiceTest|RemoteStageTest|PipelineE2e[A-Za-z]*Test|Failover[A-Za-z]*Test)\.' \
   -E 'LongBatchesAreChunked'  # one thread, minutes of instrumented kernels: Release and ASan run it
 
-stage "aarch64 cross build, its kernel and tokenizer tests under qemu"
+stage "aarch64 cross build, its kernel, tokenizer, forward and golden tests and shardlm generate under qemu"
 scripts/test_aarch64.sh
 
 stage "all stages passed"
