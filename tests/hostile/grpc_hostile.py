@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import hpack
@@ -48,6 +49,30 @@ def rss_bytes(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+class RssPeak:
+    """Samples a process's RSS every `interval` s on a thread of its own until
+    stop(): the peak of an attack, not only what is left after it."""
+
+    def __init__(self, pid, interval=0.005):
+        self.pid = pid
+        self.peak = rss_bytes(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval):
+        while not self._stop.wait(interval):
+            try:
+                self.peak = max(self.peak, rss_bytes(self.pid))
+            except OSError:
+                return
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 class Server:
@@ -154,6 +179,7 @@ class FrameReader:
         self.closed = False
         self.settings_frames = 0
         self.data_bytes = 0
+        self.closed_at = None  # time.time() when the server closed the connection
 
     def pump_for(self, seconds):
         """Reads for `seconds` (pump returns after the first burst)."""
@@ -173,7 +199,7 @@ class FrameReader:
             except (ConnectionResetError, OSError):
                 chunk = b""
             if not chunk:
-                self.closed = True
+                self.mark_closed()
                 return
             self.buf += chunk
             while len(self.buf) >= 9:
@@ -186,6 +212,11 @@ class FrameReader:
                 self.buf = self.buf[9 + length:]
                 self.handle(kind, flags, stream, payload)
             timeout = 0.0
+
+    def mark_closed(self):
+        if not self.closed:
+            self.closed = True
+            self.closed_at = time.time()
 
     def handle(self, kind, flags, stream, payload):
         if kind == RST_STREAM:
@@ -216,8 +247,12 @@ def open_h2(address, initial_window=65535, ack_settings=True, reader_class=None)
 
 def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
     """Opens `count` streams with HEADERS only (no message, no END_STREAM) on
-    one connection. Returns the FrameReader (RST/GOAWAY/closed seen)."""
+    one connection. Returns the FrameReader (RST/GOAWAY/closed seen) with
+    `opened` (streams sent), `started_at` (time of the first HEADERS) and
+    `socket`. Without `ack_settings` the server's SETTINGS are never
+    acknowledged, so its stream limit is not in force (gRPC 1.51)."""
     sock, reader = open_h2(address, ack_settings=ack_settings)
+    reader.started_at = time.time()
     encoder = hpack.Encoder()
     deadline = time.time() + seconds
     stream = 1
@@ -229,7 +264,7 @@ def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
             try:
                 sock.sendall(b"".join(batch))
             except OSError:
-                reader.closed = True
+                reader.mark_closed()
                 break
             batch = []
             reader.pump(0.0)
@@ -239,7 +274,7 @@ def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
         try:
             sock.sendall(b"".join(batch))
         except OSError:
-            reader.closed = True
+            reader.mark_closed()
     reader.pump_for(0.5)
     reader.opened = (stream - 1) // 2
     reader.socket = sock
