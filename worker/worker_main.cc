@@ -38,6 +38,7 @@
 #include "common/kernels/cpu_features.h"
 #include "common/kernels/tensor_format.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/stream_flood_guard.h"
 #include "worker/kv_budget.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_server.h"
@@ -64,6 +65,7 @@ struct WorkerOptions {
   std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
   ModelSourceOptions source;  // --model as a URL: cache, token
   int grpc_max_streams = GrpcServerLimits().max_concurrent_streams;
+  int grpc_max_open_streams = 0;  // 0: 4 x grpc_max_streams
   std::string grpc_memory = "256M";
   std::string cpu;            // kernel set, empty = $SHARDLM_CPU or the best
 };
@@ -194,6 +196,7 @@ int Run(const WorkerOptions& o) {
   server_options.max_message_bytes = static_cast<int>(max_message);
   server_options.service.max_batch_tokens = o.max_batch;
   server_options.limits.max_concurrent_streams = o.grpc_max_streams;
+  server_options.limits.max_open_streams = o.grpc_max_open_streams;
   server_options.limits.memory_bytes = grpc_memory;
   if (absl::Status st = ValidateGrpcServerLimits(server_options.limits); !st.ok()) {
     SHARDLM_LOG(kError, "%s", std::string(st.message()));
@@ -223,6 +226,7 @@ int Run(const WorkerOptions& o) {
         MetricsServer::Start(o.metrics_listen, [fetch_stats, stage_slot] {
           MetricsPage page;
           fetch_stats->Render(&page);
+          RenderStreamFloodGuardMetrics(&page);
           if (std::shared_ptr<LlamaStage> s = std::atomic_load(stage_slot.get())) {
             s->RenderMetrics(&page);
           }
@@ -316,6 +320,10 @@ int main(int argc, char** argv) {
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");
   args.AddInt("--grpc-max-streams", &o.grpc_max_streams,
               "HTTP/2 streams one gRPC connection may open at once");
+  args.AddInt("--grpc-max-open-streams", &o.grpc_max_open_streams,
+              "open HTTP/2 streams past which a gRPC connection is closed (a client that never "
+              "acknowledges SETTINGS is not held to --grpc-max-streams); 0: 4 x "
+              "--grpc-max-streams");
   args.AddString("--grpc-memory", &o.grpc_memory,
                  "gRPC resource quota: memory its buffers may use for all connections (e.g. 256M)");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");

@@ -89,9 +89,8 @@ absl::Status ValidateGrpcServerLimits(const GrpcServerLimits& l, const std::stri
   }
   if (l.max_open_streams != 0 && l.max_open_streams < l.max_concurrent_streams) {
     return absl::InvalidArgumentError(absl::StrCat(
-        prefix, "max-open-streams must be 0 (4 x max-concurrent-streams) or at least ",
-        prefix, "max-concurrent-streams (", l.max_concurrent_streams, "), not ",
-        l.max_open_streams));
+        prefix, "max-open-streams must be 0 (4 x the streams per connection) or at least the "
+        "streams per connection (", l.max_concurrent_streams, "), not ", l.max_open_streams));
   }
   if (l.memory_bytes < (int64_t{4} << 20)) {
     return absl::InvalidArgumentError(

@@ -143,8 +143,8 @@ class Guard {
                   limit);
       return;
     }
+    g_cuts.fetch_add(1, std::memory_order_relaxed);  // before the peer can see the cut
     Abort(fd);
-    g_cuts.fetch_add(1, std::memory_order_relaxed);
     SHARDLM_LOG(kWarning,
                 "gRPC stream flood: closed the connection from %s to %s: %d open streams, "
                 "limit %d (--grpc-max-open-streams)",

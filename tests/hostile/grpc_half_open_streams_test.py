@@ -7,6 +7,7 @@ common/rpc/stream_flood_guard.h, must cut the connection). Each time the
 RSS peak grows < 100 MB, the server refused (RST/GOAWAY/close) and a normal
 call still answers in < 2 s. Bounded: 3 servers, 6 connections, ~30 s."""
 import time
+import urllib.request
 
 import grpc
 
@@ -60,9 +61,26 @@ def attack_once(name, server, address, path, normal_call, ack_settings):
                (name, reader.opened))
 
 
+def flood_cuts(metrics_address):
+    """shardlm_grpc_stream_flood_cuts_total on a /metrics page."""
+    text = urllib.request.urlopen("http://%s/metrics" % metrics_address, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith("shardlm_grpc_stream_flood_cuts_total "):
+            return float(line.split()[1])
+    h.fail("no shardlm_grpc_stream_flood_cuts_total on /metrics")
+
+
+def expect_cuts(name, server, wanted):
+    cuts = flood_cuts(server.lines["METRICS"])
+    print("%s: /metrics counts %d stream-flood cuts" % (name, cuts), flush=True)
+    if cuts != wanted:
+        h.fail("%s: %d stream-flood cuts counted, expected %d (one per never-acking attack)"
+               % (name, cuts, wanted))
+
+
 def main():
     pb, stage = h.protos()
-    serve = h.start_serve()
+    serve = h.start_serve(extra=["--metrics-listen", "127.0.0.1:0"])
     try:
         channel = grpc.insecure_channel(serve.lines["SERVING"])
 
@@ -79,10 +97,11 @@ def main():
                tokenize)
         attack("coordinator health port", serve, serve.lines["HEALTH"],
                "/grpc.health.v1.Health/Check", lambda: health_ok(serve.lines["HEALTH"]))
+        expect_cuts("coordinator", serve, 2)
     finally:
         serve.stop()
 
-    worker = h.start_worker()
+    worker = h.start_worker(extra=["--metrics-listen", "127.0.0.1:0"])
     try:
         channel = grpc.insecure_channel(worker.lines["LISTENING"])
 
@@ -97,6 +116,7 @@ def main():
         shard_info()
         attack("worker", worker, worker.lines["LISTENING"], "/shardlm.v1.Stage/GetShardInfo",
                shard_info)
+        expect_cuts("worker", worker, 1)
     finally:
         worker.stop()
     print("PASS")
