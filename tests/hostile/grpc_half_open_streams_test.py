@@ -1,11 +1,13 @@
 """20 000 half-open HTTP/2 streams (HEADERS only, no message) on one
 connection to the coordinator's public port, a worker's Stage port and a
-plaintext health port, twice each: from a client that acknowledges the
+plaintext health port (and the public port again over TLS), twice each: from a client that acknowledges the
 server's SETTINGS (gRPC enforces --grpc-max-streams) and from one that never
 does (gRPC 1.51 enforces nothing then; the stream-flood guard,
 common/rpc/stream_flood_guard.h, must cut the connection). Each time the
 RSS peak grows < 100 MB, the server refused (RST/GOAWAY/close) and a normal
-call still answers in < 2 s. Bounded: 3 servers, 6 connections, ~30 s."""
+call still answers in < 2 s. Bounded: 4 servers, 8 connections, ~30 s."""
+import shutil
+import tempfile
 import time
 import urllib.request
 
@@ -29,16 +31,16 @@ def health_ok(address):
     return seconds
 
 
-def attack(name, server, address, path, normal_call):
-    attack_once(name + " (SETTINGS acked)", server, address, path, normal_call, True)
-    attack_once(name + " (SETTINGS never acked)", server, address, path, normal_call, False)
+def attack(name, server, address, path, normal_call, tls=None):
+    attack_once(name + " (SETTINGS acked)", server, address, path, normal_call, True, tls)
+    attack_once(name + " (SETTINGS never acked)", server, address, path, normal_call, False, tls)
 
 
-def attack_once(name, server, address, path, normal_call, ack_settings):
+def attack_once(name, server, address, path, normal_call, ack_settings, tls):
     time.sleep(0.3)
     before = h.rss_bytes(server.pid)
     peak = h.RssPeak(server.pid)
-    reader = h.half_open_streams(address, STREAMS, path, ack_settings=ack_settings)
+    reader = h.half_open_streams(address, STREAMS, path, ack_settings=ack_settings, tls=tls)
     time.sleep(0.5)
     reader.pump_for(0.2)
     growth = h.rss_bytes(server.pid) - before
@@ -100,6 +102,33 @@ def main():
         expect_cuts("coordinator", serve, 2)
     finally:
         serve.stop()
+
+    # The public port over TLS: the attacker completes the handshake (no
+    # client certificate is required there) and floods inside it.
+    folder = tempfile.mkdtemp(prefix="shardlm_tls_")
+    cert, key = h.self_signed_certificate(folder)
+    serve = h.start_serve(extra=["--metrics-listen", "127.0.0.1:0", "--tls-cert", cert,
+                                 "--tls-key", key])
+    try:
+        with open(cert, "rb") as f:
+            channel = grpc.secure_channel(serve.lines["SERVING"],
+                                          grpc.ssl_channel_credentials(root_certificates=f.read()))
+
+        def tokenize_tls():
+            reply, seconds = h.timed(lambda: h.unary(
+                channel, "/shardlm.v1.ShardLM/Tokenize", pb.TokenizeRequest(text="Once upon"),
+                pb.TokenizeResponse, timeout=5))
+            if not reply.token_ids:
+                h.fail("Tokenize returned no ids")
+            return seconds
+
+        tokenize_tls()
+        attack("coordinator over TLS", serve, serve.lines["SERVING"],
+               "/shardlm.v1.ShardLM/Tokenize", tokenize_tls, tls=h.tls_client_context(cert))
+        expect_cuts("coordinator over TLS", serve, 1)
+    finally:
+        serve.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
     worker = h.start_worker(extra=["--metrics-listen", "127.0.0.1:0"])
     try:
