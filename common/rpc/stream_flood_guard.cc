@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -80,9 +81,13 @@ class Guard {
     // thread may call it: the process's last server shutting down must not
     // tear it down under us.
     grpc_init();
+    bool alert = false;
     for (;;) {
-      absl::SleepFor(kStreamFloodPollInterval);
-      PollOnce(g_limit.load(std::memory_order_relaxed));
+      absl::SleepFor(alert ? kStreamFloodAlertInterval : kStreamFloodPollInterval);
+      const int64_t limit = g_limit.load(std::memory_order_relaxed);
+      most_open_ = 0;
+      PollOnce(limit);
+      alert = most_open_ > limit / 4;
     }
   }
 
@@ -132,6 +137,7 @@ class Guard {
     if (json.empty()) return;  // closed meanwhile
     absl::StatusOr<ChannelzSocket> socket = ParseChannelzSocket(json);
     if (!socket.ok()) return ReportOnce(socket.status());
+    most_open_ = std::max(most_open_, socket->open_streams);
     if (!ExceedsStreamLimit(*socket, limit)) return;
     cut_.insert(id);  // judged once: no second log line while gRPC tears it down
     const int fd = FindConnectionFd(socket->local, socket->remote);
@@ -161,6 +167,7 @@ class Guard {
   std::once_flag started_;
   std::set<int64_t> cut_;  // channelz ids of cut connections still in channelz
   bool reported_ = false;
+  int64_t most_open_ = 0;  // open streams of the busiest connection this poll
 };
 
 Guard& TheGuard() {

@@ -8,7 +8,7 @@
 // on one connection cost ~200-250 MB. No 1.51 channel argument refuses them.
 //
 // How: one background thread per process polls channelz (enabled by
-// ApplyServerSettings) every kPollInterval. A connection whose open streams
+// ApplyServerSettings) every 10-100 ms (below). A connection whose open streams
 // (started - succeeded - failed, counted from each HEADERS frame) exceed
 // the limit is found among the process's sockets by its addresses and shut
 // down (shutdown(2), SHUT_RDWR): gRPC sees the connection end, tears the
@@ -29,10 +29,13 @@
 
 namespace shardlm {
 
-// How often the guard looks. At the ~10 000 streams/s one loopback client
-// manages against gRPC 1.51, a cut comes within a few hundred streams of
-// the limit (a few MB).
-inline constexpr absl::Duration kStreamFloodPollInterval = absl::Milliseconds(50);
+// How often the guard looks: every kStreamFloodPollInterval, and every
+// kStreamFloodAlertInterval while some connection holds more than a quarter
+// of the limit (a flood in progress). At the ~10 000 streams/s one loopback
+// client gets gRPC 1.51 to accept, a cut comes within a few hundred streams
+// of the limit (a few MB); idle, the polls cost ~0.3% of one core.
+inline constexpr absl::Duration kStreamFloodPollInterval = absl::Milliseconds(100);
+inline constexpr absl::Duration kStreamFloodAlertInterval = absl::Milliseconds(10);
 
 // Starts the guard (once per process) and raises its limit to at least
 // `max_open_streams` (<= 0: leaves it as is). One guard serves every gRPC
