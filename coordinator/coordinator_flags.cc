@@ -36,6 +36,7 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
                "how long requests wait for a live replica of a layer range before UNAVAILABLE");
   args->AddString("--metrics-listen", &o.metrics_listen,
                   "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
+  AddMetricsFlags(args, &f->metrics);
   args->AddString("--hidden-dtype", &o.hidden_dtype,
                   "hidden states between workers: f32, f16, bf16");
   args->AddString("--http-listen", &o.http_listen,
@@ -139,6 +140,7 @@ absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorF
   o->http_limits.max_body_bytes = static_cast<size_t>(f.http_max_body_bytes);
   o->http_limits.read_timeout = absl::Seconds(f.http_read_timeout_s);
   o->http_limits.threads = f.http_threads;
+  ASSIGN_OR_RETURN(o->metrics_limits, MetricsLimitsFromFlags(f.metrics));
   for (const std::string& k : f.api_keys) {
     for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
       o->api_keys.push_back(std::string(part));

@@ -169,7 +169,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                        pipeline->RenderMetrics(&page);
                        RenderStreamFloodGuardMetrics(&page);
                        return page.text();
-                     }));
+                     }, options.metrics_limits));
   }
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(st)));
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));

@@ -58,6 +58,7 @@ struct WorkerOptions {
   std::string max_message = "64M";
   int shutdown_grace_s = 5;
   std::string metrics_listen;  // Prometheus /metrics, off when empty
+  MetricsFlags metrics;        // its port's limits
   // Mutual TLS: server certificate, its key, and the CA that signs the
   // coordinators' client certificates; or explicitly plaintext.
   std::string tls_cert, tls_key, tls_ca;
@@ -202,6 +203,11 @@ int Run(const WorkerOptions& o) {
     SHARDLM_LOG(kError, "%s", std::string(st.message()));
     return 2;
   }
+  const absl::StatusOr<HttpLimits> metrics_limits = MetricsLimitsFromFlags(o.metrics);
+  if (!metrics_limits.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(metrics_limits.status().message()));
+    return 2;
+  }
   absl::StatusOr<std::unique_ptr<StageServer>> server = StageServer::Start(server_options);
   if (!server.ok()) {
     SHARDLM_LOG(kError, "%s", std::string(server.status().message()));
@@ -231,7 +237,7 @@ int Run(const WorkerOptions& o) {
             s->RenderMetrics(&page);
           }
           return page.text();
-        });
+        }, *metrics_limits);
     if (!m.ok()) {
       SHARDLM_LOG(kError, "%s", std::string(m.status().message()));
       std::fflush(stderr);
@@ -307,6 +313,7 @@ int main(int argc, char** argv) {
   args.AddString("--max-message-size", &o.max_message, "gRPC message limit (send and receive)");
   args.AddString("--metrics-listen", &o.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
+  AddMetricsFlags(&args, &o.metrics);
   args.AddString("--tls-cert", &o.tls_cert, "server certificate chain (PEM) for mutual TLS");
   args.AddString("--tls-key", &o.tls_key, "private key of --tls-cert (PEM)");
   args.AddString("--tls-ca", &o.tls_ca,
