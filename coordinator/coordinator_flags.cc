@@ -56,8 +56,8 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt("--http-max-headers", &f->http_max_headers,
                "HTTP API: header lines of a request (431 beyond)");
   args->AddInt("--http-max-body-bytes", &f->http_max_body_bytes,
-               "HTTP API: bytes of a request body (a sized one: 413 beyond; a chunked one: the "
-               "connection is closed when it passes this)");
+               "HTTP API: bytes of a request body (413 beyond; a chunked one past twice this: "
+               "the connection is closed)");
   args->AddInt("--http-read-timeout", &f->http_read_timeout_s,
                "HTTP API: seconds a connection has to send a whole request (headers and body); "
                "also how long an idle connection stays open");
