@@ -139,13 +139,19 @@ std::string Frame(uint8_t type, uint8_t flags, uint32_t stream, const std::strin
 // A raw client: connects, sends the preface and empty SETTINGS, and never
 // acknowledges the server's. Then `streams` HEADERS frames for
 // Health/Check without a message: half-open streams.
-int FloodingClient(int port, int streams) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+int FloodingClient(bool ipv6, int port, int streams) {
+  const int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+  sockaddr_in6 a6{};
+  a6.sin6_family = AF_INET6;
+  a6.sin6_port = htons(static_cast<uint16_t>(port));
+  a6.sin6_addr = in6addr_loopback;
+  const int connected = ipv6 ? connect(fd, reinterpret_cast<sockaddr*>(&a6), sizeof(a6))
+                             : connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  if (connected != 0) {
     close(fd);
     return -1;
   }
@@ -181,11 +187,15 @@ bool ServerEnds(int fd, std::chrono::milliseconds timeout) {
   return false;
 }
 
-TEST(StreamFloodGuard, CutsAClientThatNeverAcksAndSparesOthers) {
+class StreamFloodGuardTest : public testing::TestWithParam<bool> {};  // IPv6?
+
+TEST_P(StreamFloodGuardTest, CutsAClientThatNeverAcksAndSparesOthers) {
+  const bool ipv6 = GetParam();
   // As in the coordinator and worker: the reflection plugin gives the
   // health-only server the polled service gRPC insists on.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  absl::StatusOr<std::unique_ptr<HealthServer>> server = HealthServer::Start("127.0.0.1:0");
+  absl::StatusOr<std::unique_ptr<HealthServer>> server =
+      HealthServer::Start(ipv6 ? "[::1]:0" : "127.0.0.1:0");
   ASSERT_TRUE(server.ok()) << server.status();
   (*server)->SetServingStatus(true);
   const int port = std::stoi((*server)->address().substr((*server)->address().rfind(':') + 1));
@@ -195,9 +205,9 @@ TEST(StreamFloodGuard, CutsAClientThatNeverAcksAndSparesOthers) {
 
   // Below the limit (and above the 8 streams the health port grants a
   // client that acknowledges SETTINGS): left alone.
-  const int calm = FloodingClient(port, static_cast<int>(limit / 2));
+  const int calm = FloodingClient(ipv6, port, static_cast<int>(limit / 2));
   ASSERT_GE(calm, 0);
-  const int flood = FloodingClient(port, static_cast<int>(limit * 8));
+  const int flood = FloodingClient(ipv6, port, static_cast<int>(limit * 8));
   ASSERT_GE(flood, 0);
   EXPECT_TRUE(ServerEnds(flood, std::chrono::seconds(10))) << "the flooding connection lives on";
   EXPECT_EQ(StreamFloodCuts(), cuts_before + 1);
@@ -215,6 +225,11 @@ TEST(StreamFloodGuard, CutsAClientThatNeverAcksAndSparesOthers) {
   close(calm);
   (*server)->Shutdown();
 }
+
+INSTANTIATE_TEST_SUITE_P(Loopback, StreamFloodGuardTest, testing::Values(false, true),
+                         [](const testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Ipv6" : "Ipv4";
+                         });
 
 }  // namespace
 }  // namespace shardlm

@@ -120,8 +120,10 @@ class Guard {
   void PollServer(int64_t server_id, int64_t limit, std::set<int64_t>* live) {
     intptr_t start = 0;
     for (;;) {
-      absl::StatusOr<ChannelzPage> sockets = ParseChannelzSocketRefs(
-          Take(grpc_channelz_get_server_sockets(static_cast<intptr_t>(server_id), start, 100)));
+      const std::string json =
+          Take(grpc_channelz_get_server_sockets(static_cast<intptr_t>(server_id), start, 100));
+      if (json.empty()) return;  // the server shut down meanwhile
+      absl::StatusOr<ChannelzPage> sockets = ParseChannelzSocketRefs(json);
       if (!sockets.ok()) return ReportOnce(sockets.status());
       for (int64_t id : sockets->ids) {
         live->insert(id);
