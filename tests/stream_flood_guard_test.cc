@@ -3,7 +3,9 @@
 // 2000 half-open streams), its decision, and the guard itself against a
 // real in-process health server on loopback: a raw HTTP/2 client that never
 // acknowledges SETTINGS and opens streams past the limit is cut (RST), one
-// below the limit is not, and normal calls keep working.
+// below the limit is not, and normal calls keep working (IPv4 and IPv6);
+// and channelz's count goes back to 0 after answered, expired and
+// abandoned streams, so a long-lived connection cannot drift into a cut.
 #include <arpa/inet.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <gtest/gtest.h>
@@ -12,6 +14,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <grpc/grpc.h>
+#include <grpc/support/alloc.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -223,6 +229,71 @@ TEST_P(StreamFloodGuardTest, CutsAClientThatNeverAcksAndSparesOthers) {
   EXPECT_TRUE(*serving);
   close(flood);
   close(calm);
+  (*server)->Shutdown();
+}
+
+// The streams a normal client ends (answered, or cancelled by its deadline)
+// leave channelz's count: a long-lived connection (a coordinator's to a
+// worker) never drifts towards the limit.
+int64_t MostOpenStreamsInProcess() {
+  int64_t most = 0;
+  auto take = [](char* json) {
+    std::string out = json == nullptr ? "" : json;
+    gpr_free(json);
+    return out;
+  };
+  absl::StatusOr<ChannelzPage> servers = ParseChannelzServers(take(grpc_channelz_get_servers(0)));
+  EXPECT_TRUE(servers.ok()) << servers.status();
+  if (!servers.ok()) return -1;
+  for (int64_t server : servers->ids) {
+    const std::string refs = take(grpc_channelz_get_server_sockets(server, 0, 100));
+    if (refs.empty()) continue;
+    absl::StatusOr<ChannelzPage> sockets = ParseChannelzSocketRefs(refs);
+    if (!sockets.ok()) continue;
+    for (int64_t id : sockets->ids) {
+      absl::StatusOr<ChannelzSocket> socket = ParseChannelzSocket(take(grpc_channelz_get_socket(id)));
+      if (socket.ok()) most = std::max(most, socket->open_streams);
+    }
+  }
+  return most;
+}
+
+TEST(StreamFloodGuardCounters, FinishedAndCancelledCallsLeaveNoOpenStreams) {
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::unique_ptr<HealthServer>> server = HealthServer::Start("127.0.0.1:0");
+  ASSERT_TRUE(server.ok()) << server.status();
+  (*server)->SetServingStatus(true);
+  const int64_t cuts_before = StreamFloodCuts();
+  const int port = std::stoi((*server)->address().substr((*server)->address().rfind(':') + 1));
+  // The count is seen: 5 half-open streams of a raw client show...
+  const int raw = FloodingClient(false, port, 5);
+  ASSERT_GE(raw, 0);
+  int64_t open = 0;
+  for (int i = 0; i < 50 && open < 5; ++i) {
+    open = MostOpenStreamsInProcess();
+    if (open < 5) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(open, 5);
+  close(raw);  // ...and end with its connection (below: back to 0)
+  std::shared_ptr<grpc::Channel> channel = CreateClientChannel((*server)->address());
+  int answered = 0, expired = 0;
+  for (int i = 0; i < 600; ++i) {
+    // Every third call's deadline passes before the answer: the client
+    // resets the stream (RST_STREAM), the server counts it failed.
+    const absl::Duration deadline = i % 3 == 0 ? absl::Microseconds(1) : absl::Seconds(5);
+    absl::StatusOr<bool> serving = CheckHealth(channel.get(), "", deadline);
+    serving.ok() ? ++answered : ++expired;
+  }
+  EXPECT_GT(answered, 300);
+  EXPECT_GT(expired, 0);
+  // The last RST_STREAMs may still be in flight: allow them a moment.
+  open = -1;
+  for (int i = 0; i < 50 && open != 0; ++i) {
+    open = MostOpenStreamsInProcess();
+    if (open != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(open, 0);
+  EXPECT_EQ(StreamFloodCuts(), cuts_before);
   (*server)->Shutdown();
 }
 
