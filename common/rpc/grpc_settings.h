@@ -50,8 +50,8 @@ struct GrpcServerLimits {
   // HTTP/2 streams one connection may have open at once. Without it one
   // connection opening 30 000 half-open streams costs ~360 MB. gRPC 1.51
   // enforces it once the client has acknowledged our SETTINGS (a client
-  // exceeding it gets the connection closed); see docs/DEPLOY.md, "Limits"
-  // for the gap this leaves.
+  // exceeding it gets the connection closed); max_open_streams bounds a
+  // client that never acknowledges.
   int max_concurrent_streams = 64;
   // Open streams past which a connection is closed by the stream-flood
   // guard (common/rpc/stream_flood_guard.h): the bound for a client that
