@@ -1,11 +1,12 @@
 """20 000 half-open HTTP/2 streams (HEADERS only, no message) on one
-connection to the coordinator's public port, a worker's Stage port and a
-plaintext health port (and the public port again over TLS), twice each: from a client that acknowledges the
-server's SETTINGS (gRPC enforces --grpc-max-streams) and from one that never
-does (gRPC 1.51 enforces nothing then; the stream-flood guard,
-common/rpc/stream_flood_guard.h, must cut the connection). Each time the
-RSS peak grows < 100 MB, the server refused (RST/GOAWAY/close) and a normal
-call still answers in < 2 s. Bounded: 4 servers, 8 connections, ~30 s."""
+connection to the coordinator's public port (plaintext and TLS), a worker's
+Stage port and a plaintext health port, twice each: from a client that
+acknowledges the server's SETTINGS (gRPC enforces --grpc-max-streams) and
+from one that never does (gRPC 1.51 enforces nothing then; the stream-flood
+guard, common/rpc/stream_flood_guard.h, must cut the connection). Each time
+the RSS peak grows < 100 MB, the server refused (RST/GOAWAY/close) and a
+normal call still answers in < 2 s; /metrics counts one guard cut per
+never-acking attack. Bounded: 3 servers, 8 connections, ~30 s."""
 import shutil
 import tempfile
 import time
