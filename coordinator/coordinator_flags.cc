@@ -36,6 +36,7 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
                "how long requests wait for a live replica of a layer range before UNAVAILABLE");
   args->AddString("--metrics-listen", &o.metrics_listen,
                   "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
+  AddMetricsFlags(args, &f->metrics);
   args->AddString("--hidden-dtype", &o.hidden_dtype,
                   "hidden states between workers: f32, f16, bf16");
   args->AddString("--http-listen", &o.http_listen,
@@ -55,8 +56,8 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt("--http-max-headers", &f->http_max_headers,
                "HTTP API: header lines of a request (431 beyond)");
   args->AddInt("--http-max-body-bytes", &f->http_max_body_bytes,
-               "HTTP API: bytes of a request body (a sized one: 413 beyond; a chunked one: the "
-               "connection is closed when it passes this)");
+               "HTTP API: bytes of a request body (413 beyond; a chunked one past twice this: "
+               "the connection is closed)");
   args->AddInt("--http-read-timeout", &f->http_read_timeout_s,
                "HTTP API: seconds a connection has to send a whole request (headers and body); "
                "also how long an idle connection stays open");
@@ -101,6 +102,10 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt("--grpc-max-streams", &o.grpc_limits.max_concurrent_streams,
                "HTTP/2 streams one gRPC connection may open at once (calls beyond wait or are "
                "refused)");
+  args->AddInt("--grpc-max-open-streams", &o.grpc_limits.max_open_streams,
+               "open HTTP/2 streams past which a gRPC connection is closed (a client that never "
+               "acknowledges SETTINGS is not held to --grpc-max-streams); 0: 4 x "
+               "--grpc-max-streams");
   args->AddString("--grpc-memory", &f->grpc_memory,
                   "gRPC resource quota: memory its buffers may use for all connections (e.g. "
                   "256M); under pressure gRPC shrinks windows and buffers");
@@ -135,6 +140,7 @@ absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorF
   o->http_limits.max_body_bytes = static_cast<size_t>(f.http_max_body_bytes);
   o->http_limits.read_timeout = absl::Seconds(f.http_read_timeout_s);
   o->http_limits.threads = f.http_threads;
+  ASSIGN_OR_RETURN(o->metrics_limits, MetricsLimitsFromFlags(f.metrics));
   for (const std::string& k : f.api_keys) {
     for (absl::string_view part : absl::StrSplit(k, ',', absl::SkipEmpty())) {
       o->api_keys.push_back(std::string(part));

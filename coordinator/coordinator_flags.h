@@ -46,6 +46,7 @@ struct CoordinatorFlags {
   int http_max_body_bytes = 8 << 20;
   int http_read_timeout_s = 30;
   int http_threads = 2;
+  MetricsFlags metrics;  // the --metrics-listen port's limits
   // Limits of the public gRPC port (grpc_settings.h, generate_call.h).
   std::string grpc_memory = "256M";
   int max_stream_lifetime_s = 1800;

@@ -19,6 +19,7 @@
 #include "common/rpc/credentials.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/rpc/health_server.h"
+#include "common/rpc/stream_flood_guard.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/front_door.h"
@@ -173,8 +174,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
                        MetricsPage page;
                        engine->RenderMetrics(&page);
                        pipeline->RenderMetrics(&page);
+                       RenderStreamFloodGuardMetrics(&page);
                        return page.text();
-                     }));
+                     }, options.metrics_limits));
   }
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(st)));
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));

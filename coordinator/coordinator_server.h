@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/base/http_server.h"
+#include "common/base/metrics_server.h"
 #include "common/rpc/grpc_settings.h"
 #include "coordinator/engine.h"
 #include "coordinator/generate_call.h"
@@ -56,6 +57,7 @@ struct CoordinatorOptions {
   std::string chat_template;
   // Prometheus text metrics over HTTP (GET /metrics); off when empty.
   std::string metrics_listen;
+  HttpLimits metrics_limits = MetricsHttpLimits();  // its port's (--metrics-* flags)
   // Transport security (common/rpc/credentials.h); null: plaintext. The
   // server side faces clients; the worker side is the coordinator's client
   // certificate and trusted CA towards the workers (mutual TLS).

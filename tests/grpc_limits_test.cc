@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "common/base/metrics_server.h"
 #include "common/base/text_escape.h"
 #include "common/rpc/grpc_settings.h"
 #include "common/stage/forward_codec.h"
@@ -206,6 +208,33 @@ TEST(GrpcServerLimits, DefaultsValidBadValuesNamed) {
   EXPECT_FALSE(ValidateGrpcServerLimits(l).ok());
   // The worker's Stage port never ages connections (its streams are long).
   EXPECT_EQ(GrpcServerLimits().max_connection_age, absl::InfiniteDuration());
+}
+
+TEST(MetricsPortLimits, FlagsApplyAndBadValuesAreNamed) {
+  MetricsFlags f;  // defaults: the fixed limits the port had before the flags
+  absl::StatusOr<HttpLimits> l = MetricsLimitsFromFlags(f);
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ(l->max_connections, MetricsHttpLimits().max_connections);
+  EXPECT_EQ(l->read_timeout, MetricsHttpLimits().read_timeout);
+  EXPECT_EQ(l->max_body_bytes, 0u);  // a scrape has no body, whatever the flags
+  f.max_connections = 8;
+  f.max_connections_per_ip = 2;
+  f.read_timeout_s = 3;
+  l = MetricsLimitsFromFlags(f);
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ(l->max_connections, 8);
+  EXPECT_EQ(l->max_connections_per_ip, 2);
+  EXPECT_EQ(l->read_timeout, absl::Seconds(3));
+  for (auto [field, value, flag] :
+       {std::tuple{&MetricsFlags::max_connections, 0, "--metrics-max-connections"},
+        std::tuple{&MetricsFlags::max_connections_per_ip, -1, "--metrics-max-connections-per-ip"},
+        std::tuple{&MetricsFlags::read_timeout_s, 0, "--metrics-read-timeout"}}) {
+    MetricsFlags bad;
+    bad.*field = value;
+    const absl::StatusOr<HttpLimits> refused = MetricsLimitsFromFlags(bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << flag;
+    EXPECT_NE(refused.status().message().find(flag), std::string::npos) << refused.status();
+  }
 }
 
 }  // namespace

@@ -165,10 +165,17 @@ TEST_F(HttpServerTest, AdmitAnswersBeforeTheBodyAndBodiesAreCapped) {
                    "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: "
                    "close\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
   EXPECT_TRUE(absl::EndsWith(reply, "got 5")) << reply;
-  // A chunked body past the cap: the connection is closed, nothing handled.
+  // A chunked body past the cap (1000) that ends within twice the cap: read
+  // and dropped, then 413; nothing handled.
   const int before = bodies_;
   reply = Exchange(server_->address(), "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
-                                       "chunked\r\n\r\n7d0\r\n" + std::string(2000, 'a') + "\r\n");
+                                       "chunked\r\nConnection: close\r\n\r\n5dc\r\n" +
+                                           std::string(1500, 'a') + "\r\n0\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(reply, "HTTP/1.1 413")) << reply;
+  // One that goes on past twice the cap: the connection is closed.
+  reply = Exchange(server_->address(), "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                       "chunked\r\n\r\n7d0\r\n" + std::string(2000, 'a') +
+                                           "\r\n7d0\r\n" + std::string(2000, 'a') + "\r\n");
   EXPECT_FALSE(absl::StartsWith(reply, "HTTP/1.1 200")) << reply;
   EXPECT_EQ(bodies_, before);
 }

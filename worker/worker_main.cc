@@ -38,6 +38,7 @@
 #include "common/kernels/cpu_features.h"
 #include "common/kernels/tensor_format.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/stream_flood_guard.h"
 #include "worker/kv_budget.h"
 #include "worker/llama_stage.h"
 #include "worker/stage_server.h"
@@ -57,6 +58,7 @@ struct WorkerOptions {
   std::string max_message = "64M";
   int shutdown_grace_s = 5;
   std::string metrics_listen;  // Prometheus /metrics, off when empty
+  MetricsFlags metrics;        // its port's limits
   // Mutual TLS: server certificate, its key, and the CA that signs the
   // coordinators' client certificates; or explicitly plaintext.
   std::string tls_cert, tls_key, tls_ca;
@@ -64,6 +66,7 @@ struct WorkerOptions {
   std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
   ModelSourceOptions source;  // --model as a URL: cache, token
   int grpc_max_streams = GrpcServerLimits().max_concurrent_streams;
+  int grpc_max_open_streams = 0;  // 0: 4 x grpc_max_streams
   std::string grpc_memory = "256M";
   std::string cpu;            // kernel set, empty = $SHARDLM_CPU or the best
 };
@@ -194,9 +197,15 @@ int Run(const WorkerOptions& o) {
   server_options.max_message_bytes = static_cast<int>(max_message);
   server_options.service.max_batch_tokens = o.max_batch;
   server_options.limits.max_concurrent_streams = o.grpc_max_streams;
+  server_options.limits.max_open_streams = o.grpc_max_open_streams;
   server_options.limits.memory_bytes = grpc_memory;
   if (absl::Status st = ValidateGrpcServerLimits(server_options.limits); !st.ok()) {
     SHARDLM_LOG(kError, "%s", std::string(st.message()));
+    return 2;
+  }
+  const absl::StatusOr<HttpLimits> metrics_limits = MetricsLimitsFromFlags(o.metrics);
+  if (!metrics_limits.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(metrics_limits.status().message()));
     return 2;
   }
   absl::StatusOr<std::unique_ptr<StageServer>> server = StageServer::Start(server_options);
@@ -223,11 +232,12 @@ int Run(const WorkerOptions& o) {
         MetricsServer::Start(o.metrics_listen, [fetch_stats, stage_slot] {
           MetricsPage page;
           fetch_stats->Render(&page);
+          RenderStreamFloodGuardMetrics(&page);
           if (std::shared_ptr<LlamaStage> s = std::atomic_load(stage_slot.get())) {
             s->RenderMetrics(&page);
           }
           return page.text();
-        });
+        }, *metrics_limits);
     if (!m.ok()) {
       SHARDLM_LOG(kError, "%s", std::string(m.status().message()));
       std::fflush(stderr);
@@ -303,6 +313,7 @@ int main(int argc, char** argv) {
   args.AddString("--max-message-size", &o.max_message, "gRPC message limit (send and receive)");
   args.AddString("--metrics-listen", &o.metrics_listen,
                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
+  AddMetricsFlags(&args, &o.metrics);
   args.AddString("--tls-cert", &o.tls_cert, "server certificate chain (PEM) for mutual TLS");
   args.AddString("--tls-key", &o.tls_key, "private key of --tls-cert (PEM)");
   args.AddString("--tls-ca", &o.tls_ca,
@@ -316,6 +327,10 @@ int main(int argc, char** argv) {
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");
   args.AddInt("--grpc-max-streams", &o.grpc_max_streams,
               "HTTP/2 streams one gRPC connection may open at once");
+  args.AddInt("--grpc-max-open-streams", &o.grpc_max_open_streams,
+              "open HTTP/2 streams past which a gRPC connection is closed (a client that never "
+              "acknowledges SETTINGS is not held to --grpc-max-streams); 0: 4 x "
+              "--grpc-max-streams");
   args.AddString("--grpc-memory", &o.grpc_memory,
                  "gRPC resource quota: memory its buffers may use for all connections (e.g. 256M)");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");

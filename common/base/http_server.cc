@@ -169,6 +169,7 @@ bool HasCutValue(std::vector<RawHeader> headers) {
 struct Call {
   HttpRequest request;
   size_t body_limit = 0;
+  size_t over_limit_bytes = 0;  // a chunked body past body_limit: bytes read (and dropped)
   bool answered = false;  // a response was queued
   std::unique_ptr<HttpExchange> exchange;
   std::shared_ptr<Waiter> waiter;
@@ -253,21 +254,36 @@ struct HttpServer::Impl {
       return MHD_YES;
     }
     if (*upload_data_size != 0) {
-      if (call->request.body.size() + *upload_data_size > call->body_limit) {
-        SHARDLM_LOG(kInfo, "%s: request body over %d bytes: connection closed", self->what,
-                    static_cast<int>(call->body_limit));
-        // libmicrohttpd 0.9.75 queues a response only before the body or
-        // after it: mid-body (a chunked body, whose size came with no
-        // header) the connection is cut instead of reading on.
-        if (self->Refuse(c, call, 413, "the request body is too large") == MHD_YES) {
-          *upload_data_size = 0;
-          return MHD_YES;
-        }
+      if (call->over_limit_bytes == 0 &&
+          call->request.body.size() + *upload_data_size <= call->body_limit) {
+        call->request.body.append(upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+      }
+      // Past the cap: only a chunked body gets here (a sized one got 413
+      // from its Content-Length). libmicrohttpd 0.9.75 queues a response
+      // only before the body or after it, not mid-body; so the rest is read
+      // and dropped (no memory held) to answer 413 after the last chunk —
+      // up to another cap's worth of bytes, past which the connection is
+      // cut instead of reading on (the read deadline bounds the time).
+      if (call->over_limit_bytes == 0) {
+        call->over_limit_bytes = call->request.body.size();
+        std::string().swap(call->request.body);
+      }
+      call->over_limit_bytes += *upload_data_size;
+      *upload_data_size = 0;
+      if (call->over_limit_bytes > 2 * call->body_limit) {
+        SHARDLM_LOG(kInfo, "%s: chunked request body over %d bytes: connection closed",
+                    self->what, static_cast<int>(2 * call->body_limit));
         return MHD_NO;
       }
-      call->request.body.append(upload_data, *upload_data_size);
-      *upload_data_size = 0;
       return MHD_YES;
+    }
+    if (call->over_limit_bytes != 0) {  // the whole over-cap body is in (and dropped)
+      SHARDLM_LOG(kInfo, "%s: chunked request body of %d bytes over the %d-byte cap: 413",
+                  self->what, static_cast<int>(call->over_limit_bytes),
+                  static_cast<int>(call->body_limit));
+      return self->Refuse(c, call, 413, "the request body is too large");
     }
     if (call->exchange == nullptr) {
       self->SetReading(c, false);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/base/cli_args.h"
 #include "common/base/http_server.h"
 
 namespace shardlm {
@@ -24,6 +25,20 @@ inline HttpLimits MetricsHttpLimits() {
   l.threads = 1;
   return l;
 }
+
+// The metrics port's limits as flags, defined once for the coordinator and
+// the worker (docs/DEPLOY.md, "Limits -> HTTP").
+struct MetricsFlags {
+  int max_connections = MetricsHttpLimits().max_connections;
+  int max_connections_per_ip = MetricsHttpLimits().max_connections_per_ip;
+  int read_timeout_s = static_cast<int>(absl::ToInt64Seconds(MetricsHttpLimits().read_timeout));
+};
+// --metrics-max-connections, --metrics-max-connections-per-ip,
+// --metrics-read-timeout.
+void AddMetricsFlags(CliArgs* args, MetricsFlags* flags);
+// MetricsHttpLimits() with the flags applied; INVALID_ARGUMENT naming the
+// flag for a value out of range.
+absl::StatusOr<HttpLimits> MetricsLimitsFromFlags(const MetricsFlags& flags);
 
 class MetricsServer {
  public:

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/text_escape.h"
+#include "common/rpc/stream_flood_guard.h"
 
 namespace shardlm {
 namespace {
@@ -86,6 +87,11 @@ absl::Status ValidateGrpcServerLimits(const GrpcServerLimits& l, const std::stri
         absl::StrCat(prefix, "max-concurrent-streams must be in [1, 65536], not ",
                      l.max_concurrent_streams));
   }
+  if (l.max_open_streams != 0 && l.max_open_streams < l.max_concurrent_streams) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "max-open-streams must be 0 (4 x the streams per connection) or at least the "
+        "streams per connection (", l.max_concurrent_streams, "), not ", l.max_open_streams));
+  }
   if (l.memory_bytes < (int64_t{4} << 20)) {
     return absl::InvalidArgumentError(
         absl::StrCat(prefix, "memory must be at least 4M, not ", l.memory_bytes, " bytes"));
@@ -122,6 +128,14 @@ void ApplyServerSettings(grpc::ServerBuilder& builder, int max_message_bytes,
 
   // Streams per connection: the SETTINGS value every client is told.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams);
+  // ...which gRPC 1.51 enforces only after the client's SETTINGS ACK; the
+  // stream-flood guard bounds a client that never sends it. It reads the
+  // per-connection stream counters of channelz (gRPC's default, made
+  // explicit because the guard depends on it).
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 1);
+  EnableStreamFloodGuard(limits.max_open_streams > 0
+                             ? limits.max_open_streams
+                             : int64_t{4} * limits.max_concurrent_streams);
   // Request headers: gRPC's default soft limit (8 KiB) made explicit; a
   // bearer token and a few metadata entries fit many times.
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 << 10);

@@ -50,9 +50,15 @@ struct GrpcServerLimits {
   // HTTP/2 streams one connection may have open at once. Without it one
   // connection opening 30 000 half-open streams costs ~360 MB. gRPC 1.51
   // enforces it once the client has acknowledged our SETTINGS (a client
-  // exceeding it gets the connection closed); see docs/DEPLOY.md, "Limits"
-  // for the gap this leaves.
+  // exceeding it gets the connection closed); max_open_streams bounds a
+  // client that never acknowledges.
   int max_concurrent_streams = 64;
+  // Open streams past which a connection is closed by the stream-flood
+  // guard (common/rpc/stream_flood_guard.h): the bound for a client that
+  // never acknowledges SETTINGS, which gRPC 1.51 does not hold to
+  // max_concurrent_streams. 0: 4 x max_concurrent_streams. Process-wide:
+  // the largest value among the process's servers applies to all.
+  int max_open_streams = 0;
   // Memory gRPC may use for all connections of this server (its resource
   // quota: under pressure gRPC shrinks flow-control windows and read
   // buffers; 1.51 does not refuse streams for it, the stream limit does).

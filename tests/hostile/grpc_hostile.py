@@ -12,6 +12,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import hpack
@@ -48,6 +49,30 @@ def rss_bytes(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+class RssPeak:
+    """Samples a process's RSS every `interval` s on a thread of its own until
+    stop(): the peak of an attack, not only what is left after it."""
+
+    def __init__(self, pid, interval=0.005):
+        self.pid = pid
+        self.peak = rss_bytes(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval):
+        while not self._stop.wait(interval):
+            try:
+                self.peak = max(self.peak, rss_bytes(self.pid))
+            except OSError:
+                return
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 class Server:
@@ -154,6 +179,7 @@ class FrameReader:
         self.closed = False
         self.settings_frames = 0
         self.data_bytes = 0
+        self.closed_at = None  # time.time() when the server closed the connection
 
     def pump_for(self, seconds):
         """Reads for `seconds` (pump returns after the first burst)."""
@@ -165,15 +191,18 @@ class FrameReader:
         """Reads what has arrived (waiting up to `timeout` for the first
         bytes) and hands every complete frame to handle()."""
         while True:
-            r, _, _ = select.select([self.sock], [], [], timeout)
-            if not r:
-                return
+            # A TLS socket may hold decrypted bytes select() cannot see.
+            pending = getattr(self.sock, "pending", None)
+            if not (pending and pending() > 0):
+                r, _, _ = select.select([self.sock], [], [], timeout)
+                if not r:
+                    return
             try:
                 chunk = self.sock.recv(1 << 20)
             except (ConnectionResetError, OSError):
                 chunk = b""
             if not chunk:
-                self.closed = True
+                self.mark_closed()
                 return
             self.buf += chunk
             while len(self.buf) >= 9:
@@ -187,6 +216,11 @@ class FrameReader:
                 self.handle(kind, flags, stream, payload)
             timeout = 0.0
 
+    def mark_closed(self):
+        if not self.closed:
+            self.closed = True
+            self.closed_at = time.time()
+
     def handle(self, kind, flags, stream, payload):
         if kind == RST_STREAM:
             self.rst += 1
@@ -198,12 +232,15 @@ class FrameReader:
             self.data_bytes += len(payload)
 
 
-def open_h2(address, initial_window=65535, ack_settings=True, reader_class=None):
-    """A plaintext HTTP/2 connection: preface and our SETTINGS sent; the
-    server's SETTINGS read and, when `ack_settings`, acknowledged."""
+def open_h2(address, initial_window=65535, ack_settings=True, reader_class=None, tls=None):
+    """An HTTP/2 connection (plaintext, or TLS with ALPN h2 when `tls` is an
+    ssl.SSLContext): preface and our SETTINGS sent; the server's SETTINGS
+    read and, when `ack_settings`, acknowledged."""
     host, port = split_address(address)
     sock = socket.create_connection((host, port), timeout=10)
     sock.setblocking(True)
+    if tls is not None:
+        sock = tls.wrap_socket(sock, server_hostname=host)
     sock.sendall(PREFACE + settings([(0x4, initial_window), (0x2, 0)]))
     reader = (reader_class or FrameReader)(sock)
     deadline = time.time() + 5
@@ -214,10 +251,14 @@ def open_h2(address, initial_window=65535, ack_settings=True, reader_class=None)
     return sock, reader
 
 
-def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
+def half_open_streams(address, count, path, ack_settings=True, seconds=20.0, tls=None):
     """Opens `count` streams with HEADERS only (no message, no END_STREAM) on
-    one connection. Returns the FrameReader (RST/GOAWAY/closed seen)."""
-    sock, reader = open_h2(address, ack_settings=ack_settings)
+    one connection. Returns the FrameReader (RST/GOAWAY/closed seen) with
+    `opened` (streams sent), `started_at` (time of the first HEADERS) and
+    `socket`. Without `ack_settings` the server's SETTINGS are never
+    acknowledged, so its stream limit is not in force (gRPC 1.51)."""
+    sock, reader = open_h2(address, ack_settings=ack_settings, tls=tls)
+    reader.started_at = time.time()
     encoder = hpack.Encoder()
     deadline = time.time() + seconds
     stream = 1
@@ -229,7 +270,7 @@ def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
             try:
                 sock.sendall(b"".join(batch))
             except OSError:
-                reader.closed = True
+                reader.mark_closed()
                 break
             batch = []
             reader.pump(0.0)
@@ -239,11 +280,29 @@ def half_open_streams(address, count, path, ack_settings=True, seconds=20.0):
         try:
             sock.sendall(b"".join(batch))
         except OSError:
-            reader.closed = True
+            reader.mark_closed()
     reader.pump_for(0.5)
     reader.opened = (stream - 1) // 2
     reader.socket = sock
     return reader
+
+
+def tls_client_context(ca_file):
+    """A client context trusting `ca_file`, offering only h2 (as gRPC wants)."""
+    import ssl
+    context = ssl.create_default_context(cafile=ca_file)
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+def self_signed_certificate(folder):
+    """A certificate for 127.0.0.1 and its key (openssl), in `folder`."""
+    cert, key = os.path.join(folder, "server.crt"), os.path.join(folder, "server.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
 
 
 # --- generated messages and a strict client ----------------------------------

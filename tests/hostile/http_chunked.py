@@ -2,7 +2,8 @@
 """Chunked bodies (issue 21, item 2): a 128 MiB chunked POST without a key
 is refused (401) without being read, and RSS grows < 64 MB; with a key, a
 chunked body over --http-max-body-bytes is cut like a sized one (413 or the
-connection closed) long before it is all sent; a small chunked body still
+connection closed past twice the cap) long before it is all sent; one that
+ends within twice the cap gets 413; a small chunked body still
 works; a sized body over the cap gets 413 at once. Bounded: ~10 s."""
 import json
 import socket
@@ -15,8 +16,9 @@ TOTAL = 128 * MIB
 CHUNK = 64 * 1024
 
 
-def chunked_post(addr, key, total, timeout=10):
-    """Streams `total` bytes of chunks; returns (status or None, bytes sent, s)."""
+def chunked_post(addr, key, total, timeout=10, finish=False):
+    """Streams `total` bytes of chunks (then the last chunk when `finish`);
+    returns (status or None, bytes sent, seconds, reply)."""
     s = socket.create_connection(addr, timeout=timeout)
     head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     if key:
@@ -47,6 +49,9 @@ def chunked_post(addr, key, total, timeout=10):
                     sent += CHUNK
             except BlockingIOError:
                 time.sleep(0.005)
+        if finish and sent >= total and not reply:
+            s.setblocking(True)
+            s.sendall(b"0\r\n\r\n")
     except OSError:
         pass
     s.setblocking(True)
@@ -70,6 +75,11 @@ def main():
         check(st in (413, None) and sent < 32 * MIB,
               "128 MiB chunked POST with the key: %s after %.1f MiB in %.2f s (cut past 8 MiB)"
               % (st, sent / MIB, dt) + repr(reply[:400]))
+        # A chunked body a little over the cap, then its end: read and
+        # dropped past the cap, answered 413 (not a closed connection).
+        st, sent, dt, reply = chunked_post(serve.http, API_KEY, 12 * MIB, finish=True)
+        check(st == 413, "12 MiB chunked POST with the key (cap 8 MiB): %s after %.1f MiB in "
+              "%.2f s" % (st, sent / MIB, dt))
         # A sized body over the cap: 413 from the headers alone.
         s = socket.create_connection(serve.http, timeout=5)
         s.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"

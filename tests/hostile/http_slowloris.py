@@ -13,7 +13,7 @@ from http_common import (MIB, MEM_SCALE, Serve, check, check_normal_requests, re
 
 SOCKETS = 40
 READ_TIMEOUT_S = 4
-METRICS_READ_TIMEOUT_S = 10  # MetricsHttpLimits()
+METRICS_READ_TIMEOUT_S = 5  # --metrics-read-timeout (default 10 s): the flag must hold
 ATTACK_S = 12
 
 
@@ -41,7 +41,8 @@ def trickle(addr, results, i, stop):
 
 
 def main():
-    serve = Serve(["--http-read-timeout", str(READ_TIMEOUT_S)])
+    serve = Serve(["--http-read-timeout", str(READ_TIMEOUT_S),
+                   "--metrics-read-timeout", str(METRICS_READ_TIMEOUT_S)])
     try:
         check_normal_requests(serve, 2.0, "before the attack")
         rss0 = serve.rss()
