@@ -135,6 +135,13 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     ho.limits = options.http_limits;
     ho.max_json_depth = options.http_max_json_depth;
     ho.model_id = model_id;
+    if (!options.metrics_listen.empty()) {
+      const Engine* engine = st->engine.get();
+      const Pipeline* pipeline = st->pipeline.get();
+      ho.metrics = [engine, pipeline, model_id] {
+        return RenderCoordinatorMetrics(*engine, *pipeline, model_id);
+      };
+    }
     ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->door.get()));
   }
 

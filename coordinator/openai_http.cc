@@ -73,7 +73,7 @@ std::string RandomId(const char* prefix) {
   return absl::StrCat(prefix, absl::Hex(rng(), absl::kZeroPad16));
 }
 
-enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth };
+enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth, kMetrics };
 
 ApiRoute RouteOf(const HttpRequest& req) {
   const bool get = req.method == "GET" || req.method == "HEAD";
@@ -82,6 +82,7 @@ ApiRoute RouteOf(const HttpRequest& req) {
   if (get && req.path == "/v1/models") return ApiRoute::kModels;
   if (get && absl::StartsWith(req.path, "/v1/models/") && req.path.size() > 11) return ApiRoute::kModel;
   if (get && req.path == "/health") return ApiRoute::kHealth;
+  if (get && req.path == "/metrics") return ApiRoute::kMetrics;
   return ApiRoute::kNone;
 }
 
@@ -241,7 +242,7 @@ struct OpenAiHttpServer::Impl {
   std::optional<HttpResponse> Admit(const HttpRequest& req) const {
     const ApiRoute route = RouteOf(req);
     if (route == ApiRoute::kNone) return NotFound(req);
-    if (route == ApiRoute::kHealth) return std::nullopt;
+    if (route == ApiRoute::kHealth || route == ApiRoute::kMetrics) return std::nullopt;
     const std::string* value = req.Header("Authorization");
     absl::Status st = authenticator.CheckHeader(value != nullptr, value ? *value : "");
     if (!st.ok()) return ErrorResponse(ErrorFromStatus(st));
@@ -276,6 +277,13 @@ struct OpenAiHttpServer::Impl {
       }
       case ApiRoute::kHealth:
         return ReadyExchange(Health());
+      case ApiRoute::kMetrics: {
+        if (!options.metrics) break;  // metrics are off: 404
+        HttpResponse r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = options.metrics();
+        return ReadyExchange(std::move(r));
+      }
       case ApiRoute::kNone:
         break;
     }

@@ -14,6 +14,7 @@
 #ifndef SHARDLM_COORDINATOR_OPENAI_HTTP_H_
 #define SHARDLM_COORDINATOR_OPENAI_HTTP_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct OpenAiHttpOptions {
   int max_json_depth = 64;           // arrays/objects nested in a request body
   absl::Duration request_timeout = absl::Minutes(10);
   absl::Duration heartbeat = absl::Seconds(2);  // SSE comment when a stream is idle
+  // When set, GET /metrics on this port too (open like /health): the
+  // Inference Extension's endpoint picker scrapes the serving port.
+  std::function<std::string()> metrics;
 };
 
 class OpenAiHttpServer {

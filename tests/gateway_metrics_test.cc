@@ -4,7 +4,8 @@
 // mid-flight the page shows them waiting and running and the KV in use; after
 // they end, the latency histograms count exactly their tokens and requests
 // and the per-stage histograms carry a `stage` label; `shardlm serve
-// --metrics-listen` serves the same names over HTTP.
+// --metrics-listen` serves the same names over HTTP, on its metrics port and
+// on the OpenAI API's port.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -328,8 +329,11 @@ TEST(GatewayMetricsE2eTest, ServeMetricsListenServesTheGatewayNames) {
   const std::string model = StoriesModel();
   auto serve = Subprocess::Start({SHARDLM_BIN, "serve", "--model", model, "--workers", "2",
                                   "--threads", "1", "--kv-budget", "1M", "--listen",
-                                  "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"});
+                                  "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                                  "--http-listen", "127.0.0.1:0"});
   ASSERT_TRUE(serve.ok()) << serve.status();
+  auto http = (*serve)->WaitForLine("HTTP ", absl::Seconds(60));
+  ASSERT_TRUE(http.ok()) << http.status();
   auto metrics = (*serve)->WaitForLine("METRICS ", absl::Seconds(60));
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   auto address = (*serve)->WaitForLine("SERVING ", absl::Seconds(60));
@@ -370,6 +374,12 @@ TEST(GatewayMetricsE2eTest, ServeMetricsListenServesTheGatewayNames) {
     EXPECT_EQ(page.Count(family), 2) << family;
     EXPECT_GE(page.Get(family, {"stage=\"worker 127.0.0.1:"}), kTokens) << family;
   }
+  // The HTTP API's port serves the same page (gateways scrape the serving
+  // port), without an API key like /health.
+  const Page on_api_port = Parse(Scrape(*http));
+  EXPECT_EQ(on_api_port.error, "");
+  EXPECT_EQ(on_api_port.Get("vllm:generation_tokens_total", {model_label}), kRequests * kTokens);
+  EXPECT_EQ(on_api_port.Get("vllm:num_requests_running", {model_label}), 0);
   (*serve)->Signal(SIGTERM);
   EXPECT_EQ((*serve)->Wait(absl::Seconds(30)), 0);
 }
