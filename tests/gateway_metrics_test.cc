@@ -6,6 +6,8 @@
 // and the per-stage histograms carry a `stage` label; `shardlm serve
 // --metrics-listen` serves the same names over HTTP, on its metrics port and
 // on the OpenAI API's port.
+#include "coordinator/gateway_metrics.h"
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -21,8 +23,8 @@
 #include "absl/strings/str_split.h"
 #include "common/base/subprocess.h"
 #include "common/model/gguf.h"
+#include "coordinator/coordinator_server.h"
 #include "coordinator/engine.h"
-#include "coordinator/gateway_metrics.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "tests/greedy_request.h"
 #include "tests/rpc_test_util.h"
@@ -304,9 +306,9 @@ TEST(GatewayMetricsTest, PageShowsWaitingRunningKvThenExactLatencyCounts) {
   const double calls = page.Get("shardlm_stage_forward_seconds_count", {stage0});
   EXPECT_GE(calls, kTokens);  // at least one call per decode step
   for (const std::string& stage : {stage0, stage1}) {
-    for (const char* family : {"shardlm_stage_forward_seconds_count",
-                               "shardlm_stage_compute_seconds_count",
-                               "shardlm_stage_hop_seconds_count"}) {
+    for (const char* family :
+         {"shardlm_stage_forward_seconds_count", "shardlm_stage_compute_seconds_count",
+          "shardlm_stage_hop_seconds_count"}) {
       EXPECT_EQ(page.Get(family, {stage}), calls) << family << " " << stage;
     }
     EXPECT_GT(page.Get("shardlm_stage_compute_seconds_sum", {stage}), 0) << stage;
@@ -327,10 +329,10 @@ std::string Scrape(const std::string& address) {
 
 TEST(GatewayMetricsE2eTest, ServeMetricsListenServesTheGatewayNames) {
   const std::string model = StoriesModel();
-  auto serve = Subprocess::Start({SHARDLM_BIN, "serve", "--model", model, "--workers", "2",
-                                  "--threads", "1", "--kv-budget", "1M", "--listen",
-                                  "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-                                  "--http-listen", "127.0.0.1:0"});
+  auto serve =
+      Subprocess::Start({SHARDLM_BIN, "serve", "--model", model, "--workers", "2", "--threads", "1",
+                         "--kv-budget", "1M", "--listen", "127.0.0.1:0", "--metrics-listen",
+                         "127.0.0.1:0", "--http-listen", "127.0.0.1:0"});
   ASSERT_TRUE(serve.ok()) << serve.status();
   auto http = (*serve)->WaitForLine("HTTP ", absl::Seconds(60));
   ASSERT_TRUE(http.ok()) << http.status();
@@ -369,8 +371,8 @@ TEST(GatewayMetricsE2eTest, ServeMetricsListenServesTheGatewayNames) {
   // Two workers: their own stage label, budget and timings.
   EXPECT_EQ(page.Count("shardlm_stage_kv_budget_bytes"), 2);
   EXPECT_EQ(page.Get("shardlm_stage_kv_budget_bytes", {"layers=\"0:"}), 1 << 20);
-  for (const char* family : {"shardlm_stage_compute_seconds_count",
-                             "shardlm_stage_hop_seconds_count"}) {
+  for (const char* family :
+       {"shardlm_stage_compute_seconds_count", "shardlm_stage_hop_seconds_count"}) {
     EXPECT_EQ(page.Count(family), 2) << family;
     EXPECT_GE(page.Get(family, {"stage=\"worker 127.0.0.1:"}), kTokens) << family;
   }
@@ -382,6 +384,44 @@ TEST(GatewayMetricsE2eTest, ServeMetricsListenServesTheGatewayNames) {
   EXPECT_EQ(on_api_port.Get("vllm:num_requests_running", {model_label}), 0);
   (*serve)->Signal(SIGTERM);
   EXPECT_EQ((*serve)->Wait(absl::Seconds(30)), 0);
+}
+
+// The API port's /metrics: open without the key the completions need (the
+// endpoint picker scrapes with no credentials), absent when metrics are off.
+TEST(GatewayMetricsE2eTest, ApiPortMetricsNeedNoKeyAndAreAbsentWhenMetricsAreOff) {
+  TestWorker w = StartWorker(StoriesModel(), 0, 5, {}, kBudget);
+  ASSERT_NE(w.stage, nullptr);
+  for (const bool metrics_on : {true, false}) {
+    CoordinatorOptions o;
+    o.model_path = StoriesModel();
+    o.workers = {w.server->address()};
+    o.listen = "127.0.0.1:0";
+    o.http_listen = "127.0.0.1:0";
+    o.api_keys = {"sekret"};
+    if (metrics_on) o.metrics_listen = "127.0.0.1:0";
+    auto server = CoordinatorServer::Start(o);
+    ASSERT_TRUE(server.ok()) << server.status();
+    httplib::Client client("http://" + (*server)->http_address());
+    client.set_read_timeout(10);
+    auto completion =
+        client.Post("/v1/completions", R"({"prompt":"Once","max_tokens":2})", "application/json");
+    ASSERT_TRUE(completion);
+    EXPECT_EQ(completion->status, 401);
+    auto res = client.Get("/metrics");
+    ASSERT_TRUE(res);
+    if (metrics_on) {
+      EXPECT_EQ(res->status, 200);
+      EXPECT_TRUE(
+          absl::StartsWith(res->get_header_value("Content-Type"), "text/plain; version=0.0.4"));
+      const Page page = Parse(res->body);
+      EXPECT_EQ(page.error, "");
+      EXPECT_EQ(page.Get("vllm:num_requests_waiting", {"model_name=\"stories260K\""}), 0);
+      EXPECT_EQ(page.Count("shardlm_stage_kv_budget_bytes"), 1);
+    } else {
+      EXPECT_EQ(res->status, 404);
+    }
+    (*server)->Shutdown();
+  }
 }
 
 }  // namespace
