@@ -38,7 +38,7 @@ void RenderGatewayMetrics(const Engine& engine, const Pipeline& pipeline,
   page->Gauge("vllm:kv_cache_usage_perc",
               "KV-cache utilisation, 0 to 1, of the fullest stage (shardlm_kv_cache_usage_ratio)",
               kv, model);
-  // Its name before vLLM 0.10; inference-extension EPPs up to v0.5 read it.
+  // vLLM's older name of it, which older endpoint pickers read by default.
   page->Gauge("vllm:gpu_cache_usage_perc", "Same as vllm:kv_cache_usage_perc (older name)", kv,
               model);
   // Latencies, in seconds.
