@@ -242,6 +242,8 @@ TEST(GatewayMetricsTest, PageShowsWaitingRunningKvThenExactLatencyCounts) {
   // last: it runs, the other two wait, the first stage holds its KV.
   ASSERT_TRUE(last->WaitForCall());
   const std::string held_text = RenderCoordinatorMetrics(engine, **pipeline, "stories260K");
+  const KvStats held_kv = w0.stage->kv_stats();  // nothing moves until the gate opens
+  EXPECT_GT(held_kv.bytes_used, 0);
   last->Open();
   const Page held = Parse(held_text);
   EXPECT_EQ(held.error, "") << held_text;
@@ -256,10 +258,10 @@ TEST(GatewayMetricsTest, PageShowsWaitingRunningKvThenExactLatencyCounts) {
   EXPECT_EQ(held.Get("vllm:gpu_cache_usage_perc", {model_label}), kv);
   EXPECT_EQ(held.Get("shardlm_kv_cache_usage_ratio"), kv);
   const std::string stage0 = absl::StrCat("stage=\"", first->name(), "\"");
-  EXPECT_EQ(held.Get("shardlm_stage_kv_bytes", {stage0}), w0.stage->kv_stats().bytes_used);
+  EXPECT_EQ(held.Get("shardlm_stage_kv_bytes", {stage0}), held_kv.bytes_used);
   EXPECT_EQ(held.Get("shardlm_stage_kv_budget_bytes", {stage0}), kBudget);
   EXPECT_DOUBLE_EQ(held.Get("shardlm_stage_kv_usage_ratio", {stage0}),
-                   static_cast<double>(w0.stage->kv_stats().bytes_used) / kBudget);
+                   static_cast<double>(held_kv.bytes_used) / kBudget);
   EXPECT_EQ(held.Get("vllm:time_to_first_token_seconds_count", {model_label}), 0);
 
   int generated = 0;
