@@ -35,7 +35,8 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt("--failover-timeout-ms", &f->failover_timeout_ms,
                "how long requests wait for a live replica of a layer range before UNAVAILABLE");
   args->AddString("--metrics-listen", &o.metrics_listen,
-                  "serve Prometheus metrics at http://HOST:PORT/metrics (off by default)");
+                  "serve Prometheus metrics at http://HOST:PORT/metrics, and at /metrics of the "
+                  "--http-listen port (off by default; names: docs/DEPLOY.md, \"Metrics\")");
   AddMetricsFlags(args, &f->metrics);
   args->AddString("--hidden-dtype", &o.hidden_dtype,
                   "hidden states between workers: f32, f16, bf16");

@@ -23,6 +23,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/front_door.h"
+#include "coordinator/gateway_metrics.h"
 #include "coordinator/openai_http.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/remote_stage.h"
@@ -30,6 +31,18 @@
 #include "coordinator/web_ui.h"
 
 namespace shardlm {
+namespace {
+
+// The coordinator's whole /metrics page: engine, pipeline and gateway names
+// (gateway_metrics.h) plus this process's gRPC stream-flood guard.
+std::string CoordinatorMetricsText(const Engine& engine, const Pipeline& pipeline,
+                                   const std::string& model_id) {
+  MetricsPage guard;
+  RenderStreamFloodGuardMetrics(&guard);
+  return RenderCoordinatorMetrics(engine, pipeline, model_id) + guard.text();
+}
+
+}  // namespace
 
 // Declaration order is teardown order reversed: the server stops first,
 // then the engine (cancelling streams), then the pipeline and the model.
@@ -125,6 +138,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       std::make_unique<ShardLmService>(st->door.get(), st->pipeline.get(), &st->config,
                                        st->fingerprint, BearerAuthenticator(options.auth_tokens),
                                        options.stream_limits);
+  // The model's file name without folder and extension, e.g. "stories260K":
+  // the id of the OpenAI API's "model" and the metrics' model_name label.
+  std::string model_id = options.model_path.substr(options.model_path.rfind('/') + 1);
+  if (absl::EndsWith(model_id, ".gguf")) model_id.resize(model_id.size() - 5);
+  if (model_id.empty()) model_id = "shardlm";
   if (!options.http_listen.empty()) {
     OpenAiHttpOptions ho;
     ho.listen = options.http_listen;
@@ -132,14 +150,17 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     ho.api_keys.insert(ho.api_keys.end(), options.auth_tokens.begin(), options.auth_tokens.end());
     ho.limits = options.http_limits;
     ho.max_json_depth = options.http_max_json_depth;
-    // The model's file name without folder and extension, e.g. "stories260K".
-    std::string id = options.model_path.substr(options.model_path.rfind('/') + 1);
-    if (absl::EndsWith(id, ".gguf")) id.resize(id.size() - 5);
-    ho.model_id = id.empty() ? "shardlm" : id;
+    ho.model_id = model_id;
     const Pipeline* pipeline = st->pipeline.get();
-    ho.pipeline_info = [pipeline, model_id = ho.model_id, used_template] {
+    ho.pipeline_info = [pipeline, model_id, used_template] {
       return PipelineJson(*pipeline, model_id, used_template);
     };
+    if (!options.metrics_listen.empty()) {
+      const Engine* engine = st->engine.get();
+      ho.metrics = [engine, pipeline, model_id] {
+        return CoordinatorMetricsText(*engine, *pipeline, model_id);
+      };
+    }
     ASSIGN_OR_RETURN(st->http, OpenAiHttpServer::Start(ho, st->door.get()));
   }
 
@@ -170,12 +191,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (!options.metrics_listen.empty()) {
     const Engine* engine = st->engine.get();
     const Pipeline* pipeline = st->pipeline.get();
-    ASSIGN_OR_RETURN(st->metrics, MetricsServer::Start(options.metrics_listen, [engine, pipeline] {
-                       MetricsPage page;
-                       engine->RenderMetrics(&page);
-                       pipeline->RenderMetrics(&page);
-                       RenderStreamFloodGuardMetrics(&page);
-                       return page.text();
+    ASSIGN_OR_RETURN(st->metrics,
+                     MetricsServer::Start(options.metrics_listen, [engine, pipeline, model_id] {
+                       return CoordinatorMetricsText(*engine, *pipeline, model_id);
                      }, options.metrics_limits));
   }
   auto server = std::unique_ptr<CoordinatorServer>(new CoordinatorServer(std::move(st)));

@@ -123,6 +123,8 @@ class Engine {
   int queued() const;
   // Counters, histograms, queue depth and active sequences as Prometheus text.
   void RenderMetrics(MetricsPage* page) const;
+  // The same, for other names of them (coordinator/gateway_metrics.h).
+  const EngineMetrics& metrics() const { return metrics_; }
 
  private:
   struct Sequence;

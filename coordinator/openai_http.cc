@@ -75,7 +75,9 @@ std::string RandomId(const char* prefix) {
 }
 
 // kChatPage and kPipeline: the chat page (web_ui.h).
-enum class ApiRoute { kNone, kCompletions, kChat, kModels, kModel, kHealth, kChatPage, kPipeline };
+enum class ApiRoute {
+  kNone, kCompletions, kChat, kModels, kModel, kHealth, kMetrics, kChatPage, kPipeline
+};
 
 ApiRoute RouteOf(const HttpRequest& req) {
   const bool get = req.method == "GET" || req.method == "HEAD";
@@ -86,6 +88,7 @@ ApiRoute RouteOf(const HttpRequest& req) {
   if (get && req.path == "/health") return ApiRoute::kHealth;
   if (get && req.path == "/") return ApiRoute::kChatPage;
   if (get && req.path == "/v1/pipeline") return ApiRoute::kPipeline;
+  if (get && req.path == "/metrics") return ApiRoute::kMetrics;
   return ApiRoute::kNone;
 }
 
@@ -245,8 +248,10 @@ struct OpenAiHttpServer::Impl {
   std::optional<HttpResponse> Admit(const HttpRequest& req) const {
     const ApiRoute route = RouteOf(req);
     if (route == ApiRoute::kNone) return NotFound(req);
-    // Probes and the chat page need no key (the page's API calls carry it).
-    if (route == ApiRoute::kHealth || route == ApiRoute::kChatPage) return std::nullopt;
+    // Probes, metrics and the chat page need no key (the page's API calls carry it).
+    if (route == ApiRoute::kHealth || route == ApiRoute::kMetrics || route == ApiRoute::kChatPage) {
+      return std::nullopt;
+    }
     const std::string* value = req.Header("Authorization");
     absl::Status st = authenticator.CheckHeader(value != nullptr, value ? *value : "");
     if (!st.ok()) return ErrorResponse(ErrorFromStatus(st));
@@ -287,6 +292,13 @@ struct OpenAiHttpServer::Impl {
         return ReadyExchange(JsonResponse(200, options.pipeline_info
                                                    ? options.pipeline_info()
                                                    : json{{"model", options.model_id}}));
+      case ApiRoute::kMetrics: {
+        if (!options.metrics) break;  // metrics are off: 404
+        HttpResponse r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = options.metrics();
+        return ReadyExchange(std::move(r));
+      }
       case ApiRoute::kNone:
         break;
     }

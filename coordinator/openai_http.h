@@ -41,6 +41,9 @@ struct OpenAiHttpOptions {
   // GET /v1/pipeline: the model and its stages (web_ui.h's PipelineJson),
   // called on an event thread; unset: the model id only.
   std::function<nlohmann::json()> pipeline_info;
+  // When set, GET /metrics on this port too (open like /health): the
+  // Inference Extension's endpoint picker scrapes the serving port.
+  std::function<std::string()> metrics;
 };
 
 class OpenAiHttpServer {

@@ -93,6 +93,7 @@ absl::Status Pipeline::Forward(const ForwardRequest& request, ForwardResult* res
       Health& h = *health_[k][replica(k)];
       const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
       h.forward_seconds.Observe(secs);
+      h.compute_seconds.Observe(out->compute_ms / 1000);
       h.hop_seconds.Observe(std::max(0.0, secs - out->compute_ms / 1000));
     }
     return st;
@@ -172,23 +173,71 @@ std::vector<std::pair<int, int>> Pipeline::ProbeAll() {
 
 namespace shardlm {
 
-void Pipeline::RenderMetrics(MetricsPage* page) const {
+double Pipeline::KvCacheUsage() const {
+  double fullest = 0;
   for (int k = 0; k < n_ranges(); ++k) {
     for (int r = 0; r < n_replicas(k); ++r) {
-      const Health& h = *health_[k][r];
-      const ShardInfo& info = ranges_[k][r]->info();
-      const std::string labels =
-          absl::StrCat("stage=\"", LabelValue(ranges_[k][r]->name()), "\",layers=\"", info.first_layer, ":",
-                       info.last_layer, "\"");
-      page->Gauge("shardlm_stage_healthy", "1 if the stage answers its health probes and calls",
-                  h.healthy.load() ? 1 : 0, labels);
-      page->Histogram("shardlm_stage_forward_seconds", "Forward call time per stage", h.forward_seconds,
-                      labels);
-      page->Histogram("shardlm_stage_hop_seconds",
-                      "Forward call time not spent computing (serialization, network, queueing)",
-                      h.hop_seconds, labels);
+      if (!healthy(k, r)) continue;  // its KV is gone; it holds no request
+      const KvStats kv = ranges_[k][r]->known_kv_stats();
+      if (kv.bytes_budget <= 0) continue;
+      fullest = std::max(fullest, static_cast<double>(kv.bytes_used) / kv.bytes_budget);
     }
   }
+  return std::min(fullest, 1.0);
+}
+
+void Pipeline::RenderMetrics(MetricsPage* page) const {
+  struct Row {
+    std::string labels;
+    const Health* health;
+    KvStats kv;
+  };
+  std::vector<Row> rows;
+  for (int k = 0; k < n_ranges(); ++k) {
+    for (int r = 0; r < n_replicas(k); ++r) {
+      const ShardInfo& info = ranges_[k][r]->info();
+      rows.push_back({absl::StrCat("stage=\"", LabelValue(ranges_[k][r]->name()), "\",layers=\"",
+                                   info.first_layer, ":", info.last_layer, "\""),
+                      health_[k][r].get(), ranges_[k][r]->known_kv_stats()});
+    }
+  }
+  // Family by family: the text format wants each family's lines together.
+  for (const Row& row : rows) {
+    page->Gauge("shardlm_stage_healthy", "1 if the stage answers its health probes and calls",
+                row.health->healthy.load() ? 1 : 0, row.labels);
+  }
+  for (const Row& row : rows) {
+    page->Histogram("shardlm_stage_forward_seconds", "Forward call time per stage (compute + hop)",
+                    row.health->forward_seconds, row.labels);
+  }
+  for (const Row& row : rows) {
+    page->Histogram("shardlm_stage_compute_seconds",
+                    "Time the stage spent computing a Forward call, as it reports it",
+                    row.health->compute_seconds, row.labels);
+  }
+  for (const Row& row : rows) {
+    page->Histogram("shardlm_stage_hop_seconds",
+                    "Forward call time not spent computing (serialization, network, queueing)",
+                    row.health->hop_seconds, row.labels);
+  }
+  for (const Row& row : rows) {
+    page->Gauge("shardlm_stage_kv_bytes", "KV-cache bytes the stage holds (as of its last reply)",
+                row.kv.bytes_used, row.labels);
+  }
+  for (const Row& row : rows) {
+    page->Gauge("shardlm_stage_kv_budget_bytes", "KV-cache budget of the stage (0: unlimited)",
+                row.kv.bytes_budget, row.labels);
+  }
+  for (const Row& row : rows) {
+    page->Gauge("shardlm_stage_kv_usage_ratio", "KV-cache bytes used over budget, 0 to 1",
+                row.kv.bytes_budget > 0
+                    ? std::min(1.0, static_cast<double>(row.kv.bytes_used) / row.kv.bytes_budget)
+                    : 0.0,
+                row.labels);
+  }
+  page->Gauge("shardlm_kv_cache_usage_ratio",
+              "KV-cache utilisation, 0 to 1: the fullest healthy stage's used over budget",
+              KvCacheUsage());
 }
 
 }  // namespace shardlm

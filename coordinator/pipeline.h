@@ -73,7 +73,13 @@ class Pipeline {
   // Probes every replica (Stage::Ping) and updates health; returns the
   // replicas that came back since the last probe as (range, replica).
   std::vector<std::pair<int, int>> ProbeAll();
-  // Prometheus lines: health, forward time and hop latency per replica.
+  // KV-cache utilisation in [0, 1]: the fullest healthy stage's bytes used
+  // over its budget (a request needs room on every stage of its route, so
+  // the fullest one decides). From the stages' known_kv_stats(): no call.
+  // Stages without a budget count as empty.
+  double KvCacheUsage() const;
+  // Prometheus lines per replica: health, forward, compute and hop time, KV
+  // use; and KvCacheUsage(). One group of lines per metric family.
   void RenderMetrics(MetricsPage* page) const;
 
  private:
@@ -85,6 +91,7 @@ class Pipeline {
     // Whole Forward call, and the part of it not spent computing: the hop
     // (serialization, network, queueing) — what splitting a model costs.
     Histogram forward_seconds{Histogram::LatencySeconds()};
+    Histogram compute_seconds{Histogram::LatencySeconds()};  // as the stage reports it
     Histogram hop_seconds{Histogram::LatencySeconds()};
   };
   std::vector<std::vector<std::unique_ptr<Health>>> health_;

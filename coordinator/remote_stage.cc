@@ -148,11 +148,16 @@ absl::Status RemoteStage::Forward(const ForwardRequest& request, ForwardResult* 
     compute_ms += call->response.compute_ms();
     begin = end;
   }
+  // The last chunk's reply has the worker's KV use after the whole batch
+  // (workers before this field send none: the probes' answers then serve).
+  const bool has_kv = status.ok() && call->response.has_kv();
+  const KvStats kv = has_kv ? KvStatsFromProto(call->response.kv()) : KvStats{};
   ReturnCall(std::move(call));
   if (status.ok()) {
     result->compute_ms = compute_ms;
     std::lock_guard<std::mutex> lock(mu_);
     last_compute_ms_ = compute_ms;
+    if (has_kv) last_kv_ = kv;
   }
   return status;
 }
@@ -188,6 +193,10 @@ absl::Status RemoteStage::Release(absl::Span<const SeqId> seqs) {
     context.set_deadline(DeadlineIn(options_.call_timeout));
     const grpc::Status status = stub_->Release(&context, request, &response);
     if (!status.ok()) return FromGrpcStatus(status, name_);
+    if (response.has_kv()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_kv_ = KvStatsFromProto(response.kv());
+    }
   }
   return absl::OkStatus();
 }
@@ -212,6 +221,8 @@ absl::Status RemoteStage::Ping() {
         absl::StrCat(name_, " now serves layers ", shard->first_layer(), ":", shard->last_layer(),
                      " of model ", shard->model_fingerprint()));
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  last_kv_ = KvStatsFromProto(shard->kv());  // the probe's answer is news too
   return absl::OkStatus();
 }
 
@@ -225,6 +236,11 @@ KvStats RemoteStage::kv_stats() const {
     SHARDLM_LOG(kDebug, "%s; reporting the last known KV stats",
                 std::string(shard.status().message()));
   }
+  return last_kv_;
+}
+
+KvStats RemoteStage::known_kv_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
   return last_kv_;
 }
 

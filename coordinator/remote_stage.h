@@ -80,6 +80,9 @@ class RemoteStage : public Stage {
   absl::Status Release(absl::Span<const SeqId> seqs) override;
   // A fresh GetShardInfo; on error the last known stats.
   KvStats kv_stats() const override;
+  // As of the last Forward / Release reply or Ping (each carries the
+  // worker's KV use), or kv_stats() call; no call of its own.
+  KvStats known_kv_stats() const override;
   // GetShardInfo within options.ping_timeout: ready, same model, same layers.
   absl::Status Ping() override;
   // "worker 127.0.0.1:5001 (layers 0:11)".
@@ -117,7 +120,7 @@ class RemoteStage : public Stage {
 
   mutable std::mutex mu_;  // guards the fields below
   std::vector<std::unique_ptr<Call>> free_calls_;
-  mutable KvStats last_kv_;
+  mutable KvStats last_kv_;  // the freshest reply's (see known_kv_stats)
   double last_compute_ms_ = 0;
 };
 

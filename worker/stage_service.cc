@@ -117,10 +117,11 @@ bool StageService::WaitIdle(absl::Time deadline) {
 
 void StageService::StopCompute() { queue_.Stop(); }
 
-void StageService::RefreshKvStats() {
+KvStats StageService::RefreshKvStats() {
   const KvStats kv = stage_->kv_stats();
   std::lock_guard<std::mutex> lock(state_mu_);
   kv_ = kv;
+  return kv;
 }
 
 absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
@@ -136,14 +137,16 @@ absl::Status StageService::HandleForward(const v1::ForwardRequest& request,
   // not validated yet (Forward does that): the count reads within bounds.
   RETURN_IF_ERROR(CheckLogitsFitMessage(request_, info_, options_.max_message_bytes));
   const absl::Status status = stage_->Forward(request_, &result_);
-  RefreshKvStats();
+  const KvStats kv = RefreshKvStats();
   RETURN_IF_ERROR(status);
   RETURN_IF_ERROR(EncodeForwardResult(result_, info_, request_.n_tokens(), hidden_dtype, response));
+  KvStatsToProto(kv, response->mutable_kv());
   response->set_compute_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
   return absl::OkStatus();
 }
 
-absl::Status StageService::HandleRelease(const v1::ReleaseRequest& request) {
+absl::Status StageService::HandleRelease(const v1::ReleaseRequest& request,
+                                         v1::ReleaseResponse* response) {
   if (request.seq_ids_size() > options_.max_release_ids) {
     return absl::InvalidArgumentError(absl::StrCat("seq_ids: ", request.seq_ids_size(),
                                                    " ids in one Release, at most ",
@@ -154,7 +157,8 @@ absl::Status StageService::HandleRelease(const v1::ReleaseRequest& request) {
   std::lock_guard<std::mutex> lock(compute_mu_);
   const absl::Status status =
       stage_->Release(absl::MakeConstSpan(request.seq_ids().data(), request.seq_ids_size()));
-  RefreshKvStats();
+  const KvStats kv = RefreshKvStats();
+  if (response != nullptr) KvStatsToProto(kv, response->mutable_kv());
   return status;
 }
 
@@ -238,14 +242,15 @@ grpc::ServerUnaryReactor* StageService::Forward(grpc::CallbackServerContext* con
 
 grpc::ServerUnaryReactor* StageService::Release(grpc::CallbackServerContext* context,
                                                 const v1::ReleaseRequest* request,
-                                                v1::ReleaseResponse* /*response*/) {
+                                                v1::ReleaseResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!ready()) {
-    reactor->Finish(ToGrpcStatus(HandleRelease(*request)));
+    reactor->Finish(ToGrpcStatus(HandleRelease(*request, response)));
     return reactor;
   }
   // The stage's Release waits for a running Forward: not on this thread.
-  RunOnComputeThread(context, reactor, [this, request] { return HandleRelease(*request); });
+  RunOnComputeThread(context, reactor,
+                     [this, request, response] { return HandleRelease(*request, response); });
   return reactor;
 }
 

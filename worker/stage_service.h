@@ -74,7 +74,9 @@ class StageService final : public v1::Stage::CallbackService {
   // thread, so a mismatched peer never queues behind real work); the stage
   // validates the batch itself.
   absl::Status HandleForward(const v1::ForwardRequest& request, v1::ForwardResponse* response);
-  absl::Status HandleRelease(const v1::ReleaseRequest& request);
+  // Both replies carry the KV use after the call (the coordinator's metrics).
+  absl::Status HandleRelease(const v1::ReleaseRequest& request,
+                             v1::ReleaseResponse* response = nullptr);
   void FillShardInfo(v1::ShardInfo* info) const;
 
   // gRPC entry points.
@@ -93,7 +95,8 @@ class StageService final : public v1::Stage::CallbackService {
   // unless the call was cancelled or its deadline passed by then.
   void RunOnComputeThread(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                           std::function<absl::Status()> work);
-  void RefreshKvStats();
+  // Snapshots the stage's KV use into kv_ and returns it.
+  KvStats RefreshKvStats();
 
   const StageServiceOptions options_;
   std::unique_ptr<ForwardMessagePool> pool_;

@@ -82,6 +82,10 @@ class Stage {
     return first_error;
   }
   virtual KvStats kv_stats() const = 0;
+  // The KV use this side already knows, without a call: for metrics pages,
+  // which must never wait for a slow worker. Remote stages answer from the
+  // last Forward / Release reply or health probe; in-process stages exactly.
+  virtual KvStats known_kv_stats() const { return kv_stats(); }
   // Where this stage runs and which layers it holds, for messages and
   // status pages.
   virtual std::string name() const {
