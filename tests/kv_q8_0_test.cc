@@ -11,6 +11,8 @@
 #include <random>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "common/base/metrics.h"
 #include "common/kernels/tensor_format.h"
 #include "tests/golden.h"
 #include "tests/test_data.h"
@@ -187,6 +189,12 @@ TEST(KvQ8_0StageTest, ReportsItsTypeAndBytesPerToken) {
   EXPECT_EQ(f16->info().kv_bytes_per_token, 2 * c.n_layer * c.n_embd_kv() * 2);
   EXPECT_LE(q8->info().kv_bytes_per_token / 2.0,  // per layer, against f16's per layer
             0.55 * f16->info().kv_bytes_per_token / c.n_layer);
+  MetricsPage page;
+  q8->RenderMetrics(&page);
+  EXPECT_NE(page.text().find(absl::StrCat("shardlm_worker_kv_bytes_per_token{layers=\"1:3\",type=\"q8_0\"} ",
+                                          q8->info().kv_bytes_per_token)),
+            std::string::npos)
+      << page.text();
   // Bytes used follow: one sequence of 10 positions.
   ForwardRequest r;
   for (int i = 0; i < 10; ++i) {
