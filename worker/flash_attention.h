@@ -1,7 +1,8 @@
-// Attention of one query head over a q8_0 KV cache, in the order of
-// llama.cpp's CPU flash attention (ggml_compute_forward_flash_attn_ext_f16
-// with a q8_0 K and V: llama.cpp -fa -ctk q8_0 -ctv q8_0), which is the only
-// way llama.cpp attends over a quantized V. See flash_attention.cc.
+// Attention of one query head over a quantized (q8_0 or q4_0) KV cache, in
+// the order of llama.cpp's CPU flash attention
+// (ggml_compute_forward_flash_attn_ext_f16 with a quantized K and V:
+// llama.cpp -fa -ctk q8_0 -ctv q8_0), which is the only way llama.cpp
+// attends over a quantized V. See flash_attention.cc.
 #ifndef SHARDLM_WORKER_FLASH_ATTENTION_H_
 #define SHARDLM_WORKER_FLASH_ATTENTION_H_
 
@@ -11,6 +12,7 @@
 
 #include "common/kernels/tensor_format.h"
 #include "worker/attention.h"
+#include "worker/kv_cache.h"
 
 namespace shardlm {
 
@@ -25,15 +27,16 @@ struct KvRows {
 };
 
 // out[h * head_dim + i] = sum_{j < n_pos} softmax_j(q_h . k_j / sqrt(head_dim)) v_j[i]
-// for query head `h`, over rows of a q8_0 cache (head_dim a multiple of 32),
-// rounding for rounding as llama.cpp computes it: q_h quantized to q8_0,
-// each score an integer q8_0 dot product, an online softmax (running max
-// and sum, expf), V rows accumulated with one FMA per value, one final
-// scale by 1 / sum. `set` chooses the kernels (kReference: the plain scalar
+// for query head `h`, over rows of a `kv_type` cache (KvTypeIsQuantized;
+// head_dim a multiple of 32), rounding for rounding as llama.cpp computes
+// it: q_h quantized to K's vec_dot type (q8_0), each score an integer dot
+// product, an online softmax (running max and sum, expf), V rows
+// dequantized and accumulated with one FMA per value, one final scale by
+// 1 / sum. `set` chooses the kernels (kReference: the plain scalar
 // definition; every set gives the same bits).
-void FlashAttendHeadQ8_0(const float* q, const KvRows& keys, const KvRows& values, int n_pos,
-                         const AttentionShape& shape, int h, float* out,
-                         std::vector<float>* scratch, KernelSet set = KernelSet::kBest);
+void FlashAttendHead(const float* q, const KvRows& keys, const KvRows& values, KvType kv_type,
+                     int n_pos, const AttentionShape& shape, int h, float* out,
+                     std::vector<float>* scratch, KernelSet set = KernelSet::kBest);
 
 }  // namespace shardlm
 

@@ -12,23 +12,24 @@ const char* KvTypeName(KvType type) {
     case KvType::kF32: return "f32";
     case KvType::kF16: return "f16";
     case KvType::kQ8_0: return "q8_0";
+    case KvType::kQ4_0: return "q4_0";
   }
   return "?";
 }
 
 absl::StatusOr<KvType> ParseKvType(const std::string& name) {
-  for (KvType t : {KvType::kF16, KvType::kF32, KvType::kQ8_0}) {
+  for (KvType t : {KvType::kF16, KvType::kF32, KvType::kQ8_0, KvType::kQ4_0}) {
     if (name == KvTypeName(t)) return t;
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("--kv-type must be f16, f32 or q8_0, not '", name, "'"));
+      absl::StrCat("--kv-type must be f16, f32, q8_0 or q4_0, not '", name, "'"));
 }
 
 absl::Status CheckKvTypeFits(KvType type, int head_dim) {
-  if (type == KvType::kQ8_0 && head_dim % 32 != 0) {
+  if (KvTypeIsQuantized(type) && head_dim % quant::kQK != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "a q8_0 KV cache needs a head size divisible by 32 (its blocks of 32 values), this model's "
-        "is ", head_dim, ": use --kv-type f16 or f32"));
+        "a ", KvTypeName(type), " KV cache needs a head size divisible by 32 (its blocks of 32 "
+        "values), this model's is ", head_dim, ": use --kv-type f16 or f32"));
   }
   return absl::OkStatus();
 }
@@ -38,8 +39,19 @@ size_t KvRowBytes(KvType type, int64_t n) {
     case KvType::kF32: return static_cast<size_t>(n) * 4;
     case KvType::kF16: return static_cast<size_t>(n) * 2;
     case KvType::kQ8_0: return static_cast<size_t>(n / quant::kQK) * sizeof(quant::BlockQ8_0);
+    case KvType::kQ4_0: return static_cast<size_t>(n / quant::kQK) * sizeof(quant::BlockQ4_0);
   }
   return 0;
+}
+
+GgmlType KvGgmlType(KvType type) {
+  switch (type) {
+    case KvType::kF32: return GgmlType::kF32;
+    case KvType::kF16: return GgmlType::kF16;
+    case KvType::kQ8_0: return GgmlType::kQ8_0;
+    case KvType::kQ4_0: return GgmlType::kQ4_0;
+  }
+  return GgmlType::kF16;
 }
 
 KvCache::KvCache(int n_layers, int row, int n_ctx, KvType type, int64_t budget_bytes)

@@ -13,24 +13,30 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/model/ggml_type.h"
 #include "common/stage/stage.h"
 
 namespace shardlm {
 
-enum class KvType { kF32, kF16, kQ8_0 };
+enum class KvType { kF32, kF16, kQ8_0, kQ4_0 };
 
-// "f32", "f16", "q8_0" (the --kv-type flag's values and llama.cpp's names).
+// "f32", "f16", "q8_0", "q4_0" (the --kv-type flag's values and llama.cpp's names).
 const char* KvTypeName(KvType type);
 absl::StatusOr<KvType> ParseKvType(const std::string& name);
 // Help text of the --kv-type flags.
 inline constexpr char kKvTypeFlagHelp[] =
-    "KV cache element type: f16 (llama.cpp's default), f32, or q8_0 (about half of f16's bytes; "
-    "flash-attention order as llama.cpp -fa -ctk q8_0 -ctv q8_0; head size must be a multiple "
-    "of 32)";
-// Ok if a cache of `type` can hold heads of `head_dim` values (q8_0 blocks
-// of 32 must not straddle heads, as llama.cpp requires); else kInvalidArgument.
+    "KV cache element type: f16 (llama.cpp's default), f32, q8_0 (0.53 of f16's bytes) or q4_0 "
+    "(0.28); the quantized ones attend in llama.cpp's flash-attention order (-fa -ctk T -ctv T) "
+    "and need a head size that is a multiple of 32";
+// q8_0 and q4_0: attended by worker/flash_attention.h, not AttendHead.
+inline bool KvTypeIsQuantized(KvType type) { return type == KvType::kQ8_0 || type == KvType::kQ4_0; }
+// The GGUF tensor type of a cache row (f32, f16, q8_0, q4_0).
+GgmlType KvGgmlType(KvType type);
+// Ok if a cache of `type` can hold heads of `head_dim` values (q8_0 / q4_0
+// blocks of 32 must not straddle heads, as llama.cpp requires); else
+// kInvalidArgument.
 absl::Status CheckKvTypeFits(KvType type, int head_dim);
-// Bytes of one cached row of n values (n a multiple of 32 for q8_0).
+// Bytes of one cached row of n values (n a multiple of 32 when quantized).
 size_t KvRowBytes(KvType type, int64_t n);
 
 class KvCache {

@@ -175,11 +175,11 @@ void LlamaStage::AttendHeads(int local, int n) {
           const int t = idx / c.n_head, h = idx % c.n_head;
           const Run& run = *token_run_[t].first;
           const int n_pos = run.start_pos + token_run_[t].second + 1;  // causal: up to itself
-          if (kv_.type() == KvType::kQ8_0) {  // llama.cpp attends over q8_0 with flash attention
+          if (KvTypeIsQuantized(kv_.type())) {  // llama.cpp needs flash attention for these
             const KvRows keys{static_cast<const uint8_t*>(kv_.keys(run.seq, local)), row_bytes};
             const KvRows values{static_cast<const uint8_t*>(kv_.values(run.seq, local)), row_bytes};
-            FlashAttendHeadQ8_0(&q_[t * n_q], keys, values, n_pos, shape, h, &attn_[t * n_q],
-                                &scratch);
+            FlashAttendHead(&q_[t * n_q], keys, values, kv_.type(), n_pos, shape, h,
+                            &attn_[t * n_q], &scratch);
             continue;
           }
           AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),

@@ -253,19 +253,14 @@ void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int
                 float* scratch, float* out) {
   MixRows<F16Format>(n, p, rows, stride, dim, slots, scratch, out);
 }
-// float_formats.cc MadQ8_0, 8 values per register.
-void MadQ8_0(int64_t n, const void* x, float v, float* y) {
-  const auto* blocks = static_cast<const BlockQ8_0*>(x);
+// float_formats.cc MadF32, 8 values per register.
+void MadF32(int64_t n, const float* x, float v, float* y) {
   const __m256 vv = _mm256_set1_ps(v);
-  for (int64_t k = 0; k < n / kQK; ++k) {
-    const __m256 d = _mm256_set1_ps(F16(blocks[k].d));
-    for (int g = 0; g < kQK; g += 8) {
-      const __m128i q8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blocks[k].qs + g));
-      const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8));
-      float* yy = y + k * kQK + g;
-      _mm256_storeu_ps(yy, _mm256_fmadd_ps(_mm256_mul_ps(q, d), vv, _mm256_loadu_ps(yy)));
-    }
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), vv, _mm256_loadu_ps(y + i)));
   }
+  for (; i < n; ++i) y[i] = std::fma(x[i], v, y[i]);
 }
 float VecDotBF16(int64_t n, const void* w, const void* a) { return Dot<BF16Format>(n, w, a); }
 void DequantizeF16(const void* src, float* dst, int64_t n) { ToFloat<F16Format>(src, dst, n); }

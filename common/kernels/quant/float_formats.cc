@@ -157,15 +157,9 @@ void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int
   MixRows<F16>(n, p, rows, stride, dim, slots, scratch, out);
 }
 
-// dequantize_row_q8_0 (q * d: exact in float) then ggml_vec_mad_f32, whose
-// every element is one FMA in the build the goldens come from (its 64-wide
-// loop, and the leftovers contracted by the compiler).
-void MadQ8_0(int64_t n, const void* x, float v, float* y) {
-  const auto* blocks = static_cast<const BlockQ8_0*>(x);
-  for (int64_t i = 0; i < n; ++i) {
-    const BlockQ8_0& b = blocks[i / kQK];
-    y[i] = std::fma(static_cast<float>(b.qs[i % kQK]) * Fp16ToFp32(b.d), v, y[i]);
-  }
+// ggml_vec_mad_f32: one FMA per element in the build the goldens come from.
+void MadF32(int64_t n, const float* x, float v, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(x[i], v, y[i]);
 }
 
 void DequantizeF32(const void* src, float* dst, int64_t n) {

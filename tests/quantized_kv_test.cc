@@ -1,9 +1,10 @@
-// The q8_0 KV cache: the flash-attention kernel (worker/flash_attention.h)
-// of every kernel set against its scalar reference and against exact
-// attention, its row accessor, the cache's bytes per position, the flag
-// values, and (data) a whole stage: refusing a head size q8_0 cannot hold,
-// the bytes it reports, and a prompt batch equal to token-by-token decoding.
-// Agreement with llama.cpp itself: golden_test over golden/kv-q8_0.
+// The quantized KV caches (q8_0, q4_0): the flash-attention kernel
+// (worker/flash_attention.h) of every kernel set against its scalar
+// reference and against exact attention, its row accessor, the cache's bytes
+// per position, the flag values, and (data) a whole stage: refusing a head
+// size they cannot hold, the bytes it reports, and a prompt batch equal to
+// token-by-token decoding. Agreement with llama.cpp itself: golden_test over
+// golden/kv-q8_0.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -24,9 +25,10 @@
 namespace shardlm::testing {
 namespace {
 
-// n_pos positions of keys and values for `shape`, quantized to q8_0 as the
+// n_pos positions of keys and values for `shape`, quantized to `type` as the
 // stage stores them, plus the float values they came from.
 struct Cache {
+  KvType type = KvType::kQ8_0;
   AttentionShape shape;
   int n_pos = 0;
   std::vector<float> k, v, q;              // floats: [n_pos][row], q [n_head * head_dim]
@@ -35,8 +37,9 @@ struct Cache {
   int row() const { return shape.n_head_kv * shape.head_dim; }
 };
 
-Cache MakeCache(AttentionShape shape, int n_pos, uint32_t seed) {
+Cache MakeCache(KvType type, AttentionShape shape, int n_pos, uint32_t seed) {
   Cache c;
+  c.type = type;
   c.shape = shape;
   c.n_pos = n_pos;
   std::mt19937 rng(seed);
@@ -48,12 +51,12 @@ Cache MakeCache(AttentionShape shape, int n_pos, uint32_t seed) {
   for (float& x : c.k) x = normal(rng);
   for (float& x : c.v) x = normal(rng);
   for (float& x : c.q) x = 2.0f * normal(rng);  // peaked enough to move the running max
-  c.row_bytes = KvRowBytes(KvType::kQ8_0, row);
+  c.row_bytes = KvRowBytes(type, row);
   c.k_q8.resize(c.row_bytes * n_pos);
   c.v_q8.resize(c.k_q8.size());
   for (int j = 0; j < n_pos; ++j) {
     StoreKv(&c.k[static_cast<size_t>(j) * row], &c.v[static_cast<size_t>(j) * row], row,
-            KvType::kQ8_0, &c.k_q8[j * c.row_bytes], &c.v_q8[j * c.row_bytes]);
+            type, &c.k_q8[j * c.row_bytes], &c.v_q8[j * c.row_bytes]);
   }
   return c;
 }
@@ -62,34 +65,39 @@ std::vector<float> Flash(const Cache& c, KernelSet set) {
   std::vector<float> out(c.q.size(), NAN), scratch;
   const KvRows keys{c.k_q8.data(), c.row_bytes}, values{c.v_q8.data(), c.row_bytes};
   for (int h = 0; h < c.shape.n_head; ++h) {
-    FlashAttendHeadQ8_0(c.q.data(), keys, values, c.n_pos, c.shape, h, out.data(), &scratch, set);
+    FlashAttendHead(c.q.data(), keys, values, c.type, c.n_pos, c.shape, h, out.data(), &scratch,
+                    set);
   }
   return out;
 }
 
 const AttentionShape kShapes[] = {{8, 2, 32}, {4, 4, 64}, {8, 2, 128}};
+constexpr KvType kQuantized[] = {KvType::kQ8_0, KvType::kQ4_0};
 
 TEST(FlashAttentionTest, EveryKernelSetEqualsTheScalarReferenceToTheBit) {
   uint32_t seed = 1;
+  for (KvType type : kQuantized) {
   for (const AttentionShape& shape : kShapes) {
     for (int n_pos : {1, 2, 17, 300}) {
-      const Cache c = MakeCache(shape, n_pos, seed++);
+      const Cache c = MakeCache(type, shape, n_pos, seed++);
       const std::vector<float> ref = Flash(c, KernelSet::kReference);
       for (KernelSet set : AvailableKernelSets()) {
-        SCOPED_TRACE(::testing::Message() << KernelSetName(set) << " head_dim " << shape.head_dim
-                                          << " n_pos " << n_pos);
+        SCOPED_TRACE(::testing::Message() << KernelSetName(set) << " " << KvTypeName(type)
+                                          << " head_dim " << shape.head_dim << " n_pos " << n_pos);
         const std::vector<float> got = Flash(c, set);
         EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0);
       }
     }
   }
+  }
 }
 
-// The q8_0 rounding of q, k and v moves the result by about 1% of |v|, far
-// less than the spread of the values themselves.
+// The q8_0 rounding of q, k and v moves the result by about 1% of |v|
+// (q4_0's by several times that), far less than the spread of the values.
 TEST(FlashAttentionTest, CloseToExactAttentionOverTheUnquantizedRows) {
+  for (KvType type : kQuantized) {
   for (const AttentionShape& shape : kShapes) {
-    const Cache c = MakeCache(shape, 120, 7);
+    const Cache c = MakeCache(type, shape, 120, 7);
     const std::vector<float> got = Flash(c, KernelSet::kBest);
     const int hd = shape.head_dim, row = c.row();
     double worst = 0;
@@ -110,15 +118,16 @@ TEST(FlashAttentionTest, CloseToExactAttentionOverTheUnquantizedRows) {
         worst = std::max(worst, std::abs(want - got[h * hd + i]));
       }
     }
-    EXPECT_LT(worst, 0.1) << "head_dim " << hd;
-    EXPECT_GT(worst, 0.0) << "q8_0 rounds: exact equality would mean the floats were read";
+    EXPECT_LT(worst, type == KvType::kQ8_0 ? 0.1 : 0.5) << KvTypeName(type) << " head_dim " << hd;
+    EXPECT_GT(worst, 0.0) << "rounding: exact equality would mean the floats were read";
+  }
   }
 }
 
 // Positions are read only through KvRows::row: rows placed further apart
 // give the same bits.
 TEST(FlashAttentionTest, ReadsRowsThroughTheAccessor) {
-  const Cache c = MakeCache({8, 2, 64}, 40, 3);
+  const Cache c = MakeCache(KvType::kQ8_0, {8, 2, 64}, 40, 3);
   const size_t spread = c.row_bytes + 50;
   std::vector<uint8_t> k(spread * c.n_pos, 0xAB), v(k.size(), 0xCD);
   for (int j = 0; j < c.n_pos; ++j) {
@@ -127,18 +136,21 @@ TEST(FlashAttentionTest, ReadsRowsThroughTheAccessor) {
   }
   std::vector<float> out(c.q.size()), scratch;
   for (int h = 0; h < c.shape.n_head; ++h) {
-    FlashAttendHeadQ8_0(c.q.data(), KvRows{k.data(), spread}, KvRows{v.data(), spread}, c.n_pos,
-                        c.shape, h, out.data(), &scratch);
+    FlashAttendHead(c.q.data(), KvRows{k.data(), spread}, KvRows{v.data(), spread}, c.type,
+                    c.n_pos, c.shape, h, out.data(), &scratch);
   }
   const std::vector<float> packed = Flash(c, KernelSet::kBest);
   EXPECT_EQ(std::memcmp(out.data(), packed.data(), out.size() * sizeof(float)), 0);
 }
 
-TEST(KvCacheQ8_0Test, RowBytesAndBytesPerTokenAreAboutHalfOfF16) {
+TEST(QuantizedKvCacheTest, RowBytesAndBytesPerTokenAgainstF16) {
   const int layers = 3, row = 256;
-  KvCache f16(layers, row, 64, KvType::kF16, 0), q8(layers, row, 64, KvType::kQ8_0, 0);
+  KvCache f16(layers, row, 64, KvType::kF16, 0), q8(layers, row, 64, KvType::kQ8_0, 0),
+      q4(layers, row, 64, KvType::kQ4_0, 0);
   EXPECT_EQ(q8.row_bytes(), 272u);  // 8 blocks of 34 bytes
+  EXPECT_EQ(q4.row_bytes(), 144u);  // 8 blocks of 18 bytes
   EXPECT_EQ(f16.row_bytes(), 512u);
+  EXPECT_LE(q4.bytes_per_token(), 0.3 * f16.bytes_per_token());
   EXPECT_EQ(q8.bytes_per_token(), 2 * layers * 272);
   EXPECT_LE(q8.bytes_per_token(), 0.55 * f16.bytes_per_token());
   // The budget counts q8_0 rows: 64 positions fit exactly, 65 do not.
@@ -152,7 +164,7 @@ TEST(KvCacheQ8_0Test, RowBytesAndBytesPerTokenAreAboutHalfOfF16) {
 }
 
 TEST(KvTypeTest, ParsesTheFlagValuesAndRefusesOthers) {
-  for (KvType t : {KvType::kF16, KvType::kF32, KvType::kQ8_0}) {
+  for (KvType t : {KvType::kF16, KvType::kF32, KvType::kQ8_0, KvType::kQ4_0}) {
     absl::StatusOr<KvType> parsed = ParseKvType(KvTypeName(t));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, t);
@@ -162,13 +174,14 @@ TEST(KvTypeTest, ParsesTheFlagValuesAndRefusesOthers) {
   EXPECT_NE(bad.status().message().find("q8_0"), std::string::npos) << bad.status();
   EXPECT_TRUE(CheckKvTypeFits(KvType::kQ8_0, 64).ok());
   EXPECT_TRUE(CheckKvTypeFits(KvType::kF16, 8).ok());
+  EXPECT_FALSE(CheckKvTypeFits(KvType::kQ4_0, 48).ok());
   const absl::Status st = CheckKvTypeFits(KvType::kQ8_0, 8);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("divisible by 32"), std::string::npos) << st;
 }
 
 // stories260K's heads are 8 wide: llama.cpp refuses a q8_0 cache there too.
-TEST(KvQ8_0StageTest, RefusesAHeadSizeNotDivisibleBy32) {
+TEST(QuantizedKvStageTest, RefusesAHeadSizeNotDivisibleBy32) {
   StageOptions o;
   o.kv_type = KvType::kQ8_0;
   auto stage = LlamaStage::Open(TestDataPath("models/stories260K.gguf"), o);
@@ -177,7 +190,7 @@ TEST(KvQ8_0StageTest, RefusesAHeadSizeNotDivisibleBy32) {
   EXPECT_NE(stage.status().message().find("head size"), std::string::npos) << stage.status();
 }
 
-TEST(KvQ8_0StageTest, ReportsItsTypeAndBytesPerToken) {
+TEST(QuantizedKvStageTest, ReportsItsTypeAndBytesPerToken) {
   auto f16 = OpenStage(TestDataPath("models/nano-q4_0.gguf"), KvType::kF16);
   auto q8 = OpenStage(TestDataPath("models/nano-q4_0.gguf"), KvType::kQ8_0, 1, 3);
   ASSERT_NE(f16, nullptr);
@@ -211,16 +224,19 @@ TEST(KvQ8_0StageTest, ReportsItsTypeAndBytesPerToken) {
 // Flash attention attends a prompt batch and single tokens the same way,
 // and q4_0's matmuls do not depend on the chunking: a q8_0-KV prompt in one
 // batch and fed token by token give the same logits to the bit.
-TEST(KvQ8_0StageTest, PromptBatchEqualsTokenByToken) {
-  auto stage = OpenStage(TestDataPath("models/nano-q4_0.gguf"), KvType::kQ8_0);
-  ASSERT_NE(stage, nullptr);
-  const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 317, 394, 261, 370, 352, 266, 268};
-  const std::vector<float> batch = BatchLogits(stage.get(), 1, tokens);
-  const std::vector<float> single = ChunkedLogits(stage.get(), 2, tokens, 1);
-  ASSERT_EQ(batch.size(), single.size());
-  ASSERT_FALSE(batch.empty());
-  EXPECT_EQ(std::memcmp(batch.data(), single.data(), batch.size() * sizeof(float)), 0)
-      << "max diff " << MaxAbsDiff(batch.data(), single.data(), static_cast<int>(batch.size()));
+TEST(QuantizedKvStageTest, PromptBatchEqualsTokenByToken) {
+  for (KvType type : kQuantized) {
+    SCOPED_TRACE(KvTypeName(type));
+    auto stage = OpenStage(TestDataPath("models/nano-q4_0.gguf"), type);
+    ASSERT_NE(stage, nullptr);
+    const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 317, 394, 261, 370, 352, 266, 268};
+    const std::vector<float> batch = BatchLogits(stage.get(), 1, tokens);
+    const std::vector<float> single = ChunkedLogits(stage.get(), 2, tokens, 1);
+    ASSERT_EQ(batch.size(), single.size());
+    ASSERT_FALSE(batch.empty());
+    EXPECT_EQ(std::memcmp(batch.data(), single.data(), batch.size() * sizeof(float)), 0)
+        << "max diff " << MaxAbsDiff(batch.data(), single.data(), static_cast<int>(batch.size()));
+  }
 }
 
 }  // namespace
