@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   args.AddInt("--tg", &tg, "generated tokens");
   args.AddInt("--runs", &runs, "timed runs of each (best is reported)");
   args.AddInt("-t,--threads", &threads, "compute threads");
-  args.AddString("--kv-type", &kv, "KV cache type: f16 or f32");
+  args.AddString("--kv-type", &kv, kKvTypeFlagHelp);
   args.AddString("--cpu", &cpu, kCpuFlagHelp);
   bool print_kernel_set = false;
   args.AddBool("--print-kernel-set", &print_kernel_set,
@@ -79,7 +79,9 @@ int main(int argc, char** argv) {
   auto tokenizer = Tokenizer::FromGguf(*shared);
   StageOptions o;
   o.n_threads = threads;
-  o.kv_type = kv == "f32" ? KvType::kF32 : KvType::kF16;
+  absl::StatusOr<KvType> kv_type = ParseKvType(kv);
+  if (!kv_type.ok()) return ExitWithError("shardlm-speed", kv_type.status(), 2);
+  o.kv_type = *kv_type;
   auto stage = LlamaStage::Create(shared, o);
   if (!stage.ok() || !tokenizer.ok()) {
     std::fprintf(stderr, "shardlm-speed: %s\n",
@@ -145,12 +147,13 @@ int main(int argc, char** argv) {
   };
   std::printf(
       "{\"engine\":\"shardlm\",\"model\":\"%s\",\"threads\":%d,\"kernels\":\"%s\",\"weight_bytes\":"
-      "%lld,"
+      "%lld,\"kv_type\":\"%s\",\"kv_bytes_per_token\":%lld,"
       "\"pp\":{\"n_tokens\":%d,\"tokens_per_s_best\":%.2f,\"tokens_per_s_runs\":[%s]},"
       "\"tg\":{\"n_tokens\":%d,\"tokens_per_s_best\":%.2f,\"tokens_per_s_runs\":[%s]},"
       "\"peak_rss_kib\":%lld}\n",
       model.c_str(), threads, std::string(BestKernelName()).c_str(),
-      static_cast<long long>((*stage)->weight_bytes()), pp, best(pp_runs), fmt(pp_runs).c_str(), tg,
+      static_cast<long long>((*stage)->weight_bytes()), (*stage)->info().kv_type.c_str(),
+      static_cast<long long>((*stage)->info().kv_bytes_per_token), pp, best(pp_runs), fmt(pp_runs).c_str(), tg,
       best(tg_runs), fmt(tg_runs).c_str(), static_cast<long long>(PeakRssKiB()));
   return 0;
 }

@@ -15,8 +15,9 @@ namespace shardlm::testing {
 namespace {
 
 // The folders of golden JSON files, relative to golden/: llama.cpp's goldens
-// for the Llama-2-style models, and families/ for Llama 3 / Qwen2 / Qwen3.
-constexpr const char* kGoldenFolders[] = {"", "families/"};
+// for the Llama-2-style models, families/ for Llama 3 / Qwen2 / Qwen3, and
+// kv-q8_0/ (llama.cpp with -fa -ctk q8_0 -ctv q8_0).
+constexpr const char* kGoldenFolders[] = {"", "families/", "kv-q8_0/"};
 
 }  // namespace
 

@@ -15,7 +15,7 @@ struct Golden {
   std::string name;        // "nano-q4_0.once", "families/qwen2-nano-q4_0.once"
   std::string model_path;  // absolute
   std::string prompt;
-  std::string kv_cache;  // "f16" or "f32"
+  std::string kv_cache;  // "f16", "f32" or "q8_0" (then with flash attention)
   int n_vocab = 0;
   std::vector<int32_t> prompt_tokens;  // with BOS
   std::vector<int32_t> greedy_tokens;
@@ -24,7 +24,8 @@ struct Golden {
   std::vector<float> prompt_logits;  // [n_prompt, n_vocab], empty when absent
 };
 
-// Every golden/*.json and golden/families/*.json (as "families/NAME"), sorted.
+// Every golden/*.json, golden/families/*.json (as "families/NAME") and
+// golden/kv-q8_0/*.json (as "kv-q8_0/NAME"), sorted.
 std::vector<std::string> GoldenNames();
 Golden LoadGolden(const std::string& name);
 

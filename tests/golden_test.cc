@@ -1,6 +1,7 @@
-// Our forward pass against llama.cpp's own outputs (../shared/golden and
-// golden/families: Llama 3, Qwen2, Qwen3, whose prompt token ids come from
-// the JSON, no tokenizer involved) for every model and prompt there: logits
+// Our forward pass against llama.cpp's own outputs (../shared/golden,
+// golden/families: Llama 3, Qwen2, Qwen3, and golden/kv-q8_0: a q8_0 KV cache
+// with flash attention; prompt token ids come from the JSON, no tokenizer
+// involved) for every model and prompt there: logits
 // at every prompt position, greedy continuations teacher-forced and
 // free-running. The XML output records each case's max |logit difference|
 // and how many greedy tokens matched.
@@ -33,7 +34,9 @@ class GoldenTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     golden_ = LoadGolden(GetParam());
-    stage_ = OpenStage(golden_.model_path, golden_.kv_cache == "f32" ? KvType::kF32 : KvType::kF16);
+    absl::StatusOr<KvType> kv = ParseKvType(golden_.kv_cache);
+    ASSERT_TRUE(kv.ok()) << kv.status();
+    stage_ = OpenStage(golden_.model_path, *kv);
     ASSERT_NE(stage_, nullptr);
     ASSERT_EQ(stage_->info().n_vocab, golden_.n_vocab);
   }

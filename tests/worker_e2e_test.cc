@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/rpc/tensor_codec.h"
 #include "tests/rpc_test_util.h"
+#include "tests/test_data.h"
 
 namespace shardlm::testing {
 namespace {
@@ -157,6 +158,32 @@ TEST(WorkerE2eTest, TwoWorkerProcessesDecodeLikeOneStageAndStopOnSigterm) {
   EXPECT_EQ(w0.WaitExit(absl::Seconds(15)), 0);
   EXPECT_EQ(w1.WaitExit(absl::Seconds(15)), 0);
   EXPECT_LT(absl::Now() - stop, absl::Seconds(3));
+}
+
+// --kv-type q8_0: GetShardInfo reports the type and its bytes per token
+// (about half of f16's); a model whose heads q8_0 cannot hold is refused.
+TEST(WorkerE2eTest, Q8_0KvCacheReportedInShardInfoAndRefusedForSmallHeads) {
+  WorkerProcess w({"--model", TestDataPath("models/nano-q4_0.gguf"), "--listen", "127.0.0.1:0",
+                   "--threads", "1", "--kv-type", "q8_0"});
+  ASSERT_GT(w.pid(), 0);
+  const std::string address = StartAndWaitReady(&w);
+  auto remote = RemoteStage::Connect(address, FastConnectOptions());
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const ShardInfo& info = (*remote)->info();
+  EXPECT_EQ(info.kv_type, "q8_0");
+  auto f16 = LlamaStage::Open(TestDataPath("models/nano-q4_0.gguf"), StageOptions{});
+  ASSERT_TRUE(f16.ok());
+  EXPECT_GT(info.kv_bytes_per_token, 0);
+  EXPECT_LE(info.kv_bytes_per_token, 0.55 * (*f16)->info().kv_bytes_per_token);
+  ASSERT_EQ(kill(w.pid(), SIGTERM), 0);
+  EXPECT_EQ(w.WaitExit(absl::Seconds(15)), 0);
+
+  WorkerProcess small({"--model", StoriesModel(), "--listen", "127.0.0.1:0", "--kv-type", "q8_0"});
+  EXPECT_EQ(small.ReadLine(absl::Seconds(30)).rfind("LISTENING ", 0), 0u);
+  EXPECT_EQ(small.ReadLine(absl::Seconds(30)), "") << "no READY";
+  EXPECT_EQ(small.WaitExit(absl::Seconds(15)), 1);
+  WorkerProcess bad({"--model", StoriesModel(), "--kv-type", "q5_1"});
+  EXPECT_EQ(bad.WaitExit(absl::Seconds(10)), 2);
 }
 
 TEST(WorkerE2eTest, LoadFailureExitsWithOneAfterListening) {

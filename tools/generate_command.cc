@@ -124,10 +124,7 @@ absl::Status RunLocal(const GenerateOptions& o) {
     so.last_layer = last;
     so.n_threads = o.threads;
     so.n_ctx = o.ctx;
-    if (o.kv_type != "f16" && o.kv_type != "f32") {
-      return absl::InvalidArgumentError("--kv-type must be f16 or f32");
-    }
-    so.kv_type = o.kv_type == "f32" ? KvType::kF32 : KvType::kF16;
+    ASSIGN_OR_RETURN(so.kv_type, ParseKvType(o.kv_type));
     ASSIGN_OR_RETURN(std::unique_ptr<LlamaStage> stage, LlamaStage::Create(file, so));
     stages.push_back(std::move(stage));
   }
@@ -230,7 +227,7 @@ int RunGenerateCommand(int argc, char** argv, int first) {
   args.AddBool("--no-bos", &o.no_bos, "do not prepend BOS to the prompt");
   args.AddBool("--json", &o.json, "one JSON object per token, then a stats object");
   args.AddInt("-t,--threads", &o.threads, "compute threads, 0 = all cores");
-  args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
+  args.AddString("--kv-type", &o.kv_type, kKvTypeFlagHelp);
   args.AddString("--cpu", &o.cpu, kCpuFlagHelp);
   args.AddInt("--ctx", &o.ctx, "context size, 0 = the model's");
   args.AddString("--split", &o.split, "run as in-process stages, e.g. 0:2,2:5");

@@ -20,6 +20,7 @@
 #include "common/model/model_config.h"
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/coordinator_server.h"
+#include "worker/kv_cache.h"
 
 namespace shardlm {
 namespace {
@@ -55,6 +56,8 @@ absl::Status Serve(ServeOptions o) {
                    ResolveModelPath(o.model, ModelPart::Header(), o.source));
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(o.coordinator.model_path));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  ASSIGN_OR_RETURN(const KvType kv_type, ParseKvType(o.kv_type));  // before workers start
+  RETURN_IF_ERROR(CheckKvTypeFits(kv_type, config.head_dim));
   ASSIGN_OR_RETURN(std::vector<LayerRange> ranges, LayerRanges(o, *file, config.n_layer));
   file.reset();
   const int n = static_cast<int>(ranges.size());
@@ -179,7 +182,7 @@ int RunServeCommand(int argc, char** argv, int first) {
   args.AddString("--split", &o.split, "explicit layer ranges, one per worker");
   args.AddInt("-t,--threads", &o.threads, "threads per worker, 0 = cores / workers");
   args.AddString("--kv-budget", &o.kv_budget, "KV-cache budget per worker, e.g. 2G");
-  args.AddString("--kv-type", &o.kv_type, "KV cache type: f16 or f32");
+  args.AddString("--kv-type", &o.kv_type, kKvTypeFlagHelp);
   args.AddString("--cpu", &o.cpu, kCpuFlagHelp);
   AddCoordinatorFlags(WorkerPlacement::kLoopback, &args, &flags);
   if (std::optional<int> exit = args.ParseForMain(argc, argv, kProgram, first)) return *exit;

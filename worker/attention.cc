@@ -74,6 +74,17 @@ void StoreKv(const float* k, const float* v, int n, KvType kv_type, void* k_dst,
   if (kv_type == KvType::kF32) {
     std::copy(k, k + n, static_cast<float*>(k_dst));
     std::copy(v, v + n, static_cast<float*>(v_dst));
+  } else if (kv_type == KvType::kQ8_0) {
+    // llama.cpp's set_rows into a q8_0 cache uses the CPU from_float of
+    // q8_0 (quantize_row_q8_0), the activation quantizer, not the _ref one.
+    const TensorFormat& q8 = Format(GgmlType::kQ8_0);
+    q8.quantize_activation(k, k_dst, n);
+    q8.quantize_activation(v, v_dst, n);
+  } else if (kv_type == KvType::kQ4_0) {
+    // q4_0's CPU from_float is quantize_row_q4_0_ref, our weight quantizer.
+    const TensorFormat& q4 = Format(GgmlType::kQ4_0);
+    q4.quantize(k, k_dst, n);
+    q4.quantize(v, v_dst, n);
   } else {
     const TensorFormat& f16 = Format(GgmlType::kF16);
     f16.quantize(k, k_dst, n);

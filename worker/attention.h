@@ -29,7 +29,8 @@ void AttendHead(const float* q, const void* keys, const void* values, KvType kv_
                 bool batched = false);
 
 // Stores one position's key and value rows (n_head_kv * head_dim floats each)
-// into the cache rows `k_dst` / `v_dst` of type `kv_type`.
+// into the cache rows `k_dst` / `v_dst` of type `kv_type` (q8_0, q4_0: n a
+// multiple of 32; attended by flash_attention.h, not AttendHead).
 void StoreKv(const float* k, const float* v, int n, KvType kv_type, void* k_dst, void* v_dst);
 
 }  // namespace shardlm

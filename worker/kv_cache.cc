@@ -3,14 +3,62 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/kernels/quant/blocks.h"
 
 namespace shardlm {
+
+const char* KvTypeName(KvType type) {
+  switch (type) {
+    case KvType::kF32: return "f32";
+    case KvType::kF16: return "f16";
+    case KvType::kQ8_0: return "q8_0";
+    case KvType::kQ4_0: return "q4_0";
+  }
+  return "?";
+}
+
+absl::StatusOr<KvType> ParseKvType(const std::string& name) {
+  for (KvType t : {KvType::kF16, KvType::kF32, KvType::kQ8_0, KvType::kQ4_0}) {
+    if (name == KvTypeName(t)) return t;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--kv-type must be f16, f32, q8_0 or q4_0, not '", name, "'"));
+}
+
+absl::Status CheckKvTypeFits(KvType type, int head_dim) {
+  if (KvTypeIsQuantized(type) && head_dim % quant::kQK != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a ", KvTypeName(type), " KV cache needs a head size divisible by 32 (its blocks of 32 "
+        "values), this model's is ", head_dim, ": use --kv-type f16 or f32"));
+  }
+  return absl::OkStatus();
+}
+
+size_t KvRowBytes(KvType type, int64_t n) {
+  switch (type) {
+    case KvType::kF32: return static_cast<size_t>(n) * 4;
+    case KvType::kF16: return static_cast<size_t>(n) * 2;
+    case KvType::kQ8_0: return static_cast<size_t>(n / quant::kQK) * sizeof(quant::BlockQ8_0);
+    case KvType::kQ4_0: return static_cast<size_t>(n / quant::kQK) * sizeof(quant::BlockQ4_0);
+  }
+  return 0;
+}
+
+GgmlType KvGgmlType(KvType type) {
+  switch (type) {
+    case KvType::kF32: return GgmlType::kF32;
+    case KvType::kF16: return GgmlType::kF16;
+    case KvType::kQ8_0: return GgmlType::kQ8_0;
+    case KvType::kQ4_0: return GgmlType::kQ4_0;
+  }
+  return GgmlType::kF16;
+}
 
 KvCache::KvCache(int n_layers, int row, int n_ctx, KvType type, int64_t budget_bytes)
     : n_layers_(n_layers), row_(row), n_ctx_(n_ctx), type_(type), budget_(budget_bytes) {}
 
 int64_t KvCache::BytesFor(int capacity) const {
-  return int64_t{2} * n_layers_ * capacity * row_ * static_cast<int64_t>(elem_bytes());
+  return bytes_per_token() * capacity;
 }
 
 // Capacity grows geometrically (at least 64 positions) so a decode of n
@@ -53,7 +101,7 @@ void KvCache::Prepare(SeqId seq, int start, int count) {
   const int grown = GrownCapacity(s.capacity, start + count);
   if (grown != s.capacity) {
     used_ += BytesFor(grown) - BytesFor(s.capacity);
-    const size_t bytes = static_cast<size_t>(grown) * row_ * elem_bytes();
+    const size_t bytes = static_cast<size_t>(grown) * row_bytes();
     for (int l = 0; l < n_layers_; ++l) {
       s.k[l].resize(bytes);
       s.v[l].resize(bytes);

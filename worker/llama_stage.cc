@@ -11,6 +11,7 @@
 #include "common/base/status_macros.h"
 #include "common/kernels/tensor_format.h"
 #include "worker/attention.h"
+#include "worker/flash_attention.h"
 #include "worker/ops.h"
 #include "worker/qkv.h"
 
@@ -25,6 +26,7 @@ absl::StatusOr<std::unique_ptr<LlamaStage>> LlamaStage::Open(const std::string& 
 absl::StatusOr<std::unique_ptr<LlamaStage>> LlamaStage::Create(
     std::shared_ptr<const GgufFile> file, const StageOptions& options) {
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  RETURN_IF_ERROR(CheckKvTypeFits(options.kv_type, config.head_dim));
   StageOptions o = options;
   if (o.last_layer < 0) o.last_layer = config.n_layer;
   if (o.n_ctx <= 0) o.n_ctx = config.n_ctx_train;
@@ -51,6 +53,8 @@ LlamaStage::LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config,
   info_.n_vocab = config_.n_vocab;
   info_.n_ctx = o.n_ctx;
   info_.fingerprint = ModelFingerprint(*file_);
+  info_.kv_type = KvTypeName(kv_.type());
+  info_.kv_bytes_per_token = kv_.bytes_per_token();
   stats_ = kv_.stats();
 }
 
@@ -145,7 +149,7 @@ void LlamaStage::Attention(int local, const LayerWeights& w, const ForwardReques
 // Appends each token's k_ and v_ rows at its position in its sequence's cache.
 void LlamaStage::CacheKeysValues(int local, const std::vector<Run>& runs) {
   const int n_kv = config_.n_embd_kv();
-  const size_t kv_row_bytes = static_cast<size_t>(n_kv) * kv_.elem_bytes();
+  const size_t kv_row_bytes = kv_.row_bytes();
   for (const Run& run : runs) {
     auto* keys = static_cast<uint8_t*>(kv_.keys(run.seq, local));
     auto* values = static_cast<uint8_t*>(kv_.values(run.seq, local));
@@ -163,6 +167,7 @@ void LlamaStage::AttendHeads(int local, int n) {
   const ModelConfig& c = config_;
   const int n_q = c.n_head * c.head_dim;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
+  const size_t row_bytes = kv_.row_bytes();
   tbb::parallel_for(
       tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
         std::vector<float>& scratch = attn_scratch_.local();
@@ -170,6 +175,13 @@ void LlamaStage::AttendHeads(int local, int n) {
           const int t = idx / c.n_head, h = idx % c.n_head;
           const Run& run = *token_run_[t].first;
           const int n_pos = run.start_pos + token_run_[t].second + 1;  // causal: up to itself
+          if (KvTypeIsQuantized(kv_.type())) {  // llama.cpp needs flash attention for these
+            const KvRows keys{static_cast<const uint8_t*>(kv_.keys(run.seq, local)), row_bytes};
+            const KvRows values{static_cast<const uint8_t*>(kv_.values(run.seq, local)), row_bytes};
+            FlashAttendHead(&q_[t * n_q], keys, values, kv_.type(), n_pos, shape, h,
+                            &attn_[t * n_q], &scratch);
+            continue;
+          }
           AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
                      n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
         }
@@ -234,6 +246,9 @@ void LlamaStage::RenderMetrics(MetricsPage* page) const {
   page->Gauge("shardlm_worker_kv_tokens", "Cached positions summed over sequences", kv.tokens, labels);
   page->Gauge("shardlm_worker_kv_bytes", "Bytes allocated for keys and values", kv.bytes_used, labels);
   page->Gauge("shardlm_worker_kv_budget_bytes", "KV budget (0: unlimited)", kv.bytes_budget, labels);
+  page->Gauge("shardlm_worker_kv_bytes_per_token",
+              "Key and value bytes one cached position takes over this worker's layers",
+              info_.kv_bytes_per_token, absl::StrCat(labels, ",type=\"", info_.kv_type, "\""));
   page->Gauge("shardlm_worker_weight_bytes", "Bytes of weights this worker serves", weights_.bytes(), labels);
   page->Counter("shardlm_worker_tokens_total", "Tokens run through this worker's layers", tokens_.value(), labels);
   page->Histogram("shardlm_worker_forward_seconds", "Compute time of a Forward batch", forward_seconds_,

@@ -142,11 +142,12 @@ int Run(const WorkerOptions& o) {
               CpuFeatureList(HostCpu()));
   so.n_threads = o.threads;
   so.n_ctx = o.ctx;
-  if (o.kv_type != "f16" && o.kv_type != "f32") {
-    SHARDLM_LOG(kError, "--kv-type must be f16 or f32, not '%s'", o.kv_type);
+  absl::StatusOr<KvType> kv_type = ParseKvType(o.kv_type);
+  if (!kv_type.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(kv_type.status().message()));
     return 2;
   }
-  so.kv_type = o.kv_type == "f32" ? KvType::kF32 : KvType::kF16;
+  so.kv_type = *kv_type;
   int64_t max_message = 0;
   int64_t grpc_memory = 0;
   const bool auto_kv_budget = o.kv_budget == "auto";
@@ -306,7 +307,7 @@ int main(int argc, char** argv) {
   args.AddString("--kv-budget", &o.kv_budget,
                  "KV cache memory budget, e.g. 512M or 2G; auto = half of the memory left after "
                  "the weights (MemAvailable / cgroup memory.max); 0 = unlimited");
-  args.AddString("--kv-type", &o.kv_type, "KV cache element type: f16 or f32");
+  args.AddString("--kv-type", &o.kv_type, kKvTypeFlagHelp);
   args.AddString("--cpu", &o.cpu, kCpuFlagHelp);
   args.AddInt("--ctx", &o.ctx, "positions per sequence, 0 = the model's training context");
   args.AddInt("--max-batch", &o.max_batch, "most tokens accepted in one Forward call");

@@ -272,21 +272,24 @@ constexpr InterleavedRow kInterleavedRows[] = {
 
 // The forward pass's float kernels per set (null members: the lower set's).
 constexpr ForwardKernels kForwardReference = {ref::SwiGlu, ref::SoftmaxExp, ref::MixRowsF32,
-                                              ref::MixRowsF16};
+                                              ref::MixRowsF16, ref::MadF32};
 #if defined(SHARDLM_HAVE_AVX2_KERNELS)
 constexpr ForwardKernels kForwardAvx2 = {quant::avx2::SwiGlu, quant::avx2::SoftmaxExp,
-                                         quant::avx2::MixRowsF32, quant::avx2::MixRowsF16};
+                                         quant::avx2::MixRowsF32, quant::avx2::MixRowsF16,
+                                         quant::avx2::MadF32};
 #else
 constexpr ForwardKernels kForwardAvx2 = {};
 #endif
 #if defined(SHARDLM_HAVE_AVX512_KERNELS)
 constexpr ForwardKernels kForwardAvx512 = {quant::avx512::SwiGlu, quant::avx512::SoftmaxExp,
-                                           quant::avx512::MixRowsF32, quant::avx512::MixRowsF16};
+                                           quant::avx512::MixRowsF32, quant::avx512::MixRowsF16,
+                                           quant::avx512::MadF32};
 #else
 constexpr ForwardKernels kForwardAvx512 = {};
 #endif
 constexpr ForwardKernels kForwardNeon = {SHARDLM_NEON(SwiGlu), SHARDLM_NEON(SoftmaxExp),
-                                         SHARDLM_NEON(MixRowsF32), SHARDLM_NEON(MixRowsF16)};
+                                         SHARDLM_NEON(MixRowsF32), SHARDLM_NEON(MixRowsF16),
+                                         nullptr};  // mad_f32: the reference's
 constexpr ForwardKernels kForwardNone = {};
 #undef SHARDLM_AVX2
 #undef SHARDLM_AVX512
@@ -427,6 +430,7 @@ ForwardKernels PreferForward(ForwardKernels fast, const ForwardKernels& lower) {
   if (fast.softmax_exp == nullptr) fast.softmax_exp = lower.softmax_exp;
   if (fast.mix_rows_f32 == nullptr) fast.mix_rows_f32 = lower.mix_rows_f32;
   if (fast.mix_rows_f16 == nullptr) fast.mix_rows_f16 = lower.mix_rows_f16;
+  if (fast.mad_f32 == nullptr) fast.mad_f32 = lower.mad_f32;
   return fast;
 }
 

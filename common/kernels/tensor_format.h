@@ -117,6 +117,11 @@ struct ForwardKernels {
   // y[i] = e^(x[i] - max); returns their sum as ggml_vec_soft_max_f32 adds it
   double (*softmax_exp)(int64_t n, const float* x, float max, float* y);
   MixRowsFn mix_rows_f32, mix_rows_f16;
+  // y[i] = fma(x[i], v, y[i]) over n values: ggml_vec_mad_f32 as its flash
+  // attention accumulates a dequantized V row (one FMA per value in the
+  // build the goldens come from: its 16-lane loop, and the leftovers
+  // contracted by the compiler).
+  void (*mad_f32)(int64_t n, const float* x, float v, float* y);
 };
 
 // The kernel sets. Each is complete: a kernel a set has no faster version of

@@ -14,6 +14,8 @@ void ShardInfoToProto(const ShardInfo& info, v1::ShardInfo* out) {
   out->set_n_embd(info.n_embd);
   out->set_n_vocab(info.n_vocab);
   out->set_n_ctx(info.n_ctx);
+  out->set_kv_type(info.kv_type);
+  out->set_kv_bytes_per_token(info.kv_bytes_per_token);
 }
 
 ShardInfo ShardInfoFromProto(const v1::ShardInfo& s) {
@@ -25,6 +27,8 @@ ShardInfo ShardInfoFromProto(const v1::ShardInfo& s) {
   info.n_vocab = s.n_vocab();
   info.n_ctx = s.n_ctx();
   info.fingerprint = s.model_fingerprint();
+  info.kv_type = s.kv_type();
+  info.kv_bytes_per_token = s.kv_bytes_per_token();
   return info;
 }
 

@@ -48,6 +48,8 @@ struct ShardInfo {
   int n_vocab = 0;
   int n_ctx = 0;        // maximum positions per sequence
   std::string fingerprint;  // see ModelFingerprint()
+  std::string kv_type;             // KV cache element type ("f16", "f32", "q8_0"); "" unknown
+  int64_t kv_bytes_per_token = 0;  // key + value bytes per cached position, all its layers
   bool is_first() const { return first_layer == 0; }
   bool is_last() const { return last_layer == n_layer; }
 };

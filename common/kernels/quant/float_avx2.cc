@@ -253,6 +253,15 @@ void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int
                 float* scratch, float* out) {
   MixRows<F16Format>(n, p, rows, stride, dim, slots, scratch, out);
 }
+// float_formats.cc MadF32, 8 values per register.
+void MadF32(int64_t n, const float* x, float v, float* y) {
+  const __m256 vv = _mm256_set1_ps(v);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), vv, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] = std::fma(x[i], v, y[i]);
+}
 float VecDotBF16(int64_t n, const void* w, const void* a) { return Dot<BF16Format>(n, w, a); }
 void DequantizeF16(const void* src, float* dst, int64_t n) { ToFloat<F16Format>(src, dst, n); }
 void DequantizeBF16(const void* src, float* dst, int64_t n) { ToFloat<BF16Format>(src, dst, n); }

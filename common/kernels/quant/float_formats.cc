@@ -157,6 +157,11 @@ void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int
   MixRows<F16>(n, p, rows, stride, dim, slots, scratch, out);
 }
 
+// ggml_vec_mad_f32: one FMA per element in the build the goldens come from.
+void MadF32(int64_t n, const float* x, float v, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(x[i], v, y[i]);
+}
+
 void DequantizeF32(const void* src, float* dst, int64_t n) {
   std::memcpy(dst, src, n * sizeof(float));
 }

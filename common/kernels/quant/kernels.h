@@ -37,6 +37,8 @@ using InterleavedGemmKernel = void(int64_t n, const void* w, const void* a, size
                                    int n_act, float* out, bool gemm);
 using MixRowsKernel = void(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim,
                            int slots, float* scratch, float* out);
+// y = fma(x, v, y) (tensor_format.h ForwardKernels::mad_f32).
+using MadKernel = void(int64_t n, const float* x, float v, float* y);
 
 // Plain scalar C++: the definition of correct. Weight quantizers are ggml's
 // quantize_row_*_ref; everything else computes what llama.cpp's CPU backend
@@ -52,6 +54,7 @@ float ExpGgml(float x);
 void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
 double SoftmaxExp(int64_t n, const float* x, float max, float* y);
 MixRowsKernel MixRowsF32, MixRowsF16;
+MadKernel MadF32;
 
 // Legacy types. vec_dot's activations: q8_0 for q4_0 / q5_0 / q8_0, q8_1
 // for q4_1 / q5_1.
@@ -97,6 +100,7 @@ InterleavedGemmKernel GemmQ4_Kx8;
   void SwiGlu(int64_t n, const float* gate, const float* up, float* out);                    \
   double SoftmaxExp(int64_t n, const float* x, float max, float* y);                         \
   MixRowsKernel MixRowsF32, MixRowsF16;                                                      \
+  MadKernel MadF32;                                                                         \
   DequantizeKernel DequantizeQ4_0, DequantizeQ8_0;                                           \
   QuantizeKernel QuantizeQ8_0, QuantizeQ8_1, QuantizeActivationQ8_0, QuantizeActivationQ8_1; \
   VecDotKernel VecDotQ4_0, VecDotQ4_1, VecDotQ5_0, VecDotQ5_1, VecDotQ8_0;                   \

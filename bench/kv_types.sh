@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Prompt processing and decode speed of one in-process stage (shardlm-speed)
+# with each KV cache type, alternating the types round by round, and the KV
+# bytes per token each reports. Prints a Markdown table (best run of each).
+#
+#   bench/kv_types.sh [MODEL.gguf] [ROUNDS]
+#
+# MODEL defaults to a TinyLlama-1.1B-shaped q4_0 file made by shardlm-mkmodel
+# in /tmp (tl-q4_0.gguf). PP (256), TG (128), RUNS (2), THREADS (2), TYPES
+# ("f16 q8_0 f32") and BUILD_DIR (build) may be set in the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL="${1:-/tmp/tl-q4_0.gguf}"
+ROUNDS="${2:-2}"
+PP="${PP:-256}"; TG="${TG:-128}"; RUNS="${RUNS:-2}"; THREADS="${THREADS:-2}"
+read -r -a TYPES <<< "${TYPES:-f16 q8_0 f32}"
+BUILD_DIR="${BUILD_DIR:-build}"
+cmake --build "$BUILD_DIR" -j2 --target shardlm-speed shardlm-mkmodel >/dev/null
+[ -f "$MODEL" ] || "$BUILD_DIR/bin/shardlm-mkmodel" --preset tinyllama-1.1b --type q4_0 -o "$MODEL" >&2
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+grep -m1 'model name' /proc/cpuinfo >&2 || true
+for r in $(seq 1 "$ROUNDS"); do
+  for t in "${TYPES[@]}"; do
+    "$BUILD_DIR/bin/shardlm-speed" --model "$MODEL" --pp "$PP" --tg "$TG" --runs "$RUNS" \
+        --threads "$THREADS" --kv-type "$t" > "$OUT/$t.$r.json"
+    echo "round $r $t: $(cat "$OUT/$t.$r.json")" >&2
+  done
+done
+python3 - "$OUT" "$ROUNDS" "$PP" "$TG" "${TYPES[@]}" <<'PY'
+import json, sys
+out, rounds, pp, tg, types = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+rows = {}
+for t in types:
+    runs = [json.load(open(f"{out}/{t}.{r}.json")) for r in range(1, rounds + 1)]
+    rows[t] = (runs[0]["kv_bytes_per_token"],
+               max(r["pp"]["tokens_per_s_best"] for r in runs),
+               max(r["tg"]["tokens_per_s_best"] for r in runs))
+base = rows.get("f16")
+print(f"| KV type | KV bytes per token (all layers) | vs f16 | pp{pp} tok/s | tg{tg} tok/s |")
+print("|---|---|---|---|---|")
+for t, (b, p, g) in rows.items():
+    ratio = f"{b / base[0]:.3f}" if base else "-"
+    print(f"| {t} | {b} | {ratio} | {p:.1f} | {g:.2f} |")
+PY
