@@ -75,6 +75,7 @@ class StageService final : public v1::Stage::CallbackService {
   // validates the batch itself.
   absl::Status HandleForward(const v1::ForwardRequest& request, v1::ForwardResponse* response);
   absl::Status HandleRelease(const v1::ReleaseRequest& request);
+  absl::Status HandleFork(const v1::ForkRequest& request);
   void FillShardInfo(v1::ShardInfo* info) const;
 
   // gRPC entry points.
@@ -84,6 +85,9 @@ class StageService final : public v1::Stage::CallbackService {
   grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
                                     const v1::ReleaseRequest* request,
                                     v1::ReleaseResponse* response) override;
+  grpc::ServerUnaryReactor* Fork(grpc::CallbackServerContext* context,
+                                 const v1::ForkRequest* request,
+                                 v1::ForkResponse* response) override;
   grpc::ServerUnaryReactor* GetShardInfo(grpc::CallbackServerContext* context,
                                          const v1::GetShardInfoRequest* request,
                                          v1::ShardInfo* response) override;
