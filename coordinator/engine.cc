@@ -647,6 +647,9 @@ void Engine::GroupLoop(int g) {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     if (!outbox.empty()) {
+      // Finished prompts become cache entries before their clients hear of
+      // the end: a client's next turn finds them.
+      DrainReleases(lock);
       lock.unlock();
       Deliver(&outbox);
       lock.lock();
