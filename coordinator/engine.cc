@@ -539,6 +539,9 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
     }
     s->n_cached += count;
     if (s->n_cached != static_cast<int>(s->tokens.size())) continue;  // prompt not done yet
+    // The prompt is in: its exactly computed positions become a cache entry
+    // now, so requests arriving while this one generates reuse them too.
+    if (s->generated() == 0) PromoteLocked(*s, group.route);
     const float* logits = b.result.logits.data() + row * n_vocab;
     ++row;
     EmitTokenLocked(s, s->sampler.Sample(absl::MakeConstSpan(logits, n_vocab)), outbox);
@@ -557,7 +560,6 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
     } else {
       return false;
     }
-    PromoteLocked(*s, group.route);
     FinishLocked(s.get(), reason, absl::OkStatus(), outbox);
     return true;
   };

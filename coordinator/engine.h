@@ -165,8 +165,8 @@ class Engine {
   // Prefix cache: forks the longest cached prefix of each sequence of the
   // group that has not started (Fork calls outside the lock).
   void ForkCachedPrefixes(Group& group, const Route& route, std::unique_lock<std::mutex>& lock);
-  // Queues a cache entry made of the finished sequence's exactly computed
-  // prompt positions, when worth keeping.
+  // Queues a cache entry made of the sequence's exactly computed prompt
+  // positions (at the end of its prefill), when worth keeping.
   void PromoteLocked(const Sequence& s, const Route& route);
   // The group a queued request joins: the least loaded, or one at most one
   // sequence busier whose route caches a longer prefix of the prompt.
