@@ -3,11 +3,14 @@
 # (`shardlm serve --prefix-cache on|off`), 2 workers of 1 thread each:
 #  1. a 10-turn chat whose history grows to ~1.5k tokens: time to first token
 #     per turn, and of a prompt as long as the last turn's that shares
-#     nothing (the >= 5x check: last turn vs that one, cache on);
-#  2. 16 users sharing a 500-token system prompt, all at once (the system
+#     nothing;
+#  2. (cache on) a 600-token prompt, then it with its answer and 20 more
+#     tokens, then a prompt as long sharing nothing: the >= 5x check;
+#  3. 16 users sharing a 500-token system prompt, all at once (the system
 #     prompt served once before): prompt tokens computed, generated tokens/s.
 #
 #   bench/prefix_cache.sh [MODEL.gguf]   (default: TinyLlama-shaped Q4_0 made by shardlm-mkmodel)
+#   CACHE_MODES=on bench/prefix_cache.sh  runs one side only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
@@ -40,12 +43,18 @@ computed() { echo "$(metric shardlm_prompt_tokens_total) - $(metric shardlm_pref
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) vCPUs"
 echo "Model: $(basename "$MODEL"); 2 workers x 1 thread (shardlm serve)"
-for cache in on off; do
+for cache in ${CACHE_MODES:-on off}; do
   serve $cache
   echo
   echo "### --prefix-cache $cache: 10-turn chat (200-token first prompt, +16 answer +130 user tokens a turn)"
   "$BUILD_DIR/bin/shardlm-prefix-bench" --server "$ADDR" --mode chat --turns 10 \
       --first-tokens 200 --user-tokens 130 --answer-tokens 16
+  if [ $cache = on ]; then
+    echo
+    echo "### --prefix-cache on: a 600-token prompt extended (+16 answer +20 user tokens) vs unshared"
+    "$BUILD_DIR/bin/shardlm-prefix-bench" --server "$ADDR" --mode extend --first-tokens 600 \
+        --answer-tokens 16 --user-tokens 20
+  fi
   before=$(computed)
   echo
   echo "### --prefix-cache $cache: 16 users sharing a 500-token system prompt (+20 own tokens, 16 answer tokens)"

@@ -5,6 +5,10 @@
 //                 grows turn by turn. Prints each turn's time to first token,
 //                 then the TTFT of a prompt as long as the last turn's with
 //                 no start in common (the same work without reuse).
+//   --mode extend: a prompt of F tokens, then that prompt with its answer and
+//                 U more tokens, then a prompt as long with no start in
+//                 common: the time to first token of the last two (the
+//                 ">= 5x sooner" check of issue 18).
 //   --mode users: U users sharing one system prompt, all at once, after the
 //                 system prompt was served once (a server's steady state).
 //                 Prints wall time, generated tokens/s and TTFT.
@@ -76,17 +80,18 @@ int main(int argc, char** argv) {
                "Measures time to first token of a growing chat (--mode chat) or the throughput\n"
                "of users sharing a system prompt (--mode users).");
   args.AddString("--server", &server, "coordinator address (plaintext)");
-  args.AddString("--mode", &mode, "chat or users");
+  args.AddString("--mode", &mode, "chat, extend or users");
   args.AddInt("--turns", &turns, "chat: turns");
-  args.AddInt("--first-tokens", &first_tokens, "chat: tokens of the first prompt (BOS included)");
-  args.AddInt("--user-tokens", &user_tokens, "chat: tokens of each later user message");
+  args.AddInt("--first-tokens", &first_tokens,
+              "chat, extend: tokens of the first prompt (BOS included)");
+  args.AddInt("--user-tokens", &user_tokens, "chat, extend: tokens of each later user message");
   args.AddInt("--answer-tokens", &answer_tokens, "chat and users: tokens generated per request");
   args.AddInt("--users", &users, "users: concurrent users");
   args.AddInt("--system-tokens", &system_tokens, "users: tokens of the shared system prompt");
   args.AddInt("--question-tokens", &question_tokens, "users: tokens of each user's own question");
   if (std::optional<int> exit = args.ParseForMain(argc, argv, "shardlm-prefix-bench")) return *exit;
-  if (mode != "chat" && mode != "users") {
-    std::fprintf(stderr, "shardlm-prefix-bench: --mode is '%s', must be chat or users\n",
+  if (mode != "chat" && mode != "users" && mode != "extend") {
+    std::fprintf(stderr, "shardlm-prefix-bench: --mode is '%s', must be chat, extend or users\n",
                  mode.c_str());
     return 2;
   }
@@ -107,6 +112,24 @@ int main(int argc, char** argv) {
   }
   const int n_vocab = info.n_vocab();
   const int32_t bos = info.bos_token_id();
+  if (mode == "extend") {
+    std::vector<int32_t> prompt = {bos};
+    for (int32_t t : Tokens(3, first_tokens - 1, n_vocab)) prompt.push_back(t);
+    const Reply first = Generate(stub.get(), prompt, answer_tokens);
+    if (!first.ok) return 1;
+    prompt.insert(prompt.end(), first.tokens.begin(), first.tokens.end());
+    for (int32_t t : Tokens(300, user_tokens, n_vocab)) prompt.push_back(t);
+    const Reply extended = Generate(stub.get(), prompt, 1);
+    std::vector<int32_t> other = {bos};
+    for (int32_t t : Tokens(998, static_cast<int>(prompt.size()) - 1, n_vocab)) other.push_back(t);
+    const Reply unshared = Generate(stub.get(), other, 1);
+    if (!extended.ok || !unshared.ok) return 1;
+    std::printf("first %d tokens: ttft %.1f ms; extended to %zu: ttft %.1f ms; unshared %zu: ttft "
+                "%.1f ms; unshared / extended %.1fx\n",
+                first_tokens, first.ttft_ms, prompt.size(), extended.ttft_ms, other.size(),
+                unshared.ttft_ms, unshared.ttft_ms / extended.ttft_ms);
+    return 0;
+  }
   if (mode == "chat") {
     std::vector<int32_t> prompt = {bos};
     for (int32_t t : Tokens(1, first_tokens - 1, n_vocab)) prompt.push_back(t);

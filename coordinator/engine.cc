@@ -508,6 +508,9 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
       const int pending = static_cast<int>(s->tokens.size()) - s->n_cached;
       const bool decoding = pending == 1 && s->generated() > 0;
       if (pending <= 0 || decoding != (pass == 0) || budget <= 0) continue;
+      // Admitted while ForkCachedPrefixes had the lock released: its prefix
+      // is looked up first, at the group's next step.
+      if (options_.prefix_cache && !s->cache_looked_up) continue;
       // Chunks end at multiples of prefill_chunk, as a fresh prefill's do,
       // also after a forked prefix (same kernels, same numbers).
       const int chunk = options_.prefill_chunk;
