@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -252,6 +254,88 @@ INSTANTIATE_TEST_SUITE_P(
                       ReuseCase{"stories260K.gguf", KvType::kF32},
                       ReuseCase{"nano-q4_0.gguf", KvType::kF16},
                       ReuseCase{"nano-q8_0.gguf", KvType::kF16}),
+    [](const ::testing::TestParamInfo<ReuseCase>& info) {
+      std::string name = info.param.model.substr(0, info.param.model.find('.'));
+      for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      return name + (info.param.kv_type == KvType::kF16 ? "_f16" : "_f32");
+    });
+
+// The numbers themselves, on one whole-model stage: a sequence forked from
+// another's first f positions (f = ExactForkLength) and prefilled from
+// there in chunks ending at multiples of the chunk gives the last token's
+// logits of a fresh prefill bit for bit, for prompts of every length
+// around the chunk and block edges. Also counts (and prints) how often a
+// naive fork (all common positions, chunks of `chunk` from the fork point)
+// differs, which is why the rule exists.
+class StageForkTest : public ::testing::TestWithParam<ReuseCase> {};
+
+std::vector<float> Prefill(LlamaStage& stage, SeqId seq, const std::vector<int32_t>& tokens,
+                           int from, int chunk, bool aligned) {
+  ForwardResult result;
+  for (int start = from; start < static_cast<int>(tokens.size());) {
+    const int end = std::min<int>(tokens.size(), aligned ? (start / chunk + 1) * chunk : start + chunk);
+    ForwardRequest r;
+    for (int p = start; p < end; ++p) {
+      r.seq_ids.push_back(seq);
+      r.positions.push_back(p);
+      r.tokens.push_back(tokens[p]);
+    }
+    EXPECT_TRUE(stage.Forward(r, &result).ok());
+    start = end;
+  }
+  return result.logits;
+}
+
+TEST_P(StageForkTest, ForkedSuffixLogitsEqualAFreshPrefillBitForBit) {
+  auto file = GgufFile::Open(TestDataPath("models/" + GetParam().model));
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::shared_ptr<const GgufFile> shared(std::move(*file));
+  StageOptions so;
+  so.kv_type = GetParam().kv_type;
+  auto stage = LlamaStage::Create(shared, so);
+  ASSERT_TRUE(stage.ok()) << stage.status();
+  const int n_vocab = (*stage)->info().n_vocab;
+  constexpr int kChunk = 16;
+  std::vector<int32_t> tokens = {1};
+  for (int i = 1; i < 90; ++i) tokens.push_back(3 + (i * 37 + i * i) % (n_vocab - 3));
+  // The entry: 70 positions computed as a request computes them.
+  (void)Prefill(**stage, 100, std::vector<int32_t>(tokens.begin(), tokens.begin() + 70), 0, kChunk,
+                true);
+  int checked = 0, naive_differs = 0;
+  for (int n : {9, 16, 17, 18, 31, 33, 48, 49, 50, 63, 64, 65, 66, 69, 70, 71, 72, 75, 81, 90}) {
+    SCOPED_TRACE(::testing::Message() << n << " prompt tokens");
+    const std::vector<int32_t> prompt(tokens.begin(), tokens.begin() + n);
+    const std::vector<float> fresh = Prefill(**stage, 1, prompt, 0, kChunk, true);
+    ASSERT_TRUE((*stage)->Release(1).ok());
+    ASSERT_EQ(fresh.size(), static_cast<size_t>(n_vocab));
+    // The engine's common prefix counts only the entry's gemm-and-batched
+    // positions: 70 - 70 % 4 here.
+    const int f = ExactForkLength(std::min(n, 68), n, kChunk);
+    if (f > 0) {
+      ASSERT_TRUE((*stage)->Fork(2, 100, f, false).ok());
+      const std::vector<float> reused = Prefill(**stage, 2, prompt, f, kChunk, true);
+      ASSERT_TRUE((*stage)->Release(2).ok());
+      EXPECT_EQ(std::memcmp(reused.data(), fresh.data(), fresh.size() * sizeof(float)), 0)
+          << "fork at " << f;
+      ++checked;
+    }
+    const int naive = std::min(n - 1, 70);
+    ASSERT_TRUE((*stage)->Fork(3, 100, naive, false).ok());
+    const std::vector<float> loose = Prefill(**stage, 3, prompt, naive, kChunk, false);
+    ASSERT_TRUE((*stage)->Release(3).ok());
+    naive_differs += std::memcmp(loose.data(), fresh.data(), fresh.size() * sizeof(float)) != 0;
+  }
+  EXPECT_GE(checked, 15);
+  std::printf("[prefix] %s: %d exact forks equal bit for bit; a naive fork differs in %d of 20\n",
+              GetParam().model.c_str(), checked, naive_differs);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, StageForkTest,
+    ::testing::Values(ReuseCase{"stories260K.gguf", KvType::kF16},
+                      ReuseCase{"nano-q4_0.gguf", KvType::kF16},
+                      ReuseCase{"nano-q4_k_m.gguf", KvType::kF16},
+                      ReuseCase{"nano-q8_0.gguf", KvType::kF32}),
     [](const ::testing::TestParamInfo<ReuseCase>& info) {
       std::string name = info.param.model.substr(0, info.param.model.find('.'));
       for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
