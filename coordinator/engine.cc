@@ -371,7 +371,11 @@ void Engine::ForkCachedPrefixes(Group& group, const Route& route,
 }
 
 void Engine::PromoteLocked(const Sequence& s, const Route& route) {
-  if (!options_.prefix_cache || s.prefill_started == absl::Time()) return;
+  // Chunks of a size not a multiple of 4 leave nothing exactly reusable.
+  if (!options_.prefix_cache || s.prefill_started == absl::Time() ||
+      options_.prefill_chunk % 4 != 0) {
+    return;
+  }
   const int n = std::min(s.exact_prefix, static_cast<int>(s.tokens.size()));
   if (n < kMinReusedPositions) return;
   std::vector<int32_t> tokens(s.tokens.begin(), s.tokens.begin() + n);
