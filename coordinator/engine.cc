@@ -611,6 +611,9 @@ bool Engine::RouteLocked(Group& group, Route* route, Outbox* outbox) {
   group.stalled_since = absl::Time();
   if (decision.replay) {
     for (auto& s : group.seqs) s->n_cached = s->exact_prefix = 0;
+    // Some stage of the old route lost its KV: its cache entries are
+    // broken; release what the live stages still hold of them.
+    if (!group.route.empty()) prefix_cache_.DropRoute(group.route, &releases_);
   }
   group.route = *route;
   return true;

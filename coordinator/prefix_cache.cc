@@ -104,6 +104,14 @@ void PrefixCache::Drop(SeqId entry, std::vector<SeqId>* released) {
   if (it != entries_.end()) Erase(it, released);
 }
 
+void PrefixCache::DropRoute(const Route& route, std::vector<SeqId>* released) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    auto next = std::next(it);
+    if (it->route == route && it->pins == 0) Erase(it, released);
+    it = next;
+  }
+}
+
 void PrefixCache::Clear(std::vector<SeqId>* released) {
   while (!entries_.empty()) Erase(entries_.begin(), released);
 }

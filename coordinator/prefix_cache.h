@@ -67,6 +67,9 @@ class PrefixCache {
   bool EvictOne(std::vector<SeqId>* released);
   // Drops an entry whose KV is gone (a failed fork); it is released too.
   void Drop(SeqId entry, std::vector<SeqId>* released);
+  // The unpinned entries of `route` (a failover found some of its KV gone);
+  // pinned ones fail their fork and are dropped then.
+  void DropRoute(const Route& route, std::vector<SeqId>* released);
   // Everything (shutdown).
   void Clear(std::vector<SeqId>* released);
 

@@ -87,6 +87,19 @@ TEST(PrefixCacheTest, RedundantEntriesGoAndTheCapEvictsLeastRecentlyUsed) {
   EXPECT_EQ(cache.tokens(), 0);
 }
 
+TEST(PrefixCacheTest, DropRouteReleasesItsUnpinnedEntries) {
+  PrefixCache cache(1000);
+  std::vector<SeqId> released;
+  cache.Insert(1, {1, 2, 3}, Route{0, 0}, &released);
+  cache.Insert(2, {4, 5, 6}, Route{0, 0}, &released);
+  cache.Insert(3, {1, 2, 3}, Route{1, 0}, &released);
+  (void)cache.Acquire(std::vector<int32_t>{4, 5}, Route{0, 0});  // pins entry 2
+  cache.DropRoute(Route{0, 0}, &released);
+  EXPECT_EQ(released, std::vector<SeqId>{1});
+  EXPECT_EQ(cache.entries(), 2);
+  EXPECT_EQ(cache.Find(std::vector<int32_t>{1, 2, 3}, Route{1, 0}).entry, 3u);
+}
+
 class Collector : public GenerationObserver {
  public:
   void OnToken(const GeneratedToken& t) override {
