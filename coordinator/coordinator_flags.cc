@@ -29,6 +29,12 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt("--max-queued", &e.max_queued, "requests waiting beyond that");
   args->AddInt("--prefill-chunk", &e.prefill_chunk, "prompt tokens per sequence per step");
   args->AddInt("--max-batch-tokens", &e.max_batch_tokens, "tokens per step");
+  args->AddString("--prefix-cache", &f->prefix_cache,
+                  "on|off: keep finished prompts' KV on the workers and reuse it for requests "
+                  "that start the same way (multi-turn chat, shared system prompts)");
+  args->AddInt64("--prefix-cache-tokens", &e.prefix_cache_tokens,
+                 "cap on the prompt tokens the prefix cache keeps (least recently used go first; "
+                 "a full KV budget evicts too)");
   args->AddInt("--worker-wait", &f->worker_wait_s, "seconds to wait for workers still loading");
   args->AddInt("--call-timeout", &f->call_timeout_s,
                "seconds before a worker call fails (then: failover)");
@@ -126,6 +132,11 @@ absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorF
   o->worker_wait = absl::Seconds(f.worker_wait_s);
   o->call_timeout = absl::Seconds(f.call_timeout_s);
   o->engine.failover_timeout = absl::Milliseconds(f.failover_timeout_ms);
+  if (f.prefix_cache != "on" && f.prefix_cache != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prefix-cache is '", f.prefix_cache, "', must be on or off"));
+  }
+  o->engine.prefix_cache = f.prefix_cache == "on";
   if (f.http_max_connections < 1 || f.http_max_connections_per_ip < 0 ||
       f.http_max_header_bytes < 1024 || f.http_max_headers < 1 || f.http_max_body_bytes < 0 ||
       f.http_read_timeout_s < 1 || f.http_threads < 1 || f.options.http_max_json_depth < 1) {

@@ -52,6 +52,7 @@ struct CoordinatorFlags {
   int max_stream_lifetime_s = 1800;
   int max_connection_age_s = 7200;
   int max_unread_chunks = 256;
+  std::string prefix_cache = "on";
 };
 
 void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFlags* flags);

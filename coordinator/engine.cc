@@ -30,6 +30,10 @@ struct Engine::Sequence {
   std::vector<int32_t> tokens;
   int n_prompt = 0;
   int n_cached = 0;  // leading tokens whose KV every stage holds
+  // Leading positions computed by the gemm-and-batched kernels (what a
+  // fresh prefill computes them with): what a prefix-cache entry may hold.
+  int exact_prefix = 0;
+  bool cache_looked_up = false;
   Sampler sampler;
   StreamDetokenizer detokenizer;
   StopMatcher stops;
@@ -52,6 +56,7 @@ struct Engine::Group {
   int index = 0;
   std::vector<std::unique_ptr<Sequence>> seqs;
   absl::Time stalled_since;  // when it lost its last replica of some range
+  Route route;               // as of its last batch: where its KV lives
 };
 
 // One observer call, made once the engine's lock is released.
@@ -99,12 +104,20 @@ absl::Status ValidateEngineOptions(const EngineOptions& o) {
   RETURN_IF_ERROR(check(o.prefill_chunk >= 1, "--prefill-chunk", o.prefill_chunk, ">= 1"));
   RETURN_IF_ERROR(
       check(o.max_batch_tokens >= 1, "--max-batch-tokens", o.max_batch_tokens, ">= 1"));
-  return check(o.micro_batches >= 0 && o.micro_batches <= 64, "--micro-batches", o.micro_batches,
-               "0 (one per layer range) to 64");
+  RETURN_IF_ERROR(check(o.micro_batches >= 0 && o.micro_batches <= 64, "--micro-batches",
+                        o.micro_batches, "0 (one per layer range) to 64"));
+  if (o.prefix_cache_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prefix-cache-tokens is ", o.prefix_cache_tokens, ", must be >= 0"));
+  }
+  return absl::OkStatus();
 }
 
 Engine::Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions options)
-    : pipeline_(pipeline), tokenizer_(tokenizer), options_(options) {
+    : pipeline_(pipeline),
+      tokenizer_(tokenizer),
+      options_(options),
+      prefix_cache_(options.prefix_cache_tokens) {
   std::random_device entropy;
   next_id_ = ((static_cast<uint64_t>(entropy()) << 32 | entropy()) & ~(uint64_t{1} << 63)) | 1;
   int groups = options_.micro_batches;
@@ -136,6 +149,8 @@ Engine::~Engine() {
     }
     group->seqs.clear();
   }
+  promotions_.clear();  // their sources are in releases_
+  prefix_cache_.Clear(&releases_);
   DrainReleases(lock);
   lock.unlock();
   Deliver(&outbox);
@@ -237,6 +252,26 @@ void Engine::RenderMetrics(MetricsPage* page) const {
   page->Histogram("shardlm_inter_token_seconds", "Gap between consecutive tokens of a request",
                   m.inter_token);
   page->Histogram("shardlm_request_seconds", "Submit to end of request", m.request_seconds);
+  page->Counter("shardlm_prefix_cache_queries_total", "Requests looked up in the prefix cache",
+                m.prefix_queries.value());
+  page->Counter("shardlm_prefix_cache_hits_total", "Requests that reused a cached prefix",
+                m.prefix_hits.value());
+  page->Counter("shardlm_prefix_cache_query_tokens_total", "Prompt tokens of the requests looked up",
+                m.prefix_query_tokens.value());
+  page->Counter("shardlm_prefix_cache_hit_tokens_total",
+                "Prompt tokens whose KV was reused instead of computed", m.prefix_hit_tokens.value());
+  // vLLM's names (both in tokens), for existing dashboards.
+  page->Counter("vllm:prefix_cache_queries", "Prefix cache queries, in prompt tokens",
+                m.prefix_query_tokens.value());
+  page->Counter("vllm:prefix_cache_hits", "Prefix cache hits, in reused tokens",
+                m.prefix_hit_tokens.value());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    page->Gauge("shardlm_prefix_cache_entries", "Sequences the prefix cache keeps on the stages",
+                prefix_cache_.entries());
+    page->Gauge("shardlm_prefix_cache_tokens", "Tokens of the prefix cache's entries",
+                static_cast<double>(prefix_cache_.tokens()));
+  }
 }
 
 int Engine::queued() const {
@@ -249,16 +284,103 @@ void Engine::AdmitLocked() {
   for (const auto& g : groups_) active += static_cast<int>(g->seqs.size());
   bool admitted = false;
   while (!queue_.empty() && active < options_.max_active) {
-    Group* least = groups_.front().get();
-    for (auto& g : groups_) {
-      if (g->seqs.size() < least->seqs.size()) least = g.get();
-    }
-    least->seqs.push_back(std::move(queue_.front()));
+    PickGroupLocked(*queue_.front())->seqs.push_back(std::move(queue_.front()));
     queue_.pop_front();
     ++active;
     admitted = true;
   }
   if (admitted) cv_.notify_all();
+}
+
+Engine::Group* Engine::PickGroupLocked(const Sequence& s) {
+  Group* least = groups_.front().get();
+  for (auto& g : groups_) {
+    if (g->seqs.size() < least->seqs.size()) least = g.get();
+  }
+  if (!options_.prefix_cache || prefix_cache_.entries() == 0) return least;
+  // One sequence more than the least loaded group at most: a popular prefix
+  // never piles every request onto one group.
+  Group* best = least;
+  int best_common = prefix_cache_.Find(s.tokens, least->route).common;
+  for (auto& g : groups_) {
+    if (g->seqs.size() > least->seqs.size() + 1) continue;
+    const int common = prefix_cache_.Find(s.tokens, g->route).common;
+    if (common > best_common) {
+      best = g.get();
+      best_common = common;
+    }
+  }
+  return best;
+}
+
+// Forks below this many positions are not worth the calls.
+constexpr int kMinReusedPositions = 8;
+
+void Engine::ForkCachedPrefixes(Group& group, const Route& route,
+                                std::unique_lock<std::mutex>& lock) {
+  if (!options_.prefix_cache) return;
+  struct Pending {
+    Sequence* seq;
+    SeqId entry;
+    int n;
+    absl::Status status;
+  };
+  std::vector<Pending> forks;
+  for (auto& s : group.seqs) {
+    if (s->cache_looked_up || s->prefill_started != absl::Time()) continue;
+    s->cache_looked_up = true;
+    metrics_.prefix_queries.Add();
+    metrics_.prefix_query_tokens.Add(s->n_prompt);
+    const PrefixCache::Match m =
+        prefix_cache_.Acquire(absl::MakeConstSpan(s->tokens).first(s->n_prompt), route);
+    if (m.common == 0) continue;
+    const int n = ExactForkLength(m.common, s->n_prompt, options_.prefill_chunk);
+    if (n < kMinReusedPositions) {
+      prefix_cache_.Unpin(m.entry);
+      continue;
+    }
+    forks.push_back({s.get(), m.entry, n, absl::OkStatus()});
+  }
+  if (forks.empty()) return;
+  lock.unlock();
+  for (Pending& f : forks) {
+    f.status = pipeline_->Fork(f.seq->id, f.entry, f.n, /*cache_entry=*/false, route);
+  }
+  lock.lock();
+  const absl::Time now = absl::Now();
+  for (Pending& f : forks) {
+    prefix_cache_.Unpin(f.entry);
+    if (f.status.ok()) {
+      f.seq->n_cached = f.seq->exact_prefix = f.n;
+      f.seq->prefill_started = now;  // holds KV from now on
+      metrics_.prefix_hits.Add();
+      metrics_.prefix_hit_tokens.Add(f.n);
+      SHARDLM_LOG(kDebug, "request %s: reuses %d cached prompt tokens of %d",
+                  f.seq->request.request_id, f.n, f.seq->n_prompt);
+      continue;
+    }
+    // The prompt is computed in full instead: nothing is lost but time.
+    SHARDLM_LOG(kInfo, "request %s: prefix-cache fork failed, computing the prompt: %s",
+                f.seq->request.request_id, std::string(f.status.message()));
+    if (f.status.code() == absl::StatusCode::kResourceExhausted) {
+      prefix_cache_.EvictOne(&releases_);
+    } else {
+      prefix_cache_.Drop(f.entry, &releases_);  // its KV is gone (e.g. a worker restarted)
+    }
+  }
+}
+
+void Engine::PromoteLocked(const Sequence& s, const Route& route) {
+  // Chunks of a size not a multiple of 4 leave nothing exactly reusable.
+  if (!options_.prefix_cache || s.prefill_started == absl::Time() ||
+      options_.prefill_chunk % 4 != 0) {
+    return;
+  }
+  const int n = std::min(s.exact_prefix, static_cast<int>(s.tokens.size()));
+  if (n < kMinReusedPositions) return;
+  std::vector<int32_t> tokens(s.tokens.begin(), s.tokens.begin() + n);
+  if (prefix_cache_.Covers(tokens, route)) return;
+  promotions_.push_back(Promotion{s.id, next_id_++, std::move(tokens), route});
 }
 
 void Engine::Deliver(Outbox* outbox) {
@@ -309,15 +431,35 @@ void Engine::FinishLocked(Sequence* s, FinishReason reason, const absl::Status& 
 }
 
 void Engine::DrainReleases(std::unique_lock<std::mutex>& lock) {
-  if (releases_.empty()) return;
+  if (releases_.empty() && promotions_.empty()) return;
   std::vector<SeqId> ids;
   ids.swap(releases_);
+  std::vector<Promotion> promotions;
+  promotions.swap(promotions_);
   lock.unlock();
+  // Before the sources are released: an entry keeps (shares) the blocks of
+  // its source's prompt and drops the rest.
+  std::vector<bool> made(promotions.size());
+  for (size_t i = 0; i < promotions.size(); ++i) {
+    const Promotion& p = promotions[i];
+    const absl::Status st = pipeline_->Fork(p.entry, p.src, static_cast<int>(p.tokens.size()),
+                                            /*cache_entry=*/true, p.route);
+    made[i] = st.ok();
+    if (!st.ok()) {
+      SHARDLM_LOG(kDebug, "prefix cache: keeping %d tokens failed: %s",
+                  static_cast<int>(p.tokens.size()), std::string(st.message()));
+    }
+  }
   if (absl::Status st = pipeline_->Release(ids); !st.ok()) {
     SHARDLM_LOG(kWarning, "releasing the KV of %d finished sequences failed: %s",
                 static_cast<int>(ids.size()), std::string(st.message()));
   }
   lock.lock();
+  for (size_t i = 0; i < promotions.size(); ++i) {
+    if (!made[i]) continue;
+    Promotion& p = promotions[i];
+    prefix_cache_.Insert(p.entry, std::move(p.tokens), std::move(p.route), &releases_);
+  }
 }
 
 void Engine::EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* outbox) {
@@ -370,7 +512,13 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
       const int pending = static_cast<int>(s->tokens.size()) - s->n_cached;
       const bool decoding = pending == 1 && s->generated() > 0;
       if (pending <= 0 || decoding != (pass == 0) || budget <= 0) continue;
-      const int take = std::min({pending, options_.prefill_chunk, budget});
+      // Admitted while ForkCachedPrefixes had the lock released: its prefix
+      // is looked up first, at the group's next step.
+      if (options_.prefix_cache && !s->cache_looked_up) continue;
+      // Chunks end at multiples of prefill_chunk, as a fresh prefill's do,
+      // also after a forked prefix (same kernels, same numbers).
+      const int chunk = options_.prefill_chunk;
+      const int take = std::min({pending, chunk - s->n_cached % chunk, budget});
       if (s->prefill_started == absl::Time()) s->prefill_started = absl::Now();
       for (int i = 0; i < take; ++i) {
         const int pos = s->n_cached + i;
@@ -392,8 +540,15 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
   size_t row = 0;
   for (size_t i = 0; i < b.seqs.size(); ++i) {
     Sequence* s = b.seqs[i];
-    s->n_cached += b.counts[i];
+    const int count = b.counts[i];
+    if (s->exact_prefix == s->n_cached && count >= 4) {  // gemm needs 4, batched 2
+      s->exact_prefix += count - count % 4;
+    }
+    s->n_cached += count;
     if (s->n_cached != static_cast<int>(s->tokens.size())) continue;  // prompt not done yet
+    // The prompt is in: its exactly computed positions become a cache entry
+    // now, so requests arriving while this one generates reuse them too.
+    if (s->generated() == 0) PromoteLocked(*s, group.route);
     const float* logits = b.result.logits.data() + row * n_vocab;
     ++row;
     EmitTokenLocked(s, s->sampler.Sample(absl::MakeConstSpan(logits, n_vocab)), outbox);
@@ -455,8 +610,12 @@ bool Engine::RouteLocked(Group& group, Route* route, Outbox* outbox) {
   }
   group.stalled_since = absl::Time();
   if (decision.replay) {
-    for (auto& s : group.seqs) s->n_cached = 0;
+    for (auto& s : group.seqs) s->n_cached = s->exact_prefix = 0;
+    // Some stage of the old route lost its KV: its cache entries are
+    // broken; release what the live stages still hold of them.
+    if (!group.route.empty()) prefix_cache_.DropRoute(group.route, &releases_);
   }
+  group.route = *route;
   return true;
 }
 
@@ -467,6 +626,13 @@ void Engine::FailGroupLocked(Group& group, const absl::Status& status, Outbox* o
 
 void Engine::HandleFailureLocked(Group& group, Batch& b, const absl::Status& status,
                                  const StageFailure& failure, Outbox* outbox) {
+  if (status.code() == absl::StatusCode::kResourceExhausted && prefix_cache_.EvictOne(&releases_)) {
+    // The budget goes to running requests first: drop a cached prefix
+    // (released before the retry) and run the batch again.
+    SHARDLM_LOG(kInfo, "micro-batch %d: KV budget full, evicted a prefix-cache entry (%d left)",
+                group.index, prefix_cache_.entries());
+    return;
+  }
   if (failure.range < 0 || !IsStageFailure(status)) {
     // The batch itself was refused (bad input, KV budget): its sequences fail.
     SHARDLM_LOG(kError, "micro-batch %d: forward of %d tokens failed: %s", group.index,
@@ -493,6 +659,9 @@ void Engine::GroupLoop(int g) {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     if (!outbox.empty()) {
+      // Finished prompts become cache entries before their clients hear of
+      // the end: a client's next turn finds them.
+      DrainReleases(lock);
       lock.unlock();
       Deliver(&outbox);
       lock.lock();
@@ -516,6 +685,8 @@ void Engine::GroupLoop(int g) {
       if (!group.seqs.empty()) cv_.wait_for(lock, std::chrono::milliseconds(50));  // no busy wait
       continue;
     }
+    ForkCachedPrefixes(group, route, lock);
+    if (stopping_) break;
     if (!BuildBatchLocked(group, &batch)) continue;
     lock.unlock();
     StageFailure failure;

@@ -37,6 +37,7 @@
 #include "common/tokenizer/stream_detokenizer.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/pipeline.h"
+#include "coordinator/prefix_cache.h"
 #include "coordinator/replica_router.h"
 #include "coordinator/sampler.h"
 #include "coordinator/stop_matcher.h"
@@ -51,6 +52,10 @@ struct EngineOptions {
   int micro_batches = 0;       // 0: max(pipeline ranges, replicas per range)
   absl::Duration failover_timeout = absl::Seconds(10);  // waiting for a live replica
   absl::Duration health_interval = absl::Seconds(1);    // probing stages (0: never)
+  // Prefix reuse across requests (prefix_cache.h): a finished sequence's
+  // prompt KV stays on the stages as a cache entry that later requests fork.
+  bool prefix_cache = true;
+  int64_t prefix_cache_tokens = 16384;  // cap on the tokens of all entries
 };
 
 // Options out of range -> INVALID_ARGUMENT naming the flag.
@@ -104,6 +109,9 @@ struct EngineMetrics {
   Histogram time_to_first_token{Histogram::LatencySeconds()};
   Histogram inter_token{Histogram::LatencySeconds()};
   Histogram request_seconds{Histogram::LatencySeconds()};
+  // Prefix cache: requests looked up, requests that forked a cached prefix,
+  // and their prompt tokens / forked tokens.
+  Counter prefix_queries, prefix_hits, prefix_query_tokens, prefix_hit_tokens;
 };
 
 class Engine {
@@ -153,8 +161,18 @@ class Engine {
   void FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error, Outbox* outbox);
   void EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* outbox);
   // Sends the Release calls queued by FinishLocked (outside the lock), one
-  // batched call per stage.
+  // batched call per stage, after turning finished prompts into prefix-cache
+  // entries (a Fork of their prompt's KV) where promoted.
   void DrainReleases(std::unique_lock<std::mutex>& lock);
+  // Prefix cache: forks the longest cached prefix of each sequence of the
+  // group that has not started (Fork calls outside the lock).
+  void ForkCachedPrefixes(Group& group, const Route& route, std::unique_lock<std::mutex>& lock);
+  // Queues a cache entry made of the sequence's exactly computed prompt
+  // positions (at the end of its prefill), when worth keeping.
+  void PromoteLocked(const Sequence& s, const Route& route);
+  // The group a queued request joins: the least loaded, or one at most one
+  // sequence busier whose route caches a longer prefix of the prompt.
+  Group* PickGroupLocked(const Sequence& s);
 
   Pipeline* pipeline_;
   const Tokenizer* tokenizer_;
@@ -171,6 +189,13 @@ class Engine {
   std::vector<std::unique_ptr<Group>> groups_;
   absl::flat_hash_set<uint64_t> cancel_requests_;
   std::vector<SeqId> releases_;  // finished sequences whose KV is still held
+  PrefixCache prefix_cache_;
+  struct Promotion {
+    SeqId src = 0, entry = 0;
+    std::vector<int32_t> tokens;
+    Route route;
+  };
+  std::vector<Promotion> promotions_;  // cache entries to fork before releases_ go
   std::unique_ptr<ReplicaRouter> router_;
   std::vector<std::thread> threads_;
 };

@@ -134,6 +134,21 @@ absl::Status Pipeline::Release(absl::Span<const SeqId> seqs) const {
   return first_error;
 }
 
+absl::Status Pipeline::Fork(SeqId dst, SeqId src, int n, bool cache_entry, const Route& route,
+                            StageFailure* failure) const {
+  for (int k = 0; k < n_ranges(); ++k) {
+    const int r = route.empty() ? 0 : route[k];
+    absl::Status st = ranges_[k][r]->Fork(dst, src, n, cache_entry);
+    if (st.ok()) continue;
+    for (int done = 0; done < k; ++done) {
+      (void)ranges_[done][route.empty() ? 0 : route[done]]->Release(dst);
+    }
+    if (failure != nullptr) *failure = StageFailure{k, r};
+    return st;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Pipeline::Release(absl::Span<const SeqId> seqs, int range, int replica) const {
   return ranges_[range][replica]->Release(seqs);
 }

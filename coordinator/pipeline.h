@@ -50,6 +50,11 @@ class Pipeline {
   // batched call per stage (best effort: the first error, after trying all).
   // A replica that is down drops its KV when it comes back (ReplicaRouter).
   absl::Status Release(absl::Span<const SeqId> seqs) const;
+  // Forks `dst` from the first `n` positions of `src` on the replicas
+  // `route` picks (Stage::Fork), range by range; on an error dst is released
+  // where it was made and `failure` names the stage.
+  absl::Status Fork(SeqId dst, SeqId src, int n, bool cache_entry, const Route& route,
+                    StageFailure* failure = nullptr) const;
   // Frees them on one replica only.
   absl::Status Release(absl::Span<const SeqId> seqs, int range, int replica) const;
 

@@ -201,6 +201,20 @@ absl::Status RemoteStage::Release(absl::Span<const SeqId> seqs) {
   return absl::OkStatus();
 }
 
+absl::Status RemoteStage::Fork(SeqId dst, SeqId src, int n, bool cache_entry) {
+  v1::ForkRequest request;
+  request.set_src_seq(src);
+  request.set_dst_seq(dst);
+  request.set_n_positions(n);
+  request.set_cache_entry(cache_entry);
+  v1::ForkResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(DeadlineIn(options_.call_timeout));
+  const grpc::Status status = stub_->Fork(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status, name_);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::ShardInfo> RemoteStage::FetchShardInfo(absl::Duration timeout) const {
   grpc::ClientContext context;
   context.set_deadline(DeadlineIn(timeout));

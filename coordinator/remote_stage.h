@@ -78,6 +78,7 @@ class RemoteStage : public Stage {
   absl::Status Release(SeqId seq) override;
   // Frees many sequences in one RPC (kMaxReleaseIds at most per call).
   absl::Status Release(absl::Span<const SeqId> seqs) override;
+  absl::Status Fork(SeqId dst, SeqId src, int n, bool cache_entry) override;
   // A fresh GetShardInfo; on error the last known stats.
   KvStats kv_stats() const override;
   // As of the last Forward / Release reply or Ping (each carries the

@@ -129,6 +129,10 @@ TEST(EngineOptionsTest, OutOfRangeOptionsNameTheFlag) {
   o = EngineOptions{};
   o.prefill_chunk = 0;
   EXPECT_NE(ValidateEngineOptions(o).message().find("--prefill-chunk"), std::string::npos);
+  o = EngineOptions{};
+  o.prefix_cache_tokens = -1;
+  EXPECT_NE(ValidateEngineOptions(o).message().find("--prefix-cache-tokens is -1"),
+            std::string::npos);
 }
 
 TEST_F(EngineTest, StoriesGreedy200TokensIsLlama2cExpectedText) {

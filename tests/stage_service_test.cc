@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <tuple>
 
 #include "common/rpc/tensor_codec.h"
 #include "tests/rpc_test_util.h"
@@ -353,6 +354,50 @@ TEST(StageServiceTest, ReleaseFreesKvAndBudgetIsEnforced) {
   EXPECT_EQ(kv.sequences, 0);
   EXPECT_EQ(kv.tokens, 0);
   EXPECT_EQ(kv.bytes_used, 0);
+}
+
+// Fork over gRPC: the fork shares the source's full blocks and continues on
+// its own; bad forks are INVALID_ARGUMENT and change nothing; an entry of
+// the coordinator's prefix cache is counted apart.
+TEST(StageServiceTest, ForkSharesAPrefixAndRefusesBadForks) {
+  TestWorker w = StartWorker(StoriesModel(), 0, 2);
+  ASSERT_NE(w.stage, nullptr);
+  auto remote = ConnectTo(*w.server);
+  ASSERT_NE(remote, nullptr);
+  ForwardResult res;
+  const std::vector<int32_t> prompt = TestPrompt(70);
+  ASSERT_TRUE(remote->Forward(TokenBatch(10, 0, prompt), &res).ok());
+  ASSERT_TRUE(remote->Fork(20, 10, 66, /*cache_entry=*/false).ok());
+  KvStats kv = remote->kv_stats();
+  EXPECT_EQ(kv.sequences, 2);
+  EXPECT_EQ(kv.tokens, 70 + 66);
+  EXPECT_EQ(kv.block_positions, 64);
+  EXPECT_EQ(kv.blocks_used, 3) << "2 of the source, a copy of its partial second block";
+  // The fork continues where it was cut.
+  ASSERT_TRUE(remote->Forward(TokenBatch(20, 66, {prompt[66], prompt[67]}), &res).ok());
+  EXPECT_EQ(remote->Forward(TokenBatch(20, 69, {prompt[0]}), &res).code(),
+            absl::StatusCode::kInvalidArgument) << "not contiguous with its 68 positions";
+
+  for (auto [dst, src, n, what] : {std::tuple{21, 999, 5, "source sequence 999"},
+                                   std::tuple{21, 10, 71, "holds 70"},
+                                   std::tuple{21, 10, 0, "holds 70"},
+                                   std::tuple{20, 10, 5, "already exists"}}) {
+    const absl::Status st = remote->Fork(dst, src, n, false);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+    EXPECT_NE(st.message().find(what), std::string::npos) << st;
+  }
+  EXPECT_EQ(remote->kv_stats().blocks_used, 3);
+
+  ASSERT_TRUE(remote->Fork(30, 10, 64, /*cache_entry=*/true).ok());
+  const SeqId requests[] = {10, 20};
+  ASSERT_TRUE(remote->Release(requests).ok());
+  kv = remote->kv_stats();
+  EXPECT_EQ(kv.sequences, 0);
+  EXPECT_EQ(kv.cache_sequences, 1);
+  EXPECT_EQ(kv.blocks_used, 1);
+  EXPECT_EQ(kv.blocks_cache_only, 1);
+  ASSERT_TRUE(remote->Release(30).ok());
+  EXPECT_EQ(remote->kv_stats().blocks_used, 0);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "worker/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/kernels/quant/blocks.h"
@@ -55,23 +56,54 @@ GgmlType KvGgmlType(KvType type) {
 }
 
 KvCache::KvCache(int n_layers, int row, int n_ctx, KvType type, int64_t budget_bytes)
-    : n_layers_(n_layers), row_(row), n_ctx_(n_ctx), type_(type), budget_(budget_bytes) {}
+    : n_layers_(n_layers),
+      row_(row),
+      n_ctx_(n_ctx),
+      type_(type),
+      row_bytes_(KvRowBytes(type, row)),
+      budget_(budget_bytes) {}
 
-int64_t KvCache::BytesFor(int capacity) const {
-  return bytes_per_token() * capacity;
+int64_t KvCache::block_bytes() const {
+  return int64_t{2} * n_layers_ * kBlockPositions * static_cast<int64_t>(row_bytes_);
 }
 
-// Capacity grows geometrically (at least 64 positions) so a decode of n
-// tokens reallocates O(log n) times, capped at the context size.
-int KvCache::GrownCapacity(int current, int needed) const {
-  if (needed <= current) return current;
-  return std::min(n_ctx_, std::max({needed, 64, current * 2}));
+// 0 = unlimited; a positive budget smaller than one block allows none.
+int64_t KvCache::max_blocks() const {
+  return budget_ > 0 ? budget_ / std::max<int64_t>(block_bytes(), 1) : 0;
 }
 
-absl::Status KvCache::CheckAppend(SeqId seq, int start, int count, int64_t* extra_bytes) const {
+uint8_t* KvCache::RowIn(int block, int layer, bool values, int offset) const {
+  const size_t plane = static_cast<size_t>(kBlockPositions) * row_bytes_;
+  return blocks_[block].data.get() + (static_cast<size_t>(layer) * 2 + values) * plane +
+         static_cast<size_t>(offset) * row_bytes_;
+}
+
+int KvCache::Allocate() {
+  int id;
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  } else {
+    id = static_cast<int>(blocks_.size());
+    blocks_.emplace_back();
+  }
+  // Not zeroed: a position is always written before any attention reads it.
+  blocks_[id].data.reset(new uint8_t[block_bytes()]);
+  blocks_[id].refs = 1;
+  ++live_blocks_;
+  return id;
+}
+
+void KvCache::Unref(int block) {
+  if (--blocks_[block].refs > 0) return;
+  blocks_[block].data.reset();  // back to the allocator: the budget is what is live
+  free_ids_.push_back(block);
+  --live_blocks_;
+}
+
+absl::Status KvCache::CheckAppend(SeqId seq, int start, int count, int64_t* extra_blocks) const {
   auto it = seqs_.find(seq);
   const int length = it == seqs_.end() ? 0 : it->second.length;
-  const int capacity = it == seqs_.end() ? 0 : it->second.capacity;
   if (start < 0 || start > length) {
     return absl::InvalidArgumentError(
         absl::StrCat("sequence ", seq, ": position ", start, " is not contiguous with its ", length,
@@ -82,55 +114,146 @@ absl::Status KvCache::CheckAppend(SeqId seq, int start, int count, int64_t* extr
                                                    start + count, " exceed the context size ",
                                                    n_ctx_));
   }
-  const int grown = GrownCapacity(capacity, start + count);
-  *extra_bytes += BytesFor(grown) - BytesFor(capacity);
-  if (budget_ > 0 && used_ + *extra_bytes > budget_) {
+  // Net blocks: the rewind drops the blocks past `start` (freeing those
+  // nobody else holds); the write needs fresh blocks past what is kept and
+  // a copy of a kept partial block that is shared.
+  const int keep = BlocksFor(start);
+  int64_t net = BlocksFor(start + count) - keep;
+  if (it != seqs_.end()) {
+    const std::vector<int>& held = it->second.blocks;
+    for (size_t b = keep; b < held.size(); ++b) net -= blocks_[held[b]].refs == 1;
+    if (count > 0 && start % kBlockPositions != 0 &&
+        blocks_[held[start / kBlockPositions]].refs > 1) {
+      ++net;
+    }
+  }
+  *extra_blocks += net;
+  const int64_t limit = max_blocks();
+  if (budget_ > 0 && live_blocks_ + *extra_blocks > limit) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "KV cache budget exhausted: ", used_, " of ", budget_, " bytes in use, sequence ", seq,
-        " needs ", BytesFor(grown) - BytesFor(capacity), " more"));
+        "KV cache budget exhausted: ", live_blocks_, " of ", limit, " blocks of ",
+        kBlockPositions, " positions (", budget_, " bytes) in use, sequence ", seq, " needs ",
+        net, " more"));
   }
   return absl::OkStatus();
 }
 
 void KvCache::Prepare(SeqId seq, int start, int count) {
   Sequence& s = seqs_[seq];
-  if (s.k.empty()) {
-    s.k.resize(n_layers_);
-    s.v.resize(n_layers_);
+  const size_t keep = BlocksFor(start);
+  while (s.blocks.size() > keep) {
+    Unref(s.blocks.back());
+    s.blocks.pop_back();
   }
-  const int grown = GrownCapacity(s.capacity, start + count);
-  if (grown != s.capacity) {
-    used_ += BytesFor(grown) - BytesFor(s.capacity);
-    const size_t bytes = static_cast<size_t>(grown) * row_bytes();
-    for (int l = 0; l < n_layers_; ++l) {
-      s.k[l].resize(bytes);
-      s.v[l].resize(bytes);
+  if (count > 0 && start % kBlockPositions != 0) {
+    int& shared = s.blocks[start / kBlockPositions];
+    if (blocks_[shared].refs > 1) {  // copy on write
+      const int copy = Allocate();
+      std::memcpy(blocks_[copy].data.get(), blocks_[shared].data.get(), block_bytes());
+      Unref(shared);
+      shared = copy;
     }
-    s.capacity = grown;
+  }
+  while (static_cast<int>(s.blocks.size()) < BlocksFor(start + count)) {
+    s.blocks.push_back(Allocate());
   }
   s.length = start + count;
 }
 
-void* KvCache::keys(SeqId seq, int layer) { return seqs_.at(seq).k[layer].data(); }
-void* KvCache::values(SeqId seq, int layer) { return seqs_.at(seq).v[layer].data(); }
+uint8_t* KvCache::key_row(SeqId seq, int layer, int pos) {
+  const Sequence& s = seqs_.at(seq);
+  return RowIn(s.blocks[pos / kBlockPositions], layer, false, pos % kBlockPositions);
+}
+
+uint8_t* KvCache::value_row(SeqId seq, int layer, int pos) {
+  const Sequence& s = seqs_.at(seq);
+  return RowIn(s.blocks[pos / kBlockPositions], layer, true, pos % kBlockPositions);
+}
+
+const uint8_t* KvCache::Rows(SeqId seq, int layer, bool values, int n_pos,
+                             std::vector<uint8_t>* buffer) const {
+  const Sequence& s = seqs_.at(seq);
+  if (n_pos <= kBlockPositions) return RowIn(s.blocks[0], layer, values, 0);
+  buffer->resize(static_cast<size_t>(n_pos) * row_bytes_);
+  for (int b = 0; b * kBlockPositions < n_pos; ++b) {
+    const int rows = std::min(kBlockPositions, n_pos - b * kBlockPositions);
+    std::memcpy(buffer->data() + static_cast<size_t>(b) * kBlockPositions * row_bytes_,
+                RowIn(s.blocks[b], layer, values, 0), rows * row_bytes_);
+  }
+  return buffer->data();
+}
 
 int KvCache::length(SeqId seq) const {
   auto it = seqs_.find(seq);
   return it == seqs_.end() ? 0 : it->second.length;
 }
 
+absl::Status KvCache::Fork(SeqId dst, SeqId src, int n, bool cache_entry) {
+  auto it = seqs_.find(src);
+  if (it == seqs_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fork: source sequence ", src, " holds no KV on this stage"));
+  }
+  if (n < 1 || n > it->second.length) {
+    return absl::InvalidArgumentError(absl::StrCat("fork: ", n, " positions requested, source ",
+                                                   src, " holds ", it->second.length,
+                                                   " (need 1 to its length)"));
+  }
+  if (seqs_.contains(dst)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fork: destination sequence ", dst, " already exists (release it first)"));
+  }
+  const bool partial = n % kBlockPositions != 0;
+  if (partial && budget_ > 0 && live_blocks_ + 1 > max_blocks()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("KV cache budget exhausted: ", live_blocks_, " of ", max_blocks(),
+                     " blocks in use, fork of ", n, " positions needs one more"));
+  }
+  const std::vector<int> src_blocks = it->second.blocks;  // `it` dies at the insert below
+  Sequence& d = seqs_[dst];
+  d.length = n;
+  d.cache_entry = cache_entry;
+  const int full = n / kBlockPositions;
+  for (int b = 0; b < full; ++b) {
+    ++blocks_[src_blocks[b]].refs;
+    d.blocks.push_back(src_blocks[b]);
+  }
+  if (partial) {
+    const int copy = Allocate();
+    std::memcpy(blocks_[copy].data.get(), blocks_[src_blocks[full]].data.get(), block_bytes());
+    d.blocks.push_back(copy);
+  }
+  return absl::OkStatus();
+}
+
 void KvCache::Release(SeqId seq) {
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return;
-  used_ -= BytesFor(it->second.capacity);
+  for (int b : it->second.blocks) Unref(b);
   seqs_.erase(it);
 }
 
 KvStats KvCache::stats() const {
   KvStats st;
-  st.sequences = static_cast<int64_t>(seqs_.size());
-  for (const auto& [id, s] : seqs_) st.tokens += s.length;
-  st.bytes_used = used_;
+  std::vector<bool> held_by_request(blocks_.size());
+  int64_t request_held = 0;
+  for (const auto& [id, s] : seqs_) {
+    if (s.cache_entry) {
+      ++st.cache_sequences;
+      continue;
+    }
+    ++st.sequences;
+    st.tokens += s.length;
+    for (int b : s.blocks) {
+      if (!held_by_request[b]) ++request_held;
+      held_by_request[b] = true;
+    }
+  }
+  st.blocks_used = live_blocks_;
+  st.blocks_cache_only = live_blocks_ - request_held;
+  st.blocks_budget = max_blocks();
+  st.block_positions = kBlockPositions;
+  st.bytes_used = live_blocks_ * block_bytes();
   st.bytes_budget = budget_;
   return st;
 }

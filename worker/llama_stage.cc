@@ -140,7 +140,7 @@ void LlamaStage::Attention(int local, const LayerWeights& w, const ForwardReques
   // Biases, q/k norms and RoPE as the architecture has them (qkv.h).
   PrepareQkv(c, w, weights_.rope_freqs, r.positions, q_.data(), k_.data(), v_.data());
   CacheKeysValues(local, runs);
-  AttendHeads(local, n);
+  AttendHeads(local, runs, n);
   tmp_.resize(x_.size());
   MatMul(w.wo, attn_.data(), n, tmp_.data(), &mm_, groups);
   AddInPlace(x_.data(), tmp_.data(), n * d);
@@ -149,41 +149,50 @@ void LlamaStage::Attention(int local, const LayerWeights& w, const ForwardReques
 // Appends each token's k_ and v_ rows at its position in its sequence's cache.
 void LlamaStage::CacheKeysValues(int local, const std::vector<Run>& runs) {
   const int n_kv = config_.n_embd_kv();
-  const size_t kv_row_bytes = kv_.row_bytes();
   for (const Run& run : runs) {
-    auto* keys = static_cast<uint8_t*>(kv_.keys(run.seq, local));
-    auto* values = static_cast<uint8_t*>(kv_.values(run.seq, local));
     for (int i = 0; i < run.count; ++i) {
       const int t = run.begin + i, pos = run.start_pos + i;
-      StoreKv(&k_[t * n_kv], &v_[t * n_kv], n_kv, kv_.type(), keys + pos * kv_row_bytes,
-              values + pos * kv_row_bytes);
+      StoreKv(&k_[t * n_kv], &v_[t * n_kv], n_kv, kv_.type(), kv_.key_row(run.seq, local, pos),
+              kv_.value_row(run.seq, local, pos));
     }
   }
 }
 
 // attn_ = softmax(q k^T / sqrt(head_dim)) v per token and query head, over
-// its sequence's cached positions up to its own (causal), in parallel.
-void LlamaStage::AttendHeads(int local, int n) {
+// its sequence's cached positions up to its own (causal), in parallel. The
+// attention reads each run's rows as one contiguous run: in place within
+// the first block, else gathered from the blocks once per run and layer
+// (a copy of n_pos rows, small next to the n_head / n_head_kv reads of
+// each row that follow).
+void LlamaStage::AttendHeads(int local, const std::vector<Run>& runs, int n) {
   const ModelConfig& c = config_;
   const int n_q = c.n_head * c.head_dim;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
   const size_t row_bytes = kv_.row_bytes();
+  if (run_rows_.size() < runs.size()) run_rows_.resize(runs.size());
+  for (size_t r = 0; r < runs.size(); ++r) {
+    RunRows& rows = run_rows_[r];
+    const int n_pos = runs[r].start_pos + runs[r].count;
+    rows.keys = kv_.Rows(runs[r].seq, local, /*values=*/false, n_pos, &rows.key_buffer);
+    rows.values = kv_.Rows(runs[r].seq, local, /*values=*/true, n_pos, &rows.value_buffer);
+  }
   tbb::parallel_for(
       tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
         std::vector<float>& scratch = attn_scratch_.local();
         for (int idx = br.begin(); idx < br.end(); ++idx) {
           const int t = idx / c.n_head, h = idx % c.n_head;
           const Run& run = *token_run_[t].first;
+          const RunRows& rows = run_rows_[&run - runs.data()];
           const int n_pos = run.start_pos + token_run_[t].second + 1;  // causal: up to itself
           if (KvTypeIsQuantized(kv_.type())) {  // llama.cpp needs flash attention for these
-            const KvRows keys{static_cast<const uint8_t*>(kv_.keys(run.seq, local)), row_bytes};
-            const KvRows values{static_cast<const uint8_t*>(kv_.values(run.seq, local)), row_bytes};
+            const KvRows keys{rows.keys, row_bytes};
+            const KvRows values{rows.values, row_bytes};
             FlashAttendHead(&q_[t * n_q], keys, values, kv_.type(), n_pos, shape, h,
                             &attn_[t * n_q], &scratch);
             continue;
           }
-          AttendHead(&q_[t * n_q], kv_.keys(run.seq, local), kv_.values(run.seq, local), kv_.type(),
-                     n_pos, shape, h, &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
+          AttendHead(&q_[t * n_q], rows.keys, rows.values, kv_.type(), n_pos, shape, h,
+                     &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
         }
       });
 }
@@ -230,6 +239,15 @@ void LlamaStage::ComputeLogits(const ForwardRequest& r, const std::vector<Run>& 
   MatMul(weights_.output, xn_.data(), rows, result->logits.data(), &mm_, groups);
 }
 
+absl::Status LlamaStage::Fork(SeqId dst, SeqId src, int n, bool cache_entry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const absl::Status status = kv_.Fork(dst, src, n, cache_entry);
+  const KvStats stats = kv_.stats();
+  std::lock_guard<std::mutex> stats_lock(stats_mu_);
+  stats_ = stats;
+  return status;
+}
+
 absl::Status LlamaStage::Release(SeqId seq) {
   std::lock_guard<std::mutex> lock(mu_);
   kv_.Release(seq);
@@ -249,6 +267,15 @@ void LlamaStage::RenderMetrics(MetricsPage* page) const {
   page->Gauge("shardlm_worker_kv_bytes_per_token",
               "Key and value bytes one cached position takes over this worker's layers",
               info_.kv_bytes_per_token, absl::StrCat(labels, ",type=\"", info_.kv_type, "\""));
+  page->Gauge("shardlm_worker_kv_blocks", "KV blocks allocated", kv.blocks_used, labels);
+  page->Gauge("shardlm_worker_kv_cache_only_blocks",
+              "KV blocks held only by the coordinator's prefix cache", kv.blocks_cache_only, labels);
+  page->Gauge("shardlm_worker_kv_budget_blocks", "KV budget in blocks (0: unlimited)",
+              kv.blocks_budget, labels);
+  page->Gauge("shardlm_worker_kv_block_positions", "Positions per KV block", kv.block_positions,
+              labels);
+  page->Gauge("shardlm_worker_kv_cache_sequences", "Prefix-cache sequences holding KV",
+              kv.cache_sequences, labels);
   page->Gauge("shardlm_worker_weight_bytes", "Bytes of weights this worker serves", weights_.bytes(), labels);
   page->Counter("shardlm_worker_tokens_total", "Tokens run through this worker's layers", tokens_.value(), labels);
   page->Histogram("shardlm_worker_forward_seconds", "Compute time of a Forward batch", forward_seconds_,

@@ -49,6 +49,7 @@ class LlamaStage : public Stage {
   absl::Status Forward(const ForwardRequest& request, ForwardResult* result) override;
   using Stage::Release;  // the batched overload
   absl::Status Release(SeqId seq) override;
+  absl::Status Fork(SeqId dst, SeqId src, int n, bool cache_entry) override;
   KvStats kv_stats() const override;
 
   const ModelConfig& config() const { return config_; }
@@ -69,7 +70,7 @@ class LlamaStage : public Stage {
   void Attention(int local_layer, const LayerWeights& w, const ForwardRequest& request,
                  const std::vector<Run>& runs, const std::vector<int>& groups);
   void CacheKeysValues(int local_layer, const std::vector<Run>& runs);
-  void AttendHeads(int local_layer, int n_tokens);
+  void AttendHeads(int local_layer, const std::vector<Run>& runs, int n_tokens);
   void FeedForward(const LayerWeights& w, int n_tokens, const std::vector<int>& groups);
   void ComputeLogits(const ForwardRequest& request, const std::vector<Run>& runs,
                      ForwardResult* result);
@@ -105,6 +106,14 @@ class LlamaStage : public Stage {
   std::vector<int> groups_;
   std::vector<std::pair<const Run*, int>> token_run_;
   MatMulScratch mm_;
+  // Per run of the batch: its keys and values rows at the current layer as
+  // AttendHead reads them (KvCache::Rows), with the buffers they may use.
+  struct RunRows {
+    const uint8_t* keys = nullptr;
+    const uint8_t* values = nullptr;
+    std::vector<uint8_t> key_buffer, value_buffer;
+  };
+  std::vector<RunRows> run_rows_;
   tbb::enumerable_thread_specific<std::vector<float>> attn_scratch_;
 };
 

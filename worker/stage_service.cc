@@ -162,6 +162,15 @@ absl::Status StageService::HandleRelease(const v1::ReleaseRequest& request,
   return status;
 }
 
+absl::Status StageService::HandleFork(const v1::ForkRequest& request) {
+  if (!ready()) return absl::UnavailableError("worker is still loading its model");
+  std::lock_guard<std::mutex> lock(compute_mu_);
+  const absl::Status status = stage_->Fork(request.dst_seq(), request.src_seq(),
+                                           request.n_positions(), request.cache_entry());
+  RefreshKvStats();
+  return status;
+}
+
 void StageService::FillShardInfo(v1::ShardInfo* out) const {
   KvStats kv;
   {
@@ -251,6 +260,19 @@ grpc::ServerUnaryReactor* StageService::Release(grpc::CallbackServerContext* con
   // The stage's Release waits for a running Forward: not on this thread.
   RunOnComputeThread(context, reactor,
                      [this, request, response] { return HandleRelease(*request, response); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StageService::Fork(grpc::CallbackServerContext* context,
+                                             const v1::ForkRequest* request,
+                                             v1::ForkResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!ready()) {
+    reactor->Finish(ToGrpcStatus(HandleFork(*request)));
+    return reactor;
+  }
+  // Like Release: ordered with the Forwards on the compute thread.
+  RunOnComputeThread(context, reactor, [this, request] { return HandleFork(*request); });
   return reactor;
 }
 

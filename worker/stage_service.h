@@ -77,6 +77,7 @@ class StageService final : public v1::Stage::CallbackService {
   // Both replies carry the KV use after the call (the coordinator's metrics).
   absl::Status HandleRelease(const v1::ReleaseRequest& request,
                              v1::ReleaseResponse* response = nullptr);
+  absl::Status HandleFork(const v1::ForkRequest& request);
   void FillShardInfo(v1::ShardInfo* info) const;
 
   // gRPC entry points.
@@ -86,6 +87,9 @@ class StageService final : public v1::Stage::CallbackService {
   grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context,
                                     const v1::ReleaseRequest* request,
                                     v1::ReleaseResponse* response) override;
+  grpc::ServerUnaryReactor* Fork(grpc::CallbackServerContext* context,
+                                 const v1::ForkRequest* request,
+                                 v1::ForkResponse* response) override;
   grpc::ServerUnaryReactor* GetShardInfo(grpc::CallbackServerContext* context,
                                          const v1::GetShardInfoRequest* request,
                                          v1::ShardInfo* response) override;

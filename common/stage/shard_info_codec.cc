@@ -54,10 +54,25 @@ void KvStatsToProto(const KvStats& kv, v1::KvCacheStats* out) {
   out->set_tokens(kv.tokens);
   out->set_bytes_used(kv.bytes_used);
   out->set_bytes_budget(kv.bytes_budget);
+  out->set_cache_sequences(kv.cache_sequences);
+  out->set_blocks_used(kv.blocks_used);
+  out->set_blocks_cache_only(kv.blocks_cache_only);
+  out->set_blocks_budget(kv.blocks_budget);
+  out->set_block_positions(kv.block_positions);
 }
 
 KvStats KvStatsFromProto(const v1::KvCacheStats& kv) {
-  return KvStats{kv.sequences(), kv.tokens(), kv.bytes_used(), kv.bytes_budget()};
+  KvStats st;
+  st.sequences = kv.sequences();
+  st.tokens = kv.tokens();
+  st.bytes_used = kv.bytes_used();
+  st.bytes_budget = kv.bytes_budget();
+  st.cache_sequences = kv.cache_sequences();
+  st.blocks_used = kv.blocks_used();
+  st.blocks_cache_only = kv.blocks_cache_only();
+  st.blocks_budget = kv.blocks_budget();
+  st.block_positions = kv.block_positions();
+  return st;
 }
 
 }  // namespace shardlm

@@ -55,10 +55,17 @@ struct ShardInfo {
 };
 
 struct KvStats {
-  int64_t sequences = 0;     // sequences holding KV on this stage
-  int64_t tokens = 0;        // cached positions, summed over sequences
+  int64_t sequences = 0;     // request sequences holding KV on this stage
+  int64_t tokens = 0;        // their cached positions, summed
   int64_t bytes_used = 0;
   int64_t bytes_budget = 0;  // 0 = unlimited
+  // KV lives in blocks of block_positions positions, shared between
+  // sequences with a common prefix (Fork).
+  int64_t cache_sequences = 0;    // sequences kept by the coordinator's prefix cache
+  int64_t blocks_used = 0;        // blocks allocated
+  int64_t blocks_cache_only = 0;  // of those, held only by prefix-cache sequences
+  int64_t blocks_budget = 0;      // 0 = unlimited
+  int64_t block_positions = 0;
 };
 
 class Stage {
@@ -82,6 +89,15 @@ class Stage {
       if (!st.ok() && first_error.ok()) first_error = st;
     }
     return first_error;
+  }
+  // Makes `dst` hold the KV of the first `n` positions of `src` (blocks are
+  // shared, not recomputed): prefix reuse across requests. `cache_entry`
+  // marks dst as a prefix-cache entry rather than a running request (stats
+  // only). INVALID_ARGUMENT: unknown src, n outside [1, length of src], dst
+  // already exists; RESOURCE_EXHAUSTED when the budget has no block left.
+  virtual absl::Status Fork(SeqId dst, SeqId src, int n, bool cache_entry) {
+    (void)dst, (void)src, (void)n, (void)cache_entry;
+    return absl::UnimplementedError(name() + " cannot fork sequences");
   }
   virtual KvStats kv_stats() const = 0;
   // The KV use this side already knows, without a call: for metrics pages,
