@@ -24,14 +24,17 @@ class GrammarAutomaton {
  public:
   using StateId = int32_t;
   static constexpr StateId kDead = -1;
-  // Past this many states the automaton stops caching (it still works, more
-  // slowly): a hostile grammar cannot eat the coordinator's memory.
-  static constexpr size_t kMaxStates = 1 << 16;
+  // A stack deeper than this (nesting) is dropped: a hostile grammar or a
+  // model that keeps opening brackets cannot eat the coordinator's memory.
+  static constexpr size_t kMaxStackDepth = 1024;
 
   explicit GrammarAutomaton(GrammarPtr grammar);
 
   StateId initial() const { return 0; }
-  StateId Next(StateId state, uint8_t byte);
+  StateId Next(StateId state, uint8_t byte) {
+    const StateId cached = next_[static_cast<size_t>(state) * 256 + byte];
+    return cached != kUnknown ? cached : Compute(state, byte);
+  }
   // Some stack is empty and no UTF-8 character is half read: the text so far
   // is a complete sentence of the grammar.
   bool CanEnd(StateId state) const { return states_[state].can_end; }
@@ -39,11 +42,15 @@ class GrammarAutomaton {
   bool IsComplete(StateId state) const { return states_[state].complete; }
   size_t num_states() const { return states_.size(); }
   const Grammar& grammar() const { return *grammar_; }
+  // Forgets every state but `*keep`, which becomes state 0 (the cache of a
+  // long generation would otherwise only grow). Invalidates other ids.
+  void Compact(StateId* keep);
 
  private:
+  static constexpr StateId kUnknown = -2;
   using Stack = std::vector<uint32_t>;  // element positions, top last
   struct State {
-    std::vector<Stack> stacks;  // sorted, unique; top elements are classes (or empty stack)
+    std::vector<Stack> stacks;  // sorted, unique; tops are classes (or the stack is empty)
     uint32_t partial = 0;       // code point bits read so far
     uint8_t pending = 0;        // continuation bytes still expected
     uint8_t length = 0;         // total bytes of the character being read
@@ -51,17 +58,19 @@ class GrammarAutomaton {
     bool complete = false;
   };
 
+  StateId Compute(StateId state, uint8_t byte);
   // Expands `stack` until its top is a class (or it is empty), adding the
   // results to `out`.
-  void Expand(Stack stack, std::vector<Stack>* out, int depth) const;
+  void Expand(Stack& stack, std::vector<Stack>* out) const;
   std::vector<Stack> AdvanceCodePoint(const std::vector<Stack>& stacks, uint32_t cp) const;
   // Whether some completion of the half-read character fits a stack top.
   bool PartialPlausible(const State& s) const;
   StateId Intern(State s);
 
   GrammarPtr grammar_;
+  std::vector<std::vector<uint32_t>> alternatives_;  // per rule
   std::vector<State> states_;
-  std::vector<StateId> next_;  // states_.size() * 256, -2 = not computed
+  std::vector<StateId> next_;  // states_.size() * 256
   absl::flat_hash_map<std::string, StateId> index_;
 };
 

@@ -16,6 +16,7 @@ struct OutputFormat {
   Kind kind = Kind::kText;
   std::string source;  // kJsonSchema: the schema as JSON text; kGrammar: GBNF
   std::string field;   // the request's field that carried it, for errors
+  std::string error;   // set by a front end whose request asked for two formats at once
 };
 
 // nullptr for kText. INVALID_ARGUMENT "FIELD: ..." naming the schema keyword

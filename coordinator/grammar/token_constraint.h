@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -57,18 +58,26 @@ class TokenConstraint {
   TokenMask BruteForceMask();
 
  private:
-  GrammarAutomaton::StateId Feed(GrammarAutomaton::StateId s, const std::string& bytes,
-                                 bool first) ;
-  void Walk(GrammarAutomaton::StateId start, bool strip_space, TokenMask* mask);
+  // Past this many automaton states the constraint compacts its automaton
+  // (and drops its mask cache); at most kMaxCachedMasks masks are kept.
+  static constexpr size_t kCompactStates = 20000;
+  static constexpr size_t kMaxCachedMasks = 64;
+
+  // The state after `bytes` from `s` (kDead when they do not fit).
+  GrammarAutomaton::StateId Feed(GrammarAutomaton::StateId s, std::string_view bytes);
+  bool StripsSpaceNow() const { return strip_first_space_ && first_; }
+  void Walk(GrammarAutomaton::StateId start, TokenMask* mask);
 
   std::shared_ptr<const VocabTrie> vocab_;
   GrammarAutomaton automaton_;
   GrammarAutomaton::StateId state_;
   bool first_ = true;
+  bool ended_ = false;  // an end-of-generation token was accepted
   bool strip_first_space_;
   absl::flat_hash_map<GrammarAutomaton::StateId, std::unique_ptr<TokenMask>> cache_;
+  TokenMask scratch_;                                   // the first step's mask (not cached)
   const TokenMask* current_ = nullptr;
-  std::vector<GrammarAutomaton::StateId> walk_states_;  // reused by Walk
+  std::vector<GrammarAutomaton::StateId> walk_states_;  // by trie depth, reused by Walk
 };
 
 }  // namespace shardlm

@@ -24,7 +24,7 @@ class VocabTrie {
   struct Node {
     uint32_t subtree_end = 0;  // first node after this node's subtree
     uint8_t byte = 0;          // the edge from the parent
-    uint8_t depth = 0;         // bytes in the prefix (the root: 0)
+    uint16_t depth = 0;        // bytes in the prefix (the root: 0)
     int32_t token = -1;        // a token with exactly these bytes (others: extra_tokens)
   };
 
@@ -35,7 +35,7 @@ class VocabTrie {
 
   int32_t n_vocab() const { return static_cast<int32_t>(pieces_.size()); }
   const std::vector<Node>& nodes() const { return nodes_; }
-  // Tokens sharing the bytes of node i's token (duplicates), by node.
+  // Tokens whose bytes equal another token's (node, token), by node.
   const std::vector<std::pair<uint32_t, int32_t>>& extra_tokens() const { return extra_; }
   const std::string& piece(int32_t token) const { return pieces_[token]; }
   const std::vector<int32_t>& end_of_generation() const { return eog_; }
