@@ -78,24 +78,28 @@ test("json_schema: every schema of the suite answers valid JSON that fits it", a
 });
 
 // json_object bounds neither string lengths nor member counts, and a small
-// story model keeps adding members (it likes `", "`): a logit bias towards
-// the closing brace (as a client would do) lets it finish, and every answer
-// must then be a JSON object.
-async function closeBraceBias() {
-  const res = await new Promise((resolve, reject) => stub.Tokenize(
-      {text: "}", add_bos: false}, metadata, {deadline: Date.now() + 10_000},
-      (err, r) => (err ? reject(err) : resolve(r))));
+// story model keeps adding members (it likes `", "`), a random-weight one
+// rarely picks a quote: a logit bias towards quotes and the closing brace
+// (as a client would do) lets them finish, and every answer must then be a
+// JSON object.
+async function closingBias() {
   const bias = {};
-  res.token_ids.forEach((id, i) => {
-    if (res.pieces[i].includes("}") || res.pieces[i] === "<0x7D>") bias[id] = 20;
-  });
-  assert.ok(Object.keys(bias).length > 0, JSON.stringify(res));
+  for (const text of ["}", "\"", "\"}"]) {
+    const res = await new Promise((resolve, reject) => stub.Tokenize(
+        {text, add_bos: false}, metadata, {deadline: Date.now() + 10_000},
+        (err, r) => (err ? reject(err) : resolve(r))));
+    res.token_ids.forEach((id, i) => {
+      const p = res.pieces[i];
+      if (p.includes("}") || p.includes("\"") || p === "<0x7D>" || p === "<0x22>") bias[id] = 20;
+    });
+  }
+  assert.ok(Object.keys(bias).length > 0);
   return bias;
 }
 
 test("json_object: answers are JSON objects", async () => {
   const model = (await client.models.list()).data[0].id;
-  const logit_bias = await closeBraceBias();
+  const logit_bias = await closingBias();
   for (let seed = 0; seed < 4; seed++) {
     const completion = await client.chat.completions.create({
       model, messages, temperature: 0.7, seed, max_tokens: 1024, logit_bias,
@@ -150,7 +154,7 @@ test("gRPC: json_schema, json_object and grammar fields of SamplingParams", asyn
   assert.equal(a.summary.finish_reason, "FINISH_REASON_STOP");
   assert.equal(checkSchema(schema, JSON.parse(a.text)), "", a.text);
   const b = await generate({prompt: "Once upon a time", sampling: {temperature: 0, max_tokens: 1024, json_object: true,
-                                                                   logit_bias: await closeBraceBias()}});
+                                                                   logit_bias: await closingBias()}});
   assert.equal(b.summary.finish_reason, "FINISH_REASON_STOP", b.text);
   assert.equal(typeof JSON.parse(b.text), "object", b.text);
   const c = await generate({prompt: "Once upon a time", sampling: {temperature: 1, seed: 1, max_tokens: 64,
