@@ -134,6 +134,23 @@ TEST(GrammarMatcherTest, DeepNestingStaysBounded) {
   EXPECT_TRUE(GrammarAccepts(g, deep));
 }
 
+TEST(GrammarMatcherTest, HostileGrammarsAreBoundedNotFatal) {
+  // A chain of rules deeper than the expansion bound: refused at run time
+  // (nothing matches), not a stack overflow.
+  std::string chain = "root ::= r0\n";
+  for (int i = 0; i < 5000; ++i) chain += "r" + std::to_string(i) + " ::= r" + std::to_string(i + 1) + "\n";
+  chain += "r5000 ::= \"a\"\n";
+  GrammarPtr g = Parse(chain);
+  ASSERT_NE(g, nullptr);
+  EXPECT_FALSE(GrammarAccepts(g, "a"));
+  // Very ambiguous: many parses of the same text stay one deduplicated state set.
+  GrammarPtr amb = Parse(R"(root ::= x*
+x ::= "a" | "a" "a" | "a" "a" "a" | y
+y ::= "a" | "b" x)");
+  ASSERT_NE(amb, nullptr);
+  EXPECT_TRUE(GrammarAccepts(amb, std::string(300, 'a')));
+}
+
 TEST(JsonSchemaTest, JsonObjectMode) {
   GrammarPtr g = JsonObjectGrammar();
   EXPECT_TRUE(GrammarAccepts(g, R"({"a":[1,2.5e3,true,null,{"b":"c\n\u00e9"}], "d": -0.5})"));

@@ -27,10 +27,16 @@ GrammarAutomaton::GrammarAutomaton(GrammarPtr grammar) : grammar_(std::move(gram
   }
   std::sort(start.stacks.begin(), start.stacks.end());
   start.stacks.erase(std::unique(start.stacks.begin(), start.stacks.end()), start.stacks.end());
-  Intern(std::move(start));
+  if (Intern(std::move(start)) == kDead) {
+    // Past the bounds already: a start state that accepts nothing.
+    states_.emplace_back();
+    next_.assign(256, kDead);
+    loops_.resize(1);
+  }
 }
 
-void GrammarAutomaton::Expand(Stack& stack, std::vector<Stack>* out) const {
+void GrammarAutomaton::Expand(Stack& stack, std::vector<Stack>* out, int depth) const {
+  if (depth > kMaxExpandDepth || out->size() > kMaxStacksPerState) return;
   if (stack.empty() || stack.size() > kMaxStackDepth) {
     if (stack.empty()) out->push_back(stack);
     return;
@@ -50,7 +56,7 @@ void GrammarAutomaton::Expand(Stack& stack, std::vector<Stack>* out) const {
   for (uint32_t alt : alternatives_[e.value]) {
     stack.resize(base);
     if (!EndsAlternative(grammar_->elements[alt])) stack.push_back(alt);
-    Expand(stack, out);
+    Expand(stack, out, depth + 1);
   }
   // Restore the caller's stack (it may reuse it).
   stack.resize(base);
@@ -76,7 +82,7 @@ std::vector<GrammarAutomaton::Stack> GrammarAutomaton::Advance(const std::vector
 }
 
 GrammarAutomaton::StateId GrammarAutomaton::Intern(State s) {
-  if (s.stacks.empty()) return kDead;
+  if (s.stacks.empty() || s.stacks.size() > kMaxStacksPerState) return kDead;
   std::string key;
   key.reserve(16 + s.stacks.size() * 16);
   auto put = [&key](uint32_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
@@ -84,8 +90,10 @@ GrammarAutomaton::StateId GrammarAutomaton::Intern(State s) {
     put(static_cast<uint32_t>(st.size()));
     for (uint32_t p : st) put(p);
   }
-  auto [it, added] = index_.try_emplace(std::move(key), static_cast<StateId>(states_.size()));
-  if (!added) return it->second;
+  if (auto it = index_.find(key); it != index_.end()) return it->second;
+  if (states_.size() >= kMaxStates) return kDead;
+  const StateId id = static_cast<StateId>(states_.size());
+  index_.emplace(std::move(key), id);
   bool any_empty = false, all_empty = true;
   for (const Stack& st : s.stacks) {
     any_empty |= st.empty();
@@ -96,7 +104,7 @@ GrammarAutomaton::StateId GrammarAutomaton::Intern(State s) {
   states_.push_back(std::move(s));
   next_.resize(states_.size() * 256, kUnknown);
   loops_.resize(states_.size());
-  return it->second;
+  return id;
 }
 
 GrammarAutomaton::StateId GrammarAutomaton::Compute(StateId state, uint8_t byte) {

@@ -27,6 +27,13 @@ class GrammarAutomaton {
   // A stack deeper than this (nesting) is dropped: a hostile grammar or a
   // model that keeps opening brackets cannot eat the coordinator's memory.
   static constexpr size_t kMaxStackDepth = 1024;
+  // Bounds against hostile or ambiguous grammars: a state with more stacks
+  // than this, a rule chain expanded deeper than this, and states beyond
+  // kMaxStates are treated as dead (the output cannot go there) instead of
+  // letting one request take the coordinator's memory or stack.
+  static constexpr size_t kMaxStacksPerState = 1024;
+  static constexpr int kMaxExpandDepth = 2048;
+  static constexpr size_t kMaxStates = 50000;
 
   explicit GrammarAutomaton(GrammarPtr grammar);
 
@@ -62,7 +69,7 @@ class GrammarAutomaton {
   StateId Compute(StateId state, uint8_t byte);
   // Expands `stack` until its top is a class (or it is empty), adding the
   // results to `out`.
-  void Expand(Stack& stack, std::vector<Stack>* out) const;
+  void Expand(Stack& stack, std::vector<Stack>* out, int depth = 0) const;
   std::vector<Stack> Advance(const std::vector<Stack>& stacks, uint8_t byte) const;
   StateId Intern(State s);
 

@@ -63,7 +63,7 @@ class TokenConstraint {
  private:
   // Past this many automaton states the constraint compacts its automaton
   // (and drops its mask cache); at most kMaxCachedMasks masks are kept.
-  static constexpr size_t kCompactStates = 20000;
+  static constexpr size_t kCompactStates = 20000;  // < GrammarAutomaton::kMaxStates
   static constexpr size_t kMaxCachedMasks = 64;
 
   // The state after `bytes` from `s` (kDead when they do not fit).
