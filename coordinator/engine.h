@@ -36,6 +36,7 @@
 #include "common/base/metrics.h"
 #include "common/tokenizer/stream_detokenizer.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/grammar/vocab_trie.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/prefix_cache.h"
 #include "coordinator/replica_router.h"
@@ -198,6 +199,8 @@ class Engine {
   std::vector<Promotion> promotions_;  // cache entries to fork before releases_ go
   std::unique_ptr<ReplicaRouter> router_;
   std::vector<std::thread> threads_;
+  std::once_flag vocab_trie_once_;
+  std::shared_ptr<const VocabTrie> vocab_trie_;  // for constrained sampling
 };
 
 }  // namespace shardlm

@@ -39,6 +39,7 @@ struct OpenAiRequest {
   std::vector<ChatMessage> messages;  // chat
   std::string chat_template;          // chat extension `template`: a family name
   SamplingParams params;
+  OutputFormat output_format;  // response_format / grammar (compiled by the front door)
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   // -1: no logprobs. Completions: `logprobs` (alternatives per token, 0..20).

@@ -134,8 +134,8 @@ TEST(OpenAiRequestTest, RefusalsNameTheParameter) {
            R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})",
            "tools"},
           {H,
-           R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
-           "response_format"},
+           R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}})",
+           "response_format.type"},
       }) {
     OpenAiError e = Refusal(c.kind, c.body);
     EXPECT_EQ(e.http_status, 400) << c.body;
