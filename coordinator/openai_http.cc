@@ -304,6 +304,8 @@ struct OpenAiHttpServer::Impl {
       body->clear();
       body->shrink_to_fit();
       if (!parsed.ok()) return finish(parsed.status());
+      // How the template in use writes tool calls (tool_calls/).
+      parsed->tool_style = DetectToolCallStyle(this_door->chat_template(), parsed->chat_template);
       const std::string id = RandomId(kind == OpenAiKind::kChat ? "chatcmpl-" : "cmpl-");
       ClientRequest request = ToClientRequest(*parsed);
       request.request_id = id;
