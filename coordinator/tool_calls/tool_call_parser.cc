@@ -17,8 +17,6 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-bool AllSpace(std::string_view s) { return std::all_of(s.begin(), s.end(), IsSpace); }
-
 // Bytes at the end of `text` that could be the start of `marker` (held back
 // until the next piece decides).
 size_t PartialMarkerAtEnd(std::string_view text, std::string_view marker) {
@@ -102,14 +100,17 @@ bool ToolCallParser::Step(bool final, std::vector<ToolCallDelta>* out) {
 
 void ToolCallParser::EmitContent(std::string_view text, std::vector<ToolCallDelta>* out) {
   if (text.empty()) return;
-  // Whitespace alone waits: around calls it is not content.
-  if (AllSpace(text)) {
+  // Trailing whitespace waits for what follows: before or between calls it
+  // is not content (and the result must not depend on how the text was cut).
+  size_t keep = text.size();
+  while (keep > 0 && IsSpace(text[keep - 1])) --keep;
+  if (keep == 0) {
     spaces_.append(text.data(), text.size());
     return;
   }
   std::string piece = std::move(spaces_);
-  spaces_.clear();
-  piece.append(text.data(), text.size());
+  spaces_.assign(text.data() + keep, text.size() - keep);
+  piece.append(text.data(), keep);
   content_ += piece;
   out->push_back({ToolCallDelta::Kind::kContent, 0, std::move(piece), "", ""});
 }
