@@ -37,9 +37,10 @@ struct ChatToolCall {
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant" or "tool"
   std::string content;
-  std::vector<ChatToolCall> tool_calls;  // assistant: the calls it made
-  std::string tool_call_id;              // tool: the call this is the result of
-  std::string name;                      // tool: the function's name
+  // Initialized here so {role, content} stays a complete initializer.
+  std::vector<ChatToolCall> tool_calls = {};  // assistant: the calls it made
+  std::string tool_call_id = {};              // tool: the call this is the result of
+  std::string name = {};                      // tool: the function's name
 };
 
 enum class ChatFamily { kZephyr, kLlama2, kChatMl };
