@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "coordinator/grammar/token_constraint.h"
 
 namespace shardlm {
 
@@ -33,6 +34,8 @@ struct Engine::Sequence {
   Sampler sampler;
   StreamDetokenizer detokenizer;
   StopMatcher stops;
+  std::unique_ptr<TokenConstraint> constraint;  // constrained sampling, or null
+  absl::Status constraint_error;                // the grammar cannot go on: fail the request
   absl::Time submitted, prefill_started, first_token, last_token;
 
   Sequence(GenerationRequest r, std::shared_ptr<GenerationObserver> o, const Tokenizer& tok,
@@ -167,6 +170,13 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
   }
   auto seq = std::make_unique<Sequence>(std::move(request), std::move(observer), *tokenizer_,
                                         only_control);
+  if (seq->request.params.grammar != nullptr) {
+    // Every token's bytes in a trie, built once on the first constrained request.
+    std::call_once(vocab_trie_once_, [this] { vocab_trie_ = VocabTrie::Build(*tokenizer_); });
+    seq->constraint = std::make_unique<TokenConstraint>(
+        seq->request.params.grammar, vocab_trie_,
+        /*strip_first_space=*/only_control && tokenizer_->strips_leading_space());
+  }
   seq->tokens = seq->request.prompt;
   seq->n_prompt = static_cast<int>(seq->tokens.size());
   for (int32_t t : seq->tokens) seq->sampler.Accept(t);
@@ -331,6 +341,9 @@ void Engine::EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* o
   s->last_token = now;
   s->tokens.push_back(sampled.token);
   s->sampler.Accept(sampled.token);
+  if (s->constraint != nullptr) {
+    if (absl::Status st = s->constraint->Accept(sampled.token); !st.ok()) s->constraint_error = st;
+  }
   const SamplingParams& p = s->request.params;
   const bool eos = tokenizer_->IsEndOfGeneration(sampled.token) && !p.ignore_eos;
   GeneratedToken out{sampled.token, "", sampled.logprob, sampled.top_logprobs};
@@ -396,9 +409,19 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
     if (s->n_cached != static_cast<int>(s->tokens.size())) continue;  // prompt not done yet
     const float* logits = b.result.logits.data() + row * n_vocab;
     ++row;
-    EmitTokenLocked(s, s->sampler.Sample(absl::MakeConstSpan(logits, n_vocab)), outbox);
+    const TokenMask* allowed = s->constraint != nullptr ? &s->constraint->Mask() : nullptr;
+    if (allowed != nullptr && allowed->Count() == 0) {
+      s->constraint_error = absl::InternalError(
+          "grammar: no token of the vocabulary can continue the output");
+      continue;
+    }
+    EmitTokenLocked(s, s->sampler.Sample(absl::MakeConstSpan(logits, n_vocab), allowed), outbox);
   }
   auto done = [&](const std::unique_ptr<Sequence>& s) {
+    if (!s->constraint_error.ok()) {
+      FinishLocked(s.get(), FinishReason::kError, s->constraint_error, outbox);
+      return true;
+    }
     if (s->generated() == 0 || s->n_cached != static_cast<int>(s->tokens.size()) - 1) return false;
     const SamplingParams& p = s->request.params;
     FinishReason reason;
@@ -406,6 +429,8 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
       reason = FinishReason::kEndOfText;
     } else if (s->stops.stopped()) {
       reason = FinishReason::kStop;
+    } else if (s->constraint != nullptr && s->constraint->IsComplete()) {
+      reason = FinishReason::kStop;  // the grammar admits nothing more
     } else if (s->generated() >= p.max_tokens ||
                static_cast<int>(s->tokens.size()) >= pipeline_->model().n_ctx) {
       reason = FinishReason::kLength;

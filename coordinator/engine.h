@@ -36,6 +36,7 @@
 #include "common/base/metrics.h"
 #include "common/tokenizer/stream_detokenizer.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/grammar/vocab_trie.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/replica_router.h"
 #include "coordinator/sampler.h"
@@ -171,6 +172,8 @@ class Engine {
   std::vector<SeqId> releases_;  // finished sequences whose KV is still held
   std::unique_ptr<ReplicaRouter> router_;
   std::vector<std::thread> threads_;
+  std::once_flag vocab_trie_once_;
+  std::shared_ptr<const VocabTrie> vocab_trie_;  // for constrained sampling
 };
 
 }  // namespace shardlm

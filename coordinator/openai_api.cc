@@ -10,6 +10,7 @@
 #include "common/base/field_error.h"
 #include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/tool_calls/tool_call_grammar.h"
 
 namespace shardlm {
 namespace {
@@ -260,6 +261,46 @@ absl::Status GetTools(const json& j, std::string_view body, ToolRequest* out) {
   return absl::OkStatus();
 }
 
+// response_format (OpenAI) onto an OutputFormat; compiled later by the
+// front door. llama-server's `{"type": "json_object", "schema": ...}` is
+// taken as json_schema too.
+absl::Status GetResponseFormat(const json& rf, OutputFormat* out) {
+  if (!rf.is_object()) return Bad("response_format", "must be an object");
+  const json* type = Field(rf, "type");
+  if (type == nullptr || !type->is_string()) {
+    return Bad("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
+  }
+  const json* schema = nullptr;
+  std::string field;
+  if (*type == "text") return absl::OkStatus();
+  if (*type == "json_object") {
+    schema = Field(rf, "schema");
+    field = "response_format.schema";
+  } else if (*type == "json_schema") {
+    const json* js = Field(rf, "json_schema");
+    if (js == nullptr || !js->is_object()) {
+      return Bad("response_format.json_schema",
+                 "must be an object {\"name\": ..., \"schema\": {...}, \"strict\": true}");
+    }
+    if (const json* strict = Field(*js, "strict"); strict != nullptr && !strict->is_boolean()) {
+      return Bad("response_format.json_schema.strict", "must be a boolean");
+    }
+    schema = Field(*js, "schema");
+    field = "response_format.json_schema.schema";
+  } else {
+    return Bad("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
+  }
+  if (schema == nullptr) {  // no schema: any JSON object
+    out->kind = OutputFormat::Kind::kJsonObject;
+    out->field = "response_format";
+    return absl::OkStatus();
+  }
+  out->kind = OutputFormat::Kind::kJsonSchema;
+  out->source = schema->dump();
+  out->field = std::move(field);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body) {
@@ -339,15 +380,37 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
     if (present && !logprobs) return Bad("top_logprobs", "requires logprobs to be true");
     if (logprobs) r.logprobs = present ? static_cast<int>(v) : 0;
     RETURN_IF_ERROR(GetTools(j, body, &r.tools));
-    if (const json* rf = Field(j, "response_format")) {
-      const json* type = rf->is_object() ? Field(*rf, "type") : nullptr;
-      if (type == nullptr || *type != "text") {
-        return Bad("response_format", "only {\"type\": \"text\"} is supported");
-      }
+  }
+  // Structured output, on both endpoints: OpenAI's response_format, or
+  // llama-server's `grammar` (GBNF) extension.
+  if (const json* rf = Field(j, "response_format")) {
+    RETURN_IF_ERROR(GetResponseFormat(*rf, &r.output_format));
+  }
+  std::string grammar;
+  RETURN_IF_ERROR(GetString(j, "grammar", &grammar));
+  if (!grammar.empty()) {
+    if (r.output_format.kind != OutputFormat::Kind::kText) {
+      return Bad("grammar", "set either grammar or a response_format other than text, not both");
     }
+    r.output_format = {OutputFormat::Kind::kGrammar, std::move(grammar), "grammar", ""};
   }
   p.top_logprobs = std::max(0, r.logprobs);
   return r;
+}
+
+absl::Status PrepareToolCalls(std::string_view server_template, OpenAiRequest* r) {
+  if (r->kind != OpenAiKind::kChat || !r->tools.active()) return absl::OkStatus();
+  r->tool_style = DetectToolCallStyle(server_template, r->chat_template);
+  absl::StatusOr<std::string> gbnf = ToolCallGbnf(r->tools, r->tool_style);
+  if (!gbnf.ok()) return gbnf.status();
+  if (gbnf->empty()) return absl::OkStatus();
+  if (r->output_format.kind != OutputFormat::Kind::kText) {
+    return Bad("tool_choice",
+               "a required or named tool_choice cannot be combined with response_format or "
+               "grammar (the reply must be a tool call)");
+  }
+  r->output_format = {OutputFormat::Kind::kGrammar, *std::move(gbnf), "tool_choice", ""};
+  return absl::OkStatus();
 }
 
 ClientRequest ToClientRequest(const OpenAiRequest& r) {
@@ -367,6 +430,7 @@ ClientRequest ToClientRequest(const OpenAiRequest& r) {
     c.text = r.prompt;
   }
   c.params = r.params;
+  c.output_format = r.output_format;
   return c;
 }
 

@@ -43,6 +43,7 @@ struct OpenAiRequest {
   std::vector<ChatMessage> messages;  // chat
   std::string chat_template;          // chat extension `template`: a family name
   SamplingParams params;
+  OutputFormat output_format;  // response_format / grammar (compiled by the front door)
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   // -1: no logprobs. Completions: `logprobs` (alternatives per token, 0..20).
@@ -59,6 +60,14 @@ struct OpenAiRequest {
 // feature we do not serve (echo, suffix, best_of > 1, the legacy
 // `functions`).
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body);
+
+// A chat request with tools, for the server's default chat template
+// `server_template`: sets tool_style (how the template in use writes calls)
+// and, for tool_choice "required" or a named function, the grammar that
+// forces a call (output_format, compiled with the request). INVALID_ARGUMENT
+// when that is combined with a response_format or grammar, or a function's
+// parameters use a schema keyword the grammar cannot enforce.
+absl::Status PrepareToolCalls(std::string_view server_template, OpenAiRequest* request);
 
 // The front door's input for a parsed request (deadline and id are the
 // server's to set).

@@ -27,6 +27,30 @@ SamplingParams SamplingFromProto(const v1::SamplingParams& p) {
   return s;
 }
 
+OutputFormat OutputFormatFromProto(const v1::SamplingParams& p) {
+  OutputFormat f;
+  const int set = !p.json_schema().empty() + !p.grammar().empty() + p.json_object();
+  if (set > 1) {
+    f.kind = OutputFormat::Kind::kJsonObject;
+    f.field = "sampling";
+    f.error = "set at most one of json_schema, grammar and json_object";
+    return f;
+  }
+  if (!p.json_schema().empty()) {
+    f.kind = OutputFormat::Kind::kJsonSchema;
+    f.source = p.json_schema();
+    f.field = "sampling.json_schema";
+  } else if (!p.grammar().empty()) {
+    f.kind = OutputFormat::Kind::kGrammar;
+    f.source = p.grammar();
+    f.field = "sampling.grammar";
+  } else if (p.json_object()) {
+    f.kind = OutputFormat::Kind::kJsonObject;
+    f.field = "sampling.json_object";
+  }
+  return f;
+}
+
 v1::SamplingParams SamplingToProto(const SamplingParams& s) {
   v1::SamplingParams p;
   p.set_temperature(s.temperature);
@@ -114,6 +138,7 @@ ClientRequest ClientRequestFromProto(const v1::GenerateRequest& r) {
     c.add_bos = r.has_add_bos() ? r.add_bos() : true;
   }
   c.params = SamplingFromProto(r.sampling());
+  c.output_format = OutputFormatFromProto(r.sampling());
   c.request_id = r.request_id();
   return c;
 }
@@ -126,6 +151,7 @@ ClientRequest ClientRequestFromProto(const v1::ChatRequest& r) {
   c.chat_template = r.template_();
   c.prompt_field = "messages";
   c.params = SamplingFromProto(r.sampling());
+  c.output_format = OutputFormatFromProto(r.sampling());
   c.request_id = r.request_id();
   return c;
 }

@@ -16,6 +16,9 @@ namespace shardlm {
 // The API's sampling message onto SamplingParams, applying defaults for
 // unset optional fields (validation happens in Engine::Submit).
 SamplingParams SamplingFromProto(const v1::SamplingParams& p);
+// The structured-output fields (json_schema, grammar, json_object); compiled
+// by BuildGenerationRequest, which refuses more than one.
+OutputFormat OutputFormatFromProto(const v1::SamplingParams& p);
 // Every field set explicitly (a client sends exactly what it was given).
 v1::SamplingParams SamplingToProto(const SamplingParams& s);
 

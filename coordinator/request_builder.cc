@@ -14,6 +14,11 @@ absl::StatusOr<GenerationRequest> BuildGenerationRequest(const Tokenizer& tokeni
   g.params = std::move(request.params);
   g.deadline = request.deadline;
   g.request_id = std::move(request.request_id);
+  if (request.output_format.kind != OutputFormat::Kind::kText) {
+    absl::StatusOr<GrammarPtr> grammar = CompileOutputFormat(request.output_format);
+    if (!grammar.ok()) return grammar.status();
+    g.params.grammar = *std::move(grammar);
+  }
   const std::string& field = request.prompt_field;
   switch (request.kind) {
     case ClientRequest::Kind::kChat: {

@@ -16,6 +16,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/engine.h"
+#include "coordinator/grammar/output_format.h"
 
 namespace shardlm {
 
@@ -38,6 +39,10 @@ struct ClientRequest {
   // "prompt_tokens", "messages"): errors about the prompt name it.
   std::string prompt_field = "prompt";
   SamplingParams params;
+  // Structured output; compiled into params.grammar by
+  // BuildGenerationRequest (a grammar already in params is kept when this
+  // is kText).
+  OutputFormat output_format;
   absl::Time deadline = absl::InfiniteFuture();
   std::string request_id;
 };

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+
+#include "coordinator/grammar/token_constraint.h"
 
 namespace shardlm {
 
@@ -43,11 +46,19 @@ void Sampler::ApplyPenalties(std::vector<Candidate>* c) const {
   }
 }
 
-SampledToken Sampler::Sample(absl::Span<const float> logits) {
+SampledToken Sampler::Sample(absl::Span<const float> logits, const TokenMask* allowed) {
   const int n = static_cast<int>(logits.size());
   candidates_.resize(n);
   for (int i = 0; i < n; ++i) candidates_[i] = {i, logits[i]};
   ApplyPenalties(&candidates_);
+  // Constrained sampling: forbidden tokens get -inf, so every step below
+  // (argmax, sort, top-k/p, min-p, the draw) sees only the allowed ones.
+  if (allowed != nullptr) {
+    constexpr float kNever = -std::numeric_limits<float>::infinity();
+    for (int i = 0; i < n; ++i) {
+      if (!allowed->Test(i)) candidates_[i].logit = kNever;
+    }
+  }
 
   int32_t chosen = 0;
   if (params_.temperature <= 0.0f) {
@@ -66,6 +77,8 @@ SampledToken Sampler::Sample(absl::Span<const float> logits) {
     } else {
       std::sort(c.begin(), c.end(), by_logit);
     }
+    // Masked tokens (-inf) sort last: never keep them, even as the draw's fallback.
+    while (keep > 1 && std::isinf(c[keep - 1].logit) && c[keep - 1].logit < 0) --keep;
     // Probabilities of the survivors (untempered), for top-p and min-p.
     std::vector<double> p(keep);
     double sum = 0;

@@ -13,6 +13,10 @@
 #include "coordinator/sampling_params.h"
 
 namespace shardlm {
+class TokenMask;
+}  // namespace shardlm
+
+namespace shardlm {
 
 struct TokenLogprob {
   int32_t token = 0;
@@ -31,8 +35,10 @@ class Sampler {
 
   // Records tokens the penalties see (the prompt, then each sampled token).
   void Accept(int32_t token);
-  // Samples from `logits` (n_vocab values; not modified).
-  SampledToken Sample(absl::Span<const float> logits);
+  // Samples from `logits` (n_vocab values; not modified). With `allowed`
+  // (constrained sampling), only tokens it holds can be chosen; it must hold
+  // at least one. Log-probabilities stay those of the raw logits.
+  SampledToken Sample(absl::Span<const float> logits, const TokenMask* allowed = nullptr);
 
  private:
   struct Candidate {

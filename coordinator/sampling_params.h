@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "coordinator/grammar/grammar.h"
 
 namespace shardlm {
 
@@ -26,6 +27,12 @@ struct SamplingParams {
   bool ignore_eos = false;          // keep going past end-of-generation tokens
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the raw logit
   int top_logprobs = 0;             // alternatives reported per token (0..20)
+  // Constrained sampling (coordinator/grammar/): only tokens that keep the
+  // output a prefix of a sentence of this grammar are sampled, end-of-text
+  // only where the grammar may end, and generation stops once it is
+  // complete. Built by ParseGbnf / CompileJsonSchema / JsonObjectGrammar;
+  // nullptr: unconstrained.
+  GrammarPtr grammar;
 
   // Greedy decoding: argmax, no randomness.
   static SamplingParams Greedy() {
