@@ -311,11 +311,19 @@ absl::StatusOr<RenderedChat> RenderFamily(const ChatTemplate& family,
   if (family.family() == ChatFamily::kChatMl) {
     return RenderChatMlTools(messages, tools_json);
   }
+  const std::string can = "(chatml and the model's own Jinja template can)";
+  if (!tools_json.empty()) {
+    return InvalidFieldError(
+        "tools", absl::StrCat("the ", family.name(), " chat template cannot present tools ", can));
+  }
+  size_t i = 0;
+  while (i < messages.size() && messages[i].role != "tool" && messages[i].tool_calls.empty()) ++i;
   return InvalidFieldError(
-      tools_json.empty() ? "messages" : "tools",
-      absl::StrCat("the ", family.name(),
-                   " chat template cannot present tools, tool calls or tool results (chatml and "
-                   "the model's own Jinja template can)"));
+      "messages",
+      absl::StrCat("messages[", i, "]",
+                   messages[i].role == "tool" ? ".role: 'tool' is a tool result, which"
+                                              : ".tool_calls: a tool call, which",
+                   " the ", family.name(), " chat template cannot present ", can));
 }
 
 absl::StatusOr<RenderedChat> RenderModelJinja(const Tokenizer& tokenizer,
