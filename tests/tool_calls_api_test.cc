@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/base/field_error.h"
+#include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_jinja.h"
 #include "coordinator/jinja/template.h"
 #include "coordinator/openai_api.h"
@@ -217,6 +218,38 @@ TEST(ToolTemplatesTest, ChatMlToolsTemplate) {
     absl::StatusOr<ChatTemplate> chatml = ChatTemplate::FromName("chatml");
     ASSERT_TRUE(chatml.ok());
     EXPECT_EQ(got->prompt, chatml->Render(messages)->prompt);
+  }
+}
+
+// Through BuildChatPrompt: ChatML (no model template) shows the tools
+// Hermes-style; zephyr and llama2 refuse tools and tool messages, naming
+// the field; a conversation without tools renders as before.
+TEST(ToolTemplatesTest, NativeFamiliesAndTools) {
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tok = TestModelTokenizer("stories260K");
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  absl::StatusOr<OpenAiRequest> req = ParseChat(ChatBody(""));
+  ASSERT_TRUE(req.ok());
+  const std::string tools = ToClientRequest(*req).tools_json;
+  absl::StatusOr<ChatPrompt> chatml = BuildChatPrompt(**tok, "", "", req->messages, 1 << 20, tools);
+  ASSERT_TRUE(chatml.ok()) << chatml.status();
+  const std::string text = (*tok)->Decode(chatml->tokens);
+  EXPECT_THAT(text, ::testing::HasSubstr("<tools>\n{\"type\": \"function\", \"function\": "
+                                         "{\"name\": \"get_weather\""));
+  EXPECT_THAT(text, ::testing::EndsWith("<|im_start|>assistant\n"));
+  absl::StatusOr<ChatPrompt> plain = BuildChatPrompt(**tok, "", "", req->messages, 1 << 20);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_LT(plain->tokens.size(), chatml->tokens.size());
+  for (const char* family : {"zephyr", "llama2"}) {
+    absl::StatusOr<ChatPrompt> refused =
+        BuildChatPrompt(**tok, "", family, req->messages, 1 << 20, tools);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(FieldOf(refused.status()), "tools") << refused.status();
+    std::vector<ChatMessage> with_result = req->messages;
+    with_result.push_back({"tool", "sunny"});
+    refused = BuildChatPrompt(**tok, "", family, with_result, 1 << 20);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(FieldOf(refused.status()), "messages");
+    EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("messages[1].role"));
   }
 }
 
