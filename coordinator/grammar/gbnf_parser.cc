@@ -1,5 +1,6 @@
 #include "coordinator/grammar/gbnf_parser.h"
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <string>
@@ -15,6 +16,113 @@ namespace {
 using Elem = GrammarElement;
 using Type = GrammarElement::Type;
 constexpr int kUnbounded = -1;
+
+// A set of code points as written in the grammar: ranges, maybe negated.
+struct CodePointClass {
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;
+  bool negated = false;
+};
+
+constexpr uint32_t kMaxCodePoint = 0x10FFFF;
+
+// The class as sorted, disjoint ranges of Unicode scalar values (negation
+// applied, surrogates removed: UTF-8 cannot encode them).
+std::vector<std::pair<uint32_t, uint32_t>> Normalize(const CodePointClass& c) {
+  std::vector<std::pair<uint32_t, uint32_t>> r;
+  for (auto [lo, hi] : c.ranges) {
+    if (lo <= kMaxCodePoint) r.push_back({lo, std::min(hi, kMaxCodePoint)});
+  }
+  std::sort(r.begin(), r.end());
+  std::vector<std::pair<uint32_t, uint32_t>> merged;
+  for (auto [lo, hi] : r) {
+    if (!merged.empty() && lo <= merged.back().second + 1) {
+      merged.back().second = std::max(merged.back().second, hi);
+    } else {
+      merged.push_back({lo, hi});
+    }
+  }
+  if (c.negated) {
+    std::vector<std::pair<uint32_t, uint32_t>> inv;
+    uint32_t next = 0;
+    for (auto [lo, hi] : merged) {
+      if (lo > next) inv.push_back({next, lo - 1});
+      next = hi + 1;
+    }
+    if (next <= kMaxCodePoint) inv.push_back({next, kMaxCodePoint});
+    merged = std::move(inv);
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  for (auto [lo, hi] : merged) {
+    if (hi < 0xD800 || lo > 0xDFFF) {
+      out.push_back({lo, hi});
+      continue;
+    }
+    if (lo < 0xD800) out.push_back({lo, 0xD7FF});
+    if (hi > 0xDFFF) out.push_back({0xE000, hi});
+  }
+  return out;
+}
+
+int Utf8Encode(uint32_t cp, uint8_t* out) {
+  if (cp < 0x80) {
+    out[0] = static_cast<uint8_t>(cp);
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = static_cast<uint8_t>(0xC0 | (cp >> 6));
+    out[1] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = static_cast<uint8_t>(0xE0 | (cp >> 12));
+    out[1] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+    out[2] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  out[0] = static_cast<uint8_t>(0xF0 | (cp >> 18));
+  out[1] = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
+  out[2] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
+  out[3] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+// A byte range per position of a UTF-8 encoding.
+using ByteSequence = std::vector<std::pair<uint8_t, uint8_t>>;
+
+// [lo, hi] (scalar values) as UTF-8 byte-range sequences: split at the
+// encoding lengths, then until every continuation byte spans a whole
+// 0x80-0xBF block or a single prefix (the utf8-ranges construction of RE2
+// and Rust's regex-syntax).
+void SplitUtf8(uint32_t lo, uint32_t hi, std::vector<ByteSequence>* out) {
+  for (uint32_t max : {0x7Fu, 0x7FFu, 0xFFFFu}) {
+    if (lo <= max && hi > max) {
+      SplitUtf8(lo, max, out);
+      SplitUtf8(max + 1, hi, out);
+      return;
+    }
+  }
+  uint8_t a[4], b[4];
+  const int n = Utf8Encode(lo, a);
+  Utf8Encode(hi, b);
+  for (int i = 1; i < n; ++i) {
+    const uint32_t m = (uint32_t{1} << (6 * i)) - 1;
+    if ((lo & ~m) != (hi & ~m)) {
+      if ((lo & m) != 0) {
+        SplitUtf8(lo, lo | m, out);
+        SplitUtf8((lo | m) + 1, hi, out);
+        return;
+      }
+      if ((hi & m) != m) {
+        SplitUtf8(lo, (hi & ~m) - 1, out);
+        SplitUtf8(hi & ~m, hi, out);
+        return;
+      }
+    }
+  }
+  ByteSequence seq;
+  for (int i = 0; i < n; ++i) seq.push_back({a[i], b[i]});
+  out->push_back(std::move(seq));
+}
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -113,17 +221,64 @@ class Parser {
     } while (ids_.contains(name));
     return RuleId(name, pos_);
   }
-  uint32_t AddClass(CodePointClass c) {
-    std::string key(c.negated ? "^" : "");
-    for (auto [lo, hi] : c.ranges) absl::StrAppend(&key, lo, "-", hi, ",");
-    auto [it, added] = class_ids_.try_emplace(key, static_cast<uint32_t>(classes_.size()));
-    if (added) classes_.push_back(std::move(c));
-    return it->second;
+  Elem Byte(uint8_t lo, uint8_t hi) {
+    const uint32_t key = (uint32_t{lo} << 8) | hi;
+    auto [it, added] = byte_range_ids_.try_emplace(key, static_cast<uint32_t>(classes_.size()));
+    if (added) {
+      ByteClass c;
+      c.Add(lo, hi);
+      classes_.push_back(c);
+    }
+    return {Type::kClass, it->second};
   }
-  Elem Char(uint32_t cp) {
-    CodePointClass c;
-    c.ranges.push_back({cp, cp});
-    return {Type::kClass, AddClass(std::move(c))};
+  // A literal code point: its UTF-8 bytes.
+  void AppendChar(uint32_t cp, std::vector<Elem>* out) {
+    uint8_t bytes[4];
+    const int n = Utf8Encode(std::min(cp, kMaxCodePoint), bytes);
+    for (int i = 0; i < n; ++i) out->push_back(Byte(bytes[i], bytes[i]));
+  }
+  // A class of code points as one element: a byte class when it is ASCII
+  // only, else a helper rule whose alternatives are its UTF-8 byte
+  // sequences (one helper per distinct class).
+  Elem ClassElement(const CodePointClass& c, const std::string& rule) {
+    const std::vector<std::pair<uint32_t, uint32_t>> ranges = Normalize(c);
+    std::string key;
+    for (auto [lo, hi] : ranges) absl::StrAppend(&key, lo, "-", hi, ",");
+    if (auto it = class_elements_.find(key); it != class_elements_.end()) return it->second;
+    ByteClass ascii;
+    bool has_ascii = false;
+    std::vector<ByteSequence> multi;
+    for (auto [lo, hi] : ranges) {
+      if (lo < 0x80) {
+        ascii.Add(static_cast<uint8_t>(lo), static_cast<uint8_t>(std::min(hi, 0x7Fu)));
+        has_ascii = true;
+      }
+      if (hi >= 0x80) SplitUtf8(std::max(lo, 0x80u), hi, &multi);
+    }
+    Elem e;
+    if (multi.empty() && has_ascii) {
+      e = {Type::kClass, static_cast<uint32_t>(classes_.size())};
+      classes_.push_back(ascii);
+    } else {
+      // An empty class (matches nothing) is a rule with one impossible
+      // alternative: a byte class with no bytes.
+      const uint32_t helper = NewHelperRule(rule);
+      std::vector<Elem> body;
+      if (has_ascii || multi.empty()) {
+        body.push_back({Type::kClass, static_cast<uint32_t>(classes_.size())});
+        classes_.push_back(ascii);
+      }
+      for (const ByteSequence& seq : multi) {
+        if (!body.empty()) body.push_back({Type::kAlt, 0});
+        for (auto [lo, hi] : seq) body.push_back(Byte(lo, hi));
+      }
+      body.push_back({Type::kEnd, 0});
+      rules_[helper] = std::move(body);
+      defined_[helper] = true;
+      e = {Type::kRuleRef, helper};
+    }
+    class_elements_.emplace(std::move(key), e);
+    return e;
   }
 
   std::string ParseName() {
@@ -238,7 +393,7 @@ class Parser {
         last_start = out.size();
         while (!AtEnd() && Peek() != '"' && error_.ok()) {
           if (Peek() == '\n') return SetError(at, "unterminated string"), out;
-          out.push_back(Char(ParseChar()));
+          AppendChar(ParseChar(), &out);
         }
         if (AtEnd()) return SetError(at, "unterminated string"), out;
         ++pos_;
@@ -263,13 +418,13 @@ class Parser {
         if (AtEnd()) return SetError(at, "unterminated character class"), out;
         ++pos_;
         last_start = out.size();
-        out.push_back({Type::kClass, AddClass(std::move(cls))});
+        out.push_back(ClassElement(cls, rule));
       } else if (c == '.') {
         ++pos_;
         CodePointClass any;
         any.negated = true;
         last_start = out.size();
-        out.push_back({Type::kClass, AddClass(std::move(any))});
+        out.push_back(ClassElement(any, rule));
       } else if (IsNameChar(c)) {
         const std::string name = ParseName();
         last_start = out.size();
@@ -445,35 +600,13 @@ class Parser {
   std::vector<bool> defined_;
   std::vector<size_t> first_use_;
   absl::flat_hash_map<std::string, uint32_t> ids_;
-  std::vector<CodePointClass> classes_;
-  absl::flat_hash_map<std::string, uint32_t> class_ids_;
+  std::vector<ByteClass> classes_;
+  absl::flat_hash_map<uint32_t, uint32_t> byte_range_ids_;       // lo << 8 | hi -> class
+  absl::flat_hash_map<std::string, Elem> class_elements_;  // normalized ranges -> element
   int helper_count_ = 0;
 };
 
 }  // namespace
-
-bool CodePointClass::Intersects(uint32_t lo, uint32_t hi) const {
-  if (!negated) {
-    for (const auto& [a, b] : ranges) {
-      if (a <= hi && lo <= b) return true;
-    }
-    return false;
-  }
-  // Negated: some point of [lo, hi] outside every range. Walk from lo,
-  // jumping past ranges that cover it.
-  uint32_t p = lo;
-  for (bool moved = true; moved && p <= hi;) {
-    moved = false;
-    for (const auto& [a, b] : ranges) {
-      if (a <= p && p <= b) {
-        if (b >= hi) return false;
-        p = b + 1;
-        moved = true;
-      }
-    }
-  }
-  return p <= hi;
-}
 
 std::vector<uint32_t> Grammar::Alternatives(uint32_t rule) const {
   std::vector<uint32_t> out;

@@ -1,6 +1,6 @@
-// A compiled context-free grammar over Unicode code points, in the shape of
-// llama.cpp's GBNF grammars: rules of alternatives, each a sequence of
-// elements (a code-point class or a reference to a rule). Repetitions
+// A compiled context-free grammar, in the shape of llama.cpp's GBNF
+// grammars: rules of alternatives, each a sequence of elements (a byte
+// class or a reference to a rule). Repetitions
 // (`x*`, `x+`, `x?`, `x{m,n}`) and groups are rewritten into helper rules
 // when parsing, so the matcher only ever sees classes and references.
 //
@@ -23,23 +23,22 @@ struct GrammarElement {
     kEnd,      // ends an alternative (and the rule after its last one)
     kAlt,      // separates two alternatives of a rule
     kRuleRef,  // value: rule index
-    kClass,    // value: index into Grammar::classes
+    kClass,    // value: index into Grammar::classes (one byte)
   };
   Type type = Type::kEnd;
   uint32_t value = 0;
 };
 
-// A set of code points: ranges [lo, hi], negated for `[^...]`.
-struct CodePointClass {
-  std::vector<std::pair<uint32_t, uint32_t>> ranges;
-  bool negated = false;
-  bool Contains(uint32_t cp) const {
-    bool in = false;
-    for (const auto& [lo, hi] : ranges) in |= cp >= lo && cp <= hi;
-    return in != negated;
+// A set of bytes. Grammars are written over code points; the parser turns
+// each class of code points into alternatives of UTF-8 byte sequences (as
+// regex engines do), so matching is byte by byte with no half-read
+// character to remember, and invalid UTF-8 never matches.
+struct ByteClass {
+  uint64_t bits[4] = {0, 0, 0, 0};
+  void Add(uint8_t lo, uint8_t hi) {
+    for (int b = lo; b <= hi; ++b) bits[b >> 6] |= uint64_t{1} << (b & 63);
   }
-  // Whether some code point in [lo, hi] is in the class.
-  bool Intersects(uint32_t lo, uint32_t hi) const;
+  bool Contains(uint8_t b) const { return (bits[b >> 6] >> (b & 63)) & 1; }
 };
 
 struct Grammar {
@@ -48,7 +47,7 @@ struct Grammar {
   std::vector<GrammarElement> elements;
   std::vector<uint32_t> rule_start;
   std::vector<std::string> rule_names;  // for errors and debugging
-  std::vector<CodePointClass> classes;
+  std::vector<ByteClass> classes;
   uint32_t root = 0;  // rule index of the start symbol
 
   // Positions of the first element of each alternative of `rule`.

@@ -12,9 +12,6 @@ bool EndsAlternative(const GrammarElement& e) {
   return e.type == Type::kEnd || e.type == Type::kAlt;
 }
 
-// Smallest code point of each UTF-8 length (shorter encodings are overlong).
-constexpr uint32_t kMinCodePoint[5] = {0, 0, 0x80, 0x800, 0x10000};
-
 }  // namespace
 
 GrammarAutomaton::GrammarAutomaton(GrammarPtr grammar) : grammar_(std::move(grammar)) {
@@ -22,7 +19,6 @@ GrammarAutomaton::GrammarAutomaton(GrammarPtr grammar) : grammar_(std::move(gram
     alternatives_.push_back(grammar_->Alternatives(r));
   }
   State start;
-  Stack root_ref;
   // The start: every alternative of the root rule, expanded.
   for (uint32_t alt : alternatives_[grammar_->root]) {
     Stack s;
@@ -62,14 +58,15 @@ void GrammarAutomaton::Expand(Stack& stack, std::vector<Stack>* out) const {
   stack.push_back(pos);
 }
 
-std::vector<GrammarAutomaton::Stack> GrammarAutomaton::AdvanceCodePoint(
-    const std::vector<Stack>& stacks, uint32_t cp) const {
+std::vector<GrammarAutomaton::Stack> GrammarAutomaton::Advance(const std::vector<Stack>& stacks,
+                                                                uint8_t byte) const {
   std::vector<Stack> out;
+  Stack next;
   for (const Stack& s : stacks) {
     if (s.empty()) continue;
     const uint32_t pos = s.back();
-    if (!grammar_->classes[grammar_->elements[pos].value].Contains(cp)) continue;
-    Stack next(s.begin(), s.end() - 1);
+    if (!grammar_->classes[grammar_->elements[pos].value].Contains(byte)) continue;
+    next.assign(s.begin(), s.end() - 1);
     if (!EndsAlternative(grammar_->elements[pos + 1])) next.push_back(pos + 1);
     Expand(next, &out);
   }
@@ -78,27 +75,11 @@ std::vector<GrammarAutomaton::Stack> GrammarAutomaton::AdvanceCodePoint(
   return out;
 }
 
-bool GrammarAutomaton::PartialPlausible(const State& s) const {
-  const int bits = 6 * s.pending;
-  uint32_t lo = s.partial << bits;
-  const uint32_t hi = lo | ((uint32_t{1} << bits) - 1);
-  lo = std::max(lo, kMinCodePoint[s.length]);
-  if (lo > hi) return false;
-  for (const Stack& st : s.stacks) {
-    if (!st.empty() && grammar_->classes[grammar_->elements[st.back()].value].Intersects(lo, hi)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 GrammarAutomaton::StateId GrammarAutomaton::Intern(State s) {
   if (s.stacks.empty()) return kDead;
   std::string key;
   key.reserve(16 + s.stacks.size() * 16);
   auto put = [&key](uint32_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
-  put(s.partial);
-  put(s.pending | (uint32_t{s.length} << 8));
   for (const Stack& st : s.stacks) {
     put(static_cast<uint32_t>(st.size()));
     for (uint32_t p : st) put(p);
@@ -110,8 +91,8 @@ GrammarAutomaton::StateId GrammarAutomaton::Intern(State s) {
     any_empty |= st.empty();
     all_empty &= st.empty();
   }
-  s.can_end = s.pending == 0 && any_empty;
-  s.complete = s.pending == 0 && all_empty;
+  s.can_end = any_empty;
+  s.complete = all_empty;
   states_.push_back(std::move(s));
   next_.resize(states_.size() * 256, kUnknown);
   return it->second;
@@ -119,41 +100,9 @@ GrammarAutomaton::StateId GrammarAutomaton::Intern(State s) {
 
 GrammarAutomaton::StateId GrammarAutomaton::Compute(StateId state, uint8_t byte) {
   State next;
-  const State& cur = states_[state];
-  StateId result = kDead;
-  if (cur.pending == 0) {
-    if (byte < 0x80) {
-      next.stacks = AdvanceCodePoint(cur.stacks, byte);
-      result = Intern(std::move(next));
-    } else {
-      const int len = (byte >> 5) == 6 ? 2 : (byte >> 4) == 14 ? 3 : (byte >> 3) == 30 ? 4 : 0;
-      if (len != 0 && byte <= 0xF4) {
-        next.stacks = cur.stacks;
-        next.length = static_cast<uint8_t>(len);
-        next.pending = static_cast<uint8_t>(len - 1);
-        next.partial = byte & (0x7F >> len);
-        if (PartialPlausible(next)) result = Intern(std::move(next));
-      }
-    }
-  } else if ((byte & 0xC0) == 0x80) {
-    const uint32_t partial = (cur.partial << 6) | (byte & 0x3F);
-    if (cur.pending == 1) {
-      const bool valid = partial >= kMinCodePoint[cur.length] && partial <= 0x10FFFF &&
-                         (partial < 0xD800 || partial > 0xDFFF);
-      if (valid) {
-        next.stacks = AdvanceCodePoint(cur.stacks, partial);
-        result = Intern(std::move(next));
-      }
-    } else {
-      next.stacks = cur.stacks;
-      next.length = cur.length;
-      next.pending = cur.pending - 1;
-      next.partial = partial;
-      if (PartialPlausible(next)) result = Intern(std::move(next));
-    }
-  }
-  // `cur` may dangle now (Intern grows states_); the table was resized too.
-  next_[static_cast<size_t>(state) * 256 + byte] = result;
+  next.stacks = Advance(states_[state].stacks, byte);
+  const StateId result = Intern(std::move(next));
+  next_[static_cast<size_t>(state) * 256 + byte] = result;  // resized by Intern
   return result;
 }
 

@@ -1,6 +1,6 @@
 // Runs a Grammar over bytes. The grammar's pushdown state — the set of
-// stacks of positions a top-down parser can be in (llama.cpp's "stacks"),
-// plus a partly read UTF-8 character — is interned as a numbered state, and
+// stacks of positions a top-down parser can be in (llama.cpp's "stacks") —
+// is interned as a numbered state, and
 // transitions (state, byte) -> state are computed once and cached. This
 // lazily built automaton is what makes a token mask cheap: walking the
 // vocabulary trie (vocab_trie.h) costs one table lookup per trie edge, and a
@@ -35,8 +35,7 @@ class GrammarAutomaton {
     const StateId cached = next_[static_cast<size_t>(state) * 256 + byte];
     return cached != kUnknown ? cached : Compute(state, byte);
   }
-  // Some stack is empty and no UTF-8 character is half read: the text so far
-  // is a complete sentence of the grammar.
+  // Some stack is empty: the text so far is a complete sentence of the grammar.
   bool CanEnd(StateId state) const { return states_[state].can_end; }
   // CanEnd and nothing may follow: the output is finished.
   bool IsComplete(StateId state) const { return states_[state].complete; }
@@ -51,9 +50,6 @@ class GrammarAutomaton {
   using Stack = std::vector<uint32_t>;  // element positions, top last
   struct State {
     std::vector<Stack> stacks;  // sorted, unique; tops are classes (or the stack is empty)
-    uint32_t partial = 0;       // code point bits read so far
-    uint8_t pending = 0;        // continuation bytes still expected
-    uint8_t length = 0;         // total bytes of the character being read
     bool can_end = false;
     bool complete = false;
   };
@@ -62,9 +58,7 @@ class GrammarAutomaton {
   // Expands `stack` until its top is a class (or it is empty), adding the
   // results to `out`.
   void Expand(Stack& stack, std::vector<Stack>* out) const;
-  std::vector<Stack> AdvanceCodePoint(const std::vector<Stack>& stacks, uint32_t cp) const;
-  // Whether some completion of the half-read character fits a stack top.
-  bool PartialPlausible(const State& s) const;
+  std::vector<Stack> Advance(const std::vector<Stack>& stacks, uint8_t byte) const;
   StateId Intern(State s);
 
   GrammarPtr grammar_;

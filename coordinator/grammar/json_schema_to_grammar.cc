@@ -18,7 +18,8 @@ using json = nlohmann::json;
 
 // Rules every JSON grammar may use. Whitespace is at most one space after
 // ':' and ',' (compact output; a model cannot stall on whitespace), numbers
-// have at most 16 integer and 15 fraction digits, so every value ends.
+// have at most 16 integer, 15 fraction and 2 exponent digits, so every value
+// ends and fits a double (any JSON parser reads it).
 constexpr std::pair<const char*, const char*> kPrimitives[] = {
     {"space", R"(" "?)"},
     {"char", R"([^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4}))"},
@@ -26,7 +27,7 @@ constexpr std::pair<const char*, const char*> kPrimitives[] = {
     {"boolean", R"("true" | "false")"},
     {"null", R"("null")"},
     {"integer", R"("-"? ([0-9] | [1-9] [0-9]{0,15}))"},
-    {"number", R"("-"? ([0-9] | [1-9] [0-9]{0,15}) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?)"},
+    {"number", R"("-"? ([0-9] | [1-9] [0-9]{0,15}) ("." [0-9]{1,15})? ([eE] [-+]? [0-9]{1,2})?)"},
     {"value", R"(object | array | string | number | boolean | null)"},
     {"object", R"("{" ( string ":" space value ( "," space string ":" space value )* )? "}")"},
     {"array", R"("[" ( value ( "," space value )* )? "]")"},

@@ -116,6 +116,12 @@ absl::Status TokenConstraint::Accept(int32_t token) {
   return absl::OkStatus();
 }
 
+void TokenConstraint::ResetCaches() {
+  cache_.clear();
+  current_ = nullptr;
+  if (state_ != GrammarAutomaton::kDead) automaton_.Compact(&state_);
+}
+
 bool TokenConstraint::CanEnd() const {
   return !ended_ && state_ != GrammarAutomaton::kDead && automaton_.CanEnd(state_);
 }

@@ -54,6 +54,9 @@ class TokenConstraint {
   bool CanEnd() const;
   bool IsComplete() const;
 
+  // Drops the cached masks and automaton states (benchmarks of cold masks).
+  void ResetCaches();
+
   // The scalar reference for tests: each token checked on its own.
   TokenMask BruteForceMask();
 
