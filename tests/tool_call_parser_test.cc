@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -147,7 +148,7 @@ TEST(ToolCallParserTest, PlainTextIsContentAndStreamsAsItComes) {
 }
 
 TEST(ToolCallParserTest, MalformedCallsStayContent) {
-  for (const std::string reply : {
+  for (const std::string& reply : {
            // not JSON inside
            std::string("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"a\": tru}}\n"
                        "</tool_call>"),
@@ -162,6 +163,9 @@ TEST(ToolCallParserTest, MalformedCallsStayContent) {
            std::string("<tool_call>"),
            // a key that is not a string
            std::string("<tool_call>{name: 1}</tool_call>"),
+           // arguments that are not an object
+           std::string("<tool_call>{\"name\": \"get_weather\", \"arguments\": 3}</tool_call>"),
+           std::string("<tool_call>{\"name\": \"get_weather\", \"arguments\": \"x\"}</tool_call>"),
        }) {
     SCOPED_TRACE(reply);
     Parsed p = Parse(ToolCallStyle::kHermes, reply);
@@ -245,6 +249,37 @@ TEST(ToolCallParserTest, StreamAnnouncesTheNameBeforeTheArgumentsEnd) {
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].text, "ation\": \"Paris\"}");
   EXPECT_EQ(parser.announced(), 1);
+}
+
+// Replies stitched from the fragments calls are made of, cut at random
+// places: the parser never fails, the result never depends on the cuts, and
+// every call it returns names an offered function with arguments that are
+// JSON.
+TEST(ToolCallParserTest, RandomFragmentsWholeEqualsPieces) {
+  const std::vector<std::string> fragments = {
+      "<tool_call>", "</tool_call>", "[TOOL_CALLS]", "<|python_tag|>", "{", "}", "[", "]", ",",
+      ":", " ", "\n", "\"name\"", "\"arguments\"", "\"parameters\"", "\"get_weather\"",
+      "\"ping\"", "\"x\"", "1", "true", "\\", "\"", "<tool", "text", "{\"name\": \"search_web\", "
+      "\"arguments\": {\"q\": \"}\"}}"};
+  std::mt19937_64 rng(20);
+  for (ToolCallStyle style :
+       {ToolCallStyle::kHermes, ToolCallStyle::kLlama3Json, ToolCallStyle::kMistral}) {
+    for (int iter = 0; iter < 600; ++iter) {
+      std::string reply;
+      const int n = 1 + static_cast<int>(rng() % 24);
+      for (int i = 0; i < n; ++i) reply += fragments[rng() % fragments.size()];
+      SCOPED_TRACE(std::string(ToolCallStyleName(style)) + ": " + reply);
+      Parsed whole = Parse(style, reply);
+      Parsed cut = Parse(style, reply, 1 + rng() % 6);
+      EXPECT_EQ(cut.content, whole.content);
+      ASSERT_EQ(cut.calls.size(), whole.calls.size());
+      for (size_t i = 0; i < whole.calls.size(); ++i) {
+        EXPECT_EQ(cut.calls[i].arguments, whole.calls[i].arguments);
+        EXPECT_TRUE(whole.calls[i].name == "get_weather" || whole.calls[i].name == "search_web");
+        EXPECT_TRUE(nlohmann::json::parse(whole.calls[i].arguments, nullptr, false).is_object());
+      }
+    }
+  }
 }
 
 TEST(CallObjectScannerTest, FindsTheEndAndTheValues) {

@@ -330,7 +330,7 @@ TEST_F(ToolResponderTest, StreamSendsNameFirstThenArgumentPieces) {
 }
 
 TEST_F(ToolResponderTest, TextRepliesAndToolChoiceNone) {
-  for (const std::string extra : {std::string(""), std::string(R"(, "tool_choice": "none")")}) {
+  for (const std::string& extra : {std::string(""), std::string(R"(, "tool_choice": "none")")}) {
     OpenAiResponder r(Request(extra), nullptr, "chatcmpl-1", "m", 1);
     r.AddToken(Token("It is "));
     r.AddToken(Token("sunny."));

@@ -229,6 +229,8 @@ void ToolCallParser::ObjectDone(std::vector<ToolCallDelta>* out) {
     } else {
       arguments = std::string(scanner_.arguments_so_far());
     }
+    // OpenAI's arguments are always a JSON object.
+    valid = valid && nlohmann::json::parse(arguments, nullptr, /*allow_exceptions=*/false).is_object();
   }
   if (!valid) {
     Revert(out);
