@@ -123,6 +123,27 @@ TEST(ToolRequestTest, ToolMessagesAndCallsInTheConversation) {
   EXPECT_EQ(r->messages[2].name, "get_weather");  // from the call it answers
 }
 
+TEST(ToolRequestTest, PrepareSetsStyleAndForcedGrammar) {
+  absl::StatusOr<OpenAiRequest> r = ParseChat(ChatBody(R"(, "tool_choice": "required")"));
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(PrepareToolCalls("{{ '<|start_header_id|>' }}", &*r).ok());
+  EXPECT_EQ(r->tool_style, ToolCallStyle::kLlama3Json);
+  EXPECT_EQ(r->output_format.kind, OutputFormat::Kind::kGrammar);
+  EXPECT_EQ(r->output_format.field, "tool_choice");
+  EXPECT_NE(r->output_format.source.find("parameters"), std::string::npos);  // Llama 3's key
+  r = ParseChat(ChatBody(""));  // auto: nothing forced
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(PrepareToolCalls("", &*r).ok());
+  EXPECT_EQ(r->tool_style, ToolCallStyle::kHermes);
+  EXPECT_EQ(r->output_format.kind, OutputFormat::Kind::kText);
+  // A forced call and a response format cannot both hold.
+  r = ParseChat(ChatBody(R"(, "tool_choice": "required", "response_format": {"type": "json_object"})"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::Status st = PrepareToolCalls("", &*r);
+  EXPECT_EQ(ErrorFromStatus(st).http_status, 400);
+  EXPECT_EQ(FieldOf(st), "tool_choice");
+}
+
 // The conversations of cases.json with tools, sent as an OpenAI client
 // would: arguments as JSON strings.
 std::string OpenAiBodyOf(const ojson& c) {
