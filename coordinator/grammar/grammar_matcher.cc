@@ -95,6 +95,7 @@ GrammarAutomaton::StateId GrammarAutomaton::Intern(State s) {
   s.complete = all_empty;
   states_.push_back(std::move(s));
   next_.resize(states_.size() * 256, kUnknown);
+  loops_.resize(states_.size());
   return it->second;
 }
 
@@ -106,10 +107,31 @@ GrammarAutomaton::StateId GrammarAutomaton::Compute(StateId state, uint8_t byte)
   return result;
 }
 
+bool GrammarAutomaton::LoopsOver(StateId state, const uint64_t bytes[4]) {
+  for (int w = 0; w < 4; ++w) {
+    // A byte already known not to loop answers at once.
+    if (bytes[w] & loops_[state].known[w] & ~loops_[state].self[w]) return false;
+  }
+  for (int w = 0; w < 4; ++w) {
+    uint64_t unknown = bytes[w] & ~loops_[state].known[w];
+    while (unknown != 0) {
+      const int bit = __builtin_ctzll(unknown);
+      unknown &= unknown - 1;
+      const bool loop = Next(state, static_cast<uint8_t>(w * 64 + bit)) == state;
+      Loops& l = loops_[state];  // Next may have grown loops_
+      l.known[w] |= uint64_t{1} << bit;
+      if (!loop) return false;
+      l.self[w] |= uint64_t{1} << bit;
+    }
+  }
+  return true;
+}
+
 void GrammarAutomaton::Compact(StateId* keep) {
   State kept = std::move(states_[*keep]);
   states_.clear();
   next_.clear();
+  loops_.clear();
   index_.clear();
   *keep = Intern(std::move(kept));
 }

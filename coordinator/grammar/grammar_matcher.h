@@ -39,6 +39,11 @@ class GrammarAutomaton {
   bool CanEnd(StateId state) const { return states_[state].can_end; }
   // CanEnd and nothing may follow: the output is finished.
   bool IsComplete(StateId state) const { return states_[state].complete; }
+  // Whether Next(state, b) == state for every byte b in `bytes` (a 256-bit
+  // set): then any string of those bytes leaves the state unchanged, and
+  // the token-mask walk allows a whole vocabulary subtree at once.
+  // Answers are remembered per state and byte.
+  bool LoopsOver(StateId state, const uint64_t bytes[4]);
   size_t num_states() const { return states_.size(); }
   const Grammar& grammar() const { return *grammar_; }
   // Forgets every state but `*keep`, which becomes state 0 (the cache of a
@@ -65,6 +70,11 @@ class GrammarAutomaton {
   std::vector<std::vector<uint32_t>> alternatives_;  // per rule
   std::vector<State> states_;
   std::vector<StateId> next_;  // states_.size() * 256
+  struct Loops {
+    uint64_t known[4] = {0, 0, 0, 0};  // bytes whose transition was looked at
+    uint64_t self[4] = {0, 0, 0, 0};   // those that lead back to the state
+  };
+  std::vector<Loops> loops_;  // by state
   absl::flat_hash_map<std::string, StateId> index_;
 };
 

@@ -52,6 +52,18 @@ void TokenConstraint::Walk(GrammarAutomaton::StateId start, TokenMask* mask) {
       continue;
     }
     walk_states_[node.depth] = to;
+    // Shortcut: when every byte below this node loops on `to` (a string's
+    // body: any character but '"' and '\\'), every token of the subtree
+    // is allowed, without walking it.
+    if (const int32_t si = vocab_->summary_index(i); si >= 0) {
+      const VocabTrie::Summary& sum = vocab_->summary(si);
+      if (automaton_.LoopsOver(to, sum.bytes)) {
+        const std::vector<int32_t>& tokens = vocab_->subtree_tokens();
+        for (uint32_t k = sum.token_begin; k < sum.token_end; ++k) mask->Set(tokens[k]);
+        i = node.subtree_end;
+        continue;
+      }
+    }
     if (node.token >= 0) mask->Set(node.token);
     ++i;
   }

@@ -73,6 +73,33 @@ std::shared_ptr<const VocabTrie> VocabTrie::FromPieces(std::vector<std::string> 
     nodes[path.back()].subtree_end = static_cast<uint32_t>(nodes.size());
     path.pop_back();
   }
+  // Tokens in node order, and where each node's tokens start.
+  std::vector<uint32_t> first_token(nodes.size() + 1, 0);
+  {
+    size_t e = 0;
+    for (uint32_t i = 0; i < nodes.size(); ++i) {
+      first_token[i] = static_cast<uint32_t>(trie->dfs_tokens_.size());
+      if (nodes[i].token >= 0) trie->dfs_tokens_.push_back(nodes[i].token);
+      for (; e < trie->extra_.size() && trie->extra_[e].first == i; ++e) {
+        trie->dfs_tokens_.push_back(trie->extra_[e].second);
+      }
+    }
+    first_token[nodes.size()] = static_cast<uint32_t>(trie->dfs_tokens_.size());
+  }
+  // Summaries of the large subtrees: their edge bytes, by one pass over
+  // each (nodes are few enough: only subtrees of kSummaryMinNodes or more).
+  trie->summary_of_.assign(nodes.size(), -1);
+  for (uint32_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].subtree_end - i < kSummaryMinNodes) continue;
+    Summary sum;
+    for (uint32_t j = i + 1; j < nodes[i].subtree_end; ++j) {
+      sum.bytes[nodes[j].byte >> 6] |= uint64_t{1} << (nodes[j].byte & 63);
+    }
+    sum.token_begin = first_token[i];
+    sum.token_end = first_token[nodes[i].subtree_end];
+    trie->summary_of_[i] = static_cast<int32_t>(trie->summaries_.size());
+    trie->summaries_.push_back(sum);
+  }
   return trie;
 }
 

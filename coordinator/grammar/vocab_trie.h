@@ -42,12 +42,28 @@ class VocabTrie {
   // The deepest node (longest token) — the walk's state stack size.
   int max_depth() const { return max_depth_; }
 
+  // For the walk's shortcut: the bytes on the edges below node i (not its
+  // own), and the tokens of its subtree (node i's included) as a range of
+  // subtree_tokens(). Kept for nodes whose subtree holds at least
+  // kSummaryMinNodes nodes (summary_index(i) < 0 for the others).
+  static constexpr uint32_t kSummaryMinNodes = 32;
+  struct Summary {
+    uint64_t bytes[4] = {0, 0, 0, 0};
+    uint32_t token_begin = 0, token_end = 0;
+  };
+  int32_t summary_index(uint32_t node) const { return summary_of_[node]; }
+  const Summary& summary(int32_t index) const { return summaries_[index]; }
+  const std::vector<int32_t>& subtree_tokens() const { return dfs_tokens_; }
+
  private:
   std::vector<std::string> pieces_;
   std::vector<Node> nodes_;
   std::vector<std::pair<uint32_t, int32_t>> extra_;  // sorted by node
   std::vector<int32_t> eog_;
   int max_depth_ = 0;
+  std::vector<int32_t> summary_of_;  // by node
+  std::vector<Summary> summaries_;
+  std::vector<int32_t> dfs_tokens_;  // every token of the trie, in node order
 };
 
 }  // namespace shardlm
