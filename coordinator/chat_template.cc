@@ -12,6 +12,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_jinja.h"
 #include "coordinator/jinja/template.h"
+#include "coordinator/tool_calls/chatml_tools_template.h"
 
 namespace shardlm {
 namespace {
@@ -276,10 +277,59 @@ bool UsesModelJinja(std::string_view model_template, std::string_view requested_
          !FamilyOfName(model_template).has_value();
 }
 
+// True when the chat involves function calling: tools offered, an
+// assistant turn that called one, or a tool result.
+bool UsesTools(const std::vector<ChatMessage>& messages, std::string_view tools_json) {
+  if (!tools_json.empty()) return true;
+  for (const ChatMessage& m : messages) {
+    if (m.role == "tool" || !m.tool_calls.empty()) return true;
+  }
+  return false;
+}
+
+// ChatML with tools: the Hermes-style template, parsed once.
+absl::StatusOr<RenderedChat> RenderChatMlTools(const std::vector<ChatMessage>& messages,
+                                               std::string_view tools_json) {
+  static const absl::StatusOr<jinja::Template>* tmpl =
+      new absl::StatusOr<jinja::Template>(jinja::Template::Parse(kChatMlToolsTemplate));
+  if (!tmpl->ok()) return tmpl->status();
+  JinjaChatOptions options;
+  options.eos_token = "<|im_end|>";
+  options.tools_json = std::string(tools_json);
+  options.render = jinja::DefaultRenderOptions();
+  absl::StatusOr<RenderedChat> r = RenderJinjaChat(**tmpl, kChatMlToolsTemplate, messages, options);
+  // ChatML lets the tokenizer add its BOS, as the native rendering does.
+  if (r.ok()) r->add_bos = true;
+  return r;
+}
+
+// A family rendered natively; tools only where the family can present them.
+absl::StatusOr<RenderedChat> RenderFamily(const ChatTemplate& family,
+                                          const std::vector<ChatMessage>& messages,
+                                          std::string_view tools_json) {
+  if (!UsesTools(messages, tools_json)) return family.Render(messages);
+  if (family.family() == ChatFamily::kChatMl) {
+    return RenderChatMlTools(messages, tools_json);
+  }
+  const std::string can = "(chatml and the model's own Jinja template can)";
+  if (!tools_json.empty()) {
+    return InvalidFieldError(
+        "tools", absl::StrCat("the ", family.name(), " chat template cannot present tools ", can));
+  }
+  size_t i = 0;
+  while (i < messages.size() && messages[i].role != "tool" && messages[i].tool_calls.empty()) ++i;
+  return InvalidFieldError(
+      "messages",
+      absl::StrCat("messages[", i, "]",
+                   messages[i].role == "tool" ? ".role: 'tool' is a tool result, which"
+                                              : ".tool_calls: a tool call, which",
+                   " the ", family.name(), " chat template cannot present ", can));
+}
+
 absl::StatusOr<RenderedChat> RenderModelJinja(const Tokenizer& tokenizer,
                                               std::string_view model_template,
                                               const std::vector<ChatMessage>& messages,
-                                              std::string* name) {
+                                              std::string_view tools_json, std::string* name) {
   absl::StatusOr<jinja::Template> tmpl = ParseChatTemplate(model_template);
   if (!tmpl.ok()) {
     // A construct the interpreter lacks: a known family still renders it
@@ -291,9 +341,10 @@ absl::StatusOr<RenderedChat> RenderModelJinja(const Tokenizer& tokenizer,
           tmpl.status().message(), ". Name a template in the request (", kKnownNames, ")."));
     }
     *name = family->name();
-    return family->Render(messages);
+    return RenderFamily(*family, messages, tools_json);
   }
   JinjaChatOptions options;
+  options.tools_json = std::string(tools_json);
   options.bos_token = SpecialText(tokenizer, tokenizer.bos_id());
   options.eos_token = SpecialText(tokenizer, tokenizer.eos_id());
   options.render = jinja::DefaultRenderOptions();  // strftime_now: today
@@ -324,17 +375,18 @@ absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
                                            std::string_view model_template,
                                            std::string_view requested_template,
                                            const std::vector<ChatMessage>& messages,
-                                           size_t max_prompt_bytes) {
+                                           size_t max_prompt_bytes,
+                                           std::string_view tools_json) {
   if (messages.empty()) return InvalidFieldError("messages", kNoMessages);
   std::string name;
   absl::StatusOr<RenderedChat> r;
   if (UsesModelJinja(model_template, requested_template)) {
-    r = RenderModelJinja(tokenizer, model_template, messages, &name);
+    r = RenderModelJinja(tokenizer, model_template, messages, tools_json, &name);
   } else {
     absl::StatusOr<ChatTemplate> t = ChatTemplate::Resolve(requested_template, model_template);
     if (!t.ok()) return t.status();
     name = t->name();
-    r = t->Render(messages);
+    r = RenderFamily(*t, messages, tools_json);
   }
   if (!r.ok()) return r.status();
   if (r->prompt.size() > max_prompt_bytes) {

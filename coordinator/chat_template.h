@@ -27,9 +27,20 @@ namespace shardlm {
 
 class Tokenizer;
 
+// A function call an assistant message made (OpenAI `tool_calls[]`).
+struct ChatToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text, as the OpenAI API carries it
+};
+
 struct ChatMessage {
-  std::string role;  // "system", "user" or "assistant"
+  std::string role;  // "system", "user", "assistant" or "tool"
   std::string content;
+  // Initialized here so {role, content} stays a complete initializer.
+  std::vector<ChatToolCall> tool_calls = {};  // assistant: the calls it made
+  std::string tool_call_id = {};              // tool: the call this is the result of
+  std::string name = {};                      // tool: the function's name
 };
 
 enum class ChatFamily { kZephyr, kLlama2, kChatMl };
@@ -88,13 +99,18 @@ struct ChatPrompt {
 // --chat-template flag), the model's Jinja text (rendered by the
 // interpreter with the vocabulary's BOS/EOS texts and today's date; a family
 // when it uses a construct the interpreter lacks) or empty (ChatML).
-// `max_prompt_bytes` bounds the rendered text. INVALID_ARGUMENT for no
-// messages or ones the template refuses (its message included).
+// `max_prompt_bytes` bounds the rendered text. `tools_json` (the request's
+// OpenAI `tools` array as JSON text; empty: none) reaches a Jinja template as
+// `tools`; ChatML presents tools and tool messages Hermes-style
+// (tool_calls/chatml_tools_template.h); zephyr and llama2 refuse them.
+// INVALID_ARGUMENT for no messages or ones the template refuses (its
+// message included).
 absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
                                            std::string_view model_template,
                                            std::string_view requested_template,
                                            const std::vector<ChatMessage>& messages,
-                                           size_t max_prompt_bytes);
+                                           size_t max_prompt_bytes,
+                                           std::string_view tools_json = {});
 
 // What BuildChatPrompt renders with when a request names no template, for
 // the server's startup log; the error when the model's Jinja template can be

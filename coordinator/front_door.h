@@ -49,6 +49,8 @@ class FrontDoor {
 
   Engine& engine() const { return *engine_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // The server's default chat template (see the constructor).
+  const std::string& chat_template() const { return chat_template_; }
 
  private:
   Engine* engine_;

@@ -10,6 +10,7 @@
 #include "common/base/field_error.h"
 #include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/tool_calls/tool_call_grammar.h"
 
 namespace shardlm {
 namespace {
@@ -142,6 +143,62 @@ absl::Status GetPrompt(const json& j, OpenAiRequest* r) {
   return absl::OkStatus();
 }
 
+// An assistant message's `tool_calls` and a tool message's `tool_call_id`
+// and `name` (taken from the call it answers when the client leaves it out:
+// some templates print it).
+absl::Status GetToolFields(const json& m, const std::string& where,
+                           const std::vector<ChatMessage>& earlier, ChatMessage* msg) {
+  if (msg->role == "assistant") {
+    const json* calls = Field(m, "tool_calls");
+    if (calls == nullptr) return absl::OkStatus();
+    if (!calls->is_array()) return Bad("messages", absl::StrCat(where, ".tool_calls must be an array"));
+    for (size_t k = 0; k < calls->size(); ++k) {
+      const json& c = (*calls)[k];
+      const std::string at = absl::StrCat(where, ".tool_calls[", k, "]");
+      const json* f = c.is_object() ? Field(c, "function") : nullptr;
+      const json* name = f != nullptr && f->is_object() ? Field(*f, "name") : nullptr;
+      if (name == nullptr || !name->is_string()) {
+        return Bad("messages", absl::StrCat(at, ".function.name must be a string"));
+      }
+      ChatToolCall call;
+      call.name = name->get<std::string>();
+      if (const json* id = Field(c, "id")) {
+        if (!id->is_string()) return Bad("messages", absl::StrCat(at, ".id must be a string"));
+        call.id = id->get<std::string>();
+      }
+      const json* args = Field(*f, "arguments");
+      if (args == nullptr) {
+        call.arguments = "{}";
+      } else if (args->is_string()) {
+        call.arguments = args->get<std::string>();
+      } else if (args->is_object()) {
+        call.arguments = JsonText(*args);
+      } else {
+        return Bad("messages", absl::StrCat(at, ".function.arguments must be a JSON string"));
+      }
+      msg->tool_calls.push_back(std::move(call));
+    }
+    return absl::OkStatus();
+  }
+  if (msg->role != "tool") return absl::OkStatus();
+  const json* id = Field(m, "tool_call_id");
+  if (id == nullptr || !id->is_string()) {
+    return Bad("messages", absl::StrCat(where, ".tool_call_id must be a string (the id of the "
+                                               "call this message answers)"));
+  }
+  msg->tool_call_id = id->get<std::string>();
+  if (const json* name = Field(m, "name"); name != nullptr && name->is_string()) {
+    msg->name = name->get<std::string>();
+    return absl::OkStatus();
+  }
+  for (auto it = earlier.rbegin(); it != earlier.rend() && msg->name.empty(); ++it) {
+    for (const ChatToolCall& c : it->tool_calls) {
+      if (c.id == msg->tool_call_id) msg->name = c.name;
+    }
+  }
+  return absl::OkStatus();
+}
+
 // messages: [{role, content}], content a string or an array of text parts.
 absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
   const json* f = Field(j, "messages");
@@ -158,10 +215,12 @@ absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
     }
     msg.role = role->get<std::string>();
     if (msg.role == "developer") msg.role = "system";  // OpenAI's newer name for it
-    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
+    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" &&
+        msg.role != "tool") {
       return Bad("messages", absl::StrCat(where, ".role '", msg.role,
-                                          "' is not supported (system, user, assistant)"));
+                                          "' is not supported (system, user, assistant, tool)"));
     }
+    RETURN_IF_ERROR(GetToolFields(m, where, *out, &msg));
     const json* content = Field(m, "content");
     if (content == nullptr) {
       // An empty turn.
@@ -181,6 +240,24 @@ absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
     }
     out->push_back(std::move(msg));
   }
+  return absl::OkStatus();
+}
+
+// tools, tool_choice, parallel_tool_calls (tool_calls/tool_request.h). The
+// body is parsed a second time, keeping its key order, only when it has
+// them: the templates print the tools' schemas in the order they were sent.
+absl::Status GetTools(const json& j, std::string_view body, ToolRequest* out) {
+  bool any = false;
+  for (const char* key : {"tools", "tool_choice", "parallel_tool_calls", "functions",
+                          "function_call"}) {
+    any = any || Field(j, key) != nullptr;
+  }
+  if (!any) return absl::OkStatus();
+  const nlohmann::ordered_json ordered =
+      nlohmann::ordered_json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<ToolRequest> tools = ParseToolRequest(ordered);
+  if (!tools.ok()) return tools.status();
+  *out = *std::move(tools);
   return absl::OkStatus();
 }
 
@@ -302,12 +379,7 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
     RETURN_IF_ERROR(GetInt(j, "top_logprobs", 0, 20, &v, &present));
     if (present && !logprobs) return Bad("top_logprobs", "requires logprobs to be true");
     if (logprobs) r.logprobs = present ? static_cast<int>(v) : 0;
-    for (const char* unsupported : {"tools", "functions"}) {
-      const json* f = Field(j, unsupported);
-      if (f != nullptr && !(f->is_array() && f->empty())) {
-        return Bad(unsupported, "tool and function calling are not supported");
-      }
-    }
+    RETURN_IF_ERROR(GetTools(j, body, &r.tools));
   }
   // Structured output, on both endpoints: OpenAI's response_format, or
   // llama-server's `grammar` (GBNF) extension.
@@ -326,6 +398,21 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
   return r;
 }
 
+absl::Status PrepareToolCalls(std::string_view server_template, OpenAiRequest* r) {
+  if (r->kind != OpenAiKind::kChat || !r->tools.active()) return absl::OkStatus();
+  r->tool_style = DetectToolCallStyle(server_template, r->chat_template);
+  absl::StatusOr<std::string> gbnf = ToolCallGbnf(r->tools, r->tool_style);
+  if (!gbnf.ok()) return gbnf.status();
+  if (gbnf->empty()) return absl::OkStatus();
+  if (r->output_format.kind != OutputFormat::Kind::kText) {
+    return Bad("tool_choice",
+               "a required or named tool_choice cannot be combined with response_format or "
+               "grammar (the reply must be a tool call)");
+  }
+  r->output_format = {OutputFormat::Kind::kGrammar, *std::move(gbnf), "tool_choice", ""};
+  return absl::OkStatus();
+}
+
 ClientRequest ToClientRequest(const OpenAiRequest& r) {
   ClientRequest c;
   if (r.kind == OpenAiKind::kChat) {
@@ -333,6 +420,8 @@ ClientRequest ToClientRequest(const OpenAiRequest& r) {
     c.messages = r.messages;
     c.chat_template = r.chat_template;
     c.prompt_field = "messages";
+    // tool_choice "none": the tools are not shown to the model at all.
+    if (r.tools.active()) c.tools_json = r.tools.tools_json;
   } else if (r.has_prompt_tokens) {
     c.kind = ClientRequest::Kind::kTokens;
     c.tokens = r.prompt_tokens;
@@ -429,6 +518,15 @@ OpenAiResponder::OpenAiResponder(const OpenAiRequest& request, const Tokenizer* 
       id_(std::move(id)),
       model_(std::move(model)),
       created_(created) {
+  if (kind_ == OpenAiKind::kChat && request.tools.active()) {
+    ToolCallParserOptions options;
+    options.style = request.tool_style;
+    options.function_names = request.tools.names();
+    options.parallel = request.tools.parallel;
+    auto rng = std::make_shared<std::mt19937_64>(std::random_device{}());
+    options.make_id = [style = request.tool_style, rng] { return MakeToolCallId(style, rng.get()); };
+    tool_parser_ = std::make_unique<ToolCallParser>(std::move(options));
+  }
   if (kind_ == OpenAiKind::kChat) {
     logprobs_acc_ = json{{"content", json::array()}};
   } else {
@@ -501,6 +599,55 @@ std::string OpenAiResponder::StreamStart() {
   return Sse(c);
 }
 
+// OpenAI's stream shape for calls: the first delta of a call carries its
+// index, id, type and name with empty arguments; the next ones carry the
+// index and a piece of the arguments.
+std::string OpenAiResponder::ToolDeltaEvents(const std::vector<ToolCallDelta>& deltas,
+                                             json logprobs) {
+  std::string out;
+  for (const ToolCallDelta& d : deltas) {
+    json delta;
+    if (d.kind == ToolCallDelta::Kind::kContent) {
+      delta = json{{"content", d.text}};
+    } else if (d.kind == ToolCallDelta::Kind::kCallStart) {
+      delta = json{{"tool_calls", json::array({json{{"index", d.index},
+                                                    {"id", d.id},
+                                                    {"type", "function"},
+                                                    {"function", {{"name", d.name},
+                                                                  {"arguments", ""}}}}})}};
+    } else {
+      delta = json{{"tool_calls", json::array({json{{"index", d.index},
+                                                    {"function", {{"arguments", d.text}}}}})}};
+    }
+    json c = ChunkBase();
+    c["choices"] = json::array({json{{"index", 0},
+                                     {"delta", std::move(delta)},
+                                     {"logprobs", std::move(logprobs)},
+                                     {"finish_reason", nullptr}}});
+    logprobs = nullptr;  // with the first event of the token only
+    out += Sse(c);
+  }
+  if (!logprobs.is_null()) {  // a token that told the client nothing yet
+    json c = ChunkBase();
+    c["choices"] = json::array({json{{"index", 0},
+                                     {"delta", json::object()},
+                                     {"logprobs", std::move(logprobs)},
+                                     {"finish_reason", nullptr}}});
+    out += Sse(c);
+  }
+  return out;
+}
+
+const char* OpenAiResponder::ChatFinishReason(FinishReason reason, bool streamed) const {
+  // A stream cannot take back a call it announced; a whole reply counts
+  // only the calls that parsed.
+  if (tool_parser_ != nullptr &&
+      (!tool_parser_->calls().empty() || (streamed && tool_parser_->announced() > 0))) {
+    return "tool_calls";
+  }
+  return OpenAiFinishReason(reason);
+}
+
 std::string OpenAiResponder::StreamToken(const GeneratedToken& t) {
   const size_t offset = text_.size();
   text_ += t.text;
@@ -510,6 +657,11 @@ std::string OpenAiResponder::StreamToken(const GeneratedToken& t) {
                                               {"top_logprobs", json::array()},
                                               {"text_offset", json::array()}};
   const bool has_lp = AppendLogprobs(t, offset, &lp);
+  if (tool_parser_ != nullptr) {
+    std::vector<ToolCallDelta> deltas;
+    tool_parser_->Feed(t.text, &deltas);
+    return ToolDeltaEvents(deltas, has_lp ? std::move(lp) : json(nullptr));
+  }
   if (t.text.empty() && !has_lp) return "";  // nothing to tell the client yet
   json choice = {
       {"index", 0}, {"logprobs", has_lp ? lp : json(nullptr)}, {"finish_reason", nullptr}};
@@ -528,8 +680,16 @@ std::string OpenAiResponder::StreamFinish(FinishReason reason, const GenerationS
   if (absl::Status failure = GenerationFailure(reason, error); !failure.ok()) {
     return Sse(ErrorFromStatus(failure).ToJson());
   }
-  json choice = {
-      {"index", 0}, {"logprobs", nullptr}, {"finish_reason", OpenAiFinishReason(reason)}};
+  std::string out;
+  if (tool_parser_ != nullptr) {
+    std::vector<ToolCallDelta> deltas;
+    tool_parser_->Finish(&deltas);
+    out = ToolDeltaEvents(deltas, nullptr);
+  }
+  json choice = {{"index", 0},
+                 {"logprobs", nullptr},
+                 {"finish_reason", kind_ == OpenAiKind::kChat ? ChatFinishReason(reason, true)
+                                                              : OpenAiFinishReason(reason)}};
   if (kind_ == OpenAiKind::kChat) {
     choice["delta"] = json::object();
   } else {
@@ -537,7 +697,7 @@ std::string OpenAiResponder::StreamFinish(FinishReason reason, const GenerationS
   }
   json c = ChunkBase();
   c["choices"] = json::array({std::move(choice)});
-  std::string out = Sse(c);
+  out += Sse(c);
   if (include_usage_) {
     json u = ChunkBase();
     u["choices"] = json::array();
@@ -561,10 +721,28 @@ int OpenAiResponder::Finish(FinishReason reason, const GenerationStats& stats,
     *body = e.ToJson();
     return e.http_status;
   }
+  if (tool_parser_ != nullptr) {
+    std::vector<ToolCallDelta> ignored;  // no stream: only the parsed whole counts
+    tool_parser_->Feed(text_, &ignored);
+    tool_parser_->Finish(&ignored);
+  }
   json choice = {{"index", 0},
                  {"logprobs", logprobs_ >= 0 ? logprobs_acc_ : json(nullptr)},
-                 {"finish_reason", OpenAiFinishReason(reason)}};
-  if (kind_ == OpenAiKind::kChat) {
+                 {"finish_reason", kind_ == OpenAiKind::kChat ? ChatFinishReason(reason, false)
+                                                              : OpenAiFinishReason(reason)}};
+  if (kind_ == OpenAiKind::kChat && tool_parser_ != nullptr && !tool_parser_->calls().empty()) {
+    json calls = json::array();
+    for (const ChatToolCall& call : tool_parser_->calls()) {
+      calls.push_back(json{{"id", call.id},
+                           {"type", "function"},
+                           {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+    }
+    const std::string& content = tool_parser_->content();
+    choice["message"] = json{{"role", "assistant"},
+                             {"content", content.empty() ? json(nullptr) : json(content)},
+                             {"refusal", nullptr},
+                             {"tool_calls", std::move(calls)}};
+  } else if (kind_ == OpenAiKind::kChat) {
     choice["message"] = json{{"role", "assistant"}, {"content", text_}, {"refusal", nullptr}};
   } else {
     choice["text"] = text_;

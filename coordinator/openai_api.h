@@ -11,6 +11,7 @@
 #define SHARDLM_COORDINATOR_OPENAI_API_H_
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -21,6 +22,9 @@
 #include "coordinator/engine.h"
 #include "coordinator/request_builder.h"
 #include "coordinator/sampling_params.h"
+#include "coordinator/tool_calls/tool_call_format.h"
+#include "coordinator/tool_calls/tool_call_parser.h"
+#include "coordinator/tool_calls/tool_request.h"
 
 namespace shardlm {
 
@@ -45,12 +49,25 @@ struct OpenAiRequest {
   // -1: no logprobs. Completions: `logprobs` (alternatives per token, 0..20).
   // Chat: `top_logprobs` when `logprobs` is true (0..20).
   int logprobs = -1;
+  // Chat: tools, tool_choice, parallel_tool_calls; and how the template in
+  // use writes calls (the server sets it: it depends on its template).
+  ToolRequest tools;
+  ToolCallStyle tool_style = ToolCallStyle::kHermes;
 };
 
 // INVALID_ARGUMENT naming the parameter ("n: ...", "stop: ...") for a body
 // that is not JSON, a field of the wrong type or value, n != 1, or a
-// feature we do not serve (echo, suffix, best_of > 1, tools).
+// feature we do not serve (echo, suffix, best_of > 1, the legacy
+// `functions`).
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body);
+
+// A chat request with tools, for the server's default chat template
+// `server_template`: sets tool_style (how the template in use writes calls)
+// and, for tool_choice "required" or a named function, the grammar that
+// forces a call (output_format, compiled with the request). INVALID_ARGUMENT
+// when that is combined with a response_format or grammar, or a function's
+// parameters use a schema keyword the grammar cannot enforce.
+absl::Status PrepareToolCalls(std::string_view server_template, OpenAiRequest* request);
 
 // The front door's input for a parsed request (deadline and id are the
 // server's to set).
@@ -115,8 +132,15 @@ class OpenAiResponder {
   const Tokenizer* tokenizer_;
   std::string id_, model_;
   int64_t created_;
+  // Tool calls: the choice for one event's deltas, and the finish reason.
+  std::string ToolDeltaEvents(const std::vector<ToolCallDelta>& deltas, nlohmann::json logprobs);
+  const char* ChatFinishReason(FinishReason reason, bool streamed) const;
+
   std::string text_;             // everything generated so far
   nlohmann::json logprobs_acc_;  // non-streaming accumulation
+  // Chat with tools offered (and not tool_choice "none"): the reply is read
+  // for calls as it is generated.
+  std::unique_ptr<ToolCallParser> tool_parser_;
 };
 
 // "stop" or "length"; kCancelled/kDeadline/kError have none.

@@ -327,6 +327,10 @@ struct OpenAiHttpServer::Impl {
       body->clear();
       body->shrink_to_fit();
       if (!parsed.ok()) return finish(parsed.status());
+      // Tools: the template's call syntax, the grammar of a forced call.
+      if (absl::Status st = PrepareToolCalls(this_door->chat_template(), &*parsed); !st.ok()) {
+        return finish(st);
+      }
       const std::string id = RandomId(kind == OpenAiKind::kChat ? "chatcmpl-" : "cmpl-");
       ClientRequest request = ToClientRequest(*parsed);
       request.request_id = id;

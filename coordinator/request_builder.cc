@@ -23,7 +23,8 @@ absl::StatusOr<GenerationRequest> BuildGenerationRequest(const Tokenizer& tokeni
   switch (request.kind) {
     case ClientRequest::Kind::kChat: {
       absl::StatusOr<ChatPrompt> chat = BuildChatPrompt(
-          tokenizer, model_chat_template, request.chat_template, request.messages, kMaxPromptBytes);
+          tokenizer, model_chat_template, request.chat_template, request.messages, kMaxPromptBytes,
+          request.tools_json);
       if (!chat.ok()) return chat.status();
       g.prompt = std::move(chat->tokens);
       MergeStops(chat->stop, &g.params.stop);

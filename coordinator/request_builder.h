@@ -34,6 +34,7 @@ struct ClientRequest {
   std::vector<int32_t> tokens;
   std::vector<ChatMessage> messages;
   std::string chat_template;  // kChat: a family name the request asked for; empty: the server's
+  std::string tools_json;     // kChat: OpenAI `tools` (JSON array text) to render; empty: none
   // The request's name of the field that carried the prompt ("prompt",
   // "prompt_tokens", "messages"): errors about the prompt name it.
   std::string prompt_field = "prompt";

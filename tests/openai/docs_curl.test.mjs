@@ -60,7 +60,12 @@ function checkShape(body) {
       break;
     case "chat.completion":
       assert.equal(j.choices[0].message.role, "assistant");
-      assert.equal(typeof j.choices[0].message.content, "string");
+      if (j.choices[0].message.tool_calls) {  // "Tool calls": arguments are JSON text
+        assert.equal(j.choices[0].finish_reason, "tool_calls");
+        for (const c of j.choices[0].message.tool_calls) JSON.parse(c.function.arguments);
+      } else {
+        assert.equal(typeof j.choices[0].message.content, "string");
+      }
       assert.ok(j.usage.total_tokens > 0);
       break;
     default:

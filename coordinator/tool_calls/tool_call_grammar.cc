@@ -1,0 +1,88 @@
+#include "coordinator/tool_calls/tool_call_grammar.h"
+
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/base/field_error.h"
+#include "coordinator/grammar/json_schema_to_grammar.h"
+
+namespace shardlm {
+namespace {
+
+// `text` as a GBNF string literal.
+std::string Literal(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20) {
+      static const char* kHex = "0123456789ABCDEF";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// One call of `fn` in the style's syntax, its arguments the rule `args`.
+std::string CallBody(ToolCallStyle style, const std::string& name, const std::string& args) {
+  switch (style) {
+    case ToolCallStyle::kHermes:
+      return absl::StrCat(Literal("<tool_call>\n{\"name\": \"" + name + "\", \"arguments\": "),
+                          " ", args, " ", Literal("}\n</tool_call>"));
+    case ToolCallStyle::kLlama3Json:
+      return absl::StrCat(Literal("{\"name\": \"" + name + "\", \"parameters\": "), " ", args, " ",
+                          Literal("}"));
+    case ToolCallStyle::kMistral:
+      return absl::StrCat(Literal("{\"name\": \"" + name + "\", \"arguments\": "), " ", args, " ",
+                          Literal("}"));
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ToolCallGbnf(const ToolRequest& tools, ToolCallStyle style) {
+  if (tools.choice != ToolChoice::kRequired && tools.choice != ToolChoice::kNamed) return "";
+  SchemaGrammarBuilder builder;
+  std::vector<std::string> calls;
+  for (size_t i = 0; i < tools.functions.size(); ++i) {
+    const ToolFunction& fn = tools.functions[i];
+    if (tools.choice == ToolChoice::kNamed && fn.name != tools.choice_name) continue;
+    // The converter reads nlohmann::json; the schema's meaning does not
+    // depend on key order.
+    const nlohmann::json schema = nlohmann::json::parse(fn.parameters.dump());
+    absl::StatusOr<std::string> args = builder.AddSchema(schema, fn.name + "-args");
+    if (!args.ok()) {
+      return InvalidFieldError(
+          "tools", absl::StrCat("tools[", i, "].function.parameters (", fn.name,
+                                "): cannot be enforced for tool_choice: ", args.status().message()));
+    }
+    calls.push_back(CallBody(style, fn.name, *args));
+  }
+  if (calls.empty()) return InvalidFieldError("tool_choice", "names no offered function");
+  const std::string call = absl::StrCat("( ", absl::StrJoin(calls, " | "), " )");
+  // Llama 3.1's template takes one call per turn.
+  const bool several = tools.parallel && style != ToolCallStyle::kLlama3Json;
+  switch (style) {
+    case ToolCallStyle::kHermes:
+      return builder.Build(several ? absl::StrCat(call, " ( \"\\n\" ", call, " )*") : call);
+    case ToolCallStyle::kLlama3Json:
+      return builder.Build(call);
+    case ToolCallStyle::kMistral:
+      return builder.Build(absl::StrCat("\"[TOOL_CALLS][\" ", call,
+                                        several ? absl::StrCat(" ( \", \" ", call, " )*") : "",
+                                        " \"]\""));
+  }
+  return "";
+}
+
+}  // namespace shardlm
