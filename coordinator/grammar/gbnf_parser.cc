@@ -626,4 +626,22 @@ absl::StatusOr<GrammarPtr> ParseGbnf(std::string_view text, std::string_view roo
   return Parser(text).Parse(root);
 }
 
+std::string GbnfLiteral(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c == 0x7F) {
+      static const char* kHex = "0123456789ABCDEF";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
 }  // namespace shardlm

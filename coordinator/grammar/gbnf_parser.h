@@ -17,6 +17,7 @@
 #ifndef SHARDLM_COORDINATOR_GRAMMAR_GBNF_PARSER_H_
 #define SHARDLM_COORDINATOR_GRAMMAR_GBNF_PARSER_H_
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -33,6 +34,10 @@ inline constexpr size_t kMaxGrammarRules = 20000;
 inline constexpr int kMaxGrammarRepeat = 1000;
 
 absl::StatusOr<GrammarPtr> ParseGbnf(std::string_view text, std::string_view root = "root");
+
+// `text` as a GBNF string literal ("..." with \" \\ and \xHH escapes), for
+// code that writes grammars (JSON Schema, tool calls).
+std::string GbnfLiteral(std::string_view text);
 
 }  // namespace shardlm
 

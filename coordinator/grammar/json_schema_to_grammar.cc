@@ -59,25 +59,6 @@ std::string Sanitize(std::string_view name) {
   return out;
 }
 
-// `text` as a GBNF string literal.
-std::string Literal(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7F) {
-      static const char* kHex = "0123456789ABCDEF";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 std::string JsonPointerEscape(std::string_view key) {
   std::string out;
   for (char c : key) out += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
@@ -164,11 +145,11 @@ class SchemaConverter {
       }
     }
     if (auto it = s.find("$ref"); it != s.end()) return Ref(*it, path);
-    if (auto it = s.find("const"); it != s.end()) return Literal(it->dump());
+    if (auto it = s.find("const"); it != s.end()) return GbnfLiteral(it->dump());
     if (auto it = s.find("enum"); it != s.end()) {
       if (!it->is_array() || it->empty()) return Error(path, "enum", "must be a non-empty array");
       std::vector<std::string> alts;
-      for (const json& v : *it) alts.push_back(Literal(v.dump()));
+      for (const json& v : *it) alts.push_back(GbnfLiteral(v.dump()));
       return absl::StrCat("( ", absl::StrJoin(alts, " | "), " )");
     }
     for (const char* key : {"anyOf", "oneOf"}) {
@@ -292,7 +273,7 @@ class SchemaConverter {
           sub, absl::StrCat(path, "/properties/", JsonPointerEscape(key)), name + "-" + key);
       if (!v.ok()) return v.status();
       Primitive("space");
-      return absl::StrCat(Literal(json(key).dump()), " \":\" space ", *v);
+      return absl::StrCat(GbnfLiteral(json(key).dump()), " \":\" space ", *v);
     };
     std::vector<std::string> req, opt;
     for (const std::string& key : required) {
@@ -305,7 +286,7 @@ class SchemaConverter {
                      absl::StrCat("'", key, "' is required but additionalProperties is false"));
       } else {
         // Required but not described: any value fits.
-        req.push_back(absl::StrCat(Literal(json(key).dump()), " \":\" space ", Primitive("value")));
+        req.push_back(absl::StrCat(GbnfLiteral(json(key).dump()), " \":\" space ", Primitive("value")));
       }
     }
     for (const auto& [key, sub] : props.items()) {

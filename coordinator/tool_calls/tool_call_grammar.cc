@@ -6,44 +6,24 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/base/field_error.h"
+#include "coordinator/grammar/gbnf_parser.h"
 #include "coordinator/grammar/json_schema_to_grammar.h"
 
 namespace shardlm {
 namespace {
 
-// `text` as a GBNF string literal.
-std::string Literal(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20) {
-      static const char* kHex = "0123456789ABCDEF";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 // One call of `fn` in the style's syntax, its arguments the rule `args`.
 std::string CallBody(ToolCallStyle style, const std::string& name, const std::string& args) {
   switch (style) {
     case ToolCallStyle::kHermes:
-      return absl::StrCat(Literal("<tool_call>\n{\"name\": \"" + name + "\", \"arguments\": "),
-                          " ", args, " ", Literal("}\n</tool_call>"));
+      return absl::StrCat(GbnfLiteral("<tool_call>\n{\"name\": \"" + name + "\", \"arguments\": "),
+                          " ", args, " ", GbnfLiteral("}\n</tool_call>"));
     case ToolCallStyle::kLlama3Json:
-      return absl::StrCat(Literal("{\"name\": \"" + name + "\", \"parameters\": "), " ", args, " ",
-                          Literal("}"));
+      return absl::StrCat(GbnfLiteral("{\"name\": \"" + name + "\", \"parameters\": "), " ", args,
+                          " ", GbnfLiteral("}"));
     case ToolCallStyle::kMistral:
-      return absl::StrCat(Literal("{\"name\": \"" + name + "\", \"arguments\": "), " ", args, " ",
-                          Literal("}"));
+      return absl::StrCat(GbnfLiteral("{\"name\": \"" + name + "\", \"arguments\": "), " ", args,
+                          " ", GbnfLiteral("}"));
   }
   return "";
 }
@@ -63,8 +43,9 @@ absl::StatusOr<std::string> ToolCallGbnf(const ToolRequest& tools, ToolCallStyle
     absl::StatusOr<std::string> args = builder.AddSchema(schema, fn.name + "-args");
     if (!args.ok()) {
       return InvalidFieldError(
-          "tools", absl::StrCat("tools[", i, "].function.parameters (", fn.name,
-                                "): cannot be enforced for tool_choice: ", args.status().message()));
+          "tools",
+          absl::StrCat("tools[", i, "].function.parameters (", fn.name,
+                       "): cannot be enforced for tool_choice: ", args.status().message()));
     }
     calls.push_back(CallBody(style, fn.name, *args));
   }

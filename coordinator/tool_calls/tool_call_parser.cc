@@ -138,6 +138,12 @@ bool ToolCallParser::StepLeadIn(bool final, std::vector<ToolCallDelta>* out) {
   EmitContent(std::string_view(buf_).substr(0, i), out);  // held as spaces
   buf_.erase(0, i);
   if (buf_.empty()) return false;
+  return StartLlama3Call(final);
+}
+
+// At a non-space byte where a Llama 3 call may start: a JSON object, or
+// <|python_tag|> before one; anything else is plain text.
+bool ToolCallParser::StartLlama3Call(bool final) {
   if (buf_[0] == '{') {
     call_text_.clear();
     scanner_ = CallObjectScanner();
@@ -276,21 +282,7 @@ bool ToolCallParser::StepAfterObject(bool final, std::vector<ToolCallDelta>* out
     case ToolCallStyle::kLlama3Json:
       while (!buf_.empty() && (IsSpace(buf_[0]) || buf_[0] == ';')) buf_.erase(0, 1);
       if (buf_.empty()) return false;
-      if (buf_[0] == '{') {
-        call_text_.clear();
-        scanner_ = CallObjectScanner();
-        state_ = State::kObject;
-        return true;
-      }
-      if (StartsWith(buf_, kPythonTag)) {
-        call_text_ = std::string(kPythonTag);
-        buf_.erase(0, kPythonTag.size());
-        state_ = State::kBeforeObject;
-        return true;
-      }
-      if (!final && IsProperPrefix(buf_, kPythonTag)) return false;
-      state_ = State::kPlain;
-      return true;
+      return StartLlama3Call(final);
   }
   return false;
 }

@@ -74,6 +74,7 @@ class ToolCallParser {
   bool StepText(bool final, std::vector<ToolCallDelta>* out);
   bool StepLeadIn(bool final, std::vector<ToolCallDelta>* out);
   bool StepBeforeObject(bool final, std::vector<ToolCallDelta>* out);
+  bool StartLlama3Call(bool final);
   bool StepObject(bool final, std::vector<ToolCallDelta>* out);
   bool StepAfterObject(bool final, std::vector<ToolCallDelta>* out);
   void Run(bool final, std::vector<ToolCallDelta>* out);
