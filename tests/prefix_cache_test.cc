@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "common/model/gguf.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/chat_template.h"
 #include "coordinator/engine.h"
 #include "tests/test_data.h"
 #include "worker/llama_stage.h"
@@ -259,6 +260,40 @@ TEST_P(PrefixReuseTest, ReusedPrefixGivesTheFreshServersTokens) {
   EXPECT_GT(cached.Metric("shardlm_prefix_cache_entries"), 0);
   EXPECT_EQ(cached.RequestBlocksHeld(), 0) << "only the cache keeps KV once requests end";
   EXPECT_EQ(fresh.RequestBlocksHeld(), 0);
+}
+
+// A chat client resends the whole conversation each turn and does nothing
+// else: the second turn's prompt (rendered by the chat template, as the
+// OpenAI and gRPC Chat APIs render it) reuses the first turn's KV, and the
+// answer is the fresh server's.
+TEST_P(PrefixReuseTest, NextChatTurnReusesTheConversationSoFar) {
+  EngineOptions cached_options;
+  cached_options.prefill_chunk = 16;
+  EngineOptions fresh_options = cached_options;
+  fresh_options.prefix_cache = false;
+  Server cached(file_, tokenizer_.get(), GetParam().kv_type, cached_options);
+  Server fresh(file_, tokenizer_.get(), GetParam().kv_type, fresh_options);
+
+  std::vector<ChatMessage> chat = {
+      {"system", "You are a storyteller."},
+      {"user", "Tell me about Lily and her big red ball in the park."}};
+  auto turn1 = BuildChatPrompt(*tokenizer_, "", "zephyr", chat, 1 << 20);
+  ASSERT_TRUE(turn1.ok()) << turn1.status();
+  const auto answer = cached.Generate(turn1->tokens, 16)->ids;
+  chat.push_back({"assistant", tokenizer_->Decode(answer)});
+  chat.push_back({"user", "What did the bird say?"});
+  auto turn2 = BuildChatPrompt(*tokenizer_, "", "zephyr", chat, 1 << 20);
+  ASSERT_TRUE(turn2.ok()) << turn2.status();
+  ASSERT_GT(turn2->tokens.size(), turn1->tokens.size());
+
+  const double before = cached.Metric("shardlm_prefix_cache_hit_tokens_total");
+  EXPECT_EQ(cached.Generate(turn2->tokens, 12)->ids, fresh.Generate(turn2->tokens, 12)->ids);
+  const double reused = cached.Metric("shardlm_prefix_cache_hit_tokens_total") - before;
+  // At least the first turn's prompt less what the exactness rule
+  // (ExactForkLength) keeps back: under one prefill chunk.
+  EXPECT_GE(reused, static_cast<double>(turn1->tokens.size()) - cached_options.prefill_chunk)
+      << turn1->tokens.size() << " tokens in turn 1, " << turn2->tokens.size() << " in turn 2";
+  EXPECT_EQ(cached.RequestBlocksHeld(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(
