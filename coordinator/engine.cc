@@ -59,7 +59,10 @@ struct Engine::Group {
   int index = 0;
   std::vector<std::unique_ptr<Sequence>> seqs;
   absl::Time stalled_since;  // when it lost its last replica of some range
-  Route route;               // as of its last batch: where its KV lives
+  // Where its KV lives, as of its last RouteLocked. Written only by the
+  // group's own thread under the engine's lock; that thread also reads it
+  // with the lock released (its calls), other threads only under the lock.
+  Route route;
 };
 
 // One observer call, made once the engine's lock is released.
@@ -313,7 +316,9 @@ Engine::Group* Engine::PickGroupLocked(const Sequence& s) {
   Group* best = least;
   int best_common = prefix_cache_.Find(s.tokens, least->route).common;
   for (auto& g : groups_) {
-    if (g->seqs.size() > least->seqs.size() + 1) continue;
+    // Groups usually share a route (one replica per range); one on the best
+    // route so far has nothing longer to offer: no second scan of it.
+    if (g->seqs.size() > least->seqs.size() + 1 || g->route == best->route) continue;
     const int common = prefix_cache_.Find(s.tokens, g->route).common;
     if (common > best_common) {
       best = g.get();
@@ -326,9 +331,9 @@ Engine::Group* Engine::PickGroupLocked(const Sequence& s) {
 // Forks below this many positions are not worth the calls.
 constexpr int kMinReusedPositions = 8;
 
-void Engine::ForkCachedPrefixes(Group& group, const Route& route,
-                                std::unique_lock<std::mutex>& lock) {
+void Engine::ForkCachedPrefixes(Group& group, std::unique_lock<std::mutex>& lock) {
   if (!options_.prefix_cache) return;
+  const Route& route = group.route;
   struct Pending {
     Sequence* seq;
     SeqId entry;
@@ -614,12 +619,13 @@ bool IsStageFailure(const absl::Status& st) {
   }
 }
 
-bool Engine::RouteLocked(Group& group, Route* route, Outbox* outbox) {
+bool Engine::RouteLocked(Group& group, Outbox* outbox) {
   std::vector<SeqId> kv_holders;
   for (const auto& s : group.seqs) {
     if (s->prefill_started != absl::Time()) kv_holders.push_back(s->id);
   }
-  const RouteDecision decision = router_->Prepare(group.index, kv_holders, route);
+  Route route;
+  const RouteDecision decision = router_->Prepare(group.index, kv_holders, &route);
   if (!decision.ok) {
     const absl::Time now = absl::Now();
     if (group.stalled_since == absl::Time()) group.stalled_since = now;
@@ -640,7 +646,7 @@ bool Engine::RouteLocked(Group& group, Route* route, Outbox* outbox) {
     // broken; release what the live stages still hold of them.
     if (!group.route.empty()) prefix_cache_.DropRoute(group.route, &releases_);
   }
-  group.route = *route;
+  group.route = std::move(route);
   return true;
 }
 
@@ -680,7 +686,6 @@ void Engine::GroupLoop(int g) {
   Group& group = *groups_[g];
   Batch batch;
   Outbox outbox;
-  Route route;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     if (!outbox.empty()) {
@@ -706,16 +711,16 @@ void Engine::GroupLoop(int g) {
     if (group.seqs.empty()) continue;
     // Every range of the route must be alive (probes may have found a dead
     // one before a call did); wait a bounded time for a replica.
-    if (!RouteLocked(group, &route, &outbox)) {
+    if (!RouteLocked(group, &outbox)) {
       if (!group.seqs.empty()) cv_.wait_for(lock, std::chrono::milliseconds(50));  // no busy wait
       continue;
     }
-    ForkCachedPrefixes(group, route, lock);
+    ForkCachedPrefixes(group, lock);
     if (stopping_) break;
     if (!BuildBatchLocked(group, &batch)) continue;
     lock.unlock();
     StageFailure failure;
-    absl::Status st = pipeline_->Forward(batch.request, &batch.result, route, &failure);
+    absl::Status st = pipeline_->Forward(batch.request, &batch.result, group.route, &failure);
     lock.lock();
     if (st.ok()) {
       ApplyResultLocked(group, batch, &outbox);

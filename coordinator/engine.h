@@ -155,9 +155,10 @@ class Engine {
   void ApplyResultLocked(Group& group, Batch& batch, Outbox* outbox);
   void HandleFailureLocked(Group& group, Batch& batch, const absl::Status& status,
                            const StageFailure& failure, Outbox* outbox);
-  // Asks the router for the group's route; false when the group must wait
-  // for a live replica (or has just failed for lack of one).
-  bool RouteLocked(Group& group, Route* route, Outbox* outbox);
+  // Asks the router for the group's route (into group.route); false when
+  // the group must wait for a live replica (or has just failed for lack of
+  // one).
+  bool RouteLocked(Group& group, Outbox* outbox);
   void FailGroupLocked(Group& group, const absl::Status& status, Outbox* outbox);
   void FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error, Outbox* outbox);
   void EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* outbox);
@@ -166,8 +167,8 @@ class Engine {
   // entries (a Fork of their prompt's KV) where promoted.
   void DrainReleases(std::unique_lock<std::mutex>& lock);
   // Prefix cache: forks the longest cached prefix of each sequence of the
-  // group that has not started (Fork calls outside the lock).
-  void ForkCachedPrefixes(Group& group, const Route& route, std::unique_lock<std::mutex>& lock);
+  // group that has not started, on group.route (Fork calls outside the lock).
+  void ForkCachedPrefixes(Group& group, std::unique_lock<std::mutex>& lock);
   // Queues a cache entry made of the sequence's exactly computed prompt
   // positions (at the end of its prefill), when worth keeping.
   void PromoteLocked(const Sequence& s, const Route& route);
