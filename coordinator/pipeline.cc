@@ -187,18 +187,25 @@ std::vector<std::pair<int, int>> Pipeline::ProbeAll() {
 }  // namespace shardlm
 
 namespace shardlm {
+namespace {
+
+// Bytes used over budget, 0 to 1 (0 without a budget).
+double KvUsageRatio(const KvStats& kv) {
+  if (kv.bytes_budget <= 0) return 0;
+  return std::min(1.0, static_cast<double>(kv.bytes_used) / kv.bytes_budget);
+}
+
+}  // namespace
 
 double Pipeline::KvCacheUsage() const {
   double fullest = 0;
   for (int k = 0; k < n_ranges(); ++k) {
     for (int r = 0; r < n_replicas(k); ++r) {
       if (!healthy(k, r)) continue;  // its KV is gone; it holds no request
-      const KvStats kv = ranges_[k][r]->known_kv_stats();
-      if (kv.bytes_budget <= 0) continue;
-      fullest = std::max(fullest, static_cast<double>(kv.bytes_used) / kv.bytes_budget);
+      fullest = std::max(fullest, KvUsageRatio(ranges_[k][r]->known_kv_stats()));
     }
   }
-  return std::min(fullest, 1.0);
+  return fullest;
 }
 
 void Pipeline::RenderMetrics(MetricsPage* page) const {
@@ -245,10 +252,7 @@ void Pipeline::RenderMetrics(MetricsPage* page) const {
   }
   for (const Row& row : rows) {
     page->Gauge("shardlm_stage_kv_usage_ratio", "KV-cache bytes used over budget, 0 to 1",
-                row.kv.bytes_budget > 0
-                    ? std::min(1.0, static_cast<double>(row.kv.bytes_used) / row.kv.bytes_budget)
-                    : 0.0,
-                row.labels);
+                KvUsageRatio(row.kv), row.labels);
   }
   page->Gauge("shardlm_kv_cache_usage_ratio",
               "KV-cache utilisation, 0 to 1: the fullest healthy stage's used over budget",
