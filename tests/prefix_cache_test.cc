@@ -10,10 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <thread>
 
@@ -22,6 +21,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/engine.h"
+#include "coordinator/token_stream.h"
 #include "tests/test_data.h"
 #include "worker/llama_stage.h"
 
@@ -101,33 +101,6 @@ TEST(PrefixCacheTest, DropRouteReleasesItsUnpinnedEntries) {
   EXPECT_EQ(cache.Find(std::vector<int32_t>{1, 2, 3}, Route{1, 0}).entry, 3u);
 }
 
-class Collector : public GenerationObserver {
- public:
-  void OnToken(const GeneratedToken& t) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (t.id >= 0) ids.push_back(t.id);
-  }
-  void OnFinish(FinishReason r, const GenerationStats&, const absl::Status& e) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    reason = r;
-    error = e;
-    done_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(120), [&] { return done_; }));
-  }
-  std::vector<int32_t> ids;
-  FinishReason reason = FinishReason::kError;
-  absl::Status error;
-
- private:
-  bool done_ = false;
-  std::mutex mu_;
-  std::condition_variable cv_;
-};
-
 // One in-process server: a 2-stage pipeline and its engine.
 struct Server {
   std::unique_ptr<Pipeline> pipeline;
@@ -150,18 +123,31 @@ struct Server {
     pipeline = std::move(*Pipeline::Create(std::move(stages)));
     engine = std::make_unique<Engine>(pipeline.get(), tokenizer, eo);
   }
-  std::shared_ptr<Collector> Generate(const std::vector<int32_t>& prompt, int max_tokens) {
+  // The greedy token ids of `max_tokens` tokens (EOS ignored), waited for
+  // up to 120 s.
+  std::vector<int32_t> Generate(const std::vector<int32_t>& prompt, int max_tokens) {
     GenerationRequest r;
     r.prompt = prompt;
     r.params = SamplingParams::Greedy();
     r.params.max_tokens = max_tokens;
     r.params.ignore_eos = true;
-    auto c = std::make_shared<Collector>();
-    auto id = engine->Submit(std::move(r), c);
+    auto stream = std::make_shared<TokenStream>();
+    auto id = engine->Submit(std::move(r), stream);
     EXPECT_TRUE(id.ok()) << id.status();
-    c->Wait();
-    EXPECT_EQ(c->reason, FinishReason::kLength) << c->error;
-    return c;
+    std::vector<GeneratedToken> tokens;
+    StreamEnd end;
+    const absl::Time deadline = absl::Now() + absl::Seconds(120);
+    bool ended = false;
+    while (id.ok() && !ended && absl::Now() < deadline) {
+      ended = stream->WaitAndTake(absl::Seconds(1), &tokens, &end);
+    }
+    EXPECT_TRUE(ended) << "no end within 120 s";
+    EXPECT_EQ(end.reason, FinishReason::kLength) << end.error;
+    std::vector<int32_t> ids;
+    for (const GeneratedToken& t : tokens) {
+      if (t.id >= 0) ids.push_back(t.id);
+    }
+    return ids;
   }
   double Metric(const std::string& name) const {
     MetricsPage page;
@@ -196,6 +182,13 @@ struct ReuseCase {
   KvType kv_type;
 };
 
+// "nano_q4_0_f16": the model's file name without extension, and the KV type.
+std::string CaseName(const ::testing::TestParamInfo<ReuseCase>& info) {
+  std::string name = info.param.model.substr(0, info.param.model.find('.'));
+  for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return name + (info.param.kv_type == KvType::kF16 ? "_f16" : "_f32");
+}
+
 class PrefixReuseTest : public ::testing::TestWithParam<ReuseCase> {
  protected:
   void SetUp() override {
@@ -227,12 +220,12 @@ TEST_P(PrefixReuseTest, ReusedPrefixGivesTheFreshServersTokens) {
       "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
       "park with her big red ball. One day, she saw a small bird sitting on a tree.");
   ASSERT_GE(first.size(), 30u);
-  auto turn1 = cached.Generate(first, 16);
-  ASSERT_EQ(turn1->ids, fresh.Generate(first, 16)->ids);
+  const std::vector<int32_t> turn1 = cached.Generate(first, 16);
+  ASSERT_EQ(turn1, fresh.Generate(first, 16));
 
   // The next turn: the first prompt, its answer and more text.
   std::vector<int32_t> second = first;
-  second.insert(second.end(), turn1->ids.begin(), turn1->ids.end());
+  second.insert(second.end(), turn1.begin(), turn1.end());
   for (int32_t t : tokenizer_->Encode(" The bird said hello and flew away.", false, false)) {
     second.push_back(t);
   }
@@ -247,8 +240,8 @@ TEST_P(PrefixReuseTest, ReusedPrefixGivesTheFreshServersTokens) {
   for (const auto& prompt : prompts) {
     SCOPED_TRACE(::testing::Message() << prompt.size() << " prompt tokens");
     const double before = cached.Metric("shardlm_prefix_cache_hit_tokens_total");
-    const auto got = cached.Generate(prompt, 12)->ids;
-    EXPECT_EQ(got, fresh.Generate(prompt, 12)->ids);
+    const auto got = cached.Generate(prompt, 12);
+    EXPECT_EQ(got, fresh.Generate(prompt, 12));
     const double reused = cached.Metric("shardlm_prefix_cache_hit_tokens_total") - before;
     EXPECT_GT(reused, 0) << "no reuse";
     EXPECT_LT(reused, static_cast<double>(prompt.size()));
@@ -279,7 +272,7 @@ TEST_P(PrefixReuseTest, NextChatTurnReusesTheConversationSoFar) {
       {"user", "Tell me about Lily and her big red ball in the park."}};
   auto turn1 = BuildChatPrompt(*tokenizer_, "", "zephyr", chat, 1 << 20);
   ASSERT_TRUE(turn1.ok()) << turn1.status();
-  const auto answer = cached.Generate(turn1->tokens, 16)->ids;
+  const auto answer = cached.Generate(turn1->tokens, 16);
   chat.push_back({"assistant", tokenizer_->Decode(answer)});
   chat.push_back({"user", "What did the bird say?"});
   auto turn2 = BuildChatPrompt(*tokenizer_, "", "zephyr", chat, 1 << 20);
@@ -287,7 +280,7 @@ TEST_P(PrefixReuseTest, NextChatTurnReusesTheConversationSoFar) {
   ASSERT_GT(turn2->tokens.size(), turn1->tokens.size());
 
   const double before = cached.Metric("shardlm_prefix_cache_hit_tokens_total");
-  EXPECT_EQ(cached.Generate(turn2->tokens, 12)->ids, fresh.Generate(turn2->tokens, 12)->ids);
+  EXPECT_EQ(cached.Generate(turn2->tokens, 12), fresh.Generate(turn2->tokens, 12));
   const double reused = cached.Metric("shardlm_prefix_cache_hit_tokens_total") - before;
   // At least the first turn's prompt less what the exactness rule
   // (ExactForkLength) keeps back: under one prefill chunk.
@@ -302,11 +295,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ReuseCase{"stories260K.gguf", KvType::kF32},
                       ReuseCase{"nano-q4_0.gguf", KvType::kF16},
                       ReuseCase{"nano-q8_0.gguf", KvType::kF16}),
-    [](const ::testing::TestParamInfo<ReuseCase>& info) {
-      std::string name = info.param.model.substr(0, info.param.model.find('.'));
-      for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-      return name + (info.param.kv_type == KvType::kF16 ? "_f16" : "_f32");
-    });
+    CaseName);
 
 // The numbers themselves, on one whole-model stage: a sequence forked from
 // another's first f positions (f = ExactForkLength) and prefilled from
@@ -384,11 +373,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ReuseCase{"nano-q4_0.gguf", KvType::kF16},
                       ReuseCase{"nano-q4_k_m.gguf", KvType::kF16},
                       ReuseCase{"nano-q8_0.gguf", KvType::kF32}),
-    [](const ::testing::TestParamInfo<ReuseCase>& info) {
-      std::string name = info.param.model.substr(0, info.param.model.find('.'));
-      for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-      return name + (info.param.kv_type == KvType::kF16 ? "_f16" : "_f32");
-    });
+    CaseName);
 
 // A KV budget with room for about one sequence: the cache's entries are
 // evicted (least recently used) to run new requests, none is refused.
