@@ -273,11 +273,6 @@ void Engine::RenderMetrics(MetricsPage* page) const {
                 m.prefix_query_tokens.value());
   page->Counter("shardlm_prefix_cache_hit_tokens_total",
                 "Prompt tokens whose KV was reused instead of computed", m.prefix_hit_tokens.value());
-  // vLLM's names (both in tokens), for existing dashboards.
-  page->Counter("vllm:prefix_cache_queries", "Prefix cache queries, in prompt tokens",
-                m.prefix_query_tokens.value());
-  page->Counter("vllm:prefix_cache_hits", "Prefix cache hits, in reused tokens",
-                m.prefix_hit_tokens.value());
   {
     std::lock_guard<std::mutex> lock(mu_);
     page->Gauge("shardlm_prefix_cache_entries", "Sequences the prefix cache keeps on the stages",

@@ -57,6 +57,13 @@ void RenderGatewayMetrics(const Engine& engine, const Pipeline& pipeline,
                 m.prompt_tokens.value(), model);
   page->Counter("vllm:generation_tokens_total", "Generated tokens of ended requests",
                 m.generated_tokens.value(), model);
+  // Prefix cache, in tokens as vLLM counts it.
+  page->Counter("vllm:prefix_cache_queries",
+                "Prompt tokens looked up in the prefix cache (shardlm_prefix_cache_query_tokens_total)",
+                m.prefix_query_tokens.value(), model);
+  page->Counter("vllm:prefix_cache_hits",
+                "Prompt tokens whose KV was reused (shardlm_prefix_cache_hit_tokens_total)",
+                m.prefix_hit_tokens.value(), model);
   double ended[std::size(kVllmFinishedReasons)] = {};
   for (size_t r = 0; r < std::size(m.finished); ++r) {
     ended[VllmFinishedReason(static_cast<FinishReason>(r))] += m.finished[r].value();

@@ -303,6 +303,11 @@ TEST(GatewayMetricsTest, PageShowsWaitingRunningKvThenExactLatencyCounts) {
             kRequests);
   EXPECT_EQ(page.Get("vllm:request_success_total", {model_label, "finished_reason=\"abort\""}), 0);
   EXPECT_EQ(page.Get("shardlm_time_to_first_token_seconds_count"), kRequests);
+  // The prefix cache (on by default) looked every prompt up, in tokens.
+  EXPECT_EQ(page.Get("vllm:prefix_cache_queries", {model_label}), 8 + 9 + 10);
+  EXPECT_EQ(page.Get("shardlm_prefix_cache_query_tokens_total"), 8 + 9 + 10);
+  EXPECT_EQ(page.Get("vllm:prefix_cache_hits", {model_label}),
+            page.Get("shardlm_prefix_cache_hit_tokens_total"));
   // Per stage: every batch went through both stages, each call timed three ways.
   const std::string stage1 = absl::StrCat("stage=\"", last->name(), "\"");
   const double calls = page.Get("shardlm_stage_forward_seconds_count", {stage0});

@@ -21,6 +21,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/engine.h"
+#include "coordinator/gateway_metrics.h"
 #include "coordinator/token_stream.h"
 #include "tests/test_data.h"
 #include "worker/llama_stage.h"
@@ -149,10 +150,10 @@ struct Server {
     }
     return ids;
   }
+  // A sample of the coordinator's /metrics page (engine, pipeline and the
+  // gateway names, model_name="m"), by its name and labels; -1 if absent.
   double Metric(const std::string& name) const {
-    MetricsPage page;
-    engine->RenderMetrics(&page);
-    const std::string& text = page.text();
+    const std::string text = RenderCoordinatorMetrics(*engine, *pipeline, "m");
     const size_t at = text.find("\n" + name + " ");
     if (at == std::string::npos) return -1;
     const size_t begin = at + name.size() + 2;
@@ -248,7 +249,7 @@ TEST_P(PrefixReuseTest, ReusedPrefixGivesTheFreshServersTokens) {
     hits += reused;
   }
   EXPECT_GE(cached.Metric("shardlm_prefix_cache_hits_total"), static_cast<double>(prompts.size()));
-  EXPECT_EQ(cached.Metric("vllm:prefix_cache_hits"), hits);
+  EXPECT_EQ(cached.Metric("vllm:prefix_cache_hits{model_name=\"m\"}"), hits);
   EXPECT_EQ(fresh.Metric("shardlm_prefix_cache_hits_total"), 0);
   EXPECT_GT(cached.Metric("shardlm_prefix_cache_entries"), 0);
   EXPECT_EQ(cached.RequestBlocksHeld(), 0) << "only the cache keeps KV once requests end";
