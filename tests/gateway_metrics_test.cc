@@ -28,6 +28,7 @@
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "tests/greedy_request.h"
 #include "tests/rpc_test_util.h"
+#include "tests/stream_wait.h"
 #include "tests/test_data.h"
 
 namespace shardlm::testing {
@@ -146,39 +147,6 @@ class GatedStage : public Stage {
   bool open_ = false;
 };
 
-class Done : public GenerationObserver {
- public:
-  void OnToken(const GeneratedToken& t) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    tokens_ += t.id >= 0;
-  }
-  void OnFinish(FinishReason reason, const GenerationStats&, const absl::Status&) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    reason_ = reason;
-    done_ = true;
-    cv_.notify_all();
-  }
-  bool Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(120), [&] { return done_; });
-  }
-  int tokens() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return tokens_;
-  }
-  FinishReason reason() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return reason_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int tokens_ = 0;
-  FinishReason reason_ = FinishReason::kError;
-  bool done_ = false;
-};
-
 // stories260K's f32 KV is 256 bytes per token and layer: room for ~1000
 // tokens per stage, and a use the ratio shows.
 constexpr int64_t kBudget = 1 << 20;
@@ -228,14 +196,14 @@ TEST(GatewayMetricsTest, PageShowsWaitingRunningKvThenExactLatencyCounts) {
   Engine engine(pipeline->get(), tokenizer->get(), eo);
 
   constexpr int kRequests = 3, kTokens = 12;
-  std::vector<std::shared_ptr<Done>> done;
+  std::vector<std::shared_ptr<TokenStream>> done;
   for (int i = 0; i < kRequests; ++i) {
     GenerationRequest r;
     r.prompt = TestPrompt(8 + i);
     r.params = SamplingParams::Greedy();
     r.params.max_tokens = kTokens;
     r.params.ignore_eos = true;
-    done.push_back(std::make_shared<Done>());
+    done.push_back(std::make_shared<TokenStream>());
     ASSERT_TRUE(engine.Submit(std::move(r), done.back()).ok());
   }
   // The first request's prompt has passed the first stage and waits at the
@@ -266,9 +234,11 @@ TEST(GatewayMetricsTest, PageShowsWaitingRunningKvThenExactLatencyCounts) {
 
   int generated = 0;
   for (auto& d : done) {
-    ASSERT_TRUE(d->Wait());
-    EXPECT_EQ(d->reason(), FinishReason::kLength);
-    generated += d->tokens();
+    std::vector<int32_t> ids;
+    StreamEnd end;
+    ASSERT_TRUE(WaitForEnd(*d, absl::Seconds(120), &ids, &end));
+    EXPECT_EQ(end.reason, FinishReason::kLength) << end.error;
+    generated += static_cast<int>(ids.size());
   }
   ASSERT_EQ(generated, kRequests * kTokens);
   // The KV is released after the requests end, asynchronously: poll

@@ -23,6 +23,7 @@
 #include "coordinator/engine.h"
 #include "coordinator/gateway_metrics.h"
 #include "coordinator/token_stream.h"
+#include "tests/stream_wait.h"
 #include "tests/test_data.h"
 #include "worker/llama_stage.h"
 
@@ -134,20 +135,14 @@ struct Server {
     r.params.ignore_eos = true;
     auto stream = std::make_shared<TokenStream>();
     auto id = engine->Submit(std::move(r), stream);
-    EXPECT_TRUE(id.ok()) << id.status();
-    std::vector<GeneratedToken> tokens;
-    StreamEnd end;
-    const absl::Time deadline = absl::Now() + absl::Seconds(120);
-    bool ended = false;
-    while (id.ok() && !ended && absl::Now() < deadline) {
-      ended = stream->WaitAndTake(absl::Seconds(1), &tokens, &end);
-    }
-    EXPECT_TRUE(ended) << "no end within 120 s";
-    EXPECT_EQ(end.reason, FinishReason::kLength) << end.error;
     std::vector<int32_t> ids;
-    for (const GeneratedToken& t : tokens) {
-      if (t.id >= 0) ids.push_back(t.id);
+    if (!id.ok()) {
+      ADD_FAILURE() << id.status();
+      return ids;
     }
+    StreamEnd end;
+    EXPECT_TRUE(WaitForEnd(*stream, absl::Seconds(120), &ids, &end)) << "no end within 120 s";
+    EXPECT_EQ(end.reason, FinishReason::kLength) << end.error;
     return ids;
   }
   // A sample of the coordinator's /metrics page (engine, pipeline and the
