@@ -108,7 +108,10 @@ Page Parse(const std::string& text) {
 }
 
 // A stage whose Forward calls wait until the test opens it (bounded: after
-// a minute it opens by itself, so a failing test never hangs).
+// a minute it opens by itself, so a failing test never hangs). It has no
+// Fork (Stage's default refuses it): the engine's prefix-cache lookups are
+// counted but its entries are never made, so the KV returns to 0 when the
+// requests end.
 class GatedStage : public Stage {
  public:
   explicit GatedStage(std::shared_ptr<Stage> inner) : inner_(std::move(inner)) {}
