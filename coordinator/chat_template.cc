@@ -239,6 +239,11 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Detect(std::string_view jinja) {
       ").", found, " Name a template in the request to use one of those."));
 }
 
+bool UsesModelJinja(std::string_view model_template, std::string_view requested_template) {
+  return requested_template.empty() && !model_template.empty() &&
+         !FamilyOfName(model_template).has_value();
+}
+
 absl::StatusOr<ChatTemplate> ChatTemplate::Resolve(std::string_view requested_name,
                                                    std::string_view model_template) {
   if (!requested_name.empty()) return FromName(requested_name);
@@ -267,14 +272,6 @@ namespace {
 // The vocabulary's text of a special token, or "" when it has none.
 std::string SpecialText(const Tokenizer& tokenizer, int32_t id) {
   return tokenizer.IsValidId(id) ? tokenizer.TokenText(id) : std::string();
-}
-
-// True when the model's Jinja template renders the chat (rather than a
-// family): no template named by the request or the server, and a model
-// template that is Jinja text.
-bool UsesModelJinja(std::string_view model_template, std::string_view requested_template) {
-  return requested_template.empty() && !model_template.empty() &&
-         !FamilyOfName(model_template).has_value();
 }
 
 // True when the chat involves function calling: tools offered, an

@@ -112,6 +112,11 @@ absl::StatusOr<ChatPrompt> BuildChatPrompt(const Tokenizer& tokenizer,
                                            size_t max_prompt_bytes,
                                            std::string_view tools_json = {});
 
+// True when BuildChatPrompt renders with the model's Jinja template (rather
+// than a family): the request names no template and the server default
+// `model_template` is Jinja text, not empty and not a family name.
+bool UsesModelJinja(std::string_view model_template, std::string_view requested_template);
+
 // What BuildChatPrompt renders with when a request names no template, for
 // the server's startup log; the error when the model's Jinja template can be
 // neither interpreted nor matched to a family.

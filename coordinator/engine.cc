@@ -548,6 +548,14 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
   return !b->seqs.empty();
 }
 
+void Engine::ComputeMasks(const Batch& b) {
+  for (size_t i = 0; i < b.seqs.size(); ++i) {
+    Sequence* s = b.seqs[i];
+    const bool samples = s->n_cached + b.counts[i] == static_cast<int>(s->tokens.size());
+    if (samples && s->constraint != nullptr) s->constraint->Mask();  // kept until its Accept
+  }
+}
+
 void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
   const int n_vocab = pipeline_->model().n_vocab;
   size_t row = 0;
@@ -564,6 +572,7 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
     if (s->generated() == 0) PromoteLocked(*s, group.route);
     const float* logits = b.result.logits.data() + row * n_vocab;
     ++row;
+    // Computed by ComputeMasks outside the lock; here a cached reference.
     const TokenMask* allowed = s->constraint != nullptr ? &s->constraint->Mask() : nullptr;
     if (allowed != nullptr && allowed->Count() == 0) {
       s->constraint_error = absl::InternalError(
@@ -716,6 +725,7 @@ void Engine::GroupLoop(int g) {
     lock.unlock();
     StageFailure failure;
     absl::Status st = pipeline_->Forward(batch.request, &batch.result, group.route, &failure);
+    if (st.ok()) ComputeMasks(batch);
     lock.lock();
     if (st.ok()) {
       ApplyResultLocked(group, batch, &outbox);

@@ -153,6 +153,10 @@ class Engine {
   // Builds the group's next batch; false when there is nothing to run.
   bool BuildBatchLocked(Group& group, Batch* batch);
   void ApplyResultLocked(Group& group, Batch& batch, Outbox* outbox);
+  // Computes the grammar masks of the batch's sequences that sample from
+  // its result, without mu_: a trie walk can take milliseconds, and only
+  // the group's own thread touches its sequences' constraints.
+  static void ComputeMasks(const Batch& batch);
   void HandleFailureLocked(Group& group, Batch& batch, const absl::Status& status,
                            const StageFailure& failure, Outbox* outbox);
   // Asks the router for the group's route (into group.route); false when

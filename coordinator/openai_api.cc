@@ -10,6 +10,7 @@
 #include "common/base/field_error.h"
 #include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/json_field.h"
 #include "coordinator/tool_calls/tool_call_grammar.h"
 
 namespace shardlm {
@@ -21,12 +22,9 @@ absl::Status Bad(absl::string_view param, absl::string_view message) {
   return InvalidFieldError(param, message);
 }
 
-// The field, or nullptr when absent or null (OpenAI treats null as unset).
-const json* Field(const json& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return nullptr;
-  return &*it;
-}
+// The field, or nullptr when absent or null (OpenAI treats null as unset);
+// one definition for this parser and the tools one (tool_request.cc).
+using json_fields::Field;
 
 absl::Status GetNumber(const json& j, const char* key, float* out) {
   const json* f = Field(j, key);

@@ -7,6 +7,12 @@
 #include "coordinator/grammar/token_constraint.h"
 
 namespace shardlm {
+namespace {
+
+// The logit constrained sampling gives a forbidden token (it sorts last).
+constexpr float kMasked = -std::numeric_limits<float>::infinity();
+
+}  // namespace
 
 Sampler::Sampler(const SamplingParams& params)
     : params_(params), rng_state_(params.seed ^ 0x9E3779B97F4A7C15ull) {}
@@ -54,9 +60,8 @@ SampledToken Sampler::Sample(absl::Span<const float> logits, const TokenMask* al
   // Constrained sampling: forbidden tokens get -inf, so every step below
   // (argmax, sort, top-k/p, min-p, the draw) sees only the allowed ones.
   if (allowed != nullptr) {
-    constexpr float kNever = -std::numeric_limits<float>::infinity();
     for (int i = 0; i < n; ++i) {
-      if (!allowed->Test(i)) candidates_[i].logit = kNever;
+      if (!allowed->Test(i)) candidates_[i].logit = kMasked;
     }
   }
 
@@ -78,7 +83,7 @@ SampledToken Sampler::Sample(absl::Span<const float> logits, const TokenMask* al
       std::sort(c.begin(), c.end(), by_logit);
     }
     // Masked tokens (-inf) sort last: never keep them, even as the draw's fallback.
-    while (keep > 1 && std::isinf(c[keep - 1].logit) && c[keep - 1].logit < 0) --keep;
+    while (keep > 1 && c[keep - 1].logit == kMasked) --keep;
     // Probabilities of the survivors (untempered), for top-p and min-p.
     std::vector<double> p(keep);
     double sum = 0;

@@ -13,10 +13,8 @@
 #include "coordinator/sampling_params.h"
 
 namespace shardlm {
-class TokenMask;
-}  // namespace shardlm
 
-namespace shardlm {
+class TokenMask;  // coordinator/grammar/token_constraint.h
 
 struct TokenLogprob {
   int32_t token = 0;

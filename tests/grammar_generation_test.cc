@@ -103,7 +103,7 @@ std::vector<std::pair<std::string, json>> Schemas() {
   return out;
 }
 
-// Runs every schema on `model`; returns the number of valid answers.
+// Runs every schema on `model`; every answer must be valid.
 void RunSuite(const std::string& model_name, const std::string& prompt_text) {
   std::unique_ptr<Model> m = Open(model_name);
   ASSERT_NE(m, nullptr);

@@ -1,19 +1,12 @@
 #include "coordinator/tool_calls/tool_call_format.h"
 
-#include "absl/strings/match.h"
+#include "coordinator/chat_template.h"
 
 namespace shardlm {
 namespace {
 
 bool Has(std::string_view text, std::string_view marker) {
   return text.find(marker) != std::string_view::npos;
-}
-
-bool IsFamilyName(std::string_view t) {
-  for (absl::string_view name : {"zephyr", "tinyllama", "llama2", "llama-2", "chatml", "chat-ml"}) {
-    if (absl::EqualsIgnoreCase(absl::string_view(t.data(), t.size()), name)) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -32,9 +25,9 @@ const char* ToolCallStyleName(ToolCallStyle style) {
 
 ToolCallStyle DetectToolCallStyle(std::string_view model_template,
                                   std::string_view requested_template) {
-  if (!requested_template.empty() || model_template.empty() || IsFamilyName(model_template)) {
-    return ToolCallStyle::kHermes;
-  }
+  // A family renders the chat: ChatML presents tools Hermes-style (and
+  // zephyr and llama2 refuse them).
+  if (!UsesModelJinja(model_template, requested_template)) return ToolCallStyle::kHermes;
   // Mistral's and Hermes' markers are unambiguous; Llama 3's templates
   // describe the JSON shape in words ("parameters": dictionary of argument
   // name ...) inside its header-id turn markers.

@@ -4,17 +4,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/field_error.h"
+#include "coordinator/json_field.h"
 
 namespace shardlm {
 namespace {
 
 using ojson = nlohmann::ordered_json;
 
-const ojson* Field(const ojson& j, const char* key) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return nullptr;
-  return &*it;
-}
+using json_fields::Field;
 
 // OpenAI's rule for function names.
 bool ValidName(const std::string& name) {
