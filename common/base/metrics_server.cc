@@ -1,8 +1,17 @@
 #include "common/base/metrics_server.h"
 
+#include <utility>
+
 #include "common/base/http_server.h"
 
 namespace shardlm {
+
+HttpResponse MetricsResponse(std::string text) {
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = std::move(text);
+  return r;
+}
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const std::string& address, std::function<std::string()> render, const HttpLimits& limits) {
@@ -14,9 +23,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
       r.body = "only GET /metrics is served here\n";
       return ReadyExchange(std::move(r));
     }
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = render();
-    return ReadyExchange(std::move(r));
+    return ReadyExchange(MetricsResponse(render()));
   };
   auto m = std::unique_ptr<MetricsServer>(new MetricsServer());
   absl::StatusOr<std::unique_ptr<HttpServer>> server =

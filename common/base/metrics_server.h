@@ -27,6 +27,10 @@ inline HttpLimits MetricsHttpLimits() {
   return l;
 }
 
+// A scrape's answer: `text` (a rendered MetricsPage) as Prometheus text
+// format 0.0.4; the metrics port and the HTTP API's GET /metrics both send it.
+HttpResponse MetricsResponse(std::string text);
+
 // The metrics port's limits as flags, defined once for the coordinator and
 // the worker (docs/DEPLOY.md, "Limits -> HTTP"): --metrics-max-connections,
 // --metrics-max-connections-per-ip, --metrics-read-timeout.
