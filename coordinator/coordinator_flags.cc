@@ -104,9 +104,7 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
                "HTTP/2 streams one gRPC connection may open at once (calls beyond wait or are "
                "refused)");
   args->AddInt("--grpc-max-open-streams", &o.grpc_limits.max_open_streams,
-               "open HTTP/2 streams past which a gRPC connection is closed (a client that never "
-               "acknowledges SETTINGS is not held to --grpc-max-streams); 0: 4 x "
-               "--grpc-max-streams");
+               kGrpcMaxOpenStreamsFlagHelp);
   args->AddString("--grpc-memory", &f->grpc_memory,
                   "gRPC resource quota: memory its buffers may use for all connections (e.g. "
                   "256M); under pressure gRPC shrinks windows and buffers");
