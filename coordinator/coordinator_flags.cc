@@ -54,10 +54,7 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddString("--chat-template", &o.chat_template,
                   "chat template when a request names none: zephyr, llama2, chatml (default: the "
                   "model's Jinja template; chatml when it has none)");
-  args->AddInt("--http-max-connections", &f->http_max_connections,
-               "HTTP API: connections open at once (idle ones too); more are refused");
-  args->AddInt("--http-max-connections-per-ip", &f->http_max_connections_per_ip,
-               "HTTP API: connections open at once from one client address (0: no cap)");
+  AddHttpConnectionFlags(args, "--http", "HTTP API", &f->http_connections);
   args->AddInt("--http-max-header-bytes", &f->http_max_header_bytes,
                "HTTP API: bytes of a request's line and headers (431 beyond)");
   args->AddInt("--http-max-headers", &f->http_max_headers,
@@ -65,9 +62,6 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt("--http-max-body-bytes", &f->http_max_body_bytes,
                "HTTP API: bytes of a request body (413 beyond; a chunked one past twice this: "
                "the connection is closed)");
-  args->AddInt("--http-read-timeout", &f->http_read_timeout_s,
-               "HTTP API: seconds a connection has to send a whole request (headers and body); "
-               "also how long an idle connection stays open");
   args->AddInt("--http-threads", &f->http_threads,
                "HTTP API: event threads (connections never hold a thread while idle or slow)");
   args->AddInt("--http-max-json-depth", &f->options.http_max_json_depth,
@@ -110,9 +104,7 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
                "HTTP/2 streams one gRPC connection may open at once (calls beyond wait or are "
                "refused)");
   args->AddInt("--grpc-max-open-streams", &o.grpc_limits.max_open_streams,
-               "open HTTP/2 streams past which a gRPC connection is closed (a client that never "
-               "acknowledges SETTINGS is not held to --grpc-max-streams); 0: 4 x "
-               "--grpc-max-streams");
+               kGrpcMaxOpenStreamsFlagHelp);
   args->AddString("--grpc-memory", &f->grpc_memory,
                   "gRPC resource quota: memory its buffers may use for all connections (e.g. "
                   "256M); under pressure gRPC shrinks windows and buffers");
@@ -137,20 +129,16 @@ absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorF
         absl::StrCat("--prefix-cache is '", f.prefix_cache, "', must be on or off"));
   }
   o->engine.prefix_cache = f.prefix_cache == "on";
-  if (f.http_max_connections < 1 || f.http_max_connections_per_ip < 0 ||
-      f.http_max_header_bytes < 1024 || f.http_max_headers < 1 || f.http_max_body_bytes < 0 ||
-      f.http_read_timeout_s < 1 || f.http_threads < 1 || f.options.http_max_json_depth < 1) {
+  if (f.http_max_header_bytes < 1024 || f.http_max_headers < 1 || f.http_max_body_bytes < 0 ||
+      f.http_threads < 1 || f.options.http_max_json_depth < 1) {
     return absl::InvalidArgumentError(
-        "--http-max-connections, --http-max-headers, --http-read-timeout, --http-threads and "
-        "--http-max-json-depth must be >= 1, --http-max-header-bytes >= 1024, "
-        "--http-max-connections-per-ip and --http-max-body-bytes >= 0");
+        "--http-max-headers, --http-threads and --http-max-json-depth must be >= 1, "
+        "--http-max-header-bytes >= 1024, --http-max-body-bytes >= 0");
   }
-  o->http_limits.max_connections = f.http_max_connections;
-  o->http_limits.max_connections_per_ip = f.http_max_connections_per_ip;
+  RETURN_IF_ERROR(ApplyHttpConnectionFlags(f.http_connections, "--http", &o->http_limits));
   o->http_limits.max_header_bytes = static_cast<size_t>(f.http_max_header_bytes);
   o->http_limits.max_headers = f.http_max_headers;
   o->http_limits.max_body_bytes = static_cast<size_t>(f.http_max_body_bytes);
-  o->http_limits.read_timeout = absl::Seconds(f.http_read_timeout_s);
   o->http_limits.threads = f.http_threads;
   ASSIGN_OR_RETURN(o->metrics_limits, MetricsLimitsFromFlags(f.metrics));
   for (const std::string& k : f.api_keys) {

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "common/base/cli_args.h"
+#include "common/base/http_limit_flags.h"
 #include "common/rpc/credentials.h"
 #include "coordinator/coordinator_server.h"
 
@@ -39,12 +40,10 @@ struct CoordinatorFlags {
   bool insecure = false;
   std::string auth_token_file;
   // HTTP API limits (options.http_limits) in flag units.
-  int http_max_connections = 1024;
-  int http_max_connections_per_ip = 0;
+  HttpConnectionFlags http_connections;  // --http-max-connections(-per-ip), --http-read-timeout
   int http_max_header_bytes = 32 << 10;
   int http_max_headers = 64;
   int http_max_body_bytes = 8 << 20;
-  int http_read_timeout_s = 30;
   int http_threads = 2;
   MetricsFlags metrics;  // the --metrics-listen port's limits
   // Limits of the public gRPC port (grpc_settings.h, generate_call.h).

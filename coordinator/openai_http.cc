@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
+#include "common/base/metrics_server.h"
 #include "common/rpc/credentials.h"
 #include "coordinator/json_depth.h"
 #include "coordinator/openai_api.h"
@@ -292,13 +293,9 @@ struct OpenAiHttpServer::Impl {
         return ReadyExchange(JsonResponse(200, options.pipeline_info
                                                    ? options.pipeline_info()
                                                    : json{{"model", options.model_id}}));
-      case ApiRoute::kMetrics: {
+      case ApiRoute::kMetrics:
         if (!options.metrics) break;  // metrics are off: 404
-        HttpResponse r;
-        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        r.body = options.metrics();
-        return ReadyExchange(std::move(r));
-      }
+        return ReadyExchange(MetricsResponse(options.metrics()));
       case ApiRoute::kNone:
         break;
     }

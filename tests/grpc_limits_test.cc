@@ -14,6 +14,7 @@
 #include "common/stage/forward_codec.h"
 #include "common/tokenizer/tokenizer.h"
 #include "common/tokenizer/utf8.h"
+#include "coordinator/coordinator_flags.h"
 #include "coordinator/proto_convert.h"
 #include "coordinator/token_stream.h"
 #include "spm_byte_vocab.h"
@@ -234,6 +235,32 @@ TEST(MetricsPortLimits, FlagsApplyAndBadValuesAreNamed) {
     const absl::StatusOr<HttpLimits> refused = MetricsLimitsFromFlags(bad);
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << flag;
     EXPECT_NE(refused.status().message().find(flag), std::string::npos) << refused.status();
+  }
+}
+
+// The API port's connection flags are the metrics ports' mechanism with
+// the "--http" prefix: applied to http_limits, bad values named.
+TEST(HttpPortLimits, ConnectionFlagsApplyAndBadValuesAreNamed) {
+  CoordinatorFlags f;
+  f.http_connections.max_connections = 7;
+  f.http_connections.max_connections_per_ip = 3;
+  f.http_connections.read_timeout_s = 4;
+  CoordinatorOptions o;
+  ASSERT_TRUE(ApplyCoordinatorFlags(WorkerPlacement::kLoopback, f, &o).ok());
+  EXPECT_EQ(o.http_limits.max_connections, 7);
+  EXPECT_EQ(o.http_limits.max_connections_per_ip, 3);
+  EXPECT_EQ(o.http_limits.read_timeout, absl::Seconds(4));
+  EXPECT_EQ(o.metrics_limits.max_connections, MetricsHttpLimits().max_connections);
+  for (auto [field, value, flag] :
+       {std::tuple{&HttpConnectionFlags::max_connections, 0, "--http-max-connections"},
+        std::tuple{&HttpConnectionFlags::max_connections_per_ip, -1,
+                   "--http-max-connections-per-ip"},
+        std::tuple{&HttpConnectionFlags::read_timeout_s, 0, "--http-read-timeout"}}) {
+    CoordinatorFlags bad;
+    bad.http_connections.*field = value;
+    const absl::Status refused = ApplyCoordinatorFlags(WorkerPlacement::kLoopback, bad, &o);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << flag;
+    EXPECT_NE(refused.message().find(flag), std::string::npos) << refused;
   }
 }
 

@@ -14,9 +14,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <grpc/grpc.h>
-#include <grpc/support/alloc.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -237,25 +234,12 @@ TEST_P(StreamFloodGuardTest, CutsAClientThatNeverAcksAndSparesOthers) {
 // worker) never drifts towards the limit.
 int64_t MostOpenStreamsInProcess() {
   int64_t most = 0;
-  auto take = [](char* json) {
-    std::string out = json == nullptr ? "" : json;
-    gpr_free(json);
-    return out;
-  };
-  absl::StatusOr<ChannelzPage> servers = ParseChannelzServers(take(grpc_channelz_get_servers(0)));
-  EXPECT_TRUE(servers.ok()) << servers.status();
-  if (!servers.ok()) return -1;
-  for (int64_t server : servers->ids) {
-    const std::string refs = take(grpc_channelz_get_server_sockets(server, 0, 100));
-    if (refs.empty()) continue;
-    absl::StatusOr<ChannelzPage> sockets = ParseChannelzSocketRefs(refs);
-    if (!sockets.ok()) continue;
-    for (int64_t id : sockets->ids) {
-      absl::StatusOr<ChannelzSocket> socket = ParseChannelzSocket(take(grpc_channelz_get_socket(id)));
-      if (socket.ok()) most = std::max(most, socket->open_streams);
-    }
-  }
-  return most;
+  const absl::Status walked = ForEachServerConnection([&most](int64_t id) {
+    absl::StatusOr<ChannelzSocket> socket = ReadServerConnection(id);
+    if (socket.ok()) most = std::max(most, socket->open_streams);
+  });
+  EXPECT_TRUE(walked.ok()) << walked;
+  return walked.ok() ? most : -1;
 }
 
 TEST(StreamFloodGuardCounters, FinishedAndCancelledCallsLeaveNoOpenStreams) {

@@ -38,6 +38,7 @@
 #include "common/kernels/cpu_features.h"
 #include "common/kernels/tensor_format.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/grpc_settings.h"
 #include "common/rpc/stream_flood_guard.h"
 #include "worker/kv_budget.h"
 #include "worker/llama_stage.h"
@@ -328,10 +329,7 @@ int main(int argc, char** argv) {
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");
   args.AddInt("--grpc-max-streams", &o.grpc_max_streams,
               "HTTP/2 streams one gRPC connection may open at once");
-  args.AddInt("--grpc-max-open-streams", &o.grpc_max_open_streams,
-              "open HTTP/2 streams past which a gRPC connection is closed (a client that never "
-              "acknowledges SETTINGS is not held to --grpc-max-streams); 0: 4 x "
-              "--grpc-max-streams");
+  args.AddInt("--grpc-max-open-streams", &o.grpc_max_open_streams, kGrpcMaxOpenStreamsFlagHelp);
   args.AddString("--grpc-memory", &o.grpc_memory,
                  "gRPC resource quota: memory its buffers may use for all connections (e.g. 256M)");
   args.AddInt("--shutdown-grace", &o.shutdown_grace_s, "seconds running calls get at shutdown");

@@ -168,8 +168,7 @@ bool HasCutValue(std::vector<RawHeader> headers) {
 // One request on a connection, from its headers to its completion.
 struct Call {
   HttpRequest request;
-  size_t body_limit = 0;
-  size_t over_limit_bytes = 0;  // a chunked body past body_limit: bytes read (and dropped)
+  uint64_t body_bytes = 0;  // of the body so far (kept up to the cap, then dropped)
   bool answered = false;  // a response was queued
   std::unique_ptr<HttpExchange> exchange;
   std::shared_ptr<Waiter> waiter;
@@ -254,8 +253,8 @@ struct HttpServer::Impl {
       return MHD_YES;
     }
     if (*upload_data_size != 0) {
-      if (call->over_limit_bytes == 0 &&
-          call->request.body.size() + *upload_data_size <= call->body_limit) {
+      call->body_bytes += *upload_data_size;
+      if (!self->OverBodyCap(call->body_bytes)) {
         call->request.body.append(upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
@@ -266,23 +265,19 @@ struct HttpServer::Impl {
       // and dropped (no memory held) to answer 413 after the last chunk —
       // up to another cap's worth of bytes, past which the connection is
       // cut instead of reading on (the read deadline bounds the time).
-      if (call->over_limit_bytes == 0) {
-        call->over_limit_bytes = call->request.body.size();
-        std::string().swap(call->request.body);
-      }
-      call->over_limit_bytes += *upload_data_size;
       *upload_data_size = 0;
-      if (call->over_limit_bytes > 2 * call->body_limit) {
+      if (!call->request.body.empty()) std::string().swap(call->request.body);
+      if (call->body_bytes > 2 * uint64_t{self->limits.max_body_bytes}) {
         SHARDLM_LOG(kInfo, "%s: chunked request body over %d bytes: connection closed",
-                    self->what, static_cast<int>(2 * call->body_limit));
+                    self->what, static_cast<int>(2 * self->limits.max_body_bytes));
         return MHD_NO;
       }
       return MHD_YES;
     }
-    if (call->over_limit_bytes != 0) {  // the whole over-cap body is in (and dropped)
+    if (self->OverBodyCap(call->body_bytes)) {  // the whole over-cap body is in (and dropped)
       SHARDLM_LOG(kInfo, "%s: chunked request body of %d bytes over the %d-byte cap: 413",
-                  self->what, static_cast<int>(call->over_limit_bytes),
-                  static_cast<int>(call->body_limit));
+                  self->what, static_cast<int>(call->body_bytes),
+                  static_cast<int>(self->limits.max_body_bytes));
       return self->Refuse(c, call, 413, "the request body is too large");
     }
     if (call->exchange == nullptr) {
@@ -298,13 +293,16 @@ struct HttpServer::Impl {
     return self->Progress(c, call);
   }
 
+  // The one body cap, for a sized body (its Content-Length) and a chunked
+  // one (the bytes so far).
+  bool OverBodyCap(uint64_t bytes) const { return bytes > limits.max_body_bytes; }
+
   // The headers are in: check them, and ask `admit` before any body.
   MHD_Result Begin(MHD_Connection* c, const char* url, const char* method, void** con_cls) {
     auto* call = new Call();
     *con_cls = call;
     call->request.method = method;
     call->request.path = url;
-    call->body_limit = limits.max_body_bytes;
     std::vector<RawHeader> raw;
     MHD_get_connection_values_n(
         c, MHD_HEADER_KIND,
@@ -328,7 +326,7 @@ struct HttpServer::Impl {
     }
     if (const std::string* length = call->request.Header("Content-Length")) {
       uint64_t n = 0;
-      if (absl::SimpleAtoi(*length, &n) && n > limits.max_body_bytes) {
+      if (absl::SimpleAtoi(*length, &n) && OverBodyCap(n)) {
         return Refuse(c, call, 413, "the request body is too large");
       }
       // Sized: one allocation of its size (at most the cap), not doublings.

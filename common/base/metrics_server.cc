@@ -1,9 +1,17 @@
 #include "common/base/metrics_server.h"
 
-#include "absl/strings/str_cat.h"
+#include <utility>
+
 #include "common/base/http_server.h"
 
 namespace shardlm {
+
+HttpResponse MetricsResponse(std::string text) {
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = std::move(text);
+  return r;
+}
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     const std::string& address, std::function<std::string()> render, const HttpLimits& limits) {
@@ -15,9 +23,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
       r.body = "only GET /metrics is served here\n";
       return ReadyExchange(std::move(r));
     }
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = render();
-    return ReadyExchange(std::move(r));
+    return ReadyExchange(MetricsResponse(render()));
   };
   auto m = std::unique_ptr<MetricsServer>(new MetricsServer());
   absl::StatusOr<std::unique_ptr<HttpServer>> server =
@@ -31,33 +37,12 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
 MetricsServer::~MetricsServer() = default;
 
 void AddMetricsFlags(CliArgs* args, MetricsFlags* f) {
-  args->AddInt("--metrics-max-connections", &f->max_connections,
-               "metrics port: connections open at once (idle ones too); more are refused");
-  args->AddInt("--metrics-max-connections-per-ip", &f->max_connections_per_ip,
-               "metrics port: connections open at once from one client address (0: no cap)");
-  args->AddInt("--metrics-read-timeout", &f->read_timeout_s,
-               "metrics port: seconds a connection has to send a whole request; also how long "
-               "an idle one stays open");
+  AddHttpConnectionFlags(args, "--metrics", "metrics port", f);
 }
 
 absl::StatusOr<HttpLimits> MetricsLimitsFromFlags(const MetricsFlags& f) {
-  if (f.max_connections < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--metrics-max-connections must be at least 1, not ", f.max_connections));
-  }
-  if (f.max_connections_per_ip < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--metrics-max-connections-per-ip must be 0 (no cap) or more, not ",
-        f.max_connections_per_ip));
-  }
-  if (f.read_timeout_s < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--metrics-read-timeout must be at least 1 second, not ", f.read_timeout_s));
-  }
   HttpLimits l = MetricsHttpLimits();
-  l.max_connections = f.max_connections;
-  l.max_connections_per_ip = f.max_connections_per_ip;
-  l.read_timeout = absl::Seconds(f.read_timeout_s);
+  if (absl::Status st = ApplyHttpConnectionFlags(f, "--metrics", &l); !st.ok()) return st;
   return l;
 }
 

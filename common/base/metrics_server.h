@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/base/cli_args.h"
+#include "common/base/http_limit_flags.h"
 #include "common/base/http_server.h"
 
 namespace shardlm {
@@ -26,15 +27,16 @@ inline HttpLimits MetricsHttpLimits() {
   return l;
 }
 
+// A scrape's answer: `text` (a rendered MetricsPage) as Prometheus text
+// format 0.0.4; the metrics port and the HTTP API's GET /metrics both send it.
+HttpResponse MetricsResponse(std::string text);
+
 // The metrics port's limits as flags, defined once for the coordinator and
-// the worker (docs/DEPLOY.md, "Limits -> HTTP").
-struct MetricsFlags {
-  int max_connections = MetricsHttpLimits().max_connections;
-  int max_connections_per_ip = MetricsHttpLimits().max_connections_per_ip;
-  int read_timeout_s = static_cast<int>(absl::ToInt64Seconds(MetricsHttpLimits().read_timeout));
+// the worker (docs/DEPLOY.md, "Limits -> HTTP"): --metrics-max-connections,
+// --metrics-max-connections-per-ip, --metrics-read-timeout.
+struct MetricsFlags : HttpConnectionFlags {
+  MetricsFlags() : HttpConnectionFlags(MetricsHttpLimits()) {}
 };
-// --metrics-max-connections, --metrics-max-connections-per-ip,
-// --metrics-read-timeout.
 void AddMetricsFlags(CliArgs* args, MetricsFlags* flags);
 // MetricsHttpLimits() with the flags applied; INVALID_ARGUMENT naming the
 // flag for a value out of range.

@@ -81,6 +81,12 @@ struct GrpcServerLimits {
   absl::Duration max_connection_age_grace = absl::Minutes(10);
 };
 
+// The help of --grpc-max-open-streams (max_open_streams), the same on the
+// coordinator and the worker.
+inline constexpr char kGrpcMaxOpenStreamsFlagHelp[] =
+    "open HTTP/2 streams past which a gRPC connection is closed (a client that never "
+    "acknowledges SETTINGS is not held to --grpc-max-streams); 0: 4 x --grpc-max-streams";
+
 // The limits of a plaintext grpc.health.v1-only port: probes are short unary
 // calls, so it needs few streams, little memory and may age out quickly.
 GrpcServerLimits HealthPortLimits();

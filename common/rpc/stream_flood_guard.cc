@@ -8,13 +8,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
+#include "common/base/status_macros.h"
 #include "common/rpc/channelz_sockets.h"
 
 namespace shardlm {
@@ -30,6 +33,21 @@ std::string Take(char* json) {
   std::string s(json);
   gpr_free(json);
   return s;
+}
+
+// The connections of one server, page by page.
+absl::Status ForEachConnectionOf(int64_t server_id, const std::function<void(int64_t)>& visit) {
+  intptr_t start = 0;
+  for (;;) {
+    const std::string json =
+        Take(grpc_channelz_get_server_sockets(static_cast<intptr_t>(server_id), start, 100));
+    if (json.empty()) return absl::OkStatus();  // the server shut down meanwhile
+    absl::StatusOr<ChannelzPage> sockets = ParseChannelzSocketRefs(json);
+    if (!sockets.ok()) return sockets.status();
+    for (int64_t id : sockets->ids) visit(id);
+    if (sockets->end || sockets->ids.empty()) return absl::OkStatus();
+    start = static_cast<intptr_t>(sockets->ids.back() + 1);
+  }
 }
 
 // The descriptor of this process's TCP connection from `remote` to `local`,
@@ -107,15 +125,11 @@ class Guard {
 
   void PollOnce(int64_t limit) {
     std::set<int64_t> live;
-    intptr_t start = 0;
-    for (;;) {
-      absl::StatusOr<ChannelzPage> servers =
-          ParseChannelzServers(Take(grpc_channelz_get_servers(start)));
-      if (!servers.ok()) return ReportOnce(servers.status());
-      for (int64_t id : servers->ids) PollServer(id, limit, &live);
-      if (servers->end || servers->ids.empty()) break;
-      start = static_cast<intptr_t>(servers->ids.back() + 1);
-    }
+    const absl::Status walked = ForEachServerConnection([&](int64_t id) {
+      live.insert(id);
+      if (cut_.count(id) == 0) CheckSocket(id, limit);
+    });
+    if (!walked.ok()) return ReportOnce(walked);
     // A cut connection leaves channelz when gRPC has destroyed its transport
     // and freed its streams: give that memory back to the system now (glibc
     // keeps freed arenas otherwise, and RSS would not fall).
@@ -131,28 +145,10 @@ class Guard {
     if (freed) malloc_trim(0);
   }
 
-  void PollServer(int64_t server_id, int64_t limit, std::set<int64_t>* live) {
-    intptr_t start = 0;
-    for (;;) {
-      const std::string json =
-          Take(grpc_channelz_get_server_sockets(static_cast<intptr_t>(server_id), start, 100));
-      if (json.empty()) return;  // the server shut down meanwhile
-      absl::StatusOr<ChannelzPage> sockets = ParseChannelzSocketRefs(json);
-      if (!sockets.ok()) return ReportOnce(sockets.status());
-      for (int64_t id : sockets->ids) {
-        live->insert(id);
-        if (cut_.count(id) == 0) CheckSocket(id, limit);
-      }
-      if (sockets->end || sockets->ids.empty()) break;
-      start = static_cast<intptr_t>(sockets->ids.back() + 1);
-    }
-  }
-
   void CheckSocket(int64_t id, int64_t limit) {
     suspects_.erase(id);
-    const std::string json = Take(grpc_channelz_get_socket(static_cast<intptr_t>(id)));
-    if (json.empty()) return;  // closed meanwhile
-    absl::StatusOr<ChannelzSocket> socket = ParseChannelzSocket(json);
+    absl::StatusOr<ChannelzSocket> socket = ReadServerConnection(id);
+    if (absl::IsNotFound(socket.status())) return;  // closed meanwhile
     if (!socket.ok()) return ReportOnce(socket.status());
     if (!ExceedsStreamLimit(*socket, limit)) {
       if (socket->open_streams > limit / 4) suspects_.insert(id);
@@ -197,6 +193,24 @@ Guard& TheGuard() {
 }
 
 }  // namespace
+
+absl::Status ForEachServerConnection(const std::function<void(int64_t)>& visit) {
+  intptr_t start = 0;
+  for (;;) {
+    absl::StatusOr<ChannelzPage> servers =
+        ParseChannelzServers(Take(grpc_channelz_get_servers(start)));
+    if (!servers.ok()) return servers.status();
+    for (int64_t id : servers->ids) RETURN_IF_ERROR(ForEachConnectionOf(id, visit));
+    if (servers->end || servers->ids.empty()) return absl::OkStatus();
+    start = static_cast<intptr_t>(servers->ids.back() + 1);
+  }
+}
+
+absl::StatusOr<ChannelzSocket> ReadServerConnection(int64_t socket_id) {
+  const std::string json = Take(grpc_channelz_get_socket(static_cast<intptr_t>(socket_id)));
+  if (json.empty()) return absl::NotFoundError(absl::StrCat("connection ", socket_id, " closed"));
+  return ParseChannelzSocket(json);
+}
 
 void EnableStreamFloodGuard(int64_t max_open_streams) {
   int64_t current = g_limit.load();

@@ -23,9 +23,13 @@
 #define SHARDLM_COMMON_RPC_STREAM_FLOOD_GUARD_H_
 
 #include <cstdint>
+#include <functional>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/base/metrics.h"
+#include "common/rpc/channelz_sockets.h"
 
 namespace shardlm {
 
@@ -53,6 +57,13 @@ int64_t StreamFloodCuts();
 
 // Adds shardlm_grpc_stream_flood_cuts_total to a /metrics page.
 void RenderStreamFloodGuardMetrics(MetricsPage* page);
+
+// The channelz walk the guard polls with (also for tests): `visit` gets the
+// channelz id of every server-side connection of this process, all pages
+// of every server; an error when channelz's answer cannot be parsed.
+absl::Status ForEachServerConnection(const std::function<void(int64_t socket_id)>& visit);
+// One connection's streams and addresses; NOT_FOUND once it has closed.
+absl::StatusOr<ChannelzSocket> ReadServerConnection(int64_t socket_id);
 
 }  // namespace shardlm
 

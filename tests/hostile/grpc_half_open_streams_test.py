@@ -32,6 +32,18 @@ def health_ok(address):
     return seconds
 
 
+def timed_tokenize(pb, channel):
+    """A normal call on `channel`: Tokenize, checked, returning its seconds."""
+    def tokenize():
+        reply, seconds = h.timed(lambda: h.unary(
+            channel, "/shardlm.v1.ShardLM/Tokenize", pb.TokenizeRequest(text="Once upon"),
+            pb.TokenizeResponse, timeout=5))
+        if not reply.token_ids:
+            h.fail("Tokenize returned no ids")
+        return seconds
+    return tokenize
+
+
 def attack(name, server, address, path, normal_call, tls=None):
     attack_once(name + " (SETTINGS acked)", server, address, path, normal_call, True, tls)
     attack_once(name + " (SETTINGS never acked)", server, address, path, normal_call, False, tls)
@@ -85,16 +97,7 @@ def main():
     pb, stage = h.protos()
     serve = h.start_serve(extra=["--metrics-listen", "127.0.0.1:0"])
     try:
-        channel = grpc.insecure_channel(serve.lines["SERVING"])
-
-        def tokenize():
-            reply, seconds = h.timed(lambda: h.unary(
-                channel, "/shardlm.v1.ShardLM/Tokenize", pb.TokenizeRequest(text="Once upon"),
-                pb.TokenizeResponse, timeout=5))
-            if not reply.token_ids:
-                h.fail("Tokenize returned no ids")
-            return seconds
-
+        tokenize = timed_tokenize(pb, grpc.insecure_channel(serve.lines["SERVING"]))
         tokenize()  # connect before measuring
         attack("coordinator", serve, serve.lines["SERVING"], "/shardlm.v1.ShardLM/Tokenize",
                tokenize)
@@ -114,15 +117,7 @@ def main():
         with open(cert, "rb") as f:
             channel = grpc.secure_channel(serve.lines["SERVING"],
                                           grpc.ssl_channel_credentials(root_certificates=f.read()))
-
-        def tokenize_tls():
-            reply, seconds = h.timed(lambda: h.unary(
-                channel, "/shardlm.v1.ShardLM/Tokenize", pb.TokenizeRequest(text="Once upon"),
-                pb.TokenizeResponse, timeout=5))
-            if not reply.token_ids:
-                h.fail("Tokenize returned no ids")
-            return seconds
-
+        tokenize_tls = timed_tokenize(pb, channel)
         tokenize_tls()
         attack("coordinator over TLS", serve, serve.lines["SERVING"],
                "/shardlm.v1.ShardLM/Tokenize", tokenize_tls, tls=h.tls_client_context(cert))
