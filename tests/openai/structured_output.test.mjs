@@ -9,10 +9,9 @@ import {readdirSync, readFileSync} from "node:fs";
 import {dirname, join} from "node:path";
 import {test} from "node:test";
 import {fileURLToPath} from "node:url";
-import grpc from "@grpc/grpc-js";
-import protoLoader from "@grpc/proto-loader";
 import OpenAI from "openai";
 import {checkSchema} from "./json_schema_check.mjs";
+import {collectStream, grpc, shardlmClient} from "./shardlm_grpc.mjs";
 
 const http = process.env.SHARDLM_HTTP;
 const grpcAddress = process.env.SHARDLM_GRPC;
@@ -25,28 +24,9 @@ const schemaDir = join(here, "..", "grammar", "schemas");
 const schemas = readdirSync(schemaDir).filter((f) => f.endsWith(".json")).sort()
     .map((f) => ({name: f.replace(/\.json$/, ""), schema: JSON.parse(readFileSync(join(schemaDir, f), "utf8"))}));
 
-const protoDir = join(here, "..", "..", "protos");
-const definition = protoLoader.loadSync(
-    [join(protoDir, "shardlm/v1/shardlm.proto"), join(protoDir, "shardlm/v1/stage.proto")],
-    {includeDirs: [protoDir], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true});
-const {shardlm} = grpc.loadPackageDefinition(definition);
-const stub = new shardlm.v1.ShardLM(grpcAddress, grpc.credentials.createInsecure());
-const metadata = new grpc.Metadata();
-metadata.set("authorization", `Bearer ${apiKey}`);
-
-function generate(request) {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    let summary = null;
-    const call = stub.Generate(request, metadata, {deadline: Date.now() + 120_000});
-    call.on("data", (msg) => {
-      if (msg.chunk) text += msg.chunk.text;
-      if (msg.summary) summary = msg.summary;
-    });
-    call.on("error", reject);
-    call.on("end", () => resolve({text, summary}));
-  });
-}
+const grpcClient = shardlmClient(grpcAddress, apiKey);
+const {stub, metadata} = grpcClient;
+const generate = (request) => collectStream(grpcClient, "Generate", request, 120_000);
 
 const messages = [{role: "user", content: "Tell me about a cat, as JSON."}];
 
