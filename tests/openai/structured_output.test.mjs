@@ -30,6 +30,39 @@ const generate = (request) => collectStream(grpcClient, "Generate", request, 120
 
 const messages = [{role: "user", content: "Tell me about a cat, as JSON."}];
 
+// The checker the answers are held to must itself refuse what each keyword
+// forbids, or the suite below could not fail.
+test("checkSchema refuses a value breaking each keyword and accepts one that fits", () => {
+  const schema = {
+    type: "object",
+    properties: {
+      name: {type: "string", minLength: 2, maxLength: 4},
+      kind: {enum: ["a", "b"]},
+      v: {const: 1},
+      tags: {type: "array", items: {type: "integer"}, minItems: 1, maxItems: 2},
+      when: {type: "string", format: "date"},
+      either: {anyOf: [{type: "string"}, {type: "null"}]},
+      one: {oneOf: [{type: "integer"}, {type: "number"}]},
+      ref: {$ref: "#/$defs/flag"},
+    },
+    required: ["name"],
+    additionalProperties: false,
+    $defs: {flag: {type: "boolean"}},
+  };
+  const good = {name: "abc", kind: "a", v: 1, tags: [1], when: "2026-12-02", either: null, one: 1.5,
+                ref: true};
+  assert.equal(checkSchema(schema, good), "");
+  const bad = [
+    [{}, /missing name/], [{...good, extra: 1}, /schema false/], [[], /not of type/],
+    [{...good, name: "a"}, /minLength/], [{...good, name: "abcde"}, /maxLength/],
+    [{...good, kind: "c"}, /enum/], [{...good, v: 2}, /const/],
+    [{...good, tags: []}, /minItems/], [{...good, tags: [1, 2, 3]}, /maxItems/],
+    [{...good, tags: [1.5]}, /type/], [{...good, when: "2026-13-02"}, /date/],
+    [{...good, either: 1}, /anyOf/], [{...good, one: 1}, /2 oneOf/], [{...good, ref: "yes"}, /type/],
+  ];
+  for (const [value, why] of bad) assert.match(checkSchema(schema, value), why, JSON.stringify(value));
+});
+
 test("json_schema: every schema of the suite answers valid JSON that fits it", async () => {
   assert.ok(schemas.length >= 50, `${schemas.length} schemas`);
   const model = (await client.models.list()).data[0].id;

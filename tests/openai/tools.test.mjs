@@ -15,6 +15,7 @@ import {readFileSync} from "node:fs";
 import {join} from "node:path";
 import {test} from "node:test";
 import OpenAI from "openai";
+import {checkSchema} from "./json_schema_check.mjs";
 import {referencePromptTokens} from "./reference_prompt.mjs";
 
 const {SHARDLM_HTTP: http, SHARDLM_API_KEY: apiKey, SHARDLM_E2E_MODEL: model,
@@ -63,23 +64,11 @@ const search = {
 const tools = [weather, search];
 const messages = [{role: "user", content: "What's the weather in Paris?"}];
 
-// The arguments fit the function's schema (the subset used above).
+// The arguments fit the function's schema.
 function checkArguments(fn, text) {
   let args;
   assert.doesNotThrow(() => { args = JSON.parse(text); }, `arguments are not JSON: ${text}`);
-  const {properties, required} = fn.parameters;
-  for (const key of required) assert.ok(key in args, `missing required '${key}' in ${text}`);
-  for (const [key, value] of Object.entries(args)) {
-    const p = properties[key];
-    assert.ok(p, `'${key}' is not a parameter of ${fn.name}`);
-    if (p.enum) assert.ok(p.enum.includes(value), `${key}=${value} not in the enum`);
-    if (p.type === "string") {
-      assert.equal(typeof value, "string", key);
-      if (p.maxLength !== undefined) assert.ok([...value].length <= p.maxLength, `${key} too long`);
-    }
-    if (p.type === "integer") assert.ok(Number.isInteger(value), key);
-    if (p.type === "boolean") assert.equal(typeof value, "boolean", key);
-  }
+  assert.equal(checkSchema(fn.parameters, args), "", `${fn.name}: ${text}`);
   return args;
 }
 
