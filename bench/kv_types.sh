@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prompt processing and decode speed of one in-process stage (shardlm-speed)
 # with each KV cache type, alternating the types round by round, and the KV
-# bytes per token each reports. Prints a Markdown table (best run of each).
+# bytes per token each reports. Prints a Markdown table: each round's speed
+# (the best of RUNS) and its ratio to f16 in the same round — on a shared
+# machine speeds swing between rounds, runs made back to back compare.
 #
 #   bench/kv_types.sh [MODEL.gguf] [ROUNDS]
 #
@@ -30,16 +32,24 @@ done
 python3 - "$OUT" "$ROUNDS" "$PP" "$TG" "${TYPES[@]}" <<'PY'
 import json, sys
 out, rounds, pp, tg, types = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
-rows = {}
-for t in types:
-    runs = [json.load(open(f"{out}/{t}.{r}.json")) for r in range(1, rounds + 1)]
-    rows[t] = (runs[0]["kv_bytes_per_token"],
-               max(r["pp"]["tokens_per_s_best"] for r in runs),
-               max(r["tg"]["tokens_per_s_best"] for r in runs))
-base = rows.get("f16")
-print(f"| KV type | KV bytes per token (all layers) | vs f16 | pp{pp} tok/s | tg{tg} tok/s |")
+runs = {t: [json.load(open(f"{out}/{t}.{r}.json")) for r in range(1, rounds + 1)] for t in types}
+base = runs.get("f16")
+
+def speeds(t, phase):  # "v1 (0.96x) / v2 (0.81x)": each round, against f16 in that round
+    cells = []
+    for r, run in enumerate(runs[t]):
+        v = run[phase]["tokens_per_s_best"]
+        cell = f"{v:.1f}"
+        if base and t != "f16":
+            cell += f" ({v / base[r][phase]['tokens_per_s_best']:.2f}x)"
+        cells.append(cell)
+    return " / ".join(cells)
+
+print(f"| KV type | KV bytes per token (all layers) | vs f16 | pp{pp} tok/s, rounds 1-{rounds} | "
+      f"tg{tg} tok/s, rounds 1-{rounds} |")
 print("|---|---|---|---|---|")
-for t, (b, p, g) in rows.items():
-    ratio = f"{b / base[0]:.3f}" if base else "-"
-    print(f"| {t} | {b} | {ratio} | {p:.1f} | {g:.2f} |")
+for t in types:
+    b = runs[t][0]["kv_bytes_per_token"]
+    ratio = f"{b / base[0]['kv_bytes_per_token']:.3f}" if base else "-"
+    print(f"| {t} | {b} | {ratio} | {speeds(t, 'pp')} | {speeds(t, 'tg')} |")
 PY

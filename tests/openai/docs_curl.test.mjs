@@ -15,11 +15,10 @@ import {dirname, join} from "node:path";
 import {test} from "node:test";
 import {fileURLToPath} from "node:url";
 
-const doc = readFileSync(
-    join(dirname(fileURLToPath(import.meta.url)), "..", "..", "docs", "OPENAI.md"), "utf8");
+const here = dirname(fileURLToPath(import.meta.url));
+const doc = readFileSync(join(here, "..", "..", "docs", "OPENAI.md"), "utf8");
 const blocks = [...doc.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
 const jsBlocks = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
-const here = dirname(fileURLToPath(import.meta.url));
 const env = {
   ...process.env,
   SHARDLM_URL: `http://${process.env.SHARDLM_HTTP}`,

@@ -5,12 +5,9 @@
 //   SHARDLM_GRPC     host:port of the gRPC API
 //   SHARDLM_API_KEY  the bearer token the server accepts
 import assert from "node:assert/strict";
-import {dirname, join} from "node:path";
 import {test} from "node:test";
-import {fileURLToPath} from "node:url";
-import grpc from "@grpc/grpc-js";
-import protoLoader from "@grpc/proto-loader";
 import OpenAI from "openai";
+import {collectStream, grpc, shardlm, shardlmClient} from "./shardlm_grpc.mjs";
 
 const http = process.env.SHARDLM_HTTP;
 const grpcAddress = process.env.SHARDLM_GRPC;
@@ -19,27 +16,10 @@ assert.ok(http && grpcAddress && apiKey, "SHARDLM_HTTP, SHARDLM_GRPC and SHARDLM
 
 const client = new OpenAI({baseURL: `http://${http}/v1`, apiKey, maxRetries: 0, timeout: 60_000});
 
-const protoDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "protos");
-const definition = protoLoader.loadSync(
-    [join(protoDir, "shardlm/v1/shardlm.proto"), join(protoDir, "shardlm/v1/stage.proto")],
-    {includeDirs: [protoDir], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true});
-const {shardlm} = grpc.loadPackageDefinition(definition);
-const shardlmStub = new shardlm.v1.ShardLM(grpcAddress, grpc.credentials.createInsecure());
-
-// A streaming gRPC call (Generate or Chat) collected: its text and summary.
-function grpcStream(method, request) {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    let summary = null;
-    const call = shardlmStub[method](request, {deadline: Date.now() + 60_000});
-    call.on("data", (msg) => {
-      if (msg.chunk) text += msg.chunk.text;
-      if (msg.summary) summary = msg.summary;
-    });
-    call.on("error", reject);
-    call.on("end", () => resolve({text, summary}));
-  });
-}
+// gRPC without the API key: it guards the HTTP API only.
+const grpcClient = shardlmClient(grpcAddress);
+const shardlmStub = grpcClient.stub;
+const grpcStream = (method, request) => collectStream(grpcClient, method, request);
 
 function unary(stub, method, request) {
   return new Promise((resolve, reject) => {

@@ -5,10 +5,13 @@
 # SHARDLM_E2E_TEMPLATE — and runs
 # Node test files against it:
 #   run_e2e.sh BIN_DIR TEST_DATA_DIR TEST.mjs...
-# SHARDLM_TEST_DATA overrides TEST_DATA_DIR. Installs the npm packages
-# (npm ci) when node_modules is missing. Exits 77 (skip) without node/npm.
+# SHARDLM_TEST_DATA overrides TEST_DATA_DIR. The tests get SHARDLM_HTTP,
+# SHARDLM_GRPC, SHARDLM_API_KEY, SHARDLM_E2E_MODEL, SHARDLM_TEST_DATA and
+# SHARDLM_BIN (BIN_DIR, for shardlm-tokenize and shardlm-inspect). Installs
+# the npm packages (npm ci) when node_modules is missing. Exits 77 (skip)
+# without node/npm.
 set -euo pipefail
-bin=$1
+bin=$(cd "$1" && pwd)
 data=${SHARDLM_TEST_DATA:-$2}
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +29,7 @@ export SHARDLM_API_KEY="sk-shardlm-test-$$"
 # models run with their own templates: SHARDLM_E2E_TEMPLATE="").
 export SHARDLM_E2E_MODEL="$data/models/${SHARDLM_E2E_MODEL_NAME:-stories260K}.gguf"
 export SHARDLM_TEST_DATA="$data"
+export SHARDLM_BIN="$bin"
 template="${SHARDLM_E2E_TEMPLATE-zephyr}"
 template_flag=()
 if [ -n "$template" ]; then template_flag=(--chat-template "$template"); fi

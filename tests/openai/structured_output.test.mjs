@@ -9,10 +9,9 @@ import {readdirSync, readFileSync} from "node:fs";
 import {dirname, join} from "node:path";
 import {test} from "node:test";
 import {fileURLToPath} from "node:url";
-import grpc from "@grpc/grpc-js";
-import protoLoader from "@grpc/proto-loader";
 import OpenAI from "openai";
 import {checkSchema} from "./json_schema_check.mjs";
+import {collectStream, grpc, shardlmClient} from "./shardlm_grpc.mjs";
 
 const http = process.env.SHARDLM_HTTP;
 const grpcAddress = process.env.SHARDLM_GRPC;
@@ -25,30 +24,44 @@ const schemaDir = join(here, "..", "grammar", "schemas");
 const schemas = readdirSync(schemaDir).filter((f) => f.endsWith(".json")).sort()
     .map((f) => ({name: f.replace(/\.json$/, ""), schema: JSON.parse(readFileSync(join(schemaDir, f), "utf8"))}));
 
-const protoDir = join(here, "..", "..", "protos");
-const definition = protoLoader.loadSync(
-    [join(protoDir, "shardlm/v1/shardlm.proto"), join(protoDir, "shardlm/v1/stage.proto")],
-    {includeDirs: [protoDir], keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true});
-const {shardlm} = grpc.loadPackageDefinition(definition);
-const stub = new shardlm.v1.ShardLM(grpcAddress, grpc.credentials.createInsecure());
-const metadata = new grpc.Metadata();
-metadata.set("authorization", `Bearer ${apiKey}`);
-
-function generate(request) {
-  return new Promise((resolve, reject) => {
-    let text = "";
-    let summary = null;
-    const call = stub.Generate(request, metadata, {deadline: Date.now() + 120_000});
-    call.on("data", (msg) => {
-      if (msg.chunk) text += msg.chunk.text;
-      if (msg.summary) summary = msg.summary;
-    });
-    call.on("error", reject);
-    call.on("end", () => resolve({text, summary}));
-  });
-}
+const grpcClient = shardlmClient(grpcAddress, apiKey);
+const {stub, metadata} = grpcClient;
+const generate = (request) => collectStream(grpcClient, "Generate", request, 120_000);
 
 const messages = [{role: "user", content: "Tell me about a cat, as JSON."}];
+
+// The checker the answers are held to must itself refuse what each keyword
+// forbids, or the suite below could not fail.
+test("checkSchema refuses a value breaking each keyword and accepts one that fits", () => {
+  const schema = {
+    type: "object",
+    properties: {
+      name: {type: "string", minLength: 2, maxLength: 4},
+      kind: {enum: ["a", "b"]},
+      v: {const: 1},
+      tags: {type: "array", items: {type: "integer"}, minItems: 1, maxItems: 2},
+      when: {type: "string", format: "date"},
+      either: {anyOf: [{type: "string"}, {type: "null"}]},
+      one: {oneOf: [{type: "integer"}, {type: "number"}]},
+      ref: {$ref: "#/$defs/flag"},
+    },
+    required: ["name"],
+    additionalProperties: false,
+    $defs: {flag: {type: "boolean"}},
+  };
+  const good = {name: "abc", kind: "a", v: 1, tags: [1], when: "2026-12-02", either: null, one: 1.5,
+                ref: true};
+  assert.equal(checkSchema(schema, good), "");
+  const bad = [
+    [{}, /missing name/], [{...good, extra: 1}, /schema false/], [[], /not of type/],
+    [{...good, name: "a"}, /minLength/], [{...good, name: "abcde"}, /maxLength/],
+    [{...good, kind: "c"}, /enum/], [{...good, v: 2}, /const/],
+    [{...good, tags: []}, /minItems/], [{...good, tags: [1, 2, 3]}, /maxItems/],
+    [{...good, tags: [1.5]}, /type/], [{...good, when: "2026-13-02"}, /date/],
+    [{...good, either: 1}, /anyOf/], [{...good, one: 1}, /2 oneOf/], [{...good, ref: "yes"}, /type/],
+  ];
+  for (const [value, why] of bad) assert.match(checkSchema(schema, value), why, JSON.stringify(value));
+});
 
 test("json_schema: every schema of the suite answers valid JSON that fits it", async () => {
   assert.ok(schemas.length >= 50, `${schemas.length} schemas`);

@@ -6,16 +6,17 @@
 // naming the function with arguments that parse and fit its schema (the
 // grammar enforces it), streamed as OpenAI streams calls; a conversation
 // carrying a call and its result must be rendered as Jinja2 renders the
-// model's template (prompt_tokens counted against
-// ../shared/reference/render_template.py). run_e2e.sh starts `shardlm
-// serve` and passes SHARDLM_HTTP, SHARDLM_API_KEY, SHARDLM_E2E_MODEL and
-// SHARDLM_TEST_DATA; ctest passes SHARDLM_TEMPLATE_NAME and SHARDLM_BIN.
+// model's template (prompt_tokens counted by reference_prompt.mjs).
+// run_e2e.sh starts `shardlm serve` and passes SHARDLM_HTTP,
+// SHARDLM_API_KEY, SHARDLM_E2E_MODEL, SHARDLM_TEST_DATA and SHARDLM_BIN;
+// ctest passes SHARDLM_TEMPLATE_NAME.
 import assert from "node:assert/strict";
-import {execFileSync} from "node:child_process";
 import {readFileSync} from "node:fs";
 import {join} from "node:path";
 import {test} from "node:test";
 import OpenAI from "openai";
+import {checkSchema} from "./json_schema_check.mjs";
+import {referencePromptTokens} from "./reference_prompt.mjs";
 
 const {SHARDLM_HTTP: http, SHARDLM_API_KEY: apiKey, SHARDLM_E2E_MODEL: model,
        SHARDLM_TEMPLATE_NAME: templateName, SHARDLM_BIN: bin, SHARDLM_TEST_DATA: data} = process.env;
@@ -63,23 +64,11 @@ const search = {
 const tools = [weather, search];
 const messages = [{role: "user", content: "What's the weather in Paris?"}];
 
-// The arguments fit the function's schema (the subset used above).
+// The arguments fit the function's schema.
 function checkArguments(fn, text) {
   let args;
   assert.doesNotThrow(() => { args = JSON.parse(text); }, `arguments are not JSON: ${text}`);
-  const {properties, required} = fn.parameters;
-  for (const key of required) assert.ok(key in args, `missing required '${key}' in ${text}`);
-  for (const [key, value] of Object.entries(args)) {
-    const p = properties[key];
-    assert.ok(p, `'${key}' is not a parameter of ${fn.name}`);
-    if (p.enum) assert.ok(p.enum.includes(value), `${key}=${value} not in the enum`);
-    if (p.type === "string") {
-      assert.equal(typeof value, "string", key);
-      if (p.maxLength !== undefined) assert.ok([...value].length <= p.maxLength, `${key} too long`);
-    }
-    if (p.type === "integer") assert.ok(Number.isInteger(value), key);
-    if (p.type === "boolean") assert.equal(typeof value, "boolean", key);
-  }
+  assert.equal(checkSchema(fn.parameters, args), "", `${fn.name}: ${text}`);
   return args;
 }
 
@@ -180,19 +169,9 @@ function openAiMessages(c) {
   });
 }
 
-function today() {
-  const d = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T00:00:00`;
-}
-
 test("a call and its result in the conversation: rendered as Jinja2 renders the template", async () => {
-  const text = execFileSync("/usr/bin/python3", [
-    join(data, "reference", "render_template.py"), join(data, "templates", `${templateName}.jinja`),
-    join(data, "templates", "cases.json"), "--case", "tools_call_result", "--now", today()]);
-  const want = JSON.parse(execFileSync(join(bin, "shardlm-tokenize"),
-                                       ["--ids", "--no-bos", "--special", model, "-"],
-                                       {input: text})).length;
+  const want = referencePromptTokens(
+      {data, bin, model, templateFile: join(data, "templates", `${templateName}.jinja`)}, "tools_call_result");
   const r = await client.chat.completions.create({
     model: "shardlm", messages: openAiMessages(callResult), tools: callResult.tools,
     temperature: 0, max_tokens: 1,
