@@ -160,21 +160,18 @@ void LlamaStage::CacheKeysValues(int local, const std::vector<Run>& runs) {
 
 // attn_ = softmax(q k^T / sqrt(head_dim)) v per token and query head, over
 // its sequence's cached positions up to its own (causal), in parallel. The
-// attention reads each run's rows as one contiguous run: in place within
-// the first block, else gathered from the blocks once per run and layer
-// (a copy of n_pos rows, small next to the n_head / n_head_kv reads of
-// each row that follow).
+// attention reads each run's rows in place in the cache's blocks, through
+// their addresses (one pointer per position and layer; no row is copied).
 void LlamaStage::AttendHeads(int local, const std::vector<Run>& runs, int n) {
   const ModelConfig& c = config_;
   const int n_q = c.n_head * c.head_dim;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
-  const size_t row_bytes = kv_.row_bytes();
   if (run_rows_.size() < runs.size()) run_rows_.resize(runs.size());
   for (size_t r = 0; r < runs.size(); ++r) {
     RunRows& rows = run_rows_[r];
     const int n_pos = runs[r].start_pos + runs[r].count;
-    rows.keys = kv_.Rows(runs[r].seq, local, /*values=*/false, n_pos, &rows.key_buffer);
-    rows.values = kv_.Rows(runs[r].seq, local, /*values=*/true, n_pos, &rows.value_buffer);
+    kv_.RowPointers(runs[r].seq, local, /*values=*/false, n_pos, &rows.keys);
+    kv_.RowPointers(runs[r].seq, local, /*values=*/true, n_pos, &rows.values);
   }
   tbb::parallel_for(
       tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
@@ -183,15 +180,14 @@ void LlamaStage::AttendHeads(int local, const std::vector<Run>& runs, int n) {
           const int t = idx / c.n_head, h = idx % c.n_head;
           const Run& run = *token_run_[t].first;
           const RunRows& rows = run_rows_[&run - runs.data()];
+          const KvRows keys{rows.keys.data()}, values{rows.values.data()};
           const int n_pos = run.start_pos + token_run_[t].second + 1;  // causal: up to itself
           if (KvTypeIsQuantized(kv_.type())) {  // llama.cpp needs flash attention for these
-            const KvRows keys{rows.keys, row_bytes};
-            const KvRows values{rows.values, row_bytes};
             FlashAttendHead(&q_[t * n_q], keys, values, kv_.type(), n_pos, shape, h,
                             &attn_[t * n_q], &scratch);
             continue;
           }
-          AttendHead(&q_[t * n_q], rows.keys, rows.values, kv_.type(), n_pos, shape, h,
+          AttendHead(&q_[t * n_q], keys, values, kv_.type(), n_pos, shape, h,
                      &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
         }
       });
