@@ -55,7 +55,7 @@ LlamaStage::LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config,
   info_.fingerprint = ModelFingerprint(*file_);
   info_.kv_type = KvTypeName(kv_.type());
   info_.kv_bytes_per_token = kv_.bytes_per_token();
-  stats_ = kv_.stats();
+  PublishKvStats();
 }
 
 absl::Status LlamaStage::Validate(const ForwardRequest& r, std::vector<Run>* runs) const {
@@ -99,9 +99,7 @@ absl::Status LlamaStage::Forward(const ForwardRequest& request, ForwardResult* r
   result->compute_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   forward_seconds_.Observe(result->compute_ms / 1000);
   tokens_.Add(static_cast<double>(request.n_tokens()));
-  const KvStats stats = kv_.stats();
-  std::lock_guard<std::mutex> stats_lock(stats_mu_);
-  stats_ = stats;
+  PublishKvStats();
   return absl::OkStatus();
 }
 
@@ -238,18 +236,14 @@ void LlamaStage::ComputeLogits(const ForwardRequest& r, const std::vector<Run>& 
 absl::Status LlamaStage::Fork(SeqId dst, SeqId src, int n, bool cache_entry) {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Status status = kv_.Fork(dst, src, n, cache_entry);
-  const KvStats stats = kv_.stats();
-  std::lock_guard<std::mutex> stats_lock(stats_mu_);
-  stats_ = stats;
+  PublishKvStats();
   return status;
 }
 
 absl::Status LlamaStage::Release(SeqId seq) {
   std::lock_guard<std::mutex> lock(mu_);
   kv_.Release(seq);
-  const KvStats stats = kv_.stats();
-  std::lock_guard<std::mutex> stats_lock(stats_mu_);
-  stats_ = stats;
+  PublishKvStats();
   return absl::OkStatus();
 }
 
@@ -278,6 +272,12 @@ void LlamaStage::RenderMetrics(MetricsPage* page) const {
                   labels);
   page->Gauge("shardlm_kernel_set_info", "Kernel set this worker computes with (label set)", 1,
               absl::StrCat("set=\"", std::string(BestKernelName()), "\""));
+}
+
+void LlamaStage::PublishKvStats() {
+  const KvStats stats = kv_.stats();  // outside stats_mu_: kv_stats() never waits for this
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  stats_ = stats;
 }
 
 KvStats LlamaStage::kv_stats() const {

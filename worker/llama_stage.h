@@ -74,6 +74,8 @@ class LlamaStage : public Stage {
   void FeedForward(const LayerWeights& w, int n_tokens, const std::vector<int>& groups);
   void ComputeLogits(const ForwardRequest& request, const std::vector<Run>& runs,
                      ForwardResult* result);
+  // Under mu_, after kv_ changed: the snapshot kv_stats() answers from.
+  void PublishKvStats();
 
   std::shared_ptr<const GgufFile> file_;
   ModelConfig config_;
