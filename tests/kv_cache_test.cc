@@ -33,22 +33,18 @@ void Append(KvCache& kv, SeqId seq, int start, int count, float tag) {
   }
 }
 
-// Position p's first key element at layer l, read through Rows (the
-// attention's view: gathered across blocks).
-float KeyAt(const KvCache& kv, SeqId seq, int l, int p) {
-  std::vector<uint8_t> buffer;
-  const uint8_t* rows = kv.Rows(seq, l, /*values=*/false, p + 1, &buffer);
-  float k;
-  std::memcpy(&k, rows + p * kv.row_bytes(), sizeof k);
-  return k;
+// Position p's first key (or value) element at layer l, read through
+// RowPointers (the attention's view: the rows in their blocks).
+float FirstAt(const KvCache& kv, SeqId seq, int l, int p, bool values) {
+  std::vector<const void*> rows;
+  kv.RowPointers(seq, l, values, p + 1, &rows);
+  EXPECT_EQ(rows.size(), static_cast<size_t>(p + 1));
+  float x;
+  std::memcpy(&x, rows[p], sizeof x);
+  return x;
 }
-float ValueAt(const KvCache& kv, SeqId seq, int l, int p) {
-  std::vector<uint8_t> buffer;
-  const uint8_t* rows = kv.Rows(seq, l, /*values=*/true, p + 1, &buffer);
-  float v;
-  std::memcpy(&v, rows + p * kv.row_bytes(), sizeof v);
-  return v;
-}
+float KeyAt(const KvCache& kv, SeqId seq, int l, int p) { return FirstAt(kv, seq, l, p, false); }
+float ValueAt(const KvCache& kv, SeqId seq, int l, int p) { return FirstAt(kv, seq, l, p, true); }
 
 TEST(KvCacheTest, BlocksGrowWithTheSequenceAndRowsReadAcrossBlocks) {
   KvCache kv(kLayers, kRow, 1024, KvType::kF32, 0);
@@ -62,6 +58,11 @@ TEST(KvCacheTest, BlocksGrowWithTheSequenceAndRowsReadAcrossBlocks) {
     EXPECT_EQ(KeyAt(kv, 1, 1, p), 1000 + p) << p;
     EXPECT_EQ(ValueAt(kv, 1, 0, p), -p) << p;
   }
+  // The attention reads the rows where they are: no copy, whatever block.
+  std::vector<const void*> rows;
+  kv.RowPointers(1, 1, /*values=*/true, 2 * B + 5, &rows);
+  ASSERT_EQ(rows.size(), static_cast<size_t>(2 * B + 5));
+  for (int p = 0; p < 2 * B + 5; ++p) ASSERT_EQ(rows[p], kv.value_row(1, 1, p)) << p;
   kv.Release(1);
   EXPECT_EQ(kv.stats().blocks_used, 0);
   EXPECT_EQ(kv.stats().sequences, 0);

@@ -317,13 +317,20 @@ TEST(TensorFormatTest, ForwardKernelsMatchReference) {
     std::vector<float> p = Gauss(n, 14, 0.3f), scratch(64 * dim);
     std::vector<uint16_t> rows16(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) rows16[i] = Fp32ToFp16(rows[i]);
+    // Row j at rows[j * dim]; read backwards from the end so the kernels
+    // follow the addresses, not an assumed stride.
+    std::vector<const void*> at(n), at16(n);
+    for (int64_t j = 0; j < n; ++j) {
+      at[j] = &rows[(n - 1 - j) * dim];
+      at16[j] = &rows16[(n - 1 - j) * dim];
+    }
     for (int slots : {16, 64}) {
       std::vector<float> mw(dim), mg(dim);
-      ref.mix_rows_f32(n, p.data(), rows.data(), dim, dim, slots, scratch.data(), mw.data());
-      best.mix_rows_f32(n, p.data(), rows.data(), dim, dim, slots, scratch.data(), mg.data());
+      ref.mix_rows_f32(n, p.data(), at.data(), 0, dim, slots, scratch.data(), mw.data());
+      best.mix_rows_f32(n, p.data(), at.data(), 0, dim, slots, scratch.data(), mg.data());
       for (int64_t i = 0; i < dim; ++i) ASSERT_EQ(Bits(mg[i]), Bits(mw[i])) << slots << " " << i;
-      ref.mix_rows_f16(n, p.data(), rows16.data(), dim, dim, slots, scratch.data(), mw.data());
-      best.mix_rows_f16(n, p.data(), rows16.data(), dim, dim, slots, scratch.data(), mg.data());
+      ref.mix_rows_f16(n, p.data(), at16.data(), 0, dim, slots, scratch.data(), mw.data());
+      best.mix_rows_f16(n, p.data(), at16.data(), 0, dim, slots, scratch.data(), mg.data());
       for (int64_t i = 0; i < dim; ++i) ASSERT_EQ(Bits(mg[i]), Bits(mw[i])) << slots << " " << i;
     }
   }

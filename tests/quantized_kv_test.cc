@@ -61,9 +61,18 @@ Cache MakeCache(KvType type, AttentionShape shape, int n_pos, uint32_t seed) {
   return c;
 }
 
+// The addresses of n rows `row_bytes` apart from `base` (KvRows' view).
+std::vector<const void*> RowsAt(const uint8_t* base, size_t row_bytes, int n) {
+  std::vector<const void*> rows(n);
+  for (int j = 0; j < n; ++j) rows[j] = base + static_cast<size_t>(j) * row_bytes;
+  return rows;
+}
+
 std::vector<float> Flash(const Cache& c, KernelSet set) {
   std::vector<float> out(c.q.size(), NAN), scratch;
-  const KvRows keys{c.k_q8.data(), c.row_bytes}, values{c.v_q8.data(), c.row_bytes};
+  const std::vector<const void*> k = RowsAt(c.k_q8.data(), c.row_bytes, c.n_pos),
+                                 v = RowsAt(c.v_q8.data(), c.row_bytes, c.n_pos);
+  const KvRows keys{k.data()}, values{v.data()};
   for (int h = 0; h < c.shape.n_head; ++h) {
     FlashAttendHead(c.q.data(), keys, values, c.type, c.n_pos, c.shape, h, out.data(), &scratch,
                     set);
@@ -136,8 +145,10 @@ TEST(FlashAttentionTest, ReadsRowsThroughTheAccessor) {
   }
   std::vector<float> out(c.q.size()), scratch;
   for (int h = 0; h < c.shape.n_head; ++h) {
-    FlashAttendHead(c.q.data(), KvRows{k.data(), spread}, KvRows{v.data(), spread}, c.type,
-                    c.n_pos, c.shape, h, out.data(), &scratch);
+    const std::vector<const void*> kr = RowsAt(k.data(), spread, c.n_pos),
+                                   vr = RowsAt(v.data(), spread, c.n_pos);
+    FlashAttendHead(c.q.data(), KvRows{kr.data()}, KvRows{vr.data()}, c.type, c.n_pos, c.shape,
+                    h, out.data(), &scratch);
   }
   const std::vector<float> packed = Flash(c, KernelSet::kBest);
   EXPECT_EQ(std::memcmp(out.data(), packed.data(), out.size() * sizeof(float)), 0);

@@ -33,12 +33,11 @@ void RoundToF16(float* x, int n, std::vector<uint16_t>* bits) {
 
 }  // namespace
 
-void AttendHead(const float* q, const void* keys, const void* values, KvType kv_type, int n_pos,
+void AttendHead(const float* q, const KvRows& keys, const KvRows& values, KvType kv_type, int n_pos,
                 const AttentionShape& s, int h, float* out, std::vector<float>* scratch,
                 bool batched) {
   const int hd = s.head_dim;
   const int kvh = h / (s.n_head / s.n_head_kv);
-  const int64_t row = static_cast<int64_t>(s.n_head_kv) * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kv_type == KvType::kF16;
   const int slots = batched ? 16 : 64;
@@ -60,14 +59,14 @@ void AttendHead(const float* q, const void* keys, const void* values, KvType kv_
     qv = q16.data();
     elem = sizeof(uint16_t);
   }
-  const auto* k = static_cast<const uint8_t*>(keys) + kvh * hd * elem;
-  for (int j = 0; j < n_pos; ++j) scores[j] = dot(hd, k + j * row * elem, qv) * scale;
+  const size_t head_bytes = static_cast<size_t>(kvh) * hd * elem;
+  for (int j = 0; j < n_pos; ++j) scores[j] = dot(hd, keys.row(j) + head_bytes, qv) * scale;
   Softmax(scores, n_pos);
   if (f16) RoundToF16(scores, n_pos, &p16);
 
   const ForwardKernels& fk = Forward();
-  const auto* v = static_cast<const uint8_t*>(values) + kvh * hd * elem;
-  (f16 ? fk.mix_rows_f16 : fk.mix_rows_f32)(n_pos, scores, v, row, hd, slots, mix, out + h * hd);
+  (f16 ? fk.mix_rows_f16 : fk.mix_rows_f32)(n_pos, scores, values.rows, int64_t{kvh} * hd, hd,
+                                            slots, mix, out + h * hd);
 }
 
 void StoreKv(const float* k, const float* v, int n, KvType kv_type, void* k_dst, void* v_dst) {

@@ -16,16 +16,6 @@
 
 namespace shardlm {
 
-// The cached rows of one sequence and layer, keys or values: row(j) is
-// position j's row of n_head_kv * head_dim values in the cache type. The
-// attention reads rows only through this, so the cache may lay positions
-// out as it likes (contiguous today; in blocks for shared prefixes).
-struct KvRows {
-  const uint8_t* base = nullptr;
-  size_t row_bytes = 0;
-  const uint8_t* row(int j) const { return base + static_cast<size_t>(j) * row_bytes; }
-};
-
 // out[h * head_dim + i] = sum_{j < n_pos} softmax_j(q_h . k_j / sqrt(head_dim)) v_j[i]
 // for query head `h`, over rows of a `kv_type` cache (KvTypeIsQuantized;
 // head_dim a multiple of 32), rounding for rounding as llama.cpp computes

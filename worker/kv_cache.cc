@@ -170,17 +170,15 @@ uint8_t* KvCache::value_row(SeqId seq, int layer, int pos) {
   return RowIn(s.blocks[pos / kBlockPositions], layer, true, pos % kBlockPositions);
 }
 
-const uint8_t* KvCache::Rows(SeqId seq, int layer, bool values, int n_pos,
-                             std::vector<uint8_t>* buffer) const {
+void KvCache::RowPointers(SeqId seq, int layer, bool values, int n_pos,
+                          std::vector<const void*>* rows) const {
   const Sequence& s = seqs_.at(seq);
-  if (n_pos <= kBlockPositions) return RowIn(s.blocks[0], layer, values, 0);
-  buffer->resize(static_cast<size_t>(n_pos) * row_bytes_);
+  rows->resize(n_pos);
   for (int b = 0; b * kBlockPositions < n_pos; ++b) {
-    const int rows = std::min(kBlockPositions, n_pos - b * kBlockPositions);
-    std::memcpy(buffer->data() + static_cast<size_t>(b) * kBlockPositions * row_bytes_,
-                RowIn(s.blocks[b], layer, values, 0), rows * row_bytes_);
+    const uint8_t* first = RowIn(s.blocks[b], layer, values, 0);
+    const int end = std::min(kBlockPositions, n_pos - b * kBlockPositions);
+    for (int i = 0; i < end; ++i) (*rows)[b * kBlockPositions + i] = first + i * row_bytes_;
   }
-  return buffer->data();
 }
 
 int KvCache::length(SeqId seq) const {

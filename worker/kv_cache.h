@@ -82,11 +82,11 @@ class KvCache {
   // Release.
   uint8_t* key_row(SeqId seq, int layer, int pos);
   uint8_t* value_row(SeqId seq, int layer, int pos);
-  // The first n_pos key (or value) rows of `seq` at `layer` as one run of
-  // n_pos * row_bytes() bytes: the block's own memory when they all lie in
-  // the first block, else copied into `buffer`.
-  const uint8_t* Rows(SeqId seq, int layer, bool values, int n_pos,
-                      std::vector<uint8_t>* buffer) const;
+  // Sets `rows` to the addresses of the first n_pos key (or value) rows of
+  // `seq` at `layer`, in their blocks (attention reads them in place; no
+  // row is copied). Valid as key_row's.
+  void RowPointers(SeqId seq, int layer, bool values, int n_pos,
+                   std::vector<const void*>* rows) const;
   // Number of positions cached for `seq` (0 if unknown).
   int length(SeqId seq) const;
 

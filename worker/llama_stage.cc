@@ -55,7 +55,7 @@ LlamaStage::LlamaStage(std::shared_ptr<const GgufFile> file, ModelConfig config,
   info_.fingerprint = ModelFingerprint(*file_);
   info_.kv_type = KvTypeName(kv_.type());
   info_.kv_bytes_per_token = kv_.bytes_per_token();
-  stats_ = kv_.stats();
+  PublishKvStats();
 }
 
 absl::Status LlamaStage::Validate(const ForwardRequest& r, std::vector<Run>* runs) const {
@@ -99,9 +99,7 @@ absl::Status LlamaStage::Forward(const ForwardRequest& request, ForwardResult* r
   result->compute_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   forward_seconds_.Observe(result->compute_ms / 1000);
   tokens_.Add(static_cast<double>(request.n_tokens()));
-  const KvStats stats = kv_.stats();
-  std::lock_guard<std::mutex> stats_lock(stats_mu_);
-  stats_ = stats;
+  PublishKvStats();
   return absl::OkStatus();
 }
 
@@ -160,21 +158,18 @@ void LlamaStage::CacheKeysValues(int local, const std::vector<Run>& runs) {
 
 // attn_ = softmax(q k^T / sqrt(head_dim)) v per token and query head, over
 // its sequence's cached positions up to its own (causal), in parallel. The
-// attention reads each run's rows as one contiguous run: in place within
-// the first block, else gathered from the blocks once per run and layer
-// (a copy of n_pos rows, small next to the n_head / n_head_kv reads of
-// each row that follow).
+// attention reads each run's rows in place in the cache's blocks, through
+// their addresses (one pointer per position and layer; no row is copied).
 void LlamaStage::AttendHeads(int local, const std::vector<Run>& runs, int n) {
   const ModelConfig& c = config_;
   const int n_q = c.n_head * c.head_dim;
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim};
-  const size_t row_bytes = kv_.row_bytes();
   if (run_rows_.size() < runs.size()) run_rows_.resize(runs.size());
   for (size_t r = 0; r < runs.size(); ++r) {
     RunRows& rows = run_rows_[r];
     const int n_pos = runs[r].start_pos + runs[r].count;
-    rows.keys = kv_.Rows(runs[r].seq, local, /*values=*/false, n_pos, &rows.key_buffer);
-    rows.values = kv_.Rows(runs[r].seq, local, /*values=*/true, n_pos, &rows.value_buffer);
+    kv_.RowPointers(runs[r].seq, local, /*values=*/false, n_pos, &rows.keys);
+    kv_.RowPointers(runs[r].seq, local, /*values=*/true, n_pos, &rows.values);
   }
   tbb::parallel_for(
       tbb::blocked_range<int>(0, n * c.n_head), [&](const tbb::blocked_range<int>& br) {
@@ -183,15 +178,14 @@ void LlamaStage::AttendHeads(int local, const std::vector<Run>& runs, int n) {
           const int t = idx / c.n_head, h = idx % c.n_head;
           const Run& run = *token_run_[t].first;
           const RunRows& rows = run_rows_[&run - runs.data()];
+          const KvRows keys{rows.keys.data()}, values{rows.values.data()};
           const int n_pos = run.start_pos + token_run_[t].second + 1;  // causal: up to itself
           if (KvTypeIsQuantized(kv_.type())) {  // llama.cpp needs flash attention for these
-            const KvRows keys{rows.keys, row_bytes};
-            const KvRows values{rows.values, row_bytes};
             FlashAttendHead(&q_[t * n_q], keys, values, kv_.type(), n_pos, shape, h,
                             &attn_[t * n_q], &scratch);
             continue;
           }
-          AttendHead(&q_[t * n_q], rows.keys, rows.values, kv_.type(), n_pos, shape, h,
+          AttendHead(&q_[t * n_q], keys, values, kv_.type(), n_pos, shape, h,
                      &attn_[t * n_q], &scratch, /*batched=*/run.count > 1);
         }
       });
@@ -242,18 +236,14 @@ void LlamaStage::ComputeLogits(const ForwardRequest& r, const std::vector<Run>& 
 absl::Status LlamaStage::Fork(SeqId dst, SeqId src, int n, bool cache_entry) {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Status status = kv_.Fork(dst, src, n, cache_entry);
-  const KvStats stats = kv_.stats();
-  std::lock_guard<std::mutex> stats_lock(stats_mu_);
-  stats_ = stats;
+  PublishKvStats();
   return status;
 }
 
 absl::Status LlamaStage::Release(SeqId seq) {
   std::lock_guard<std::mutex> lock(mu_);
   kv_.Release(seq);
-  const KvStats stats = kv_.stats();
-  std::lock_guard<std::mutex> stats_lock(stats_mu_);
-  stats_ = stats;
+  PublishKvStats();
   return absl::OkStatus();
 }
 
@@ -282,6 +272,12 @@ void LlamaStage::RenderMetrics(MetricsPage* page) const {
                   labels);
   page->Gauge("shardlm_kernel_set_info", "Kernel set this worker computes with (label set)", 1,
               absl::StrCat("set=\"", std::string(BestKernelName()), "\""));
+}
+
+void LlamaStage::PublishKvStats() {
+  const KvStats stats = kv_.stats();  // outside stats_mu_: kv_stats() never waits for this
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  stats_ = stats;
 }
 
 KvStats LlamaStage::kv_stats() const {

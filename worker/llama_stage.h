@@ -74,6 +74,8 @@ class LlamaStage : public Stage {
   void FeedForward(const LayerWeights& w, int n_tokens, const std::vector<int>& groups);
   void ComputeLogits(const ForwardRequest& request, const std::vector<Run>& runs,
                      ForwardResult* result);
+  // Under mu_, after kv_ changed: the snapshot kv_stats() answers from.
+  void PublishKvStats();
 
   std::shared_ptr<const GgufFile> file_;
   ModelConfig config_;
@@ -106,12 +108,10 @@ class LlamaStage : public Stage {
   std::vector<int> groups_;
   std::vector<std::pair<const Run*, int>> token_run_;
   MatMulScratch mm_;
-  // Per run of the batch: its keys and values rows at the current layer as
-  // AttendHead reads them (KvCache::Rows), with the buffers they may use.
+  // Per run of the batch: the addresses of its key and value rows at the
+  // current layer (KvCache::RowPointers), read in place by the attention.
   struct RunRows {
-    const uint8_t* keys = nullptr;
-    const uint8_t* values = nullptr;
-    std::vector<uint8_t> key_buffer, value_buffer;
+    std::vector<const void*> keys, values;
   };
   std::vector<RunRows> run_rows_;
   tbb::enumerable_thread_specific<std::vector<float>> attn_scratch_;

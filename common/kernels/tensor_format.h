@@ -101,12 +101,14 @@ struct TensorFormat {
   GgmlType vec_dot_type;
 };
 
-// Weighted sum of n rows (`stride` elements apart, f32 or f16), as llama.cpp
-// sums softmax(KQ) V over the positions j: out[i] = sum_j p[j] rows[j][i],
-// one FMA chain per slot j % slots (16: its batched sgemm, 64: vec_dot's
-// 4 x 16 accumulators), reduced in its order. scratch: slots * dim floats.
-using MixRowsFn = void (*)(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim,
-                           int slots, float* scratch, float* out);
+// Weighted sum of n rows (f32 or f16; row j's dim elements start at element
+// `offset` of rows[j], so the rows may lie anywhere, e.g. in a KV cache's
+// blocks), as llama.cpp sums softmax(KQ) V over the positions j:
+// out[i] = sum_j p[j] rows[j][offset + i], one FMA chain per slot j % slots
+// (16: its batched sgemm, 64: vec_dot's 4 x 16 accumulators), reduced in its
+// order. scratch: slots * dim floats.
+using MixRowsFn = void (*)(int64_t n, const float* p, const void* const* rows, int64_t offset,
+                           int64_t dim, int slots, float* scratch, float* out);
 
 // The float operations of the forward pass outside the matmuls, computed as
 // llama.cpp's CPU backend computes them in the build the goldens come from

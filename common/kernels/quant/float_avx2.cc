@@ -122,14 +122,13 @@ float DotBatch(int64_t n, const void* w, const void* a) {
 
 // float_formats.cc MixRows, 8 dims per register.
 template <class F>
-void MixRows(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-             float* scratch, float* out) {
-  const auto* r = static_cast<const typename F::Elem*>(rows);
+void MixRows(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+             int slots, float* scratch, float* out) {
   std::memset(scratch, 0, sizeof(float) * slots * dim);
   const int64_t dim8 = dim & ~int64_t{7};
   for (int64_t j = 0; j < n; ++j) {
     float* acc = scratch + (j % slots) * dim;
-    const typename F::Elem* row = r + j * stride;
+    const auto* row = static_cast<const typename F::Elem*>(rows[j]) + offset;
     const __m256 pj = _mm256_set1_ps(p[j]);
     int64_t i = 0;
     for (; i < dim8; i += 8)
@@ -245,13 +244,13 @@ double SoftmaxExp(int64_t n, const float* x, float max, float* y) {
   return sum;
 }
 
-void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out) {
-  MixRows<F32>(n, p, rows, stride, dim, slots, scratch, out);
+void MixRowsF32(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+                int slots, float* scratch, float* out) {
+  MixRows<F32>(n, p, rows, offset, dim, slots, scratch, out);
 }
-void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out) {
-  MixRows<F16Format>(n, p, rows, stride, dim, slots, scratch, out);
+void MixRowsF16(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+                int slots, float* scratch, float* out) {
+  MixRows<F16Format>(n, p, rows, offset, dim, slots, scratch, out);
 }
 // float_formats.cc MadF32, 8 values per register.
 void MadF32(int64_t n, const float* x, float v, float* y) {

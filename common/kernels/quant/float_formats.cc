@@ -96,13 +96,13 @@ float DotBatch(int64_t n, const void* x, const void* y) {
 // over the positions j: slot j % slots keeps an FMA chain (16: tinyBLAS, 64:
 // vec_dot's 4 x 16), reduced in ggml's order.
 template <class F>
-void MixRows(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-             float* scratch, float* out) {
+void MixRows(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+             int slots, float* scratch, float* out) {
   std::memset(scratch, 0, sizeof(float) * slots * dim);
   for (int64_t j = 0; j < n; ++j) {
     float* acc = scratch + (j % slots) * dim;
     for (int64_t i = 0; i < dim; ++i)
-      acc[i] = std::fma(F::Load(rows, j * stride + i), p[j], acc[i]);
+      acc[i] = std::fma(F::Load(rows[j], offset + i), p[j], acc[i]);
   }
   float lanes[64];
   for (int64_t i = 0; i < dim; ++i) {
@@ -148,13 +148,13 @@ double SoftmaxExp(int64_t n, const float* x, float max, float* y) {
   return sum;
 }
 
-void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out) {
-  MixRows<F32>(n, p, rows, stride, dim, slots, scratch, out);
+void MixRowsF32(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+                int slots, float* scratch, float* out) {
+  MixRows<F32>(n, p, rows, offset, dim, slots, scratch, out);
 }
-void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out) {
-  MixRows<F16>(n, p, rows, stride, dim, slots, scratch, out);
+void MixRowsF16(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+                int slots, float* scratch, float* out) {
+  MixRows<F16>(n, p, rows, offset, dim, slots, scratch, out);
 }
 
 // ggml_vec_mad_f32: one FMA per element in the build the goldens come from.

@@ -103,17 +103,17 @@ float DotBatch(int64_t n, const void* x, const void* y) {
 // FMA chain per dim, reduced lane-wise in ggml's order (HsumLanes16 /
 // HsumSlots64).
 template <class F>
-void MixRows(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-             float* scratch, float* out) {
+void MixRows(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+             int slots, float* scratch, float* out) {
   std::memset(scratch, 0, sizeof(float) * slots * dim);
   const int64_t dim4 = dim & ~int64_t{3};
   for (int64_t j = 0; j < n; ++j) {
     float* acc = scratch + (j % slots) * dim;
     int64_t i = 0;
     for (; i < dim4; i += 4) {
-      vst1q_f32(acc + i, vfmaq_n_f32(vld1q_f32(acc + i), F::Load4(rows, j * stride + i), p[j]));
+      vst1q_f32(acc + i, vfmaq_n_f32(vld1q_f32(acc + i), F::Load4(rows[j], offset + i), p[j]));
     }
-    for (; i < dim; ++i) acc[i] = std::fma(F::Load(rows, j * stride + i), p[j], acc[i]);
+    for (; i < dim; ++i) acc[i] = std::fma(F::Load(rows[j], offset + i), p[j], acc[i]);
   }
   auto slot = [&](int s, int64_t i) { return vld1q_f32(scratch + s * dim + i); };
   int64_t i = 0;
@@ -206,13 +206,13 @@ double SoftmaxExp(int64_t n, const float* x, float max, float* y) {
   return sum;
 }
 
-void MixRowsF32(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out) {
-  MixRows<F32Row>(n, p, rows, stride, dim, slots, scratch, out);
+void MixRowsF32(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+                int slots, float* scratch, float* out) {
+  MixRows<F32Row>(n, p, rows, offset, dim, slots, scratch, out);
 }
-void MixRowsF16(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim, int slots,
-                float* scratch, float* out) {
-  MixRows<F16Row>(n, p, rows, stride, dim, slots, scratch, out);
+void MixRowsF16(int64_t n, const float* p, const void* const* rows, int64_t offset, int64_t dim,
+                int slots, float* scratch, float* out) {
+  MixRows<F16Row>(n, p, rows, offset, dim, slots, scratch, out);
 }
 
 // bf16 is the one float format whose dot product may differ from the

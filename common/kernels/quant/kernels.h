@@ -35,8 +35,8 @@ using TileKernel = void(int64_t n, const void* w, size_t row_bytes, const void* 
 using InterleavedGemmKernel = void(int64_t n, const void* w, const void* a, size_t a_stride,
                                    const ActivationBlockTerms* terms, size_t terms_stride,
                                    int n_act, float* out, bool gemm);
-using MixRowsKernel = void(int64_t n, const float* p, const void* rows, int64_t stride, int64_t dim,
-                           int slots, float* scratch, float* out);
+using MixRowsKernel = void(int64_t n, const float* p, const void* const* rows, int64_t offset,
+                           int64_t dim, int slots, float* scratch, float* out);
 // y = fma(x, v, y) (tensor_format.h ForwardKernels::mad_f32).
 using MadKernel = void(int64_t n, const float* x, float v, float* y);
 

@@ -42,12 +42,12 @@ SHARDLM_DISPATCH(DequantizeBF16, (const void* s, float* d, int64_t n)->void, (s,
 SHARDLM_DISPATCH(QuantizeF16, (const float* s, void* d, int64_t n)->void, (s, d, n))
 SHARDLM_DISPATCH(SwiGlu, (int64_t n, const float* g, const float* u, float* o)->void, (n, g, u, o))
 SHARDLM_DISPATCH(SoftmaxExp, (int64_t n, const float* x, float m, float* y)->double, (n, x, m, y))
-#define SHARDLM_MIX(Name)                                                                    \
-  SHARDLM_DISPATCH(Name,                                                                     \
-                   (int64_t n, const float* p, const void* r, int64_t st, int64_t d, int sl, \
-                    float* sc, float* o)                                                     \
-                       ->void,                                                               \
-                   (n, p, r, st, d, sl, sc, o))
+#define SHARDLM_MIX(Name)                                                            \
+  SHARDLM_DISPATCH(Name,                                                             \
+                   (int64_t n, const float* p, const void* const* r, int64_t of,     \
+                    int64_t d, int sl, float* sc, float* o)                          \
+                       ->void,                                                       \
+                   (n, p, r, of, d, sl, sc, o))
 SHARDLM_MIX(MixRowsF32)
 SHARDLM_MIX(MixRowsF16)
 #undef SHARDLM_MIX
