@@ -106,7 +106,9 @@ export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$(pwd)/tests/sanitizers/lsan.supp"
 export SHARDLM_SANITIZED=1  # tests/hostile: instrumented memory bounds are scaled
-EXCLUDE=soak build_and_test build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON --
+# No benchmarks: no test runs them, and CI builds this folder from scratch.
+EXCLUDE=soak build_and_test build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_SANITIZE=ON \
+  -DSHARDLM_BUILD_BENCH=OFF --
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS SHARDLM_SANITIZED
 
 stage "4/4 TSan build, the concurrency tests"
