@@ -124,7 +124,7 @@ int Main(int argc, char** argv) {
       if (name == "json_object") {
         g = JsonObjectGrammar();
       } else if (name == "schema") {
-        g = *CompileJsonSchema(nlohmann::json::parse(source));
+        g = *CompileJsonSchema(nlohmann::ordered_json::parse(source));
       } else {
         g = *ParseGbnf(source);
       }

@@ -17,6 +17,10 @@ namespace shardlm {
 namespace {
 
 using nlohmann::json;
+// Requests keep their key order: a JSON Schema's properties are generated in
+// the order the schema lists them (as llama.cpp does), and chat templates
+// print tools' schemas as they were sent.
+using rjson = nlohmann::ordered_json;
 
 absl::Status Bad(absl::string_view param, absl::string_view message) {
   return InvalidFieldError(param, message);
@@ -26,8 +30,8 @@ absl::Status Bad(absl::string_view param, absl::string_view message) {
 // one definition for this parser and the tools one (tool_request.cc).
 using json_fields::Field;
 
-absl::Status GetNumber(const json& j, const char* key, float* out) {
-  const json* f = Field(j, key);
+absl::Status GetNumber(const rjson& j, const char* key, float* out) {
+  const rjson* f = Field(j, key);
   if (f == nullptr) return absl::OkStatus();
   if (!f->is_number()) return Bad(key, "must be a number");
   const double v = f->get<double>();
@@ -36,9 +40,9 @@ absl::Status GetNumber(const json& j, const char* key, float* out) {
   return absl::OkStatus();
 }
 
-absl::Status GetInt(const json& j, const char* key, int64_t lo, int64_t hi, int64_t* out,
+absl::Status GetInt(const rjson& j, const char* key, int64_t lo, int64_t hi, int64_t* out,
                     bool* present = nullptr) {
-  const json* f = Field(j, key);
+  const rjson* f = Field(j, key);
   if (present != nullptr) *present = f != nullptr;
   if (f == nullptr) return absl::OkStatus();
   if (f->is_number_float()) {
@@ -65,16 +69,16 @@ absl::Status GetInt(const json& j, const char* key, int64_t lo, int64_t hi, int6
   return absl::OkStatus();
 }
 
-absl::Status GetBool(const json& j, const char* key, bool* out) {
-  const json* f = Field(j, key);
+absl::Status GetBool(const rjson& j, const char* key, bool* out) {
+  const rjson* f = Field(j, key);
   if (f == nullptr) return absl::OkStatus();
   if (!f->is_boolean()) return Bad(key, "must be true or false");
   *out = f->get<bool>();
   return absl::OkStatus();
 }
 
-absl::Status GetString(const json& j, const char* key, std::string* out) {
-  const json* f = Field(j, key);
+absl::Status GetString(const rjson& j, const char* key, std::string* out) {
+  const rjson* f = Field(j, key);
   if (f == nullptr) return absl::OkStatus();
   if (!f->is_string()) return Bad(key, "must be a string");
   *out = f->get<std::string>();
@@ -82,15 +86,15 @@ absl::Status GetString(const json& j, const char* key, std::string* out) {
 }
 
 // stop: a string or an array of strings.
-absl::Status GetStop(const json& j, std::vector<std::string>* out) {
-  const json* f = Field(j, "stop");
+absl::Status GetStop(const rjson& j, std::vector<std::string>* out) {
+  const rjson* f = Field(j, "stop");
   if (f == nullptr) return absl::OkStatus();
   if (f->is_string()) {
     out->push_back(f->get<std::string>());
     return absl::OkStatus();
   }
   if (!f->is_array()) return Bad("stop", "must be a string or an array of strings");
-  for (const json& s : *f) {
+  for (const rjson& s : *f) {
     if (!s.is_string()) return Bad("stop", "must be a string or an array of strings");
     out->push_back(s.get<std::string>());
   }
@@ -98,8 +102,8 @@ absl::Status GetStop(const json& j, std::vector<std::string>* out) {
 }
 
 // logit_bias: {"token id": bias}.
-absl::Status GetLogitBias(const json& j, std::vector<std::pair<int32_t, float>>* out) {
-  const json* f = Field(j, "logit_bias");
+absl::Status GetLogitBias(const rjson& j, std::vector<std::pair<int32_t, float>>* out) {
+  const rjson* f = Field(j, "logit_bias");
   if (f == nullptr) return absl::OkStatus();
   if (!f->is_object()) return Bad("logit_bias", "must map token ids to numbers");
   for (auto it = f->begin(); it != f->end(); ++it) {
@@ -115,10 +119,10 @@ absl::Status GetLogitBias(const json& j, std::vector<std::pair<int32_t, float>>*
 }
 
 // prompt: a string, or token ids, or a one-element array of either.
-absl::Status GetPrompt(const json& j, OpenAiRequest* r) {
-  const json* f = Field(j, "prompt");
+absl::Status GetPrompt(const rjson& j, OpenAiRequest* r) {
+  const rjson* f = Field(j, "prompt");
   if (f == nullptr) return Bad("prompt", "required");
-  const json* p = f;
+  const rjson* p = f;
   if (f->is_array() && f->size() == 1 && ((*f)[0].is_string() || (*f)[0].is_array())) {
     p = &(*f)[0];
   } else if (f->is_array() && !f->empty() && !(*f)[0].is_number_integer()) {
@@ -129,7 +133,7 @@ absl::Status GetPrompt(const json& j, OpenAiRequest* r) {
     return absl::OkStatus();
   }
   if (!p->is_array()) return Bad("prompt", "must be a string or an array of token ids");
-  for (const json& t : *p) {
+  for (const rjson& t : *p) {
     if (!t.is_number_integer()) return Bad("prompt", "must be a string or an array of token ids");
     const int64_t id = t.get<int64_t>();
     if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
@@ -144,27 +148,27 @@ absl::Status GetPrompt(const json& j, OpenAiRequest* r) {
 // An assistant message's `tool_calls` and a tool message's `tool_call_id`
 // and `name` (taken from the call it answers when the client leaves it out:
 // some templates print it).
-absl::Status GetToolFields(const json& m, const std::string& where,
+absl::Status GetToolFields(const rjson& m, const std::string& where,
                            const std::vector<ChatMessage>& earlier, ChatMessage* msg) {
   if (msg->role == "assistant") {
-    const json* calls = Field(m, "tool_calls");
+    const rjson* calls = Field(m, "tool_calls");
     if (calls == nullptr) return absl::OkStatus();
     if (!calls->is_array()) return Bad("messages", absl::StrCat(where, ".tool_calls must be an array"));
     for (size_t k = 0; k < calls->size(); ++k) {
-      const json& c = (*calls)[k];
+      const rjson& c = (*calls)[k];
       const std::string at = absl::StrCat(where, ".tool_calls[", k, "]");
-      const json* f = c.is_object() ? Field(c, "function") : nullptr;
-      const json* name = f != nullptr && f->is_object() ? Field(*f, "name") : nullptr;
+      const rjson* f = c.is_object() ? Field(c, "function") : nullptr;
+      const rjson* name = f != nullptr && f->is_object() ? Field(*f, "name") : nullptr;
       if (name == nullptr || !name->is_string()) {
         return Bad("messages", absl::StrCat(at, ".function.name must be a string"));
       }
       ChatToolCall call;
       call.name = name->get<std::string>();
-      if (const json* id = Field(c, "id")) {
+      if (const rjson* id = Field(c, "id")) {
         if (!id->is_string()) return Bad("messages", absl::StrCat(at, ".id must be a string"));
         call.id = id->get<std::string>();
       }
-      const json* args = Field(*f, "arguments");
+      const rjson* args = Field(*f, "arguments");
       if (args == nullptr) {
         call.arguments = "{}";
       } else if (args->is_string()) {
@@ -179,13 +183,13 @@ absl::Status GetToolFields(const json& m, const std::string& where,
     return absl::OkStatus();
   }
   if (msg->role != "tool") return absl::OkStatus();
-  const json* id = Field(m, "tool_call_id");
+  const rjson* id = Field(m, "tool_call_id");
   if (id == nullptr || !id->is_string()) {
     return Bad("messages", absl::StrCat(where, ".tool_call_id must be a string (the id of the "
                                                "call this message answers)"));
   }
   msg->tool_call_id = id->get<std::string>();
-  if (const json* name = Field(m, "name"); name != nullptr && name->is_string()) {
+  if (const rjson* name = Field(m, "name"); name != nullptr && name->is_string()) {
     msg->name = name->get<std::string>();
     return absl::OkStatus();
   }
@@ -198,16 +202,16 @@ absl::Status GetToolFields(const json& m, const std::string& where,
 }
 
 // messages: [{role, content}], content a string or an array of text parts.
-absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
-  const json* f = Field(j, "messages");
+absl::Status GetMessages(const rjson& j, std::vector<ChatMessage>* out) {
+  const rjson* f = Field(j, "messages");
   if (f == nullptr) return Bad("messages", "required");
   if (!f->is_array() || f->empty()) return Bad("messages", "must be a non-empty array");
   for (size_t i = 0; i < f->size(); ++i) {
-    const json& m = (*f)[i];
+    const rjson& m = (*f)[i];
     const std::string where = absl::StrCat("messages[", i, "]");
     if (!m.is_object()) return Bad("messages", absl::StrCat(where, " must be an object"));
     ChatMessage msg;
-    const json* role = Field(m, "role");
+    const rjson* role = Field(m, "role");
     if (role == nullptr || !role->is_string()) {
       return Bad("messages", absl::StrCat(where, ".role must be a string"));
     }
@@ -219,15 +223,15 @@ absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
                                           "' is not supported (system, user, assistant, tool)"));
     }
     RETURN_IF_ERROR(GetToolFields(m, where, *out, &msg));
-    const json* content = Field(m, "content");
+    const rjson* content = Field(m, "content");
     if (content == nullptr) {
       // An empty turn.
     } else if (content->is_string()) {
       msg.content = content->get<std::string>();
     } else if (content->is_array()) {
-      for (const json& part : *content) {
-        const json* type = part.is_object() ? Field(part, "type") : nullptr;
-        const json* text = part.is_object() ? Field(part, "text") : nullptr;
+      for (const rjson& part : *content) {
+        const rjson* type = part.is_object() ? Field(part, "type") : nullptr;
+        const rjson* text = part.is_object() ? Field(part, "text") : nullptr;
         if (type == nullptr || *type != "text" || text == nullptr || !text->is_string()) {
           return Bad("messages", absl::StrCat(where, ".content: only text parts are supported"));
         }
@@ -241,19 +245,15 @@ absl::Status GetMessages(const json& j, std::vector<ChatMessage>* out) {
   return absl::OkStatus();
 }
 
-// tools, tool_choice, parallel_tool_calls (tool_calls/tool_request.h). The
-// body is parsed a second time, keeping its key order, only when it has
-// them: the templates print the tools' schemas in the order they were sent.
-absl::Status GetTools(const json& j, std::string_view body, ToolRequest* out) {
+// tools, tool_choice, parallel_tool_calls (tool_calls/tool_request.h).
+absl::Status GetTools(const rjson& j, ToolRequest* out) {
   bool any = false;
   for (const char* key : {"tools", "tool_choice", "parallel_tool_calls", "functions",
                           "function_call"}) {
     any = any || Field(j, key) != nullptr;
   }
   if (!any) return absl::OkStatus();
-  const nlohmann::ordered_json ordered =
-      nlohmann::ordered_json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  absl::StatusOr<ToolRequest> tools = ParseToolRequest(ordered);
+  absl::StatusOr<ToolRequest> tools = ParseToolRequest(j);
   if (!tools.ok()) return tools.status();
   *out = *std::move(tools);
   return absl::OkStatus();
@@ -262,25 +262,25 @@ absl::Status GetTools(const json& j, std::string_view body, ToolRequest* out) {
 // response_format (OpenAI) onto an OutputFormat; compiled later by the
 // front door. llama-server's `{"type": "json_object", "schema": ...}` is
 // taken as json_schema too.
-absl::Status GetResponseFormat(const json& rf, OutputFormat* out) {
+absl::Status GetResponseFormat(const rjson& rf, OutputFormat* out) {
   if (!rf.is_object()) return Bad("response_format", "must be an object");
-  const json* type = Field(rf, "type");
+  const rjson* type = Field(rf, "type");
   if (type == nullptr || !type->is_string()) {
     return Bad("response_format.type", "must be \"text\", \"json_object\" or \"json_schema\"");
   }
-  const json* schema = nullptr;
+  const rjson* schema = nullptr;
   std::string field;
   if (*type == "text") return absl::OkStatus();
   if (*type == "json_object") {
     schema = Field(rf, "schema");
     field = "response_format.schema";
   } else if (*type == "json_schema") {
-    const json* js = Field(rf, "json_schema");
+    const rjson* js = Field(rf, "json_schema");
     if (js == nullptr || !js->is_object()) {
       return Bad("response_format.json_schema",
                  "must be an object {\"name\": ..., \"schema\": {...}, \"strict\": true}");
     }
-    if (const json* strict = Field(*js, "strict"); strict != nullptr && !strict->is_boolean()) {
+    if (const rjson* strict = Field(*js, "strict"); strict != nullptr && !strict->is_boolean()) {
       return Bad("response_format.json_schema.strict", "must be a boolean");
     }
     schema = Field(*js, "schema");
@@ -302,7 +302,7 @@ absl::Status GetResponseFormat(const json& rf, OutputFormat* out) {
 }  // namespace
 
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_view body) {
-  const json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  const rjson j = rjson::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return absl::InvalidArgumentError(
         "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
@@ -358,7 +358,7 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
   RETURN_IF_ERROR(GetLogitBias(j, &p.logit_bias));
   RETURN_IF_ERROR(GetBool(j, "ignore_eos", &p.ignore_eos));
   RETURN_IF_ERROR(GetBool(j, "stream", &r.stream));
-  if (const json* so = Field(j, "stream_options")) {
+  if (const rjson* so = Field(j, "stream_options")) {
     if (!so->is_object()) return Bad("stream_options", "must be an object");
     RETURN_IF_ERROR(GetBool(*so, "include_usage", &r.include_usage));
   }
@@ -377,11 +377,11 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
     RETURN_IF_ERROR(GetInt(j, "top_logprobs", 0, 20, &v, &present));
     if (present && !logprobs) return Bad("top_logprobs", "requires logprobs to be true");
     if (logprobs) r.logprobs = present ? static_cast<int>(v) : 0;
-    RETURN_IF_ERROR(GetTools(j, body, &r.tools));
+    RETURN_IF_ERROR(GetTools(j, &r.tools));
   }
   // Structured output, on both endpoints: OpenAI's response_format, or
   // llama-server's `grammar` (GBNF) extension.
-  if (const json* rf = Field(j, "response_format")) {
+  if (const rjson* rf = Field(j, "response_format")) {
     RETURN_IF_ERROR(GetResponseFormat(*rf, &r.output_format));
   }
   std::string grammar;

@@ -19,7 +19,7 @@
 namespace shardlm::testing {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 GrammarPtr Parse(const std::string& gbnf) {
   absl::StatusOr<GrammarPtr> g = ParseGbnf(gbnf);
@@ -204,7 +204,10 @@ TEST(JsonSchemaTest, TypesPropertiesRequiredAndAdditional) {
       "score":{"type":"number"},"none":{"type":"null"}},
       "required":["name","age"],"additionalProperties":false})");
   EXPECT_TRUE(GrammarAccepts(g, R"({"name":"Al","age":3})"));
-  EXPECT_TRUE(GrammarAccepts(g, R"({"name": "Al", "age": -3, "none": null, "ok": true})"));
+  EXPECT_TRUE(GrammarAccepts(g, R"({"name": "Al", "age": -3, "ok": true, "none": null})"));
+  // Optional properties come in the schema's order (ok before none), not
+  // sorted by name.
+  EXPECT_FALSE(GrammarAccepts(g, R"({"name":"Al","age":3,"none":null,"ok":true})"));
   EXPECT_TRUE(GrammarAccepts(g, R"({"name":"Al","age":3,"score":1.5e-3})"));
   EXPECT_FALSE(GrammarAccepts(g, R"({"name":"Al"})"));        // age required
   EXPECT_FALSE(GrammarAccepts(g, R"({"age":3,"name":"Al"})"));  // required order
@@ -216,6 +219,16 @@ TEST(JsonSchemaTest, TypesPropertiesRequiredAndAdditional) {
     EXPECT_TRUE(GrammarAccepts(opt, ok)) << ok;
   }
   EXPECT_FALSE(GrammarAccepts(opt, R"({,"b":2})"));
+  GrammarPtr zyx = Schema(R"({"properties":{"z":{"type":"integer"},"a":{"type":"integer"}}})");
+  EXPECT_TRUE(GrammarAccepts(zyx, R"({"z":1,"a":2})"));
+  EXPECT_FALSE(GrammarAccepts(zyx, R"({"a":2,"z":1})"));
+  // Required ones first, in the order "properties" lists them (llama.cpp's
+  // order), whatever the order of "required".
+  GrammarPtr req = Schema(R"({"properties":{"o":{"type":"integer"},"n":{"type":"integer"},
+      "m":{"type":"integer"}},"required":["m","n"]})");
+  EXPECT_TRUE(GrammarAccepts(req, R"({"n":1,"m":2,"o":3})"));
+  EXPECT_FALSE(GrammarAccepts(req, R"({"m":2,"n":1})"));
+  EXPECT_FALSE(GrammarAccepts(req, R"({"o":3,"n":1,"m":2})"));
   // A map: additionalProperties with a schema and no properties.
   GrammarPtr map = Schema(R"({"type":"object","additionalProperties":{"type":"integer"}})");
   EXPECT_TRUE(GrammarAccepts(map, R"({"x":1,"y":2})"));

@@ -14,7 +14,7 @@
 namespace shardlm {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // properties in the order the schema lists them
 
 // Rules every JSON grammar may use. Whitespace is at most one space after
 // ':' and ',' (compact output; a model cannot stall on whitespace), numbers
@@ -266,8 +266,9 @@ class SchemaConverter {
     }
     const json* additional = s.contains("additionalProperties") ? &s["additionalProperties"]
                                                                  : nullptr;
-    // "key": value pairs, required ones first (in the order "required"
-    // lists them), then the optional ones.
+    // "key": value pairs as llama.cpp orders them: the required ones first,
+    // in the order "properties" lists them (then any required key it does
+    // not describe), then the optional ones in that order.
     auto pair = [&](const std::string& key, const json& sub) -> absl::StatusOr<std::string> {
       absl::StatusOr<std::string> v = Visit(
           sub, absl::StrCat(path, "/properties/", JsonPointerEscape(key)), name + "-" + key);
@@ -276,11 +277,15 @@ class SchemaConverter {
       return absl::StrCat(GbnfLiteral(json(key).dump()), " \":\" space ", *v);
     };
     std::vector<std::string> req, opt;
+    for (const auto& [key, sub] : props.items()) {
+      if (std::find(required.begin(), required.end(), key) == required.end()) continue;
+      absl::StatusOr<std::string> p = pair(key, sub);
+      if (!p.ok()) return p.status();
+      req.push_back(*p);
+    }
     for (const std::string& key : required) {
       if (props.contains(key)) {
-        absl::StatusOr<std::string> p = pair(key, props[key]);
-        if (!p.ok()) return p.status();
-        req.push_back(*p);
+        continue;
       } else if (additional != nullptr && additional->is_boolean() && !additional->get<bool>()) {
         return Error(path, "required",
                      absl::StrCat("'", key, "' is required but additionalProperties is false"));

@@ -13,8 +13,9 @@
 //   date-time and uuid, integer/number without bounds. Annotations (title,
 //   description, default, examples, $schema, $id, $comment, strict,
 //   deprecated, readOnly, writeOnly) are ignored.
-// Properties are generated in the order the schema lists them: required ones
-// always, optional ones each may be left out.
+// Properties are generated in llama.cpp's order: the required ones first, in
+// the order "properties" lists them, then the optional ones (each may be left
+// out) in that order.
 #ifndef SHARDLM_COORDINATOR_GRAMMAR_JSON_SCHEMA_TO_GRAMMAR_H_
 #define SHARDLM_COORDINATOR_GRAMMAR_JSON_SCHEMA_TO_GRAMMAR_H_
 
@@ -41,7 +42,7 @@ class SchemaGrammarBuilder {
   // rule that matches one such value. `name` seeds the rule names ([a-z0-9-]
   // are kept, other characters become '-'). INVALID_ARGUMENT naming the
   // keyword the converter cannot honour.
-  absl::StatusOr<std::string> AddSchema(const nlohmann::json& schema, std::string_view name);
+  absl::StatusOr<std::string> AddSchema(const nlohmann::ordered_json& schema, std::string_view name);
   // The rule name of any JSON value (json_object mode uses "json-object").
   std::string AnyValue();
   std::string AnyObject();
@@ -54,9 +55,9 @@ class SchemaGrammarBuilder {
 };
 
 // The GBNF of values fitting `schema` (root rule "root").
-absl::StatusOr<std::string> JsonSchemaToGbnf(const nlohmann::json& schema);
+absl::StatusOr<std::string> JsonSchemaToGbnf(const nlohmann::ordered_json& schema);
 // JsonSchemaToGbnf + ParseGbnf.
-absl::StatusOr<GrammarPtr> CompileJsonSchema(const nlohmann::json& schema);
+absl::StatusOr<GrammarPtr> CompileJsonSchema(const nlohmann::ordered_json& schema);
 // Any JSON object (OpenAI's response_format {"type": "json_object"}).
 GrammarPtr JsonObjectGrammar();
 

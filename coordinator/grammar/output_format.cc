@@ -33,8 +33,8 @@ absl::StatusOr<GrammarPtr> CompileOutputFormat(const OutputFormat& format) {
       if (absl::Status st = CheckJsonDepth(format.source, kMaxSchemaDepth); !st.ok()) {
         return InvalidFieldError(format.field, st.message());
       }
-      const nlohmann::json schema =
-          nlohmann::json::parse(format.source, nullptr, /*allow_exceptions=*/false);
+      const nlohmann::ordered_json schema =
+          nlohmann::ordered_json::parse(format.source, nullptr, /*allow_exceptions=*/false);
       if (schema.is_discarded()) return InvalidFieldError(format.field, "not valid JSON");
       absl::StatusOr<GrammarPtr> g = CompileJsonSchema(schema);
       if (!g.ok()) return InvalidFieldError(format.field, g.status().message());

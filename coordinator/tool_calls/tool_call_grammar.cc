@@ -37,10 +37,7 @@ absl::StatusOr<std::string> ToolCallGbnf(const ToolRequest& tools, ToolCallStyle
   for (size_t i = 0; i < tools.functions.size(); ++i) {
     const ToolFunction& fn = tools.functions[i];
     if (tools.choice == ToolChoice::kNamed && fn.name != tools.choice_name) continue;
-    // The converter reads nlohmann::json (converted in place, not printed
-    // and parsed again); the schema's meaning does not depend on key order.
-    const nlohmann::json schema(fn.parameters);
-    absl::StatusOr<std::string> args = builder.AddSchema(schema, fn.name + "-args");
+    absl::StatusOr<std::string> args = builder.AddSchema(fn.parameters, fn.name + "-args");
     if (!args.ok()) {
       return InvalidFieldError(
           "tools",
