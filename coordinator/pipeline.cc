@@ -189,8 +189,16 @@ std::vector<std::pair<int, int>> Pipeline::ProbeAll() {
 namespace shardlm {
 namespace {
 
-// Bytes used over budget, 0 to 1 (0 without a budget).
+// Share of the budget that running requests hold, 0 to 1 (0 without a
+// budget). Blocks held only by prefix-cache entries do not count: the engine
+// evicts them whenever a request needs the room (as vLLM counts a cached
+// block with no request as free), so a full cache never reads as a full
+// server. Stages that report no blocks count bytes.
 double KvUsageRatio(const KvStats& kv) {
+  if (kv.blocks_budget > 0) {
+    const int64_t held = std::max<int64_t>(0, kv.blocks_used - kv.blocks_cache_only);
+    return std::min(1.0, static_cast<double>(held) / kv.blocks_budget);
+  }
   if (kv.bytes_budget <= 0) return 0;
   return std::min(1.0, static_cast<double>(kv.bytes_used) / kv.bytes_budget);
 }
@@ -251,11 +259,14 @@ void Pipeline::RenderMetrics(MetricsPage* page) const {
                 row.kv.bytes_budget, row.labels);
   }
   for (const Row& row : rows) {
-    page->Gauge("shardlm_stage_kv_usage_ratio", "KV-cache bytes used over budget, 0 to 1",
+    page->Gauge("shardlm_stage_kv_usage_ratio",
+                "KV-cache blocks held by requests over budget, 0 to 1 (prefix-cache-only "
+                "blocks are free to evict)",
                 KvUsageRatio(row.kv), row.labels);
   }
   page->Gauge("shardlm_kv_cache_usage_ratio",
-              "KV-cache utilisation, 0 to 1: the fullest healthy stage's used over budget",
+              "KV-cache utilisation, 0 to 1: the fullest healthy stage's request-held blocks "
+              "over budget",
               KvCacheUsage());
 }
 

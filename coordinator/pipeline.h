@@ -78,10 +78,11 @@ class Pipeline {
   // Probes every replica (Stage::Ping) and updates health; returns the
   // replicas that came back since the last probe as (range, replica).
   std::vector<std::pair<int, int>> ProbeAll();
-  // KV-cache utilisation in [0, 1]: the fullest healthy stage's bytes used
-  // over its budget (a request needs room on every stage of its route, so
-  // the fullest one decides). From the stages' known_kv_stats(): no call.
-  // Stages without a budget count as empty.
+  // KV-cache utilisation in [0, 1]: the fullest healthy stage's blocks held
+  // by requests over its budget (prefix-cache-only blocks are free to evict;
+  // a request needs room on every stage of its route, so the fullest one
+  // decides). From the stages' known_kv_stats(): no call. Stages without a
+  // budget count as empty.
   double KvCacheUsage() const;
   // Prometheus lines per replica: health, forward, compute and hop time, KV
   // use; and KvCacheUsage(). One group of lines per metric family.

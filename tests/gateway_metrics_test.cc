@@ -154,6 +154,51 @@ class GatedStage : public Stage {
 // tokens per stage, and a use the ratio shows.
 constexpr int64_t kBudget = 1 << 20;
 
+// A stage that only reports fixed KV figures (KvCacheUsage reads nothing else).
+class FixedKvStage : public Stage {
+ public:
+  FixedKvStage(int first, int last, KvStats kv) : kv_(kv) {
+    info_.first_layer = first;
+    info_.last_layer = last;
+    info_.n_layer = 4;
+    info_.n_embd = 8;
+    info_.n_vocab = 16;
+    info_.fingerprint = "fixed";
+  }
+  const ShardInfo& info() const override { return info_; }
+  absl::Status Forward(const ForwardRequest&, ForwardResult*) override {
+    return absl::UnimplementedError("fixed");
+  }
+  absl::Status Release(SeqId) override { return absl::OkStatus(); }
+  KvStats kv_stats() const override { return kv_; }
+
+ private:
+  ShardInfo info_;
+  KvStats kv_;
+};
+
+TEST(KvCacheUsageTest, PrefixCacheOnlyBlocksAreFreeAndTheFullestStageDecides) {
+  KvStats cached;  // 10 of 20 blocks allocated, 6 of them only by cache entries
+  cached.blocks_budget = 20;
+  cached.blocks_used = 10;
+  cached.blocks_cache_only = 6;
+  cached.bytes_budget = 2000;
+  cached.bytes_used = 1000;
+  KvStats bytes_only;  // a stage that reports no blocks: bytes decide
+  bytes_only.bytes_budget = 1000;
+  bytes_only.bytes_used = 250;
+  absl::StatusOr<std::unique_ptr<Pipeline>> p = Pipeline::Create(
+      std::vector<std::shared_ptr<Stage>>{std::make_shared<FixedKvStage>(0, 2, cached),
+                                          std::make_shared<FixedKvStage>(2, 4, bytes_only)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_DOUBLE_EQ((*p)->KvCacheUsage(), 0.25);  // max(4/20, 250/1000)
+  (*p)->SetHealthy(1, 0, false);                  // a stage that is down holds nothing
+  EXPECT_DOUBLE_EQ((*p)->KvCacheUsage(), 0.2);
+  MetricsPage page;
+  (*p)->RenderMetrics(&page);
+  EXPECT_TRUE(absl::StrContains(page.text(), "shardlm_kv_cache_usage_ratio 0.2")) << page.text();
+}
+
 TEST(GatewayMetricsTest, RemoteStageLearnsKvUseFromForwardAndReleaseReplies) {
   TestWorker w = StartWorker(StoriesModel(), 0, 5, {}, kBudget);
   ASSERT_NE(w.stage, nullptr);
@@ -231,8 +276,12 @@ TEST(GatewayMetricsTest, PageShowsWaitingRunningKvThenExactLatencyCounts) {
   const std::string stage0 = absl::StrCat("stage=\"", first->name(), "\"");
   EXPECT_EQ(held.Get("shardlm_stage_kv_bytes", {stage0}), held_kv.bytes_used);
   EXPECT_EQ(held.Get("shardlm_stage_kv_budget_bytes", {stage0}), kBudget);
+  // Utilisation counts blocks held by requests (this one's), over the
+  // budget in blocks.
+  ASSERT_GT(held_kv.blocks_budget, 0);
   EXPECT_DOUBLE_EQ(held.Get("shardlm_stage_kv_usage_ratio", {stage0}),
-                   static_cast<double>(held_kv.bytes_used) / kBudget);
+                   static_cast<double>(held_kv.blocks_used - held_kv.blocks_cache_only) /
+                       held_kv.blocks_budget);
   EXPECT_EQ(held.Get("vllm:time_to_first_token_seconds_count", {model_label}), 0);
 
   int generated = 0;
