@@ -20,3 +20,10 @@ set(CMAKE_CROSSCOMPILING_EMULATOR ${CMAKE_CURRENT_LIST_DIR}/qemu-aarch64.sh)
 # Programs (protoc, the gRPC plugin) from the build machine, libraries and
 # packages only for the target.
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+# Executables look for libc, libstdc++ and libgcc_s in the cross toolchain's
+# lib/ first (RUNPATH, added by the top CMakeLists.txt): under qemu-user with
+# just QEMU_LD_PREFIX=/usr/aarch64-linux-gnu the loader is that toolchain's,
+# and the arm64 packages' newer libc.so.6 beside it hangs pthread_create
+# (qemu-aarch64.sh says why). On an arm64 machine the folder does not exist
+# and the normal search applies.
+set(SHARDLM_CROSS_RUNPATH /usr/aarch64-linux-gnu/lib)
