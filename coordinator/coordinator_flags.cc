@@ -35,6 +35,9 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt64("--prefix-cache-tokens", &e.prefix_cache_tokens,
                  "cap on the prompt tokens the prefix cache keeps (least recently used go first; "
                  "a full KV budget evicts too)");
+  args->AddInt("--spec-ngram", &e.spec_ngram,
+               "speculative decoding: up to K prompt-lookup draft tokens per sequence and step, "
+               "verified in one pass through the workers (0: off; requests may opt out)");
   args->AddInt("--worker-wait", &f->worker_wait_s, "seconds to wait for workers still loading");
   args->AddInt("--call-timeout", &f->call_timeout_s,
                "seconds before a worker call fails (then: failover)");
