@@ -46,7 +46,9 @@ struct Engine::Sequence {
   // drafter sees every token of `tokens`; `drafts` are the ones sent after
   // the last token in the current step (empty when none).
   std::unique_ptr<NgramDrafter> drafter;
+  bool model_drafts = false;  // drafts from options.draft_model instead
   std::vector<int32_t> drafts;
+  bool speculates() const { return drafter != nullptr || model_drafts; }
   absl::Time submitted, prefill_started, first_token, last_token;
 
   Sequence(GenerationRequest r, std::shared_ptr<GenerationObserver> o, const Tokenizer& tok,
@@ -105,6 +107,10 @@ struct Engine::Batch {
   ForwardResult result;
   std::vector<Sequence*> seqs;
   std::vector<int> counts;  // tokens of each sequence in the batch
+  // The plan BuildBatchLocked makes: tokens of each sequence before drafts,
+  // and the budget left for drafts.
+  std::vector<int> takes;
+  int draft_budget = 0;
 };
 
 // Draft tokens per sequence and step at most: beyond this a draft is almost
@@ -125,6 +131,14 @@ absl::Status ValidateEngineOptions(const EngineOptions& o) {
                         o.micro_batches, "0 (one per layer range) to 64"));
   RETURN_IF_ERROR(check(o.spec_ngram >= 0 && o.spec_ngram <= kMaxSpecDraft, "--spec-ngram",
                         o.spec_ngram, absl::StrCat("0 (off) to ", kMaxSpecDraft).c_str()));
+  if (o.draft_model != nullptr) {
+    RETURN_IF_ERROR(check(o.spec_draft >= 1 && o.spec_draft <= kMaxSpecDraft, "--spec-draft",
+                          o.spec_draft, absl::StrCat("1 to ", kMaxSpecDraft).c_str()));
+    if (o.spec_ngram > 0) {
+      return absl::InvalidArgumentError(
+          "--spec-ngram and --draft-model: choose one way of drafting");
+    }
+  }
   if (o.prefix_cache_tokens < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--prefix-cache-tokens is ", o.prefix_cache_tokens, ", must be >= 0"));
@@ -213,9 +227,13 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
   // Grammar-constrained requests decode plainly: a draft would have to be
   // walked through the grammar's automaton position by position, and the
   // masks are computed per sampled position anyway.
-  if (options_.spec_ngram > 0 && seq->request.params.speculation && seq->constraint == nullptr) {
-    seq->drafter = std::make_unique<NgramDrafter>();
-    seq->drafter->Sync(seq->tokens);
+  if (seq->request.params.speculation && seq->constraint == nullptr) {
+    if (options_.draft_model != nullptr) {
+      seq->model_drafts = true;
+    } else if (options_.spec_ngram > 0) {
+      seq->drafter = std::make_unique<NgramDrafter>();
+      seq->drafter->Sync(seq->tokens);
+    }
   }
   for (int32_t t : seq->tokens) seq->sampler.Accept(t);
   seq->submitted = absl::Now();
@@ -490,6 +508,9 @@ void Engine::DrainReleases(std::unique_lock<std::mutex>& lock) {
                   static_cast<int>(p.tokens.size()), std::string(st.message()));
     }
   }
+  if (options_.draft_model != nullptr) {
+    for (SeqId id : ids) options_.draft_model->Release(id);
+  }
   if (absl::Status st = pipeline_->Release(ids); !st.ok()) {
     SHARDLM_LOG(kWarning, "releasing the KV of %d finished sequences failed: %s",
                 static_cast<int>(ids.size()), std::string(st.message()));
@@ -549,6 +570,7 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
   b->request.want_logits.clear();
   b->seqs.clear();
   b->counts.clear();
+  b->takes.clear();
   int budget = options_.max_batch_tokens;
   // What each sequence sends: decode tokens first (cheap, latency-bound),
   // then prompt chunks; draft tokens only from what that leaves, so
@@ -576,31 +598,51 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
       budget -= take;
     }
   }
-  const int n_ctx = pipeline_->model().n_ctx;
   for (const Planned& p : plan) {
-    Sequence* s = p.s;
-    if (s->drafter == nullptr || budget <= 0 || s->generated() == 0 ||
+    b->seqs.push_back(p.s);
+    b->takes.push_back(p.take);
+  }
+  b->draft_budget = budget;
+  return !b->seqs.empty();
+}
+
+void Engine::AssembleBatch(Batch* b) {
+  const int n_ctx = pipeline_->model().n_ctx;
+  const int max_draft = options_.draft_model != nullptr ? options_.spec_draft : options_.spec_ngram;
+  int budget = b->draft_budget;
+  for (Sequence* s : b->seqs) {
+    if (!s->speculates() || budget <= 0 || s->generated() == 0 ||
         s->n_cached + 1 != static_cast<int>(s->tokens.size())) {
       continue;
     }
     // A step emits up to drafts + 1 tokens: no drafts past max_tokens or
     // the context, where they could never be kept.
     const int size = static_cast<int>(s->tokens.size());
-    const int room = std::min({options_.spec_ngram, budget,
-                               s->request.params.max_tokens - s->generated() - 1, n_ctx - size - 1});
+    const int room = std::min({max_draft, budget, s->request.params.max_tokens - s->generated() - 1,
+                               n_ctx - size - 1});
     if (room <= 0) continue;
-    s->drafts = s->drafter->Propose(room);
+    if (s->drafter != nullptr) {
+      s->drafts = s->drafter->Propose(room);
+    } else {
+      absl::StatusOr<std::vector<int32_t>> d = options_.draft_model->Propose(s->id, s->tokens, room);
+      if (d.ok()) {
+        s->drafts = std::move(*d);
+      } else {  // the served model goes on without drafts
+        SHARDLM_LOG(kWarning, "request %s: %s", s->request.request_id, std::string(d.status().message()));
+      }
+    }
     budget -= static_cast<int>(s->drafts.size());
   }
-  for (const Planned& p : plan) {
-    Sequence* s = p.s;
+  for (size_t k = 0; k < b->seqs.size(); ++k) {
+    Sequence* s = b->seqs[k];
+    const int take = b->takes[k];
     const int pending = static_cast<int>(s->tokens.size()) - s->n_cached;
-    for (int i = 0; i < p.take; ++i) {
+    for (int i = 0; i < take; ++i) {
       const int pos = s->n_cached + i;
       b->request.seq_ids.push_back(s->id);
       b->request.positions.push_back(pos);
       b->request.tokens.push_back(s->tokens[pos]);
-      b->request.want_logits.push_back(i == p.take - 1 && p.take == pending);
+      b->request.want_logits.push_back(i == take - 1 && take == pending);
     }
     // Drafts follow the last token: a logits row for every one of them.
     const int n_drafts = static_cast<int>(s->drafts.size());
@@ -610,11 +652,10 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
       b->request.tokens.push_back(s->drafts[i]);
       b->request.want_logits.push_back(1);
     }
-    b->seqs.push_back(s);
-    b->counts.push_back(p.take + n_drafts);
+    b->counts.push_back(take + n_drafts);
   }
-  return !b->seqs.empty();
 }
+
 
 void Engine::ComputeMasks(const Batch& b) {
   for (size_t i = 0; i < b.seqs.size(); ++i) {
@@ -642,7 +683,7 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
       if (s->generated() == 0) PromoteLocked(*s, group.route);
     }
     const float* logits = b.result.logits.data() + row * n_vocab;
-    if (s->drafter != nullptr) {
+    if (s->speculates()) {
       row += n_drafts + 1;
       VerifyLocked(s, logits, n_drafts + 1, outbox);
       continue;
@@ -700,7 +741,12 @@ void Engine::VerifyLocked(Sequence* s, const float* logits, int rows, Outbox* ou
     const TokenDistribution p = s->sampler.Distribution(row);
     // The drafter's proposal for this position: drafts[j] when every draft
     // before it was accepted (ngram_drafter.h), also past the drafts sent.
-    const int32_t draft = s->drafter->ProposeNext();
+    int32_t draft = -1;
+    if (s->drafter != nullptr) {
+      draft = s->drafter->ProposeNext();
+    } else if (j < static_cast<int>(s->drafts.size())) {
+      draft = s->drafts[j];  // the draft model's (its proposals past them are not computed)
+    }
     const int64_t pos = static_cast<int64_t>(s->tokens.size());
     const int32_t token = SpeculativeSample(p, draft, /*q=*/nullptr, PositionUniform(seed, pos, 0),
                                             PositionUniform(seed, pos, 1));
@@ -840,6 +886,7 @@ void Engine::GroupLoop(int g) {
     if (stopping_) break;
     if (!BuildBatchLocked(group, &batch)) continue;
     lock.unlock();
+    AssembleBatch(&batch);
     StageFailure failure;
     absl::Status st = pipeline_->Forward(batch.request, &batch.result, group.route, &failure);
     if (st.ok()) ComputeMasks(batch);

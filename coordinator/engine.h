@@ -41,6 +41,7 @@
 #include "coordinator/prefix_cache.h"
 #include "coordinator/replica_router.h"
 #include "coordinator/sampler.h"
+#include "coordinator/speculative/draft_model.h"
 #include "coordinator/stop_matcher.h"
 
 namespace shardlm {
@@ -61,6 +62,10 @@ struct EngineOptions {
   // prompt-lookup draft tokens per generating sequence and step, verified
   // in the same pass as its last token; 0 = off.
   int spec_ngram = 0;
+  // Or draft-model speculation: up to spec_draft greedy tokens of this
+  // small model of the same vocabulary (null: none).
+  std::shared_ptr<DraftModel> draft_model;
+  int spec_draft = 4;
 };
 
 // Options out of range -> INVALID_ARGUMENT naming the flag.
@@ -163,6 +168,10 @@ class Engine {
                          Outbox* outbox);
   // Builds the group's next batch; false when there is nothing to run.
   bool BuildBatchLocked(Group& group, Batch* batch);
+  // Turns the plan BuildBatchLocked made into the request, drafting for
+  // the sequences that speculate first; without mu_ (a draft model
+  // computes), only the group's own thread touches its sequences.
+  void AssembleBatch(Batch* batch);
   void ApplyResultLocked(Group& group, Batch& batch, Outbox* outbox);
   // Computes the grammar masks of the batch's sequences that sample from
   // its result, without mu_: a trie walk can take milliseconds, and only

@@ -81,6 +81,26 @@ class SpecEngineTest : public ::testing::Test {
     eo.max_batch_tokens = max_batch_tokens;
     return std::make_unique<Engine>(pipeline_.get(), tokenizer_.get(), eo);
   }
+  // Draft-model speculation with `draft` (a whole-model in-process stage).
+  std::unique_ptr<Engine> MakeDraftEngine(const std::string& draft, int k,
+                                          int max_batch_tokens = 256) {
+    StageOptions so;
+    so.n_threads = 1;
+    so.kv_type = KvType::kF32;
+    auto stage = LlamaStage::Open(draft, so);
+    EXPECT_TRUE(stage.ok()) << stage.status();
+    if (!stage.ok()) return nullptr;
+    draft_stage_ = std::move(*stage);
+    auto model = DraftModel::Create(draft_stage_);
+    EXPECT_TRUE(model.ok()) << model.status();
+    EngineOptions eo;
+    eo.draft_model = std::move(*model);
+    eo.spec_draft = k;
+    eo.max_batch_tokens = max_batch_tokens;
+    EXPECT_TRUE(ValidateEngineOptions(eo).ok());
+    return std::make_unique<Engine>(pipeline_.get(), tokenizer_.get(), eo);
+  }
+  std::shared_ptr<Stage> draft_stage_;
   static std::shared_ptr<Collector> Submit(Engine& engine, std::vector<int32_t> prompt,
                                            const SamplingParams& params) {
     auto c = std::make_shared<Collector>();
@@ -301,6 +321,73 @@ TEST_F(SpecEngineTest, RequestsCanTurnSpeculationOff) {
   p.speculation = true;
   Run(*spec_engine, {1}, p);
   EXPECT_GT(m.spec_draft_tokens.value(), 0);
+}
+
+TEST_F(SpecEngineTest, SelfDraftModelIsAcceptedWholeAndGreedyIdenticalToPlain) {
+  // The served model as its own draft: every draft token must be accepted
+  // (the mechanics, not a sensible deployment).
+  SamplingParams p = SamplingParams::Greedy();
+  p.max_tokens = 200;
+  auto engine = MakeDraftEngine(TestDataPath("models/stories260K.gguf"), 4);
+  ASSERT_NE(engine, nullptr);
+  auto c = Run(*engine, {1}, p);
+  ASSERT_EQ(c->ids_.size(), 200u);
+  EXPECT_EQ(c->text_, ReadFileOrDie(TestDataPath("models/stories260K.expected_greedy.txt")));
+  const EngineMetrics& m = engine->metrics();
+  EXPECT_GT(m.spec_draft_tokens.value(), 150);
+  EXPECT_EQ(m.spec_accepted_tokens.value(), m.spec_draft_tokens.value());
+  EXPECT_GE(m.tokens_per_pass.sum() / m.tokens_per_pass.Cumulative().back(), 4.5);  // ~5 per pass
+  // Prompts, concurrently, with a budget that cuts drafts: still identical.
+  auto plain = MakeEngine(0);
+  SamplingParams q = SamplingParams::Greedy();
+  q.max_tokens = 80;
+  q.ignore_eos = true;
+  auto tight = MakeDraftEngine(TestDataPath("models/stories260K.gguf"), 6, /*max_batch_tokens=*/5);
+  ASSERT_NE(tight, nullptr);
+  std::vector<std::shared_ptr<Collector>> together;
+  const std::vector<std::string> prompts = {"Once upon a time", "Tom and his dog", "A cat sat"};
+  for (const auto& text : prompts) together.push_back(Submit(*tight, Prompt(text), q));
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    together[i]->Wait();
+    EXPECT_EQ(together[i]->ids_, Run(*plain, Prompt(prompts[i]), q)->ids_) << prompts[i];
+  }
+  engine.reset();
+  tight.reset();
+  ExpectKvFreedEventually();
+  EXPECT_EQ(draft_stage_->kv_stats().sequences, 0);  // the draft's KV is released too
+}
+
+TEST_F(SpecEngineTest, DraftModelSeededSamplingIsReproducible) {
+  auto engine = MakeDraftEngine(TestDataPath("models/stories260K.gguf"), 4);
+  ASSERT_NE(engine, nullptr);
+  SamplingParams p;
+  p.temperature = 0.9f;
+  p.seed = 77;
+  p.max_tokens = 100;
+  p.ignore_eos = true;
+  auto a = Run(*engine, {1}, p);
+  auto b = Run(*engine, {1}, p);
+  ASSERT_EQ(a->ids_.size(), 100u);
+  EXPECT_EQ(a->ids_, b->ids_);
+}
+
+TEST(DraftVocabularyTest, ADraftOfAnotherVocabularyIsRefusedNamingBothFiles) {
+  auto load = [](const std::string& name) {
+    auto file = GgufFile::Open(TestDataPath("models/" + name));
+    EXPECT_TRUE(file.ok()) << file.status();
+    auto tok = Tokenizer::FromGguf(**file);
+    EXPECT_TRUE(tok.ok()) << tok.status();
+    return std::move(*tok);
+  };
+  auto stories = load("stories260K.gguf");
+  auto nano_q8 = load("nano-q8_0.gguf");  // stories260K's vocabulary (nano-README.md)
+  auto qwen = load("qwen2-nano-q4_0.gguf");
+  EXPECT_TRUE(CheckSameVocabulary(*stories, "stories.gguf", *nano_q8, "q8.gguf").ok());
+  absl::Status st = CheckSameVocabulary(*qwen, "qwen.gguf", *stories, "stories.gguf");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("--draft-model qwen.gguf"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("--model stories.gguf"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("151936 vs 512"), std::string::npos) << st;
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/coordinator_server.h"
 #include "worker/kv_cache.h"
+#include "worker/llama_stage.h"
 
 namespace shardlm {
 namespace {
@@ -199,6 +200,21 @@ int RunServeCommand(int argc, char** argv, int first) {
     return ExitWithError(kProgram, st, 2);
   }
   o.worker_tls = flags.worker_tls;  // the workers serve this certificate
+  if (!flags.draft_model.empty()) {
+    // The draft runs here, whole, with its own KV (coordinator/speculative/draft_model.h).
+    StageOptions so;
+    so.n_threads = flags.draft_threads;
+    so.kv_type = KvType::kF32;
+    absl::StatusOr<std::unique_ptr<LlamaStage>> draft = LlamaStage::Open(flags.draft_model, so);
+    if (!draft.ok()) {
+      return ExitWithError(kProgram,
+                           absl::Status(draft.status().code(),
+                                        absl::StrCat("--draft-model ", flags.draft_model, ": ",
+                                                     draft.status().message())),
+                           2);
+    }
+    o.coordinator.draft_stage = std::move(*draft);
+  }
   if (absl::Status st = Serve(o); !st.ok()) return ExitWithError(kProgram, st, 1);
   return 0;
 }
