@@ -68,6 +68,7 @@ v1::SamplingParams SamplingToProto(const SamplingParams& s) {
   p.set_ignore_eos(s.ignore_eos);
   for (const auto& [token, bias] : s.logit_bias) (*p.mutable_logit_bias())[token] = bias;
   p.set_top_logprobs(s.top_logprobs);
+  p.set_no_speculation(!s.speculation);
   return p;
 }
 
