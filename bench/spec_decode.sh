@@ -8,7 +8,7 @@
 # from /metrics) and whether the 200 token ids equal the plain run's.
 #
 #   bench/spec_decode.sh BIN_DIR [MODEL.gguf] [DRAFT.gguf]
-#   (RUNS=7 by default; a stories260K file as its own draft shows the
+#   (MODEL "" = ../shared/models/stories260K.gguf; RUNS=7 by default; a stories260K file as its own draft shows the
 #   mechanics: every draft is accepted.)
 set -euo pipefail
 BIN="${1:?usage: bench/spec_decode.sh BIN_DIR [MODEL.gguf] [DRAFT.gguf]}"
@@ -50,7 +50,10 @@ serve plain
 serve spec-ngram-4 --spec-ngram 4
 serve spec-ngram-8 --spec-ngram 8
 if [ -n "$DRAFT" ]; then
-  serve "draft-model-4 ($(basename "$DRAFT"))" --draft-model "$DRAFT" --spec-draft 4
+  label="draft-model-4 ($(basename "$DRAFT"))"
+  [ "$(realpath "$DRAFT")" = "$(realpath "$MODEL")" ] &&
+    label="draft-model-4 ($(basename "$DRAFT") as its own draft: mechanics only)"
+  serve "$label" --draft-model "$DRAFT" --spec-draft 4
 fi
 N=${#LABELS[@]}
 declare -a S0 C0
