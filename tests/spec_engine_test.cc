@@ -12,6 +12,7 @@
 #include "common/model/gguf.h"
 #include "worker/llama_stage.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/coordinator_flags.h"
 #include "coordinator/engine.h"
 #include "tests/test_data.h"
 
@@ -142,6 +143,36 @@ TEST(SpecEngineOptionsTest, OutOfRangeSpecNgramNamesTheFlag) {
   EXPECT_NE(ValidateEngineOptions(o).message().find("--spec-ngram is -1"), std::string::npos);
   o.spec_ngram = 1000;
   EXPECT_NE(ValidateEngineOptions(o).message().find("--spec-ngram is 1000"), std::string::npos);
+}
+
+TEST(SpecFlagsTest, SpeculationFlagsAreValidatedNamingTheFlag) {
+  CoordinatorOptions o;
+  CoordinatorFlags f;
+  f.insecure = true;  // no TLS files in this test
+  f.options.engine.spec_ngram = 4;
+  ASSERT_TRUE(ApplyCoordinatorFlags(WorkerPlacement::kRemote, f, &o).ok());
+  EXPECT_EQ(o.engine.spec_ngram, 4);
+  CoordinatorFlags draft;
+  draft.insecure = true;
+  draft.draft_model = "small.gguf";
+  ASSERT_TRUE(ApplyCoordinatorFlags(WorkerPlacement::kLoopback, draft, &o).ok());
+  EXPECT_EQ(o.draft_model_path, "small.gguf");
+  // shardlm-coordinator has no layer compute to run a draft with.
+  absl::Status st = ApplyCoordinatorFlags(WorkerPlacement::kRemote, draft, &o);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("shardlm serve --draft-model"), std::string::npos) << st;
+  CoordinatorFlags both = draft;
+  both.options.engine.spec_ngram = 4;
+  st = ApplyCoordinatorFlags(WorkerPlacement::kLoopback, both, &o);
+  EXPECT_NE(st.message().find("--spec-ngram and --draft-model"), std::string::npos) << st;
+  CoordinatorFlags bad_k = draft;
+  bad_k.options.engine.spec_draft = 0;
+  st = ApplyCoordinatorFlags(WorkerPlacement::kLoopback, bad_k, &o);
+  EXPECT_NE(st.message().find("--spec-draft is 0"), std::string::npos) << st;
+  CoordinatorFlags bad_threads = draft;
+  bad_threads.draft_threads = 0;
+  st = ApplyCoordinatorFlags(WorkerPlacement::kLoopback, bad_threads, &o);
+  EXPECT_NE(st.message().find("--draft-threads is 0"), std::string::npos) << st;
 }
 
 TEST_F(SpecEngineTest, Greedy200TokensFromBosIdenticalToPlainAndToLlama2c) {
