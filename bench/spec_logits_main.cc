@@ -45,7 +45,8 @@ std::vector<float> Run(Stage& stage, SeqId seq, const std::vector<int32_t>& toke
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help") {
-    std::fprintf(stderr, "usage: shardlm-spec-logits MODEL.gguf [N=200] [K=4] [KV_TYPE=f32] [REJECTED=0]\n");
+    std::fprintf(
+        stderr, "usage: shardlm-spec-logits MODEL.gguf [N=200] [K=4] [KV_TYPE=f32] [REJECTED=0]\n");
     return argc < 2 ? 2 : 0;
   }
   const int n = argc > 2 ? std::atoi(argv[2]) : 200;
@@ -78,7 +79,8 @@ int main(int argc, char** argv) {
   }
   const int np = static_cast<int>(tokens.size());
   for (int i = np - 1; i < n; ++i) {
-    std::vector<float> row = np > 1 && i == np - 1 ? Run(s, 1, tokens, 0, np) : Run(s, 1, tokens, i, i + 1);
+    std::vector<float> row =
+        np > 1 && i == np - 1 ? Run(s, 1, tokens, 0, np) : Run(s, 1, tokens, i, i + 1);
     if (np > 1 && i == np - 1) row.erase(row.begin(), row.end() - n_vocab);
     tokens.push_back(static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin()));
     plain.insert(plain.end(), row.begin(), row.end());
@@ -121,8 +123,9 @@ int main(int argc, char** argv) {
     flips += std::max_element(a, a + n_vocab) - a != std::max_element(b, b + n_vocab) - b;
   }
   std::sort(diffs.begin(), diffs.end());
-  std::printf("%s: %d positions, runs of %d: max |logit diff| %.3g, median %.3g; plain min top-1 - top-2 "
-              "margin %.3g; argmax differs at %d positions\n",
-              argv[1], n, k + 1, diffs.back(), diffs[diffs.size() / 2], min_margin, flips);
+  std::printf(
+      "%s: %d positions, runs of %d: max |logit diff| %.3g, median %.3g; plain min top-1 - top-2 "
+      "margin %.3g; argmax differs at %d positions\n",
+      argv[1], n, k + 1, diffs.back(), diffs[diffs.size() / 2], min_margin, flips);
   return 0;
 }

@@ -134,7 +134,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
   EngineOptions engine_options = options.engine;
   if (options.draft_stage != nullptr) {
-    ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> draft_file, GgufFile::Open(options.draft_model_path));
+    ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> draft_file,
+                     GgufFile::Open(options.draft_model_path));
     ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> draft_vocab, Tokenizer::FromGguf(*draft_file));
     RETURN_IF_ERROR(CheckSameVocabulary(*draft_vocab, options.draft_model_path, *st->tokenizer,
                                         options.model_path));

@@ -304,7 +304,8 @@ void Engine::RenderMetrics(MetricsPage* page) const {
                   m.inter_token);
   page->Histogram("shardlm_request_seconds", "Submit to end of request", m.request_seconds);
   page->Counter("shardlm_spec_draft_tokens_total",
-                "Speculative decoding: draft tokens sent for verification", m.spec_draft_tokens.value());
+                "Speculative decoding: draft tokens sent for verification",
+                m.spec_draft_tokens.value());
   page->Counter("shardlm_spec_accepted_tokens_total",
                 "Speculative decoding: draft tokens the target model accepted",
                 m.spec_accepted_tokens.value());
@@ -618,17 +619,19 @@ void Engine::AssembleBatch(Batch* b) {
     // A step emits up to drafts + 1 tokens: no drafts past max_tokens or
     // the context, where they could never be kept.
     const int size = static_cast<int>(s->tokens.size());
-    const int room = std::min({max_draft, budget, s->request.params.max_tokens - s->generated() - 1,
-                               n_ctx - size - 1});
+    const int room = std::min(
+        {max_draft, budget, s->request.params.max_tokens - s->generated() - 1, n_ctx - size - 1});
     if (room <= 0) continue;
     if (s->drafter != nullptr) {
       s->drafts = s->drafter->Propose(room);
     } else {
-      absl::StatusOr<std::vector<int32_t>> d = options_.draft_model->Propose(s->id, s->tokens, room);
+      absl::StatusOr<std::vector<int32_t>> d =
+          options_.draft_model->Propose(s->id, s->tokens, room);
       if (d.ok()) {
         s->drafts = std::move(*d);
       } else {  // the served model goes on without drafts
-        SHARDLM_LOG(kWarning, "request %s: %s", s->request.request_id, std::string(d.status().message()));
+        SHARDLM_LOG(kWarning, "request %s: %s", s->request.request_id,
+                    std::string(d.status().message()));
       }
     }
     budget -= static_cast<int>(s->drafts.size());
@@ -655,7 +658,6 @@ void Engine::AssembleBatch(Batch* b) {
     b->counts.push_back(take + n_drafts);
   }
 }
-
 
 void Engine::ComputeMasks(const Batch& b) {
   for (size_t i = 0; i < b.seqs.size(); ++i) {

@@ -48,7 +48,8 @@ class Sampler {
   // at least one. Log-probabilities stay those of the raw logits.
   SampledToken Sample(absl::Span<const float> logits, const TokenMask* allowed = nullptr);
   // The distribution Sample draws from (speculative sampling needs it whole).
-  TokenDistribution Distribution(absl::Span<const float> logits, const TokenMask* allowed = nullptr);
+  TokenDistribution Distribution(absl::Span<const float> logits,
+                                 const TokenMask* allowed = nullptr);
   // `token` with its log-probability (and top alternatives) under the raw logits.
   SampledToken WithLogprobs(absl::Span<const float> logits, int32_t token) const;
   const SamplingParams& params() const { return params_; }

@@ -10,11 +10,11 @@
 #include <thread>
 
 #include "common/model/gguf.h"
-#include "worker/llama_stage.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/engine.h"
 #include "tests/test_data.h"
+#include "worker/llama_stage.h"
 
 namespace shardlm::testing {
 namespace {
@@ -128,7 +128,9 @@ class SpecEngineTest : public ::testing::Test {
       EXPECT_EQ(n, 0) << s->name() << " still holds KV";
     }
   }
-  std::vector<int32_t> Prompt(const std::string& text) { return tokenizer_->Encode(text, true, false); }
+  std::vector<int32_t> Prompt(const std::string& text) {
+    return tokenizer_->Encode(text, true, false);
+  }
 
   std::shared_ptr<const GgufFile> file_;
   std::unique_ptr<Tokenizer> tokenizer_;

@@ -207,11 +207,11 @@ int RunServeCommand(int argc, char** argv, int first) {
     so.kv_type = KvType::kF32;
     absl::StatusOr<std::unique_ptr<LlamaStage>> draft = LlamaStage::Open(flags.draft_model, so);
     if (!draft.ok()) {
-      return ExitWithError(kProgram,
-                           absl::Status(draft.status().code(),
-                                        absl::StrCat("--draft-model ", flags.draft_model, ": ",
-                                                     draft.status().message())),
-                           2);
+      return ExitWithError(
+          kProgram,
+          absl::Status(draft.status().code(), absl::StrCat("--draft-model ", flags.draft_model,
+                                                           ": ", draft.status().message())),
+          2);
     }
     o.coordinator.draft_stage = std::move(*draft);
   }

@@ -8,20 +8,18 @@ namespace shardlm {
 
 absl::Status CheckSameVocabulary(const Tokenizer& draft, const std::string& draft_path,
                                  const Tokenizer& target, const std::string& target_path) {
-  const std::string both =
-      absl::StrCat("--draft-model ", draft_path, " and --model ", target_path);
+  const std::string both = absl::StrCat("--draft-model ", draft_path, " and --model ", target_path);
   if (draft.n_vocab() != target.n_vocab()) {
-    return absl::InvalidArgumentError(absl::StrCat(both, " have different vocabularies: ",
-                                                   draft.n_vocab(), " vs ", target.n_vocab(),
-                                                   " tokens (a draft model must share the "
-                                                   "served model's tokenizer)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        both, " have different vocabularies: ", draft.n_vocab(), " vs ", target.n_vocab(),
+        " tokens (a draft model must share the "
+        "served model's tokenizer)"));
   }
   for (int32_t id = 0; id < target.n_vocab(); ++id) {
     if (draft.TokenText(id) != target.TokenText(id)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(both, " have different vocabularies: token ", id, " is '",
-                       draft.TokenText(id), "' vs '", target.TokenText(id),
-                       "' (a draft model must share the served model's tokenizer)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          both, " have different vocabularies: token ", id, " is '", draft.TokenText(id), "' vs '",
+          target.TokenText(id), "' (a draft model must share the served model's tokenizer)"));
     }
   }
   return absl::OkStatus();
@@ -30,9 +28,9 @@ absl::Status CheckSameVocabulary(const Tokenizer& draft, const std::string& draf
 absl::StatusOr<std::unique_ptr<DraftModel>> DraftModel::Create(std::shared_ptr<Stage> stage) {
   const ShardInfo& info = stage->info();
   if (!info.is_first() || !info.is_last()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "draft model: the stage serves layers ", info.first_layer, ":", info.last_layer, " of ",
-        info.n_layer, "; a draft runs the whole model"));
+    return absl::InvalidArgumentError(absl::StrCat("draft model: the stage serves layers ",
+                                                   info.first_layer, ":", info.last_layer, " of ",
+                                                   info.n_layer, "; a draft runs the whole model"));
   }
   return std::unique_ptr<DraftModel>(new DraftModel(std::move(stage)));
 }
