@@ -9,10 +9,12 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/model/gguf.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/engine.h"
+#include "coordinator/gateway_metrics.h"
 #include "tests/test_data.h"
 #include "worker/llama_stage.h"
 
@@ -203,6 +205,15 @@ TEST_F(SpecEngineTest, Greedy200TokensFromBosIdenticalToPlainAndToLlama2c) {
                            "shardlm_spec_passes_total", "shardlm_tokens_per_pass_bucket"}) {
     EXPECT_NE(page.text().find(name), std::string::npos) << name;
   }
+  // vLLM's names of the counters, with their values.
+  const std::string all = RenderCoordinatorMetrics(*spec_engine, *pipeline_, "stories260K");
+  const std::string model = "{model_name=\"stories260K\"} ";
+  EXPECT_NE(all.find("vllm:spec_decode_num_draft_tokens_total" + model +
+                     absl::StrCat(m.spec_draft_tokens.value())),
+            std::string::npos);
+  EXPECT_NE(all.find("vllm:spec_decode_num_accepted_tokens_total" + model +
+                     absl::StrCat(m.spec_accepted_tokens.value())),
+            std::string::npos);
   ExpectKvFreedEventually();
 }
 
