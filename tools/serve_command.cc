@@ -57,6 +57,14 @@ absl::Status Serve(ServeOptions o) {
                    ResolveModelPath(o.model, ModelPart::Header(), o.source));
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(o.coordinator.model_path));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  if (o.coordinator.draft_stage != nullptr) {  // refused before any worker starts
+    ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> vocab, Tokenizer::FromGguf(*file));
+    ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> draft_file,
+                     GgufFile::Open(o.coordinator.draft_model_path));
+    ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> draft_vocab, Tokenizer::FromGguf(*draft_file));
+    RETURN_IF_ERROR(CheckSameVocabulary(*draft_vocab, o.coordinator.draft_model_path, *vocab,
+                                        o.coordinator.model_path));
+  }
   ASSIGN_OR_RETURN(const KvType kv_type, ParseKvType(o.kv_type));  // before workers start
   RETURN_IF_ERROR(CheckKvTypeFits(kv_type, config.head_dim));
   ASSIGN_OR_RETURN(std::vector<LayerRange> ranges, LayerRanges(o, *file, config.n_layer));
