@@ -35,6 +35,16 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   args->AddInt64("--prefix-cache-tokens", &e.prefix_cache_tokens,
                  "cap on the prompt tokens the prefix cache keeps (least recently used go first; "
                  "a full KV budget evicts too)");
+  args->AddInt("--spec-ngram", &e.spec_ngram,
+               "speculative decoding: up to K prompt-lookup draft tokens per sequence and step, "
+               "verified in one pass through the workers (0: off; requests may opt out)");
+  args->AddString("--draft-model", &f->draft_model,
+                  loopback ? "speculative decoding with a small GGUF model of the same vocabulary "
+                             "run in this process: it drafts --spec-draft tokens per step"
+                           : "not available here: the coordinator carries no layer compute; "
+                             "`shardlm serve --draft-model` runs one");
+  args->AddInt("--spec-draft", &e.spec_draft, "draft tokens per step with --draft-model (1 to 32)");
+  args->AddInt("--draft-threads", &f->draft_threads, "compute threads of the --draft-model");
   args->AddInt("--worker-wait", &f->worker_wait_s, "seconds to wait for workers still loading");
   args->AddInt("--call-timeout", &f->call_timeout_s,
                "seconds before a worker call fails (then: failover)");
@@ -129,6 +139,23 @@ absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorF
         absl::StrCat("--prefix-cache is '", f.prefix_cache, "', must be on or off"));
   }
   o->engine.prefix_cache = f.prefix_cache == "on";
+  if (!f.draft_model.empty() && placement == WorkerPlacement::kRemote) {
+    return absl::InvalidArgumentError(
+        "--draft-model: shardlm-coordinator carries no layer compute (docs/ARCHITECTURE.md, "
+        "layering); run the draft with `shardlm serve --draft-model`, or use --spec-ngram");
+  }
+  if (!f.draft_model.empty() && f.options.engine.spec_ngram > 0) {
+    return absl::InvalidArgumentError("--spec-ngram and --draft-model: choose one way of drafting");
+  }
+  if (!f.draft_model.empty() && (f.draft_threads < 1 || f.draft_threads > 256)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--draft-threads is ", f.draft_threads, ", must be 1 to 256"));
+  }
+  if (f.options.engine.spec_draft < 1 || f.options.engine.spec_draft > 32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--spec-draft is ", f.options.engine.spec_draft, ", must be 1 to 32"));
+  }
+  o->draft_model_path = f.draft_model;
   if (f.http_max_header_bytes < 1024 || f.http_max_headers < 1 || f.http_max_body_bytes < 0 ||
       f.http_threads < 1 || f.options.http_max_json_depth < 1) {
     return absl::InvalidArgumentError(

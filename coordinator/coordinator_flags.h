@@ -52,6 +52,10 @@ struct CoordinatorFlags {
   int max_connection_age_s = 7200;
   int max_unread_chunks = 256;
   std::string prefix_cache = "on";
+  // --draft-model: opened by `shardlm serve` (which has the layer compute)
+  // into options.draft_stage; shardlm-coordinator refuses it.
+  std::string draft_model;
+  int draft_threads = 1;
 };
 
 void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFlags* flags);

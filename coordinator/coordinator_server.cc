@@ -132,7 +132,19 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   std::vector<std::vector<std::shared_ptr<Stage>>> ranges;
   for (auto& [range, replicas] : by_range) ranges.push_back(std::move(replicas));
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
-  st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), options.engine);
+  EngineOptions engine_options = options.engine;
+  if (options.draft_stage != nullptr) {
+    ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> draft_file,
+                     GgufFile::Open(options.draft_model_path));
+    ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> draft_vocab, Tokenizer::FromGguf(*draft_file));
+    RETURN_IF_ERROR(CheckSameVocabulary(*draft_vocab, options.draft_model_path, *st->tokenizer,
+                                        options.model_path));
+    ASSIGN_OR_RETURN(engine_options.draft_model, DraftModel::Create(options.draft_stage));
+    RETURN_IF_ERROR(ValidateEngineOptions(engine_options));
+    status(absl::StrCat("speculative decoding: draft model ", options.draft_model_path, ", ",
+                        engine_options.spec_draft, " tokens per step"));
+  }
+  st->engine = std::make_unique<Engine>(st->pipeline.get(), st->tokenizer.get(), engine_options);
   st->door = std::make_unique<FrontDoor>(st->engine.get(), st->tokenizer.get(), chat_template);
   st->service =
       std::make_unique<ShardLmService>(st->door.get(), st->pipeline.get(), &st->config,

@@ -43,6 +43,11 @@ struct CoordinatorOptions {
   std::vector<std::string> workers;
   std::string listen = "127.0.0.1:50051";
   EngineOptions engine;
+  // Draft-model speculation: a whole-model stage of draft_model_path
+  // (opened by a binary that has the layer compute: `shardlm serve`); its
+  // vocabulary is checked against model_path's at start. Null: none.
+  std::shared_ptr<Stage> draft_stage;
+  std::string draft_model_path;
   absl::Duration worker_wait = absl::Minutes(10);  // for workers still loading
   absl::Duration call_timeout = absl::Seconds(30);
   std::string hidden_dtype = "f32";  // hidden states between workers: f32|f16|bf16

@@ -7,6 +7,8 @@
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "coordinator/grammar/token_constraint.h"
+#include "coordinator/speculative/acceptance.h"
+#include "coordinator/speculative/ngram_drafter.h"
 
 namespace shardlm {
 
@@ -40,6 +42,13 @@ struct Engine::Sequence {
   StopMatcher stops;
   std::unique_ptr<TokenConstraint> constraint;  // constrained sampling, or null
   absl::Status constraint_error;                // the grammar cannot go on: fail the request
+  // Speculative decoding, when on for this request (null otherwise): the
+  // drafter sees every token of `tokens`; `drafts` are the ones sent after
+  // the last token in the current step (empty when none).
+  std::unique_ptr<NgramDrafter> drafter;
+  bool model_drafts = false;  // drafts from options.draft_model instead
+  std::vector<int32_t> drafts;
+  bool speculates() const { return drafter != nullptr || model_drafts; }
   absl::Time submitted, prefill_started, first_token, last_token;
 
   Sequence(GenerationRequest r, std::shared_ptr<GenerationObserver> o, const Tokenizer& tok,
@@ -98,7 +107,15 @@ struct Engine::Batch {
   ForwardResult result;
   std::vector<Sequence*> seqs;
   std::vector<int> counts;  // tokens of each sequence in the batch
+  // The plan BuildBatchLocked makes: tokens of each sequence before drafts,
+  // and the budget left for drafts.
+  std::vector<int> takes;
+  int draft_budget = 0;
 };
+
+// Draft tokens per sequence and step at most: beyond this a draft is almost
+// never accepted whole and the verification pass only costs compute.
+constexpr int kMaxSpecDraft = 32;
 
 absl::Status ValidateEngineOptions(const EngineOptions& o) {
   auto check = [](bool ok, const char* flag, int value, const char* range) {
@@ -112,6 +129,16 @@ absl::Status ValidateEngineOptions(const EngineOptions& o) {
       check(o.max_batch_tokens >= 1, "--max-batch-tokens", o.max_batch_tokens, ">= 1"));
   RETURN_IF_ERROR(check(o.micro_batches >= 0 && o.micro_batches <= 64, "--micro-batches",
                         o.micro_batches, "0 (one per layer range) to 64"));
+  RETURN_IF_ERROR(check(o.spec_ngram >= 0 && o.spec_ngram <= kMaxSpecDraft, "--spec-ngram",
+                        o.spec_ngram, absl::StrCat("0 (off) to ", kMaxSpecDraft).c_str()));
+  if (o.draft_model != nullptr) {
+    RETURN_IF_ERROR(check(o.spec_draft >= 1 && o.spec_draft <= kMaxSpecDraft, "--spec-draft",
+                          o.spec_draft, absl::StrCat("1 to ", kMaxSpecDraft).c_str()));
+    if (o.spec_ngram > 0) {
+      return absl::InvalidArgumentError(
+          "--spec-ngram and --draft-model: choose one way of drafting");
+    }
+  }
   if (o.prefix_cache_tokens < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--prefix-cache-tokens is ", o.prefix_cache_tokens, ", must be >= 0"));
@@ -197,6 +224,17 @@ absl::StatusOr<uint64_t> Engine::Submit(GenerationRequest request,
   }
   seq->tokens = seq->request.prompt;
   seq->n_prompt = static_cast<int>(seq->tokens.size());
+  // Grammar-constrained requests decode plainly: a draft would have to be
+  // walked through the grammar's automaton position by position, and the
+  // masks are computed per sampled position anyway.
+  if (seq->request.params.speculation && seq->constraint == nullptr) {
+    if (options_.draft_model != nullptr) {
+      seq->model_drafts = true;
+    } else if (options_.spec_ngram > 0) {
+      seq->drafter = std::make_unique<NgramDrafter>();
+      seq->drafter->Sync(seq->tokens);
+    }
+  }
   for (int32_t t : seq->tokens) seq->sampler.Accept(t);
   seq->submitted = absl::Now();
   uint64_t id;
@@ -265,6 +303,17 @@ void Engine::RenderMetrics(MetricsPage* page) const {
   page->Histogram("shardlm_inter_token_seconds", "Gap between consecutive tokens of a request",
                   m.inter_token);
   page->Histogram("shardlm_request_seconds", "Submit to end of request", m.request_seconds);
+  page->Counter("shardlm_spec_draft_tokens_total",
+                "Speculative decoding: draft tokens sent for verification",
+                m.spec_draft_tokens.value());
+  page->Counter("shardlm_spec_accepted_tokens_total",
+                "Speculative decoding: draft tokens the target model accepted",
+                m.spec_accepted_tokens.value());
+  page->Counter("shardlm_spec_passes_total",
+                "Speculative decoding: verification passes (a sequence's step with drafts)",
+                m.spec_passes.value());
+  page->Histogram("shardlm_tokens_per_pass", "Tokens a sequence emitted per pipeline pass",
+                  m.tokens_per_pass);
   page->Counter("shardlm_prefix_cache_queries_total", "Requests looked up in the prefix cache",
                 m.prefix_queries.value());
   page->Counter("shardlm_prefix_cache_hits_total", "Requests that reused a cached prefix",
@@ -460,6 +509,9 @@ void Engine::DrainReleases(std::unique_lock<std::mutex>& lock) {
                   static_cast<int>(p.tokens.size()), std::string(st.message()));
     }
   }
+  if (options_.draft_model != nullptr) {
+    for (SeqId id : ids) options_.draft_model->Release(id);
+  }
   if (absl::Status st = pipeline_->Release(ids); !st.ok()) {
     SHARDLM_LOG(kWarning, "releasing the KV of %d finished sequences failed: %s",
                 static_cast<int>(ids.size()), std::string(st.message()));
@@ -483,6 +535,7 @@ void Engine::EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* o
   s->last_token = now;
   s->tokens.push_back(sampled.token);
   s->sampler.Accept(sampled.token);
+  if (s->drafter != nullptr) s->drafter->Sync(s->tokens);
   if (s->constraint != nullptr) {
     if (absl::Status st = s->constraint->Accept(sampled.token); !st.ok()) s->constraint_error = st;
   }
@@ -518,8 +571,16 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
   b->request.want_logits.clear();
   b->seqs.clear();
   b->counts.clear();
+  b->takes.clear();
   int budget = options_.max_batch_tokens;
-  // Decode tokens first (cheap, latency-bound), then prompt chunks.
+  // What each sequence sends: decode tokens first (cheap, latency-bound),
+  // then prompt chunks; draft tokens only from what that leaves, so
+  // speculation never takes a prompt chunk's share.
+  struct Planned {
+    Sequence* s;
+    int take;
+  };
+  std::vector<Planned> plan;
   for (int pass = 0; pass < 2; ++pass) {
     for (auto& s : group.seqs) {
       const int pending = static_cast<int>(s->tokens.size()) - s->n_cached;
@@ -533,19 +594,69 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
       const int chunk = options_.prefill_chunk;
       const int take = std::min({pending, chunk - s->n_cached % chunk, budget});
       if (s->prefill_started == absl::Time()) s->prefill_started = absl::Now();
-      for (int i = 0; i < take; ++i) {
-        const int pos = s->n_cached + i;
-        b->request.seq_ids.push_back(s->id);
-        b->request.positions.push_back(pos);
-        b->request.tokens.push_back(s->tokens[pos]);
-        b->request.want_logits.push_back(i == take - 1 && take == pending);
-      }
-      b->seqs.push_back(s.get());
-      b->counts.push_back(take);
+      s->drafts.clear();
+      plan.push_back({s.get(), take});
       budget -= take;
     }
   }
+  for (const Planned& p : plan) {
+    b->seqs.push_back(p.s);
+    b->takes.push_back(p.take);
+  }
+  b->draft_budget = budget;
   return !b->seqs.empty();
+}
+
+void Engine::AssembleBatch(Batch* b) {
+  const int n_ctx = pipeline_->model().n_ctx;
+  const int max_draft = options_.draft_model != nullptr ? options_.spec_draft : options_.spec_ngram;
+  int budget = b->draft_budget;
+  for (Sequence* s : b->seqs) {
+    if (!s->speculates() || budget <= 0 || s->generated() == 0 ||
+        s->n_cached + 1 != static_cast<int>(s->tokens.size())) {
+      continue;
+    }
+    // A step emits up to drafts + 1 tokens: no drafts past max_tokens or
+    // the context, where they could never be kept.
+    const int size = static_cast<int>(s->tokens.size());
+    const int room = std::min(
+        {max_draft, budget, s->request.params.max_tokens - s->generated() - 1, n_ctx - size - 1});
+    if (room <= 0) continue;
+    if (s->drafter != nullptr) {
+      s->drafts = s->drafter->Propose(room);
+    } else {
+      absl::StatusOr<std::vector<int32_t>> d =
+          options_.draft_model->Propose(s->id, s->tokens, room);
+      if (d.ok()) {
+        s->drafts = std::move(*d);
+      } else {  // the served model goes on without drafts
+        SHARDLM_LOG(kWarning, "request %s: %s", s->request.request_id,
+                    std::string(d.status().message()));
+      }
+    }
+    budget -= static_cast<int>(s->drafts.size());
+  }
+  for (size_t k = 0; k < b->seqs.size(); ++k) {
+    Sequence* s = b->seqs[k];
+    const int take = b->takes[k];
+    const int pending = static_cast<int>(s->tokens.size()) - s->n_cached;
+    for (int i = 0; i < take; ++i) {
+      const int pos = s->n_cached + i;
+      b->request.seq_ids.push_back(s->id);
+      b->request.positions.push_back(pos);
+      b->request.tokens.push_back(s->tokens[pos]);
+      b->request.want_logits.push_back(i == take - 1 && take == pending);
+    }
+    // Drafts follow the last token: a logits row for every one of them.
+    const int n_drafts = static_cast<int>(s->drafts.size());
+    for (int i = 0; i < n_drafts; ++i) {
+      b->request.seq_ids.push_back(s->id);
+      b->request.positions.push_back(s->n_cached + 1 + i);
+      b->request.tokens.push_back(s->drafts[i]);
+      b->request.want_logits.push_back(1);
+    }
+    b->counts.push_back(take + n_drafts);
+  }
 }
 
 void Engine::ComputeMasks(const Batch& b) {
@@ -562,16 +673,25 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
   for (size_t i = 0; i < b.seqs.size(); ++i) {
     Sequence* s = b.seqs[i];
     const int count = b.counts[i];
-    if (s->exact_prefix == s->n_cached && count >= 4) {  // gemm needs 4, batched 2
-      s->exact_prefix += count - count % 4;
+    const int n_drafts = static_cast<int>(s->drafts.size());  // a decode step's
+    if (n_drafts == 0) {
+      if (s->exact_prefix == s->n_cached && count >= 4) {  // gemm needs 4, batched 2
+        s->exact_prefix += count - count % 4;
+      }
+      s->n_cached += count;
+      if (s->n_cached != static_cast<int>(s->tokens.size())) continue;  // prompt not done yet
+      // The prompt is in: its exactly computed positions become a cache entry
+      // now, so requests arriving while this one generates reuse them too.
+      if (s->generated() == 0) PromoteLocked(*s, group.route);
     }
-    s->n_cached += count;
-    if (s->n_cached != static_cast<int>(s->tokens.size())) continue;  // prompt not done yet
-    // The prompt is in: its exactly computed positions become a cache entry
-    // now, so requests arriving while this one generates reuse them too.
-    if (s->generated() == 0) PromoteLocked(*s, group.route);
     const float* logits = b.result.logits.data() + row * n_vocab;
+    if (s->speculates()) {
+      row += n_drafts + 1;
+      VerifyLocked(s, logits, n_drafts + 1, outbox);
+      continue;
+    }
     ++row;
+    metrics_.tokens_per_pass.Observe(1);
     // Computed by ComputeMasks outside the lock; here a cached reference.
     const TokenMask* allowed = s->constraint != nullptr ? &s->constraint->Mask() : nullptr;
     if (allowed != nullptr && allowed->Count() == 0) {
@@ -587,24 +707,69 @@ void Engine::ApplyResultLocked(Group& group, Batch& b, Outbox* outbox) {
       return true;
     }
     if (s->generated() == 0 || s->n_cached != static_cast<int>(s->tokens.size()) - 1) return false;
-    const SamplingParams& p = s->request.params;
     FinishReason reason;
-    if (tokenizer_->IsEndOfGeneration(s->tokens.back()) && !p.ignore_eos) {
-      reason = FinishReason::kEndOfText;
-    } else if (s->stops.stopped()) {
-      reason = FinishReason::kStop;
-    } else if (s->constraint != nullptr && s->constraint->IsComplete()) {
-      reason = FinishReason::kStop;  // the grammar admits nothing more
-    } else if (s->generated() >= p.max_tokens ||
-               static_cast<int>(s->tokens.size()) >= pipeline_->model().n_ctx) {
-      reason = FinishReason::kLength;
-    } else {
-      return false;
-    }
+    if (!ShouldFinish(*s, &reason)) return false;
     FinishLocked(s.get(), reason, absl::OkStatus(), outbox);
     return true;
   };
   group.seqs.erase(std::remove_if(group.seqs.begin(), group.seqs.end(), done), group.seqs.end());
+}
+
+bool Engine::ShouldFinish(const Sequence& s, FinishReason* reason) const {
+  const SamplingParams& p = s.request.params;
+  if (tokenizer_->IsEndOfGeneration(s.tokens.back()) && !p.ignore_eos) {
+    *reason = FinishReason::kEndOfText;
+  } else if (s.stops.stopped()) {
+    *reason = FinishReason::kStop;
+  } else if (s.constraint != nullptr && s.constraint->IsComplete()) {
+    *reason = FinishReason::kStop;  // the grammar admits nothing more
+  } else if (s.generated() >= p.max_tokens ||
+             static_cast<int>(s.tokens.size()) >= pipeline_->model().n_ctx) {
+    *reason = FinishReason::kLength;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void Engine::VerifyLocked(Sequence* s, const float* logits, int rows, Outbox* outbox) {
+  const int n_vocab = pipeline_->model().n_vocab;
+  const uint64_t seed = s->request.params.seed;
+  int emitted = 0;
+  for (int j = 0; j < rows; ++j) {
+    const absl::Span<const float> row(logits + static_cast<size_t>(j) * n_vocab, n_vocab);
+    // p after every transform, with the penalties seeing the tokens emitted
+    // before this position (EmitTokenLocked feeds the sampler each one).
+    const TokenDistribution p = s->sampler.Distribution(row);
+    // The drafter's proposal for this position: drafts[j] when every draft
+    // before it was accepted (ngram_drafter.h), also past the drafts sent.
+    int32_t draft = -1;
+    if (s->drafter != nullptr) {
+      draft = s->drafter->ProposeNext();
+    } else if (j < static_cast<int>(s->drafts.size())) {
+      draft = s->drafts[j];  // the draft model's (its proposals past them are not computed)
+    }
+    const int64_t pos = static_cast<int64_t>(s->tokens.size());
+    const int32_t token = SpeculativeSample(p, draft, /*q=*/nullptr, PositionUniform(seed, pos, 0),
+                                            PositionUniform(seed, pos, 1));
+    EmitTokenLocked(s, s->sampler.WithLogprobs(row, token), outbox);
+    ++emitted;
+    const bool accepted = j < static_cast<int>(s->drafts.size()) && token == s->drafts[j];
+    if (accepted) metrics_.spec_accepted_tokens.Add();
+    FinishReason reason;
+    // Tokens after a stop (string, end-of-text, length) are never emitted.
+    if (!accepted || ShouldFinish(*s, &reason)) break;
+  }
+  if (!s->drafts.empty()) {
+    metrics_.spec_passes.Add();
+    metrics_.spec_draft_tokens.Add(static_cast<double>(s->drafts.size()));
+  }
+  metrics_.tokens_per_pass.Observe(emitted);
+  // The KV of the last token, the accepted drafts (and the rejected ones
+  // beyond, which the next step overwrites: a stage rewinds to the first
+  // position it is sent) is in; the last emitted token is not.
+  s->n_cached = static_cast<int>(s->tokens.size()) - 1;
+  s->drafts.clear();
 }
 
 // Errors that say the worker is gone or stuck, not that the batch was bad.
@@ -723,6 +888,7 @@ void Engine::GroupLoop(int g) {
     if (stopping_) break;
     if (!BuildBatchLocked(group, &batch)) continue;
     lock.unlock();
+    AssembleBatch(&batch);
     StageFailure failure;
     absl::Status st = pipeline_->Forward(batch.request, &batch.result, group.route, &failure);
     if (st.ok()) ComputeMasks(batch);

@@ -41,6 +41,7 @@
 #include "coordinator/prefix_cache.h"
 #include "coordinator/replica_router.h"
 #include "coordinator/sampler.h"
+#include "coordinator/speculative/draft_model.h"
 #include "coordinator/stop_matcher.h"
 
 namespace shardlm {
@@ -57,6 +58,14 @@ struct EngineOptions {
   // prompt KV stays on the stages as a cache entry that later requests fork.
   bool prefix_cache = true;
   int64_t prefix_cache_tokens = 16384;  // cap on the tokens of all entries
+  // Speculative decoding (coordinator/speculative/): up to this many
+  // prompt-lookup draft tokens per generating sequence and step, verified
+  // in the same pass as its last token; 0 = off.
+  int spec_ngram = 0;
+  // Or draft-model speculation: up to spec_draft greedy tokens of this
+  // small model of the same vocabulary (null: none).
+  std::shared_ptr<DraftModel> draft_model;
+  int spec_draft = 4;
 };
 
 // Options out of range -> INVALID_ARGUMENT naming the flag.
@@ -113,6 +122,13 @@ struct EngineMetrics {
   // Prefix cache: requests looked up, requests that forked a cached prefix,
   // and their prompt tokens / forked tokens.
   Counter prefix_queries, prefix_hits, prefix_query_tokens, prefix_hit_tokens;
+  // Speculative decoding: draft tokens sent for verification, those the
+  // target accepted, and verification passes (a sequence's step carrying at
+  // least one draft token).
+  Counter spec_draft_tokens, spec_accepted_tokens, spec_passes;
+  // Tokens a sequence emitted per pipeline pass that sampled it (1 without
+  // speculation; up to drafts + 1 with it).
+  Histogram tokens_per_pass{{1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32}};
 };
 
 class Engine {
@@ -152,6 +168,10 @@ class Engine {
                          Outbox* outbox);
   // Builds the group's next batch; false when there is nothing to run.
   bool BuildBatchLocked(Group& group, Batch* batch);
+  // Turns the plan BuildBatchLocked made into the request, drafting for
+  // the sequences that speculate first; without mu_ (a draft model
+  // computes), only the group's own thread touches its sequences.
+  void AssembleBatch(Batch* batch);
   void ApplyResultLocked(Group& group, Batch& batch, Outbox* outbox);
   // Computes the grammar masks of the batch's sequences that sample from
   // its result, without mu_: a trie walk can take milliseconds, and only
@@ -166,6 +186,14 @@ class Engine {
   void FailGroupLocked(Group& group, const absl::Status& status, Outbox* outbox);
   void FinishLocked(Sequence* s, FinishReason reason, const absl::Status& error, Outbox* outbox);
   void EmitTokenLocked(Sequence* s, const SampledToken& sampled, Outbox* outbox);
+  // Speculative decoding: emits the tokens a sequence with a drafter keeps
+  // from the `rows` logits rows of its step (its last token, then each of
+  // its drafts): accepted drafts and the token after them, one by one, up to
+  // a finish condition. Leaves n_cached at the last emitted token.
+  void VerifyLocked(Sequence* s, const float* logits, int rows, Outbox* outbox);
+  // Why the sequence must end now (end-of-text, stop string, complete
+  // grammar, length), or false.
+  bool ShouldFinish(const Sequence& s, FinishReason* reason) const;
   // Sends the Release calls queued by FinishLocked (outside the lock), one
   // batched call per stage, after turning finished prompts into prefix-cache
   // entries (a Fork of their prompt's KV) where promoted.

@@ -64,6 +64,13 @@ void RenderGatewayMetrics(const Engine& engine, const Pipeline& pipeline,
   page->Counter("vllm:prefix_cache_hits",
                 "Prompt tokens whose KV was reused (shardlm_prefix_cache_hit_tokens_total)",
                 m.prefix_hit_tokens.value(), model);
+  // Speculative decoding.
+  page->Counter("vllm:spec_decode_num_draft_tokens_total",
+                "Draft tokens sent for verification (shardlm_spec_draft_tokens_total)",
+                m.spec_draft_tokens.value(), model);
+  page->Counter("vllm:spec_decode_num_accepted_tokens_total",
+                "Draft tokens accepted (shardlm_spec_accepted_tokens_total)",
+                m.spec_accepted_tokens.value(), model);
   double ended[std::size(kVllmFinishedReasons)] = {};
   for (size_t r = 0; r < std::size(m.finished); ++r) {
     ended[VllmFinishedReason(static_cast<FinishReason>(r))] += m.finished[r].value();

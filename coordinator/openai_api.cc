@@ -357,6 +357,7 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
   RETURN_IF_ERROR(GetStop(j, &p.stop));
   RETURN_IF_ERROR(GetLogitBias(j, &p.logit_bias));
   RETURN_IF_ERROR(GetBool(j, "ignore_eos", &p.ignore_eos));
+  RETURN_IF_ERROR(GetBool(j, "speculative", &p.speculation));  // false: no speculative decoding
   RETURN_IF_ERROR(GetBool(j, "stream", &r.stream));
   if (const rjson* so = Field(j, "stream_options")) {
     if (!so->is_object()) return Bad("stream_options", "must be an object");

@@ -24,6 +24,7 @@ SamplingParams SamplingFromProto(const v1::SamplingParams& p) {
   for (const auto& [token, bias] : p.logit_bias()) s.logit_bias.push_back({token, bias});
   std::sort(s.logit_bias.begin(), s.logit_bias.end());  // map order is unspecified
   s.top_logprobs = p.top_logprobs();
+  s.speculation = !p.no_speculation();
   return s;
 }
 
@@ -67,6 +68,7 @@ v1::SamplingParams SamplingToProto(const SamplingParams& s) {
   p.set_ignore_eos(s.ignore_eos);
   for (const auto& [token, bias] : s.logit_bias) (*p.mutable_logit_bias())[token] = bias;
   p.set_top_logprobs(s.top_logprobs);
+  p.set_no_speculation(!s.speculation);
   return p;
 }
 

@@ -52,7 +52,14 @@ void Sampler::ApplyPenalties(std::vector<Candidate>* c) const {
   }
 }
 
-SampledToken Sampler::Sample(absl::Span<const float> logits, const TokenMask* allowed) {
+double TokenDistribution::Prob(int32_t token) const {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] == token) return weights[i] / total;
+  }
+  return 0;
+}
+
+TokenDistribution Sampler::Distribution(absl::Span<const float> logits, const TokenMask* allowed) {
   const int n = static_cast<int>(logits.size());
   candidates_.resize(n);
   for (int i = 0; i < n; ++i) candidates_[i] = {i, logits[i]};
@@ -64,62 +71,80 @@ SampledToken Sampler::Sample(absl::Span<const float> logits, const TokenMask* al
       if (!allowed->Test(i)) candidates_[i].logit = kMasked;
     }
   }
-
-  int32_t chosen = 0;
+  TokenDistribution d;
   if (params_.temperature <= 0.0f) {
+    int32_t chosen = 0;
     for (int i = 1; i < n; ++i) {
       if (candidates_[i].logit > candidates_[chosen].logit) chosen = i;
     }
+    d.tokens = {chosen};
+    d.weights = {1.0};
+    d.total = 1.0;
+    return d;
+  }
+  std::vector<Candidate>& c = candidates_;
+  auto by_logit = [](const Candidate& a, const Candidate& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
+  };
+  size_t keep = c.size();
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
+    keep = params_.top_k;
+    std::partial_sort(c.begin(), c.begin() + keep, c.end(), by_logit);
   } else {
-    std::vector<Candidate>& c = candidates_;
-    auto by_logit = [](const Candidate& a, const Candidate& b) {
-      return a.logit > b.logit || (a.logit == b.logit && a.token < b.token);
-    };
-    size_t keep = c.size();
-    if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
-      keep = params_.top_k;
-      std::partial_sort(c.begin(), c.begin() + keep, c.end(), by_logit);
-    } else {
-      std::sort(c.begin(), c.end(), by_logit);
-    }
-    // Masked tokens (-inf) sort last: never keep them, even as the draw's fallback.
-    while (keep > 1 && c[keep - 1].logit == kMasked) --keep;
-    // Probabilities of the survivors (untempered), for top-p and min-p.
-    std::vector<double> p(keep);
-    double sum = 0;
-    for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp(double{c[i].logit} - c[0].logit);
-    if (params_.top_p < 1.0f) {
-      double cum = 0;
-      for (size_t i = 0; i < keep; ++i) {
-        cum += p[i] / sum;
-        if (cum >= params_.top_p) {
-          keep = i + 1;
-          break;
-        }
+    std::sort(c.begin(), c.end(), by_logit);
+  }
+  // Masked tokens (-inf) sort last: never keep them, even as the draw's fallback.
+  while (keep > 1 && c[keep - 1].logit == kMasked) --keep;
+  // Probabilities of the survivors (untempered), for top-p and min-p.
+  std::vector<double>& p = d.weights;
+  p.resize(keep);
+  double sum = 0;
+  for (size_t i = 0; i < keep; ++i) sum += p[i] = std::exp(double{c[i].logit} - c[0].logit);
+  if (params_.top_p < 1.0f) {
+    double cum = 0;
+    for (size_t i = 0; i < keep; ++i) {
+      cum += p[i] / sum;
+      if (cum >= params_.top_p) {
+        keep = i + 1;
+        break;
       }
     }
-    if (params_.min_p > 0.0f) {
-      size_t i = 1;  // p[0] is the maximum, always kept
-      while (i < keep && p[i] >= params_.min_p * p[0]) ++i;
-      keep = i;
-    }
-    // Temperature, then a draw.
-    double total = 0;
-    for (size_t i = 0; i < keep; ++i) {
-      total += p[i] = std::exp((double{c[i].logit} - c[0].logit) / params_.temperature);
-    }
-    double u = NextUniform() * total;
-    size_t pick = keep - 1;
-    for (size_t i = 0; i < keep; ++i) {
-      if (u < p[i]) {
+  }
+  if (params_.min_p > 0.0f) {
+    size_t i = 1;  // p[0] is the maximum, always kept
+    while (i < keep && p[i] >= params_.min_p * p[0]) ++i;
+    keep = i;
+  }
+  // Temperature.
+  p.resize(keep);
+  d.tokens.resize(keep);
+  for (size_t i = 0; i < keep; ++i) {
+    d.tokens[i] = c[i].token;
+    d.total += p[i] = std::exp((double{c[i].logit} - c[0].logit) / params_.temperature);
+  }
+  return d;
+}
+
+SampledToken Sampler::Sample(absl::Span<const float> logits, const TokenMask* allowed) {
+  const TokenDistribution d = Distribution(logits, allowed);
+  int32_t chosen = d.tokens[0];
+  if (params_.temperature > 0.0f) {
+    double u = NextUniform() * d.total;
+    size_t pick = d.tokens.size() - 1;
+    for (size_t i = 0; i < d.tokens.size(); ++i) {
+      if (u < d.weights[i]) {
         pick = i;
         break;
       }
-      u -= p[i];
+      u -= d.weights[i];
     }
-    chosen = c[pick].token;
+    chosen = d.tokens[pick];
   }
+  return WithLogprobs(logits, chosen);
+}
 
+SampledToken Sampler::WithLogprobs(absl::Span<const float> logits, int32_t chosen) const {
+  const int n = static_cast<int>(logits.size());
   // Log-probabilities of the model's own distribution (raw logits).
   SampledToken out;
   out.token = chosen;

@@ -21,6 +21,16 @@ struct TokenLogprob {
   float logprob = 0.0f;
 };
 
+// The distribution a Sampler draws from after every transform (bias,
+// penalties, mask, top-k, top-p, min-p, temperature): the kept tokens, most
+// likely first, with unnormalized weights. Greedy params give a point mass.
+struct TokenDistribution {
+  std::vector<int32_t> tokens;
+  std::vector<double> weights;
+  double total = 0;
+  double Prob(int32_t token) const;  // 0 for a token not kept
+};
+
 struct SampledToken {
   int32_t token = 0;
   float logprob = 0.0f;                    // of the model's distribution (raw logits)
@@ -37,6 +47,12 @@ class Sampler {
   // (constrained sampling), only tokens it holds can be chosen; it must hold
   // at least one. Log-probabilities stay those of the raw logits.
   SampledToken Sample(absl::Span<const float> logits, const TokenMask* allowed = nullptr);
+  // The distribution Sample draws from (speculative sampling needs it whole).
+  TokenDistribution Distribution(absl::Span<const float> logits,
+                                 const TokenMask* allowed = nullptr);
+  // `token` with its log-probability (and top alternatives) under the raw logits.
+  SampledToken WithLogprobs(absl::Span<const float> logits, int32_t token) const;
+  const SamplingParams& params() const { return params_; }
 
  private:
   struct Candidate {

@@ -27,6 +27,9 @@ struct SamplingParams {
   bool ignore_eos = false;          // keep going past end-of-generation tokens
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the raw logit
   int top_logprobs = 0;             // alternatives reported per token (0..20)
+  // Speculative decoding, where the engine has it on (--spec-ngram): false
+  // turns it off for this request.
+  bool speculation = true;
   // Constrained sampling (coordinator/grammar/): only tokens that keep the
   // output a prefix of a sentence of this grammar are sampled, end-of-text
   // only where the grammar may end, and generation stops once it is

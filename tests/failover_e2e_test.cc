@@ -100,6 +100,25 @@ TEST_F(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
   ExpectSameAsUndisturbed(got, undisturbed_);
 }
 
+// The same with speculative decoding: a worker dies while verification
+// passes carry drafts; replay rebuilds only accepted tokens' KV, and every
+// stream's greedy tokens equal those of an undisturbed plain run.
+class SpecFailoverTest : public FailoverTest {
+ protected:
+  WorkerCluster spec_cluster_{
+      {.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}, {2, 5}}, .spec_ngram = 4}};
+};
+
+TEST_F(SpecFailoverTest, KilledWorkerMidStreamWithSpeculationLosesNoRequest) {
+  ASSERT_TRUE(spec_cluster_.ok()) << spec_cluster_.status();
+  std::atomic<bool> done{false};
+  auto got = RunStreams(spec_cluster_.address(), [&](int n) {
+    if (n >= 8 && !done.exchange(true)) spec_cluster_.worker(2).Signal(SIGKILL);
+  });
+  ExpectSameAsUndisturbed(got, undisturbed_);
+  EXPECT_TRUE(done.load());
+}
+
 TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
   WorkerCluster c(
       {.model = Model(), .ranges = {{0, 2}, {2, 5}}, .failover_timeout = absl::Seconds(2)});

@@ -80,6 +80,9 @@ TEST(ProtoConvertTest, RoundTrips) {
   EXPECT_EQ(back.stop, s.stop);
   EXPECT_EQ(back.logit_bias, s.logit_bias);
   EXPECT_EQ(back.top_logprobs, s.top_logprobs);
+  EXPECT_TRUE(back.speculation);
+  s.speculation = false;  // gRPC no_speculation
+  EXPECT_FALSE(SamplingFromProto(SamplingToProto(s)).speculation);
   for (FinishReason r : {FinishReason::kLength, FinishReason::kStop, FinishReason::kEndOfText,
                          FinishReason::kCancelled}) {
     EXPECT_EQ(FinishReasonFromProto(FinishReasonToProto(r)), r) << FinishReasonName(r);

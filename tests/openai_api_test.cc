@@ -67,6 +67,9 @@ TEST(OpenAiRequestTest, CompletionFieldsMapOntoSamplingParams) {
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(r.params.top_k, 4);
   EXPECT_TRUE(r.params.ignore_eos);
+  EXPECT_TRUE(r.params.speculation);  // on unless the body says "speculative": false
+  EXPECT_FALSE(Parse(OpenAiKind::kCompletion, R"({"prompt": "x", "speculative": false})")
+                   .params.speculation);
   EXPECT_EQ(Parse(OpenAiKind::kCompletion, R"({"prompt": "x", "stop": ["a", "bc"]})").params.stop,
             (std::vector<std::string>{"a", "bc"}));
   OpenAiRequest ids = Parse(OpenAiKind::kCompletion, R"({"prompt": [1, 403, 407]})");

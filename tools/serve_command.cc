@@ -21,6 +21,7 @@
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/coordinator_server.h"
 #include "worker/kv_cache.h"
+#include "worker/llama_stage.h"
 
 namespace shardlm {
 namespace {
@@ -56,6 +57,14 @@ absl::Status Serve(ServeOptions o) {
                    ResolveModelPath(o.model, ModelPart::Header(), o.source));
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(o.coordinator.model_path));
   ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  if (o.coordinator.draft_stage != nullptr) {  // refused before any worker starts
+    ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> vocab, Tokenizer::FromGguf(*file));
+    ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> draft_file,
+                     GgufFile::Open(o.coordinator.draft_model_path));
+    ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> draft_vocab, Tokenizer::FromGguf(*draft_file));
+    RETURN_IF_ERROR(CheckSameVocabulary(*draft_vocab, o.coordinator.draft_model_path, *vocab,
+                                        o.coordinator.model_path));
+  }
   ASSIGN_OR_RETURN(const KvType kv_type, ParseKvType(o.kv_type));  // before workers start
   RETURN_IF_ERROR(CheckKvTypeFits(kv_type, config.head_dim));
   ASSIGN_OR_RETURN(std::vector<LayerRange> ranges, LayerRanges(o, *file, config.n_layer));
@@ -199,6 +208,21 @@ int RunServeCommand(int argc, char** argv, int first) {
     return ExitWithError(kProgram, st, 2);
   }
   o.worker_tls = flags.worker_tls;  // the workers serve this certificate
+  if (!flags.draft_model.empty()) {
+    // The draft runs here, whole, with its own KV (coordinator/speculative/draft_model.h).
+    StageOptions so;
+    so.n_threads = flags.draft_threads;
+    so.kv_type = KvType::kF32;
+    absl::StatusOr<std::unique_ptr<LlamaStage>> draft = LlamaStage::Open(flags.draft_model, so);
+    if (!draft.ok()) {
+      return ExitWithError(
+          kProgram,
+          absl::Status(draft.status().code(), absl::StrCat("--draft-model ", flags.draft_model,
+                                                           ": ", draft.status().message())),
+          2);
+    }
+    o.coordinator.draft_stage = std::move(*draft);
+  }
   if (absl::Status st = Serve(o); !st.ok()) return ExitWithError(kProgram, st, 1);
   return 0;
 }
