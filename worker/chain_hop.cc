@@ -1,0 +1,109 @@
+#include "worker/chain_hop.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc/grpc_settings.h"
+
+namespace shardlm {
+namespace {
+
+// What each hop keeps of the deadline for reporting back: enough for the
+// acknowledgements to reach the coordinator on a slow link.
+constexpr std::chrono::milliseconds kHopMargin(100);
+
+}  // namespace
+
+absl::Status CheckChainRoute(const v1::ChainForwardRequest& request, bool is_last_stage) {
+  const int n = request.route_size();
+  if (is_last_stage && n > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("route: ", n, " stages named after the last one"));
+  }
+  if (!is_last_stage && n == 0) {
+    return absl::InvalidArgumentError(
+        "route: empty, but this stage is not the last one (no next stage to send to)");
+  }
+  if (n > kMaxChainHops) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("route: ", n, " stages, at most ", kMaxChainHops));
+  }
+  for (const std::string& address : request.route()) {
+    if (absl::Status st = CheckPeerAddress(address); !st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("route: ", st.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void AckFromNextHop(const grpc::Status& status, const v1::ChainForwardAck& next_ack,
+                    const std::string& next_address, v1::ChainForwardAck* ack) {
+  ack->Clear();
+  if (!status.ok()) {
+    ack->set_failed_hop(1);
+    ack->set_code(status.error_code());
+    ack->set_message(std::string(
+        FromGrpcStatus(status, absl::StrCat("next stage ", next_address)).message()));
+  } else if (next_ack.failed_hop() > 0) {
+    *ack = next_ack;
+    ack->set_failed_hop(next_ack.failed_hop() + 1);
+  }
+}
+
+struct ChainHops::Call {
+  grpc::ClientContext context;
+  v1::ChainForwardRequest request;
+  v1::ChainForwardAck ack;
+  std::shared_ptr<v1::Stage::Stub> stub;  // keeps the channel for the call
+};
+
+ChainHops::~ChainHops() {
+  CancelAll();
+  std::unique_lock<std::mutex> lock(mu_);
+  none_in_flight_.wait(lock, [&] { return in_flight_.empty(); });
+}
+
+void ChainHops::CancelAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Call* c : in_flight_) c->context.TryCancel();
+}
+
+void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest forward,
+                     std::chrono::system_clock::time_point deadline,
+                     std::function<void(const v1::ChainForwardAck&)> done) {
+  const std::string& next = upstream.route(0);
+  absl::StatusOr<std::shared_ptr<v1::Stage::Stub>> stub = peers_.Get(next);
+  if (!stub.ok()) {
+    v1::ChainForwardAck ack;
+    AckFromNextHop(ToGrpcStatus(stub.status()), {}, next, &ack);
+    done(ack);
+    return;
+  }
+  auto call = std::make_unique<Call>();
+  call->stub = *stub;
+  *call->request.mutable_forward() = std::move(forward);
+  call->request.mutable_route()->CopyFrom(upstream.route());
+  call->request.mutable_route()->erase(call->request.mutable_route()->begin());
+  call->request.set_step_id(upstream.step_id());
+  call->request.set_results_stream(upstream.results_stream());
+  const auto now = std::chrono::system_clock::now();
+  call->context.set_deadline(std::max(now, deadline - kHopMargin));
+  Call* raw = call.release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_.insert(raw);
+  }
+  raw->stub->async()->ChainForward(
+      &raw->context, &raw->request, &raw->ack,
+      [this, raw, next, done = std::move(done)](grpc::Status status) {
+        v1::ChainForwardAck ack;
+        AckFromNextHop(status, raw->ack, next, &ack);
+        done(ack);
+        std::lock_guard<std::mutex> lock(mu_);
+        in_flight_.erase(raw);
+        delete raw;
+        if (in_flight_.empty()) none_in_flight_.notify_all();
+      });
+}
+
+}  // namespace shardlm
