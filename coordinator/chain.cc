@@ -1,6 +1,7 @@
 #include "coordinator/chain.h"
 
 #include <algorithm>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -14,8 +15,8 @@ namespace {
 // As RemoteStage's chunk planning: fixed bytes per message, scalars per token.
 constexpr int64_t kMessageOverhead = 4096;
 constexpr int64_t kPerTokenScalars = 32;
-// Past the step's deadline, how long to wait for the acknowledgement that
-// names the stuck stage (hops report it a little before the deadline).
+// Past the step's deadline, how long to wait for the report that names the
+// stuck stage (hops report it a little before the deadline).
 constexpr absl::Duration kAckGrace = absl::Milliseconds(500);
 
 }  // namespace
@@ -43,30 +44,44 @@ absl::StatusOr<std::unique_ptr<Chain>> Chain::Create(const Pipeline& pipeline) {
     }
   }
   std::unique_ptr<Chain> chain(new Chain(std::move(stages)));
-  for (int r = 0; r < static_cast<int>(chain->stages_.back().size()); ++r) {
-    absl::StatusOr<std::shared_ptr<ResultsStream>> s = chain->StreamTo(r);
-    if (!s.ok()) return s.status();
+  for (int k = 0; k < static_cast<int>(chain->stages_.size()); ++k) {
+    for (int r = 0; r < static_cast<int>(chain->stages_[k].size()); ++r) {
+      absl::StatusOr<std::shared_ptr<ResultsStream>> s = chain->StreamTo(k, r);
+      if (!s.ok()) return s.status();
+    }
   }
   return chain;
 }
 
+namespace {
+uint64_t RandomStreamId() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd();
+}
+}  // namespace
+
 Chain::Chain(std::vector<std::vector<RemoteStage*>> stages)
-    : stages_(std::move(stages)), streams_(stages_.back().size()) {}
+    : stages_(std::move(stages)), stream_id_(RandomStreamId()) {
+  for (const auto& replicas : stages_) streams_.emplace_back(replicas.size());
+}
 
 Chain::~Chain() {
-  for (auto& s : streams_) {
-    if (s != nullptr) s->Close();
+  for (auto& range : streams_) {
+    for (auto& s : range) {
+      if (s != nullptr) s->Close();
+    }
   }
 }
 
-absl::StatusOr<std::shared_ptr<ResultsStream>> Chain::StreamTo(int replica) const {
+absl::StatusOr<std::shared_ptr<ResultsStream>> Chain::StreamTo(int range, int replica) const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::shared_ptr<ResultsStream>& s = streams_[replica];
+  std::shared_ptr<ResultsStream>& s = streams_[range][replica];
   if (s != nullptr && s->alive()) return s;
-  const RemoteStage& last = *stages_.back()[replica];
-  absl::StatusOr<std::shared_ptr<ResultsStream>> opened = ResultsStream::Open(
-      last.stub(), last.channel(), last.name(), static_cast<int>(stages_.size()) - 1,
-      last.options().call_timeout);
+  if (s != nullptr) s->Close();  // ended: gRPC is done with it
+  const RemoteStage& stage = *stages_[range][replica];
+  absl::StatusOr<std::shared_ptr<ResultsStream>> opened =
+      ResultsStream::Open(stage.stub(), stage.channel(), stage.name(), range, replica, stream_id_,
+                          &steps_, stage.options().call_timeout);
   if (!opened.ok()) return opened.status();
   s = *opened;
   return s;
@@ -133,8 +148,11 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
   };
   RemoteStage& head = *stages_.front()[route.front()];
   RemoteStage& tail = *stages_.back()[route.back()];
-  absl::StatusOr<std::shared_ptr<ResultsStream>> stream = StreamTo(route.back());
-  if (!stream.ok()) return fail(n - 1, absl::UnavailableError(stream.status().message()));
+  // Every stage may report on its stream: each must be open before the step.
+  for (int k = 0; k < n; ++k) {
+    absl::StatusOr<std::shared_ptr<ResultsStream>> stream = StreamTo(k, route[k]);
+    if (!stream.ok()) return fail(k, absl::UnavailableError(stream.status().message()));
+  }
 
   // Everything the acknowledgement callback touches, kept alive by it.
   struct Call {
@@ -142,13 +160,13 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
     v1::ChainForwardRequest request;
     v1::ChainForwardAck ack;
     std::shared_ptr<grpc::Channel> channel;
-    std::vector<std::string> names;  // per range, on the route
     std::shared_ptr<ChainStep> step;
   };
   auto call = std::make_shared<Call>();
   call->channel = head.channel();
-  call->step = std::make_shared<ChainStep>();
-  for (int k = 0; k < n; ++k) call->names.push_back(stages_[k][route[k]]->name());
+  std::vector<std::string> names;
+  for (int k = 0; k < n; ++k) names.push_back(stages_[k][route[k]]->name());
+  call->step = std::make_shared<ChainStep>(route, std::move(names));
   v1::ForwardRequest* fwd = call->request.mutable_forward();
   if (absl::Status st = EncodeForwardRequest(request, begin, end, head.info(),
                                              head.options().hidden_dtype, false, fwd);
@@ -162,42 +180,30 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
   for (int k = 1; k < n; ++k) call->request.add_route(stages_[k][route[k]]->address());
   const uint64_t step_id = next_step_.fetch_add(1);
   call->request.set_step_id(step_id);
-  call->request.set_results_stream((*stream)->id());
-  if (!(*stream)->Expect(step_id, call->step)) {
-    return fail(n - 1, absl::UnavailableError(absl::StrCat(tail.name(), ": results stream lost")));
-  }
+  call->request.set_results_stream(stream_id_);
+  steps_.Add(step_id, call->step);
   const absl::Duration timeout = head.options().call_timeout;
   const absl::Time deadline = absl::Now() + timeout;
   call->context.set_deadline(absl::ToChronoTime(deadline));
   head.stub()->async()->ChainForward(
       &call->context, &call->request, &call->ack, [call](grpc::Status status) {
-        const v1::ChainForwardAck& ack = call->ack;
         if (!status.ok()) {
-          call->step->Fail(0, FromGrpcStatus(status, call->names[0]));
-        } else if (ack.failed_hop() > 0 &&
-                   ack.failed_hop() < static_cast<int>(call->names.size())) {
-          const int k = ack.failed_hop();
-          call->step->Fail(k, absl::Status(static_cast<absl::StatusCode>(ack.code()),
-                                           absl::StrCat(call->names[k], ", reached from ",
-                                                        call->names[k - 1], ": ", ack.message())));
-        } else if (ack.failed_hop() != 0) {
-          call->step->Fail(0, absl::InternalError(absl::StrCat(
-                                  call->names[0], ": acknowledgement names hop ", ack.failed_hop(),
-                                  " of a route of ", call->names.size(), " stages")));
+          call->step->Fail(0, FromGrpcStatus(status, call->step->name(0)));
         } else {
           call->step->NoteAcked();
         }
       });
   const bool answered = call->step->Wait(deadline + kAckGrace);
-  (*stream)->Forget(step_id);
+  steps_.Remove(step_id);
   if (!answered) {
     call->context.TryCancel();
-    // The first stage acknowledged the whole chain, yet no result came: the
-    // results stream is what failed; otherwise the first stage did not answer.
+    // The first stage took the step, yet neither a result nor a hop's
+    // failure came: the last stage (or its way back) is what failed;
+    // otherwise the first stage did not answer.
     const int range = call->step->acked() ? n - 1 : 0;
     return fail(range, absl::DeadlineExceededError(absl::StrCat(
-                           "chained step through ", n, " stages from ", call->names[0],
-                           " got no answer within ", absl::FormatDuration(timeout))));
+                           call->step->name(range), ": chained step through ", n,
+                           " stages got no answer within ", absl::FormatDuration(timeout))));
   }
   if (!call->step->ok()) return fail(call->step->failed_range(), call->step->status());
   v1::ForwardResponse& response = call->step->response();

@@ -1,6 +1,5 @@
 #include "coordinator/chain_results.h"
 
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/rpc/grpc_settings.h"
@@ -39,23 +38,51 @@ bool ChainStep::Wait(absl::Time deadline) {
   return cv_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return done_; });
 }
 
+void ChainSteps::Add(uint64_t id, std::shared_ptr<ChainStep> step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  steps_[id] = std::move(step);
+}
+
+void ChainSteps::Remove(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  steps_.erase(id);
+}
+
+std::shared_ptr<ChainStep> ChainSteps::Find(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = steps_.find(id);
+  return it == steps_.end() ? nullptr : it->second;
+}
+
+void ChainSteps::FailThrough(int range, int replica, const absl::Status& status) {
+  std::vector<std::shared_ptr<ChainStep>> hit;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, step] : steps_) {
+      if (range < static_cast<int>(step->route().size()) && step->route()[range] == replica) {
+        hit.push_back(step);
+      }
+    }
+  }
+  for (auto& step : hit) step->Fail(range, status);
+}
+
 ResultsStream::ResultsStream(std::shared_ptr<grpc::Channel> channel, std::string name, int range,
-                             uint64_t id)
-    : channel_(std::move(channel)), name_(std::move(name)), range_(range), id_(id) {
+                             int replica, uint64_t id, ChainSteps* steps)
+    : channel_(std::move(channel)),
+      name_(std::move(name)),
+      range_(range),
+      replica_(replica),
+      id_(id),
+      steps_(steps) {
   request_.set_stream_id(id_);
 }
 
 absl::StatusOr<std::shared_ptr<ResultsStream>> ResultsStream::Open(
     v1::Stage::Stub* stub, std::shared_ptr<grpc::Channel> channel, std::string name, int range,
-    absl::Duration timeout) {
-  static std::mutex rng_mu;
-  static std::mt19937_64 rng{std::random_device{}()};
-  uint64_t id;
-  {
-    std::lock_guard<std::mutex> lock(rng_mu);
-    id = rng();
-  }
-  std::shared_ptr<ResultsStream> s(new ResultsStream(std::move(channel), std::move(name), range, id));
+    int replica, uint64_t id, ChainSteps* steps, absl::Duration timeout) {
+  std::shared_ptr<ResultsStream> s(
+      new ResultsStream(std::move(channel), std::move(name), range, replica, id, steps));
   stub->async()->Results(&s->context_, &s->request_, s.get());
   s->StartRead(&s->message_);
   s->StartCall();
@@ -88,18 +115,6 @@ bool ResultsStream::alive() const {
   return registered_ && !done_;
 }
 
-bool ResultsStream::Expect(uint64_t step_id, std::shared_ptr<ChainStep> step) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (done_) return false;
-  waiting_[step_id] = std::move(step);
-  return true;
-}
-
-void ResultsStream::Forget(uint64_t step_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  waiting_.erase(step_id);
-}
-
 void ResultsStream::Close() {
   context_.TryCancel();
   std::unique_lock<std::mutex> lock(mu_);
@@ -114,37 +129,41 @@ void ResultsStream::OnReadInitialMetadataDone(bool ok) {
 
 void ResultsStream::OnReadDone(bool ok) {
   if (!ok) return;  // the stream ended: OnDone follows
-  std::shared_ptr<ChainStep> step;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = waiting_.find(message_.step_id());
-    if (it != waiting_.end()) {
-      step = std::move(it->second);
-      waiting_.erase(it);
+  // A message nobody waits for (its step timed out) is dropped.
+  if (std::shared_ptr<ChainStep> step = steps_->Find(message_.step_id())) {
+    const int k = range_ + message_.failed_hop();
+    if (message_.failed_hop() <= 0) {
+      step->Complete(std::move(*message_.mutable_response()));
+    } else if (k < step->n_ranges()) {
+      step->Fail(k, absl::Status(static_cast<absl::StatusCode>(message_.code()),
+                                 absl::StrCat(step->name(k), ", reached from ", name_, ": ",
+                                              message_.message())));
+    } else {
+      step->Fail(range_, absl::InternalError(absl::StrCat(
+                             name_, " reports hop ", message_.failed_hop(), " of a route of ",
+                             step->n_ranges(), " stages")));
     }
   }
-  // A result nobody waits for (its step timed out) is dropped.
-  if (step != nullptr) step->Complete(std::move(*message_.mutable_response()));
   message_.Clear();
   StartRead(&message_);
 }
 
 void ResultsStream::OnDone(const grpc::Status& status) {
-  std::map<uint64_t, std::shared_ptr<ChainStep>> orphans;
   absl::Status lost = FromGrpcStatus(
       status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "ended by the worker") : status,
       absl::StrCat(name_, ": results stream"));
   if (lost.code() != absl::StatusCode::kUnimplemented) {
-    // Whatever ended the stream, the steps waiting on it are lost with the
-    // worker's link: a stage failure (failover), not a bad batch.
+    // Whatever ended the stream, the steps through this worker lost their
+    // way back: a stage failure (failover), not a bad batch.
     lost = absl::UnavailableError(lost.message());
   }
+  bool registered;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    orphans.swap(waiting_);
     end_ = lost;
+    registered = registered_;
   }
-  for (auto& [id, step] : orphans) step->Fail(range_, lost);
+  if (registered) steps_->FailThrough(range_, replica_, lost);
   std::lock_guard<std::mutex> lock(mu_);
   done_ = true;
   cv_.notify_all();

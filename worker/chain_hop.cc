@@ -36,18 +36,15 @@ absl::Status CheckChainRoute(const v1::ChainForwardRequest& request, bool is_las
   return absl::OkStatus();
 }
 
-void AckFromNextHop(const grpc::Status& status, const v1::ChainForwardAck& next_ack,
-                    const std::string& next_address, v1::ChainForwardAck* ack) {
-  ack->Clear();
-  if (!status.ok()) {
-    ack->set_failed_hop(1);
-    ack->set_code(status.error_code());
-    ack->set_message(std::string(
-        FromGrpcStatus(status, absl::StrCat("next stage ", next_address)).message()));
-  } else if (next_ack.failed_hop() > 0) {
-    *ack = next_ack;
-    ack->set_failed_hop(next_ack.failed_hop() + 1);
-  }
+v1::ChainResult HopFailure(uint64_t step_id, const grpc::Status& status,
+                           const std::string& next_address) {
+  v1::ChainResult r;
+  r.set_step_id(step_id);
+  r.set_failed_hop(1);
+  r.set_code(status.error_code());
+  r.set_message(std::string(
+      FromGrpcStatus(status, absl::StrCat("next stage ", next_address)).message()));
+  return r;
 }
 
 struct ChainHops::Call {
@@ -70,13 +67,11 @@ void ChainHops::CancelAll() {
 
 void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest forward,
                      std::chrono::system_clock::time_point deadline,
-                     std::function<void(const v1::ChainForwardAck&)> done) {
+                     std::function<void(v1::ChainResult)> on_failure) {
   const std::string& next = upstream.route(0);
   absl::StatusOr<std::shared_ptr<v1::Stage::Stub>> stub = peers_.Get(next);
   if (!stub.ok()) {
-    v1::ChainForwardAck ack;
-    AckFromNextHop(ToGrpcStatus(stub.status()), {}, next, &ack);
-    done(ack);
+    on_failure(HopFailure(upstream.step_id(), ToGrpcStatus(stub.status()), next));
     return;
   }
   auto call = std::make_unique<Call>();
@@ -95,10 +90,8 @@ void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest
   }
   raw->stub->async()->ChainForward(
       &raw->context, &raw->request, &raw->ack,
-      [this, raw, next, done = std::move(done)](grpc::Status status) {
-        v1::ChainForwardAck ack;
-        AckFromNextHop(status, raw->ack, next, &ack);
-        done(ack);
+      [this, raw, next, on_failure = std::move(on_failure)](grpc::Status status) {
+        if (!status.ok()) on_failure(HopFailure(raw->request.step_id(), status, next));
         std::lock_guard<std::mutex> lock(mu_);
         in_flight_.erase(raw);
         delete raw;

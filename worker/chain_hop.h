@@ -1,11 +1,11 @@
 // One worker-to-worker hop of a chained step (--topology chain): after this
 // stage computed a ChainForwardRequest, its hidden states go straight to the
-// next stage of the route, and the acknowledgement that comes back is
-// turned into this stage's own (a failure of the next stage, or not
-// reaching it, becomes "hop 1 failed" with its code and message; a failure
-// further down keeps its hop count plus one). The next hop's deadline is
-// this call's minus a small margin, so a stuck stage is reported by the one
-// before it before the coordinator's own deadline passes.
+// next stage of the route. When the next stage refuses the call or cannot be
+// reached, the failure is turned into a ChainResult naming hop 1 (with its
+// code and message), which the worker writes on its coordinator's results
+// stream. The next hop's deadline is this call's minus a small margin, so
+// a stuck stage is reported by the one before it before the coordinator's
+// own deadline passes.
 #ifndef SHARDLM_WORKER_CHAIN_HOP_H_
 #define SHARDLM_WORKER_CHAIN_HOP_H_
 
@@ -32,9 +32,10 @@ inline constexpr int kMaxChainHops = 64;
 // kMaxChainHops addresses, each CheckPeerAddress-valid. INVALID_ARGUMENT.
 absl::Status CheckChainRoute(const v1::ChainForwardRequest& request, bool is_last_stage);
 
-// Fills `ack` for a next hop that answered `status` with `next_ack`.
-void AckFromNextHop(const grpc::Status& status, const v1::ChainForwardAck& next_ack,
-                    const std::string& next_address, v1::ChainForwardAck* ack);
+// The report of a next hop (at `next_address`) that answered `status`
+// (not OK) for step `step_id`.
+v1::ChainResult HopFailure(uint64_t step_id, const grpc::Status& status,
+                           const std::string& next_address);
 
 class ChainHops {
  public:
@@ -42,12 +43,12 @@ class ChainHops {
   ~ChainHops();  // cancels the hops in flight and waits for their callbacks
 
   // Sends `forward` (this stage's output as the next stage's input) to
-  // upstream.route(0) with the rest of the route; `done` gets this stage's
-  // acknowledgement once the next hop answered. `deadline`: the upstream
-  // call's.
+  // upstream.route(0) with the rest of the route; `on_failure` gets the
+  // report when the next hop fails (not called on success). `deadline`:
+  // the upstream call's.
   void Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest forward,
             std::chrono::system_clock::time_point deadline,
-            std::function<void(const v1::ChainForwardAck&)> done);
+            std::function<void(v1::ChainResult)> on_failure);
   // Cancels every hop in flight (shutdown).
   void CancelAll();
   int peers() const { return peers_.size(); }

@@ -295,7 +295,7 @@ grpc::ServerUnaryReactor* StageService::GetShardInfo(grpc::CallbackServerContext
 
 grpc::ServerUnaryReactor* StageService::ChainForward(grpc::CallbackServerContext* context,
                                                      const v1::ChainForwardRequest* request,
-                                                     v1::ChainForwardAck* ack) {
+                                                     v1::ChainForwardAck* /*ack*/) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!ready()) {
     reactor->Finish(
@@ -308,15 +308,15 @@ grpc::ServerUnaryReactor* StageService::ChainForward(grpc::CallbackServerContext
     reactor->Finish(ToGrpcStatus(st));
     return reactor;
   }
-  QueueOnComputeThread(context, reactor, [this, context, request, ack, reactor] {
-    HandleChainForward(context, *request, ack, reactor);
+  QueueOnComputeThread(context, reactor, [this, context, request, reactor] {
+    HandleChainForward(context, *request, reactor);
   });
   return reactor;
 }
 
 void StageService::HandleChainForward(grpc::CallbackServerContext* context,
                                       const v1::ChainForwardRequest& request,
-                                      v1::ChainForwardAck* ack, grpc::ServerUnaryReactor* reactor) {
+                                      grpc::ServerUnaryReactor* reactor) {
   std::unique_lock<std::mutex> lock(chain_mu_);
   chain_response_.Clear();
   if (absl::Status st = HandleForward(request.forward(), &chain_response_); !st.ok()) {
@@ -342,11 +342,17 @@ void StageService::HandleChainForward(grpc::CallbackServerContext* context,
   next.set_hidden_dtype(in.hidden_dtype());
   next.mutable_hidden()->Swap(chain_response_.mutable_hidden());
   lock.unlock();
-  hops_.Send(request, std::move(next), context->deadline(),
-             [ack, reactor](const v1::ChainForwardAck& a) {
-               *ack = a;
-               reactor->Finish(grpc::Status::OK);
-             });
+  const uint64_t stream = request.results_stream();
+  hops_.Send(request, std::move(next), context->deadline(), [this, stream](v1::ChainResult r) {
+    const std::string what = r.message();
+    if (!results_.Send(stream, std::move(r)).ok()) {
+      SHARDLM_LOG(kWarning, "a chained hop failed and the coordinator's results stream %d is "
+                  "gone: %s", stream, what);
+    }
+  });
+  // The output is on its way: acknowledge now, so the upstream stage holds
+  // nothing while the rest of the chain runs.
+  reactor->Finish(grpc::Status::OK);
 }
 
 grpc::ServerWriteReactor<v1::ChainResult>* StageService::Results(

@@ -101,7 +101,8 @@ class StageService final : public v1::Stage::CallbackService {
                                          v1::ShardInfo* response) override;
   // Chain topology: computes like Forward, then hands the output to the
   // next stage of the route (ChainHops) or, on the last stage, to the
-  // coordinator's results stream; finishes once the acknowledgement is in.
+  // coordinator's results stream, and acknowledges. A failed next hop is
+  // reported on this worker's results stream of the same id.
   grpc::ServerUnaryReactor* ChainForward(grpc::CallbackServerContext* context,
                                          const v1::ChainForwardRequest* request,
                                          v1::ChainForwardAck* ack) override;
@@ -121,7 +122,7 @@ class StageService final : public v1::Stage::CallbackService {
                             std::function<void()> work);
   // The compute-thread part of ChainForward.
   void HandleChainForward(grpc::CallbackServerContext* context,
-                          const v1::ChainForwardRequest& request, v1::ChainForwardAck* ack,
+                          const v1::ChainForwardRequest& request,
                           grpc::ServerUnaryReactor* reactor);
   // Snapshots the stage's KV use into kv_ and returns it.
   KvStats RefreshKvStats();
