@@ -29,6 +29,7 @@ WorkerCluster::WorkerCluster(WorkerClusterOptions options) : options_(std::move(
   o.call_timeout = options_.call_timeout;
   o.engine.failover_timeout = options_.failover_timeout;
   o.engine.health_interval = options_.health_interval;
+  o.topology = options_.topology;
   auto server = CoordinatorServer::Start(o);
   if (!server.ok()) {
     status_ = server.status();

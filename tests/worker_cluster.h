@@ -26,6 +26,7 @@ struct WorkerClusterOptions {
   absl::Duration failover_timeout = absl::Seconds(10);
   absl::Duration call_timeout = absl::Seconds(2);  // a hung worker is noticed within this
   absl::Duration health_interval = absl::Milliseconds(200);
+  std::string topology = "relay";  // the coordinator's --topology
 };
 
 class WorkerCluster {
