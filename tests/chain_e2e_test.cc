@@ -276,6 +276,27 @@ TEST(ChainRouteTest, NextHopAddressesAreCheckedBeforeConnecting) {
   }
 }
 
+TEST(ChainRouteTest, PeerPoolIsCappedAndClosesIdlePeers) {
+  PeerPoolOptions o;
+  o.max_peers = 2;
+  o.idle_timeout = absl::Milliseconds(200);
+  PeerPool pool(o);
+  // Channels connect lazily: nothing needs to listen on these ports.
+  auto a = pool.Get("127.0.0.1:1");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(pool.Get("127.0.0.1:2").ok());
+  auto again = pool.Get("127.0.0.1:1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->get(), a->get());  // pooled, not reconnected
+  ASSERT_TRUE(pool.Get("127.0.0.1:3").ok());
+  EXPECT_EQ(pool.size(), 2);  // the least recently used (:2) went
+  absl::SleepFor(absl::Milliseconds(400));
+  ASSERT_TRUE(pool.Get("127.0.0.1:4").ok());
+  EXPECT_EQ(pool.size(), 1);  // :1 and :3 were idle
+  EXPECT_EQ(pool.Get("unix:/tmp/x").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(pool.size(), 1);
+}
+
 TEST(ChainRouteTest, WorkerRefusesABadRouteWithInvalidArgument) {
   Workers w = StartWorkers({{0, 2}});
   ASSERT_EQ(w.addresses.size(), 1u);
