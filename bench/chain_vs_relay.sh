@@ -17,6 +17,7 @@ cmake --build "$BUILD_DIR" -j2 --target shardlm shardlm-worker shardlm-bench >/d
 
 serve() {  # serve TOPOLOGY -> ADDR, SERVE_PID
   LOG=$(mktemp)
+  : >"$LOG.out"
   # shellcheck disable=SC2086
   "$BUILD_DIR/bin/shardlm" serve --model "$MODEL" --workers "$WORKERS" --threads 1 \
       --listen 127.0.0.1:0 --topology "$1" ${EXTRA_FLAGS:-} >"$LOG.out" 2>"$LOG" &

@@ -8,9 +8,10 @@
 namespace shardlm {
 namespace {
 
-// What each hop keeps of the deadline for reporting back: enough for the
-// acknowledgements to reach the coordinator on a slow link.
-constexpr std::chrono::milliseconds kHopMargin(100);
+// What each hop keeps of the step's remaining time for reporting back a
+// stuck next stage: a quarter, at least 100 ms (a loaded machine or a slow
+// link must still get the report to the coordinator in time).
+constexpr std::chrono::milliseconds kMinHopMargin(100);
 
 }  // namespace
 
@@ -82,21 +83,19 @@ void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest
   call->request.set_step_id(upstream.step_id());
   call->request.set_results_stream(upstream.results_stream());
   const auto now = std::chrono::system_clock::now();
-  call->context.set_deadline(std::max(now, deadline - kHopMargin));
-  Call* raw = call.release();
+  const auto margin = std::max<std::chrono::system_clock::duration>(kMinHopMargin, (deadline - now) / 4);
+  call->context.set_deadline(std::max(now, std::min(deadline - margin, now + kHopAckTimeout)));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    in_flight_.insert(raw);
+    in_flight_.insert(call.get());
   }
-  raw->stub->async()->ChainForward(
-      &raw->context, &raw->request, &raw->ack,
-      [this, raw, next, on_failure = std::move(on_failure)](grpc::Status status) {
-        if (!status.ok()) on_failure(HopFailure(raw->request.step_id(), status, next));
-        std::lock_guard<std::mutex> lock(mu_);
-        in_flight_.erase(raw);
-        delete raw;
-        if (in_flight_.empty()) none_in_flight_.notify_all();
-      });
+  const grpc::Status status = call->stub->ChainForward(&call->context, call->request, &call->ack);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_.erase(call.get());
+    if (in_flight_.empty()) none_in_flight_.notify_all();
+  }
+  if (!status.ok()) on_failure(HopFailure(call->request.step_id(), status, next));
 }
 
 }  // namespace shardlm
