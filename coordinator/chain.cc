@@ -154,11 +154,20 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
     if (!stream.ok()) return fail(k, absl::UnavailableError(stream.status().message()));
   }
 
+  // Everything the acknowledgement callback touches, kept alive by it.
+  struct Call {
+    grpc::ClientContext context;
+    v1::ChainForwardRequest request;
+    v1::ChainForwardAck ack;
+    std::shared_ptr<grpc::Channel> channel;
+    std::shared_ptr<ChainStep> step;
+  };
+  auto call = std::make_shared<Call>();
+  call->channel = head.channel();
   std::vector<std::string> names;
   for (int k = 0; k < n; ++k) names.push_back(stages_[k][route[k]]->name());
-  auto step = std::make_shared<ChainStep>(route, std::move(names));
-  v1::ChainForwardRequest chained;
-  v1::ForwardRequest* fwd = chained.mutable_forward();
+  call->step = std::make_shared<ChainStep>(route, std::move(names));
+  v1::ForwardRequest* fwd = call->request.mutable_forward();
   if (absl::Status st = EncodeForwardRequest(request, begin, end, head.info(),
                                              head.options().hidden_dtype, false, fwd);
       !st.ok()) {
@@ -168,35 +177,36 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
     fwd->mutable_want_logits()->Clear();
     for (size_t i = begin; i < end; ++i) fwd->add_want_logits(WantsLogits(request, tail.info(), i));
   }
-  for (int k = 1; k < n; ++k) chained.add_route(stages_[k][route[k]]->address());
+  for (int k = 1; k < n; ++k) call->request.add_route(stages_[k][route[k]]->address());
   const uint64_t step_id = next_step_.fetch_add(1);
-  chained.set_step_id(step_id);
-  chained.set_results_stream(stream_id_);
-  steps_.Add(step_id, step);
+  call->request.set_step_id(step_id);
+  call->request.set_results_stream(stream_id_);
+  steps_.Add(step_id, call->step);
   const absl::Duration timeout = head.options().call_timeout;
   const absl::Time deadline = absl::Now() + timeout;
-  // The first stage acknowledges on receipt: a synchronous call is one
-  // round trip (and quicker than the callback API: this thread drives the
-  // I/O). The result, or the failure of a later stage, comes on a results
-  // stream.
-  {
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(deadline));
-    v1::ChainForwardAck ack;
-    const grpc::Status status = head.stub()->ChainForward(&context, chained, &ack);
-    if (!status.ok()) step->Fail(0, FromGrpcStatus(status, step->name(0)));
-  }
-  const bool answered = step->Wait(deadline + kAckGrace);
+  call->context.set_deadline(absl::ToChronoTime(deadline));
+  head.stub()->async()->ChainForward(
+      &call->context, &call->request, &call->ack, [call](grpc::Status status) {
+        if (!status.ok()) {
+          call->step->Fail(0, FromGrpcStatus(status, call->step->name(0)));
+        } else {
+          call->step->NoteAcked();
+        }
+      });
+  const bool answered = call->step->Wait(deadline + kAckGrace);
   steps_.Remove(step_id);
   if (!answered) {
-    // The first stage took the step, yet neither a result nor a stage's
-    // failure came: the last stage (or its way back) is what failed.
-    return fail(n - 1, absl::DeadlineExceededError(absl::StrCat(
-                           step->name(n - 1), ": chained step through ", n,
+    call->context.TryCancel();
+    // The first stage took the step, yet neither a result nor a hop's
+    // failure came: the last stage (or its way back) is what failed;
+    // otherwise the first stage did not answer.
+    const int range = call->step->acked() ? n - 1 : 0;
+    return fail(range, absl::DeadlineExceededError(absl::StrCat(
+                           call->step->name(range), ": chained step through ", n,
                            " stages got no answer within ", absl::FormatDuration(timeout))));
   }
-  if (!step->ok()) return fail(step->failed_range(), step->status());
-  v1::ForwardResponse& response = step->response();
+  if (!call->step->ok()) return fail(call->step->failed_range(), call->step->status());
+  v1::ForwardResponse& response = call->step->response();
   if (absl::Status bad = DecodeForwardResponse(response, tail.info(), begin, end - begin, result);
       !bad.ok()) {
     return fail(n - 1, absl::InternalError(

@@ -23,6 +23,16 @@ void ChainStep::Fail(int range, absl::Status status) {
   cv_.notify_all();
 }
 
+void ChainStep::NoteAcked() {
+  std::lock_guard<std::mutex> lock(mu_);
+  acked_ = true;
+}
+
+bool ChainStep::acked() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return acked_;
+}
+
 bool ChainStep::Wait(absl::Time deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   return cv_.wait_until(lock, absl::ToChronoTime(deadline), [&] { return done_; });
@@ -121,19 +131,17 @@ void ResultsStream::OnReadDone(bool ok) {
   if (!ok) return;  // the stream ended: OnDone follows
   // A message nobody waits for (its step timed out) is dropped.
   if (std::shared_ptr<ChainStep> step = steps_->Find(message_.step_id())) {
-    const int hop = message_.failed_hop();
-    const int k = range_ + hop;
-    if (message_.code() == 0) {
+    const int k = range_ + message_.failed_hop();
+    if (message_.failed_hop() <= 0) {
       step->Complete(std::move(*message_.mutable_response()));
-    } else if (hop < 0 || k >= step->n_ranges()) {
-      step->Fail(range_, absl::InternalError(absl::StrCat(name_, " reports hop ", hop,
-                                                          " of a route of ", step->n_ranges(),
-                                                          " stages")));
+    } else if (k < step->n_ranges()) {
+      step->Fail(k, absl::Status(static_cast<absl::StatusCode>(message_.code()),
+                                 absl::StrCat(step->name(k), ", reached from ", name_, ": ",
+                                              message_.message())));
     } else {
-      const auto code = static_cast<absl::StatusCode>(message_.code());
-      step->Fail(k, absl::Status(code, hop == 0 ? absl::StrCat(name_, ": ", message_.message())
-                                                : absl::StrCat(step->name(k), ", reached from ",
-                                                               name_, ": ", message_.message())));
+      step->Fail(range_, absl::InternalError(absl::StrCat(
+                             name_, " reports hop ", message_.failed_hop(), " of a route of ",
+                             step->n_ranges(), " stages")));
     }
   }
   message_.Clear();

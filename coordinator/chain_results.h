@@ -39,6 +39,9 @@ class ChainStep {
   void Complete(v1::ForwardResponse response);
   // The range that failed and why.
   void Fail(int range, absl::Status status);
+  // The first stage acknowledged the whole chain (the result may still be
+  // on its way).
+  void NoteAcked();
   // Waits until completed or failed, at most until `deadline`; false on timeout.
   bool Wait(absl::Time deadline);
 
@@ -47,6 +50,7 @@ class ChainStep {
   const absl::Status& status() const { return status_; }
   int failed_range() const { return failed_range_; }
   v1::ForwardResponse& response() { return response_; }
+  bool acked() const;
 
  private:
   const Route route_;
@@ -54,6 +58,7 @@ class ChainStep {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  bool acked_ = false;
   absl::Status status_;
   int failed_range_ = -1;
   v1::ForwardResponse response_;

@@ -83,19 +83,23 @@ void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest
   call->request.set_step_id(upstream.step_id());
   call->request.set_results_stream(upstream.results_stream());
   const auto now = std::chrono::system_clock::now();
-  const auto margin = std::max<std::chrono::system_clock::duration>(kMinHopMargin, (deadline - now) / 4);
-  call->context.set_deadline(std::max(now, std::min(deadline - margin, now + kHopAckTimeout)));
+  const auto margin =
+      std::max<std::chrono::system_clock::duration>(kMinHopMargin, (deadline - now) / 4);
+  call->context.set_deadline(std::max(now, deadline - margin));
+  Call* raw = call.release();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    in_flight_.insert(call.get());
+    in_flight_.insert(raw);
   }
-  const grpc::Status status = call->stub->ChainForward(&call->context, call->request, &call->ack);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    in_flight_.erase(call.get());
-    if (in_flight_.empty()) none_in_flight_.notify_all();
-  }
-  if (!status.ok()) on_failure(HopFailure(call->request.step_id(), status, next));
+  raw->stub->async()->ChainForward(
+      &raw->context, &raw->request, &raw->ack,
+      [this, raw, next, on_failure = std::move(on_failure)](grpc::Status status) {
+        if (!status.ok()) on_failure(HopFailure(raw->request.step_id(), status, next));
+        std::lock_guard<std::mutex> lock(mu_);
+        in_flight_.erase(raw);
+        delete raw;
+        if (in_flight_.empty()) none_in_flight_.notify_all();
+      });
 }
 
 }  // namespace shardlm

@@ -1,17 +1,11 @@
 // One worker-to-worker hop of a chained step (--topology chain): after this
 // stage computed a ChainForwardRequest, its hidden states go straight to the
-// next stage of the route. The next stage acknowledges on receipt, so the
-// call is synchronous, on the compute thread: one round trip, and gRPC's
-// synchronous client is markedly quicker than its callback API here (the
-// calling thread drives the I/O; measured ~30% per chained step on
-// loopback). When the next stage refuses the call or cannot be reached, the
-// failure is turned into a ChainResult naming hop 1 (with its code and
-// message), which the worker writes on its coordinator's results stream.
-// The call's deadline is the step's minus a margin (a quarter of the time
-// left, at least 100 ms), so a stuck stage is reported by the one before it
-// before the coordinator's own deadline passes, and at most kHopAckTimeout:
-// a receipt needs no compute, and a hung next stage must not hold this
-// worker's compute thread for long.
+// next stage of the route. When the next stage refuses the call or cannot be
+// reached, the failure is turned into a ChainResult naming hop 1 (with its
+// code and message), which the worker writes on its coordinator's results
+// stream. The next hop's deadline is this call's minus a margin (a quarter
+// of the time left, at least 100 ms), so a stuck stage is reported by the
+// one before it before the coordinator's own deadline passes.
 #ifndef SHARDLM_WORKER_CHAIN_HOP_H_
 #define SHARDLM_WORKER_CHAIN_HOP_H_
 
@@ -32,8 +26,6 @@ namespace shardlm {
 
 // Most stages after the first one a chained request may name.
 inline constexpr int kMaxChainHops = 64;
-// Longest wait for a next stage's acknowledgement (a receipt).
-inline constexpr std::chrono::seconds kHopAckTimeout(2);
 
 // Checks the route of a chained request against this stage: the last
 // stage gets an empty route, every other stage a non-empty one, at most
@@ -48,12 +40,12 @@ v1::ChainResult HopFailure(uint64_t step_id, const grpc::Status& status,
 class ChainHops {
  public:
   explicit ChainHops(PeerPoolOptions options) : peers_(std::move(options)) {}
-  ~ChainHops();  // cancels the hops in flight and waits for them to return
+  ~ChainHops();  // cancels the hops in flight and waits for their callbacks
 
   // Sends `forward` (this stage's output as the next stage's input) to
-  // upstream.route(0) with the rest of the route and waits for its
-  // acknowledgement; `on_failure` gets the report when the next hop fails
-  // (not called on success). `deadline`: the step's.
+  // upstream.route(0) with the rest of the route; `on_failure` gets the
+  // report when the next hop fails (not called on success). `deadline`:
+  // the upstream call's.
   void Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest forward,
             std::chrono::system_clock::time_point deadline,
             std::function<void(v1::ChainResult)> on_failure);

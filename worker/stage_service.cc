@@ -196,7 +196,26 @@ void StageService::FillShardInfo(v1::ShardInfo* out) const {
 void StageService::RunOnComputeThread(grpc::CallbackServerContext* context,
                                       grpc::ServerUnaryReactor* reactor,
                                       std::function<absl::Status()> work) {
-  absl::Status refused = EnqueueCompute([context, reactor, work = std::move(work)] {
+  QueueOnComputeThread(context, reactor,
+                       [reactor, work = std::move(work)] { reactor->Finish(ToGrpcStatus(work())); });
+}
+
+void StageService::QueueOnComputeThread(grpc::CallbackServerContext* context,
+                                        grpc::ServerUnaryReactor* reactor,
+                                        std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (draining_) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
+      return;
+    }
+    ++in_flight_;
+  }
+  auto done = [this] {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (--in_flight_ == 0) idle_cv_.notify_all();
+  };
+  const bool queued = queue_.Push([context, reactor, work = std::move(work), done] {
     // Work nobody waits for any more is skipped: a cancelled or expired
     // call would only delay the calls behind it.
     if (context->IsCancelled()) {
@@ -205,32 +224,18 @@ void StageService::RunOnComputeThread(grpc::CallbackServerContext* context,
       reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                    "deadline passed while the call was queued"));
     } else {
-      reactor->Finish(ToGrpcStatus(work()));
+      work();
     }
+    done();
   });
-  if (!refused.ok()) reactor->Finish(ToGrpcStatus(refused));
-}
-
-absl::Status StageService::EnqueueCompute(std::function<void()> work) {
-  {
-    std::lock_guard<std::mutex> lock(state_mu_);
-    if (draining_) return absl::UnavailableError("worker is shutting down");
-    ++in_flight_;
+  if (!queued) done();
+  if (!queued && queue_.stopped()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down"));
+  } else if (!queued) {
+    reactor->Finish(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("worker busy: ", options_.max_queued_calls, " calls already queued")));
   }
-  auto done = [this] {
-    std::lock_guard<std::mutex> lock(state_mu_);
-    if (--in_flight_ == 0) idle_cv_.notify_all();
-  };
-  if (queue_.Push([work = std::move(work), done] {
-        work();
-        done();
-      })) {
-    return absl::OkStatus();
-  }
-  done();
-  if (queue_.stopped()) return absl::UnavailableError("worker is shutting down");
-  return absl::ResourceExhaustedError(
-      absl::StrCat("worker busy: ", options_.max_queued_calls, " calls already queued"));
 }
 
 grpc::ServerUnaryReactor* StageService::Forward(grpc::CallbackServerContext* context,
@@ -303,50 +308,26 @@ grpc::ServerUnaryReactor* StageService::ChainForward(grpc::CallbackServerContext
     reactor->Finish(ToGrpcStatus(st));
     return reactor;
   }
-  // The request dies with the call, which ends now: take its contents over
-  // (a swap, no copy of the hidden states; gRPC only destroys it after).
-  auto taken = std::make_shared<v1::ChainForwardRequest>();
-  taken->Swap(const_cast<v1::ChainForwardRequest*>(request));
-  const auto deadline = context->deadline();
-  reactor->Finish(ToGrpcStatus(
-      EnqueueCompute([this, taken, deadline] { HandleChainForward(*taken, deadline); })));
+  QueueOnComputeThread(context, reactor, [this, context, request, reactor] {
+    HandleChainForward(context, *request, reactor);
+  });
   return reactor;
 }
 
-void StageService::Report(uint64_t stream, v1::ChainResult report) {
-  const std::string what = report.message();
-  if (!results_.Send(stream, std::move(report)).ok()) {
-    SHARDLM_LOG(kWarning, "chained step: the coordinator's results stream %d is gone (%s)", stream,
-                what.empty() ? std::string("result dropped") : what);
-  }
-}
-
-void StageService::HandleChainForward(const v1::ChainForwardRequest& request,
-                                      std::chrono::system_clock::time_point deadline) {
-  const uint64_t stream = request.results_stream();
-  auto own_failure = [&](const absl::Status& st) {
-    v1::ChainResult r;
-    r.set_step_id(request.step_id());
-    r.set_failed_hop(0);
-    r.set_code(static_cast<int>(st.code()));
-    r.set_message(std::string(st.message()));
-    Report(stream, std::move(r));
-  };
-  if (deadline < std::chrono::system_clock::now()) {
-    own_failure(absl::DeadlineExceededError("deadline passed while the step was queued"));
-    return;
-  }
+void StageService::HandleChainForward(grpc::CallbackServerContext* context,
+                                      const v1::ChainForwardRequest& request,
+                                      grpc::ServerUnaryReactor* reactor) {
   std::unique_lock<std::mutex> lock(chain_mu_);
   chain_response_.Clear();
   if (absl::Status st = HandleForward(request.forward(), &chain_response_); !st.ok()) {
-    own_failure(st);
+    reactor->Finish(ToGrpcStatus(st));
     return;
   }
   if (request.route_size() == 0) {
     v1::ChainResult result;
     result.set_step_id(request.step_id());
     result.mutable_response()->Swap(&chain_response_);
-    Report(stream, std::move(result));
+    reactor->Finish(ToGrpcStatus(results_.Send(request.results_stream(), std::move(result))));
     return;
   }
   // This stage's output is the next stage's input: same batch, hidden
@@ -361,8 +342,17 @@ void StageService::HandleChainForward(const v1::ChainForwardRequest& request,
   next.set_hidden_dtype(in.hidden_dtype());
   next.mutable_hidden()->Swap(chain_response_.mutable_hidden());
   lock.unlock();
-  hops_.Send(request, std::move(next), deadline,
-             [this, stream](v1::ChainResult r) { Report(stream, std::move(r)); });
+  const uint64_t stream = request.results_stream();
+  hops_.Send(request, std::move(next), context->deadline(), [this, stream](v1::ChainResult r) {
+    const std::string what = r.message();
+    if (!results_.Send(stream, std::move(r)).ok()) {
+      SHARDLM_LOG(kWarning, "a chained hop failed and the coordinator's results stream %d is "
+                  "gone: %s", stream, what);
+    }
+  });
+  // The output is on its way: acknowledge now, so the upstream stage holds
+  // nothing while the rest of the chain runs.
+  reactor->Finish(grpc::Status::OK);
 }
 
 grpc::ServerWriteReactor<v1::ChainResult>* StageService::Results(

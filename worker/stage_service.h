@@ -99,12 +99,10 @@ class StageService final : public v1::Stage::CallbackService {
   grpc::ServerUnaryReactor* GetShardInfo(grpc::CallbackServerContext* context,
                                          const v1::GetShardInfoRequest* request,
                                          v1::ShardInfo* response) override;
-  // Chain topology: checks the request, takes it over and acknowledges at
-  // once (the sender's only wait is one round trip), then computes it on
-  // the compute thread like Forward and hands the output to the next stage
-  // of the route (ChainHops) or, on the last stage, to the coordinator's
-  // results stream. Its own failure and a failed next hop are reported on
-  // this worker's results stream of the request's id.
+  // Chain topology: computes like Forward, then hands the output to the
+  // next stage of the route (ChainHops) or, on the last stage, to the
+  // coordinator's results stream, and acknowledges. A failed next hop is
+  // reported on this worker's results stream of the same id.
   grpc::ServerUnaryReactor* ChainForward(grpc::CallbackServerContext* context,
                                          const v1::ChainForwardRequest* request,
                                          v1::ChainForwardAck* ack) override;
@@ -119,16 +117,13 @@ class StageService final : public v1::Stage::CallbackService {
   // unless the call was cancelled or its deadline passed by then.
   void RunOnComputeThread(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                           std::function<absl::Status()> work);
-  // Queues `work` on the compute thread (counted for WaitIdle); the
-  // refusal when draining, stopped or full.
-  absl::Status EnqueueCompute(std::function<void()> work);
-  // The compute-thread part of ChainForward (acknowledged already): runs
-  // the batch, then passes the output on or writes the result; failures go
-  // on the results stream `request.results_stream()`.
-  void HandleChainForward(const v1::ChainForwardRequest& request,
-                          std::chrono::system_clock::time_point deadline);
-  // Writes `report` on results stream `stream`, or logs it if that is gone.
-  void Report(uint64_t stream, v1::ChainResult report);
+  // The same for work that finishes `reactor` itself (possibly later).
+  void QueueOnComputeThread(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                            std::function<void()> work);
+  // The compute-thread part of ChainForward.
+  void HandleChainForward(grpc::CallbackServerContext* context,
+                          const v1::ChainForwardRequest& request,
+                          grpc::ServerUnaryReactor* reactor);
   // Snapshots the stage's KV use into kv_ and returns it.
   KvStats RefreshKvStats();
 
