@@ -14,7 +14,7 @@
 // unchanged. A lost results stream fails the steps routed through its
 // worker. Steps are matched by id, so micro-batches overlap as in relay;
 // one deadline (the stages' call timeout) covers the whole chained step,
-// and each hop gives the next a little less so a stuck stage is named by
+// and each hop gives the next a quarter less so a stuck stage is named by
 // the one before it.
 #ifndef SHARDLM_COORDINATOR_CHAIN_H_
 #define SHARDLM_COORDINATOR_CHAIN_H_
