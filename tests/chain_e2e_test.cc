@@ -328,5 +328,53 @@ TEST(ChainRouteTest, WorkerRefusesABadRouteWithInvalidArgument) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
 }
 
+// The last stage answers on the results stream a request names: that id
+// must be open on it (else UNAVAILABLE, which the coordinator treats as a
+// lost stream), and one id cannot be opened twice.
+TEST(ChainRouteTest, ResultsStreamsAreExclusiveAndRequired) {
+  Workers w = StartWorkers({{0, 5}});
+  ASSERT_EQ(w.addresses.size(), 1u);
+  auto stages = Connect(w, absl::Seconds(10));
+  ASSERT_EQ(stages.size(), 1u);
+  auto stub =
+      v1::Stage::NewStub(grpc::CreateChannel(w.addresses[0], grpc::InsecureChannelCredentials()));
+  v1::ResultsRequest open;
+  open.set_stream_id(42);
+  grpc::ClientContext first_ctx;
+  auto first = stub->Results(&first_ctx, open);
+  first->WaitForInitialMetadata();  // registered
+  grpc::ClientContext second_ctx;
+  second_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto second = stub->Results(&second_ctx, open);
+  v1::ChainResult unused;
+  EXPECT_FALSE(second->Read(&unused));
+  EXPECT_EQ(second->Finish().error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  auto step = [&](uint64_t stream) {
+    v1::ChainForwardRequest req;
+    req.mutable_forward()->set_protocol_version(kProtocolVersion);
+    req.mutable_forward()->set_model_fingerprint(stages[0]->info().fingerprint);
+    req.mutable_forward()->add_seq_ids(3);
+    req.mutable_forward()->add_positions(0);
+    req.mutable_forward()->add_tokens(Bos());
+    req.set_step_id(77);
+    req.set_results_stream(stream);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ChainForwardAck ack;
+    return stub->ChainForward(&ctx, req, &ack);
+  };
+  grpc::Status st = step(43);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  st = step(42);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  v1::ChainResult result;
+  ASSERT_TRUE(first->Read(&result));
+  EXPECT_EQ(result.step_id(), 77u);
+  EXPECT_EQ(result.response().logits().shape(1), stages[0]->info().n_vocab);
+  first_ctx.TryCancel();
+  first->Finish();
+}
+
 }  // namespace
 }  // namespace shardlm::testing
