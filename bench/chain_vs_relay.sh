@@ -38,7 +38,7 @@ tokens() { "$BUILD_DIR/bin/shardlm" generate --server "$ADDR" --prompt "" --temp
              md5sum | cut -c1-12; }
 
 declare -A TPS SAME
-for round in $(seq 1 "$ROUNDS"); do
+for _ in $(seq 1 "$ROUNDS"); do
   for topo in relay chain; do
     serve $topo
     "$BUILD_DIR/bin/shardlm-bench" --server "$ADDR" -c 1 -n 1 --prompt-tokens 1 --max-tokens 16 >/dev/null 2>&1
