@@ -5,6 +5,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/base/status_macros.h"
+#include "coordinator/chain.h"
 
 namespace shardlm {
 namespace {
@@ -56,6 +57,11 @@ void AddCoordinatorFlags(WorkerPlacement placement, CliArgs* args, CoordinatorFl
   AddMetricsFlags(args, &f->metrics);
   args->AddString("--hidden-dtype", &o.hidden_dtype,
                   "hidden states between workers: f32, f16, bf16");
+  args->AddString("--topology", &o.topology,
+                  "relay: the coordinator passes hidden states from stage to stage (2 messages "
+                  "per stage per step); chain: each worker sends them straight to the next and "
+                  "the last returns logits (stages + 1 messages; workers must reach each other, "
+                  "docs/DEPLOY.md)");
   args->AddString("--http-listen", &o.http_listen,
                   "also serve the OpenAI-compatible HTTP API here (HOST:PORT; off by default)");
   args->AddStringList("--api-key", &f->api_keys,
@@ -134,6 +140,7 @@ absl::Status ApplyCoordinatorFlags(WorkerPlacement placement, const CoordinatorF
   o->worker_wait = absl::Seconds(f.worker_wait_s);
   o->call_timeout = absl::Seconds(f.call_timeout_s);
   o->engine.failover_timeout = absl::Milliseconds(f.failover_timeout_ms);
+  RETURN_IF_ERROR(CheckTopology(o->topology));
   if (f.prefix_cache != "on" && f.prefix_cache != "off") {
     return absl::InvalidArgumentError(
         absl::StrCat("--prefix-cache is '", f.prefix_cache, "', must be on or off"));

@@ -21,6 +21,7 @@
 #include "common/rpc/health_server.h"
 #include "common/rpc/stream_flood_guard.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/chain.h"
 #include "coordinator/chat_template.h"
 #include "coordinator/front_door.h"
 #include "coordinator/gateway_metrics.h"
@@ -90,6 +91,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   if (options.workers.empty()) {
     return absl::InvalidArgumentError("no workers given (--workers HOST:PORT,HOST:PORT,...)");
   }
+  RETURN_IF_ERROR(CheckTopology(options.topology));
 
   v1::DType hidden_dtype;
   if (options.hidden_dtype == "f32") {
@@ -132,6 +134,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   std::vector<std::vector<std::shared_ptr<Stage>>> ranges;
   for (auto& [range, replicas] : by_range) ranges.push_back(std::move(replicas));
   ASSIGN_OR_RETURN(st->pipeline, Pipeline::Create(std::move(ranges)));
+  if (options.topology == "chain") {
+    ASSIGN_OR_RETURN(std::unique_ptr<Chain> chain, Chain::Create(*st->pipeline));
+    st->pipeline->set_step_path(std::move(chain));
+    status("topology: chain (workers pass hidden states to each other)");
+  }
   EngineOptions engine_options = options.engine;
   if (options.draft_stage != nullptr) {
     ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> draft_file,

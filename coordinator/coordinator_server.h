@@ -51,6 +51,9 @@ struct CoordinatorOptions {
   absl::Duration worker_wait = absl::Minutes(10);  // for workers still loading
   absl::Duration call_timeout = absl::Seconds(30);
   std::string hidden_dtype = "f32";  // hidden states between workers: f32|f16|bf16
+  // "relay": the coordinator passes hidden states between stages; "chain":
+  // stages pass them to each other (coordinator/chain.h).
+  std::string topology = "relay";
   // OpenAI-compatible HTTP API (openai_http.h): off unless an address is given.
   std::string http_listen;
   std::vector<std::string> api_keys;  // HTTP bearer tokens; empty: no auth

@@ -84,6 +84,10 @@ std::string Pipeline::RangeName(int range) const {
 
 absl::Status Pipeline::Forward(const ForwardRequest& request, ForwardResult* result,
                                const Route& route, StageFailure* failure) const {
+  if (path_ != nullptr) {
+    return path_->Forward(request, result, route.empty() ? Route(ranges_.size(), 0) : route,
+                          failure);
+  }
   auto replica = [&](int k) { return route.empty() ? 0 : route[k]; };
   // Times one stage call and records it.
   auto call = [&](int k, const ForwardRequest& req, ForwardResult* out) {

@@ -29,6 +29,17 @@ struct StageFailure {
   int replica = -1;
 };
 
+// Another way of running one step through the ranges than calling each
+// stage in turn (relay): the chain topology (coordinator/chain.h), where
+// the stages pass hidden states to each other. Same contract as
+// Pipeline::Forward; `route` has one replica per range.
+class StepPath {
+ public:
+  virtual ~StepPath() = default;
+  virtual absl::Status Forward(const ForwardRequest& request, ForwardResult* result,
+                               const Route& route, StageFailure* failure) const = 0;
+};
+
 class Pipeline {
  public:
   // `ranges[k]` are the replicas of the k-th layer range. Checks that the
@@ -44,8 +55,13 @@ class Pipeline {
   // replica 0 everywhere); `result` gets logits. Thread-safe: concurrent
   // calls (micro-batches) may be in different stages at the same time. On
   // an error, `failure` (if given) names the range and replica that failed.
+  // With a step path set (set_step_path), the step takes that path instead.
   absl::Status Forward(const ForwardRequest& request, ForwardResult* result,
                        const Route& route = {}, StageFailure* failure = nullptr) const;
+  // Routes every later Forward through `path` (null: relay again). Set it
+  // before the engine starts; the pipeline owns it.
+  void set_step_path(std::unique_ptr<StepPath> path) { path_ = std::move(path); }
+  bool chained() const { return path_ != nullptr; }
   // Frees the sequences' KV on every healthy replica of every range, one
   // batched call per stage (best effort: the first error, after trying all).
   // A replica that is down drops its KV when it comes back (ReplicaRouter).
@@ -101,6 +117,7 @@ class Pipeline {
     Histogram hop_seconds{Histogram::LatencySeconds()};
   };
   std::vector<std::vector<std::unique_ptr<Health>>> health_;
+  std::unique_ptr<StepPath> path_;  // after ranges_: it uses their stages
 };
 
 }  // namespace shardlm

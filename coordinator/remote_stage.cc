@@ -181,6 +181,11 @@ absl::Status RemoteStage::ForwardChunk(const ForwardRequest& r, size_t begin, si
   return absl::OkStatus();
 }
 
+void RemoteStage::NoteKvStats(const v1::KvCacheStats& kv) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_kv_ = KvStatsFromProto(kv);
+}
+
 absl::Status RemoteStage::Release(SeqId seq) { return Release(absl::MakeConstSpan(&seq, 1)); }
 
 absl::Status RemoteStage::Release(absl::Span<const SeqId> seqs) {

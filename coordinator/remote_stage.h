@@ -90,6 +90,14 @@ class RemoteStage : public Stage {
   std::string name() const override { return name_; }
 
   const std::string& address() const { return address_; }
+  const RemoteStageOptions& options() const { return options_; }
+  // For callers that make their own calls to this worker (the chain
+  // topology, coordinator/chain.h).
+  v1::Stage::Stub* stub() const { return stub_.get(); }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  // Takes note of the worker's KV use from a reply that did not come
+  // through this object (a chained step's result); see known_kv_stats.
+  void NoteKvStats(const v1::KvCacheStats& kv);
   // The worker's full answer at connect time (model name, weight bytes...).
   const v1::ShardInfo& shard_info() const { return shard_info_; }
   absl::StatusOr<v1::ShardInfo> FetchShardInfo(absl::Duration timeout) const;

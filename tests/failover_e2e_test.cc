@@ -2,7 +2,8 @@
 // concurrent greedy streams; one worker is SIGKILLed (or SIGSTOPped: a hang)
 // mid-way and every stream still completes with the tokens of an undisturbed
 // run. With no replica left, clients get UNAVAILABLE naming the layer range
-// within the configured time.
+// within the configured time. Every test runs in both topologies (relay:
+// the coordinator passes hidden states; chain: the workers do).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -69,7 +70,10 @@ void ExpectSameAsUndisturbed(const std::vector<StreamResult>& got,
   }
 }
 
-class FailoverTest : public ::testing::Test {
+// The topology under test, by name ("relay" or "chain").
+std::string TestName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+class FailoverTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(cluster_.ok()) << cluster_.status();
@@ -79,11 +83,13 @@ class FailoverTest : public ::testing::Test {
       ASSERT_EQ(r.tokens.size(), static_cast<size_t>(kTokens));
     }
   }
-  WorkerCluster cluster_{{.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}, {2, 5}}}};
+  WorkerCluster cluster_{{.model = Model(),
+                          .ranges = {{0, 2}, {0, 2}, {2, 5}, {2, 5}},
+                          .topology = GetParam()}};
   std::vector<StreamResult> undisturbed_;
 };
 
-TEST_F(FailoverTest, KilledWorkerMidStreamLosesNoRequest) {
+TEST_P(FailoverTest, KilledWorkerMidStreamLosesNoRequest) {
   std::atomic<bool> done{false};
   auto got = RunStreams(cluster_.address(), [&](int n) {
     if (n == 8 && !done.exchange(true)) cluster_.worker(2).Signal(SIGKILL);
@@ -92,7 +98,7 @@ TEST_F(FailoverTest, KilledWorkerMidStreamLosesNoRequest) {
   EXPECT_TRUE(done.load());
 }
 
-TEST_F(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
+TEST_P(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
   std::atomic<bool> done{false};
   auto got = RunStreams(cluster_.address(), [&](int n) {
     if (n == 8 && !done.exchange(true)) cluster_.worker(1).Signal(SIGSTOP);
@@ -106,10 +112,13 @@ TEST_F(FailoverTest, HungWorkerMidStreamLosesNoRequest) {
 class SpecFailoverTest : public FailoverTest {
  protected:
   WorkerCluster spec_cluster_{
-      {.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}, {2, 5}}, .spec_ngram = 4}};
+      {.model = Model(),
+       .ranges = {{0, 2}, {0, 2}, {2, 5}, {2, 5}},
+       .spec_ngram = 4,
+       .topology = GetParam()}};
 };
 
-TEST_F(SpecFailoverTest, KilledWorkerMidStreamWithSpeculationLosesNoRequest) {
+TEST_P(SpecFailoverTest, KilledWorkerMidStreamWithSpeculationLosesNoRequest) {
   ASSERT_TRUE(spec_cluster_.ok()) << spec_cluster_.status();
   std::atomic<bool> done{false};
   auto got = RunStreams(spec_cluster_.address(), [&](int n) {
@@ -119,9 +128,13 @@ TEST_F(SpecFailoverTest, KilledWorkerMidStreamWithSpeculationLosesNoRequest) {
   EXPECT_TRUE(done.load());
 }
 
-TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
-  WorkerCluster c(
-      {.model = Model(), .ranges = {{0, 2}, {2, 5}}, .failover_timeout = absl::Seconds(2)});
+class FailoverNoReplicaTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
+  WorkerCluster c({.model = Model(),
+                   .ranges = {{0, 2}, {2, 5}},
+                   .failover_timeout = absl::Seconds(2),
+                   .topology = GetParam()});
   ASSERT_TRUE(c.ok()) << c.status();
   c.worker(1).Signal(SIGKILL);
   c.worker(1).Wait(absl::Seconds(5));
@@ -140,8 +153,11 @@ TEST(FailoverNoReplicaTest, UnavailableNamingTheRangeWithinTheConfiguredTime) {
 // GetModelInfo reports each replica's health as the engine's probes see
 // it: a SIGKILLed worker shows up unhealthy within a few probe intervals,
 // the others stay healthy.
-TEST(FailoverHealthTest, ModelInfoShowsAKilledWorkerUnhealthy) {
-  WorkerCluster c({.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}}});
+class FailoverHealthTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FailoverHealthTest, ModelInfoShowsAKilledWorkerUnhealthy) {
+  WorkerCluster c(
+      {.model = Model(), .ranges = {{0, 2}, {0, 2}, {2, 5}}, .topology = GetParam()});
   ASSERT_TRUE(c.ok()) << c.status();
   auto stub =
       v1::ShardLM::NewStub(grpc::CreateChannel(c.address(), grpc::InsecureChannelCredentials()));
@@ -176,6 +192,12 @@ TEST(FailoverHealthTest, ModelInfoShowsAKilledWorkerUnhealthy) {
   EXPECT_TRUE(healthy(after, 0));
   EXPECT_TRUE(healthy(after, 2));
 }
+
+const auto kTopologies = ::testing::Values(std::string("relay"), std::string("chain"));
+INSTANTIATE_TEST_SUITE_P(Topology, FailoverTest, kTopologies, TestName);
+INSTANTIATE_TEST_SUITE_P(Topology, SpecFailoverTest, kTopologies, TestName);
+INSTANTIATE_TEST_SUITE_P(Topology, FailoverNoReplicaTest, kTopologies, TestName);
+INSTANTIATE_TEST_SUITE_P(Topology, FailoverHealthTest, kTopologies, TestName);
 
 }  // namespace
 }  // namespace shardlm::testing

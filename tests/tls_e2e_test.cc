@@ -20,6 +20,8 @@
 #include "common/rpc/grpc_settings.h"
 #include "common/base/subprocess.h"
 #include "coordinator/coordinator_server.h"
+#include "coordinator/chain.h"
+#include "coordinator/pipeline.h"
 #include "coordinator/remote_stage.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "tests/test_data.h"
@@ -94,13 +96,17 @@ struct Worker {
   std::string address, health;
 };
 
-Worker StartWorker() {
+// `extra`: more flags (a layer range, peer certificates).
+Worker StartWorker(const std::vector<std::string>& extra = {}) {
   const Pki& pki = Certificates();
   Worker w;
-  auto p = Subprocess::Start({SHARDLM_WORKER_BIN, "--model", Model(), "--listen", "127.0.0.1:0",
-                              "--threads", "1", "--tls-cert", pki.Path("server.crt"), "--tls-key",
-                              pki.Path("server.key"), "--tls-ca", pki.Path("ca.crt"),
-                              "--health-listen", "127.0.0.1:0"});
+  std::vector<std::string> argv = {SHARDLM_WORKER_BIN, "--model", Model(), "--listen",
+                                   "127.0.0.1:0", "--threads", "1", "--tls-cert",
+                                   pki.Path("server.crt"), "--tls-key", pki.Path("server.key"),
+                                   "--tls-ca", pki.Path("ca.crt"), "--health-listen",
+                                   "127.0.0.1:0"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto p = Subprocess::Start(argv);
   EXPECT_TRUE(p.ok()) << p.status();
   if (!p.ok()) return w;
   w.proc = std::move(*p);
@@ -194,6 +200,62 @@ TEST(TlsE2eTest, WorkerServesOnlyCoordinatorsWithTheRightClientCertificate) {
   ASSERT_TRUE((*stage)->Forward(request, &result).ok());
   EXPECT_EQ(result.logits.size(), static_cast<size_t>((*stage)->info().n_vocab));
   EXPECT_TRUE((*stage)->Release(7).ok());
+}
+
+// --topology chain: the worker-to-worker hop uses the same mutual TLS. By
+// default a worker presents its own certificate (server.crt carries
+// clientAuth) and trusts its --tls-ca; one presenting a certificate of
+// another CA (--peer-tls-cert) is refused by the next worker, and the
+// failure names that next stage's range.
+TEST(TlsE2eTest, ChainHopsUseMutualTls) {
+  const Pki& pki = Certificates();
+  Worker first = StartWorker({"--layers", "0:2"});
+  Worker last = StartWorker({"--layers", "2:5"});
+  Worker intruder = StartWorker({"--layers", "0:2", "--peer-tls-cert", pki.Path("intruder.crt"),
+                                 "--peer-tls-key", pki.Path("intruder.key")});
+  ASSERT_FALSE(first.address.empty() || last.address.empty() || intruder.address.empty());
+  auto connect = [&](const Worker& w) -> std::shared_ptr<Stage> {
+    auto s = ConnectToWorker(w, ClientCreds("ca", "coordinator"));
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::shared_ptr<Stage>(std::move(*s)) : nullptr;
+  };
+  std::shared_ptr<Stage> a = connect(first), b = connect(last), c = connect(intruder);
+  ASSERT_TRUE(a && b && c);
+  auto chained = [](std::vector<std::shared_ptr<Stage>> stages) -> std::unique_ptr<Pipeline> {
+    auto p = Pipeline::Create(std::move(stages));
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) return nullptr;
+    auto chain = Chain::Create(**p);
+    EXPECT_TRUE(chain.ok()) << chain.status();
+    if (!chain.ok()) return nullptr;
+    (*p)->set_step_path(std::move(*chain));
+    return std::move(*p);
+  };
+  ForwardRequest request;
+  request.seq_ids = {7};
+  request.positions = {0};
+  request.tokens = {1};
+
+  auto good = chained({a, b});
+  ASSERT_NE(good, nullptr);
+  ForwardResult chain_result, relay_result;
+  absl::Status st = good->Forward(request, &chain_result);
+  ASSERT_TRUE(st.ok()) << st;
+  auto relay = Pipeline::Create(std::vector<std::shared_ptr<Stage>>{a, b});
+  ASSERT_TRUE(relay.ok());
+  request.seq_ids = {8};
+  ASSERT_TRUE((*relay)->Forward(request, &relay_result).ok());
+  EXPECT_EQ(chain_result.logits, relay_result.logits);
+
+  auto bad = chained({c, b});
+  ASSERT_NE(bad, nullptr);
+  StageFailure failure;
+  request.seq_ids = {9};
+  st = bad->Forward(request, &chain_result, {}, &failure);
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(failure.range, 1) << st;
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+  EXPECT_NE(st.message().find(last.address), std::string::npos) << st;
 }
 
 class TlsCoordinatorTest : public ::testing::Test {

@@ -30,6 +30,7 @@ WorkerCluster::WorkerCluster(WorkerClusterOptions options) : options_(std::move(
   o.engine.failover_timeout = options_.failover_timeout;
   o.engine.health_interval = options_.health_interval;
   o.engine.spec_ngram = options_.spec_ngram;
+  o.topology = options_.topology;
   auto server = CoordinatorServer::Start(o);
   if (!server.ok()) {
     status_ = server.status();

@@ -27,6 +27,7 @@ struct WorkerClusterOptions {
   absl::Duration call_timeout = absl::Seconds(2);  // a hung worker is noticed within this
   absl::Duration health_interval = absl::Milliseconds(200);
   int spec_ngram = 0;  // the coordinator's --spec-ngram
+  std::string topology = "relay";  // the coordinator's --topology
 };
 
 class WorkerCluster {

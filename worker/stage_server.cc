@@ -82,6 +82,9 @@ void StageServer::Shutdown(absl::Duration grace) {
       SHARDLM_LOG(kWarning, "calls still running after the %s grace period: cancelling them",
                   absl::FormatDuration(grace));
     }
+    // Chained calls whose compute is done may still wait for the next
+    // stage's acknowledgement (their results are out already): cut them.
+    service_->CancelHops();
     // A moment for the last responses to be flushed, then cancel the rest.
     server_->Shutdown(DeadlineIn(
         std::min(absl::Milliseconds(250), std::max(absl::ZeroDuration(), deadline - absl::Now()))));

@@ -85,6 +85,7 @@ StageService::StageService(StageServiceOptions options)
     : options_(std::move(options)),
       pool_(std::make_unique<ForwardMessagePool>()),
       address_(options_.address),
+      hops_(options_.peers),
       queue_(options_.max_queued_calls) {
   SetMessageAllocatorFor_Forward(pool_.get());
 }
@@ -195,6 +196,13 @@ void StageService::FillShardInfo(v1::ShardInfo* out) const {
 void StageService::RunOnComputeThread(grpc::CallbackServerContext* context,
                                       grpc::ServerUnaryReactor* reactor,
                                       std::function<absl::Status()> work) {
+  QueueOnComputeThread(context, reactor,
+                       [reactor, work = std::move(work)] { reactor->Finish(ToGrpcStatus(work())); });
+}
+
+void StageService::QueueOnComputeThread(grpc::CallbackServerContext* context,
+                                        grpc::ServerUnaryReactor* reactor,
+                                        std::function<void()> work) {
   {
     std::lock_guard<std::mutex> lock(state_mu_);
     if (draining_) {
@@ -216,7 +224,7 @@ void StageService::RunOnComputeThread(grpc::CallbackServerContext* context,
       reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                    "deadline passed while the call was queued"));
     } else {
-      reactor->Finish(ToGrpcStatus(work()));
+      work();
     }
     done();
   });
@@ -283,6 +291,73 @@ grpc::ServerUnaryReactor* StageService::GetShardInfo(grpc::CallbackServerContext
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+grpc::ServerUnaryReactor* StageService::ChainForward(grpc::CallbackServerContext* context,
+                                                     const v1::ChainForwardRequest* request,
+                                                     v1::ChainForwardAck* /*ack*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!ready()) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is still loading its model"));
+    return reactor;
+  }
+  absl::Status st = CheckForwardHeader(request->forward(), info_, options_.max_batch_tokens);
+  if (st.ok()) st = CheckChainRoute(*request, info_.is_last());
+  if (!st.ok()) {
+    reactor->Finish(ToGrpcStatus(st));
+    return reactor;
+  }
+  QueueOnComputeThread(context, reactor, [this, context, request, reactor] {
+    HandleChainForward(context, *request, reactor);
+  });
+  return reactor;
+}
+
+void StageService::HandleChainForward(grpc::CallbackServerContext* context,
+                                      const v1::ChainForwardRequest& request,
+                                      grpc::ServerUnaryReactor* reactor) {
+  std::unique_lock<std::mutex> lock(chain_mu_);
+  chain_response_.Clear();
+  if (absl::Status st = HandleForward(request.forward(), &chain_response_); !st.ok()) {
+    reactor->Finish(ToGrpcStatus(st));
+    return;
+  }
+  if (request.route_size() == 0) {
+    v1::ChainResult result;
+    result.set_step_id(request.step_id());
+    result.mutable_response()->Swap(&chain_response_);
+    reactor->Finish(ToGrpcStatus(results_.Send(request.results_stream(), std::move(result))));
+    return;
+  }
+  // This stage's output is the next stage's input: same batch, hidden
+  // states moved over (not copied).
+  const v1::ForwardRequest& in = request.forward();
+  v1::ForwardRequest next;
+  next.set_protocol_version(in.protocol_version());
+  next.set_model_fingerprint(in.model_fingerprint());
+  *next.mutable_seq_ids() = in.seq_ids();
+  *next.mutable_positions() = in.positions();
+  *next.mutable_want_logits() = in.want_logits();
+  next.set_hidden_dtype(in.hidden_dtype());
+  next.mutable_hidden()->Swap(chain_response_.mutable_hidden());
+  lock.unlock();
+  const uint64_t stream = request.results_stream();
+  hops_.Send(request, std::move(next), context->deadline(), [this, stream](v1::ChainResult r) {
+    const std::string what = r.message();
+    if (!results_.Send(stream, std::move(r)).ok()) {
+      SHARDLM_LOG(kWarning, "a chained hop failed and the coordinator's results stream %d is "
+                  "gone: %s", stream, what);
+    }
+  });
+  // The output is on its way: acknowledge now, so the upstream stage holds
+  // nothing while the rest of the chain runs.
+  reactor->Finish(grpc::Status::OK);
+}
+
+grpc::ServerWriteReactor<v1::ChainResult>* StageService::Results(
+    grpc::CallbackServerContext* context, const v1::ResultsRequest* request) {
+  return results_.Open(context, request->stream_id());
 }
 
 }  // namespace shardlm

@@ -28,6 +28,9 @@
 #include "worker/compute_queue.h"
 #include "common/stage/forward_codec.h"
 #include "common/stage/stage.h"
+#include "worker/chain_hop.h"
+#include "worker/peer_pool.h"
+#include "worker/results_streams.h"
 
 namespace shardlm {
 
@@ -37,6 +40,9 @@ struct StageServiceOptions {
   int max_release_ids = kMaxReleaseIds;           // sequence ids per Release call
   std::string address;                            // reported in ShardInfo.address
   int64_t max_message_bytes = kMaxMessageBytes;   // logits beyond are refused before computing
+  // The client side of worker-to-worker hops (--topology chain): TLS
+  // credentials (null: plaintext), pool size and idle time (peer_pool.h).
+  PeerPoolOptions peers;
 };
 
 // What the service reports about the loaded stage besides Stage::info().
@@ -93,12 +99,31 @@ class StageService final : public v1::Stage::CallbackService {
   grpc::ServerUnaryReactor* GetShardInfo(grpc::CallbackServerContext* context,
                                          const v1::GetShardInfoRequest* request,
                                          v1::ShardInfo* response) override;
+  // Chain topology: computes like Forward, then hands the output to the
+  // next stage of the route (ChainHops) or, on the last stage, to the
+  // coordinator's results stream, and acknowledges. A failed next hop is
+  // reported on this worker's results stream of the same id.
+  grpc::ServerUnaryReactor* ChainForward(grpc::CallbackServerContext* context,
+                                         const v1::ChainForwardRequest* request,
+                                         v1::ChainForwardAck* ack) override;
+  grpc::ServerWriteReactor<v1::ChainResult>* Results(grpc::CallbackServerContext* context,
+                                                     const v1::ResultsRequest* request) override;
+  // Shutdown: cancels the worker-to-worker hops in flight, so the calls
+  // waiting on them finish (call before grpc::Server::Shutdown).
+  void CancelHops() { hops_.CancelAll(); }
 
  private:
   // Queues `work` (which returns the call's status) on the compute thread,
   // unless the call was cancelled or its deadline passed by then.
   void RunOnComputeThread(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                           std::function<absl::Status()> work);
+  // The same for work that finishes `reactor` itself (possibly later).
+  void QueueOnComputeThread(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
+                            std::function<void()> work);
+  // The compute-thread part of ChainForward.
+  void HandleChainForward(grpc::CallbackServerContext* context,
+                          const v1::ChainForwardRequest& request,
+                          grpc::ServerUnaryReactor* reactor);
   // Snapshots the stage's KV use into kv_ and returns it.
   KvStats RefreshKvStats();
 
@@ -123,6 +148,13 @@ class StageService final : public v1::Stage::CallbackService {
   std::mutex compute_mu_;
   ForwardRequest request_;
   ForwardResult result_;
+
+  // Chain topology: the coordinators' results streams (last stage) and the
+  // hops to next stages. Declared before queue_: they outlive its thread.
+  ResultsStreams results_;
+  ChainHops hops_;
+  std::mutex chain_mu_;                  // guards chain_response_
+  v1::ForwardResponse chain_response_;  // HandleChainForward's scratch
 
   ComputeQueue queue_;  // last: its thread stops first
 };

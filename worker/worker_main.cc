@@ -64,6 +64,11 @@ struct WorkerOptions {
   // coordinators' client certificates; or explicitly plaintext.
   std::string tls_cert, tls_key, tls_ca;
   bool insecure = false;
+  // The client side of worker-to-worker hops (--topology chain); each
+  // defaults to the --tls-* file of the same role.
+  std::string peer_tls_cert, peer_tls_key, peer_tls_ca, peer_tls_server_name;
+  int max_peers = PeerPoolOptions().max_peers;
+  int peer_idle_s = 300;
   std::string health_listen;  // plaintext grpc.health.v1 only, off when empty
   ModelSourceOptions source;  // --model as a URL: cache, token
   int grpc_max_streams = GrpcServerLimits().max_concurrent_streams;
@@ -192,8 +197,32 @@ int Run(const WorkerOptions& o) {
     return 2;
   }
 
+  // Hops to the next worker (--topology chain) use the same mutual TLS as
+  // the coordinator link: this worker's own certificate as its client
+  // certificate and its CA as the roots, unless --peer-tls-* say otherwise.
+  TlsClientFlags peer_tls;
+  peer_tls.cert_file = o.peer_tls_cert.empty() ? o.tls_cert : o.peer_tls_cert;
+  peer_tls.key_file = o.peer_tls_key.empty() ? o.tls_key : o.peer_tls_key;
+  peer_tls.ca_file = o.peer_tls_ca.empty() ? o.tls_ca : o.peer_tls_ca;
+  peer_tls.insecure = o.insecure;
+  peer_tls.flag_prefix = "--peer-tls-";
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> peer_credentials =
+      MakeChannelCredentials(peer_tls);
+  if (!peer_credentials.ok()) {
+    SHARDLM_LOG(kError, "%s", std::string(peer_credentials.status().message()));
+    return 2;
+  }
+  if (o.max_peers < 1 || o.peer_idle_s < 1) {
+    SHARDLM_LOG(kError, "--max-peers and --peer-idle must be at least 1");
+    return 2;
+  }
+
   StageServerOptions server_options;
   server_options.listen_address = o.listen;
+  server_options.service.peers.credentials = *peer_credentials;
+  server_options.service.peers.tls_server_name = o.peer_tls_server_name;
+  server_options.service.peers.max_peers = o.max_peers;
+  server_options.service.peers.idle_timeout = absl::Seconds(o.peer_idle_s);
   server_options.credentials = *credentials;
   server_options.health_listen = o.health_listen;
   server_options.max_message_bytes = static_cast<int>(max_message);
@@ -324,6 +353,22 @@ int main(int argc, char** argv) {
   args.AddBool("--insecure", &o.insecure,
                "serve plaintext without TLS (only on trusted networks); required when no "
                "--tls-* flags are given");
+  args.AddString("--peer-tls-cert", &o.peer_tls_cert,
+                 "client certificate (PEM) this worker presents to the next worker of a chain "
+                 "(--topology chain; default: --tls-cert)");
+  args.AddString("--peer-tls-key", &o.peer_tls_key,
+                 "private key of --peer-tls-cert (default: --tls-key)");
+  args.AddString("--peer-tls-ca", &o.peer_tls_ca,
+                 "CA certificate (PEM) that must have signed the next worker's server certificate "
+                 "(default: --tls-ca)");
+  args.AddString("--peer-tls-server-name", &o.peer_tls_server_name,
+                 "name the next worker's certificate must carry when it is not the host of its "
+                 "address (e.g. one certificate for every worker pod)");
+  args.AddInt("--max-peers", &o.max_peers,
+              "next-stage workers this worker keeps a connection to (least recently used "
+              "closed first)");
+  args.AddInt("--peer-idle", &o.peer_idle_s,
+              "seconds after which an unused connection to a next-stage worker is closed");
   args.AddString("--health-listen", &o.health_listen,
                  "also serve grpc.health.v1 (only) in plaintext on HOST:PORT, e.g. for "
                  "Kubernetes probes; prints 'HEALTH HOST:PORT'");

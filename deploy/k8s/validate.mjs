@@ -19,13 +19,14 @@ import { parseAllDocuments } from "yaml";
 const KNOWN_FLAGS = {
   "shardlm-worker": ["--model", "-m", "--layers", "--listen", "--threads", "-t", "--kv-budget",
     "--kv-type", "--ctx", "--max-batch", "--max-message-size", "--shutdown-grace", "--metrics-listen",
-    "--tls-cert", "--tls-key", "--tls-ca", "--insecure", "--health-listen"],
+    "--tls-cert", "--tls-key", "--tls-ca", "--insecure", "--health-listen", "--peer-tls-cert",
+    "--peer-tls-key", "--peer-tls-ca", "--peer-tls-server-name", "--max-peers", "--peer-idle"],
   "shardlm-coordinator": ["--model", "-m", "--workers", "--listen", "--max-active", "--max-queued",
     "--prefill-chunk", "--max-batch-tokens", "--worker-wait", "--call-timeout",
     "--failover-timeout-ms", "--hidden-dtype", "--http-listen", "--api-key", "--chat-template",
     "--metrics-listen", "--tls-cert", "--tls-key", "--tls-client-ca", "--worker-tls-ca",
     "--worker-tls-cert", "--worker-tls-key", "--worker-tls-server-name", "--insecure",
-    "--auth-token-file", "--health-listen"],
+    "--auth-token-file", "--health-listen", "--topology"],
 };
 function flagsOf(binary) {
   const dir = process.env.SHARDLM_BIN_DIR;
@@ -295,8 +296,11 @@ function shardlmCheck(objects, where) {
     if (!(p.spec.policyTypes ?? []).includes("Ingress")) fail(where, `NetworkPolicy ${p.metadata.name} does not restrict ingress`);
     for (const rule of p.spec.ingress ?? []) {
       const peers = rule.from ?? [];
-      if (peers.length === 0 || peers.some((f) => f.ipBlock || f.namespaceSelector || !matches(f.podSelector?.matchLabels, coordLabels))) {
-        fail(where, `NetworkPolicy ${p.metadata.name} lets more than the coordinator reach the workers`);
+      // The coordinator, and the workers themselves (--topology chain: each
+      // calls the next stage), are the only peers allowed.
+      if (peers.length === 0 || peers.some((f) => f.ipBlock || f.namespaceSelector ||
+          (!matches(f.podSelector?.matchLabels, coordLabels) && !matches(f.podSelector?.matchLabels, pod.metadata.labels)))) {
+        fail(where, `NetworkPolicy ${p.metadata.name} lets more than the coordinator and the workers reach the workers`);
       }
     }
   }

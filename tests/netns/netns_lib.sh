@@ -104,6 +104,21 @@ netns_make_hosts() {
   done
 }
 
+# netns_workers_reach_each_other: a default route in every worker namespace
+# via the coordinator's end of its link, for --topology chain, where each
+# worker sends hidden states to the next. The addresses a coordinator hands
+# out are its own (the relays' listening addresses, 10.213.<k>.1, local to
+# its namespace), so no forwarding is needed, and with delaying relays
+# every worker-to-worker hop crosses one relay too (the same one-way delay
+# as a coordinator link). Direct worker addresses (no relay) stay
+# unreachable from other workers: chain rows need a relay (DELAY_MS 0+).
+netns_workers_reach_each_other() {
+  local i
+  for ((i = 0; i < ${#NETNS_WORKERS[@]}; ++i)); do
+    ip -n "${NETNS_WORKERS[$i]}" route replace default via "10.213.$((i + 1)).1"
+  done
+}
+
 # Several pipelines can run side by side on the same hosts (bench/): each
 # uses slot NETNS_SLOT (default 0), i.e. worker port 7001+slot, relay port
 # 7101+slot, coordinator port 50051+slot, and log files NETNS_DIR/<name> for
@@ -153,7 +168,8 @@ netns_restart_worker() {
 # Ranges may repeat: the coordinator takes workers of the same layers as
 # replicas. DELAY_MS "" connects the coordinator to the workers directly; a
 # number puts a delay_relay.py with that one-way delay (0 = relay overhead
-# only) on each link, in the coordinator's namespace.
+# only) on each link, in the coordinator's namespace. NETNS_COORD_FLAGS:
+# more coordinator flags (word-split), e.g. "--topology chain".
 netns_start_pipeline() {
   local bin="$1" model="$2" delay="$3" threads="$4" i k workers="" address log
   local slot="${NETNS_SLOT:-0}"
@@ -181,8 +197,10 @@ netns_start_pipeline() {
     netns_wait_worker "$i" || return 1
   done
   log=$(netns_log coordinator)
+  # shellcheck disable=SC2086 # NETNS_COORD_FLAGS is a list of words
   netns_spawn "$NETNS_COORD" "$log" "$bin/shardlm-coordinator" --insecure --model "$model" \
-    --workers "$workers" --listen "10.213.100.1:$((50051 + slot))" --worker-wait 60
+    --workers "$workers" --listen "10.213.100.1:$((50051 + slot))" --worker-wait 60 \
+    ${NETNS_COORD_FLAGS:-}
   netns_wait_line "$log.out" '^LISTENING ' "$NETNS_LAST_PID" 90 || {
     cat "$log.err" >&2
     return 1

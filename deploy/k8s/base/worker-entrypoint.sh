@@ -28,7 +28,10 @@ echo "worker-entrypoint: ${HOSTNAME} serves layers ${layers} of ${SHARDLM_MODEL}
 # Mutual TLS with the certificates of the shardlm-worker-tls Secret, mounted
 # at $SHARDLM_TLS_DIR (tls.crt, tls.key, and ca.crt, which must have signed
 # the coordinator's client certificate); the probes use the plaintext
-# health-only port.
+# health-only port. With the coordinator's --topology chain a worker also
+# calls the next worker with the same certificate (it needs clientAuth as
+# well as serverAuth) and checks the next one's against the name
+# shardlm-worker, like the coordinator does.
 tls=${SHARDLM_TLS_DIR:-/etc/shardlm/tls}
 # SHARDLM_MODEL as a URL: where the fetched ranges are kept, and a token file
 # for a private repository (overlays/tinyllama-url-4-workers).
@@ -46,5 +49,6 @@ exec "${SHARDLM_WORKER_BIN:-/usr/local/bin/shardlm-worker}" \
   --kv-budget "${SHARDLM_KV_BUDGET:-auto}" \
   --kv-type "${SHARDLM_KV_TYPE:-f16}" \
   --tls-cert "$tls/tls.crt" --tls-key "$tls/tls.key" --tls-ca "$tls/ca.crt" \
+  --peer-tls-server-name "${SHARDLM_PEER_TLS_SERVER_NAME:-shardlm-worker}" \
   --health-listen "0.0.0.0:${SHARDLM_HEALTH_PORT:-7002}" \
   "$@"
