@@ -339,11 +339,16 @@ void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, s
                     int n_act, float* out) {
   static_assert(kTileActs == 4);
   WithActs(n_act, [&](auto acts) {
+    constexpr int kActs = decltype(acts)::value;
 #if SHARDLM_SIMD_VNNI
-    VecDotTileZmm<T, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
-#else
-    VecDotTile<T, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+    // Measured (shardlm_kernels_bench): the zmm tile is faster for q8_0 and
+    // for every type with several tokens; for one token of the unsigned
+    // types (whose level unpacking dominates) the ymm tile is.
+    if constexpr (T::kSigned || kActs > 1) {
+      return VecDotTileZmm<T, kActs>(n, w, row_bytes, a, a_stride, out);
+    }
 #endif
+    VecDotTile<T, kActs>(n, w, row_bytes, a, a_stride, out);
   });
 }
 
