@@ -1,7 +1,7 @@
 // Tensor-format registry and kernels: layouts, round-trip error bounds per
 // type, vec_dot against the float dot of the dequantized rows, and every fast
 // kernel against its scalar reference: bit for bit, since both compute what
-// llama.cpp computes (bf16 dot products, within a tolerance, excepted).
+// llama.cpp computes (NEON's bf16 dot products, within a tolerance, excepted).
 #include "common/kernels/tensor_format.h"
 #include "common/kernels/cpu_features.h"
 #if defined(SHARDLM_EXPECT_NEON_KERNELS)
@@ -576,7 +576,7 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
         const std::vector<float> a_f = Dequantize(at, KernelSet::kReference, a, n);
         const float want = ref.vec_dot(n, w.data(), a.data());
         const float got = best.vec_dot(n, w.data(), a.data());
-        if (wt == GgmlType::kBF16) {
+        if (wt == GgmlType::kBF16 && set == KernelSet::kNeon) {
           ASSERT_NEAR(got, want, kDotRelTol * DotMagnitude(wt, w, a_f) + 1e-30);
         } else {
           ASSERT_EQ(Bits(got), Bits(want)) << got << " vs " << want;
@@ -607,6 +607,58 @@ TEST(TensorFormatTest, FastVecDotMatchesReference) {
           }
         }
         if (ref.interleaved_x8 != nullptr) CheckInterleaved(set, wt, n, w, a, seed);
+      }
+    }
+  }
+}
+
+// bf16 as llama.cpp's AVX512_BF16 build computes it (vdpbf16ps; the
+// reference spells out the order): x86 sets equal the reference to the bit
+// (on CPUs with AVX512_BF16 the avx512 set runs the instruction itself, the
+// avx2 set always emulates it), including denormal inputs (read as zero),
+// denormal sums (flushed), tiny but exact products, and the per-lane order.
+TEST(TensorFormatTest, Bf16DotIsVdpbf16psOrder) {
+  const TensorFormat& ref = Format(GgmlType::kBF16, KernelSet::kReference);
+  // The order, from Intel's pseudo-code: lane 0 holds 1 after the first
+  // 64-element step; then its odd element adds 2^-24 (a tie: stays 1), its
+  // even one 1.5 * 2^-24 (-> 1 + 2^-23). Even first would give 1 + 2^-22,
+  // one rounding for both 1 + 2^-23 as well, so only this order gives it.
+  {
+    std::vector<uint16_t> x(128, 0), y(128, 0);
+    x[0] = y[0] = Fp32ToBf16(1.0f);
+    x[65] = Fp32ToBf16(std::ldexp(1.0f, -24));
+    x[64] = Fp32ToBf16(1.5f * std::ldexp(1.0f, -24));
+    y[64] = y[65] = Fp32ToBf16(1.0f);
+    EXPECT_EQ(ref.vec_dot(128, x.data(), y.data()), 1.0f + std::ldexp(1.0f, -23));
+    for (KernelSet set : FastSets()) {
+      if (set == KernelSet::kNeon) continue;
+      EXPECT_EQ(Format(GgmlType::kBF16, set).vec_dot(128, x.data(), y.data()),
+                1.0f + std::ldexp(1.0f, -23))
+          << KernelSetName(set);
+    }
+  }
+  std::mt19937 rng(5);
+  for (int kind = 0; kind < 4; ++kind) {
+    for (int64_t n : {32, 64, 96, 130, 256, 2048}) {
+      std::vector<uint16_t> x(n), y(n);
+      std::normal_distribution<float> g;
+      for (int64_t i = 0; i < n; ++i) {
+        float a = g(rng), b = g(rng);
+        if (kind == 1 && i % 3 == 0) a = std::ldexp(a, -128);         // denormal inputs
+        if (kind == 2) { a = std::ldexp(a, -60); b = std::ldexp(b, -66); }  // tiny products
+        if (kind == 3 && i % 2) { a = std::ldexp(1.0f, -126); b = i % 4 == 1 ? 1.0f : -1.0f; }
+        x[i] = Fp32ToBf16(a);
+        y[i] = Fp32ToBf16(b);
+      }
+      const float want = ref.vec_dot(n, x.data(), y.data());
+      const float want_batch = ref.vec_dot_batch(n, x.data(), y.data());
+      for (KernelSet set : FastSets()) {
+        if (set == KernelSet::kNeon) continue;
+        SCOPED_TRACE(std::string(KernelSetName(set)) + " kind " + std::to_string(kind) + " n " +
+                     std::to_string(n));
+        const TensorFormat& f = Format(GgmlType::kBF16, set);
+        EXPECT_EQ(Bits(f.vec_dot(n, x.data(), y.data())), Bits(want));
+        EXPECT_EQ(Bits(f.vec_dot_batch(n, x.data(), y.data())), Bits(want_batch));
       }
     }
   }

@@ -3,12 +3,14 @@
 // bf16 -> f32 (a 16-bit shift), the dot products, and the float operations
 // of the forward pass outside the matmuls. f32/f16 sums and exp follow
 // llama.cpp's AVX-512 build with two 8-lane registers per 16-lane one, so
-// they equal the reference kernels (float_formats.cc) to the bit; bf16 keeps
-// four 8-lane FMA chains, within a tolerance of its double reference.
+// they equal the reference kernels (float_formats.cc) to the bit; so does
+// bf16, in the order of llama.cpp's vdpbf16ps kernels (emulated with FMAs
+// here; the avx512 build calls the instruction where the CPU has it).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "common/kernels/cpu_features.h"
 #include "common/kernels/quant/ggml_order.h"
 #include "common/kernels/quant/kernels.h"
 #include "common/kernels/quant/simd_avx2.h"
@@ -45,27 +47,82 @@ struct BF16Format {
   }
 };
 
-template <class F>
-float Dot(int64_t n, const void* w, const void* a) {
-  const auto* x = static_cast<const typename F::Elem*>(w);
-  const auto* y = static_cast<const typename F::Elem*>(a);
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int k = 0; k < 4; ++k) {
-      acc[k] = _mm256_fmadd_ps(F::Load8(x + i + 8 * k), F::Load8(y + i + 8 * k), acc[k]);
-    }
-  }
-  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(F::Load8(x + i), F::Load8(y + i), acc[0]);
-  float sum =
-      HorizontalSum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < n; ++i) sum += F::Load1(x + i) * F::Load1(y + i);
-  return sum;
-}
-
 // HsumLanes16 of a 16-lane value held as lanes 0-7 and 8-15.
 inline float Hsum16(__m256 lo, __m256 hi) { return HorizontalSum(_mm256_add_ps(lo, hi)); }
+
+// vdpbf16ps with FMAs (float_formats.cc DpBf16Lane): each 32-bit lane holds
+// an even element (low half) and an odd one (high half); the lane adds the
+// odd product, then the even one, each one FMA. The instruction reads
+// denormals as zero and flushes denormal results (DAZ + FTZ, round to
+// nearest even): MXCSR is set so for the dot product's loop and restored
+// before anything else (the reductions run in the caller's mode, as in ggml).
+class DenormalsAreZero {
+ public:
+  DenormalsAreZero() : saved_(_mm_getcsr()) {
+    _mm_setcsr((saved_ & ~0x6000u) | 0x8040u);  // RN, FTZ (bit 15), DAZ (bit 6)
+    asm volatile("" ::: "memory");               // the loop's loads stay after this
+  }
+  ~DenormalsAreZero() { _mm_setcsr(saved_); }
+  DenormalsAreZero(const DenormalsAreZero&) = delete;
+  DenormalsAreZero& operator=(const DenormalsAreZero&) = delete;
+
+ private:
+  const unsigned saved_;
+};
+
+// Pins v's computation before whatever follows (the MXCSR restore).
+inline void Done(__m256& v) { asm volatile("" : "+x"(v)); }
+
+inline __m256 DpBf16(__m256 acc, const uint16_t* x, const uint16_t* y) {
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y));
+  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(a, high)),
+                        _mm256_castsi256_ps(_mm256_and_si256(b, high)), acc);
+  return _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(a, 16)),
+                         _mm256_castsi256_ps(_mm256_slli_epi32(b, 16)), acc);
+}
+
+// ggml_vec_dot_bf16 of the AVX512_BF16 build (float_formats.cc DotBF16Zen4):
+// its two 16-lane accumulators are c[0..1] and c[2..3].
+float DotBF16Zen4(int64_t n, const void* w, const void* a) {
+  const auto* x = static_cast<const uint16_t*>(w);
+  const auto* y = static_cast<const uint16_t*>(a);
+  __m256 c[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                 _mm256_setzero_ps()};
+  int64_t i = 0;
+  if (n >= 64) {
+    DenormalsAreZero mode;
+    for (; i + 64 <= n; i += 64)
+      for (int k = 0; k < 4; ++k) c[k] = DpBf16(c[k], x + i + 16 * k, y + i + 16 * k);
+    for (__m256& v : c) Done(v);
+  }
+  double sum = 0;
+  sum += static_cast<double>(Hsum16(c[0], c[1]));
+  sum += static_cast<double>(Hsum16(c[2], c[3]));
+  for (; i < n; ++i) {
+    sum += static_cast<double>(BF16Format::Load1(x + i) * BF16Format::Load1(y + i));
+  }
+  return static_cast<float>(sum);
+}
+
+// tinyBLAS<32, __m512, __m512bh> (float_formats.cc DotBatchBF16Zen4).
+float DotBatchBF16Zen4(int64_t n, const void* w, const void* a) {
+  if (n % 32 != 0) return DotBF16Zen4(n, w, a);
+  const auto* x = static_cast<const uint16_t*>(w);
+  const auto* y = static_cast<const uint16_t*>(a);
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+  {
+    DenormalsAreZero mode;
+    for (int64_t i = 0; i < n; i += 32) {
+      lo = DpBf16(lo, x + i, y + i);
+      hi = DpBf16(hi, x + i + 16, y + i + 16);
+    }
+    Done(lo);
+    Done(hi);
+  }
+  return Hsum16(lo, hi);
+}
 
 // The 4 x 16 accumulators of ggml_vec_dot_f32 / _f16 (AVX-512) over the
 // first np elements: accumulator c is acc[2c] (lanes 0-7) and acc[2c + 1].
@@ -261,7 +318,22 @@ void MadF32(int64_t n, const float* x, float v, float* y) {
   }
   for (; i < n; ++i) y[i] = std::fma(x[i], v, y[i]);
 }
-float VecDotBF16(int64_t n, const void* w, const void* a) { return Dot<BF16Format>(n, w, a); }
+#if SHARDLM_SIMD_VNNI
+// The avx512 set takes vdpbf16ps where the CPU has it (Zen 4/5, Sapphire
+// Rapids; not Ice Lake): the same bits, fewer instructions.
+const bool kHasBf16Dot = HostCpu().avx512bf16;
+float VecDotBF16(int64_t n, const void* w, const void* a) {
+  return kHasBf16Dot ? avx512bf16::VecDotBF16(n, w, a) : DotBF16Zen4(n, w, a);
+}
+float VecDotBatchBF16(int64_t n, const void* w, const void* a) {
+  return kHasBf16Dot ? avx512bf16::VecDotBatchBF16(n, w, a) : DotBatchBF16Zen4(n, w, a);
+}
+#else
+float VecDotBF16(int64_t n, const void* w, const void* a) { return DotBF16Zen4(n, w, a); }
+float VecDotBatchBF16(int64_t n, const void* w, const void* a) {
+  return DotBatchBF16Zen4(n, w, a);
+}
+#endif
 void DequantizeF16(const void* src, float* dst, int64_t n) { ToFloat<F16Format>(src, dst, n); }
 void DequantizeBF16(const void* src, float* dst, int64_t n) { ToFloat<BF16Format>(src, dst, n); }
 

@@ -5,10 +5,12 @@
 // format (llama.cpp's vec_dot_type for them) and sum as llama.cpp's CPU
 // backend does in the AVX-512 build the goldens come from (ggml_order.h):
 // ggml_vec_dot_f32 / _f16 for one activation row, tinyBLAS (llamafile
-// sgemm, one 16-lane FMA chain) for batches. bf16 accumulates in double.
+// sgemm, one 16-lane FMA chain) for batches. bf16 follows the same build's
+// vdpbf16ps kernels (DotBF16Zen4 below).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 
 #include "common/base/fp16.h"
 #include "common/kernels/quant/ggml_order.h"
@@ -20,13 +22,6 @@ namespace {
 float LoadF32(const void* p, int64_t i) { return static_cast<const float*>(p)[i]; }
 float LoadF16(const void* p, int64_t i) { return Fp16ToFp32(static_cast<const uint16_t*>(p)[i]); }
 float LoadBF16(const void* p, int64_t i) { return Bf16ToFp32(static_cast<const uint16_t*>(p)[i]); }
-
-template <float (*Load)(const void*, int64_t)>
-float Dot(int64_t n, const void* w, const void* a) {
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(Load(w, i)) * Load(a, i);
-  return static_cast<float>(sum);
-}
 
 template <float (*Load)(const void*, int64_t)>
 void ToFloat(const void* src, float* dst, int64_t n) {
@@ -79,6 +74,53 @@ float DotF16(int64_t n, const void* x, const void* y) {
   double sum = Dot4x16<F16>(np, x, y);
   for (int64_t i = np; i < n; ++i) sum += static_cast<double>(LoadF16(x, i) * LoadF16(y, i));
   return static_cast<float>(sum);
+}
+
+// bf16 as llama.cpp's AVX512_BF16 build (its zen4 variant, where the goldens
+// come from) computes it with vdpbf16ps. Per 32-bit lane the instruction adds
+// the product of the odd elements, then of the even ones, each an exact
+// product rounded once to nearest even into the float sum (an FMA), with
+// denormal inputs read as zero and denormal results flushed to zero, whatever
+// MXCSR says (Intel SDM; checked on Zen 5: the order, one rounding per
+// product, an unflushed tiny product added to FLT_MIN).
+float FlushDenormal(float x) {
+  return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x;
+}
+
+float DpBf16Lane(float acc, const void* x, const void* y, int64_t even) {
+  for (int64_t i : {even + 1, even}) {
+    acc = FlushDenormal(std::fma(FlushDenormal(LoadBF16(x, i)), FlushDenormal(LoadBF16(y, i)),
+                                 FlushDenormal(acc)));
+  }
+  return acc;
+}
+
+// ggml_vec_dot_bf16 (AVX512_BF16): two 16-lane accumulators over 64-element
+// steps (elements 0-31 of each step into the first), each reduced by
+// _mm512_reduce_add_ps and added in double; the tail's products rounded to
+// float and added in double.
+float DotBF16Zen4(int64_t n, const void* x, const void* y) {
+  float c[2][16] = {};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int h = 0; h < 2; ++h)
+      for (int l = 0; l < 16; ++l) c[h][l] = DpBf16Lane(c[h][l], x, y, i + 32 * h + 2 * l);
+  double sum = 0;
+  sum += static_cast<double>(HsumLanes16(c[0]));
+  sum += static_cast<double>(HsumLanes16(c[1]));
+  for (; i < n; ++i) sum += static_cast<double>(LoadBF16(x, i) * LoadBF16(y, i));
+  return static_cast<float>(sum);
+}
+
+// tinyBLAS<32, __m512, __m512bh> (batches): one 16-lane vdpbf16ps chain over
+// 32-element steps, _mm512_reduce_add_ps. It declines n % 32 != 0, and
+// ggml falls back to vec_dot.
+float DotBatchBF16Zen4(int64_t n, const void* x, const void* y) {
+  if (n % 32 != 0) return DotBF16Zen4(n, x, y);
+  float c[16] = {};
+  for (int64_t i = 0; i < n; i += 32)
+    for (int l = 0; l < 16; ++l) c[l] = DpBf16Lane(c[l], x, y, i + 2 * l);
+  return HsumLanes16(c);
 }
 
 // tinyBLAS<16>: one FMA chain per lane i % 16, _mm512_reduce_add_ps. It
@@ -180,6 +222,9 @@ float VecDotBatchF32(int64_t n, const void* w, const void* a) {
 float VecDotBatchF16(int64_t n, const void* w, const void* a) {
   return DotBatch<F16, DotF16>(n, w, a);
 }
-float VecDotBF16(int64_t n, const void* w, const void* a) { return Dot<LoadBF16>(n, w, a); }
+float VecDotBF16(int64_t n, const void* w, const void* a) { return DotBF16Zen4(n, w, a); }
+float VecDotBatchBF16(int64_t n, const void* w, const void* a) {
+  return DotBatchBF16Zen4(n, w, a);
+}
 
 }  // namespace shardlm::quant::ref

@@ -48,7 +48,7 @@ namespace ref {
 
 DequantizeKernel DequantizeF32, DequantizeF16, DequantizeBF16;
 QuantizeKernel QuantizeF32, QuantizeF16, QuantizeBF16;
-VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;
+VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16, VecDotBatchBF16;
 // The forward pass's float operations (tensor_format.h ForwardKernels).
 float ExpGgml(float x);
 void SwiGlu(int64_t n, const float* gate, const float* up, float* out);
@@ -97,6 +97,7 @@ InterleavedGemmKernel GemmQ4_Kx8;
   DequantizeKernel DequantizeF16, DequantizeBF16;                                            \
   QuantizeKernel QuantizeF16;                                                                \
   VecDotKernel VecDotF32, VecDotF16, VecDotBF16, VecDotBatchF32, VecDotBatchF16;             \
+  VecDotKernel VecDotBatchBF16;                                                              \
   void SwiGlu(int64_t n, const float* gate, const float* up, float* out);                    \
   double SoftmaxExp(int64_t n, const float* x, float max, float* y);                         \
   MixRowsKernel MixRowsF32, MixRowsF16;                                                      \
@@ -124,6 +125,13 @@ SHARDLM_SIMD_KERNEL_LIST
 namespace avx512 {
 SHARDLM_SIMD_KERNEL_LIST
 }  // namespace avx512
+
+// bf16 with AVX-512 BF16's vdpbf16ps (bf16_avx512.cc, built with
+// -mavx512bf16): the same results as the reference; the avx512 set calls
+// these where the CPU has the instruction, else its FMA emulation.
+namespace avx512bf16 {
+VecDotKernel VecDotBF16, VecDotBatchBF16;
+}  // namespace avx512bf16
 
 }  // namespace shardlm::quant
 

@@ -8,6 +8,7 @@
 // (d_w d_a) * sum to the float lanes. The float steps are llama.cpp's (one
 // 8-lane accumulator, blocks in order, hsum_float_8; see legacy.cc), so the
 // results equal the reference kernels and llama.cpp to the bit.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -183,12 +184,171 @@ void VecDotTile(int64_t n, const void* w, size_t row_bytes, const void* a, size_
   }
 }
 
+#if SHARDLM_SIMD_VNNI
+// The avx512 set's tile: the same products in the same float order as
+// VecDotTile, with fewer instructions per block (the compute-bound prompt
+// shape, and less work between the loads of memory-bound decode):
+// - two blocks' integer sums in one zmm vpdpbusd (lanes 0-7 block ib,
+//   8-15 block ib + 1), converted at once; the two FMAs stay in block order
+//   on the 8-lane accumulator (the low half, then the extracted high half);
+// - the scales d_w d_a of 8 blocks at a time as vectors (one vcvtph2ps per
+//   row and activation, one vmulps per output) instead of a scalar convert,
+//   multiply and broadcast per block and output; the FMAs broadcast them
+//   from memory. Each product is the same single float rounding.
+inline __m512i PairOf(__m256i lo, __m256i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+template <class T>
+inline __m512i PairDotLevels(const typename T::Block* b) {
+  const __m512i q = PairOf(T::Levels(b[0]), T::Levels(b[1]));
+  if constexpr (T::kSigned) return _mm512_xor_si512(q, _mm512_set1_epi8(-128));
+  return q;
+}
+
+template <class T>
+inline __m512i PairActTerm(__m512i a) {
+  if constexpr (DotOffset<T>() == 0) {
+    return _mm512_setzero_si512();
+  } else {
+    const __m512i o = _mm512_set1_epi8(static_cast<char>(DotOffset<T>()));
+    return _mm512_sub_epi32(_mm512_setzero_si512(),
+                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), o, a));
+  }
+}
+
+// The f16 scales of 8 consecutive blocks (`stride` bytes apart) as floats,
+// gathered in a register (2-byte stores and a 16-byte reload would stall
+// store forwarding). The lane of _mm_insert_epi16 must be a constant.
+inline __m256 Scales8(const uint16_t* d, size_t stride) {
+  const auto* p = reinterpret_cast<const uint8_t*>(d);
+  __m128i h = _mm_setzero_si128();
+  [&]<int... J>(std::integer_sequence<int, J...>) {
+    ((h = _mm_insert_epi16(h, *reinterpret_cast<const uint16_t*>(p + J * stride), J)), ...);
+  }
+  (std::make_integer_sequence<int, 8>{});
+  return _mm256_cvtph_ps(h);
+}
+
+template <int J>
+inline __m256 Lane(__m256 v) {
+  return _mm256_permutexvar_ps(_mm256_set1_epi32(J), v);
+}
+
+template <class T, int kActs>
+void VecDotTileZmm(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
+                   float* out) {
+  using Act = std::conditional_t<T::kHasMin, BlockQ8_1, BlockQ8_0>;
+  using WB = typename T::Block;
+  constexpr int kRows = kTileRows;
+  const WB* rows[kRows];
+  for (int r = 0; r < kRows; ++r) rows[r] = RowAt<WB>(w, row_bytes, r);
+  const Act* act[kActs];
+  for (int t = 0; t < kActs; ++t) act[t] = RowAt<Act>(a, a_stride, t);
+  __m256 acc[kActs][kRows];
+  float summs[kActs][kRows] = {};
+  for (auto& row : acc)
+    for (__m256& v : row) v = _mm256_setzero_ps();
+  // kHasMin: m_w s_a, one scalar FMA chain per output in block order.
+  const auto add_min = [&](int64_t ib) {
+    if constexpr (T::kHasMin) {
+      for (int t = 0; t < kActs; ++t)
+        for (int r = 0; r < kRows; ++r)
+          summs[t][r] = std::fma(F16(rows[r][ib].m), F16(act[t][ib].s), summs[t][r]);
+    }
+  };
+  const int64_t nb = n / kQK;
+  int64_t i0 = 0;
+  for (; i0 + 8 <= nb; i0 += 8) {
+    // [t][r][j]: d_w d_a of block i0 + j; the FMAs broadcast from memory
+    // (a vpermps per FMA measured slower).
+    alignas(32) float scale[kActs][kRows][8];
+    {
+      __m256 dw[kRows];
+      for (int r = 0; r < kRows; ++r) dw[r] = Scales8(&rows[r][i0].d, sizeof(WB));
+      for (int t = 0; t < kActs; ++t) {
+        const __m256 da = Scales8(&act[t][i0].d, sizeof(Act));
+        for (int r = 0; r < kRows; ++r) _mm256_store_ps(scale[t][r], _mm256_mul_ps(dw[r], da));
+      }
+      // Else GCC forwards the stored vectors through two shuffles per
+      // broadcast; a load with broadcast costs no ALU slot.
+      asm volatile("" ::: "memory");
+    }
+    [&]<int... P>(std::integer_sequence<int, P...>) {
+      (
+          [&] {
+            constexpr int j = 2 * P;
+            const int64_t ib = i0 + j;
+            __m512i q[kRows];
+            for (int r = 0; r < kRows; ++r) {
+              // The same blocks of the next tile's rows (MatMul's next call):
+              // short interleaved streams defeat the hardware prefetcher.
+              const char* next = reinterpret_cast<const char*>(rows[r] + ib) + kRows * row_bytes;
+              _mm_prefetch(next, _MM_HINT_T0);
+              _mm_prefetch(next + sizeof(WB), _MM_HINT_T0);
+              q[r] = PairDotLevels<T>(rows[r] + ib);
+            }
+            for (int t = 0; t < kActs; ++t) {
+              const __m512i y = PairOf(
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs)),
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib + 1].qs)));
+              const __m512i term = PairActTerm<T>(y);
+              for (int r = 0; r < kRows; ++r) {
+                const __m512 sums = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(term, q[r], y));
+                acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(scale[t][r][j]), _mm512_castps512_ps256(sums),
+                                            acc[t][r]);
+                acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(scale[t][r][j + 1]),
+                                            _mm512_extractf32x8_ps(sums, 1), acc[t][r]);
+              }
+            }
+            add_min(ib);
+            add_min(ib + 1);
+          }(),
+          ...);
+    }(std::make_integer_sequence<int, 4>{});
+  }
+  for (int64_t ib = i0; ib < nb; ++ib) {  // the last blocks one by one, as VecDotTile
+    __m256i q[kRows];
+    float dw[kRows];
+    for (int r = 0; r < kRows; ++r) {
+      q[r] = DotLevels<T>(T::Levels(rows[r][ib]));
+      dw[r] = F16(rows[r][ib].d);
+    }
+    for (int t = 0; t < kActs; ++t) {
+      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t][ib].qs));
+      const float da = F16(act[t][ib].d);
+      const __m256i term = ActTerm<T>(y);
+      for (int r = 0; r < kRows; ++r) {
+        acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da),
+                                    _mm256_cvtepi32_ps(BlockDot<T>(q[r], y, term)), acc[t][r]);
+      }
+    }
+    add_min(ib);
+  }
+  for (int t = 0; t < kActs; ++t) {
+    for (int r = 0; r < kRows; ++r) {
+      out[kRows * t + r] = HorizontalSum(acc[t][r]);
+      if constexpr (T::kHasMin) out[kRows * t + r] += summs[t][r];
+    }
+  }
+}
+#endif  // SHARDLM_SIMD_VNNI
+
 template <class T>
 void VecDotTileActs(int64_t n, const void* w, size_t row_bytes, const void* a, size_t a_stride,
                     int n_act, float* out) {
   static_assert(kTileActs == 4);
   WithActs(n_act, [&](auto acts) {
-    VecDotTile<T, decltype(acts)::value>(n, w, row_bytes, a, a_stride, out);
+    constexpr int kActs = decltype(acts)::value;
+#if SHARDLM_SIMD_VNNI
+    // Measured (shardlm_kernels_bench): the zmm tile is faster for q8_0 and
+    // for every type with several tokens; for one token of the unsigned
+    // types (whose level unpacking dominates) the ymm tile is.
+    if constexpr (T::kSigned || kActs > 1) {
+      return VecDotTileZmm<T, kActs>(n, w, row_bytes, a, a_stride, out);
+    }
+#endif
+    VecDotTile<T, kActs>(n, w, row_bytes, a, a_stride, out);
   });
 }
 
