@@ -25,7 +25,10 @@
 # use the median. Needs root. Env: THREADS (per worker, default 1), TOKENS
 # (default 64), DELAYS (default "0 1 2 5"), REPS (default 5), WORKERS
 # (default 2), TOPOLOGIES (default "relay"; e.g. "relay chain"), EXTRA_FLAGS
-# (more coordinator flags for every row, e.g. "--spec-ngram 4").
+# (more coordinator flags for every row). A topology written T+spec is T
+# with speculative decoding (SPEC_FLAGS, default "--spec-ngram 4"): e.g.
+# TOPOLOGIES="relay chain chain+spec"; its passes per token are 1 / the
+# accepted length, so its network cost per token is (N+1) x delay / that.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=../tests/netns/netns_lib.sh
@@ -90,7 +93,9 @@ for topology in "${topologies[@]}"; do
 done
 servers=()
 for ((r = 0; r < ${#rows[@]}; ++r)); do
-  NETNS_SLOT=$r NETNS_COORD_FLAGS="--topology ${row_topology[$r]} ${EXTRA_FLAGS:-}" \
+  row_flags="--topology ${row_topology[$r]%+spec} ${EXTRA_FLAGS:-}"
+  [[ "${row_topology[$r]}" == *+spec ]] && row_flags+=" ${SPEC_FLAGS:---spec-ngram 4}"
+  NETNS_SLOT=$r NETNS_COORD_FLAGS="$row_flags" \
     netns_start_pipeline "$bin" "$model" "${rows[$r]}" "$threads" "${ranges[@]}"
   servers+=("$NETNS_SERVER")
   generate "$NETNS_DIR/warm.json" 8 ip netns exec "$NETNS_CLIENT" "$bin/shardlm" generate --server "$NETNS_SERVER"
@@ -122,7 +127,7 @@ for ((r = 0; r < ${#rows[@]}; ++r)); do
   added=$(awk -v a="$ms" -v b="$base_ms" 'BEGIN { printf "%+.1f", a - b }')
   delay="${rows[$r]}"
   hops=$((2 * n_workers))
-  [ "$topology" = chain ] && hops=$((n_workers + 1))
+  [ "${topology%+spec}" = chain ] && hops=$((n_workers + 1))
   if [ -z "$delay" ]; then
     table+=$'\n'"| $topology | veth, direct | 0 | $median ($best) | $ms | (baseline) |"
   elif [ "$delay" = 0 ]; then
