@@ -13,6 +13,7 @@
 
 #include "common/model/gguf.h"
 #include "common/tokenizer/tokenizer.h"
+#include "tests/engine_collector.h"
 #include "tests/golden.h"
 #include "tests/test_data.h"
 
@@ -25,45 +26,6 @@ GenerationRequest Req(std::vector<int32_t> prompt, SamplingParams params) {
   r.params = std::move(params);
   return r;
 }
-
-class Collector : public GenerationObserver {
- public:
-  void OnToken(const GeneratedToken& t) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (t.id >= 0) ids_.push_back(t.id);
-    text_ += t.text;
-    if (cancel_after_ > 0 && static_cast<int>(ids_.size()) == cancel_after_) cancel_now_ = true;
-    cv_.notify_all();
-  }
-  void OnFinish(FinishReason reason, const GenerationStats& stats,
-                const absl::Status& error) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    reason_ = reason;
-    stats_ = stats;
-    error_ = error;
-    done_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(120), [&] { return done_; }));
-  }
-  void WaitForTokens(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(60),
-                 [&] { return done_ || static_cast<int>(ids_.size()) >= n; });
-  }
-  std::vector<int32_t> ids_;
-  std::string text_;
-  FinishReason reason_ = FinishReason::kError;
-  GenerationStats stats_;
-  absl::Status error_;
-  bool done_ = false;
-  int cancel_after_ = 0;
-  bool cancel_now_ = false;
-  std::mutex mu_;
-  std::condition_variable cv_;
-};
 
 class EngineTest : public ::testing::Test {
  protected:

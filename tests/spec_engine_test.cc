@@ -15,44 +15,12 @@
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/engine.h"
 #include "coordinator/gateway_metrics.h"
+#include "tests/engine_collector.h"
 #include "tests/test_data.h"
 #include "worker/llama_stage.h"
 
 namespace shardlm::testing {
 namespace {
-
-class Collector : public GenerationObserver {
- public:
-  void OnToken(const GeneratedToken& t) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (t.id >= 0) ids_.push_back(t.id);
-    text_ += t.text;
-    cv_.notify_all();
-  }
-  void OnFinish(FinishReason reason, const GenerationStats&, const absl::Status& error) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    reason_ = reason;
-    error_ = error;
-    done_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(120), [&] { return done_; }));
-  }
-  void WaitForTokens(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(60),
-                 [&] { return done_ || static_cast<int>(ids_.size()) >= n; });
-  }
-  std::vector<int32_t> ids_;
-  std::string text_;
-  FinishReason reason_ = FinishReason::kError;
-  absl::Status error_;
-  bool done_ = false;
-  std::mutex mu_;
-  std::condition_variable cv_;
-};
 
 class SpecEngineTest : public ::testing::Test {
  protected:
