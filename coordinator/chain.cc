@@ -61,7 +61,7 @@ uint64_t RandomStreamId() {
 }  // namespace
 
 Chain::Chain(std::vector<std::vector<RemoteStage*>> stages)
-    : stages_(std::move(stages)), stream_id_(RandomStreamId()) {
+    : stages_(std::move(stages)), stream_id_(RandomStreamId()), next_step_(RandomStreamId()) {
   for (const auto& replicas : stages_) streams_.emplace_back(replicas.size());
 }
 

@@ -58,7 +58,8 @@ class Chain final : public StepPath {
 
   const std::vector<std::vector<RemoteStage*>> stages_;  // [range][replica]
   const uint64_t stream_id_;  // random: the id of this chain's stream on every worker
-  mutable std::atomic<uint64_t> next_step_{1};
+  // Starts at a random value: a forged result cannot guess the next step.
+  mutable std::atomic<uint64_t> next_step_;
   mutable ChainSteps steps_;  // before streams_: they deliver into it
   mutable std::mutex mu_;     // guards streams_
   mutable std::vector<std::vector<std::shared_ptr<ResultsStream>>> streams_;  // [range][replica]

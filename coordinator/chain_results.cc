@@ -131,17 +131,23 @@ void ResultsStream::OnReadDone(bool ok) {
   if (!ok) return;  // the stream ended: OnDone follows
   // A message nobody waits for (its step timed out) is dropped.
   if (std::shared_ptr<ChainStep> step = steps_->Find(message_.step_id())) {
-    const int k = range_ + message_.failed_hop();
-    if (message_.failed_hop() <= 0) {
+    // Bytes from the network: a report must name a later stage of this
+    // step's route, and only the last stage completes a step.
+    const int64_t hop = message_.failed_hop();
+    const int64_t k = int64_t{range_} + hop;
+    const int code = message_.code();
+    const bool last = range_ == step->n_ranges() - 1;
+    if (hop == 0 && code == 0 && last) {
       step->Complete(std::move(*message_.mutable_response()));
-    } else if (k < step->n_ranges()) {
-      step->Fail(k, absl::Status(static_cast<absl::StatusCode>(message_.code()),
-                                 absl::StrCat(step->name(k), ", reached from ", name_, ": ",
-                                              message_.message())));
+    } else if (hop > 0 && k < step->n_ranges() && code > 0 && code <= 16) {
+      step->Fail(static_cast<int>(k),
+                 absl::Status(static_cast<absl::StatusCode>(code),
+                              absl::StrCat(step->name(static_cast<int>(k)), ", reached from ",
+                                           name_, ": ", message_.message())));
     } else {
       step->Fail(range_, absl::InternalError(absl::StrCat(
-                             name_, " reports hop ", message_.failed_hop(), " of a route of ",
-                             step->n_ranges(), " stages")));
+                             name_, " sent a result that does not fit the step (hop ", hop,
+                             ", code ", code, ", a route of ", step->n_ranges(), " stages)")));
     }
   }
   message_.Clear();

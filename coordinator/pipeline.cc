@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/base/status_macros.h"
+#include "common/stage/forward_codec.h"
 
 namespace shardlm {
 
@@ -84,6 +85,33 @@ std::string Pipeline::RangeName(int range) const {
 
 absl::Status Pipeline::Forward(const ForwardRequest& request, ForwardResult* result,
                                const Route& route, StageFailure* failure) const {
+  RETURN_IF_ERROR(ForwardStages(request, result, route, failure));
+  // The engine reads the k-th logits row as the k-th entry that wants one
+  // (with speculation, several per sequence): a last stage answering other
+  // rows (a bug, a mismatched build, a hostile peer) fails the step like a
+  // stage failure instead of making it read past the logits.
+  const ShardInfo& last = model();
+  size_t k = 0;
+  bool same_rows = true;
+  for (size_t i = 0; i < request.n_tokens() && same_rows; ++i) {
+    if (!WantsLogits(request, last, i)) continue;
+    same_rows = k < result->logit_rows.size() && result->logit_rows[k] == static_cast<int32_t>(i);
+    ++k;
+  }
+  same_rows = same_rows && k == result->logit_rows.size() &&
+              result->logits.size() == k * static_cast<size_t>(last.n_vocab);
+  if (!same_rows) {
+    const int range = n_ranges() - 1;
+    if (failure != nullptr) *failure = StageFailure{range, route.empty() ? 0 : route[range]};
+    return absl::InternalError(absl::StrCat(RangeName(range), " answered ",
+                                            result->logit_rows.size(),
+                                            " logits rows that are not the ones asked for"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Pipeline::ForwardStages(const ForwardRequest& request, ForwardResult* result,
+                                     const Route& route, StageFailure* failure) const {
   if (path_ != nullptr) {
     return path_->Forward(request, result, route.empty() ? Route(ranges_.size(), 0) : route,
                           failure);

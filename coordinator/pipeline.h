@@ -106,6 +106,9 @@ class Pipeline {
 
  private:
   explicit Pipeline(std::vector<std::vector<std::shared_ptr<Stage>>> ranges);
+  // Forward without the check of the logits rows.
+  absl::Status ForwardStages(const ForwardRequest& request, ForwardResult* result,
+                             const Route& route, StageFailure* failure) const;
   std::vector<std::vector<std::shared_ptr<Stage>>> ranges_;
   struct Health {
     std::atomic<bool> healthy{true};

@@ -14,6 +14,9 @@
 #include <signal.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/subprocess.h"
@@ -213,6 +216,30 @@ TEST(ChainCoordinatorTest, InProcessStagesAreRefused) {
       << chain.status();
 }
 
+// SIGSTOP takes effect asynchronously: a thread already on a CPU runs on
+// until it next enters the kernel, and on a loaded machine a hop could still
+// get through. Waits (bounded) until every thread of `pid` is stopped.
+bool WaitUntilStopped(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    bool all = true;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(
+             absl::StrCat("/proc/", pid, "/task"), ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const size_t close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') {
+        all = false;
+        break;
+      }
+    }
+    if (all && !ec) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 // Three workers in chain mode with one good step done; `fault` is then
 // applied to worker `victim` and the next step must fail naming its range.
 struct FaultCase {
@@ -233,6 +260,7 @@ TEST_P(ChainFaultTest, FailedStageIsTheReportedRange) {
   ASSERT_TRUE(chain->Forward(OneToken(7, 0, Bos()), &out).ok());
   w.procs[c.victim]->Signal(c.signal);
   if (c.signal == SIGKILL) w.procs[c.victim]->Wait(absl::Seconds(5));
+  if (c.signal == SIGSTOP) ASSERT_TRUE(WaitUntilStopped(w.procs[c.victim]->pid()));
   const absl::Time start = absl::Now();
   StageFailure failure;
   absl::Status st = chain->Forward(OneToken(7, 1, out.logits.empty() ? 1 : 2), &out, {}, &failure);

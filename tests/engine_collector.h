@@ -20,10 +20,22 @@ namespace shardlm::testing {
 class Collector : public GenerationObserver {
  public:
   void OnToken(const GeneratedToken& t) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (t.id >= 0) ids_.push_back(t.id);
     text_ += t.text;
     if (cancel_after_ > 0 && static_cast<int>(ids_.size()) == cancel_after_) cancel_now_ = true;
+    cv_.notify_all();
+    // Holding the engine's group thread here (events are delivered on it,
+    // without the engine's lock) keeps the request from running ahead until
+    // the test has acted, however fast the engine is.
+    if (hold_after_ > 0 && static_cast<int>(ids_.size()) == hold_after_) {
+      cv_.wait_for(lock, std::chrono::seconds(60), [&] { return released_; });
+    }
+  }
+  // Lets a request held by hold_after_ go on.
+  void ReleaseHold() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
     cv_.notify_all();
   }
   void OnFinish(FinishReason reason, const GenerationStats& stats,
@@ -52,6 +64,8 @@ class Collector : public GenerationObserver {
   bool done_ = false;
   int cancel_after_ = 0;
   bool cancel_now_ = false;
+  int hold_after_ = 0;  // > 0: OnToken waits for ReleaseHold() after that many tokens
+  bool released_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
 };

@@ -306,6 +306,7 @@ TEST_F(SpecEngineTest, CancelMidDraftEndsTheStreamAndFreesKv) {
   p.max_tokens = 400;
   p.ignore_eos = true;
   auto c = std::make_shared<Collector>();
+  c->hold_after_ = 30;  // the engine waits at token 30 until Cancel is in
   GenerationRequest r;
   r.prompt = {1};
   r.params = p;
@@ -313,6 +314,7 @@ TEST_F(SpecEngineTest, CancelMidDraftEndsTheStreamAndFreesKv) {
   ASSERT_TRUE(id.ok());
   c->WaitForTokens(30);
   spec_engine->Cancel(*id);
+  c->ReleaseHold();
   c->Wait();
   EXPECT_EQ(c->reason_, FinishReason::kCancelled);
   EXPECT_LT(c->ids_.size(), 400u);

@@ -346,8 +346,9 @@ void StageService::HandleChainForward(grpc::CallbackServerContext* context,
   hops_.Send(request, std::move(next), context->deadline(), [this, stream](v1::ChainResult r) {
     const std::string what = r.message();
     if (!results_.Send(stream, std::move(r)).ok()) {
-      SHARDLM_LOG(kWarning, "a chained hop failed and the coordinator's results stream %d is "
-                  "gone: %s", stream, what);
+      // Not the stream's id: it is what lets a caller post results.
+      SHARDLM_LOG(kWarning, "a chained hop failed and the coordinator's results stream is "
+                  "gone: %s", what);
     }
   });
   // The output is on its way: acknowledge now, so the upstream stage holds
