@@ -321,12 +321,19 @@ void MadF32(int64_t n, const float* x, float v, float* y) {
 #if SHARDLM_SIMD_VNNI
 // The avx512 set takes vdpbf16ps where the CPU has it (Zen 4/5, Sapphire
 // Rapids; not Ice Lake): the same bits, fewer instructions.
-const bool kHasBf16Dot = HostCpu().avx512bf16;
+// Asked on first use, not by a namespace-scope initializer: this file is
+// compiled with AVX-512 flags, and a static initializer here would run at
+// program start on every CPU, including AVX2-only ones that never pick
+// this set.
+bool HasBf16Dot() {
+  static const bool has = HostCpu().avx512bf16;
+  return has;
+}
 float VecDotBF16(int64_t n, const void* w, const void* a) {
-  return kHasBf16Dot ? avx512bf16::VecDotBF16(n, w, a) : DotBF16Zen4(n, w, a);
+  return HasBf16Dot() ? avx512bf16::VecDotBF16(n, w, a) : DotBF16Zen4(n, w, a);
 }
 float VecDotBatchBF16(int64_t n, const void* w, const void* a) {
-  return kHasBf16Dot ? avx512bf16::VecDotBatchBF16(n, w, a) : DotBatchBF16Zen4(n, w, a);
+  return HasBf16Dot() ? avx512bf16::VecDotBatchBF16(n, w, a) : DotBatchBF16Zen4(n, w, a);
 }
 #else
 float VecDotBF16(int64_t n, const void* w, const void* a) { return DotBF16Zen4(n, w, a); }
