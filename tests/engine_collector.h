@@ -1,5 +1,6 @@
-// A GenerationObserver that collects one request's tokens and its end, for
-// tests that drive the Engine directly (engine_test, spec_engine_test).
+// For tests that drive the Engine directly (engine_test, spec_engine_test):
+// a GenerationObserver that collects one request's tokens and its end, and a
+// fixture base that opens a model as an in-process pipeline of stages.
 #ifndef SHARDLM_TESTS_ENGINE_COLLECTOR_H_
 #define SHARDLM_TESTS_ENGINE_COLLECTOR_H_
 
@@ -9,9 +10,17 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <memory>
+#include <utility>
+
+#include "common/model/gguf.h"
+#include "common/tokenizer/tokenizer.h"
 #include "coordinator/engine.h"
+#include "coordinator/pipeline.h"
+#include "worker/llama_stage.h"
 
 namespace shardlm::testing {
 
@@ -68,6 +77,51 @@ class Collector : public GenerationObserver {
   bool released_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
+};
+
+// Opens `model` as one in-process LlamaStage (f32 KV, each stage's KV
+// under `kv_budget_bytes`, 0: unlimited) per [first, last) layer range of
+// `split`, chained into pipeline_.
+class InProcessPipelineTest : public ::testing::Test {
+ protected:
+  void OpenPipeline(const std::string& model, const std::vector<std::pair<int, int>>& split,
+                    int64_t kv_budget_bytes = 0) {
+    auto file = GgufFile::Open(model);
+    ASSERT_TRUE(file.ok()) << file.status();
+    file_ = std::shared_ptr<const GgufFile>(std::move(*file));
+    auto tok = Tokenizer::FromGguf(*file_);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tokenizer_ = std::move(*tok);
+    std::vector<std::shared_ptr<Stage>> stages;
+    for (auto [first, last] : split) {
+      StageOptions so;
+      so.first_layer = first;
+      so.last_layer = last;
+      so.kv_type = KvType::kF32;
+      so.kv_budget_bytes = kv_budget_bytes;
+      auto st = LlamaStage::Create(file_, so);
+      ASSERT_TRUE(st.ok()) << st.status();
+      stages.push_back(std::move(*st));
+    }
+    auto p = Pipeline::Create(std::move(stages));
+    ASSERT_TRUE(p.ok()) << p.status();
+    pipeline_ = std::move(*p);
+  }
+  // KV is released by the engine right after a request ends, asynchronously
+  // to the client: poll (bounded) until every stage holds none.
+  void ExpectKvFreedEventually() {
+    for (const auto& s : pipeline_->stages()) {
+      int64_t n = -1;
+      for (int i = 0; i < 200 && n != 0; ++i) {
+        n = s->kv_stats().sequences;
+        if (n != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      EXPECT_EQ(n, 0) << s->name() << " still holds KV";
+    }
+  }
+  std::shared_ptr<const GgufFile> file_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Pipeline> pipeline_;
 };
 
 }  // namespace shardlm::testing

@@ -27,41 +27,12 @@ GenerationRequest Req(std::vector<int32_t> prompt, SamplingParams params) {
   return r;
 }
 
-class EngineTest : public ::testing::Test {
+class EngineTest : public InProcessPipelineTest {
  protected:
-  // KV is released by the engine right after a request ends, asynchronously
-  // to the client: poll (bounded) until every stage holds none.
-  void ExpectKvFreedEventually() {
-    for (const auto& s : pipeline_->stages()) {
-      int64_t n = -1;
-      for (int i = 0; i < 200 && n != 0; ++i) {
-        n = s->kv_stats().sequences;
-        if (n != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      EXPECT_EQ(n, 0) << s->name() << " still holds KV";
-    }
-  }
-  void Open(const std::string& model, std::vector<std::pair<int, int>> split,
+  void Open(const std::string& model, const std::vector<std::pair<int, int>>& split,
             EngineOptions eo = {}) {
-    auto file = GgufFile::Open(model);
-    ASSERT_TRUE(file.ok()) << file.status();
-    file_ = std::shared_ptr<const GgufFile>(std::move(*file));
-    auto tok = Tokenizer::FromGguf(*file_);
-    ASSERT_TRUE(tok.ok()) << tok.status();
-    tokenizer_ = std::move(*tok);
-    std::vector<std::shared_ptr<Stage>> stages;
-    for (auto [a, b] : split) {
-      StageOptions so;
-      so.first_layer = a;
-      so.last_layer = b;
-      so.kv_type = KvType::kF32;
-      auto st = LlamaStage::Create(file_, so);
-      ASSERT_TRUE(st.ok()) << st.status();
-      stages.push_back(std::move(*st));
-    }
-    auto p = Pipeline::Create(std::move(stages));
-    ASSERT_TRUE(p.ok()) << p.status();
-    pipeline_ = std::move(*p);
+    OpenPipeline(model, split);
+    if (HasFatalFailure()) return;
     engine_ = std::make_unique<Engine>(pipeline_.get(), tokenizer_.get(), eo);
   }
   std::shared_ptr<Collector> Run(const std::vector<int32_t>& prompt, SamplingParams params) {
@@ -70,9 +41,6 @@ class EngineTest : public ::testing::Test {
     EXPECT_TRUE(id.ok()) << id.status();
     return c;
   }
-  std::shared_ptr<const GgufFile> file_;
-  std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Engine> engine_;
 };
 

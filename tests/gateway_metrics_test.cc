@@ -27,6 +27,7 @@
 #include "coordinator/engine.h"
 #include "shardlm/v1/shardlm.grpc.pb.h"
 #include "tests/greedy_request.h"
+#include "tests/fake_stage.h"
 #include "tests/rpc_test_util.h"
 #include "tests/stream_wait.h"
 #include "tests/test_data.h"
@@ -154,29 +155,6 @@ class GatedStage : public Stage {
 // tokens per stage, and a use the ratio shows.
 constexpr int64_t kBudget = 1 << 20;
 
-// A stage that only reports fixed KV figures (KvCacheUsage reads nothing else).
-class FixedKvStage : public Stage {
- public:
-  FixedKvStage(int first, int last, KvStats kv) : kv_(kv) {
-    info_.first_layer = first;
-    info_.last_layer = last;
-    info_.n_layer = 4;
-    info_.n_embd = 8;
-    info_.n_vocab = 16;
-    info_.fingerprint = "fixed";
-  }
-  const ShardInfo& info() const override { return info_; }
-  absl::Status Forward(const ForwardRequest&, ForwardResult*) override {
-    return absl::UnimplementedError("fixed");
-  }
-  absl::Status Release(SeqId) override { return absl::OkStatus(); }
-  KvStats kv_stats() const override { return kv_; }
-
- private:
-  ShardInfo info_;
-  KvStats kv_;
-};
-
 TEST(KvCacheUsageTest, PrefixCacheOnlyBlocksAreFreeAndTheFullestStageDecides) {
   KvStats cached;  // 10 of 20 blocks allocated, 6 of them only by cache entries
   cached.blocks_budget = 20;
@@ -188,8 +166,8 @@ TEST(KvCacheUsageTest, PrefixCacheOnlyBlocksAreFreeAndTheFullestStageDecides) {
   bytes_only.bytes_budget = 1000;
   bytes_only.bytes_used = 250;
   absl::StatusOr<std::unique_ptr<Pipeline>> p = Pipeline::Create(
-      std::vector<std::shared_ptr<Stage>>{std::make_shared<FixedKvStage>(0, 2, cached),
-                                          std::make_shared<FixedKvStage>(2, 4, bytes_only)});
+      std::vector<std::shared_ptr<Stage>>{std::make_shared<FakeStage>(0, 2, 4, "a", cached),
+                                          std::make_shared<FakeStage>(2, 4, 4, "b", bytes_only)});
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_DOUBLE_EQ((*p)->KvCacheUsage(), 0.25);  // max(4/20, 250/1000)
   (*p)->SetHealthy(1, 0, false);                  // a stage that is down holds nothing

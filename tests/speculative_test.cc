@@ -75,7 +75,9 @@ TEST(NgramDrafterTest, EachDraftTokenIsWhatTheDrafterProposesOnceThePreviousOnes
       ext.push_back(draft[i]);
       fresh.Sync(ext);
     }
-    if (draft.size() < 6) EXPECT_EQ(fresh.ProposeNext(), -1);
+    if (draft.size() < 6) {
+      EXPECT_EQ(fresh.ProposeNext(), -1);
+    }
   }
 }
 
@@ -101,8 +103,11 @@ TEST(AcceptanceTest, RejectedDraftIsNeverTheReplacementOfAPointMassDraft) {
   for (int i = 0; i < 1000; ++i) {
     const double u = PositionUniform(9, i, 0), v = PositionUniform(9, i, 1);
     const int32_t t = SpeculativeSample(p, 1, nullptr, u, v);
-    if (u >= 0.3) EXPECT_NE(t, 1) << "rejected at u=" << u;  // residual excludes the draft
-    if (u < 0.3) EXPECT_EQ(t, 1);
+    if (u >= 0.3) {
+      EXPECT_NE(t, 1) << "rejected at u=" << u;  // residual excludes the draft
+    } else {
+      EXPECT_EQ(t, 1) << "accepted at u=" << u;
+    }
   }
 }
 

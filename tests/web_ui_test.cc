@@ -13,9 +13,12 @@
 #include <vector>
 
 #include "coordinator/pipeline.h"
+#include "tests/fake_stage.h"
 
 namespace shardlm {
 namespace {
+
+using ::shardlm::testing::FakeStage;
 
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -83,35 +86,11 @@ TEST(WebUiTest, PageHasNoMarkupSinksOrExternalResources) {
   }
 }
 
-class FakeStage : public Stage {
- public:
-  FakeStage(int first, int last, std::string name) : name_(std::move(name)) {
-    info_.first_layer = first;
-    info_.last_layer = last;
-    info_.n_layer = 6;
-    info_.n_embd = 8;
-    info_.n_vocab = 32;
-    info_.n_ctx = 128;
-    info_.fingerprint = "fp";
-  }
-  const ShardInfo& info() const override { return info_; }
-  absl::Status Forward(const ForwardRequest&, ForwardResult*) override {
-    return absl::UnimplementedError("fake");
-  }
-  absl::Status Release(SeqId) override { return absl::OkStatus(); }
-  KvStats kv_stats() const override { return {}; }
-  std::string name() const override { return name_; }
-
- private:
-  ShardInfo info_;
-  std::string name_;
-};
-
 TEST(WebUiTest, PipelineJsonListsEveryReplicaWithItsHealth) {
   std::vector<std::vector<std::shared_ptr<Stage>>> ranges(2);
-  ranges[0].push_back(std::make_shared<FakeStage>(0, 4, "worker a:1 (layers 0:4)"));
-  ranges[1].push_back(std::make_shared<FakeStage>(4, 6, "worker b:1 (layers 4:6)"));
-  ranges[1].push_back(std::make_shared<FakeStage>(4, 6, "worker \xff:2"));  // not UTF-8
+  ranges[0].push_back(std::make_shared<FakeStage>(0, 4, 6, "worker a:1 (layers 0:4)"));
+  ranges[1].push_back(std::make_shared<FakeStage>(4, 6, 6, "worker b:1 (layers 4:6)"));
+  ranges[1].push_back(std::make_shared<FakeStage>(4, 6, 6, "worker \xff:2"));  // not UTF-8
   auto pipeline = Pipeline::Create(std::move(ranges));
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
   (*pipeline)->SetHealthy(1, 1, false);

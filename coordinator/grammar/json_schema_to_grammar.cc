@@ -55,8 +55,9 @@ std::string Sanitize(std::string_view name) {
     const bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
     out += keep ? c : (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : '-';
   }
-  if (out.empty()) out = "x";
-  return out;
+  // Returned rather than assigned: GCC 12 flags `out = "x"` here with a
+  // false -Wrestrict.
+  return out.empty() ? std::string("x") : out;
 }
 
 std::string JsonPointerEscape(std::string_view key) {
