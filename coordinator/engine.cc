@@ -1,10 +1,10 @@
 #include "coordinator/engine.h"
 
 #include <algorithm>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
+#include "common/base/random_id.h"
 #include "common/base/status_macros.h"
 #include "coordinator/grammar/token_constraint.h"
 #include "coordinator/speculative/acceptance.h"
@@ -111,6 +111,10 @@ struct Engine::Batch {
   // and the budget left for drafts.
   std::vector<int> takes;
   int draft_budget = 0;
+  // Set when this batch's previous try, with drafts, found a stage's KV
+  // budget full: the retry goes without them (plain decoding fits where
+  // the drafts' extra positions did not).
+  bool without_drafts = false;
 };
 
 // Draft tokens per sequence and step at most: beyond this a draft is almost
@@ -151,8 +155,7 @@ Engine::Engine(Pipeline* pipeline, const Tokenizer* tokenizer, EngineOptions opt
       tokenizer_(tokenizer),
       options_(options),
       prefix_cache_(options.prefix_cache_tokens) {
-  std::random_device entropy;
-  next_id_ = ((static_cast<uint64_t>(entropy()) << 32 | entropy()) & ~(uint64_t{1} << 63)) | 1;
+  next_id_ = (RandomUint64() & ~(uint64_t{1} << 63)) | 1;
   int groups = options_.micro_batches;
   if (groups <= 0) groups = std::max(pipeline_->n_ranges(), pipeline_->max_replicas());
   for (int g = 0; g < groups; ++g) {
@@ -312,6 +315,10 @@ void Engine::RenderMetrics(MetricsPage* page) const {
   page->Counter("shardlm_spec_passes_total",
                 "Speculative decoding: verification passes (a sequence's step with drafts)",
                 m.spec_passes.value());
+  page->Counter("shardlm_spec_retries_without_drafts_total",
+                "Speculative decoding: batches run again without drafts because a stage's KV "
+                "budget was full",
+                m.spec_retries_without_drafts.value());
   page->Histogram("shardlm_tokens_per_pass", "Tokens a sequence emitted per pipeline pass",
                   m.tokens_per_pass);
   page->Counter("shardlm_prefix_cache_queries_total", "Requests looked up in the prefix cache",
@@ -610,7 +617,8 @@ bool Engine::BuildBatchLocked(Group& group, Batch* b) {
 void Engine::AssembleBatch(Batch* b) {
   const int n_ctx = pipeline_->model().n_ctx;
   const int max_draft = options_.draft_model != nullptr ? options_.spec_draft : options_.spec_ngram;
-  int budget = b->draft_budget;
+  int budget = b->without_drafts ? 0 : b->draft_budget;
+  b->without_drafts = false;
   for (Sequence* s : b->seqs) {
     if (!s->speculates() || budget <= 0 || s->generated() == 0 ||
         s->n_cached + 1 != static_cast<int>(s->tokens.size())) {
@@ -831,6 +839,18 @@ void Engine::HandleFailureLocked(Group& group, Batch& b, const absl::Status& sta
     // (released before the retry) and run the batch again.
     SHARDLM_LOG(kInfo, "micro-batch %d: KV budget full, evicted a prefix-cache entry (%d left)",
                 group.index, prefix_cache_.entries());
+    return;
+  }
+  const bool had_drafts = std::any_of(b.seqs.begin(), b.seqs.end(),
+                                      [](const Sequence* s) { return !s->drafts.empty(); });
+  if (status.code() == absl::StatusCode::kResourceExhausted && had_drafts) {
+    // Speculation must never cost a request that plain decoding would
+    // finish: run the batch again without the drafts' positions.
+    SHARDLM_LOG(kInfo, "micro-batch %d: KV budget full with drafts, retrying without them",
+                group.index);
+    for (Sequence* s : b.seqs) s->drafts.clear();
+    b.without_drafts = true;
+    metrics_.spec_retries_without_drafts.Add();
     return;
   }
   if (failure.range < 0 || !IsStageFailure(status)) {

@@ -126,6 +126,8 @@ struct EngineMetrics {
   // target accepted, and verification passes (a sequence's step carrying at
   // least one draft token).
   Counter spec_draft_tokens, spec_accepted_tokens, spec_passes;
+  // Batches run again without drafts because a stage's KV budget was full.
+  Counter spec_retries_without_drafts;
   // Tokens a sequence emitted per pipeline pass that sampled it (1 without
   // speculation; up to drafts + 1 with it).
   Histogram tokens_per_pass{{1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32}};

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/field_error.h"
+#include "common/base/random_id.h"
 #include "common/base/status_macros.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/json_field.h"
@@ -347,8 +348,7 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(OpenAiKind kind, std::string_vi
     p.seed = static_cast<uint64_t>(v);
   } else {
     // Without a seed OpenAI samples afresh each time.
-    std::random_device rd;
-    p.seed = (static_cast<uint64_t>(rd()) << 32) | rd();
+    p.seed = RandomUint64();
   }
   RETURN_IF_ERROR(GetInt(j, "n", 1, std::numeric_limits<int64_t>::max(), &v, &present));
   if (present && v != 1) return Bad("n", "only n=1 is supported (one choice per request)");

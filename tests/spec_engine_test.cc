@@ -22,29 +22,9 @@
 namespace shardlm::testing {
 namespace {
 
-class SpecEngineTest : public ::testing::Test {
+class SpecEngineTest : public InProcessPipelineTest {
  protected:
-  void SetUp() override {
-    auto file = GgufFile::Open(TestDataPath("models/stories260K.gguf"));
-    ASSERT_TRUE(file.ok()) << file.status();
-    file_ = std::shared_ptr<const GgufFile>(std::move(*file));
-    auto tok = Tokenizer::FromGguf(*file_);
-    ASSERT_TRUE(tok.ok()) << tok.status();
-    tokenizer_ = std::move(*tok);
-    std::vector<std::shared_ptr<Stage>> stages;
-    for (auto [a, b] : std::vector<std::pair<int, int>>{{0, 2}, {2, 5}}) {
-      StageOptions so;
-      so.first_layer = a;
-      so.last_layer = b;
-      so.kv_type = KvType::kF32;
-      auto st = LlamaStage::Create(file_, so);
-      ASSERT_TRUE(st.ok()) << st.status();
-      stages.push_back(std::move(*st));
-    }
-    auto p = Pipeline::Create(std::move(stages));
-    ASSERT_TRUE(p.ok()) << p.status();
-    pipeline_ = std::move(*p);
-  }
+  void SetUp() override { OpenPipeline(TestDataPath("models/stories260K.gguf"), {{0, 2}, {2, 5}}); }
   // An engine over the same pipeline (sequence ids never collide).
   std::unique_ptr<Engine> MakeEngine(int spec_ngram, int max_batch_tokens = 256) {
     EngineOptions eo;
@@ -88,23 +68,10 @@ class SpecEngineTest : public ::testing::Test {
     c->Wait();
     return c;
   }
-  void ExpectKvFreedEventually() {
-    for (const auto& s : pipeline_->stages()) {
-      int64_t n = -1;
-      for (int i = 0; i < 200 && n != 0; ++i) {
-        n = s->kv_stats().sequences;
-        if (n != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      EXPECT_EQ(n, 0) << s->name() << " still holds KV";
-    }
-  }
   std::vector<int32_t> Prompt(const std::string& text) {
     return tokenizer_->Encode(text, true, false);
   }
 
-  std::shared_ptr<const GgufFile> file_;
-  std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<Pipeline> pipeline_;
 };
 
 TEST(SpecEngineOptionsTest, OutOfRangeSpecNgramNamesTheFlag) {
@@ -284,6 +251,42 @@ TEST_F(SpecEngineTest, StopStringInsideAnAcceptedDraftStopsExactlyThere) {
     // The same tokens: none past the one completing the stop string.
     EXPECT_EQ(b->ids_, a->ids_);
   }
+  EXPECT_GT(spec_engine->metrics().spec_accepted_tokens.value(), 0);
+  ExpectKvFreedEventually();
+}
+
+TEST_F(SpecEngineTest, DraftsOverAFullKvBudgetAreDroppedNotTheRequest) {
+  // One 64-position KV block per stage (stories260K's f32 KV: 16 KiB per
+  // layer and block; 2 and 3 layers here). Plain decoding fits a request
+  // that stops before position 64; drafts reaching past it do not.
+  OpenPipeline(TestDataPath("models/stories260K.gguf"), {{0, 2}, {2, 5}}, 48 << 10);
+  if (HasFatalFailure()) return;
+  SamplingParams p = SamplingParams::Greedy();
+  p.max_tokens = 63;
+  auto plain_engine = MakeEngine(0);
+  const auto first63 = Run(*plain_engine, {1}, p);
+  ASSERT_EQ(first63->reason_, FinishReason::kLength) << first63->error_;
+  const std::string& story = first63->text_;
+  auto spec_engine = MakeEngine(8);
+  // Stop strings found first in the text of tokens ~45-63: the drafts
+  // proposed near the end cross the block's end.
+  p.max_tokens = 200;
+  int stops = 0;
+  for (size_t at = story.size() - 8; at > story.size() * 2 / 3 && stops < 6; at -= 3) {
+    SamplingParams with_stop = p;
+    with_stop.stop = {story.substr(at, 6)};
+    if (story.find(with_stop.stop[0]) != at) continue;
+    SCOPED_TRACE(with_stop.stop[0]);
+    ++stops;
+    auto a = Run(*plain_engine, {1}, with_stop);
+    auto b = Run(*spec_engine, {1}, with_stop);
+    ASSERT_EQ(a->reason_, FinishReason::kStop) << a->error_;
+    EXPECT_EQ(b->reason_, FinishReason::kStop) << b->error_;
+    EXPECT_EQ(b->ids_, a->ids_);
+    EXPECT_EQ(b->text_, a->text_);
+  }
+  EXPECT_GE(stops, 3);
+  EXPECT_GT(spec_engine->metrics().spec_retries_without_drafts.value(), 0);
   EXPECT_GT(spec_engine->metrics().spec_accepted_tokens.value(), 0);
   ExpectKvFreedEventually();
 }
