@@ -10,6 +10,7 @@
 // results equal the reference kernels and llama.cpp to the bit.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -219,14 +220,24 @@ inline __m512i PairActTerm(__m512i a) {
 
 // The f16 scales of 8 consecutive blocks (`stride` bytes apart) as floats,
 // gathered in a register (2-byte stores and a 16-byte reload would stall
-// store forwarding). The lane of _mm_insert_epi16 must be a constant.
-inline __m256 Scales8(const uint16_t* d, size_t stride) {
+// store forwarding). The lane of _mm_insert_epi16 must be a constant, so the
+// inserts are spelled out (a generic lambda here was not inlined: 7% of a
+// q8_0 prompt's time in calls).
+__attribute__((always_inline)) inline __m256 Scales8(const uint16_t* d, size_t stride) {
   const auto* p = reinterpret_cast<const uint8_t*>(d);
-  __m128i h = _mm_setzero_si128();
-  [&]<int... J>(std::integer_sequence<int, J...>) {
-    ((h = _mm_insert_epi16(h, *reinterpret_cast<const uint16_t*>(p + J * stride), J)), ...);
-  }
-  (std::make_integer_sequence<int, 8>{});
+  const auto at = [p, stride](int j) {
+    uint16_t v;
+    std::memcpy(&v, p + j * stride, sizeof(v));
+    return v;
+  };
+  __m128i h = _mm_cvtsi32_si128(at(0));
+  h = _mm_insert_epi16(h, at(1), 1);
+  h = _mm_insert_epi16(h, at(2), 2);
+  h = _mm_insert_epi16(h, at(3), 3);
+  h = _mm_insert_epi16(h, at(4), 4);
+  h = _mm_insert_epi16(h, at(5), 5);
+  h = _mm_insert_epi16(h, at(6), 6);
+  h = _mm_insert_epi16(h, at(7), 7);
   return _mm256_cvtph_ps(h);
 }
 
