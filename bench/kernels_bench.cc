@@ -46,8 +46,9 @@ std::vector<KernelSet> g_sets;
 
 // How the rows are multiplied: one vec_dot per row and token; vec_dot_x8
 // over groups of 8 rows; vec_dot_tile over kTileRows rows x kTileActs
-// tokens; the interleaved layout's gemm over groups of 8 rows.
-enum class Kind { kVecDot, kX8, kTile, kInterleaved };
+// tokens; the interleaved layout's gemm over groups of 8 rows, and its
+// gemm_x16 over pairs of groups (sets that have one).
+enum class Kind { kVecDot, kX8, kTile, kInterleaved, kInterleavedX16 };
 
 void BM_MatMul(benchmark::State& state, GgmlType type, KernelSet set, Kind kind, int n_act) {
   const int64_t rows = state.range(0);
@@ -66,7 +67,8 @@ void BM_MatMul(benchmark::State& state, GgmlType type, KernelSet set, Kind kind,
   std::vector<uint8_t> interleaved;
   const size_t group_bytes =
       f.interleaved_x8 == nullptr ? 0 : kCols / f.info.block_size * f.interleaved_x8->block_bytes;
-  if (kind == Kind::kInterleaved) {
+  const bool interleaved_kind = kind == Kind::kInterleaved || kind == Kind::kInterleavedX16;
+  if (interleaved_kind) {
     interleaved.resize(rows / 8 * group_bytes);
     for (int64_t r = 0; r < rows; r += 8) {
       f.interleaved_x8->interleave(&matrix[r * row_bytes], row_bytes, kCols,
@@ -83,12 +85,12 @@ void BM_MatMul(benchmark::State& state, GgmlType type, KernelSet set, Kind kind,
   }
   const int64_t n_blocks = kCols / f.info.block_size;
   std::vector<quant::ActivationBlockTerms> terms(n_blocks * n_act);
-  if (kind == Kind::kInterleaved && f.interleaved_x8->block_terms != nullptr) {
+  if (interleaved_kind && f.interleaved_x8->block_terms != nullptr) {
     for (int t = 0; t < n_act; ++t)
       f.interleaved_x8->block_terms(&act[t * act_bytes], kCols, &terms[t * n_blocks]);
   }
   std::vector<float> y(rows * n_act);
-  float out[4 * 8];
+  float out[4 * 16];
   for (auto _ : state) {
     switch (kind) {
       case Kind::kVecDot:
@@ -118,6 +120,14 @@ void BM_MatMul(benchmark::State& state, GgmlType type, KernelSet set, Kind kind,
           f.interleaved_x8->gemm(kCols, &interleaved[r / 8 * group_bytes], act.data(), act_bytes,
                                  terms.data(), n_blocks, n_act, out, n_act == 4);
           std::copy(out, out + 8 * n_act, &y[r * n_act]);
+        }
+        break;
+      case Kind::kInterleavedX16:
+        for (int64_t r = 0; r < rows; r += 16) {
+          f.interleaved_x8->gemm_x16(kCols, &interleaved[r / 8 * group_bytes], group_bytes,
+                                     act.data(), act_bytes, terms.data(), n_blocks, n_act, out,
+                                     n_act == 4);
+          std::copy(out, out + 16 * n_act, &y[r * n_act]);
         }
         break;
     }
@@ -157,18 +167,24 @@ void RegisterAll() {
   } kinds[] = {{Kind::kVecDot, "vec_dot"},
                {Kind::kX8, "vec_dot_x8"},
                {Kind::kTile, "vec_dot_tile"},
-               {Kind::kInterleaved, "interleaved_x8"}};
+               {Kind::kInterleaved, "interleaved_x8"},
+               {Kind::kInterleavedX16, "interleaved_x16"}};
   for (GgmlType t : weights) {
     const TensorFormat& f = Format(t);
     for (const auto& k : kinds) {
       if ((k.kind == Kind::kX8 && f.vec_dot_x8 == nullptr) ||
           (k.kind == Kind::kTile && f.vec_dot_tile == nullptr) ||
-          (k.kind == Kind::kInterleaved && f.interleaved_x8 == nullptr)) {
+          (k.kind == Kind::kInterleaved && f.interleaved_x8 == nullptr) ||
+          (k.kind == Kind::kInterleavedX16 && f.interleaved_x8 == nullptr)) {
         continue;
       }
       // 1 token: the decode regime; 4 tokens: a prompt's batch per call.
       for (int n_act : {1, 4}) {
         for (KernelSet set : g_sets) {
+          if (k.kind == Kind::kInterleavedX16 &&
+              Format(t, set).interleaved_x8->gemm_x16 == nullptr) {
+            continue;  // the set has no 16-row product
+          }
           const std::string name = std::string(k.name) + "/" + std::string(TypeInfo(t).name) +
                                    "/" + SetName(set) + "/tokens:" + std::to_string(n_act);
           benchmark::RegisterBenchmark(name.c_str(), BM_MatMul, t, set, k.kind, n_act)

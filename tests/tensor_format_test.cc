@@ -541,6 +541,37 @@ void CheckInterleaved(KernelSet set, GgmlType wt, int64_t n, const std::vector<u
       }
     }
   }
+  // The 16-row product (two groups side by side), where the set has one:
+  // each group's outputs equal the 8-row reference's.
+  const auto gemm_x16 = best.interleaved_x8->gemm_x16;
+  if (set == KernelSet::kAvx512 && wt == GgmlType::kQ4_0) {
+    ASSERT_NE(gemm_x16, nullptr);
+  }
+  if (gemm_x16 == nullptr) return;
+  std::vector<uint8_t> reversed;  // group 1: the same rows in reverse order
+  for (int r = 7; r >= 0; --r) {
+    reversed.insert(reversed.end(), w.begin() + r * row_bytes, w.begin() + (r + 1) * row_bytes);
+  }
+  std::vector<uint8_t> pair(2 * group.size());
+  std::copy(group.begin(), group.end(), pair.begin());
+  ref.interleaved_x8->interleave(reversed.data(), row_bytes, n, pair.data() + group.size());
+  for (bool gemm : {false, true}) {
+    for (int n_act = 1; n_act <= 4; ++n_act) {
+      float want[2][4 * 8], got[4 * 16];
+      for (int g = 0; g < 2; ++g) {
+        ref.interleaved_x8->gemm(n, pair.data() + g * group.size(), acts.data(), a.size(),
+                                 terms.data(), n_blocks, n_act, want[g], gemm);
+      }
+      gemm_x16(n, pair.data(), group.size(), acts.data(), a.size(), terms.data(), n_blocks, n_act,
+               got, gemm);
+      for (int t = 0; t < n_act; ++t) {
+        for (int r = 0; r < 16; ++r) {
+          ASSERT_EQ(Bits(got[16 * t + r]), Bits(want[r / 8][8 * t + r % 8]))
+              << "x16 gemm " << gemm << " n_act " << n_act << " act " << t << " row " << r;
+        }
+      }
+    }
+  }
 }
 
 TEST(TensorFormatTest, FastVecDotMatchesReference) {

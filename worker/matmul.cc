@@ -133,8 +133,45 @@ void MatMulX8(const WeightMatrix& w, const uint8_t* base, size_t group_stride,
   });
 }
 
+// Sixteen rows (two interleaved groups) per call, for kernel sets with a
+// 16-row product; a last odd group takes the 8-row kernel.
+void MatMulInterleavedX16(const WeightMatrix& w, const InterleavedX8Kernels& k,
+                          const Activations& act, std::span<const Call> calls, float* y) {
+  const quant::ActivationBlockTerms* terms = k.block_terms != nullptr ? act.terms : nullptr;
+  const int64_t groups = w.rows / 8;
+  ForTiles((groups + 1) / 2, std::max<int64_t>(1, kRowGrain / 16), calls, kCallTile,
+           [&](int64_t u, size_t c0, size_t c1) {
+             const int64_t g = 2 * u;
+             const bool pair = g + 1 < groups;
+             const uint8_t* group = w.data + g * w.group_bytes;
+             float out[4 * 16];
+             for (size_t c = c0; c < c1; ++c) {
+               const Call& call = calls[c];
+               const quant::ActivationBlockTerms* t =
+                   terms == nullptr ? nullptr : terms + call.t * act.n_blocks;
+               if (pair) {
+                 k.gemm_x16(w.cols, group, w.group_bytes, act.row(call.t), act.row_bytes, t,
+                            act.n_blocks, call.count, out, call.gemm);
+               } else {
+                 k.gemm(w.cols, group, act.row(call.t), act.row_bytes, t, act.n_blocks, call.count,
+                        out, call.gemm);
+               }
+               const int rows = pair ? 16 : 8;
+               for (int i = 0; i < call.count; ++i) {
+                 std::copy(out + rows * i, out + rows * (i + 1),
+                           y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
+               }
+             }
+           });
+}
+
 void MatMulInterleavedX8(const WeightMatrix& w, const InterleavedX8Kernels& k,
                          const Activations& act, std::span<const Call> calls, float* y) {
+  // Batches only: one token (decode) streams the weights from memory, where
+  // the 8-row kernel reading one group after the other measured faster.
+  const bool batched =
+      std::any_of(calls.begin(), calls.end(), [](const Call& c) { return c.count > 1; });
+  if (k.gemm_x16 != nullptr && batched) return MatMulInterleavedX16(w, k, act, calls, y);
   const quant::ActivationBlockTerms* terms = k.block_terms != nullptr ? act.terms : nullptr;
   MatMulX8(w, w.data, w.group_bytes, calls, y,
            [&](const uint8_t* group, const Call& call, float* out) {

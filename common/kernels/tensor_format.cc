@@ -256,6 +256,8 @@ struct InterleavedRow {
   InterleavedX8Kernels reference;
   decltype(InterleavedX8Kernels::gemm) gemm_avx2 = nullptr, gemm_avx512 = nullptr,
                                        gemm_amx = nullptr, gemm_neon = nullptr;
+  // The 16-row product: avx512's own (amx takes it; other sets have none).
+  decltype(InterleavedX8Kernels::gemm_x16) gemm_x16_avx512 = nullptr;
 };
 constexpr InterleavedRow kInterleavedRows[] = {
     {.type = T::kQ4_0,
@@ -265,7 +267,8 @@ constexpr InterleavedRow kInterleavedRows[] = {
                    .gemm = ref::GemmQ4_0x8},
      .gemm_avx2 = SHARDLM_AVX2(GemmQ4_0x8),
      .gemm_avx512 = SHARDLM_AVX512(GemmQ4_0x8),
-     .gemm_neon = SHARDLM_NEON(GemmQ4_0x8)},
+     .gemm_neon = SHARDLM_NEON(GemmQ4_0x8),
+     .gemm_x16_avx512 = SHARDLM_AVX512(GemmQ4_0x16)},
     {.type = T::kQ4_K,
      .reference = {.block_bytes = sizeof(quant::BlockQ4_Kx8),
                    .interleave = ref::InterleaveQ4_Kx8,
@@ -477,6 +480,9 @@ class Registry {
         if (set != KernelSet::kReference) {
           auto gemm = GemmColumn(r, set);
           interleaved_[s][j].gemm = gemm != nullptr ? gemm : interleaved_[lower][j].gemm;
+          interleaved_[s][j].gemm_x16 = set == KernelSet::kAvx512 && r.gemm_x16_avx512 != nullptr
+                                            ? r.gemm_x16_avx512
+                                            : interleaved_[lower][j].gemm_x16;
         }
         const int i = index_[static_cast<size_t>(r.type)];
         SHARDLM_CHECK(i >= 0);

@@ -63,6 +63,12 @@ struct InterleavedX8Kernels {
   void (*gemm)(int64_t n, const void* w, const void* a, size_t a_stride,
                const quant::ActivationBlockTerms* terms, size_t terms_stride, int n_act, float* out,
                bool gemm_order) = nullptr;
+  // Null, or `gemm` over two groups at once, w and w + group_bytes (a set
+  // whose registers hold 16 rows): out[16 t + r], rows 0-7 from the first
+  // group and 8-15 from the second, each equal to the bit to `gemm`'s.
+  void (*gemm_x16)(int64_t n, const void* w, size_t group_bytes, const void* a, size_t a_stride,
+                   const quant::ActivationBlockTerms* terms, size_t terms_stride, int n_act,
+                   float* out, bool gemm_order) = nullptr;
 };
 
 // Every kernel computes what llama.cpp's CPU backend (v0.4.0, x86) computes,

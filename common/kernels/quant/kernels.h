@@ -35,6 +35,10 @@ using TileKernel = void(int64_t n, const void* w, size_t row_bytes, const void* 
 using InterleavedGemmKernel = void(int64_t n, const void* w, const void* a, size_t a_stride,
                                    const ActivationBlockTerms* terms, size_t terms_stride,
                                    int n_act, float* out, bool gemm);
+// The same over two groups `group_bytes` apart (InterleavedX8Kernels::gemm_x16).
+using InterleavedGemm16Kernel = void(int64_t n, const void* w, size_t group_bytes, const void* a,
+                                     size_t a_stride, const ActivationBlockTerms* terms,
+                                     size_t terms_stride, int n_act, float* out, bool gemm);
 using MixRowsKernel = void(int64_t n, const float* p, const void* const* rows, int64_t offset,
                            int64_t dim, int slots, float* scratch, float* out);
 // y = fma(x, v, y) (tensor_format.h ForwardKernels::mad_f32).
@@ -124,6 +128,8 @@ SHARDLM_SIMD_KERNEL_LIST
 // registers. Same results to the bit. Call only when the CPU has all of it.
 namespace avx512 {
 SHARDLM_SIMD_KERNEL_LIST
+// Its own: 16 interleaved q4_0 rows (two groups) per zmm register.
+InterleavedGemm16Kernel GemmQ4_0x16;
 }  // namespace avx512
 
 // bf16 with AVX-512 BF16's vdpbf16ps (bf16_avx512.cc, built with
