@@ -154,24 +154,6 @@ INSTANTIATE_TEST_SUITE_P(Workers, ChainLogitsTest,
                            return absl::StrCat(info.param.size(), "workers");
                          });
 
-std::vector<int32_t> GreedyOverGrpc(const std::string& address, int32_t bos, int n) {
-  auto stub =
-      v1::ShardLM::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  v1::GenerateRequest req = GreedyRequest(n);
-  req.add_prompt_tokens(bos);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto reader = stub->Generate(&ctx, req);
-  v1::GenerateResponse r;
-  std::vector<int32_t> out;
-  while (reader->Read(&r)) {
-    if (r.has_chunk() && r.chunk().token_id() >= 0) out.push_back(r.chunk().token_id());
-  }
-  grpc::Status st = reader->Finish();
-  EXPECT_TRUE(st.ok()) << st.error_message();
-  return out;
-}
-
 TEST(ChainCoordinatorTest, FourWorkersStreamTheSame200TokensAsRelay) {
   Workers w = StartWorkers({{0, 1}, {1, 2}, {2, 4}, {4, 5}});
   ASSERT_EQ(w.addresses.size(), 4u);
@@ -186,7 +168,9 @@ TEST(ChainCoordinatorTest, FourWorkersStreamTheSame200TokensAsRelay) {
     o.topology = topologies[i];
     auto server = CoordinatorServer::Start(o);
     ASSERT_TRUE(server.ok()) << server.status();
-    got[i] = GreedyOverGrpc((*server)->address(), Bos(), kTokens);
+    auto stub = v1::ShardLM::NewStub(
+        grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
+    got[i] = GreedyOverGrpc(stub.get(), {Bos()}, kTokens);
   }
   EXPECT_EQ(got[0].size(), static_cast<size_t>(kTokens));
   EXPECT_EQ(got[1], got[0]);
@@ -260,7 +244,9 @@ TEST_P(ChainFaultTest, FailedStageIsTheReportedRange) {
   ASSERT_TRUE(chain->Forward(OneToken(7, 0, Bos()), &out).ok());
   w.procs[c.victim]->Signal(c.signal);
   if (c.signal == SIGKILL) w.procs[c.victim]->Wait(absl::Seconds(5));
-  if (c.signal == SIGSTOP) ASSERT_TRUE(WaitUntilStopped(w.procs[c.victim]->pid()));
+  if (c.signal == SIGSTOP) {
+    ASSERT_TRUE(WaitUntilStopped(w.procs[c.victim]->pid()));
+  }
   const absl::Time start = absl::Now();
   StageFailure failure;
   absl::Status st = chain->Forward(OneToken(7, 1, out.logits.empty() ? 1 : 2), &out, {}, &failure);
@@ -273,7 +259,9 @@ TEST_P(ChainFaultTest, FailedStageIsTheReportedRange) {
     // Named by the stage before it, within the step's deadline (+ the
     // coordinator's grace for that report), not after some longer timeout.
     EXPECT_EQ(st.code(), absl::StatusCode::kDeadlineExceeded) << st;
-    if (c.victim > 0) EXPECT_NE(st.message().find("reached from"), std::string::npos) << st;
+    if (c.victim > 0) {
+      EXPECT_NE(st.message().find("reached from"), std::string::npos) << st;
+    }
     EXPECT_LT(took, timeout + absl::Seconds(2)) << st;
     w.procs[c.victim]->Signal(SIGCONT);
   } else {
@@ -325,6 +313,26 @@ TEST(ChainRouteTest, PeerPoolIsCappedAndClosesIdlePeers) {
   EXPECT_EQ(pool.size(), 1);
 }
 
+// A one-token chained step (sequence `seq`, position 0, token `token`)
+// for a stage with model `fingerprint`; the caller sets route and ids.
+v1::ChainForwardRequest OneTokenStep(const std::string& fingerprint, int64_t seq, int32_t token) {
+  v1::ChainForwardRequest req;
+  req.mutable_forward()->set_protocol_version(kProtocolVersion);
+  req.mutable_forward()->set_model_fingerprint(fingerprint);
+  req.mutable_forward()->add_seq_ids(seq);
+  req.mutable_forward()->add_positions(0);
+  req.mutable_forward()->add_tokens(token);
+  return req;
+}
+
+// ChainForward of `req` (10 s deadline).
+grpc::Status SendStep(v1::Stage::Stub* stub, const v1::ChainForwardRequest& req) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::ChainForwardAck ack;
+  return stub->ChainForward(&ctx, req, &ack);
+}
+
 TEST(ChainRouteTest, WorkerRefusesABadRouteWithInvalidArgument) {
   Workers w = StartWorkers({{0, 2}});
   ASSERT_EQ(w.addresses.size(), 1u);
@@ -334,17 +342,9 @@ TEST(ChainRouteTest, WorkerRefusesABadRouteWithInvalidArgument) {
       v1::Stage::NewStub(grpc::CreateChannel(w.addresses[0], grpc::InsecureChannelCredentials()));
   const ShardInfo& info = stages[0]->info();
   auto send = [&](std::vector<std::string> route) {
-    v1::ChainForwardRequest req;
-    req.mutable_forward()->set_protocol_version(kProtocolVersion);
-    req.mutable_forward()->set_model_fingerprint(info.fingerprint);
-    req.mutable_forward()->add_seq_ids(9);
-    req.mutable_forward()->add_positions(0);
-    req.mutable_forward()->add_tokens(1);
+    v1::ChainForwardRequest req = OneTokenStep(info.fingerprint, 9, 1);
     for (auto& a : route) req.add_route(a);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::ChainForwardAck ack;
-    return stub->ChainForward(&ctx, req, &ack);
+    return SendStep(stub.get(), req);
   };
   // Layers 0:2 of 5: not the last stage, so a route is required.
   grpc::Status st = send({});
@@ -379,18 +379,10 @@ TEST(ChainRouteTest, ResultsStreamsAreExclusiveAndRequired) {
   EXPECT_EQ(second->Finish().error_code(), grpc::StatusCode::ALREADY_EXISTS);
 
   auto step = [&](uint64_t stream) {
-    v1::ChainForwardRequest req;
-    req.mutable_forward()->set_protocol_version(kProtocolVersion);
-    req.mutable_forward()->set_model_fingerprint(stages[0]->info().fingerprint);
-    req.mutable_forward()->add_seq_ids(3);
-    req.mutable_forward()->add_positions(0);
-    req.mutable_forward()->add_tokens(Bos());
+    v1::ChainForwardRequest req = OneTokenStep(stages[0]->info().fingerprint, 3, Bos());
     req.set_step_id(77);
     req.set_results_stream(stream);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::ChainForwardAck ack;
-    return stub->ChainForward(&ctx, req, &ack);
+    return SendStep(stub.get(), req);
   };
   grpc::Status st = step(43);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();

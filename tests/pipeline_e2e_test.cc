@@ -70,23 +70,6 @@ std::unique_ptr<v1::ShardLM::Stub> Client(const std::string& address) {
   return v1::ShardLM::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
 }
 
-std::vector<int32_t> GreedyOverGrpc(v1::ShardLM::Stub* stub, const std::vector<int32_t>& prompt,
-                                    int n) {
-  v1::GenerateRequest req = GreedyRequest(n);
-  for (int32_t t : prompt) req.add_prompt_tokens(t);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto reader = stub->Generate(&ctx, req);
-  v1::GenerateResponse r;
-  std::vector<int32_t> out;
-  while (reader->Read(&r)) {
-    if (r.has_chunk() && r.chunk().token_id() >= 0) out.push_back(r.chunk().token_id());
-  }
-  grpc::Status st = reader->Finish();
-  EXPECT_TRUE(st.ok()) << st.error_message();
-  return out;
-}
-
 // Greedy tokens from one in-process stage holding every layer.
 std::vector<int32_t> GreedyInProcess(const std::string& model, const std::vector<int32_t>& prompt,
                                      int n) {
