@@ -1,10 +1,10 @@
 #include "coordinator/chain.h"
 
 #include <algorithm>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/base/random_id.h"
 #include "common/rpc/tensor_codec.h"
 #include "common/stage/batch_validation.h"
 #include "common/stage/forward_codec.h"
@@ -53,15 +53,8 @@ absl::StatusOr<std::unique_ptr<Chain>> Chain::Create(const Pipeline& pipeline) {
   return chain;
 }
 
-namespace {
-uint64_t RandomStreamId() {
-  std::random_device rd;
-  return (uint64_t{rd()} << 32) ^ rd();
-}
-}  // namespace
-
 Chain::Chain(std::vector<std::vector<RemoteStage*>> stages)
-    : stages_(std::move(stages)), stream_id_(RandomStreamId()), next_step_(RandomStreamId()) {
+    : stages_(std::move(stages)), stream_id_(RandomUint64()), next_step_(RandomUint64()) {
   for (const auto& replicas : stages_) streams_.emplace_back(replicas.size());
 }
 
