@@ -113,24 +113,39 @@ void ForTiles(int64_t units, int64_t grain, std::span<const Call> calls, size_t 
                     });
 }
 
-// Eight rows at a time: group g (an interleaved group, or 8 plain rows)
-// starts at base + g * group_stride, and dot8(group, call, out) writes
-// out[8 i + r] = dot(row 8g + r, activation call.t + i).
+// kGroups groups of 8 rows per task unit: group g (an interleaved group, or
+// 8 plain rows) starts at base + g * group_stride; dot(group, n, call, out)
+// writes out[8 n i + r] = dot(row 8g + r, activation call.t + i) for the n
+// groups from `group` on (kGroups, fewer in the last unit).
+template <int kGroups, class Dot>
+void MatMulGroups(const WeightMatrix& w, const uint8_t* base, size_t group_stride,
+                  std::span<const Call> calls, float* y, Dot&& dot) {
+  const int64_t groups = w.rows / 8;
+  ForTiles((groups + kGroups - 1) / kGroups, std::max<int64_t>(1, kRowGrain / (8 * kGroups)),
+           calls, kCallTile, [&](int64_t u, size_t c0, size_t c1) {
+             const int64_t g = kGroups * u;
+             const int n = static_cast<int>(std::min<int64_t>(kGroups, groups - g));
+             const uint8_t* group = base + g * group_stride;
+             float out[4 * 8 * kGroups];
+             for (size_t c = c0; c < c1; ++c) {
+               const Call& call = calls[c];
+               dot(group, n, call, out);
+               for (int i = 0; i < call.count; ++i) {
+                 std::copy(out + 8 * n * i, out + 8 * n * (i + 1),
+                           y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
+               }
+             }
+           });
+}
+
+// Eight rows at a time: dot8(group, call, out) writes out[8 i + r].
 template <class Dot8>
 void MatMulX8(const WeightMatrix& w, const uint8_t* base, size_t group_stride,
               std::span<const Call> calls, float* y, Dot8&& dot8) {
-  ForTiles(w.rows / 8, kRowGrain / 8, calls, kCallTile, [&](int64_t g, size_t c0, size_t c1) {
-    float out[4 * 8];
-    const uint8_t* group = base + g * group_stride;
-    for (size_t c = c0; c < c1; ++c) {
-      const Call& call = calls[c];
-      dot8(group, call, out);
-      for (int i = 0; i < call.count; ++i) {
-        std::copy(out + 8 * i, out + 8 * i + 8,
-                  y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
-      }
-    }
-  });
+  MatMulGroups<1>(w, base, group_stride, calls, y,
+                  [&](const uint8_t* group, int, const Call& call, float* out) {
+                    dot8(group, call, out);
+                  });
 }
 
 // Sixteen rows (two interleaved groups) per call, for kernel sets with a
@@ -138,31 +153,18 @@ void MatMulX8(const WeightMatrix& w, const uint8_t* base, size_t group_stride,
 void MatMulInterleavedX16(const WeightMatrix& w, const InterleavedX8Kernels& k,
                           const Activations& act, std::span<const Call> calls, float* y) {
   const quant::ActivationBlockTerms* terms = k.block_terms != nullptr ? act.terms : nullptr;
-  const int64_t groups = w.rows / 8;
-  ForTiles((groups + 1) / 2, std::max<int64_t>(1, kRowGrain / 16), calls, kCallTile,
-           [&](int64_t u, size_t c0, size_t c1) {
-             const int64_t g = 2 * u;
-             const bool pair = g + 1 < groups;
-             const uint8_t* group = w.data + g * w.group_bytes;
-             float out[4 * 16];
-             for (size_t c = c0; c < c1; ++c) {
-               const Call& call = calls[c];
-               const quant::ActivationBlockTerms* t =
-                   terms == nullptr ? nullptr : terms + call.t * act.n_blocks;
-               if (pair) {
-                 k.gemm_x16(w.cols, group, w.group_bytes, act.row(call.t), act.row_bytes, t,
-                            act.n_blocks, call.count, out, call.gemm);
-               } else {
-                 k.gemm(w.cols, group, act.row(call.t), act.row_bytes, t, act.n_blocks, call.count,
-                        out, call.gemm);
-               }
-               const int rows = pair ? 16 : 8;
-               for (int i = 0; i < call.count; ++i) {
-                 std::copy(out + rows * i, out + rows * (i + 1),
-                           y + static_cast<int64_t>(call.t + i) * w.rows + 8 * g);
-               }
-             }
-           });
+  MatMulGroups<2>(w, w.data, w.group_bytes, calls, y,
+                  [&](const uint8_t* group, int n, const Call& call, float* out) {
+                    const quant::ActivationBlockTerms* t =
+                        terms == nullptr ? nullptr : terms + call.t * act.n_blocks;
+                    if (n == 2) {
+                      k.gemm_x16(w.cols, group, w.group_bytes, act.row(call.t), act.row_bytes, t,
+                                 act.n_blocks, call.count, out, call.gemm);
+                    } else {
+                      k.gemm(w.cols, group, act.row(call.t), act.row_bytes, t, act.n_blocks,
+                             call.count, out, call.gemm);
+                    }
+                  });
 }
 
 void MatMulInterleavedX8(const WeightMatrix& w, const InterleavedX8Kernels& k,
