@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/base/random_id.h"
 #include "common/rpc/tensor_codec.h"
@@ -147,20 +148,23 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
     if (!stream.ok()) return fail(k, absl::UnavailableError(stream.status().message()));
   }
 
-  // Everything the acknowledgement callback touches, kept alive by it.
+  // What the first stage's acknowledgement callback touches. It lives here
+  // and this step waits for the callback before returning, so the callback
+  // never owns anything: in particular never the last reference to a
+  // channel. (gRPC 1.51 runs callbacks on the threads of a shared
+  // completion queue; destroying the last channel there makes that thread
+  // join itself and free the queue it still polls: grpc/grpc#32584.)
   struct Call {
     grpc::ClientContext context;
     v1::ChainForwardRequest request;
     v1::ChainForwardAck ack;
-    std::shared_ptr<grpc::Channel> channel;
     std::shared_ptr<ChainStep> step;
-  };
-  auto call = std::make_shared<Call>();
-  call->channel = head.channel();
+    absl::Notification acked;  // the callback ran
+  } call;
   std::vector<std::string> names;
   for (int k = 0; k < n; ++k) names.push_back(stages_[k][route[k]]->name());
-  call->step = std::make_shared<ChainStep>(route, std::move(names));
-  v1::ForwardRequest* fwd = call->request.mutable_forward();
+  call.step = std::make_shared<ChainStep>(route, std::move(names));
+  v1::ForwardRequest* fwd = call.request.mutable_forward();
   if (absl::Status st = EncodeForwardRequest(request, begin, end, head.info(),
                                              head.options().hidden_dtype, false, fwd);
       !st.ok()) {
@@ -170,36 +174,41 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
     fwd->mutable_want_logits()->Clear();
     for (size_t i = begin; i < end; ++i) fwd->add_want_logits(WantsLogits(request, tail.info(), i));
   }
-  for (int k = 1; k < n; ++k) call->request.add_route(stages_[k][route[k]]->address());
+  for (int k = 1; k < n; ++k) call.request.add_route(stages_[k][route[k]]->address());
   const uint64_t step_id = next_step_.fetch_add(1);
-  call->request.set_step_id(step_id);
-  call->request.set_results_stream(stream_id_);
-  steps_.Add(step_id, call->step);
+  call.request.set_step_id(step_id);
+  call.request.set_results_stream(stream_id_);
+  steps_.Add(step_id, call.step);
   const absl::Duration timeout = head.options().call_timeout;
   const absl::Time deadline = absl::Now() + timeout;
-  call->context.set_deadline(absl::ToChronoTime(deadline));
+  call.context.set_deadline(absl::ToChronoTime(deadline));
   head.stub()->async()->ChainForward(
-      &call->context, &call->request, &call->ack, [call](grpc::Status status) {
+      &call.context, &call.request, &call.ack, [&call](grpc::Status status) {
         if (!status.ok()) {
-          call->step->Fail(0, FromGrpcStatus(status, call->step->name(0)));
+          call.step->Fail(0, FromGrpcStatus(status, call.step->name(0)));
         } else {
-          call->step->NoteAcked();
+          call.step->NoteAcked();
         }
+        call.acked.Notify();  // last touch of `call`
       });
-  const bool answered = call->step->Wait(deadline + kAckGrace);
+  const bool answered = call.step->Wait(deadline + kAckGrace);
   steps_.Remove(step_id);
+  // The first stage acknowledges as soon as its part is sent on, long
+  // before the result: normally this does not wait. When the step failed
+  // or timed out, the acknowledgement is of no use any more.
+  if (!answered || !call.step->ok()) call.context.TryCancel();
+  call.acked.WaitForNotification();
   if (!answered) {
-    call->context.TryCancel();
     // The first stage took the step, yet neither a result nor a hop's
     // failure came: the last stage (or its way back) is what failed;
     // otherwise the first stage did not answer.
-    const int range = call->step->acked() ? n - 1 : 0;
+    const int range = call.step->acked() ? n - 1 : 0;
     return fail(range, absl::DeadlineExceededError(absl::StrCat(
-                           call->step->name(range), ": chained step through ", n,
+                           call.step->name(range), ": chained step through ", n,
                            " stages got no answer within ", absl::FormatDuration(timeout))));
   }
-  if (!call->step->ok()) return fail(call->step->failed_range(), call->step->status());
-  v1::ForwardResponse& response = call->step->response();
+  if (!call.step->ok()) return fail(call.step->failed_range(), call.step->status());
+  v1::ForwardResponse& response = call.step->response();
   if (absl::Status bad = DecodeForwardResponse(response, tail.info(), begin, end - begin, result);
       !bad.ok()) {
     return fail(n - 1, absl::InternalError(

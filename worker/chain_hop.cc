@@ -61,6 +61,14 @@ ChainHops::~ChainHops() {
   none_in_flight_.wait(lock, [&] { return in_flight_.empty(); });
 }
 
+void ChainHops::DropReleasedStubs() {
+  std::vector<std::shared_ptr<v1::Stage::Stub>> drop;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    drop.swap(released_stubs_);
+  }
+}  // `drop` goes here, outside the lock and on the caller's thread
+
 void ChainHops::CancelAll() {
   std::lock_guard<std::mutex> lock(mu_);
   for (Call* c : in_flight_) c->context.TryCancel();
@@ -69,6 +77,7 @@ void ChainHops::CancelAll() {
 void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest forward,
                      std::chrono::system_clock::time_point deadline,
                      std::function<void(v1::ChainResult)> on_failure) {
+  DropReleasedStubs();
   const std::string& next = upstream.route(0);
   absl::StatusOr<std::shared_ptr<v1::Stage::Stub>> stub = peers_.Get(next);
   if (!stub.ok()) {
@@ -97,6 +106,10 @@ void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest
         if (!status.ok()) on_failure(HopFailure(raw->request.step_id(), status, next));
         std::lock_guard<std::mutex> lock(mu_);
         in_flight_.erase(raw);
+        // The pool may have dropped this peer meanwhile: then the call holds
+        // the channel's last reference, which must not go on this gRPC
+        // callback thread (see released_stubs_).
+        released_stubs_.push_back(std::move(raw->stub));
         delete raw;
         if (in_flight_.empty()) none_in_flight_.notify_all();
       });
