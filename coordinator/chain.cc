@@ -195,8 +195,11 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
   steps_.Remove(step_id);
   // The first stage acknowledges as soon as its part is sent on, long
   // before the result: normally this does not wait. When the step failed
-  // or timed out, the acknowledgement is of no use any more.
-  if (!answered || !call.step->ok()) call.context.TryCancel();
+  // or timed out, or the result came but the acknowledgement lags (a first
+  // stage stopped right after sending), it is of no use any more.
+  if (!answered || !call.step->ok() || !call.acked.WaitForNotificationWithTimeout(kAckGrace)) {
+    call.context.TryCancel();
+  }
   call.acked.WaitForNotification();
   if (!answered) {
     // The first stage took the step, yet neither a result nor a hop's
