@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# CPU time and context switches per generated token, per process, of
+# `shardlm serve --workers N` on loopback: one warm-up generation, then GENS
+# greedy generations of 200 tokens from BOS; /proc of the serve process and
+# of its workers before and after (utime + stime, and every thread's
+# voluntary + involuntary context switches). Wall tokens/s includes the
+# `shardlm generate` client's start and the first token.
+#
+#   bench/cpu_per_token.sh TOPOLOGY [WORKERS] [GENS]     (TOPOLOGY: relay | chain)
+#   MODEL=... BUILD_DIR=... EXTRA_FLAGS="--spec-ngram 4" bench/cpu_per_token.sh chain
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 1 ] || [ "$1" = "--help" ] || [ "$1" = "-h" ]; then
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0
+fi
+TOPOLOGY=$1; WORKERS=${2:-4}; GENS=${3:-3}; TOKENS=200
+BIN="${BUILD_DIR:-build}/bin"
+MODEL="${MODEL:-$(cd ../shared && pwd)/models/stories260K.gguf}"
+TICK_MS=$(echo "1000 / $(getconf CLK_TCK)" | bc -l)
+LOG=$(mktemp); OUT=$(mktemp); S0=$(mktemp); S1=$(mktemp)
+# shellcheck disable=SC2086
+"$BIN/shardlm" serve --model "$MODEL" --workers "$WORKERS" --threads 1 --listen 127.0.0.1:0 \
+    --topology "$TOPOLOGY" ${EXTRA_FLAGS:-} >"$OUT" 2>"$LOG" &
+SERVE_PID=$!
+trap 'kill -TERM $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null; rm -f "$LOG" "$OUT" "$S0" "$S1"' EXIT
+ADDR=""
+for _ in $(seq 1 600); do
+  ADDR=$(sed -n 's/^SERVING //p' "$OUT"); [ -n "$ADDR" ] && break
+  kill -0 $SERVE_PID 2>/dev/null || { cat "$LOG" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$ADDR" ] || { echo "serve did not come up" >&2; exit 1; }
+gen() { "$BIN/shardlm" generate --server "$ADDR" --prompt "" --temp 0 -n $TOKENS --ignore-eos \
+          --json >/dev/null 2>&1; }
+gen
+PIDS="$SERVE_PID $(pgrep -P $SERVE_PID | tr '\n' ' ')"
+snap() {
+  for p in $PIDS; do
+    echo "$p $(awk '{print $14 + $15}' "/proc/$p/stat") $(cat /proc/"$p"/task/*/status |
+      awk '/ctxt_switches/ {s += $2} END {print s}') $(ls "/proc/$p/task" | wc -l)"
+  done
+}
+snap >"$S0"
+START=$(date +%s.%N)
+for _ in $(seq 1 "$GENS"); do gen; done
+END=$(date +%s.%N)
+snap >"$S1"
+N=$((TOKENS * GENS))
+printf '%s, %d workers: %.1f tokens/s wall\n' "$TOPOLOGY" "$WORKERS" "$(echo "$N / ($END - $START)" | bc -l)"
+echo "| process | threads | CPU ms / token | context switches / token |"
+echo "|---|---|---|---|"
+join "$S0" "$S1" | while read -r p t0 c0 _ t1 c1 th; do
+  name=$(tr '\0' ' ' <"/proc/$p/cmdline" | awk '{print $1, $2}' | sed 's#^[^ ]*/##')
+  printf '| %s | %d | %.3f | %.1f |\n' "$name" "$th" "$(echo "($t1 - $t0) * $TICK_MS / $N" | bc -l)" \
+    "$(echo "($c1 - $c0) / $N" | bc -l)"
+done
