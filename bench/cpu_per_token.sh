@@ -37,7 +37,7 @@ PIDS="$SERVE_PID $(pgrep -P $SERVE_PID | tr '\n' ' ')"
 snap() {
   for p in $PIDS; do
     echo "$p $(awk '{print $14 + $15}' "/proc/$p/stat") $(cat /proc/"$p"/task/*/status |
-      awk '/ctxt_switches/ {s += $2} END {print s}') $(ls "/proc/$p/task" | wc -l)"
+      awk '/ctxt_switches/ {s += $2} END {print s}') $(find "/proc/$p/task" -mindepth 1 -maxdepth 1 | wc -l)"
   done
 }
 snap >"$S0"
