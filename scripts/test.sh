@@ -4,7 +4,7 @@
 #   2. the libFuzzer targets (build-fuzz/, clang), FUZZ_SECONDS each (default 30);
 #   3. ASan+UBSan build (build-asan/): every test but the soak;
 #   4. TSan build (build-tsan/): the concurrency tests (engine, stage service,
-#      pipeline and failover binaries; only those are built);
+#      pipeline, failover and chain binaries; only those are built);
 #   then aarch64 (build-aarch64/, scripts/test_aarch64.sh): a cross build whose
 #      kernel, tokenizer, forward and (some) golden tests and `shardlm
 #      generate` run under qemu-user, with and without the dot-product extension.
@@ -116,9 +116,9 @@ stage "4/4 TSan build, the concurrency tests"
 # built with TSan; without it every access they order looks racy and the
 # reports (suppressed or not) make the run 25x slower.
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$(pwd)/tests/sanitizers/tsan.supp"
-TARGETS="engine_test stage_service_test pipeline_e2e_test failover_e2e_test" \
+TARGETS="engine_test stage_service_test pipeline_e2e_test failover_e2e_test chain_e2e_test" \
   build_and_test build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDLM_TSAN=ON \
-  -- -R '(EngineTest|StageServiceTest|RemoteStageTest|PipelineE2e[A-Za-z]*Test|Failover[A-Za-z]*Test)\.' \
+  -- -R '(EngineTest|StageServiceTest|RemoteStageTest|PipelineE2e[A-Za-z]*Test|Failover[A-Za-z]*Test|Chain[A-Za-z]*Test)\.' \
   -E 'LongBatchesAreChunked'  # one thread, minutes of instrumented kernels: Release and ASan run it
 
 stage "aarch64 cross build, its kernel, tokenizer, forward and golden tests and shardlm generate under qemu"
