@@ -313,6 +313,28 @@ TEST(ChainRouteTest, PeerPoolIsCappedAndClosesIdlePeers) {
   EXPECT_EQ(pool.size(), 1);
 }
 
+// A hop's completion callback must never drop a channel's last reference
+// (see PeerPool): a peer evicted while a call holds it stays in the pool
+// until that call is done and is dropped by a later Get.
+TEST(ChainRouteTest, PeerPoolDropsEvictedChannelsItselfOnceNoCallHoldsThem) {
+  PeerPoolOptions o;
+  o.max_peers = 1;
+  PeerPool pool(o);
+  auto in_flight = pool.Get("127.0.0.1:1");  // as a hop's call holds it
+  ASSERT_TRUE(in_flight.ok()) << in_flight.status();
+  std::weak_ptr<v1::Stage::Stub> held = *in_flight;
+  auto idle = pool.Get("127.0.0.1:2");  // evicts :1
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  EXPECT_EQ(pool.size(), 1);
+  in_flight->reset();  // the call ends (on a gRPC thread in the worker)
+  EXPECT_FALSE(held.expired()) << "the call's end dropped the channel's last reference";
+  std::weak_ptr<v1::Stage::Stub> unheld = *idle;
+  idle->reset();
+  ASSERT_TRUE(pool.Get("127.0.0.1:3").ok());  // evicts :2, which no call holds
+  EXPECT_TRUE(held.expired()) << "a retired channel no call holds outlived the next Get";
+  EXPECT_TRUE(unheld.expired());
+}
+
 // A one-token chained step (sequence `seq`, position 0, token `token`)
 // for a stage with model `fingerprint`; the caller sets route and ids.
 v1::ChainForwardRequest OneTokenStep(const std::string& fingerprint, int64_t seq, int32_t token) {

@@ -52,7 +52,8 @@ struct ChainHops::Call {
   grpc::ClientContext context;
   v1::ChainForwardRequest request;
   v1::ChainForwardAck ack;
-  std::shared_ptr<v1::Stage::Stub> stub;  // keeps the channel for the call
+  // Keeps the channel for the call; never its last reference (PeerPool).
+  std::shared_ptr<v1::Stage::Stub> stub;
 };
 
 ChainHops::~ChainHops() {
@@ -60,14 +61,6 @@ ChainHops::~ChainHops() {
   std::unique_lock<std::mutex> lock(mu_);
   none_in_flight_.wait(lock, [&] { return in_flight_.empty(); });
 }
-
-void ChainHops::DropReleasedStubs() {
-  std::vector<std::shared_ptr<v1::Stage::Stub>> drop;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    drop.swap(released_stubs_);
-  }
-}  // `drop` goes here, outside the lock and on the caller's thread
 
 void ChainHops::CancelAll() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -77,7 +70,6 @@ void ChainHops::CancelAll() {
 void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest forward,
                      std::chrono::system_clock::time_point deadline,
                      std::function<void(v1::ChainResult)> on_failure) {
-  DropReleasedStubs();
   const std::string& next = upstream.route(0);
   absl::StatusOr<std::shared_ptr<v1::Stage::Stub>> stub = peers_.Get(next);
   if (!stub.ok()) {
@@ -106,10 +98,6 @@ void ChainHops::Send(const v1::ChainForwardRequest& upstream, v1::ForwardRequest
         if (!status.ok()) on_failure(HopFailure(raw->request.step_id(), status, next));
         std::lock_guard<std::mutex> lock(mu_);
         in_flight_.erase(raw);
-        // The pool may have dropped this peer meanwhile: then the call holds
-        // the channel's last reference, which must not go on this gRPC
-        // callback thread (see released_stubs_).
-        released_stubs_.push_back(std::move(raw->stub));
         delete raw;
         if (in_flight_.empty()) none_in_flight_.notify_all();
       });

@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <set>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "shardlm/v1/stage.grpc.pb.h"
@@ -56,19 +55,10 @@ class ChainHops {
 
  private:
   struct Call;
-  // Drops the stubs of finished hops (on the calling thread).
-  void DropReleasedStubs();
-
   PeerPool peers_;
-  std::mutex mu_;  // guards in_flight_ and released_stubs_
+  std::mutex mu_;  // guards in_flight_
   std::set<Call*> in_flight_;
   std::condition_variable none_in_flight_;
-  // Stubs of finished hops, dropped by the next Send or the destructor:
-  // gRPC 1.51 runs callbacks on the threads of a completion queue shared by
-  // every channel and server; releasing the last channel on one of them
-  // makes it join itself and free the queue it still polls
-  // (grpc/grpc#32584). Send and the destructor run on threads of our own.
-  std::vector<std::shared_ptr<v1::Stage::Stub>> released_stubs_;
 };
 
 }  // namespace shardlm

@@ -44,9 +44,12 @@ absl::StatusOr<std::shared_ptr<v1::Stage::Stub>> PeerPool::Get(const std::string
   if (absl::Status st = CheckPeerAddress(address); !st.ok()) return st;
   const absl::Time now = absl::Now();
   std::lock_guard<std::mutex> lock(mu_);
+  // No call holds these any more (nothing can take a new reference to a
+  // retired stub): their channels close here, on the caller's thread.
+  std::erase_if(retired_, [](const auto& stub) { return stub.use_count() == 1; });
   for (auto it = peers_.begin(); it != peers_.end();) {
     if (it->first != address && now - it->second.last_used > options_.idle_timeout) {
-      it = peers_.erase(it);  // idle: its channel closes once no call holds it
+      it = Evict(it);  // idle
     } else {
       ++it;
     }
@@ -57,7 +60,7 @@ absl::StatusOr<std::shared_ptr<v1::Stage::Stub>> PeerPool::Get(const std::string
       auto lru = std::min_element(peers_.begin(), peers_.end(), [](const auto& a, const auto& b) {
         return a.second.last_used < b.second.last_used;
       });
-      peers_.erase(lru);
+      Evict(lru);
     }
     std::shared_ptr<grpc::Channel> channel = CreateClientChannel(
         address, options_.credentials, options_.tls_server_name, options_.max_message_bytes);
@@ -67,6 +70,12 @@ absl::StatusOr<std::shared_ptr<v1::Stage::Stub>> PeerPool::Get(const std::string
   }
   it->second.last_used = now;
   return it->second.stub;
+}
+
+std::map<std::string, PeerPool::Peer>::iterator PeerPool::Evict(
+    std::map<std::string, Peer>::iterator it) {
+  if (it->second.stub.use_count() > 1) retired_.push_back(std::move(it->second.stub));
+  return peers_.erase(it);
 }
 
 int PeerPool::size() const {

@@ -5,7 +5,12 @@
 // "unix:" or other resolver schemes, no paths), at most `max_peers`
 // channels are kept (the least recently used goes first) and channels
 // unused for `idle_timeout` are closed. Calls in flight keep their channel
-// alive after it leaves the pool.
+// alive after it leaves the pool, but the pool still drops the last
+// reference itself, on a thread calling Get (or in its destructor): gRPC
+// 1.51 runs callbacks on the threads of a completion queue shared by every
+// channel and server, and releasing the last channel on one of them makes
+// that thread join itself and free the queue it still polls
+// (grpc/grpc#32584) -- so a hop's completion callback must never be the one.
 #ifndef SHARDLM_WORKER_PEER_POOL_H_
 #define SHARDLM_WORKER_PEER_POOL_H_
 
@@ -15,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -53,9 +59,15 @@ class PeerPool {
     std::shared_ptr<v1::Stage::Stub> stub;
     absl::Time last_used;
   };
+  // Moves `it`'s stub to retired_ if a call still holds it; erases it.
+  std::map<std::string, Peer>::iterator Evict(std::map<std::string, Peer>::iterator it);
+
   const PeerPoolOptions options_;
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // guards peers_ and retired_
   std::map<std::string, Peer> peers_;
+  // Out of the pool but held by calls in flight: kept until only this holds
+  // them, then dropped by Get.
+  std::vector<std::shared_ptr<v1::Stage::Stub>> retired_;
 };
 
 }  // namespace shardlm
