@@ -159,7 +159,7 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
     v1::ChainForwardRequest request;
     v1::ChainForwardAck ack;
     std::shared_ptr<ChainStep> step;
-    absl::Notification acked;  // the callback ran
+    absl::Notification callback_done;  // ok or not (the step notes an ok ack)
   } call;
   std::vector<std::string> names;
   for (int k = 0; k < n; ++k) names.push_back(stages_[k][route[k]]->name());
@@ -189,7 +189,7 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
         } else {
           call.step->NoteAcked();
         }
-        call.acked.Notify();  // last touch of `call`
+        call.callback_done.Notify();  // last touch of `call`
       });
   const bool answered = call.step->Wait(deadline + kAckGrace);
   steps_.Remove(step_id);
@@ -197,10 +197,10 @@ absl::Status Chain::Step(const ForwardRequest& request, size_t begin, size_t end
   // before the result: normally this does not wait. When the step failed
   // or timed out, or the result came but the acknowledgement lags (a first
   // stage stopped right after sending), it is of no use any more.
-  if (!answered || !call.step->ok() || !call.acked.WaitForNotificationWithTimeout(kAckGrace)) {
+  if (!answered || !call.step->ok() || !call.callback_done.WaitForNotificationWithTimeout(kAckGrace)) {
     call.context.TryCancel();
   }
-  call.acked.WaitForNotification();
+  call.callback_done.WaitForNotification();
   if (!answered) {
     // The first stage took the step, yet neither a result nor a hop's
     // failure came: the last stage (or its way back) is what failed;
