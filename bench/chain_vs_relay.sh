@@ -15,22 +15,13 @@ ROUNDS="${3:-5}"
 TOKENS=200
 cmake --build "$BUILD_DIR" -j2 --target shardlm shardlm-worker shardlm-bench >/dev/null
 
+# shellcheck source=bench/serve_lib.sh
+source bench/serve_lib.sh
 serve() {  # serve TOPOLOGY -> ADDR, SERVE_PID
-  LOG=$(mktemp)
-  : >"$LOG.out"
   # shellcheck disable=SC2086
-  "$BUILD_DIR/bin/shardlm" serve --model "$MODEL" --workers "$WORKERS" --threads 1 \
-      --listen 127.0.0.1:0 --topology "$1" ${EXTRA_FLAGS:-} >"$LOG.out" 2>"$LOG" &
-  SERVE_PID=$!
-  ADDR=""
-  for _ in $(seq 1 600); do
-    ADDR=$(sed -n 's/^SERVING //p' "$LOG.out"); [ -n "$ADDR" ] && return 0
-    kill -0 $SERVE_PID 2>/dev/null || { cat "$LOG" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "serve did not come up" >&2; kill -TERM $SERVE_PID; exit 1
+  serve_start "$BUILD_DIR/bin" --model "$MODEL" --workers "$WORKERS" --threads 1 --topology "$1" \
+    ${EXTRA_FLAGS:-}
 }
-stop() { kill -TERM $SERVE_PID; wait $SERVE_PID || true; rm -f "$LOG" "$LOG.out"; }
 field() { sed -n "s/.*\"$1\":\\([0-9.]*\\).*/\\1/p"; }
 # A digest of the token ids of one greedy generation from BOS (empty prompt).
 tokens() { "$BUILD_DIR/bin/shardlm" generate --server "$ADDR" --prompt "" --temp 0 -n $TOKENS \
@@ -46,7 +37,7 @@ for _ in $(seq 1 "$ROUNDS"); do
           --max-tokens $TOKENS --json 2>/dev/null | field tokens_per_s)
     TPS[$topo]="${TPS[$topo]:-} $t"
     SAME[$topo]=$(tokens)
-    stop
+    serve_stop
   done
 done
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -17,23 +17,17 @@ TOPOLOGY=$1; WORKERS=${2:-4}; GENS=${3:-3}; TOKENS=200
 BIN="${BUILD_DIR:-build}/bin"
 MODEL="${MODEL:-$(cd ../shared && pwd)/models/stories260K.gguf}"
 TICK_MS=$(echo "1000 / $(getconf CLK_TCK)" | bc -l)
-LOG=$(mktemp); OUT=$(mktemp); S0=$(mktemp); S1=$(mktemp)
+S0=$(mktemp); S1=$(mktemp)
+# shellcheck source=bench/serve_lib.sh
+source bench/serve_lib.sh
 # shellcheck disable=SC2086
-"$BIN/shardlm" serve --model "$MODEL" --workers "$WORKERS" --threads 1 --listen 127.0.0.1:0 \
-    --topology "$TOPOLOGY" ${EXTRA_FLAGS:-} >"$OUT" 2>"$LOG" &
-SERVE_PID=$!
-trap 'kill -TERM $SERVE_PID 2>/dev/null; wait $SERVE_PID 2>/dev/null; rm -f "$LOG" "$OUT" "$S0" "$S1"' EXIT
-ADDR=""
-for _ in $(seq 1 600); do
-  ADDR=$(sed -n 's/^SERVING //p' "$OUT"); [ -n "$ADDR" ] && break
-  kill -0 $SERVE_PID 2>/dev/null || { cat "$LOG" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$ADDR" ] || { echo "serve did not come up" >&2; exit 1; }
+serve_start "$BIN" --model "$MODEL" --workers "$WORKERS" --threads 1 --topology "$TOPOLOGY" \
+  ${EXTRA_FLAGS:-}
+trap 'serve_stop; rm -f "$S0" "$S1"' EXIT
 gen() { "$BIN/shardlm" generate --server "$ADDR" --prompt "" --temp 0 -n $TOKENS --ignore-eos \
           --json >/dev/null 2>&1; }
 gen
-PIDS="$SERVE_PID $(pgrep -P $SERVE_PID | tr '\n' ' ')"
+PIDS="$SERVE_PID $(pgrep -P "$SERVE_PID" | tr '\n' ' ')"
 snap() {
   for p in $PIDS; do
     echo "$p $(awk '{print $14 + $15}' "/proc/$p/stat") $(cat /proc/"$p"/task/*/status |
